@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging for the programs (lib/ never logs): one line per message on
+ * stderr.  walcastd prefixes the sd-daemon "<N>" priority so journald keeps
+ * the level; the walcast CLI prefixes its name instead.
+ */
+#ifndef WALCAST_CMD_LOG_H
+#define WALCAST_CMD_LOG_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+
+enum wc_log_style {
+        WC_LOG_STYLE_SD_DAEMON, /* "<3>message" */
+        WC_LOG_STYLE_PROGRAM,   /* "walcast: error: message" */
+};
+
+void wc_log_setup(const char *program, enum wc_log_style style,
+                  enum wc_log_level level);
+void wc_log_set_level(enum wc_log_level level);
+bool wc_log_enabled(enum wc_log_level level);
+void wc_log(enum wc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...)   wc_log(WC_LOG_ERR, __VA_ARGS__)
+#define log_warning(...) wc_log(WC_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)  wc_log(WC_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)    wc_log(WC_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   wc_log(WC_LOG_DEBUG, __VA_ARGS__)
+
+#endif

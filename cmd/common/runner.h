@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The streaming loop shared by walcastd and `walcast tail`: connect, check
+ * or create the slot, START_REPLICATION, then one thread polling the
+ * socket and a signalfd, decoding, filtering and writing changes, and
+ * confirming what every sink has durably taken.
+ */
+#ifndef WALCAST_CMD_RUNNER_H
+#define WALCAST_CMD_RUNNER_H
+
+#include <stdbool.h>
+
+struct wc_config;
+
+/* Exit codes (DESIGN.md, sysexits.h). */
+#define WC_EXIT_OK          0
+#define WC_EXIT_FAILURE     1
+#define WC_EXIT_UNAVAILABLE 69 /* slot gone or invalidated */
+#define WC_EXIT_CONFIG      78 /* bad configuration */
+
+struct wc_run_opts {
+        const struct wc_config *cfg;
+        /* walcast tail: changes go to stdout and nothing is confirmed */
+        bool tail;
+        const char *slot; /* overrides cfg->source.slot */
+        bool temporary;   /* create a TEMPORARY slot */
+        long limit;       /* tail: stop after this many changes; 0 none */
+};
+
+/* Runs until stopped by a signal, an error or the limit; returns the
+ * process exit code and has logged why. */
+int wc_run(const struct wc_run_opts *o);
+
+/* The exit code for a negative errno from lib/stream. */
+int wc_exit_code_for(int err);
+
+#endif

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* walcast: the operator tool. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/runner.h"
+#include "config/config.h"
+#include "stream/stream.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: walcast check -c FILE\n"
+                "       walcast slot status|create|drop -c FILE\n"
+                "       walcast tail -c FILE [--slot NAME] [--limit N]\n"
+                "       walcast --version\n"
+                "\n"
+                "  check        validate the configuration (exit 0, or 78)\n"
+                "  slot status  show the slot: plugin, active PID, positions, "
+                "retained WAL\n"
+                "  slot create  create the slot (wal2json)\n"
+                "  slot drop    drop the slot; its position is lost\n"
+                "  tail         print changes as JSON lines, from a "
+                "temporary slot, or\n"
+                "               peek at --slot NAME without confirming "
+                "anything\n");
+}
+
+struct args {
+        const char *config;
+        const char *slot;
+        long limit;
+};
+
+/* Parses the options after the command words. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+        static const struct option longopts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"slot", required_argument, NULL, 's'},
+            {"limit", required_argument, NULL, 'n'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        char *end;
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        a->config = optarg;
+                        break;
+                case 's':
+                        a->slot = optarg;
+                        break;
+                case 'n':
+                        errno = 0;
+                        a->limit = strtol(optarg, &end, 10);
+                        if (errno || *end || a->limit <= 0) {
+                                log_error("--limit wants a positive number, "
+                                          "not \"%s\"",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(WC_EXIT_OK);
+                default:
+                        usage(stderr);
+                        return -EINVAL;
+                }
+        }
+        if (optind != argc) {
+                log_error("unexpected argument \"%s\"", argv[optind]);
+                return -EINVAL;
+        }
+        if (!a->config) {
+                log_error("missing -c FILE");
+                return -EINVAL;
+        }
+        if (a->slot && !wc_slot_name_valid(a->slot)) {
+                log_error("invalid slot name \"%s\": use 1 to 63 characters "
+                          "of a-z, 0-9 and _",
+                          a->slot);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static struct wc_config *load(const char *path)
+{
+        char err[1024];
+        struct wc_config *cfg = wc_config_load(path, err, sizeof(err));
+
+        if (!cfg)
+                log_error("%s", err);
+        else
+                wc_log_set_level(cfg->log.level);
+        return cfg;
+}
+
+static int cmd_slot(const char *verb, const struct wc_config *cfg,
+                    const char *slot)
+{
+        struct wc_stream *s = wc_stream_new();
+        struct wc_slot_status st;
+        char err[1024], a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
+        int r;
+
+        if (!s) {
+                log_error("out of memory");
+                return WC_EXIT_FAILURE;
+        }
+        r = wc_stream_connect(s, cfg->source.dsn, err, sizeof(err));
+        if (r < 0)
+                goto out;
+        if (strcmp(verb, "create") == 0) {
+                r = wc_stream_slot_create(s, slot, false, err, sizeof(err));
+                if (r == 0)
+                        printf("created replication slot \"%s\"\n", slot);
+                goto out;
+        }
+        if (strcmp(verb, "drop") == 0) {
+                r = wc_stream_slot_drop(s, slot, err, sizeof(err));
+                if (r == 0)
+                        printf("dropped replication slot \"%s\"\n", slot);
+                goto out;
+        }
+        r = wc_stream_slot_status(s, slot, &st, err, sizeof(err));
+        if (r < 0)
+                goto out;
+        if (!st.exists) {
+                snprintf(err, sizeof(err),
+                         "replication slot \"%s\" does not exist on %s", slot,
+                         wc_stream_server(s));
+                r = -ENOENT;
+                goto out;
+        }
+        printf("slot: %s\n", slot);
+        printf("plugin: %s\n", st.plugin);
+        printf("database: %s\n", st.database);
+        if (st.active_pid)
+                printf("active_pid: %d\n", st.active_pid);
+        else
+                printf("active_pid: -\n");
+        printf("confirmed_flush_lsn: %s\n",
+               wc_lsn_format(st.confirmed_flush, a));
+        printf("restart_lsn: %s\n", wc_lsn_format(st.restart_lsn, b));
+        printf("retained_wal_bytes: %llu\n",
+               (unsigned long long)(st.current_wal > st.restart_lsn
+                                        ? st.current_wal - st.restart_lsn
+                                        : 0));
+        printf("wal_status: %s\n", st.wal_status[0] ? st.wal_status : "-");
+out:
+        if (r < 0)
+                log_error("%s", err);
+        wc_stream_free(s);
+        return r < 0 ? wc_exit_code_for(r) : WC_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+        struct args a = {0};
+        struct wc_config *cfg;
+        const char *cmd, *verb = NULL;
+        char tmpslot[64];
+        int code, shift = 1;
+
+        wc_log_setup("walcast", WC_LOG_STYLE_PROGRAM, WC_LOG_INFO);
+        if (argc < 2) {
+                usage(stderr);
+                return WC_EXIT_CONFIG;
+        }
+        cmd = argv[1];
+        if (strcmp(cmd, "--version") == 0) {
+                printf("walcast %s\n", WALCAST_VERSION);
+                return WC_EXIT_OK;
+        }
+        if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+                usage(stdout);
+                return WC_EXIT_OK;
+        }
+        if (strcmp(cmd, "slot") == 0) {
+                if (argc < 3 ||
+                    (strcmp(argv[2], "status") && strcmp(argv[2], "create") &&
+                     strcmp(argv[2], "drop"))) {
+                        log_error("slot wants status, create or drop");
+                        return WC_EXIT_CONFIG;
+                }
+                verb = argv[2];
+                shift = 2;
+        } else if (strcmp(cmd, "check") && strcmp(cmd, "tail")) {
+                log_error("unknown command \"%s\"", cmd);
+                usage(stderr);
+                return WC_EXIT_CONFIG;
+        }
+        if (parse_args(argc - shift, argv + shift, &a) < 0)
+                return WC_EXIT_CONFIG;
+        cfg = load(a.config);
+        if (!cfg)
+                return WC_EXIT_CONFIG;
+
+        if (strcmp(cmd, "check") == 0) {
+                printf("%s: configuration is valid\n", a.config);
+                code = WC_EXIT_OK;
+        } else if (verb) {
+                code = cmd_slot(verb, cfg, a.slot ? a.slot : cfg->source.slot);
+        } else {
+                struct wc_run_opts o = {
+                    .cfg = cfg, .tail = true, .limit = a.limit};
+                if (a.slot) {
+                        o.slot = a.slot;
+                } else {
+                        snprintf(tmpslot, sizeof(tmpslot), "walcast_tail_%ld",
+                                 (long)getpid());
+                        o.slot = tmpslot;
+                        o.temporary = true;
+                }
+                code = wc_run(&o);
+        }
+        wc_config_free(cfg);
+        return code;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* walcastd: the daemon.  Runs in the foreground (systemd Type=notify). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/runner.h"
+#include "config/config.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: walcastd -c FILE [--check]\n"
+                   "       walcastd --version\n"
+                   "\n"
+                   "Streams committed changes of a PostgreSQL database from a "
+                   "logical replication\nslot (wal2json) to the sinks in "
+                   "FILE.\n"
+                   "\n"
+                   "  -c, --config FILE  the YAML configuration\n"
+                   "      --check        validate the configuration and "
+                   "exit (0, or 78 if invalid)\n"
+                   "      --version      print the version and exit\n"
+                   "  -h, --help         this text\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"check", no_argument, NULL, 'C'},
+            {"version", no_argument, NULL, 'V'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        const char *path = NULL;
+        bool check = false;
+        struct wc_config *cfg;
+        char err[1024];
+        int c, code;
+
+        wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
+        while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        path = optarg;
+                        break;
+                case 'C':
+                        check = true;
+                        break;
+                case 'V':
+                        printf("walcastd %s\n", WALCAST_VERSION);
+                        return WC_EXIT_OK;
+                case 'h':
+                        usage(stdout);
+                        return WC_EXIT_OK;
+                default:
+                        usage(stderr);
+                        return WC_EXIT_CONFIG;
+                }
+        }
+        if (!path || optind != argc) {
+                usage(stderr);
+                return WC_EXIT_CONFIG;
+        }
+        cfg = wc_config_load(path, err, sizeof(err));
+        if (!cfg) {
+                log_error("%s", err);
+                return WC_EXIT_CONFIG;
+        }
+        if (check) {
+                printf("%s: configuration is valid\n", path);
+                wc_config_free(cfg);
+                return WC_EXIT_OK;
+        }
+        wc_log_set_level(cfg->log.level);
+        log_info("walcastd %s starting with %s", WALCAST_VERSION, path);
+        code = wc_run(&(struct wc_run_opts){.cfg = cfg});
+        wc_config_free(cfg);
+        return code;
+}

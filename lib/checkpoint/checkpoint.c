@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "checkpoint/checkpoint.h"
+
+struct entry {
+        wc_lsn end_lsn;
+        unsigned pending;
+};
+
+struct wc_checkpoint {
+        struct entry *ring; /* capacity is a power of two */
+        size_t cap;
+        uint64_t head; /* id of the oldest entry */
+        uint64_t tail; /* id the next entry gets */
+        wc_lsn confirmed;
+};
+
+struct wc_checkpoint *wc_checkpoint_new(wc_lsn confirmed)
+{
+        struct wc_checkpoint *cp = calloc(1, sizeof(*cp));
+
+        if (!cp)
+                return NULL;
+        cp->cap = 64;
+        cp->ring = calloc(cp->cap, sizeof(*cp->ring));
+        if (!cp->ring) {
+                free(cp);
+                return NULL;
+        }
+        cp->confirmed = confirmed;
+        return cp;
+}
+
+void wc_checkpoint_free(struct wc_checkpoint *cp)
+{
+        if (!cp)
+                return;
+        free(cp->ring);
+        free(cp);
+}
+
+static struct entry *slot(const struct wc_checkpoint *cp, uint64_t id)
+{
+        return &cp->ring[id & (cp->cap - 1)];
+}
+
+static int grow(struct wc_checkpoint *cp)
+{
+        size_t cap = cp->cap * 2;
+        struct entry *ring = calloc(cap, sizeof(*ring));
+
+        if (!ring)
+                return -ENOMEM;
+        for (uint64_t id = cp->head; id < cp->tail; id++)
+                ring[id & (cap - 1)] = *slot(cp, id);
+        free(cp->ring);
+        cp->ring = ring;
+        cp->cap = cap;
+        return 0;
+}
+
+/* Pops every complete entry at the head, moving the position. */
+static void settle(struct wc_checkpoint *cp)
+{
+        while (cp->head < cp->tail) {
+                const struct entry *e = slot(cp, cp->head);
+                if (e->pending > 0)
+                        break;
+                if (e->end_lsn > cp->confirmed)
+                        cp->confirmed = e->end_lsn;
+                cp->head++;
+        }
+}
+
+int wc_checkpoint_add(struct wc_checkpoint *cp, wc_lsn end_lsn, unsigned acks,
+                      uint64_t *ret_id)
+{
+        uint64_t id;
+
+        if (cp->tail - cp->head == cp->cap) {
+                int r = grow(cp);
+                if (r < 0)
+                        return r;
+        }
+        id = cp->tail++;
+        *slot(cp, id) = (struct entry){.end_lsn = end_lsn, .pending = acks};
+        settle(cp);
+        *ret_id = id;
+        return 0;
+}
+
+int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id)
+{
+        struct entry *e;
+
+        if (id < cp->head || id >= cp->tail)
+                return -ENOENT;
+        e = slot(cp, id);
+        if (e->pending == 0)
+                return -EINVAL;
+        e->pending--;
+        settle(cp);
+        return 0;
+}
+
+void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end)
+{
+        if (cp->head == cp->tail && wal_end > cp->confirmed)
+                cp->confirmed = wal_end;
+}
+
+wc_lsn wc_checkpoint_confirmed(const struct wc_checkpoint *cp)
+{
+        return cp->confirmed;
+}
+
+size_t wc_checkpoint_in_flight(const struct wc_checkpoint *cp)
+{
+        return (size_t)(cp->tail - cp->head);
+}

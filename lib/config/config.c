@@ -1,0 +1,1212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The YAML loader.  libyaml's event parser feeds a small tree first, so
+ * that aliases are refused before anything could be expanded, and so that a
+ * missing key can be reported at the key that opened its section.  The tree
+ * is then walked against tables that describe every key, and converted into
+ * struct wc_config.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "core/core.h"
+#include "config/config.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Deeper than anything the schema has; bounds the recursion of the tree
+ * code whatever the input. */
+#define MAX_DEPTH 64
+/* A configuration is a few kilobytes; this only stops a wrong path (a log,
+ * a device) from being read into memory. */
+#define MAX_FILE_SIZE (16u << 20)
+/* Key paths ("sinks[2].file.path") are built from the tables and indices,
+ * so this is ample; a cut would only shorten a message. */
+#define PATH_LEN 128
+/* Room for a quoted value in a message; longer values are cut. */
+#define QUOTE_MAX 80
+
+enum node_kind {
+        NODE_SCALAR,
+        NODE_MAPPING,
+        NODE_SEQUENCE,
+};
+
+struct node {
+        enum node_kind kind;
+        unsigned line, column; /* 1-based */
+        struct node *parent;   /* only while the tree is built */
+        char *text;            /* scalar, as written: not expanded */
+        bool null;             /* plain "", "~" or "null": no value */
+        struct node **kids;    /* mapping: key, value, ...; sequence: items */
+        size_t nkids;
+        size_t cap;
+};
+
+struct loader {
+        const char *name;
+        char *errbuf;
+        size_t errlen;
+        struct wc_buf scratch; /* the expanded text of one scalar */
+};
+
+enum key_type {
+        KEY_STRING, /* a non-empty string */
+        KEY_SLOT,
+        KEY_BOOL,
+        KEY_DURATION,
+        KEY_LOG_LEVEL,
+        KEY_OPS,
+        KEY_PATTERNS,
+        KEY_SECTION, /* a mapping described by .section */
+        KEY_SINKS,
+};
+
+struct key_desc {
+        enum key_type type;
+        const char *name;
+        const char *def; /* the default as it would be written, or NULL */
+        size_t offset;   /* of the field in the struct the table fills */
+        const char *description;
+        bool required;
+        const struct key_desc *section;
+        uint64_t min_ms, max_ms; /* KEY_DURATION */
+};
+
+struct sink_type_desc {
+        const char *name;
+        enum wc_sink_type type;
+        const struct key_desc *keys;
+        size_t offset; /* of the type's struct in struct wc_sink_config */
+};
+
+/*
+ * The schema.  Offsets are into struct wc_config for everything under the
+ * root, and into the sink type's own struct for sink keys.  The ops default
+ * is not a scalar and is set by apply_defaults() itself.
+ */
+#define KEY(t, n, d, off, desc)                                                \
+        .type = (t), .name = (n), .def = (d), .offset = (off),                 \
+        .description = (desc)
+
+static const struct key_desc source_keys[] = {
+    {KEY(KEY_STRING, "dsn", NULL, offsetof(struct wc_config, source.dsn),
+         "libpq connection string of the database to read"),
+     .required = true},
+    {KEY(KEY_SLOT, "slot", NULL, offsetof(struct wc_config, source.slot),
+         "logical replication slot"),
+     .required = true},
+    {KEY(KEY_BOOL, "create_slot", "true",
+         offsetof(struct wc_config, source.create_slot),
+         "create the slot when it does not exist")},
+    {KEY(KEY_DURATION, "status_interval", "10s",
+         offsetof(struct wc_config, source.status_interval_ms),
+         "interval between standby status updates to the server"),
+     .min_ms = 100, .max_ms = 3600 * 1000},
+    {.name = NULL},
+};
+
+static const struct key_desc schemas_keys[] = {
+    {KEY(KEY_PATTERNS, "include", NULL,
+         offsetof(struct wc_config, filter.schemas_include),
+         "schemas to read; empty: every schema")},
+    {KEY(KEY_PATTERNS, "exclude", NULL,
+         offsetof(struct wc_config, filter.schemas_exclude),
+         "schemas to skip even when included")},
+    {.name = NULL},
+};
+
+static const struct key_desc tables_keys[] = {
+    {KEY(KEY_PATTERNS, "include", NULL,
+         offsetof(struct wc_config, filter.tables_include),
+         "tables to read; empty: every table")},
+    {KEY(KEY_PATTERNS, "exclude", NULL,
+         offsetof(struct wc_config, filter.tables_exclude),
+         "tables to skip even when included")},
+    {.name = NULL},
+};
+
+static const struct key_desc filter_keys[] = {
+    {KEY(KEY_SECTION, "schemas", NULL, 0, "schema filter"),
+     .section = schemas_keys},
+    {KEY(KEY_SECTION, "tables", NULL, 0, "table filter"),
+     .section = tables_keys},
+    {KEY(KEY_OPS, "ops", NULL, offsetof(struct wc_config, filter.ops),
+         "operations to pass on; default all five")},
+    {.name = NULL},
+};
+
+static const struct key_desc log_keys[] = {
+    {KEY(KEY_LOG_LEVEL, "level", "info", offsetof(struct wc_config, log.level),
+         "most verbose level logged")},
+    {.name = NULL},
+};
+
+static const struct key_desc root_keys[] = {
+    {KEY(KEY_SECTION, "source", NULL, 0, "the database and its slot"),
+     .required = true, .section = source_keys},
+    {KEY(KEY_SECTION, "filter", NULL, 0, "what to pass on"),
+     .section = filter_keys},
+    {KEY(KEY_SINKS, "sinks", NULL, 0, "where changes go"), .required = true},
+    {KEY(KEY_SECTION, "log", NULL, 0, "logging"), .section = log_keys},
+    {.name = NULL},
+};
+
+static const struct key_desc file_keys[] = {
+    {KEY(KEY_STRING, "path", NULL, offsetof(struct wc_file_sink_config, path),
+         "file to append JSON lines to; \"-\" is stdout"),
+     .required = true},
+    {KEY(KEY_BOOL, "fsync", "true", offsetof(struct wc_file_sink_config, fsync),
+         "fsync before acknowledging changes")},
+    {.name = NULL},
+};
+
+static const struct sink_type_desc sink_types[] = {
+    {"file", WC_SINK_FILE, file_keys, offsetof(struct wc_sink_config, u.file)},
+};
+
+/* Duplicate keys are found with a bit per table row. */
+_Static_assert(ARRAY_SIZE(root_keys) <= 32, "too many keys for the seen mask");
+_Static_assert(ARRAY_SIZE(source_keys) <= 32, "too many keys");
+_Static_assert(ARRAY_SIZE(filter_keys) <= 32, "too many keys");
+_Static_assert(ARRAY_SIZE(file_keys) <= 32, "too many keys");
+
+static const struct {
+        const char *name;
+        enum wc_log_level level;
+} log_levels[] = {
+    {"err", WC_LOG_ERR},       {"warning", WC_LOG_WARNING},
+    {"notice", WC_LOG_NOTICE}, {"info", WC_LOG_INFO},
+    {"debug", WC_LOG_DEBUG},
+};
+
+/* ---- errors ---- */
+
+static int vfail_at(struct loader *ld, unsigned line, unsigned column,
+                    const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static int vfail_at(struct loader *ld, unsigned line, unsigned column,
+                    const char *fmt, va_list ap)
+{
+        int n;
+
+        if (!ld->errbuf || ld->errlen == 0)
+                return -EINVAL;
+        if (line > 0)
+                n = snprintf(ld->errbuf, ld->errlen, "%s:%u:%u: ", ld->name,
+                             line, column);
+        else
+                n = snprintf(ld->errbuf, ld->errlen, "%s: ", ld->name);
+        if (n < 0 || (size_t)n >= ld->errlen)
+                return -EINVAL;
+        vsnprintf(ld->errbuf + n, ld->errlen - (size_t)n, fmt, ap);
+        return -EINVAL;
+}
+
+static int fail_at(struct loader *ld, unsigned line, unsigned column,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int fail_at(struct loader *ld, unsigned line, unsigned column,
+                   const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfail_at(ld, line, column, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+/* at may be NULL: the error then has no position (defaults, whole file). */
+static int fail(struct loader *ld, const struct node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct loader *ld, const struct node *at, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfail_at(ld, at ? at->line : 0, at ? at->column : 0, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int fail_oom(struct loader *ld)
+{
+        fail(ld, NULL, "out of memory");
+        return -ENOMEM;
+}
+
+/* Drops a UTF-8 sequence cut short at the end of buf[1..len), so that a
+ * shortened value stays valid UTF-8.  buf[0] is the opening quote. */
+static size_t utf8_cut(const char *buf, size_t len)
+{
+        size_t end = len, cont = 0, need;
+        unsigned char lead;
+
+        while (end > 1 && cont < 3 &&
+               ((unsigned char)buf[end - 1] & 0xc0) == 0x80) {
+                end--;
+                cont++;
+        }
+        if (end <= 1 || ((unsigned char)buf[end - 1] & 0xc0) != 0xc0)
+                return len;
+        lead = (unsigned char)buf[end - 1];
+        need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
+        return cont < need ? end - 1 : len;
+}
+
+/*
+ * Writes s as a double-quoted string for a message: control characters
+ * escaped so that a value cannot break a log line, and cut to QUOTE_MAX
+ * with "..." so that a huge value cannot push out the rest of the message.
+ */
+static const char *quote_n(char buf[QUOTE_MAX], const char *s, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+
+        buf[o++] = '"';
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)s[i];
+
+                /* room for the longest escape, "...", the quote and NUL */
+                if (o + 4 + 3 + 2 > QUOTE_MAX) {
+                        o = utf8_cut(buf, o);
+                        memcpy(buf + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                if (ch == '"' || ch == '\\') {
+                        buf[o++] = '\\';
+                        buf[o++] = (char)ch;
+                } else if (ch < 0x20 || ch == 0x7f) {
+                        buf[o++] = '\\';
+                        buf[o++] = 'x';
+                        buf[o++] = hex[ch >> 4];
+                        buf[o++] = hex[ch & 0xf];
+                } else {
+                        buf[o++] = (char)ch;
+                }
+        }
+        buf[o++] = '"';
+        buf[o] = '\0';
+        return buf;
+}
+
+static const char *quote(char buf[QUOTE_MAX], const char *s)
+{
+        return quote_n(buf, s, strlen(s));
+}
+
+static const char *kind_name(const struct node *n)
+{
+        switch (n->kind) {
+        case NODE_MAPPING:
+                return "a mapping";
+        case NODE_SEQUENCE:
+                return "a sequence";
+        case NODE_SCALAR:
+                break;
+        }
+        return n->null ? "an empty value" : "a scalar";
+}
+
+/* "in "source"", or "at the top level" for the root. */
+static const char *where_in(char buf[QUOTE_MAX], const char *path)
+{
+        if (!path[0])
+                return "at the top level";
+        snprintf(buf, QUOTE_MAX, "in \"%s\"", path);
+        return buf;
+}
+
+static int fail_type(struct loader *ld, const struct node *at,
+                     const char *expected, const char *path)
+{
+        if (!path[0])
+                return fail(ld, at, "expected %s at the top level, found %s",
+                            expected, kind_name(at));
+        return fail(ld, at, "expected %s for \"%s\", found %s", expected, path,
+                    kind_name(at));
+}
+
+/* ---- the tree ---- */
+
+static void path_format(char buf[PATH_LEN], const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void path_format(char buf[PATH_LEN], const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, PATH_LEN, fmt, ap);
+        va_end(ap);
+}
+
+static void node_free(struct node *n)
+{
+        if (!n)
+                return;
+        for (size_t i = 0; i < n->nkids; i++)
+                node_free(n->kids[i]);
+        free(n->kids);
+        free(n->text);
+        free(n);
+}
+
+static int node_append(struct node *parent, struct node *kid)
+{
+        if (parent->nkids == parent->cap) {
+                size_t cap = parent->cap ? parent->cap * 2 : 4;
+                struct node **kids =
+                    reallocarray(parent->kids, cap, sizeof(*kids));
+
+                if (!kids)
+                        return -ENOMEM;
+                parent->kids = kids;
+                parent->cap = cap;
+        }
+        parent->kids[parent->nkids++] = kid;
+        return 0;
+}
+
+static bool scalar_is_null(const yaml_event_t *ev)
+{
+        const char *v = (const char *)ev->data.scalar.value;
+
+        if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+               strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* Line and column of a byte offset, for reader errors, which libyaml
+ * reports without a mark. */
+static void offset_position(const char *text, size_t len, size_t offset,
+                            unsigned *ret_line, unsigned *ret_column)
+{
+        unsigned line = 1, column = 1;
+
+        if (offset > len)
+                offset = len;
+        for (size_t i = 0; i < offset; i++) {
+                if (text[i] == '\n') {
+                        line++;
+                        column = 1;
+                } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+                        column++;
+                }
+        }
+        *ret_line = line;
+        *ret_column = column;
+}
+
+static int fail_yaml(struct loader *ld, const yaml_parser_t *p,
+                     const char *text, size_t len)
+{
+        const char *problem = p->problem ? p->problem : "invalid YAML";
+        unsigned line, column;
+
+        switch (p->error) {
+        case YAML_MEMORY_ERROR:
+                return fail_oom(ld);
+        case YAML_READER_ERROR:
+                offset_position(text, len, p->problem_offset, &line, &column);
+                if (p->problem_value != -1)
+                        return fail_at(ld, line, column, "%s (#x%x)", problem,
+                                       (unsigned)p->problem_value);
+                return fail_at(ld, line, column, "%s", problem);
+        default:
+                break;
+        }
+        line = (unsigned)p->problem_mark.line + 1;
+        column = (unsigned)p->problem_mark.column + 1;
+        if (p->context)
+                return fail_at(ld, line, column, "%s (%s at %u:%u)", problem,
+                               p->context, (unsigned)p->context_mark.line + 1,
+                               (unsigned)p->context_mark.column + 1);
+        return fail_at(ld, line, column, "%s", problem);
+}
+
+/* Adds the node an event opens to the tree; *cur is the open collection. */
+static int tree_add(struct loader *ld, const yaml_event_t *ev,
+                    struct node **root, struct node **cur, unsigned *depth)
+{
+        unsigned line = (unsigned)ev->start_mark.line + 1;
+        unsigned column = (unsigned)ev->start_mark.column + 1;
+        struct node *n;
+
+        if (ev->type != YAML_SCALAR_EVENT && *depth >= MAX_DEPTH)
+                return fail_at(ld, line, column,
+                               "nesting deeper than %d levels", MAX_DEPTH);
+        if (ev->type == YAML_SCALAR_EVENT &&
+            memchr(ev->data.scalar.value, '\0', ev->data.scalar.length))
+                return fail_at(ld, line, column,
+                               "a scalar contains a NUL character");
+
+        n = calloc(1, sizeof(*n));
+        if (!n)
+                return fail_oom(ld);
+        n->line = line;
+        n->column = column;
+        switch (ev->type) {
+        case YAML_SCALAR_EVENT:
+                n->kind = NODE_SCALAR;
+                n->text = strndup((const char *)ev->data.scalar.value,
+                                  ev->data.scalar.length);
+                if (!n->text)
+                        goto err_free_node;
+                n->null = scalar_is_null(ev);
+                break;
+        case YAML_MAPPING_START_EVENT:
+                n->kind = NODE_MAPPING;
+                break;
+        default:
+                n->kind = NODE_SEQUENCE;
+                break;
+        }
+
+        if (!*cur)
+                *root = n;
+        else if (node_append(*cur, n) < 0)
+                goto err_free_node;
+        if (n->kind != NODE_SCALAR) {
+                n->parent = *cur;
+                *cur = n;
+                (*depth)++;
+        }
+        return 0;
+
+err_free_node:
+        node_free(n);
+        return fail_oom(ld);
+}
+
+/* Parses text into a tree; *ret_root is NULL for a stream without a
+ * document. */
+static int tree_build(struct loader *ld, const char *text, size_t len,
+                      struct node **ret_root)
+{
+        yaml_parser_t parser;
+        yaml_event_t ev;
+        struct node *root = NULL, *cur = NULL;
+        unsigned depth = 0, ndocs = 0;
+        char q[QUOTE_MAX], star[QUOTE_MAX];
+        bool done = false;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return fail_oom(ld);
+        yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+
+        while (!done) {
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = fail_yaml(ld, &parser, text, len);
+                        goto err_free_tree;
+                }
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = true;
+                        break;
+                case YAML_DOCUMENT_START_EVENT:
+                        if (++ndocs > 1)
+                                r = fail_at(ld,
+                                            (unsigned)ev.start_mark.line + 1,
+                                            (unsigned)ev.start_mark.column + 1,
+                                            "more than one document in the "
+                                            "configuration");
+                        break;
+                case YAML_ALIAS_EVENT:
+                        /* refusing aliases keeps every value where it is
+                         * written, and rules out exponential expansion */
+                        snprintf(star, sizeof(star), "*%s",
+                                 (const char *)ev.data.alias.anchor);
+                        r = fail_at(ld, (unsigned)ev.start_mark.line + 1,
+                                    (unsigned)ev.start_mark.column + 1,
+                                    "alias %s is not supported: write the "
+                                    "value out instead",
+                                    quote(q, star));
+                        break;
+                case YAML_SCALAR_EVENT:
+                case YAML_MAPPING_START_EVENT:
+                case YAML_SEQUENCE_START_EVENT:
+                        r = tree_add(ld, &ev, &root, &cur, &depth);
+                        break;
+                case YAML_MAPPING_END_EVENT:
+                case YAML_SEQUENCE_END_EVENT:
+                        cur = cur->parent;
+                        depth--;
+                        break;
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+                if (r < 0)
+                        goto err_free_tree;
+        }
+        yaml_parser_delete(&parser);
+        *ret_root = root;
+        return 0;
+
+err_free_tree:
+        node_free(root);
+        yaml_parser_delete(&parser);
+        return r;
+}
+
+/* ---- scalars ---- */
+
+static bool env_name_valid(const char *s, size_t len)
+{
+        if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char ch = s[i];
+
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '_'))
+                        return false;
+        }
+        return true;
+}
+
+/*
+ * Expands ${NAME} and $$ in a scalar.  *ret_text is n->text itself or the
+ * loader's scratch buffer, valid until the next call.
+ */
+static int expand(struct loader *ld, const struct node *n, const char *path,
+                  const char **ret_text)
+{
+        struct wc_buf *b = &ld->scratch;
+        const char *s = n->text;
+        char q[QUOTE_MAX];
+
+        if (!strchr(s, '$')) {
+                *ret_text = s;
+                return 0;
+        }
+        wc_buf_reset(b);
+        for (;;) {
+                const char *dollar = strchr(s, '$'), *name, *end, *value;
+                char *var;
+
+                if (!dollar) {
+                        if (wc_buf_append_str(b, s) < 0)
+                                return fail_oom(ld);
+                        break;
+                }
+                if (wc_buf_append(b, s, (size_t)(dollar - s)) < 0)
+                        return fail_oom(ld);
+                if (dollar[1] != '{') {
+                        /* "$$" is one "$"; any other "$" is itself */
+                        if (wc_buf_append_char(b, '$') < 0)
+                                return fail_oom(ld);
+                        s = dollar + (dollar[1] == '$' ? 2 : 1);
+                        continue;
+                }
+                name = dollar + 2;
+                end = strchr(name, '}');
+                if (!end)
+                        return fail(ld, n,
+                                    "missing \"}\" after \"${\" in \"%s\"",
+                                    path);
+                if (!env_name_valid(name, (size_t)(end - name)))
+                        return fail(ld, n,
+                                    "invalid environment variable name %s in "
+                                    "\"%s\"",
+                                    quote_n(q, name, (size_t)(end - name)),
+                                    path);
+                var = strndup(name, (size_t)(end - name));
+                if (!var)
+                        return fail_oom(ld);
+                value = getenv(var);
+                if (!value) {
+                        fail(ld, n, "environment variable %s is not set",
+                             quote(q, var));
+                        free(var);
+                        return -EINVAL;
+                }
+                free(var);
+                if (wc_buf_append_str(b, value) < 0)
+                        return fail_oom(ld);
+                s = end + 1;
+        }
+        /* an empty result still needs a buffer holding the NUL */
+        if (wc_buf_append(b, "", 0) < 0)
+                return fail_oom(ld);
+        *ret_text = b->data;
+        return 0;
+}
+
+/* What a scalar key wants, for type errors. */
+static const char *type_noun(enum key_type t)
+{
+        switch (t) {
+        case KEY_BOOL:
+                return "a boolean";
+        case KEY_DURATION:
+                return "a duration";
+        default:
+                return "a string";
+        }
+}
+
+/* Formats a duration with its largest exact unit, for messages. */
+static const char *duration_format(char buf[32], uint64_t ms)
+{
+        static const struct {
+                const char *unit;
+                uint64_t ms;
+        } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
+
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+                if (ms != 0 && ms % units[i].ms == 0) {
+                        snprintf(buf, 32, "%llu%s",
+                                 (unsigned long long)(ms / units[i].ms),
+                                 units[i].unit);
+                        return buf;
+                }
+        }
+        snprintf(buf, 32, "%llums", (unsigned long long)ms);
+        return buf;
+}
+
+static int set_string(struct loader *ld, char **field, const char *text)
+{
+        char *dup = strdup(text);
+
+        if (!dup)
+                return fail_oom(ld);
+        free(*field);
+        *field = dup;
+        return 0;
+}
+
+/* Converts the text of a scalar key into its field; at is NULL for a
+ * default. */
+static int convert_scalar(struct loader *ld, const struct key_desc *k,
+                          const char *path, const char *text,
+                          const struct node *at, void *field)
+{
+        char q[QUOTE_MAX], lo[32], hi[32];
+        uint64_t ms;
+
+        switch (k->type) {
+        case KEY_STRING:
+                if (!text[0])
+                        return fail(ld, at, "empty value for \"%s\"", path);
+                return set_string(ld, field, text);
+        case KEY_SLOT:
+                if (!wc_slot_name_valid(text))
+                        return fail(ld, at,
+                                    "invalid slot name %s: use 1 to 63 "
+                                    "characters of a-z, 0-9 and _",
+                                    quote(q, text));
+                return set_string(ld, field, text);
+        case KEY_BOOL:
+                /* only these two: "no" stays a string, not false */
+                if (strcmp(text, "true") == 0)
+                        *(bool *)field = true;
+                else if (strcmp(text, "false") == 0)
+                        *(bool *)field = false;
+                else
+                        return fail(ld, at,
+                                    "invalid boolean %s: use true or false",
+                                    quote(q, text));
+                return 0;
+        case KEY_DURATION:
+                if (wc_duration_parse(text, &ms) < 0)
+                        return fail(ld, at,
+                                    "invalid duration %s: use a number with "
+                                    "a unit: 500ms, 10s, 5m, 1h",
+                                    quote(q, text));
+                if (ms < k->min_ms || ms > k->max_ms)
+                        return fail(ld, at,
+                                    "%s %s is out of range: use %s to %s",
+                                    k->name, quote(q, text),
+                                    duration_format(lo, k->min_ms),
+                                    duration_format(hi, k->max_ms));
+                *(uint64_t *)field = ms;
+                return 0;
+        case KEY_LOG_LEVEL:
+                for (size_t i = 0; i < ARRAY_SIZE(log_levels); i++) {
+                        if (strcmp(text, log_levels[i].name) == 0) {
+                                *(enum wc_log_level *)field =
+                                    log_levels[i].level;
+                                return 0;
+                        }
+                }
+                return fail(ld, at,
+                            "invalid log level %s: use err, warning, notice, "
+                            "info or debug",
+                            quote(q, text));
+        default:
+                return fail(ld, at, "\"%s\" is not a scalar key", path);
+        }
+}
+
+/* The expanded text of a scalar where a string is expected, or an error
+ * naming path. */
+static int scalar_text(struct loader *ld, const struct node *n,
+                       const struct node *key, enum key_type type,
+                       const char *path, const char **ret_text)
+{
+        if (n->kind == NODE_SCALAR && n->null)
+                return fail(ld, key ? key : n, "missing value for \"%s\"",
+                            path);
+        if (n->kind != NODE_SCALAR)
+                return fail_type(ld, n, type_noun(type), path);
+        return expand(ld, n, path, ret_text);
+}
+
+/* ---- sections ---- */
+
+static int walk_section(struct loader *ld, const struct key_desc *keys,
+                        const char *path, const struct node *where,
+                        const struct node *map, void *base);
+
+static void pattern_list_free(struct wc_pattern_list *l)
+{
+        for (size_t i = 0; i < l->count; i++)
+                free(l->items[i]);
+        free(l->items);
+        l->items = NULL;
+        l->count = 0;
+}
+
+static int load_patterns(struct loader *ld, const char *path,
+                         const struct node *seq, struct wc_pattern_list *l)
+{
+        char item_path[PATH_LEN];
+        const char *text;
+        int r;
+
+        if (seq->kind == NODE_SCALAR && seq->null)
+                return 0;
+        if (seq->kind != NODE_SEQUENCE)
+                return fail_type(ld, seq, "a sequence", path);
+        if (seq->nkids == 0)
+                return 0;
+        l->items = calloc(seq->nkids, sizeof(*l->items));
+        if (!l->items)
+                return fail_oom(ld);
+        for (size_t i = 0; i < seq->nkids; i++) {
+                const struct node *item = seq->kids[i];
+
+                path_format(item_path, "%s[%zu]", path, i);
+                r = scalar_text(ld, item, NULL, KEY_STRING, item_path, &text);
+                if (r < 0)
+                        return r;
+                if (!text[0])
+                        return fail(ld, item, "empty pattern in \"%s\"", path);
+                l->items[i] = strdup(text);
+                if (!l->items[i])
+                        return fail_oom(ld);
+                l->count++;
+        }
+        return 0;
+}
+
+static int load_ops(struct loader *ld, const char *path, const struct node *key,
+                    const struct node *seq, unsigned *ret_ops)
+{
+        char item_path[PATH_LEN], q[QUOTE_MAX];
+        unsigned ops = 0;
+        const char *text;
+        enum wc_op op;
+        int r;
+
+        if (seq->kind == NODE_SEQUENCE && seq->nkids == 0)
+                return fail(ld, key,
+                            "\"%s\" is empty: list one or more of insert, "
+                            "update, delete, truncate and message",
+                            path);
+        if (seq->kind == NODE_SCALAR && seq->null)
+                return fail(ld, key, "missing value for \"%s\"", path);
+        if (seq->kind != NODE_SEQUENCE)
+                return fail_type(ld, seq, "a sequence", path);
+        for (size_t i = 0; i < seq->nkids; i++) {
+                const struct node *item = seq->kids[i];
+
+                path_format(item_path, "%s[%zu]", path, i);
+                r = scalar_text(ld, item, NULL, KEY_STRING, item_path, &text);
+                if (r < 0)
+                        return r;
+                /* begin and commit are not row operations one can filter */
+                if (wc_op_parse(text, &op) < 0 ||
+                    !(WC_OP_BIT(op) & WC_OPS_DATA))
+                        return fail(ld, item,
+                                    "invalid op %s: use insert, update, "
+                                    "delete, truncate or message",
+                                    quote(q, text));
+                if (ops & WC_OP_BIT(op))
+                        return fail(ld, item, "duplicate op %s in \"%s\"",
+                                    quote(q, text), path);
+                ops |= WC_OP_BIT(op);
+        }
+        *ret_ops = ops;
+        return 0;
+}
+
+static int apply_defaults(struct loader *ld, const struct key_desc *keys,
+                          void *base)
+{
+        int r;
+
+        for (const struct key_desc *k = keys; k->name; k++) {
+                void *field = (char *)base + k->offset;
+
+                if (k->type == KEY_SECTION) {
+                        r = apply_defaults(ld, k->section, base);
+                } else if (k->type == KEY_OPS) {
+                        *(unsigned *)field = WC_OPS_DATA;
+                        r = 0;
+                } else if (k->def) {
+                        r = convert_scalar(ld, k, k->name, k->def, NULL, field);
+                } else {
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_sink(struct loader *ld, const char *path,
+                     const struct node *item, struct wc_sink_config *sink)
+{
+        const struct sink_type_desc *t = NULL;
+        const struct node *key, *val;
+        char q[QUOTE_MAX], types[128] = "", type_path[PATH_LEN];
+        void *base;
+        int r;
+
+        if (item->kind != NODE_MAPPING)
+                return fail_type(ld, item, "a mapping", path);
+        if (item->nkids != 2)
+                return fail(ld, item,
+                            "expected exactly one key naming the sink type "
+                            "in \"%s\", found %zu",
+                            path, item->nkids / 2);
+        key = item->kids[0];
+        val = item->kids[1];
+        if (key->kind != NODE_SCALAR)
+                return fail(ld, key,
+                            "expected a string key in \"%s\", found %s", path,
+                            kind_name(key));
+        for (size_t i = 0; i < ARRAY_SIZE(sink_types); i++)
+                if (strcmp(key->text, sink_types[i].name) == 0)
+                        t = &sink_types[i];
+        if (!t) {
+                for (size_t i = 0; i < ARRAY_SIZE(sink_types); i++) {
+                        if (i > 0)
+                                strncat(types, ", ",
+                                        sizeof(types) - strlen(types) - 1);
+                        strncat(types, sink_types[i].name,
+                                sizeof(types) - strlen(types) - 1);
+                }
+                return fail(ld, key, "unknown sink type %s in \"%s\": use %s",
+                            quote(q, key->text), path, types);
+        }
+
+        sink->type = t->type;
+        sink->line = item->line;
+        sink->column = item->column;
+        base = (char *)sink + t->offset;
+        path_format(type_path, "%s.%s", path, t->name);
+        r = apply_defaults(ld, t->keys, base);
+        if (r < 0)
+                return r;
+        return walk_section(ld, t->keys, type_path, key, val, base);
+}
+
+static int load_sinks(struct loader *ld, const char *path,
+                      const struct node *key, const struct node *seq,
+                      struct wc_config *c)
+{
+        char item_path[PATH_LEN];
+        int r;
+
+        if ((seq->kind == NODE_SCALAR && seq->null) ||
+            (seq->kind == NODE_SEQUENCE && seq->nkids == 0))
+                return fail(ld, key, "\"%s\" is empty: list at least one sink",
+                            path);
+        if (seq->kind != NODE_SEQUENCE)
+                return fail_type(ld, seq, "a sequence", path);
+        c->sinks = calloc(seq->nkids, sizeof(*c->sinks));
+        if (!c->sinks)
+                return fail_oom(ld);
+        /* zeroed entries free as nothing, so the count can be set now */
+        c->nsinks = seq->nkids;
+        for (size_t i = 0; i < seq->nkids; i++) {
+                path_format(item_path, "%s[%zu]", path, i);
+                r = load_sink(ld, item_path, seq->kids[i], &c->sinks[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_key(struct loader *ld, const struct key_desc *k,
+                    const char *path, const struct node *key,
+                    const struct node *val, void *base)
+{
+        void *field = (char *)base + k->offset;
+        const char *text;
+        int r;
+
+        switch (k->type) {
+        case KEY_SECTION:
+                return walk_section(ld, k->section, path, key, val, base);
+        case KEY_SINKS:
+                return load_sinks(ld, path, key, val, base);
+        case KEY_PATTERNS:
+                return load_patterns(ld, path, val, field);
+        case KEY_OPS:
+                return load_ops(ld, path, key, val, field);
+        default:
+                r = scalar_text(ld, val, key, k->type, path, &text);
+                if (r < 0)
+                        return r;
+                return convert_scalar(ld, k, path, text, val, field);
+        }
+}
+
+/*
+ * Reads the mapping map into base following keys.  where is the node a
+ * missing key is reported at: the key that opened the section, or the root.
+ * An empty value stands for an empty mapping, so that "log:" with every
+ * line under it commented out means the defaults.
+ */
+static int walk_section(struct loader *ld, const struct key_desc *keys,
+                        const char *path, const struct node *where,
+                        const struct node *map, void *base)
+{
+        char q[QUOTE_MAX], in[QUOTE_MAX], key_path[PATH_LEN];
+        uint32_t seen = 0;
+        int r;
+
+        if (!(map->kind == NODE_MAPPING ||
+              (map->kind == NODE_SCALAR && map->null)))
+                return fail_type(ld, map, "a mapping", path);
+
+        for (size_t i = 0; i + 1 < map->nkids; i += 2) {
+                const struct node *key = map->kids[i], *val = map->kids[i + 1];
+                const struct key_desc *k;
+                uint32_t bit;
+
+                if (key->kind != NODE_SCALAR)
+                        return fail(ld, key,
+                                    "expected a string key %s, found %s",
+                                    where_in(in, path), kind_name(key));
+                for (k = keys; k->name; k++)
+                        if (strcmp(k->name, key->text) == 0)
+                                break;
+                if (!k->name)
+                        return fail(ld, key, "unknown key %s %s",
+                                    quote(q, key->text), where_in(in, path));
+                bit = 1u << (k - keys);
+                if (seen & bit)
+                        return fail(ld, key, "duplicate key %s %s",
+                                    quote(q, key->text), where_in(in, path));
+                seen |= bit;
+
+                if (path[0])
+                        path_format(key_path, "%s.%s", path, k->name);
+                else
+                        path_format(key_path, "%s", k->name);
+                r = load_key(ld, k, key_path, key, val, base);
+                if (r < 0)
+                        return r;
+        }
+
+        for (const struct key_desc *k = keys; k->name; k++)
+                if (k->required && !(seen & (1u << (k - keys))))
+                        return fail(ld, where, "missing required key \"%s\" %s",
+                                    k->name, where_in(in, path));
+        return 0;
+}
+
+/* ---- public ---- */
+
+struct wc_config *wc_config_load_string(const char *name, const char *text,
+                                        size_t len, char *errbuf, size_t errlen)
+{
+        struct loader ld = {
+            .name = name ? name : "<config>",
+            .errbuf = errbuf,
+            .errlen = errlen,
+        };
+        struct node *root = NULL;
+        struct wc_config *c = NULL;
+
+        wc_buf_init(&ld.scratch);
+        if (tree_build(&ld, text ? text : "", text ? len : 0, &root) < 0)
+                goto err_free_scratch;
+        if (!root || (root->kind == NODE_SCALAR && root->null)) {
+                fail(&ld, NULL, "the configuration is empty");
+                goto err_free_tree;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                fail_oom(&ld);
+                goto err_free_tree;
+        }
+        c->path = strdup(ld.name);
+        if (!c->path) {
+                fail_oom(&ld);
+                goto err_free_config;
+        }
+        if (apply_defaults(&ld, root_keys, c) < 0)
+                goto err_free_config;
+        if (walk_section(&ld, root_keys, "", root, root, c) < 0)
+                goto err_free_config;
+
+        node_free(root);
+        wc_buf_free(&ld.scratch);
+        return c;
+
+err_free_config:
+        wc_config_free(c);
+err_free_tree:
+        node_free(root);
+err_free_scratch:
+        wc_buf_free(&ld.scratch);
+        return NULL;
+}
+
+struct wc_config *wc_config_load(const char *path, char *errbuf, size_t errlen)
+{
+        struct loader ld = {.name = path, .errbuf = errbuf, .errlen = errlen};
+        struct wc_config *c = NULL;
+        struct wc_buf text;
+        char msg[256];
+        int fd;
+
+        wc_buf_init(&text);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                fail(&ld, NULL, "could not open: %s",
+                     strerror_r(errno, msg, sizeof(msg)));
+                return NULL;
+        }
+        /* read until EOF rather than trusting st_size: works for pipes and
+         * /dev/stdin too */
+        for (;;) {
+                ssize_t n;
+
+                if (wc_buf_reserve(&text, 65536) < 0) {
+                        fail_oom(&ld);
+                        goto err_free_text;
+                }
+                n = read(fd, text.data + text.len, text.cap - text.len - 1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        fail(&ld, NULL, "could not read: %s",
+                             strerror_r(errno, msg, sizeof(msg)));
+                        goto err_free_text;
+                }
+                if (n == 0)
+                        break;
+                text.len += (size_t)n;
+                if (text.len > MAX_FILE_SIZE) {
+                        fail(&ld, NULL,
+                             "the configuration is larger than %u "
+                             "MiB",
+                             MAX_FILE_SIZE >> 20);
+                        goto err_free_text;
+                }
+        }
+        c = wc_config_load_string(path, text.data, text.len, errbuf, errlen);
+
+err_free_text:
+        wc_buf_free(&text);
+        close(fd);
+        return c;
+}
+
+static void sink_free(struct wc_sink_config *s)
+{
+        switch (s->type) {
+        case WC_SINK_FILE:
+                free(s->u.file.path);
+                break;
+        }
+}
+
+void wc_config_free(struct wc_config *c)
+{
+        if (!c)
+                return;
+        free(c->path);
+        free(c->source.dsn);
+        free(c->source.slot);
+        pattern_list_free(&c->filter.schemas_include);
+        pattern_list_free(&c->filter.schemas_exclude);
+        pattern_list_free(&c->filter.tables_include);
+        pattern_list_free(&c->filter.tables_exclude);
+        for (size_t i = 0; i < c->nsinks; i++)
+                sink_free(&c->sinks[i]);
+        free(c->sinks);
+        free(c);
+}
+
+int wc_duration_parse(const char *s, uint64_t *ret_ms)
+{
+        static const struct {
+                const char *unit;
+                uint64_t ms;
+        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+        uint64_t n = 0;
+        const char *p;
+
+        if (!s || !(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        for (p = s; *p >= '0' && *p <= '9'; p++) {
+                unsigned d = (unsigned)(*p - '0');
+
+                if (n > (UINT64_MAX - d) / 10)
+                        return -EINVAL;
+                n = n * 10 + d;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+                if (strcmp(p, units[i].unit) == 0) {
+                        if (n > UINT64_MAX / units[i].ms)
+                                return -EINVAL;
+                        *ret_ms = n * units[i].ms;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+bool wc_slot_name_valid(const char *s)
+{
+        size_t len;
+
+        if (!s)
+                return false;
+        len = strlen(s);
+        if (len < 1 || len > 63)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char ch = s[i];
+
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                      ch == '_'))
+                        return false;
+        }
+        return true;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration: one YAML file read into an immutable struct wc_config.
+ *
+ * Every error names file:line:column.  ${NAME} in any scalar expands an
+ * environment variable (an unset one is an error; "$$" is a literal "$").
+ * A reload builds a new struct and swaps it; nothing here is ever modified
+ * after wc_config_load() returns.
+ */
+#ifndef WALCAST_CONFIG_H
+#define WALCAST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A list of patterns: exact names, globs (fnmatch), or namespaces. */
+struct wc_pattern_list {
+        char **items;
+        size_t count;
+};
+
+struct wc_filter_config {
+        struct wc_pattern_list schemas_include; /* empty: every schema */
+        struct wc_pattern_list schemas_exclude;
+        struct wc_pattern_list tables_include; /* "table" or "schema.table" */
+        struct wc_pattern_list tables_exclude;
+        unsigned ops; /* WC_OP_BIT() mask; default WC_OPS_DATA */
+};
+
+enum wc_sink_type {
+        WC_SINK_FILE = 1,
+};
+
+struct wc_file_sink_config {
+        char *path; /* "-" is stdout */
+        bool fsync; /* default true; ignored for stdout, pipes, ttys */
+};
+
+struct wc_sink_config {
+        enum wc_sink_type type;
+        unsigned line, column; /* where the sink was defined */
+        union {
+                struct wc_file_sink_config file;
+        } u;
+};
+
+enum wc_log_level {
+        WC_LOG_ERR = 3,
+        WC_LOG_WARNING = 4,
+        WC_LOG_NOTICE = 5,
+        WC_LOG_INFO = 6,
+        WC_LOG_DEBUG = 7,
+};
+
+struct wc_config {
+        char *path;
+        struct {
+                char *dsn;
+                char *slot;
+                bool create_slot;            /* default true */
+                uint64_t status_interval_ms; /* default 10000 */
+        } source;
+        struct wc_filter_config filter;
+        struct wc_sink_config *sinks;
+        size_t nsinks;
+        struct {
+                enum wc_log_level level; /* default info */
+        } log;
+};
+
+/*
+ * Loads and validates path.  Returns NULL on failure with errbuf holding
+ * "FILE:LINE:COLUMN: message" (or "FILE: message" when there is no
+ * position, e.g. the file cannot be opened).
+ */
+struct wc_config *wc_config_load(const char *path, char *errbuf, size_t errlen);
+
+/* Same, from a YAML text in memory; `name` stands for the file name in
+ * errors.  Used by tests and the fuzzer. */
+struct wc_config *wc_config_load_string(const char *name, const char *text,
+                                        size_t len, char *errbuf,
+                                        size_t errlen);
+
+void wc_config_free(struct wc_config *c);
+
+/* Durations: "500ms", "10s", "5m", "1h"; a bare number is an error.
+ * 0 or -EINVAL. */
+int wc_duration_parse(const char *s, uint64_t *ret_ms);
+
+/* Slot names: [a-z0-9_]{1,63}. */
+bool wc_slot_name_valid(const char *s);
+
+#endif

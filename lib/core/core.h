@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * walcast core: the change model, LSN helpers, a growable byte buffer and
+ * the JSON helpers every module shares.
+ *
+ * Ownership: a struct wc_change and everything it points to is borrowed
+ * from the decoder that produced it and valid until that decoder decodes
+ * the next message (or is freed).  Names (schema, table, column names, type
+ * names, prefixes) are decoded, NUL-terminated UTF-8; values are views of
+ * the JSON text wal2json sent (a string value keeps its quotes and escapes,
+ * SQL NULL is the four bytes "null").
+ */
+#ifndef WALCAST_CORE_H
+#define WALCAST_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t wc_lsn;
+
+#define WC_LSN_INVALID ((wc_lsn)0)
+/* "XXXXXXXX/XXXXXXXX" plus NUL */
+#define WC_LSN_STRLEN 18
+
+/* Parses "16/B374D848"; 0 or -EINVAL. */
+int wc_lsn_parse(const char *s, wc_lsn *ret_lsn);
+/* Same for a string that is not NUL-terminated. */
+int wc_lsn_parse_n(const char *s, size_t len, wc_lsn *ret_lsn);
+/* Formats into buf (at least WC_LSN_STRLEN bytes); returns buf. */
+char *wc_lsn_format(wc_lsn lsn, char buf[WC_LSN_STRLEN]);
+
+/* A view: bytes not owned, not necessarily NUL-terminated. */
+struct wc_str {
+        const char *ptr;
+        size_t len;
+};
+
+enum wc_op {
+        WC_OP_BEGIN = 0,
+        WC_OP_COMMIT,
+        WC_OP_INSERT,
+        WC_OP_UPDATE,
+        WC_OP_DELETE,
+        WC_OP_TRUNCATE,
+        WC_OP_MESSAGE,
+        WC_OP__COUNT,
+};
+
+/* Bit for enum wc_op in op masks. */
+#define WC_OP_BIT(op) (1u << (op))
+/* insert, update, delete, truncate and message: what filters select. */
+#define WC_OPS_DATA                                                            \
+        (WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_UPDATE) |                   \
+         WC_OP_BIT(WC_OP_DELETE) | WC_OP_BIT(WC_OP_TRUNCATE) |                 \
+         WC_OP_BIT(WC_OP_MESSAGE))
+
+/* "insert", "update", ...; NULL for an out-of-range value. */
+const char *wc_op_name(enum wc_op op);
+/* Inverse of wc_op_name; 0 or -EINVAL. */
+int wc_op_parse(const char *name, enum wc_op *ret_op);
+
+struct wc_column {
+        const char *name; /* decoded, NUL-terminated */
+        size_t name_len;
+        const char *type; /* decoded, NUL-terminated, e.g. "bigint" */
+        size_t type_len;
+        uint32_t type_oid;   /* 0 when wal2json did not send one */
+        struct wc_str value; /* JSON text; empty view for pk entries */
+};
+
+struct wc_column_list {
+        const struct wc_column *items;
+        size_t count;
+};
+
+struct wc_change {
+        enum wc_op op;
+        wc_lsn lsn; /* the change's own position ("lsn"), 0 if absent */
+        /* begin/commit: commit record LSN ("lsn") and end LSN ("nextlsn") */
+        wc_lsn commit_lsn;
+        wc_lsn end_lsn;
+        bool has_xid;
+        uint32_t xid;
+        /* commit time, microseconds since the Unix epoch; has_time false
+         * when wal2json sent none (non-transactional message) */
+        bool has_time;
+        int64_t time_us;
+
+        const char *schema; /* insert/update/delete/truncate */
+        size_t schema_len;
+        const char *table;
+        size_t table_len;
+
+        struct wc_column_list columns;  /* insert/update: the new row */
+        struct wc_column_list identity; /* update/delete: key or old row */
+        struct wc_column_list pk;       /* primary key names and types */
+
+        /* message */
+        bool transactional;
+        const char *prefix;
+        size_t prefix_len;
+        struct wc_str content; /* JSON text of the content string */
+};
+
+/* Growable byte buffer.  Owns data. */
+struct wc_buf {
+        char *data;
+        size_t len;
+        size_t cap;
+};
+
+void wc_buf_init(struct wc_buf *b);
+void wc_buf_free(struct wc_buf *b);
+/* Makes room for n more bytes; 0 or -ENOMEM. */
+int wc_buf_reserve(struct wc_buf *b, size_t n);
+int wc_buf_append(struct wc_buf *b, const void *p, size_t n);
+int wc_buf_append_str(struct wc_buf *b, const char *s);
+int wc_buf_append_char(struct wc_buf *b, char c);
+int wc_buf_printf(struct wc_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal. */
+int wc_buf_append_uint(struct wc_buf *b, uint64_t v);
+static inline void wc_buf_reset(struct wc_buf *b)
+{
+        b->len = 0;
+}
+
+/* Appends s as a JSON string literal, quotes included. */
+int wc_json_append_string(struct wc_buf *b, const char *s, size_t len);
+
+/*
+ * Decodes the body of a JSON string (the bytes between the quotes) in
+ * place: escapes, \uXXXX and surrogate pairs become UTF-8.  Writes the new
+ * length to *ret_len and NUL-terminates (the result is never longer than
+ * the input, and the byte after the input is the closing quote, which is
+ * overwritten).  -EBADMSG on a bad escape or a lone surrogate.
+ */
+int wc_json_unescape_inplace(char *s, size_t len, size_t *ret_len);
+
+/*
+ * Parses a PostgreSQL timestamptz text ("2026-11-25 13:48:23.57043+00",
+ * offsets "+05:30" allowed) to microseconds since the Unix epoch.
+ */
+int wc_time_parse(const char *s, size_t len, int64_t *ret_us);
+/* Formats as RFC 3339 UTC with microseconds: "2026-11-25T13:48:23.570430Z".
+ * buf needs WC_TIME_STRLEN bytes. */
+#define WC_TIME_STRLEN 28
+char *wc_time_format(int64_t us, char buf[WC_TIME_STRLEN]);
+
+/* A schema "NAMESPACE-TENANT" splits at the first '-'; a schema without
+ * '-' is its own namespace with an empty tenant. */
+void wc_schema_split(const char *schema, size_t len, struct wc_str *ret_ns,
+                     struct wc_str *ret_tenant);
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wal2json format-version 2 decoder: one message (one JSON object) to one
+ * struct wc_change, zero-copy.
+ *
+ * The decoder tokenizes with jsmn (strict mode) and decodes names in place,
+ * so the message buffer must be writable and stay alive, unmodified by the
+ * caller, for as long as the returned change is used.  The change and its
+ * column arrays are owned by the decoder and valid until the next call to
+ * wc_decoder_decode() or wc_decoder_free().
+ */
+#ifndef WALCAST_DECODE_H
+#define WALCAST_DECODE_H
+
+#include <stddef.h>
+
+#include "core/core.h"
+
+struct wc_decoder;
+
+struct wc_decoder *wc_decoder_new(void);
+void wc_decoder_free(struct wc_decoder *d);
+
+/*
+ * Decodes msg[0..len).  `at` is the message's WAL position (the XLogData
+ * dataStart), used only in error messages.  On failure returns -EBADMSG
+ * (malformed or unexpected input) or -ENOMEM and writes to errbuf a message
+ * naming the position and a short excerpt of the message as received:
+ *   could not decode wal2json message at 0/1547700: "columns" is not an
+ *   array: {"action":"I","xid":728,...
+ */
+int wc_decoder_decode(struct wc_decoder *d, char *msg, size_t len, wc_lsn at,
+                      const struct wc_change **ret_change, char *errbuf,
+                      size_t errlen);
+
+#endif

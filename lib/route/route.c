@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "route/route.h"
+
+/* Enough for tens of thousands of tenant tables; when full the cache is
+ * simply emptied, which costs a few pattern matches per table again. */
+#define CACHE_MAX 65536u
+
+struct cache_entry {
+        char *key; /* "schema\0table", NULL when empty */
+        size_t key_len;
+        uint64_t hash;
+        bool pass;
+};
+
+struct wc_route {
+        const struct wc_filter_config *f;
+        struct cache_entry *slots;
+        size_t cap; /* power of two */
+        size_t used;
+};
+
+static bool has_glob(const char *p)
+{
+        return strpbrk(p, "*?[") != NULL;
+}
+
+bool wc_route_schema_match(const char *pattern, const char *schema)
+{
+        struct wc_str ns, tenant;
+
+        if (has_glob(pattern))
+                return fnmatch(pattern, schema, 0) == 0;
+        if (strcmp(pattern, schema) == 0)
+                return true;
+        wc_schema_split(schema, strlen(schema), &ns, &tenant);
+        return tenant.len > 0 && strlen(pattern) == ns.len &&
+               memcmp(pattern, ns.ptr, ns.len) == 0;
+}
+
+bool wc_route_table_match(const char *pattern, const char *schema,
+                          const char *table)
+{
+        const char *dot = strchr(pattern, '.');
+        size_t slen;
+
+        if (!dot) {
+                if (has_glob(pattern))
+                        return fnmatch(pattern, table, 0) == 0;
+                return strcmp(pattern, table) == 0;
+        }
+        if (!has_glob(pattern)) {
+                slen = strlen(schema);
+                return strncmp(pattern, schema, slen) == 0 &&
+                       pattern[slen] == '.' &&
+                       strcmp(pattern + slen + 1, table) == 0;
+        }
+        {
+                size_t sl = strlen(schema), tl = strlen(table);
+                size_t n = sl + tl + 2;
+                char stack[256];
+                char *full = n <= sizeof(stack) ? stack : malloc(n);
+                bool m;
+
+                if (!full)
+                        return false;
+                memcpy(full, schema, sl);
+                full[sl] = '.';
+                memcpy(full + sl + 1, table, tl + 1);
+                m = fnmatch(pattern, full, 0) == 0;
+                if (full != stack)
+                        free(full);
+                return m;
+        }
+}
+
+static bool any_schema(const struct wc_pattern_list *l, const char *schema)
+{
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_route_schema_match(l->items[i], schema))
+                        return true;
+        return false;
+}
+
+static bool any_table(const struct wc_pattern_list *l, const char *schema,
+                      const char *table)
+{
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_route_table_match(l->items[i], schema, table))
+                        return true;
+        return false;
+}
+
+static bool decide(const struct wc_filter_config *f, const char *schema,
+                   const char *table)
+{
+        if (f->schemas_include.count &&
+            !any_schema(&f->schemas_include, schema))
+                return false;
+        if (any_schema(&f->schemas_exclude, schema))
+                return false;
+        if (f->tables_include.count &&
+            !any_table(&f->tables_include, schema, table))
+                return false;
+        return !any_table(&f->tables_exclude, schema, table);
+}
+
+struct wc_route *wc_route_new(const struct wc_filter_config *f)
+{
+        struct wc_route *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return NULL;
+        r->f = f;
+        r->cap = 256;
+        r->slots = calloc(r->cap, sizeof(*r->slots));
+        if (!r->slots) {
+                free(r);
+                return NULL;
+        }
+        return r;
+}
+
+static void cache_clear(struct wc_route *r)
+{
+        for (size_t i = 0; i < r->cap; i++) {
+                free(r->slots[i].key);
+                r->slots[i].key = NULL;
+        }
+        r->used = 0;
+}
+
+void wc_route_free(struct wc_route *r)
+{
+        if (!r)
+                return;
+        if (r->slots)
+                cache_clear(r);
+        free(r->slots);
+        free(r);
+}
+
+/* FNV-1a over schema, a NUL, and table. */
+static uint64_t key_hash(const struct wc_change *c)
+{
+        uint64_t h = 0xcbf29ce484222325ull;
+
+        for (size_t i = 0; i < c->schema_len; i++)
+                h = (h ^ (unsigned char)c->schema[i]) * 0x100000001b3ull;
+        h = (h ^ 0) * 0x100000001b3ull;
+        for (size_t i = 0; i < c->table_len; i++)
+                h = (h ^ (unsigned char)c->table[i]) * 0x100000001b3ull;
+        return h;
+}
+
+static bool key_equal(const struct cache_entry *e, const struct wc_change *c)
+{
+        return e->key_len == c->schema_len + 1 + c->table_len &&
+               memcmp(e->key, c->schema, c->schema_len) == 0 &&
+               e->key[c->schema_len] == '\0' &&
+               memcmp(e->key + c->schema_len + 1, c->table, c->table_len) == 0;
+}
+
+static int cache_grow(struct wc_route *r)
+{
+        size_t cap = r->cap * 2;
+        struct cache_entry *slots = calloc(cap, sizeof(*slots));
+
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->cap; i++) {
+                struct cache_entry *e = &r->slots[i];
+                size_t j;
+                if (!e->key)
+                        continue;
+                for (j = e->hash & (cap - 1); slots[j].key;
+                     j = (j + 1) & (cap - 1))
+                        ;
+                slots[j] = *e;
+        }
+        free(r->slots);
+        r->slots = slots;
+        r->cap = cap;
+        return 0;
+}
+
+/* Caches a decision; failing to cache only costs speed. */
+static void cache_put(struct wc_route *r, const struct wc_change *c, uint64_t h,
+                      bool pass)
+{
+        size_t j;
+        char *key;
+
+        if (r->used >= CACHE_MAX)
+                cache_clear(r);
+        if ((r->used + 1) * 4 > r->cap * 3 && cache_grow(r) < 0)
+                return;
+        key = malloc(c->schema_len + c->table_len + 2);
+        if (!key)
+                return;
+        memcpy(key, c->schema, c->schema_len);
+        key[c->schema_len] = '\0';
+        memcpy(key + c->schema_len + 1, c->table, c->table_len);
+        key[c->schema_len + 1 + c->table_len] = '\0';
+        for (j = h & (r->cap - 1); r->slots[j].key; j = (j + 1) & (r->cap - 1))
+                ;
+        r->slots[j] = (struct cache_entry){
+            key, c->schema_len + 1 + c->table_len, h, pass};
+        r->used++;
+}
+
+bool wc_route_match(struct wc_route *r, const struct wc_change *c)
+{
+        uint64_t h;
+        bool pass;
+
+        if (c->op == WC_OP_BEGIN || c->op == WC_OP_COMMIT)
+                return true;
+        if (!(r->f->ops & WC_OP_BIT(c->op)))
+                return false;
+        if (c->op == WC_OP_MESSAGE)
+                return true;
+
+        h = key_hash(c);
+        for (size_t j = h & (r->cap - 1); r->slots[j].key;
+             j = (j + 1) & (r->cap - 1)) {
+                if (r->slots[j].hash == h && key_equal(&r->slots[j], c))
+                        return r->slots[j].pass;
+        }
+        pass = decide(r->f, c->schema, c->table);
+        cache_put(r, c, h, pass);
+        return pass;
+}
+
+/* Names wal2json's table lists take without escaping. */
+static bool plain_name(const char *s, size_t len)
+{
+        if (len == 0)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (strchr(".,'\\* \t?[", s[i]))
+                        return false;
+        return true;
+}
+
+static int list_add(struct wc_buf *b, const char *schema, size_t slen,
+                    const char *table, size_t tlen)
+{
+        int r = 0;
+
+        if (b->len)
+                r = wc_buf_append_char(b, ',');
+        if (!r)
+                r = wc_buf_append(b, schema, slen);
+        if (!r)
+                r = wc_buf_append_char(b, '.');
+        if (!r)
+                r = wc_buf_append(b, table, tlen);
+        return r;
+}
+
+/* A component wal2json's table lists take as it is: a plain name, or "*"
+ * for any. */
+static bool list_component(const char *s, size_t len)
+{
+        return (len == 1 && s[0] == '*') || plain_name(s, len);
+}
+
+/* A "schema.table" pattern wal2json can take, split; false otherwise. */
+static bool literal_table(const char *p, size_t *ret_slen)
+{
+        const char *dot = strchr(p, '.');
+
+        if (!dot || !list_component(p, (size_t)(dot - p)) ||
+            !list_component(dot + 1, strlen(dot + 1)))
+                return false;
+        *ret_slen = (size_t)(dot - p);
+        return true;
+}
+
+int wc_route_pushdown(const struct wc_filter_config *f, struct wc_buf *actions,
+                      struct wc_buf *add_tables, struct wc_buf *filter_tables)
+{
+        static const enum wc_op data_ops[] = {WC_OP_INSERT, WC_OP_UPDATE,
+                                              WC_OP_DELETE, WC_OP_TRUNCATE};
+        unsigned want = 0, all = 0;
+        size_t slen;
+        int r = 0;
+
+        wc_buf_reset(actions);
+        wc_buf_reset(add_tables);
+        wc_buf_reset(filter_tables);
+
+        for (size_t i = 0; i < 4; i++) {
+                all |= WC_OP_BIT(data_ops[i]);
+                want |= f->ops & WC_OP_BIT(data_ops[i]);
+        }
+        if (want && want != all) {
+                for (size_t i = 0; i < 4 && !r; i++) {
+                        if (!(want & WC_OP_BIT(data_ops[i])))
+                                continue;
+                        if (actions->len)
+                                r = wc_buf_append_char(actions, ',');
+                        if (!r)
+                                r = wc_buf_append_str(actions,
+                                                      wc_op_name(data_ops[i]));
+                }
+        }
+
+        /* add-tables closes the set of tables: only when every include is
+         * a literal schema.table. */
+        for (size_t i = 0; i < f->tables_include.count && !r; i++) {
+                const char *p = f->tables_include.items[i];
+                if (!literal_table(p, &slen)) {
+                        wc_buf_reset(add_tables);
+                        break;
+                }
+                r = list_add(add_tables, p, slen, p + slen + 1,
+                             strlen(p + slen + 1));
+        }
+
+        for (size_t i = 0; i < f->tables_exclude.count && !r; i++) {
+                const char *p = f->tables_exclude.items[i];
+                if (literal_table(p, &slen))
+                        r = list_add(filter_tables, p, slen, p + slen + 1,
+                                     strlen(p + slen + 1));
+                else if (!strchr(p, '.') && plain_name(p, strlen(p)))
+                        r = list_add(filter_tables, "*", 1, p, strlen(p));
+        }
+        for (size_t i = 0; i < f->schemas_exclude.count && !r; i++) {
+                const char *p = f->schemas_exclude.items[i];
+                if (plain_name(p, strlen(p)))
+                        r = list_add(filter_tables, p, strlen(p), "*", 1);
+        }
+        return r;
+}

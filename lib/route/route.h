@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Filters: which changes walcast passes on, and what of that the server
+ * can be told to skip.
+ *
+ * Schema patterns are exact names, fnmatch(3) globs (a pattern with *, ?
+ * or [), or namespaces: a plain name also matches every schema
+ * "NAME-<tenant>".  Table patterns containing a '.' match "schema.table",
+ * others the table name alone.  A change passes when its schema and table
+ * are included (an empty include list includes everything) and not
+ * excluded, and its op is selected.
+ *
+ * Decisions are cached per schema.table so the steady state costs one hash
+ * lookup per change.
+ */
+#ifndef WALCAST_ROUTE_H
+#define WALCAST_ROUTE_H
+
+#include <stdbool.h>
+
+#include "core/core.h"
+
+struct wc_filter_config;
+struct wc_route;
+
+/* Borrows f for the router's lifetime. */
+struct wc_route *wc_route_new(const struct wc_filter_config *f);
+void wc_route_free(struct wc_route *r);
+
+/* Does the change pass?  Begin and commit always pass. */
+bool wc_route_match(struct wc_route *r, const struct wc_change *c);
+
+/* The uncached decisions, exposed for tests and the CLI. */
+bool wc_route_schema_match(const char *pattern, const char *schema);
+bool wc_route_table_match(const char *pattern, const char *schema,
+                          const char *table);
+
+/*
+ * wal2json options that make the server skip what the filter drops anyway:
+ * "actions", "add-tables", "filter-tables".  Only what is certainly
+ * excluded is pushed (new tenant schemas appear at any time, so globs and
+ * namespaces stay on our side).  Each output buffer is left empty when
+ * that option should not be sent.  0 or -ENOMEM.
+ */
+int wc_route_pushdown(const struct wc_filter_config *f, struct wc_buf *actions,
+                      struct wc_buf *add_tables, struct wc_buf *filter_tables);
+
+#endif

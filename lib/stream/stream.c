@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "stream/stream.h"
+
+/* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+#define PG_EPOCH_OFFSET_US (946684800LL * 1000000LL)
+
+const char *const wc_stream_base_options[] = {
+    "format-version",
+    "2",
+    "include-transaction",
+    "1",
+    "include-xids",
+    "1",
+    "include-lsn",
+    "1",
+    "include-pk",
+    "1",
+    "include-timestamp",
+    "1",
+    "include-type-oids",
+    "1",
+    NULL,
+};
+
+/* Newer wal2json keeps NaN, Infinity and full precision this way; older
+ * builds reject the option, and walcast then goes on without it. */
+static const char numeric_option[] = "numeric-data-types-as-string";
+
+struct wc_stream {
+        PGconn *conn;
+        char *copybuf; /* last buffer from PQgetCopyData */
+        struct wc_stream_info info;
+        char server[300];
+        char slot[64];
+        bool streaming;
+        bool temporary; /* the slot is TEMPORARY */
+        wc_stream_notice_fn notice_fn;
+        void *notice_userdata;
+};
+
+static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (errbuf && errlen) {
+                va_start(ap, fmt);
+                vsnprintf(errbuf, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return err;
+}
+
+/* libpq's messages span lines ("...failed: FATAL:  ...\n\tIs the server
+ * running"); a log line wants one line without the trailing newline. */
+static void one_line(const char *in, char *out, size_t outlen)
+{
+        size_t j = 0;
+        bool space = false;
+
+        for (size_t i = 0; in && in[i] && j + 1 < outlen; i++) {
+                char c = in[i];
+                if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+                        space = j > 0;
+                        continue;
+                }
+                if (space && j + 2 < outlen)
+                        out[j++] = ' ';
+                space = false;
+                out[j++] = c;
+        }
+        out[j] = '\0';
+}
+
+static void notice_receiver(void *arg, const PGresult *res)
+{
+        struct wc_stream *s = arg;
+        const char *sev, *msg;
+
+        if (!s->notice_fn)
+                return;
+        sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+        msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        s->notice_fn(s->notice_userdata, sev ? sev : "NOTICE", msg ? msg : "");
+}
+
+struct wc_stream *wc_stream_new(void)
+{
+        return calloc(1, sizeof(struct wc_stream));
+}
+
+void wc_stream_free(struct wc_stream *s)
+{
+        if (!s)
+                return;
+        if (s->copybuf)
+                PQfreemem(s->copybuf);
+        PQfinish(s->conn);
+        free(s);
+}
+
+void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
+                                  void *userdata)
+{
+        s->notice_fn = fn;
+        s->notice_userdata = userdata;
+}
+
+const struct wc_stream_info *wc_stream_get_info(const struct wc_stream *s)
+{
+        return &s->info;
+}
+
+int wc_stream_fd(const struct wc_stream *s)
+{
+        return s->conn ? PQsocket(s->conn) : -1;
+}
+
+const char *wc_stream_server(const struct wc_stream *s)
+{
+        return s->server;
+}
+
+int64_t wc_pg_time_from_unix(int64_t unix_us)
+{
+        return unix_us - PG_EPOCH_OFFSET_US;
+}
+
+static bool contains(const char *hay, const char *needle)
+{
+        return hay && strstr(hay, needle) != NULL;
+}
+
+/*
+ * Turns a server error into the errno and message an operator can act on.
+ * `what` says what walcast was doing ("could not create replication slot
+ * \"walcast\"").
+ */
+static int server_error(struct wc_stream *s, const PGresult *res,
+                        const char *what, char *errbuf, size_t errlen)
+{
+        char msg[1024];
+        const char *primary = NULL, *state = NULL;
+
+        if (res) {
+                primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+                state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        }
+        one_line(primary ? primary : PQerrorMessage(s->conn), msg, sizeof(msg));
+
+        if (contains(msg, "may not be used as an output plugin"))
+                return fail(errbuf, errlen, -ENOPKG,
+                            "%s: the server does not allow wal2json as an "
+                            "output plugin (%s): add it to the superuser "
+                            "setting output_plugin_libraries in "
+                            "postgresql.conf, e.g. output_plugin_libraries "
+                            "= 'pgoutput, test_decoding, wal2json', and "
+                            "reload the server",
+                            what, msg);
+        if (contains(msg, "could not access file \"wal2json\"") ||
+            (contains(msg, "could not load library") &&
+             contains(msg, "wal2json")))
+                return fail(errbuf, errlen, -ENOPKG,
+                            "%s: wal2json is not installed on the server "
+                            "(%s): install its package there, e.g. "
+                            "postgresql-15-wal2json on Debian",
+                            what, msg);
+        if (contains(msg, "wal_level"))
+                return fail(errbuf, errlen, -ENOTSUP,
+                            "%s: %s: set wal_level = logical in "
+                            "postgresql.conf and restart the server",
+                            what, msg);
+        if (contains(msg, "is active for PID"))
+                return fail(errbuf, errlen, -EBUSY,
+                            "%s: %s: another walcastd or client is reading "
+                            "this slot; stop it or use another slot",
+                            what, msg);
+        if (state && strcmp(state, "42704") == 0)
+                return fail(errbuf, errlen, -ENOENT, "%s: %s", what, msg);
+        if (contains(msg, "can no longer get changes") ||
+            contains(msg, "has been invalidated"))
+                return fail(errbuf, errlen, -ESTALE,
+                            "%s: the slot was invalidated (%s): the server "
+                            "removed WAL it still needed, so changes were "
+                            "lost; recreate the slot with "
+                            "`walcast slot drop` and `walcast slot create` "
+                            "after taking a new snapshot of the data",
+                            what, msg);
+        if (PQstatus(s->conn) == CONNECTION_BAD)
+                return fail(errbuf, errlen, -EPIPE,
+                            "%s: connection to %s lost: %s", what, s->server,
+                            msg);
+        return fail(errbuf, errlen, -EIO, "%s: %s", what, msg);
+}
+
+/* Runs a command that must succeed with `expect`; *ret_res owned by the
+ * caller on success. */
+static int run(struct wc_stream *s, const char *sql, ExecStatusType expect,
+               const char *what, PGresult **ret_res, char *errbuf,
+               size_t errlen)
+{
+        PGresult *res = PQexec(s->conn, sql);
+        int r;
+
+        if (PQresultStatus(res) != expect) {
+                r = server_error(s, res, what, errbuf, errlen);
+                PQclear(res);
+                return r;
+        }
+        if (ret_res)
+                *ret_res = res;
+        else
+                PQclear(res);
+        return 0;
+}
+
+static int classify_connect_error(struct wc_stream *s, char *errbuf,
+                                  size_t errlen)
+{
+        char msg[1024];
+        const char *user = PQuser(s->conn);
+
+        one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
+        if (contains(msg, "authentication failed") ||
+            contains(msg, "password is required") ||
+            contains(msg, "no password supplied") ||
+            contains(msg, "no pg_hba.conf entry"))
+                return fail(errbuf, errlen, -EACCES,
+                            "could not connect to %s: authentication failed "
+                            "for role \"%s\": %s",
+                            s->server, user ? user : "", msg);
+        if (contains(msg, "replication role") ||
+            contains(msg, "permission denied to start WAL sender"))
+                return fail(errbuf, errlen, -EPERM,
+                            "could not connect to %s: role \"%s\" lacks the "
+                            "REPLICATION attribute (%s): run ALTER ROLE "
+                            "\"%s\" REPLICATION as a superuser",
+                            s->server, user ? user : "", msg, user ? user : "");
+        if (contains(msg, "Connection refused") ||
+            contains(msg, "could not connect") ||
+            contains(msg, "timeout expired") ||
+            contains(msg, "could not translate host name") ||
+            contains(msg, "No route to host") ||
+            contains(msg, "Network is unreachable") ||
+            contains(msg, "No such file or directory") ||
+            contains(msg, "the database system is starting up") ||
+            contains(msg, "the database system is shutting down"))
+                return fail(errbuf, errlen, -EHOSTUNREACH,
+                            "could not connect to %s: server unreachable: %s",
+                            s->server, msg);
+        return fail(errbuf, errlen, -EIO, "could not connect to %s: %s",
+                    s->server, msg);
+}
+
+int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
+                      size_t errlen)
+{
+        /* Later entries override earlier ones: connect_timeout is a
+         * default the DSN may change, replication=database is not, and
+         * the options carry the DSN's own plus DateStyle=ISO, the only
+         * timestamp format the decoder reads. */
+        const char *keys[] = {"connect_timeout", "dbname",
+                              "replication",     "fallback_application_name",
+                              "options",         NULL};
+        const char *vals[] = {"10", dsn, "database", "walcast", NULL, NULL};
+        PQconninfoOption *parsed;
+        char *errmsg = NULL, *options = NULL;
+        PGresult *res = NULL;
+        const char *host, *port, *user_options = "";
+        int r;
+
+        if (s->conn)
+                return fail(errbuf, errlen, -EALREADY, "already connected");
+        parsed = PQconninfoParse(dsn, &errmsg);
+        if (!parsed) {
+                r = fail(errbuf, errlen, -EINVAL,
+                         "source.dsn is not a valid connection string: %s",
+                         errmsg ? errmsg : "out of memory");
+                PQfreemem(errmsg);
+                return r;
+        }
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+                if (strcmp(o->keyword, "options") == 0 && o->val)
+                        user_options = o->val;
+        r = asprintf(&options, "%s%s-c datestyle=ISO", user_options,
+                     *user_options ? " " : "");
+        PQconninfoFree(parsed);
+        if (r < 0)
+                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+        vals[4] = options;
+        s->conn = PQconnectdbParams(keys, vals, 1);
+        free(options);
+        if (!s->conn)
+                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+        host = PQhost(s->conn);
+        port = PQport(s->conn);
+        snprintf(s->server, sizeof(s->server), "%s%s%s",
+                 host && *host ? host : "the server", port && *port ? ":" : "",
+                 port && *port ? port : "");
+        if (PQstatus(s->conn) != CONNECTION_OK)
+                return classify_connect_error(s, errbuf, errlen);
+        PQsetNoticeReceiver(s->conn, notice_receiver, s);
+
+        r = run(s, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, "IDENTIFY_SYSTEM failed",
+                &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) != 1 || PQnfields(res) < 4) {
+                PQclear(res);
+                return fail(errbuf, errlen, -EIO,
+                            "IDENTIFY_SYSTEM on %s returned an unexpected "
+                            "result: is this a PostgreSQL 10 or later server?",
+                            s->server);
+        }
+        snprintf(s->info.system_id, sizeof(s->info.system_id), "%s",
+                 PQgetvalue(res, 0, 0));
+        s->info.timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+        (void)wc_lsn_parse(PQgetvalue(res, 0, 2), &s->info.xlogpos);
+        if (PQgetisnull(res, 0, 3)) {
+                PQclear(res);
+                return fail(errbuf, errlen, -EIO,
+                            "the connection to %s has no database: add "
+                            "dbname= to source.dsn",
+                            s->server);
+        }
+        snprintf(s->info.dbname, sizeof(s->info.dbname), "%s",
+                 PQgetvalue(res, 0, 3));
+        PQclear(res);
+
+        r = run(s, "SHOW wal_level", PGRES_TUPLES_OK,
+                "could not read wal_level", &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "logical")) {
+                r = fail(errbuf, errlen, -ENOTSUP,
+                         "wal_level is \"%s\" on %s, logical decoding needs "
+                         "\"logical\": set wal_level = logical in "
+                         "postgresql.conf and restart the server",
+                         PQgetvalue(res, 0, 0), s->server);
+        }
+        PQclear(res);
+        return r;
+}
+
+static void copy_field(char *dst, size_t n, const PGresult *res, int col)
+{
+        snprintf(dst, n, "%s",
+                 PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+}
+
+int wc_stream_slot_status(struct wc_stream *s, const char *slot,
+                          struct wc_slot_status *ret_status, char *errbuf,
+                          size_t errlen)
+{
+        struct wc_slot_status st = {0};
+        char *lit, *sql;
+        PGresult *res = NULL;
+        int r;
+
+        lit = PQescapeLiteral(s->conn, slot, strlen(slot));
+        if (!lit)
+                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+        /* A walsender in database mode runs plain SQL too. */
+        r = asprintf(&sql,
+                     "SELECT plugin, slot_type, database, active_pid, "
+                     "temporary, confirmed_flush_lsn, restart_lsn, "
+                     "wal_status, pg_current_wal_lsn() "
+                     "FROM pg_catalog.pg_replication_slots "
+                     "WHERE slot_name = %s",
+                     lit);
+        PQfreemem(lit);
+        if (r < 0)
+                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+        r = run(s, sql, PGRES_TUPLES_OK,
+                "could not look up the replication slot", &res, errbuf, errlen);
+        free(sql);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 1) {
+                st.exists = true;
+                copy_field(st.plugin, sizeof(st.plugin), res, 0);
+                copy_field(st.slot_type, sizeof(st.slot_type), res, 1);
+                copy_field(st.database, sizeof(st.database), res, 2);
+                st.active_pid =
+                    PQgetisnull(res, 0, 3) ? 0 : atoi(PQgetvalue(res, 0, 3));
+                st.temporary = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+                (void)wc_lsn_parse(PQgetvalue(res, 0, 5), &st.confirmed_flush);
+                (void)wc_lsn_parse(PQgetvalue(res, 0, 6), &st.restart_lsn);
+                copy_field(st.wal_status, sizeof(st.wal_status), res, 7);
+                (void)wc_lsn_parse(PQgetvalue(res, 0, 8), &st.current_wal);
+        }
+        PQclear(res);
+        *ret_status = st;
+        return 0;
+}
+
+int wc_stream_slot_create(struct wc_stream *s, const char *slot, bool temporary,
+                          char *errbuf, size_t errlen)
+{
+        char sql[256], what[160];
+
+        snprintf(sql, sizeof(sql),
+                 "CREATE_REPLICATION_SLOT \"%s\" %sLOGICAL wal2json "
+                 "NOEXPORT_SNAPSHOT",
+                 slot, temporary ? "TEMPORARY " : "");
+        snprintf(what, sizeof(what), "could not create replication slot \"%s\"",
+                 slot);
+        return run(s, sql, PGRES_TUPLES_OK, what, NULL, errbuf, errlen);
+}
+
+int wc_stream_slot_drop(struct wc_stream *s, const char *slot, char *errbuf,
+                        size_t errlen)
+{
+        char sql[128], what[160];
+
+        snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT \"%s\"", slot);
+        snprintf(what, sizeof(what), "could not drop replication slot \"%s\"",
+                 slot);
+        return run(s, sql, PGRES_COMMAND_OK, what, NULL, errbuf, errlen);
+}
+
+/* Is an existing slot one walcast can read? */
+static int check_slot(struct wc_stream *s, const char *slot,
+                      const struct wc_slot_status *st, char *errbuf,
+                      size_t errlen)
+{
+        if (strcmp(st->slot_type, "logical") != 0)
+                return fail(errbuf, errlen, -EEXIST,
+                            "replication slot \"%s\" is a %s slot, walcast "
+                            "needs a logical one: choose another source.slot",
+                            slot, st->slot_type);
+        if (strcmp(st->plugin, "wal2json") != 0)
+                return fail(errbuf, errlen, -EEXIST,
+                            "replication slot \"%s\" uses the output plugin "
+                            "\"%s\", walcast needs wal2json: choose another "
+                            "source.slot",
+                            slot, st->plugin);
+        if (strcmp(st->database, s->info.dbname) != 0)
+                return fail(errbuf, errlen, -EEXIST,
+                            "replication slot \"%s\" belongs to database "
+                            "\"%s\", not \"%s\": fix dbname in source.dsn or "
+                            "choose another source.slot",
+                            slot, st->database, s->info.dbname);
+        if (strcmp(st->wal_status, "lost") == 0)
+                return fail(errbuf, errlen, -ESTALE,
+                            "replication slot \"%s\" was invalidated "
+                            "(wal_status lost): the server removed WAL it "
+                            "still needed, so changes were lost; drop and "
+                            "recreate the slot (walcast slot drop, walcast "
+                            "slot create) after taking a new snapshot of the "
+                            "data",
+                            slot);
+        if (st->active_pid != 0)
+                return fail(errbuf, errlen, -EBUSY,
+                            "replication slot \"%s\" is active for PID %d: "
+                            "another walcastd or client is reading it; stop "
+                            "it or use another slot",
+                            slot, st->active_pid);
+        return 0;
+}
+
+int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
+                   char *errbuf, size_t errlen)
+{
+        struct wc_slot_status st;
+        int r;
+
+        snprintf(s->slot, sizeof(s->slot), "%s", cfg->slot);
+        s->temporary = cfg->temporary;
+        r = wc_stream_connect(s, cfg->dsn, errbuf, errlen);
+        if (r < 0)
+                return r;
+        r = wc_stream_slot_status(s, cfg->slot, &st, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (st.exists) {
+                r = check_slot(s, cfg->slot, &st, errbuf, errlen);
+                if (r < 0)
+                        return r;
+                s->info.slot_confirmed = st.confirmed_flush;
+                return 0;
+        }
+        if (!cfg->create_slot && !cfg->temporary)
+                return fail(errbuf, errlen, -ENOENT,
+                            "replication slot \"%s\" does not exist on %s and "
+                            "source.create_slot is false: create it with "
+                            "`walcast slot create`, or set create_slot: true",
+                            cfg->slot, s->server);
+        r = wc_stream_slot_create(s, cfg->slot, cfg->temporary, errbuf, errlen);
+        if (r < 0)
+                return r;
+        s->info.slot_created = true;
+        r = wc_stream_slot_status(s, cfg->slot, &st, errbuf, errlen);
+        if (r < 0)
+                return r;
+        s->info.slot_confirmed = st.confirmed_flush;
+        return 0;
+}
+
+/* Appends `"key" 'value'` to the option list of START_REPLICATION. */
+static int append_option(struct wc_buf *sql, const char *k, const char *v)
+{
+        int r = 0;
+
+        if (sql->data[sql->len - 1] != '(')
+                r = wc_buf_append_str(sql, ", ");
+        if (!r)
+                r = wc_buf_printf(sql, "\"%s\" '", k);
+        for (const char *q = v; *q && !r; q++)
+                r = *q == '\'' ? wc_buf_append_str(sql, "''")
+                               : wc_buf_append_char(sql, *q);
+        if (!r)
+                r = wc_buf_append_char(sql, '\'');
+        return r;
+}
+
+static int start_once(struct wc_stream *s, wc_lsn start, bool numeric,
+                      const char *const *extra, char *errbuf, size_t errlen)
+{
+        char lsn[WC_LSN_STRLEN], what[160];
+        struct wc_buf sql;
+        PGresult *res;
+        int r;
+
+        wc_buf_init(&sql);
+        r = wc_buf_printf(&sql, "START_REPLICATION SLOT \"%s\" LOGICAL %s (",
+                          s->slot, wc_lsn_format(start, lsn));
+        for (size_t i = 0; wc_stream_base_options[i] && !r; i += 2)
+                r = append_option(&sql, wc_stream_base_options[i],
+                                  wc_stream_base_options[i + 1]);
+        if (numeric && !r)
+                r = append_option(&sql, numeric_option, "1");
+        for (size_t i = 0; extra && extra[i] && !r; i += 2)
+                r = append_option(&sql, extra[i], extra[i + 1]);
+        if (!r)
+                r = wc_buf_append_char(&sql, ')');
+        if (r < 0) {
+                r = fail(errbuf, errlen, r, "out of memory");
+                goto err_free_sql;
+        }
+
+        res = PQexec(s->conn, sql.data);
+        if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+                snprintf(what, sizeof(what),
+                         "could not start replication on slot \"%s\"", s->slot);
+                r = server_error(s, res, what, errbuf, errlen);
+        }
+        PQclear(res);
+err_free_sql:
+        wc_buf_free(&sql);
+        return r;
+}
+
+int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
+                    char *errbuf, size_t errlen)
+{
+        int r;
+
+        r = start_once(s, start, true, extra, errbuf, errlen);
+        if (r == -EIO && strstr(errbuf, numeric_option)) {
+                /* An older wal2json: numerics stay bare JSON numbers and
+                 * NaN/Infinity arrive as null.  The caller warns.  The
+                 * failed command dropped a temporary slot with it. */
+                r = 0;
+                if (s->temporary)
+                        r = wc_stream_slot_create(s, s->slot, true, errbuf,
+                                                  errlen);
+                if (r == 0)
+                        r = start_once(s, start, false, extra, errbuf, errlen);
+                s->info.numeric_as_string = false;
+        } else {
+                s->info.numeric_as_string = r == 0;
+        }
+        if (r < 0)
+                return r;
+        if (PQsetnonblocking(s->conn, 1) != 0)
+                return fail(errbuf, errlen, -EIO,
+                            "could not make the connection non-blocking");
+        s->streaming = true;
+        return 0;
+}
+
+static uint64_t be64(const char *p)
+{
+        const unsigned char *u = (const unsigned char *)p;
+        uint64_t v = 0;
+
+        for (int i = 0; i < 8; i++)
+                v = (v << 8) | u[i];
+        return v;
+}
+
+static void put_be64(char *p, uint64_t v)
+{
+        for (int i = 7; i >= 0; i--) {
+                p[i] = (char)(v & 0xff);
+                v >>= 8;
+        }
+}
+
+/* The copy ended: collect the final result to say why. */
+static int stream_ended(struct wc_stream *s, char *errbuf, size_t errlen)
+{
+        PGresult *res;
+        int r = fail(errbuf, errlen, -ECONNRESET,
+                     "the server ended the replication stream");
+
+        s->streaming = false;
+        while ((res = PQgetResult(s->conn)) != NULL) {
+                if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+                        char what[160];
+                        snprintf(what, sizeof(what),
+                                 "replication on slot \"%s\" stopped", s->slot);
+                        r = server_error(s, res, what, errbuf, errlen);
+                        if (r == -EIO)
+                                r = -ECONNRESET;
+                }
+                PQclear(res);
+        }
+        return r;
+}
+
+int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
+                   char *errbuf, size_t errlen)
+{
+        char msg[512];
+        char *buf = NULL;
+        int n;
+
+        if (s->copybuf) {
+                PQfreemem(s->copybuf);
+                s->copybuf = NULL;
+        }
+        n = PQgetCopyData(s->conn, &buf, 1);
+        if (n == 0) {
+                if (!PQconsumeInput(s->conn)) {
+                        one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
+                        return fail(errbuf, errlen, -EPIPE,
+                                    "connection to %s lost: %s", s->server,
+                                    msg);
+                }
+                n = PQgetCopyData(s->conn, &buf, 1);
+                if (n == 0)
+                        return 0;
+        }
+        if (n == -1)
+                return stream_ended(s, errbuf, errlen);
+        if (n < 0) {
+                one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
+                return fail(errbuf, errlen, -EPIPE, "connection to %s lost: %s",
+                            s->server, msg);
+        }
+        s->copybuf = buf;
+
+        switch (buf[0]) {
+        case 'w':
+                if (n < 25)
+                        break;
+                *ret_msg = (struct wc_stream_msg){
+                    .kind = WC_MSG_XLOGDATA,
+                    .data_start = be64(buf + 1),
+                    .wal_end = be64(buf + 9),
+                    .send_time = (int64_t)be64(buf + 17),
+                    .data = buf + 25,
+                    .len = (size_t)n - 25,
+                };
+                return 1;
+        case 'k':
+                if (n < 18)
+                        break;
+                *ret_msg = (struct wc_stream_msg){
+                    .kind = WC_MSG_KEEPALIVE,
+                    .wal_end = be64(buf + 1),
+                    .send_time = (int64_t)be64(buf + 9),
+                    .reply_requested = buf[17] != 0,
+                };
+                return 1;
+        default:
+                return fail(errbuf, errlen, -EBADMSG,
+                            "unexpected replication message type 0x%02x "
+                            "(%d bytes) from %s",
+                            (unsigned char)buf[0], n, s->server);
+        }
+        return fail(errbuf, errlen, -EBADMSG,
+                    "truncated replication message '%c' (%d bytes) from %s",
+                    buf[0], n, s->server);
+}
+
+int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
+                          size_t errlen)
+{
+        char msg[34];
+        struct timespec ts;
+        int64_t now;
+        char err[512];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        msg[0] = 'r';
+        put_be64(msg + 1, flush);  /* written */
+        put_be64(msg + 9, flush);  /* flushed */
+        put_be64(msg + 17, flush); /* applied */
+        put_be64(msg + 25, (uint64_t)wc_pg_time_from_unix(now));
+        msg[33] = 0; /* no reply requested */
+        if (PQputCopyData(s->conn, msg, sizeof(msg)) != 1) {
+                one_line(PQerrorMessage(s->conn), err, sizeof(err));
+                return fail(errbuf, errlen, -EPIPE,
+                            "could not send status to %s: %s", s->server, err);
+        }
+        return 0;
+}
+
+int wc_stream_flush(struct wc_stream *s, char *errbuf, size_t errlen)
+{
+        char err[512];
+        int r = PQflush(s->conn);
+
+        if (r < 0) {
+                one_line(PQerrorMessage(s->conn), err, sizeof(err));
+                return fail(errbuf, errlen, -EPIPE, "could not send to %s: %s",
+                            s->server, err);
+        }
+        return r;
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
+                   size_t errlen)
+{
+        int64_t deadline = mono_ms() + timeout_ms;
+        char err[512];
+        PGresult *res;
+
+        if (!s->streaming)
+                return 0;
+        if (PQputCopyEnd(s->conn, NULL) != 1) {
+                one_line(PQerrorMessage(s->conn), err, sizeof(err));
+                return fail(errbuf, errlen, -EPIPE,
+                            "could not end the copy with %s: %s", s->server,
+                            err);
+        }
+        for (;;) {
+                struct pollfd pfd = {.fd = PQsocket(s->conn)};
+                char *buf = NULL;
+                int64_t left = deadline - mono_ms();
+                int f = PQflush(s->conn);
+                int n;
+
+                if (f < 0)
+                        break;
+                n = PQgetCopyData(s->conn, &buf, 1);
+                if (buf)
+                        PQfreemem(buf); /* not confirmed: replayed later */
+                if (n > 0)
+                        continue;
+                if (n < 0)
+                        break;
+                if (left <= 0)
+                        return fail(errbuf, errlen, -ETIMEDOUT,
+                                    "the server did not end the stream "
+                                    "within %d ms",
+                                    timeout_ms);
+                pfd.events = POLLIN | (f == 1 ? POLLOUT : 0);
+                if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+                        break;
+                if (!PQconsumeInput(s->conn))
+                        break;
+        }
+        while ((res = PQgetResult(s->conn)) != NULL)
+                PQclear(res);
+        s->streaming = false;
+        return 0;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The replication connection: libpq with replication=database, slot
+ * lookup and creation, START_REPLICATION ... LOGICAL with wal2json, the
+ * CopyBoth stream of 'w' (XLogData) and 'k' (keepalive) messages, and 'r'
+ * standby status updates.
+ *
+ * Errors are negative errnos with a message in the caller's errbuf; the
+ * errno says what an operator has to do:
+ *   -EHOSTUNREACH  server unreachable
+ *   -EACCES        authentication failed
+ *   -EPERM         the role lacks REPLICATION
+ *   -ENOTSUP       wal_level is not logical
+ *   -ENOPKG        wal2json is not installed, or not allowed by
+ *                  output_plugin_libraries
+ *   -EBUSY         the slot is active for another process
+ *   -ENOENT        the slot does not exist (and may not be created)
+ *   -ESTALE        the slot was invalidated (wal_status lost)
+ *   -EEXIST        a slot of that name exists but does not fit (another
+ *                  plugin, another database, physical)
+ *   -EPIPE         the connection was lost
+ *   -EIO           any other server error
+ */
+#ifndef WALCAST_STREAM_H
+#define WALCAST_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+struct wc_stream;
+
+struct wc_stream_config {
+        const char *dsn;  /* libpq conninfo or URI */
+        const char *slot; /* validated [a-z0-9_]{1,63} */
+        bool create_slot; /* create when missing */
+        bool temporary;   /* create a TEMPORARY slot (walcast tail) */
+};
+
+struct wc_slot_status {
+        bool exists;
+        char plugin[64];
+        char slot_type[16];
+        char database[64];
+        int active_pid; /* 0 when inactive */
+        bool temporary;
+        wc_lsn confirmed_flush;
+        wc_lsn restart_lsn;
+        wc_lsn current_wal;  /* the server's pg_current_wal_lsn() */
+        char wal_status[16]; /* "reserved", "extended", "unreserved", "lost" */
+};
+
+struct wc_stream_info {
+        char system_id[32];
+        uint32_t timeline;
+        wc_lsn xlogpos;
+        char dbname[64];
+        bool slot_created;     /* this open created the slot */
+        wc_lsn slot_confirmed; /* the slot's confirmed_flush_lsn */
+        /* false when wal2json lacks numeric-data-types-as-string, so NaN
+         * and Infinity numerics arrive as null */
+        bool numeric_as_string;
+};
+
+enum wc_stream_msg_kind {
+        WC_MSG_XLOGDATA = 'w',
+        WC_MSG_KEEPALIVE = 'k',
+};
+
+/* Borrowed from the stream until the next wc_stream_read(). */
+struct wc_stream_msg {
+        enum wc_stream_msg_kind kind;
+        wc_lsn data_start; /* 'w' */
+        wc_lsn wal_end;
+        int64_t send_time;    /* microseconds since 2000-01-01 */
+        bool reply_requested; /* 'k' */
+        char *data;           /* 'w': the payload, writable, NUL-terminated */
+        size_t len;
+};
+
+/* Called for every notice or warning the server sends (wal2json warns
+ * about tables whose updates and deletes it drops). */
+typedef void (*wc_stream_notice_fn)(void *userdata, const char *severity,
+                                    const char *message);
+
+struct wc_stream *wc_stream_new(void);
+/* Closes the connection without ending the copy gracefully. */
+void wc_stream_free(struct wc_stream *s);
+
+void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
+                                  void *userdata);
+
+/* Connects and runs IDENTIFY_SYSTEM; checks wal_level. */
+int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
+                      size_t errlen);
+
+/* Looks the slot up (needs wc_stream_connect). */
+int wc_stream_slot_status(struct wc_stream *s, const char *slot,
+                          struct wc_slot_status *ret_status, char *errbuf,
+                          size_t errlen);
+int wc_stream_slot_create(struct wc_stream *s, const char *slot, bool temporary,
+                          char *errbuf, size_t errlen);
+int wc_stream_slot_drop(struct wc_stream *s, const char *slot, char *errbuf,
+                        size_t errlen);
+
+/* Connects, checks the slot (creating it when allowed) and fills in the
+ * info: everything before START_REPLICATION. */
+int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
+                   char *errbuf, size_t errlen);
+const struct wc_stream_info *wc_stream_get_info(const struct wc_stream *s);
+
+/*
+ * START_REPLICATION SLOT ... LOGICAL start with wal2json's v2 options plus
+ * `extra` (NULL-terminated key, value pairs, e.g. "actions", "insert").
+ * start 0 resumes from the slot's confirmed position.
+ */
+int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
+                    char *errbuf, size_t errlen);
+
+/* The socket to poll. */
+int wc_stream_fd(const struct wc_stream *s);
+
+/* 1 with *ret_msg filled, 0 when nothing is available now (poll for
+ * input), -ECONNRESET when the server ended the stream, <0 on error. */
+int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
+                   char *errbuf, size_t errlen);
+
+/* Queues an 'r' standby status update: written = flushed = applied =
+ * `flush`.  Then call wc_stream_flush(). */
+int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
+                          size_t errlen);
+
+/* Sends queued output: 0 done, 1 more to send (poll for POLLOUT), <0. */
+int wc_stream_flush(struct wc_stream *s, char *errbuf, size_t errlen);
+
+/* Ends the copy (CopyDone), discards what the server still sends, and
+ * waits for its end of the stream, up to timeout_ms. */
+int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
+                   size_t errlen);
+
+/* The START_REPLICATION options walcast always sends (tests, docs). */
+extern const char *const wc_stream_base_options[];
+
+/* "host:port" of the connection, for messages. */
+const char *wc_stream_server(const struct wc_stream *s);
+
+/* Microseconds since 2000-01-01 (PostgreSQL's epoch) of `unix_us`. */
+int64_t wc_pg_time_from_unix(int64_t unix_us);
+
+#endif

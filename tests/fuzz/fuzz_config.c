@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target for the configuration loader.  Besides not crashing or
+ * leaking, it checks what the loader promises: an accepted configuration
+ * satisfies every rule of the schema, and a refusal comes with a one-line
+ * message that starts with the file name.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "config/config.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NAME "fuzz.yaml"
+
+/* Variables the seeds and mutations can reach with ${...}. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        (void)argc;
+        (void)argv;
+        setenv("WC_FUZZ_DURATION", "250ms", 1);
+        setenv("WC_FUZZ_SLOT", "fuzz_slot", 1);
+        setenv("WC_FUZZ_EMPTY", "", 1);
+        setenv("WC_FUZZ_DOLLAR", "${WC_FUZZ_SLOT}$$", 1);
+        unsetenv("WC_FUZZ_UNSET");
+        return 0;
+}
+
+static void check_patterns(const struct wc_pattern_list *l)
+{
+        if (l->count > 0 && !l->items)
+                abort();
+        for (size_t i = 0; i < l->count; i++)
+                if (!l->items[i] || !l->items[i][0])
+                        abort();
+}
+
+static void check_config(const struct wc_config *c)
+{
+        if (strcmp(c->path, NAME) != 0)
+                abort();
+        if (!c->source.dsn || !c->source.dsn[0])
+                abort();
+        if (!wc_slot_name_valid(c->source.slot))
+                abort();
+        if (c->source.status_interval_ms < 100 ||
+            c->source.status_interval_ms > 3600 * 1000)
+                abort();
+        check_patterns(&c->filter.schemas_include);
+        check_patterns(&c->filter.schemas_exclude);
+        check_patterns(&c->filter.tables_include);
+        check_patterns(&c->filter.tables_exclude);
+        if (c->filter.ops == 0 || (c->filter.ops & ~WC_OPS_DATA))
+                abort();
+        if (c->nsinks == 0 || !c->sinks)
+                abort();
+        for (size_t i = 0; i < c->nsinks; i++) {
+                const struct wc_sink_config *s = &c->sinks[i];
+
+                if (s->type != WC_SINK_FILE || s->line == 0 || s->column == 0)
+                        abort();
+                if (!s->u.file.path || !s->u.file.path[0])
+                        abort();
+        }
+        if (c->log.level < WC_LOG_ERR || c->log.level > WC_LOG_DEBUG)
+                abort();
+}
+
+static void check_error(const char *errbuf)
+{
+        if (strncmp(errbuf, NAME ":", strlen(NAME ":")) != 0)
+                abort();
+        for (const char *p = errbuf; *p; p++)
+                if ((unsigned char)*p < 0x20)
+                        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        char errbuf[512] = "";
+        struct wc_config *c;
+
+        c = wc_config_load_string(NAME, (const char *)data, size, errbuf,
+                                  sizeof(errbuf));
+        if (c)
+                check_config(c);
+        else
+                check_error(errbuf);
+        wc_config_free(c);
+        return 0;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target for the wal2json decoder: any bytes must decode or be
+ * refused with -EBADMSG and a message, never crash, overrun or leak.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/decode.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* what the checks read, kept so they are not optimized away */
+static volatile size_t sink;
+
+/* Every column's strings are readable and its value is inside the
+ * message: touch them all so ASan sees any bad pointer. */
+static size_t touch(const struct wc_column_list *l, const char *msg, size_t len)
+{
+        size_t sum = 0;
+
+        for (size_t i = 0; i < l->count; i++) {
+                const struct wc_column *c = &l->items[i];
+
+                if (strlen(c->name) != c->name_len ||
+                    strlen(c->type) != c->type_len)
+                        abort();
+                if (c->value.ptr < msg ||
+                    c->value.ptr + c->value.len > msg + len)
+                        abort();
+                for (size_t k = 0; k < c->value.len; k++)
+                        sum += (unsigned char)c->value.ptr[k];
+        }
+        return sum;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        /* one decoder for the whole run, as the daemon has: state left
+         * behind by one input must not hurt the next */
+        static struct wc_decoder *d;
+        const struct wc_change *ch = NULL;
+        char err[512];
+        char *msg;
+        int r;
+
+        if (!d)
+                d = wc_decoder_new();
+        if (!d)
+                abort();
+        /* an exact-size heap copy: ASan catches a read or write past it */
+        msg = malloc(size ? size : 1);
+        if (!msg)
+                return 0;
+        memcpy(msg, data, size);
+        err[0] = '\0';
+        r = wc_decoder_decode(d, msg, size, 0x1547700, &ch, err, sizeof(err));
+        if (r == 0) {
+                if (!ch)
+                        abort();
+                if (ch->schema && strlen(ch->schema) != ch->schema_len)
+                        abort();
+                if (ch->table && strlen(ch->table) != ch->table_len)
+                        abort();
+                if (ch->prefix && strlen(ch->prefix) != ch->prefix_len)
+                        abort();
+                sink += touch(&ch->columns, msg, size);
+                sink += touch(&ch->identity, msg, size);
+                sink += touch(&ch->pk, msg, size);
+        } else {
+                if (r != -EBADMSG && r != -ENOMEM)
+                        abort();
+                if (ch != NULL ||
+                    strncmp(err,
+                            "could not decode wal2json message at 0/1547700: ",
+                            48) != 0)
+                        abort();
+        }
+        free(msg);
+        return 0;
+}

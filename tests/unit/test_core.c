@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* LSN parse/format, the byte buffer, op names and schema splitting. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+static void lsn_round_trips(void **state)
+{
+        static const char *const texts[] = {
+            "0/0", "0/1",       "16/B374D848", "FFFFFFFF/FFFFFFFF",
+            "1/0", "0/1547700", "A/B",
+        };
+        static const wc_lsn values[] = {
+            0,          1,         0x16B374D848ull,    UINT64_MAX,
+            1ull << 32, 0x1547700, 0xAull << 32 | 0xB,
+        };
+        char buf[WC_LSN_STRLEN];
+        (void)state;
+
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+                wc_lsn lsn = 42;
+                assert_int_equal(wc_lsn_parse(texts[i], &lsn), 0);
+                assert_true(lsn == values[i]);
+                assert_string_equal(wc_lsn_format(lsn, buf), texts[i]);
+        }
+        /* lower case is accepted, upper case is written */
+        wc_lsn lsn;
+        assert_int_equal(wc_lsn_parse("16/b374d848", &lsn), 0);
+        assert_string_equal(wc_lsn_format(lsn, buf), "16/B374D848");
+        /* values spread over the whole 64-bit range survive format then
+         * parse */
+        uint64_t v = 1;
+        for (int i = 0; i < 10000;
+             i++, v = v * 6364136223846793005ull + 1442695040888963407ull) {
+                wc_lsn back;
+                assert_int_equal(wc_lsn_parse(wc_lsn_format(v, buf), &back), 0);
+                assert_true(back == v);
+        }
+}
+
+static void lsn_rejects_garbage(void **state)
+{
+        static const char *const bad[] = {
+            "",      "/",           "0/",          "/0",    "0",
+            "0//0",  "g/0",         "0/-1",        " 0/1",  "0/1 ",
+            "1/2/3", "123456789/0", "0/123456789", "0x1/2",
+        };
+        (void)state;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                wc_lsn lsn = 7;
+                assert_int_equal(wc_lsn_parse(bad[i], &lsn), -EINVAL);
+                assert_true(lsn == 7); /* untouched on failure */
+        }
+        assert_int_equal(wc_lsn_parse(NULL, &(wc_lsn){0}), -EINVAL);
+        /* _n stops at the length given */
+        wc_lsn lsn;
+        assert_int_equal(wc_lsn_parse_n("1/2\"junk", 3, &lsn), 0);
+        assert_true(lsn == ((1ull << 32) | 2));
+}
+
+static void buf_grows_and_formats(void **state)
+{
+        struct wc_buf b;
+        (void)state;
+
+        wc_buf_init(&b);
+        for (int i = 0; i < 10000; i++)
+                assert_int_equal(wc_buf_append_char(&b, (char)('a' + i % 26)),
+                                 0);
+        assert_int_equal(b.len, 10000);
+        assert_int_equal(b.data[b.len], '\0');
+        assert_int_equal(b.data[26], 'a');
+        wc_buf_reset(&b);
+        assert_int_equal(wc_buf_printf(&b, "%s-%d", "x", 42), 0);
+        assert_int_equal(wc_buf_append_uint(&b, 0), 0);
+        assert_int_equal(wc_buf_append_char(&b, ' '), 0);
+        assert_int_equal(wc_buf_append_uint(&b, UINT64_MAX), 0);
+        assert_string_equal(b.data, "x-420 18446744073709551615");
+        wc_buf_free(&b);
+        wc_buf_free(&b); /* twice is fine */
+        wc_buf_free(NULL);
+}
+
+static void op_names(void **state)
+{
+        (void)state;
+        for (int op = 0; op < WC_OP__COUNT; op++) {
+                enum wc_op back;
+                assert_non_null(wc_op_name((enum wc_op)op));
+                assert_int_equal(wc_op_parse(wc_op_name((enum wc_op)op), &back),
+                                 0);
+                assert_int_equal(back, op);
+        }
+        assert_null(wc_op_name(WC_OP__COUNT));
+        assert_int_equal(wc_op_parse("upsert", &(enum wc_op){0}), -EINVAL);
+        assert_string_equal(wc_op_name(WC_OP_TRUNCATE), "truncate");
+}
+
+static void schema_split(void **state)
+{
+        struct wc_str ns, tenant;
+        (void)state;
+
+        wc_schema_split("town6-govikon", 13, &ns, &tenant);
+        assert_int_equal(ns.len, 5);
+        assert_memory_equal(ns.ptr, "town6", 5);
+        assert_int_equal(tenant.len, 7);
+        assert_memory_equal(tenant.ptr, "govikon", 7);
+
+        /* only the first '-' splits */
+        wc_schema_split("org-acme-archive", 16, &ns, &tenant);
+        assert_int_equal(ns.len, 3);
+        assert_int_equal(tenant.len, 12);
+        assert_memory_equal(tenant.ptr, "acme-archive", 12);
+
+        wc_schema_split("public", 6, &ns, &tenant);
+        assert_int_equal(ns.len, 6);
+        assert_int_equal(tenant.len, 0);
+
+        wc_schema_split("-x", 2, &ns, &tenant);
+        assert_int_equal(ns.len, 0);
+        assert_int_equal(tenant.len, 1);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(lsn_round_trips),
+            cmocka_unit_test(lsn_rejects_garbage),
+            cmocka_unit_test(buf_grows_and_formats),
+            cmocka_unit_test(op_names),
+            cmocka_unit_test(schema_split),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
