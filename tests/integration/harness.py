@@ -1,0 +1,889 @@
+# SPDX-License-Identifier: MIT
+"""Integration-test harness for walcast.
+
+Starts a throwaway PostgreSQL 15 cluster (wal2json available), writes walcast
+configuration files, runs walcastd / walcast as subprocesses and reads their
+output.  Python 3 standard library only.
+
+Everything a test starts is registered and torn down at exit (also on
+failure and on SIGTERM/SIGINT): daemon processes are killed by pid, the
+cluster is stopped, the temporary directory removed unless WC_KEEP_TMP is set.
+
+Environment: WALCASTD, WALCAST (binary paths), WC_TEST_DATA, WC_KEEP_TMP.
+"""
+
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+EX_OK = 0
+EX_SOFTWARE = 1
+EX_UNAVAILABLE = 69
+EX_CONFIG = 78
+
+IS_ROOT = os.geteuid() == 0
+
+_cleanups = []          # callables, run LIFO at exit
+_procs = []             # every Proc started, killed at exit if still running
+
+
+def log(*args):
+    print("[it]", *args, flush=True)
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def fail(msg):
+    raise TestFailure(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+# --------------------------------------------------------------------------
+# cleanup
+
+def _run_cleanups():
+    while _procs:
+        p = _procs.pop()
+        p.kill()
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception:  # keep cleaning up
+            traceback.print_exc()
+
+
+atexit.register(_run_cleanups)
+
+
+def _on_signal(signum, frame):
+    # turn SIGTERM (ctest timeout) / SIGINT into a normal exit so that
+    # atexit handlers stop the cluster and kill daemons
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+def make_tmpdir():
+    d = tempfile.mkdtemp(prefix="walcast-it-")
+    os.chmod(d, 0o755)
+    if IS_ROOT:
+        shutil.chown(d, "postgres", "postgres")
+        # every ancestor must be traversable by postgres
+        p = os.path.dirname(d)
+        while p and p != "/":
+            st = os.stat(p)
+            if not st.st_mode & 0o001:
+                os.chmod(p, st.st_mode | 0o011)
+            p = os.path.dirname(p)
+
+    def rm():
+        if os.environ.get("WC_KEEP_TMP"):
+            log("keeping", d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    _cleanups.append(rm)
+    return d
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_until(pred, timeout=30.0, interval=0.1, what="condition"):
+    """Polls pred() until it returns a truthy value, which is returned.
+    Raises TestFailure after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            fail("timed out after %.0fs waiting for %s"
+                 % (timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+def vm_hwm_kb(pid):
+    """Peak resident set size (VmHWM) of pid in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    fail("no VmHWM in /proc/%d/status" % pid)
+
+
+# --------------------------------------------------------------------------
+# LSNs
+
+def lsn_int(s):
+    hi, lo = s.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def lsn_str(v):
+    return "%X/%X" % (v >> 32, v & 0xFFFFFFFF)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL cluster
+
+BASE_CONF = {
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "wal_level": "logical",
+    "max_replication_slots": "10",
+    "max_wal_senders": "10",
+    "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
+    "shared_buffers": "32MB",
+    "log_min_messages": "warning",
+    "log_connections": "off",
+}
+
+
+def _as_pg(argv):
+    if IS_ROOT:
+        return ["runuser", "-u", "postgres", "--"] + argv
+    return argv
+
+
+class Cluster:
+    """A throwaway PostgreSQL 15 cluster.  conf: dict of postgresql.conf
+    overrides (values written quoted)."""
+
+    def __init__(self, conf=None, tmpdir=None):
+        self.tmp = tmpdir or make_tmpdir()
+        self.datadir = os.path.join(self.tmp, "pgdata")
+        self.logfile = os.path.join(self.tmp, "postgres.log")
+        self.conffile = os.path.join(self.datadir, "walcast_test.conf")
+        self.conf = dict(BASE_CONF)
+        self.conf["unix_socket_directories"] = self.tmp
+        if conf:
+            self.conf.update(conf)
+        self.port = None
+        self.running = False
+        self._initdb()
+        _cleanups.append(self.stop)
+        self.start()
+
+    # -- setup
+    def _initdb(self):
+        r = subprocess.run(
+            _as_pg([PGBIN + "/initdb", "-D", self.datadir, "-A", "trust",
+                    "-U", "postgres", "--no-sync", "-E", "UTF8",
+                    "--locale=C.UTF-8"]),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            fail("initdb failed:\n" + r.stdout)
+        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
+            f.write("\ninclude 'walcast_test.conf'\n")
+
+    def _write_conf(self):
+        with open(self.conffile, "w") as f:
+            for k, v in self.conf.items():
+                if v is None:
+                    continue
+                f.write("%s = '%s'\n" % (k, str(v).replace("'", "''")))
+        os.chmod(self.conffile, 0o644)
+        if IS_ROOT:
+            shutil.chown(self.conffile, "postgres", "postgres")
+
+    def set_conf(self, **kw):
+        """Updates settings in the include file (a None value removes one);
+        call reload() or restart() afterwards."""
+        self.conf.update(kw)
+        self._write_conf()
+
+    def hba_prepend(self, lines):
+        path = os.path.join(self.datadir, "pg_hba.conf")
+        with open(path) as f:
+            old = f.read()
+        with open(path, "w") as f:
+            f.write("".join(l + "\n" for l in lines) + old)
+
+    def pg_ctl(self, *args, check=True):
+        r = subprocess.run(_as_pg([PGBIN + "/pg_ctl", "-D", self.datadir]
+                                  + list(args)),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if check and r.returncode != 0:
+            fail("pg_ctl %s failed:\n%s\n--- server log tail:\n%s"
+                 % (" ".join(args), r.stdout, self.log_tail()))
+        return r
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    # -- lifecycle
+    def start(self):
+        for attempt in range(8):
+            if self.port is None or attempt > 0:
+                self.port = free_port()
+            self.conf["port"] = str(self.port)
+            self._write_conf()
+            logpos = os.path.getsize(self.logfile) if os.path.exists(
+                self.logfile) else 0
+            r = self.pg_ctl("-w", "-t", "60", "-l", self.logfile, "start",
+                            check=False)
+            if r.returncode == 0:
+                self.running = True
+                return
+            with open(self.logfile, errors="replace") as f:
+                f.seek(logpos)
+                newlog = f.read()
+            if "could not bind" in newlog or "already in use" in newlog \
+                    or "could not create any TCP/IP sockets" in newlog:
+                log("port %d busy, retrying" % self.port)
+                self._kill_postmaster()
+                continue
+            fail("cluster did not start:\n%s\n--- server log:\n%s"
+                 % (r.stdout, newlog))
+        fail("cluster did not start: no free port after retries")
+
+    def _kill_postmaster(self):
+        pidfile = os.path.join(self.datadir, "postmaster.pid")
+        try:
+            with open(pidfile) as f:
+                pid = int(f.readline().strip())
+        except (OSError, ValueError):
+            return
+        for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
+
+    def stop(self):
+        if not self.running:
+            return
+        self.running = False
+        r = self.pg_ctl("stop", "-m", "fast", "-w", "-t", "30", check=False)
+        if r.returncode != 0:
+            log("pg_ctl stop failed, killing postmaster:", r.stdout.strip())
+            self._kill_postmaster()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def reload(self):
+        self.pg_ctl("reload")
+        time.sleep(0.5)
+
+    # -- SQL
+    def dsn(self, user="postgres", password=None, dbname="postgres"):
+        s = "host=127.0.0.1 port=%d dbname=%s user=%s" % (self.port, dbname,
+                                                          user)
+        if password is not None:
+            s += " password=%s" % password
+        return s
+
+    def sql(self, query, user="postgres", password=None, check=True):
+        """Runs query (one or more statements) through psql; returns the rows
+        of every result as lists of strings (None for SQL NULL)."""
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("PG"):
+                del env[k]
+        env["PGCONNECT_TIMEOUT"] = "10"
+        if password is not None:
+            env["PGPASSWORD"] = password
+        nullmark = "\x01NULL\x01"
+        recsep = "\x1e\x1d@rec@\x1d\x1e"
+        r = subprocess.run(
+            ["psql", "-X", "-q", "-A", "-t", "-z", "-R", recsep, "-v",
+             "ON_ERROR_STOP=1", "-P", "null=" + nullmark,
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", user,
+             "-d", "postgres", "-f", "-"],
+            input=query.encode(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env)
+        if r.returncode != 0:
+            if check:
+                fail("SQL failed (%d): %s\n%s" % (r.returncode, query[:2000],
+                                                  r.stderr.decode(errors="replace")))
+            return None
+        # Fields are NUL separated, rows by recsep, and psql ends each
+        # result with a newline: only one statement of the script may
+        # return rows.
+        out = r.stdout.decode()
+        if out == "":
+            return []
+        if out.endswith("\n"):
+            out = out[:-1]
+        return [[None if v == nullmark else v for v in rec.split("\0")]
+                for rec in out.split(recsep)]
+
+    def sql_rows(self, query, ncols, **kw):
+        """Like sql(), checking that every row has ncols columns."""
+        rows = self.sql(query, **kw)
+        for r in rows:
+            if len(r) != ncols:
+                fail("sql_rows: row %r has not %d columns" % (r, ncols))
+        return rows
+
+    def sql_value(self, query, **kw):
+        rows = self.sql(query, **kw)
+        if len(rows) != 1:
+            fail("expected one value from %r, got %r" % (query, rows))
+        return rows[0][0]
+
+    def slot(self, name):
+        """pg_replication_slots row for name as a dict, or None."""
+        cols = ["slot_name", "plugin", "slot_type", "temporary", "active",
+                "active_pid", "restart_lsn", "confirmed_flush_lsn",
+                "wal_status"]
+        rows = self.sql_rows(
+            "SELECT %s FROM pg_replication_slots WHERE slot_name = '%s'"
+            % (", ".join(c + "::text" for c in cols), name), len(cols))
+        if not rows:
+            return None
+        return dict(zip(cols, rows[0]))
+
+    def slots(self):
+        return self.sql_rows(
+            "SELECT slot_name, temporary::text, active::text FROM "
+            "pg_replication_slots ORDER BY slot_name", 3)
+
+    def wait_flushed(self):
+        """Waits until all WAL written so far is flushed (with
+        synchronous_commit=off a commit is not flushed at once, and
+        logical decoding only reads flushed WAL)."""
+        target = lsn_int(self.sql_value(
+            "SELECT pg_current_wal_insert_lsn()::text"))
+
+        def flushed():
+            return lsn_int(self.sql_value(
+                "SELECT pg_current_wal_flush_lsn()::text")) >= target
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if flushed():
+                return target
+            time.sleep(0.05)
+        # the WAL writer did not get there: force a flush with a
+        # synchronous (empty) transaction
+        self.sql("BEGIN; SET LOCAL synchronous_commit = on; "
+                 "SELECT txid_current(); COMMIT;")
+        wait_until(flushed, timeout=10, interval=0.05, what="WAL flush")
+        return target
+
+    def current_lsn(self):
+        return self.sql_value("SELECT pg_current_wal_lsn()::text")
+
+
+# --------------------------------------------------------------------------
+# walcast configuration
+
+def yq(v):
+    """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
+    return json.dumps(v, ensure_ascii=False)
+
+
+def write_config(path, dsn, slot, output=None, create_slot=True,
+                 status_interval="1s", filt=None, extra=""):
+    """Writes a walcast YAML config.  filt: {"schemas": {"include": [...],
+    "exclude": [...]}, "tables": {...}, "ops": [...]}; output: file-sink
+    path (None: no sinks section)."""
+    lines = ["source:",
+             "  dsn: " + yq(dsn),
+             "  slot: " + yq(slot),
+             "  create_slot: " + ("true" if create_slot else "false"),
+             "  status_interval: " + status_interval]
+    if filt:
+        lines.append("filter:")
+        for key in ("schemas", "tables"):
+            if key in filt:
+                lines.append("  %s:" % key)
+                for k2 in ("include", "exclude"):
+                    if k2 in filt[key]:
+                        lines.append("    %s: [%s]" % (
+                            k2, ", ".join(yq(p) for p in filt[key][k2])))
+        if "ops" in filt:
+            lines.append("  ops: [%s]" % ", ".join(filt["ops"]))
+    if output is not None:
+        lines += ["sinks:", "  - file:", "      path: " + yq(output)]
+    text = "\n".join(lines) + "\n" + extra
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# --------------------------------------------------------------------------
+# processes
+
+def binary(name):
+    env = {"walcastd": "WALCASTD", "walcast": "WALCAST"}[name]
+    p = os.environ.get(env)
+    if not p:
+        fail("environment variable %s (path of %s) is not set" % (env, name))
+    if not os.access(p, os.X_OK):
+        fail("%s=%s is not an executable" % (env, p))
+    return p
+
+
+class Proc:
+    """A walcastd / walcast subprocess with stdout and stderr in files."""
+    seq = 0
+
+    def __init__(self, argv, tmpdir, name=None, stdout_path=None):
+        Proc.seq += 1
+        self.name = name or "%s-%d" % (os.path.basename(argv[0]), Proc.seq)
+        self.argv = argv
+        self.stderr_path = os.path.join(tmpdir, self.name + ".stderr")
+        self.stdout_path = stdout_path or os.path.join(
+            tmpdir, self.name + ".stdout")
+        self._err = open(self.stderr_path, "wb")
+        self._out = open(self.stdout_path, "wb")
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                  stdout=self._out, stderr=self._err)
+        self.pid = self.p.pid
+        self.rc = None
+        _procs.append(self)
+
+    def stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stdout(self):
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def poll(self):
+        if self.rc is None:
+            self.rc = self.p.poll()
+        return self.rc
+
+    def describe(self):
+        return ("%s (pid %d, argv %s) exit=%s\n--- stderr:\n%s--- end stderr"
+                % (self.name, self.pid, " ".join(self.argv), self.poll(),
+                   self.stderr()))
+
+    def wait_ready(self, word="streaming", timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            if word in self.stderr():
+                return
+            if self.poll() is not None:
+                fail("%s exited before logging %r\n%s"
+                     % (self.name, word, self.describe()))
+            if time.monotonic() > deadline:
+                fail("%s not ready (%r not logged) after %.0fs\n%s"
+                     % (self.name, word, timeout, self.describe()))
+            time.sleep(0.05)
+
+    def wait(self, timeout=30.0):
+        try:
+            self.rc = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            d = self.describe()
+            self.kill()
+            fail("%s did not exit within %.0fs\n%s" % (self.name, timeout, d))
+        self._close()
+        return self.rc
+
+    def send(self, sig):
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, expect=EX_OK, timeout=30.0):
+        if self.poll() is not None:
+            fail("%s had already exited before it was asked to stop\n%s"
+                 % (self.name, self.describe()))
+        self.send(sig)
+        rc = self.wait(timeout)
+        if expect is not None and rc != expect:
+            fail("%s exited %s after %s, expected %s\n%s"
+                 % (self.name, rc, signal.Signals(sig).name, expect,
+                    self.describe()))
+        return rc
+
+    def kill(self):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self._close()
+
+    def _close(self):
+        for f in (self._err, self._out):
+            if not f.closed:
+                f.close()
+        if self in _procs:
+            _procs.remove(self)
+
+
+def start_walcastd(config, tmpdir, name=None, ready=True, extra_args=()):
+    p = Proc([binary("walcastd"), "-c", config] + list(extra_args), tmpdir,
+             name=name)
+    if ready:
+        p.wait_ready()
+    return p
+
+
+def run(argv, timeout=60.0, input=None):
+    """Runs a short command; returns CompletedProcess with text output."""
+    try:
+        return subprocess.run(argv, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout,
+                              input=input, stdin=None if input is not None
+                              else subprocess.DEVNULL, text=True,
+                              errors="replace")
+    except subprocess.TimeoutExpired as e:
+        fail("command timed out after %.0fs: %s\nstdout:%s\nstderr:%s"
+             % (timeout, " ".join(argv), e.stdout, e.stderr))
+
+
+def walcast(*args, timeout=60.0):
+    return run([binary("walcast")] + list(args), timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# JSON lines
+
+class RawNum(str):
+    """A JSON number kept as its exact text (1.50 stays 1.50)."""
+
+    def __eq__(self, other):
+        return isinstance(other, RawNum) and str.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    def __repr__(self):
+        return "#" + str.__str__(self)
+
+
+def loads(text):
+    return json.loads(text, parse_int=RawNum, parse_float=RawNum,
+                      parse_constant=lambda c: fail("non-JSON constant %s" % c))
+
+
+def read_jsonl(path, complete_only=False):
+    """Parses a JSON-lines file.  A trailing line without a newline is an
+    error unless complete_only (then it is ignored: still being written)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    text = data.decode("utf-8")
+    lines = text.split("\n")
+    last = lines.pop()
+    if last and not complete_only:
+        fail("%s: last line has no newline: %r" % (path, last[:200]))
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(loads(line))
+        except ValueError as e:
+            fail("%s:%d: not JSON (%s): %r" % (path, i + 1, e, line[:300]))
+    return out
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            n = 0
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    return n
+                n += b.count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+class LineCounter:
+    """Counts newlines of a growing file incrementally."""
+
+    def __init__(self, path):
+        self.path, self.off, self.n = path, 0, 0
+
+    def __call__(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.off)
+                while True:
+                    b = f.read(1 << 22)
+                    if not b:
+                        break
+                    self.off += len(b)
+                    self.n += b.count(b"\n")
+        except FileNotFoundError:
+            pass
+        return self.n
+
+
+# --------------------------------------------------------------------------
+# wal2json oracle: a second slot read with SQL, turned into the file-sink
+# line format the daemon must produce
+
+W2J_OPTIONS = ("'format-version', '2', 'include-transaction', '1', "
+               "'include-lsn', '1', 'include-pk', '1', "
+               "'include-timestamp', '1', 'include-type-oids', '1', "
+               "'include-xids', '1'")
+
+
+def oracle_create(cluster, slot):
+    cluster.sql("SELECT pg_create_logical_replication_slot('%s', 'wal2json')"
+                % slot)
+
+
+def oracle_read(cluster, slot):
+    """Expected file-sink objects (dicts in key order) for everything the
+    oracle slot holds; 'commit_time' holds wal2json's timestamp text."""
+    cluster.wait_flushed()
+    rows = cluster.sql("SELECT data FROM pg_logical_slot_peek_changes("
+                       "'%s', NULL, NULL, %s)" % (slot, W2J_OPTIONS))
+    out, txn, pending = [], None, []
+    for (data,) in rows:
+        m = loads(data)
+        a = m["action"]
+        if a == "B":
+            txn, pending = m, []
+        elif a == "C":
+            for e in pending:
+                e["commit_lsn"] = m["lsn"]
+                e["end_lsn"] = m["nextlsn"]
+                out.append(_order(e))
+            txn, pending = None, []
+        elif a in "IUDT":
+            e = {"op": {"I": "insert", "U": "update", "D": "delete",
+                        "T": "truncate"}[a],
+                 "schema": m["schema"], "table": m["table"], "lsn": m["lsn"],
+                 "xid": txn["xid"], "commit_time": txn["timestamp"]}
+            for k in ("columns", "identity", "pk"):
+                if k in m:
+                    e[k] = m[k]
+            pending.append(e)
+        elif a == "M":
+            e = {"op": "message", "lsn": m["lsn"]}
+            if m["transactional"]:
+                e["xid"] = txn["xid"]
+                e["commit_time"] = txn["timestamp"]
+            e.update(transactional=m["transactional"], prefix=m["prefix"],
+                     content=m["content"])
+            if m["transactional"]:
+                pending.append(e)
+            else:
+                out.append(e)
+        else:
+            fail("oracle: unknown action %r" % a)
+    return out
+
+
+KEY_ORDER = {
+    "insert": ["op", "schema", "table", "lsn", "xid", "commit_lsn", "end_lsn",
+               "commit_time", "columns", "pk"],
+    "update": ["op", "schema", "table", "lsn", "xid", "commit_lsn", "end_lsn",
+               "commit_time", "columns", "identity", "pk"],
+    "delete": ["op", "schema", "table", "lsn", "xid", "commit_lsn", "end_lsn",
+               "commit_time", "identity", "pk"],
+    "truncate": ["op", "schema", "table", "lsn", "xid", "commit_lsn",
+                 "end_lsn", "commit_time"],
+    "message": ["op", "lsn", "xid", "commit_lsn", "end_lsn", "commit_time",
+                "transactional", "prefix", "content"],
+}
+
+
+def _order(e):
+    return {k: e[k] for k in KEY_ORDER[e["op"]] if k in e}
+
+
+# --------------------------------------------------------------------------
+# timestamps
+
+_TS_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)"
+                    r"(?:\.(\d{1,6}))?(Z|[+-]\d\d(?::?\d\d)?(?::\d\d)?)?$")
+COMMIT_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+
+
+def ts_micros(s):
+    """Microseconds since the Unix epoch for a PostgreSQL or ISO-8601
+    timestamp with zone ('2026-11-25 13:48:23.6489+05:30', '...Z')."""
+    import calendar
+    m = _TS_RE.match(s)
+    if not m:
+        fail("unparsable timestamp %r" % s)
+    y, mo, d, h, mi, se = (int(x) for x in m.groups()[:6])
+    frac = int((m.group(7) or "").ljust(6, "0"))
+    secs = calendar.timegm((y, mo, d, h, mi, se, 0, 0, 0))
+    z = m.group(8)
+    if z and z != "Z":
+        sign = -1 if z[0] == "-" else 1
+        parts = z[1:].split(":") if ":" in z else [z[1:3], z[3:5] or "0"]
+        off = int(parts[0]) * 3600 + (int(parts[1]) * 60 if len(parts) > 1
+                                      and parts[1] else 0)
+        if len(parts) > 2:
+            off += int(parts[2])
+        secs -= sign * off
+    return secs * 1000000 + frac
+
+
+# --------------------------------------------------------------------------
+# comparisons
+
+def diff_changes(got, want, label="output", limit=25):
+    """Compares lists of change objects exactly (keys, key order, values;
+    commit_time as an instant in the spec's format).  Returns a list of
+    problems (empty when equal)."""
+    probs = []
+    for i in range(max(len(got), len(want))):
+        if len(probs) >= limit:
+            probs.append("%s: ... (more differences not shown)" % label)
+            break
+        if i >= len(got):
+            probs.append("%s: missing line %d (and %d more): %s"
+                         % (label, i + 1, len(want) - i - 1, _short(want[i])))
+            break
+        if i >= len(want):
+            probs.append("%s: extra line %d (and %d more): %s"
+                         % (label, i + 1, len(got) - i - 1, _short(got[i])))
+            break
+        g, w = got[i], want[i]
+        bad = []
+        if list(g.keys()) != list(w.keys()):
+            bad.append("keys %s, expected %s" % (list(g.keys()),
+                                                 list(w.keys())))
+        for k in w:
+            if k not in g:
+                continue
+            if k == "commit_time":
+                gv = g[k]
+                if not isinstance(gv, str) or not COMMIT_TIME_RE.match(gv):
+                    bad.append("commit_time %r is not "
+                               "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" % (gv,))
+                elif ts_micros(gv) != ts_micros(w[k]):
+                    bad.append("commit_time %s, wal2json said %s"
+                               % (gv, w[k]))
+            elif g[k] != w[k] or type(g[k]) != type(w[k]):
+                bad.append(_describe(k, g[k], w[k]))
+        if bad:
+            probs.append("%s line %d (%s %s.%s lsn %s): %s"
+                         % (label, i + 1, w.get("op"), w.get("schema"),
+                            w.get("table"), w.get("lsn"), "; ".join(bad)))
+    return probs
+
+
+def _describe(k, g, w):
+    """One field's difference; column lists are compared column by column."""
+    if isinstance(g, list) and isinstance(w, list) and len(g) == len(w) \
+            and all(isinstance(x, dict) for x in g + w):
+        parts = []
+        for i, (a, b) in enumerate(zip(g, w)):
+            for f in sorted(set(a) | set(b)):
+                if a.get(f, "<absent>") != b.get(f, "<absent>") or \
+                        type(a.get(f)) != type(b.get(f)):
+                    parts.append("%s[%d] (%s).%s = %s, expected %s"
+                                 % (k, i, b.get("name"), f,
+                                    _short(a.get(f, "<absent>"), 200),
+                                    _short(b.get(f, "<absent>"), 200)))
+            if list(a) != list(b) and set(a) == set(b):
+                parts.append("%s[%d] key order %s, expected %s"
+                             % (k, i, list(a), list(b)))
+        if parts:
+            return "; ".join(parts)
+    return "%s = %s, expected %s" % (k, _short(g, 300), _short(w, 300))
+
+
+def _short(v, n=400):
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+# --------------------------------------------------------------------------
+# running a test file
+
+class Cases:
+    """Runs named cases, keeps going after a failure, reports at the end."""
+
+    def __init__(self):
+        self.failed, self.passed = [], []
+
+    def run(self, name, fn, *args):
+        log("=== case:", name)
+        t0 = time.monotonic()
+        try:
+            fn(*args)
+        except TestFailure as e:
+            log("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, e))
+            self.failed.append(name)
+            return False
+        except Exception:
+            log("ERROR %s:\n%s" % (name, traceback.format_exc()))
+            self.failed.append(name)
+            return False
+        log("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
+        self.passed.append(name)
+        return True
+
+    def finish(self):
+        log("passed: %d, failed: %d %s" % (len(self.passed), len(self.failed),
+                                           self.failed or ""))
+        return 1 if self.failed else 0
+
+
+def main(fn):
+    """Entry point of a test file: fn() raises TestFailure on failure or
+    returns an exit status."""
+    t0 = time.monotonic()
+    try:
+        rc = fn() or 0
+    except TestFailure as e:
+        log("FAIL:", e)
+        rc = 1
+    except SystemExit as e:
+        log("interrupted")
+        rc = e.code if isinstance(e.code, int) else 1
+    except Exception:
+        traceback.print_exc()
+        rc = 1
+    finally:
+        _run_cleanups()
+    log("%s %s in %.1fs" % (os.path.basename(sys.argv[0]),
+                            "passed" if rc == 0 else "FAILED",
+                            time.monotonic() - t0))
+    sys.exit(rc)
