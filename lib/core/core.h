@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <walcast/plugin.h>
+
 typedef uint64_t wc_lsn;
 
 #define WC_LSN_INVALID ((wc_lsn)0)
@@ -60,20 +62,6 @@ const char *wc_op_name(enum wc_op op);
 /* Inverse of wc_op_name; 0 or -EINVAL. */
 int wc_op_parse(const char *name, enum wc_op *ret_op);
 
-struct wc_column {
-        const char *name; /* decoded, NUL-terminated */
-        size_t name_len;
-        const char *type; /* decoded, NUL-terminated, e.g. "bigint" */
-        size_t type_len;
-        uint32_t type_oid;   /* 0 when wal2json did not send one */
-        struct wc_str value; /* JSON text; empty view for pk entries */
-};
-
-struct wc_column_list {
-        const struct wc_column *items;
-        size_t count;
-};
-
 struct wc_change {
         enum wc_op op;
         wc_lsn lsn; /* the change's own position ("lsn"), 0 if absent */
@@ -92,9 +80,11 @@ struct wc_change {
         const char *table;
         size_t table_len;
 
-        struct wc_column_list columns;  /* insert/update: the new row */
-        struct wc_column_list identity; /* update/delete: key or old row */
-        struct wc_column_list pk;       /* primary key names and types */
+        /* struct walcast_column, so that columns reach plugins without a
+         * copy */
+        struct walcast_columns columns;  /* insert/update: the new row */
+        struct walcast_columns identity; /* update/delete: key or old row */
+        struct walcast_columns pk;       /* primary key names and types */
 
         /* message */
         bool transactional;

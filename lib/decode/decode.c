@@ -40,7 +40,7 @@
 #define HIGHS 0x8080808080808080ull
 
 struct col_vec {
-        struct wc_column *items;
+        struct walcast_column *items;
         size_t cap;
 };
 
@@ -841,7 +841,7 @@ static int col_key(const char *s, size_t n)
 
 static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
 {
-        struct wc_column *grown;
+        struct walcast_column *grown;
         size_t cap;
 
         if (n <= v->cap)
@@ -860,18 +860,19 @@ static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
 /* One {"name":..,"type":..,"typeoid":..,"value":..} at t[o]; *ret_next is
  * the token after it. */
 static int column(struct wc_decoder *d, int o, const char *what,
-                  bool with_value, struct wc_column *col, int *ret_next)
+                  bool with_value, struct walcast_column *col, int *ret_next)
 {
         const jsmntok_t *t = d->tok;
         unsigned seen = 0;
         int j = o + 1;
+        size_t n;
         int r;
 
         if (t[o].type != JSMN_OBJECT)
                 return fail(d, "an entry of \"%s\" is not an object", what);
         col->type_oid = 0;
-        col->value.ptr = d->msg + t[o].end;
-        col->value.len = 0;
+        col->value = d->msg + t[o].end;
+        col->value_len = 0;
         for (int k = 0; k < t[o].size; k++) {
                 const jsmntok_t *v;
                 int ck;
@@ -893,13 +894,13 @@ static int column(struct wc_decoder *d, int o, const char *what,
                 v = &t[j + 1];
                 switch (ck) {
                 case C_NAME:
-                        r = name(d, v, "name", true, &col->name,
-                                 &col->name_len);
+                        r = name(d, v, "name", true, &col->name, &n);
+                        col->name_len = (uint32_t)n;
                         j += 2;
                         break;
                 case C_TYPE:
-                        r = name(d, v, "type", true, &col->type,
-                                 &col->type_len);
+                        r = name(d, v, "type", true, &col->type, &n);
+                        col->type_len = (uint32_t)n;
                         j += 2;
                         break;
                 case C_TYPEOID:
@@ -910,8 +911,8 @@ static int column(struct wc_decoder *d, int o, const char *what,
                         r = check_value(d, j + 1, &j);
                         /* the JSON text as sent: strings keep quotes and
                          * escapes */
-                        col->value.ptr = d->msg + ext_start(v);
-                        col->value.len = (size_t)(ext_end(v) - ext_start(v));
+                        col->value = d->msg + ext_start(v);
+                        col->value_len = (uint32_t)(ext_end(v) - ext_start(v));
                         break;
                 }
                 if (r < 0)
@@ -931,7 +932,7 @@ static int column(struct wc_decoder *d, int o, const char *what,
 }
 
 static int column_list(struct wc_decoder *d, int a, enum key k,
-                       struct col_vec *v, struct wc_column_list *ret)
+                       struct col_vec *v, struct walcast_columns *ret)
 {
         const jsmntok_t *t = d->tok;
         const char *what = key_names[k];
@@ -957,7 +958,7 @@ static int column_list(struct wc_decoder *d, int a, enum key k,
         if (r < 0)
                 return r;
         ret->items = v->items;
-        ret->count = count;
+        ret->count = (uint32_t)count;
         return 0;
 }
 

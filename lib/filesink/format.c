@@ -24,12 +24,12 @@ static int append_lsn(struct wc_buf *b, const char *key, size_t keylen,
 }
 
 static int append_columns(struct wc_buf *b, const char *key, size_t keylen,
-                          const struct wc_column_list *l, bool values)
+                          const struct walcast_columns *l, bool values)
 {
         int r = wc_buf_append(b, key, keylen);
 
         for (size_t i = 0; i < l->count && !r; i++) {
-                const struct wc_column *col = &l->items[i];
+                const struct walcast_column *col = &l->items[i];
                 r = wc_buf_append_str(b, i ? ",{\"name\":" : "{\"name\":");
                 if (!r)
                         r = wc_json_append_string(b, col->name, col->name_len);
@@ -45,8 +45,8 @@ static int append_columns(struct wc_buf *b, const char *key, size_t keylen,
                 if (!r && values) {
                         r = LIT(b, ",\"value\":");
                         if (!r)
-                                r = wc_buf_append(b, col->value.ptr,
-                                                  col->value.len);
+                                r = wc_buf_append(b, col->value,
+                                                  col->value_len);
                 }
                 if (!r)
                         r = wc_buf_append_char(b, '}');

@@ -5,24 +5,20 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "core/tablemap.h"
 #include "route/route.h"
 
-/* Enough for tens of thousands of tenant tables; when full the cache is
- * simply emptied, which costs a few pattern matches per table again. */
+/* Enough for tens of thousands of tenant tables; when full the cache
+ * empties itself, which costs a few pattern matches per table again. */
 #define CACHE_MAX 65536u
 
-struct cache_entry {
-        char *key; /* "schema\0table", NULL when empty */
-        size_t key_len;
-        uint64_t hash;
-        bool pass;
-};
+/* Cached decisions, non-NULL so that NULL means "not cached". */
+#define PASS ((void *)2)
+#define DROP ((void *)1)
 
 struct wc_route {
         const struct wc_filter_config *f;
-        struct cache_entry *slots;
-        size_t cap; /* power of two */
-        size_t used;
+        struct wc_tablemap *cache;
 };
 
 static bool has_glob(const char *p)
@@ -117,106 +113,25 @@ struct wc_route *wc_route_new(const struct wc_filter_config *f)
         if (!r)
                 return NULL;
         r->f = f;
-        r->cap = 256;
-        r->slots = calloc(r->cap, sizeof(*r->slots));
-        if (!r->slots) {
+        r->cache = wc_tablemap_new(CACHE_MAX, NULL);
+        if (!r->cache) {
                 free(r);
                 return NULL;
         }
         return r;
 }
 
-static void cache_clear(struct wc_route *r)
-{
-        for (size_t i = 0; i < r->cap; i++) {
-                free(r->slots[i].key);
-                r->slots[i].key = NULL;
-        }
-        r->used = 0;
-}
-
 void wc_route_free(struct wc_route *r)
 {
         if (!r)
                 return;
-        if (r->slots)
-                cache_clear(r);
-        free(r->slots);
+        wc_tablemap_free(r->cache);
         free(r);
-}
-
-/* FNV-1a over schema, a NUL, and table. */
-static uint64_t key_hash(const struct wc_change *c)
-{
-        uint64_t h = 0xcbf29ce484222325ull;
-
-        for (size_t i = 0; i < c->schema_len; i++)
-                h = (h ^ (unsigned char)c->schema[i]) * 0x100000001b3ull;
-        h = (h ^ 0) * 0x100000001b3ull;
-        for (size_t i = 0; i < c->table_len; i++)
-                h = (h ^ (unsigned char)c->table[i]) * 0x100000001b3ull;
-        return h;
-}
-
-static bool key_equal(const struct cache_entry *e, const struct wc_change *c)
-{
-        return e->key_len == c->schema_len + 1 + c->table_len &&
-               memcmp(e->key, c->schema, c->schema_len) == 0 &&
-               e->key[c->schema_len] == '\0' &&
-               memcmp(e->key + c->schema_len + 1, c->table, c->table_len) == 0;
-}
-
-static int cache_grow(struct wc_route *r)
-{
-        size_t cap = r->cap * 2;
-        struct cache_entry *slots = calloc(cap, sizeof(*slots));
-
-        if (!slots)
-                return -ENOMEM;
-        for (size_t i = 0; i < r->cap; i++) {
-                struct cache_entry *e = &r->slots[i];
-                size_t j;
-                if (!e->key)
-                        continue;
-                for (j = e->hash & (cap - 1); slots[j].key;
-                     j = (j + 1) & (cap - 1))
-                        ;
-                slots[j] = *e;
-        }
-        free(r->slots);
-        r->slots = slots;
-        r->cap = cap;
-        return 0;
-}
-
-/* Caches a decision; failing to cache only costs speed. */
-static void cache_put(struct wc_route *r, const struct wc_change *c, uint64_t h,
-                      bool pass)
-{
-        size_t j;
-        char *key;
-
-        if (r->used >= CACHE_MAX)
-                cache_clear(r);
-        if ((r->used + 1) * 4 > r->cap * 3 && cache_grow(r) < 0)
-                return;
-        key = malloc(c->schema_len + c->table_len + 2);
-        if (!key)
-                return;
-        memcpy(key, c->schema, c->schema_len);
-        key[c->schema_len] = '\0';
-        memcpy(key + c->schema_len + 1, c->table, c->table_len);
-        key[c->schema_len + 1 + c->table_len] = '\0';
-        for (j = h & (r->cap - 1); r->slots[j].key; j = (j + 1) & (r->cap - 1))
-                ;
-        r->slots[j] = (struct cache_entry){
-            key, c->schema_len + 1 + c->table_len, h, pass};
-        r->used++;
 }
 
 bool wc_route_match(struct wc_route *r, const struct wc_change *c)
 {
-        uint64_t h;
+        void *cached;
         bool pass;
 
         if (c->op == WC_OP_BEGIN || c->op == WC_OP_COMMIT)
@@ -226,14 +141,14 @@ bool wc_route_match(struct wc_route *r, const struct wc_change *c)
         if (c->op == WC_OP_MESSAGE)
                 return true;
 
-        h = key_hash(c);
-        for (size_t j = h & (r->cap - 1); r->slots[j].key;
-             j = (j + 1) & (r->cap - 1)) {
-                if (r->slots[j].hash == h && key_equal(&r->slots[j], c))
-                        return r->slots[j].pass;
-        }
+        cached = wc_tablemap_get(r->cache, c->schema, c->schema_len, c->table,
+                                 c->table_len);
+        if (cached)
+                return cached == PASS;
         pass = decide(r->f, c->schema, c->table);
-        cache_put(r, c, h, pass);
+        /* failing to cache only costs speed */
+        (void)wc_tablemap_put(r->cache, c->schema, c->schema_len, c->table,
+                              c->table_len, pass ? PASS : DROP);
         return pass;
 }
 

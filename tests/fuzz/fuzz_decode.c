@@ -18,21 +18,21 @@ static volatile size_t sink;
 
 /* Every column's strings are readable and its value is inside the
  * message: touch them all so ASan sees any bad pointer. */
-static size_t touch(const struct wc_column_list *l, const char *msg, size_t len)
+static size_t touch(const struct walcast_columns *l, const char *msg, size_t len)
 {
         size_t sum = 0;
 
         for (size_t i = 0; i < l->count; i++) {
-                const struct wc_column *c = &l->items[i];
+                const struct walcast_column *c = &l->items[i];
 
                 if (strlen(c->name) != c->name_len ||
                     strlen(c->type) != c->type_len)
                         abort();
-                if (c->value.ptr < msg ||
-                    c->value.ptr + c->value.len > msg + len)
+                if (c->value < msg ||
+                    c->value + c->value_len > msg + len)
                         abort();
-                for (size_t k = 0; k < c->value.len; k++)
-                        sum += (unsigned char)c->value.ptr[k];
+                for (size_t k = 0; k < c->value_len; k++)
+                        sum += (unsigned char)c->value[k];
         }
         return sum;
 }

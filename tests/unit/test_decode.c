@@ -173,17 +173,20 @@ static void assert_time(const struct wc_change *ch, const char *want)
         assert_string_equal(wc_time_format(ch->time_us, buf), want);
 }
 
+/* A column's value as a view. */
+#define COLV(col) ((struct wc_str){(col)->value, (col)->value_len})
+
 static void assert_view(struct wc_str v, const char *want)
 {
         if (v.len != strlen(want) || memcmp(v.ptr, want, v.len) != 0)
                 fail_msg("view \"%.*s\" != \"%s\"", (int)v.len, v.ptr, want);
 }
 
-static void assert_col(const struct wc_column_list *l, size_t i,
+static void assert_col(const struct walcast_columns *l, size_t i,
                        const char *name, const char *type, uint32_t oid,
                        const char *value)
 {
-        const struct wc_column *c;
+        const struct walcast_column *c;
 
         assert_true(i < l->count);
         c = &l->items[i];
@@ -193,13 +196,13 @@ static void assert_col(const struct wc_column_list *l, size_t i,
         assert_int_equal(c->type_len, strlen(type));
         assert_int_equal(c->type_oid, oid);
         if (value)
-                assert_view(c->value, value);
+                assert_view(COLV(c), value);
         else
-                assert_int_equal(c->value.len, 0);
+                assert_int_equal(c->value_len, 0);
 }
 
-static const struct wc_column *find_col(const struct wc_column_list *l,
-                                        const char *name)
+static const struct walcast_column *find_col(const struct walcast_columns *l,
+                                             const char *name)
 {
         for (size_t i = 0; i < l->count; i++)
                 if (strcmp(l->items[i].name, name) == 0)
@@ -298,16 +301,16 @@ static void every_line_decodes(void **state)
                         /* every value is a non-empty view into the message,
                          * every pk entry has none */
                         for (size_t c = 0; c < ch->columns.count; c++) {
-                                struct wc_str v = ch->columns.items[c].value;
+                                struct wc_str v = COLV(&ch->columns.items[c]);
 
                                 assert_true(v.len > 0);
                                 assert_inside(x, v.ptr, v.len);
                         }
                         for (size_t c = 0; c < ch->identity.count; c++)
-                                assert_true(ch->identity.items[c].value.len >
+                                assert_true(ch->identity.items[c].value_len >
                                             0);
                         for (size_t c = 0; c < ch->pk.count; c++)
-                                assert_int_equal(ch->pk.items[c].value.len, 0);
+                                assert_int_equal(ch->pk.items[c].value_len, 0);
                         total++;
                 }
                 lines_free(&l);
@@ -436,7 +439,7 @@ static void basic_messages(void **state)
 static void types(void **state)
 {
         struct decoded *x = *state;
-        const struct wc_column_list *c;
+        const struct walcast_columns *c;
 
         decode_line(x, "types.jsonl", 2);
         c = &x->ch->columns;
@@ -489,13 +492,13 @@ static void types(void **state)
         assert_col(c, 8, "b", "boolean", 16, "false");
 
         decode_line(x, "types.jsonl", 8);
-        assert_view(find_col(&x->ch->columns, "f8")->value, "1e+308");
+        assert_view(COLV(find_col(&x->ch->columns, "f8")), "1e+308");
 
         decode_line(x, "types.jsonl", 14);
         assert_int_equal(x->ch->op, WC_OP_UPDATE);
-        assert_view(find_col(&x->ch->columns, "t")->value, "null");
-        assert_view(find_col(&x->ch->columns, "ia")->value, "\"{}\"");
-        assert_view(find_col(&x->ch->columns, "jb")->value, "\"[]\"");
+        assert_view(COLV(find_col(&x->ch->columns, "t")), "null");
+        assert_view(COLV(find_col(&x->ch->columns, "ia")), "\"{}\"");
+        assert_view(COLV(find_col(&x->ch->columns, "jb")), "\"[]\"");
 }
 
 static void escapes(void **state)
@@ -647,8 +650,8 @@ static void replica_identity(void **state)
         assert_int_equal(ch->columns.count, 2);
         assert_int_equal(ch->identity.count, 3);
         assert_string_equal(ch->identity.items[1].name, "big");
-        assert_int_equal(ch->identity.items[1].value.len, 16 * 160 + 2);
-        assert_memory_equal(ch->identity.items[1].value.ptr,
+        assert_int_equal(ch->identity.items[1].value_len, 16 * 160 + 2);
+        assert_memory_equal(ch->identity.items[1].value,
                             "\"fedcba9876543210fedcba", 23);
 
         /* a table without a primary key: an empty pk list */
@@ -692,9 +695,9 @@ static void wide_and_origin(void **state)
                 snprintf(name, sizeof(name), "c%zu", i);
                 assert_string_equal(x->ch->columns.items[i].name, name);
         }
-        assert_view(find_col(&x->ch->columns, "c75")->value, "75");
-        assert_view(find_col(&x->ch->columns, "c74")->value, "null");
-        assert_view(find_col(&x->ch->columns, "c150")->value, "150");
+        assert_view(COLV(find_col(&x->ch->columns, "c75")), "75");
+        assert_view(COLV(find_col(&x->ch->columns, "c74")), "null");
+        assert_view(COLV(find_col(&x->ch->columns, "c150")), "150");
 
         /* origin is checked but has no field in struct wc_change */
         decode_line(x, "origin.jsonl", 4);
@@ -1076,17 +1079,16 @@ static void reuse_across_messages(void **state)
                                                  c2->identity.count);
                                 assert_int_equal(c1->pk.count, c2->pk.count);
                                 for (size_t c = 0; c < c1->columns.count; c++) {
-                                        const struct wc_column *a =
+                                        const struct walcast_column *a =
                                             &c1->columns.items[c];
-                                        const struct wc_column *z =
+                                        const struct walcast_column *z =
                                             &c2->columns.items[c];
 
                                         assert_string_equal(a->name, z->name);
-                                        assert_int_equal(a->value.len,
-                                                         z->value.len);
-                                        assert_memory_equal(a->value.ptr,
-                                                            z->value.ptr,
-                                                            a->value.len);
+                                        assert_int_equal(a->value_len,
+                                                         z->value_len);
+                                        assert_memory_equal(a->value, z->value,
+                                                            a->value_len);
                                 }
                                 wc_decoder_free(fresh);
                                 free(m1);
@@ -1174,7 +1176,7 @@ static void deep_nesting(void **state)
                 assert_int_equal(wc_buf_append_char(&b, ']'), 0);
         assert_int_equal(wc_buf_append_str(&b, "}]}"), 0);
         decode_copy(x, b.data, b.len);
-        assert_int_equal(x->ch->columns.items[0].value.len, 2 * depth);
+        assert_int_equal(x->ch->columns.items[0].value_len, 2 * depth);
         wc_buf_free(&b);
 }
 

@@ -19,19 +19,17 @@
 #define COL(n, t, oid, v)                                                      \
         {                                                                      \
                 .name = n, .name_len = sizeof(n) - 1, .type = t,               \
-                .type_len = sizeof(t) - 1, .type_oid = oid, .value = {         \
-                        v,                                                     \
-                        sizeof(v) - 1                                          \
-                }                                                              \
+                .type_len = sizeof(t) - 1, .type_oid = oid, .value = v,        \
+                .value_len = sizeof(v) - 1                                     \
         }
 
-static const struct wc_column row[] = {
+static const struct walcast_column row[] = {
     COL("id", "bigint", 20, "42"),
     COL("title", "text", 25, "\"a \\\"b\\\"\\n\""),
     COL("gone", "text", 0, "null"),
 };
-static const struct wc_column key[] = {COL("id", "bigint", 20, "41")};
-static const struct wc_column pk[] = {COL("id", "bigint", 20, "")};
+static const struct walcast_column key[] = {COL("id", "bigint", 20, "41")};
+static const struct walcast_column pk[] = {COL("id", "bigint", 20, "")};
 
 static const struct wc_txn_view txn = {
     .xid = 728,
@@ -83,15 +81,15 @@ static void formats_each_op(void **state)
         (void)state;
 
         c = base(WC_OP_INSERT);
-        c.columns = (struct wc_column_list){row, 3};
+        c.columns = (struct walcast_columns){row, 3};
         expect_line(&c, &txn,
                     "{\"op\":\"insert\",\"schema\":\"town6-govikon\","
                     "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
                     ",\"columns\":" ROW ",\"pk\":" PK "}\n");
 
         c = base(WC_OP_UPDATE);
-        c.columns = (struct wc_column_list){row, 3};
-        c.identity = (struct wc_column_list){key, 1};
+        c.columns = (struct walcast_columns){row, 3};
+        c.identity = (struct walcast_columns){key, 1};
         expect_line(&c, &txn,
                     "{\"op\":\"update\",\"schema\":\"town6-govikon\","
                     "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
@@ -99,14 +97,14 @@ static void formats_each_op(void **state)
                     "}\n");
 
         /* an update without identity leaves the key out */
-        c.identity = (struct wc_column_list){NULL, 0};
+        c.identity = (struct walcast_columns){NULL, 0};
         expect_line(&c, &txn,
                     "{\"op\":\"update\",\"schema\":\"town6-govikon\","
                     "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
                     ",\"columns\":" ROW ",\"pk\":" PK "}\n");
 
         c = base(WC_OP_DELETE);
-        c.identity = (struct wc_column_list){key, 1};
+        c.identity = (struct walcast_columns){key, 1};
         expect_line(&c, &txn,
                     "{\"op\":\"delete\",\"schema\":\"town6-govikon\","
                     "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
@@ -136,7 +134,7 @@ static void formats_each_op(void **state)
 
 static void escapes_names(void **state)
 {
-        static const struct wc_column odd[] = {
+        static const struct walcast_column odd[] = {
             COL("we\"ird\\", "text", 25, "1"),
         };
         struct wc_change c = base(WC_OP_INSERT);
@@ -146,8 +144,8 @@ static void escapes_names(void **state)
         c.schema_len = 7;
         c.table = "ta\"ble\n";
         c.table_len = 7;
-        c.columns = (struct wc_column_list){odd, 1};
-        c.pk = (struct wc_column_list){NULL, 0};
+        c.columns = (struct walcast_columns){odd, 1};
+        c.pk = (struct walcast_columns){NULL, 0};
         expect_line(&c, &txn,
                     "{\"op\":\"insert\",\"schema\":\"sch\xc3\xa9ma\","
                     "\"table\":\"ta\\\"ble\\n\",\"lsn\":\"0/1547700\"," TXN

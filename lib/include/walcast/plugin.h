@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * walcast plugin ABI, version 1.
+ *
+ * A plugin is a shared object that walcastd loads with dlopen() and that
+ * receives every committed change of the schemas it subscribes to as
+ * signals, the schema being the sender:
+ *
+ *     #include <walcast/plugin.h>
+ *
+ *     static int32_t on_insert(void *userdata, const struct walcast_signal *s)
+ *     {
+ *             ... s->schema, s->table, s->columns ...
+ *             return WALCAST_OK;
+ *     }
+ *
+ *     static int32_t init(const struct walcast_host *host,
+ *                         struct walcast_plugin *self, void **ret_state,
+ *                         char *errbuf, size_t errlen)
+ *     {
+ *             host->connect(self, WALCAST_SIG_INSERT, "town6", NULL,
+ *                           on_insert, NULL);
+ *             return WALCAST_OK;
+ *     }
+ *
+ *     WALCAST_PLUGIN_DEFINE("example", "1.0", init, NULL);
+ *
+ * Build: cc -shared -fPIC $(pkg-config --cflags walcast) -o example.so
+ * example.c.  docs/plugins.md is the tutorial.
+ *
+ * Rules:
+ * - C99, fixed-width types; this header needs no other walcast header.
+ * - Everything a handler receives is BORROWED for the duration of the
+ *   call: copy what you keep.  Strings are NUL-terminated UTF-8 unless a
+ *   length is given with them.
+ * - Handlers run on walcastd's single thread, inside its poll() loop.
+ *   Never block: hand long work to a file descriptor the host watches
+ *   (host->watch_fd) and acknowledge later (host->ack).
+ * - A handler returns WALCAST_OK, or WALCAST_ERROR: walcastd then stops
+ *   confirming positions, logs, and after a backoff replays from the last
+ *   confirmed position, so the handler sees the change again.  Handlers
+ *   must therefore tolerate seeing a change more than once.
+ * - A commit handler may return WALCAST_PENDING and call host->ack() for
+ *   that transaction later (from a watched fd's callback).  Until then
+ *   walcastd does not confirm that transaction to PostgreSQL.
+ * - The ABI is append-only within a major version: structs only grow at
+ *   their end, and each begins with or carries its own size, so check
+ *   `size` before reading a field added in a later minor version.
+ */
+#ifndef WALCAST_PLUGIN_H
+#define WALCAST_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WALCAST_ABI_MAJOR 1
+#define WALCAST_ABI_MINOR 0
+
+/* Handler and host call results. */
+#define WALCAST_OK    0
+#define WALCAST_ERROR (-1)
+/* commit handlers only: acknowledged later through host->ack() */
+#define WALCAST_PENDING 1
+
+/* Log levels, as syslog(3). */
+#define WALCAST_LOG_ERR     3
+#define WALCAST_LOG_WARNING 4
+#define WALCAST_LOG_NOTICE  5
+#define WALCAST_LOG_INFO    6
+#define WALCAST_LOG_DEBUG   7
+
+enum walcast_signal_kind {
+        WALCAST_SIG_BEGIN = 0,
+        WALCAST_SIG_INSERT = 1,
+        WALCAST_SIG_UPDATE = 2,
+        WALCAST_SIG_DELETE = 3,
+        /* consecutive deletes of one table in one transaction, by key */
+        WALCAST_SIG_BULK_DELETE = 4,
+        WALCAST_SIG_TRUNCATE = 5,
+        /* pg_logical_emit_message() */
+        WALCAST_SIG_MESSAGE = 6,
+        WALCAST_SIG_COMMIT = 7,
+        WALCAST_SIG__COUNT = 8
+};
+
+/* A column: name, type as PostgreSQL names it, and the value as the JSON
+ * text wal2json sent (numbers bare, strings quoted and escaped, SQL NULL
+ * as "null"); value_len is 0 in primary-key descriptions.  name and type
+ * are NUL-terminated, value is not. */
+struct walcast_column {
+        const char *name;
+        uint32_t name_len;
+        uint32_t type_oid; /* 0 when unknown */
+        const char *type;
+        uint32_t type_len;
+        uint32_t value_len;
+        const char *value;
+};
+
+struct walcast_columns {
+        const struct walcast_column *items;
+        uint32_t count;
+};
+
+/* The transaction a signal belongs to.  id is what host->ack() takes. */
+struct walcast_txn {
+        uint64_t id;
+        uint32_t xid;
+        uint32_t reserved;
+        uint64_t commit_lsn;    /* the commit record's position */
+        uint64_t end_lsn;       /* what walcastd confirms once acknowledged */
+        int64_t commit_time_us; /* microseconds since the Unix epoch */
+};
+
+/*
+ * One signal.  Which fields are set depends on kind:
+ *   begin, commit      txn
+ *   insert             schema, table, lsn, txn, columns (new row), pk
+ *   update             ... columns (new row), identity (old key, or the
+ *                      whole old row under REPLICA IDENTITY FULL), pk;
+ *                      missing lists columns wal2json did not send
+ *                      (unchanged TOASTed values) when the old row does not
+ *                      supply them
+ *   delete             ... identity (the primary key, or the whole old row
+ *                      under REPLICA IDENTITY FULL), pk
+ *   bulk_delete        ... keys[nkeys]: the identity of each deleted row,
+ *                      in WAL order; lsn is the first row's
+ *   truncate           schema, table, lsn, txn
+ *   message            lsn, prefix, content; txn only when transactional
+ */
+struct walcast_signal {
+        uint32_t size; /* sizeof(struct walcast_signal) of the host */
+        uint32_t kind; /* enum walcast_signal_kind */
+        const char *schema;
+        const char *table;
+        /* the schema split at its first '-': "town6-govikon" is namespace
+         * "town6", tenant "govikon"; not NUL-terminated */
+        const char *ns;
+        uint32_t ns_len;
+        uint32_t tenant_len;
+        const char *tenant;
+        uint64_t lsn;
+        const struct walcast_txn *txn; /* NULL outside a transaction */
+        struct walcast_columns columns;
+        struct walcast_columns identity;
+        struct walcast_columns pk;
+        struct walcast_columns missing;
+        const struct walcast_columns *keys;
+        uint32_t nkeys;
+        uint32_t transactional; /* message */
+        const char *prefix;     /* message */
+        const char *content;    /* message: JSON string text, quoted */
+        uint32_t content_len;
+        uint32_t reserved;
+};
+
+struct walcast_plugin; /* the host's handle for one loaded plugin */
+
+typedef int32_t (*walcast_handler_fn)(void *userdata,
+                                      const struct walcast_signal *sig);
+/* revents as poll(2) */
+typedef void (*walcast_fd_fn)(void *userdata, int fd, uint32_t revents);
+
+/*
+ * What the host offers.  Passed to init; valid until close returns.
+ * Check `size` before using a member added after ABI 1.0.
+ */
+struct walcast_host {
+        uint32_t abi_major;
+        uint32_t abi_minor;
+        uint32_t size; /* sizeof(struct walcast_host) of the host */
+        uint32_t reserved;
+
+        void (*log)(struct walcast_plugin *self, int32_t level, const char *fmt,
+                    ...)
+#if defined(__GNUC__)
+            __attribute__((format(printf, 3, 4)))
+#endif
+            ;
+
+        /*
+         * Connects fn to one signal for a sender: NULL or "*" for any
+         * schema, an exact schema name, a namespace (a plain name also
+         * matches every "NAME-<tenant>" schema), or a glob ("org-*").
+         * table is NULL for every table, or a name or glob.  Only
+         * allowed during init.  WALCAST_OK or WALCAST_ERROR.
+         */
+        int32_t (*connect)(struct walcast_plugin *self, uint32_t kind,
+                           const char *sender, const char *table,
+                           walcast_handler_fn fn, void *userdata);
+
+        /*
+         * The plugin's `config:` block, flattened: "file" for a top-level
+         * key, "a.b" for nested mappings, "list.0" for list items.  The
+         * string stays valid until close.  NULL when absent.
+         */
+        const char *(*config_get)(struct walcast_plugin *self, const char *key);
+
+        /*
+         * Acknowledges a transaction whose commit handler returned
+         * WALCAST_PENDING: WALCAST_OK when delivered, WALCAST_ERROR when it
+         * cannot be (walcastd then replays from the last confirmed
+         * position).  Only on walcastd's thread.
+         */
+        int32_t (*ack)(struct walcast_plugin *self, uint64_t txn_id,
+                       int32_t status);
+
+        /* Calls fn when fd is ready for events (POLLIN, POLLOUT) inside
+         * walcastd's poll() loop.  One registration per fd; watching an fd
+         * again replaces it.  unwatch_fd before closing the fd. */
+        int32_t (*watch_fd)(struct walcast_plugin *self, int fd,
+                            uint32_t events, walcast_fd_fn fn, void *userdata);
+        int32_t (*unwatch_fd)(struct walcast_plugin *self, int fd);
+};
+
+/*
+ * init: read the config, connect handlers, and store per-instance state in
+ * *ret_state (handed to close).  On failure return WALCAST_ERROR with a
+ * message in errbuf; walcastd refuses to start and shows it.
+ * close: release everything; may be NULL.
+ */
+typedef int32_t (*walcast_init_fn)(const struct walcast_host *host,
+                                   struct walcast_plugin *self,
+                                   void **ret_state, char *errbuf,
+                                   size_t errlen);
+typedef void (*walcast_close_fn)(void *state);
+
+/* What the entry symbol returns.  The first two fields never move. */
+struct walcast_plugin_descriptor {
+        uint32_t abi_major; /* WALCAST_ABI_MAJOR the plugin was built for */
+        uint32_t size;      /* sizeof(struct walcast_plugin_descriptor) */
+        uint32_t abi_minor;
+        uint32_t reserved;
+        const char *name;
+        const char *version;
+        walcast_init_fn init;
+        walcast_close_fn close;
+};
+
+/* The one symbol a plugin exports. */
+#define WALCAST_PLUGIN_ENTRY_SYMBOL "walcast_plugin_entry"
+typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
+
+#if defined(__GNUC__)
+#define WALCAST_EXPORT __attribute__((visibility("default")))
+#else
+#define WALCAST_EXPORT
+#endif
+
+/* Defines the entry symbol with a descriptor for this header's ABI. */
+#define WALCAST_PLUGIN_DEFINE(name_, version_, init_, close_)                  \
+        WALCAST_EXPORT const struct walcast_plugin_descriptor *                \
+        walcast_plugin_entry(void);                                            \
+        const struct walcast_plugin_descriptor *walcast_plugin_entry(void)     \
+        {                                                                      \
+                static const struct walcast_plugin_descriptor d = {            \
+                    WALCAST_ABI_MAJOR,                                         \
+                    (uint32_t)sizeof(struct walcast_plugin_descriptor),        \
+                    WALCAST_ABI_MINOR,                                         \
+                    0,                                                         \
+                    (name_),                                                   \
+                    (version_),                                                \
+                    (init_),                                                   \
+                    (close_)};                                                 \
+                return &d;                                                     \
+        }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
