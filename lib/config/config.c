@@ -32,6 +32,13 @@
 #define PATH_LEN 128
 /* Room for a quoted value in a message; longer values are cut. */
 #define QUOTE_MAX 80
+/* Room for 'in "PATH"': a whole path, never cut mid-quote. */
+#define WHERE_LEN (PATH_LEN + 8)
+/* A plugin's config block is a handful of settings; the caps keep a wrong
+ * or hostile file from making the flattened copy much larger than the file
+ * itself (every nested value repeats the keys above it). */
+#define KV_MAX     1024
+#define KV_KEY_MAX 1024
 
 enum node_kind {
         NODE_SCALAR,
@@ -65,8 +72,11 @@ enum key_type {
         KEY_LOG_LEVEL,
         KEY_OPS,
         KEY_PATTERNS,
-        KEY_SECTION, /* a mapping described by .section */
+        KEY_UINT32,   /* a decimal integer from .min to .max */
+        KEY_ABS_PATH, /* a string starting with "/" */
+        KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
+        KEY_KV, /* any mapping, flattened into wc_kv pairs */
 };
 
 struct key_desc {
@@ -77,7 +87,8 @@ struct key_desc {
         const char *description;
         bool required;
         const struct key_desc *section;
-        uint64_t min_ms, max_ms; /* KEY_DURATION */
+        uint64_t min, max;   /* KEY_DURATION (ms), KEY_UINT32 */
+        size_t count_offset; /* KEY_KV: of the pair count */
 };
 
 struct sink_type_desc {
@@ -109,7 +120,7 @@ static const struct key_desc source_keys[] = {
     {KEY(KEY_DURATION, "status_interval", "10s",
          offsetof(struct wc_config, source.status_interval_ms),
          "interval between standby status updates to the server"),
-     .min_ms = 100, .max_ms = 3600 * 1000},
+     .min = 100, .max = 3600 * 1000},
     {.name = NULL},
 };
 
@@ -143,6 +154,14 @@ static const struct key_desc filter_keys[] = {
     {.name = NULL},
 };
 
+static const struct key_desc signals_keys[] = {
+    {KEY(KEY_UINT32, "bulk_delete_batch", "1000",
+         offsetof(struct wc_config, signals.bulk_delete_batch),
+         "max keys in one bulk_delete signal"),
+     .min = 1, .max = 1000000},
+    {.name = NULL},
+};
+
 static const struct key_desc log_keys[] = {
     {KEY(KEY_LOG_LEVEL, "level", "info", offsetof(struct wc_config, log.level),
          "most verbose level logged")},
@@ -154,6 +173,8 @@ static const struct key_desc root_keys[] = {
      .required = true, .section = source_keys},
     {KEY(KEY_SECTION, "filter", NULL, 0, "what to pass on"),
      .section = filter_keys},
+    {KEY(KEY_SECTION, "signals", NULL, 0, "how changes become signals"),
+     .section = signals_keys},
     {KEY(KEY_SINKS, "sinks", NULL, 0, "where changes go"), .required = true},
     {KEY(KEY_SECTION, "log", NULL, 0, "logging"), .section = log_keys},
     {.name = NULL},
@@ -168,8 +189,24 @@ static const struct key_desc file_keys[] = {
     {.name = NULL},
 };
 
+static const struct key_desc plugin_keys[] = {
+    {KEY(KEY_ABS_PATH, "path", NULL,
+         offsetof(struct wc_plugin_sink_config, path),
+         "the plugin's shared object"),
+     .required = true},
+    {KEY(KEY_PATTERNS, "schemas", NULL,
+         offsetof(struct wc_plugin_sink_config, schemas),
+         "schemas the plugin receives; empty: every schema")},
+    {KEY(KEY_KV, "config", NULL, offsetof(struct wc_plugin_sink_config, config),
+         "settings for the plugin, which alone reads them"),
+     .count_offset = offsetof(struct wc_plugin_sink_config, nconfig)},
+    {.name = NULL},
+};
+
 static const struct sink_type_desc sink_types[] = {
     {"file", WC_SINK_FILE, file_keys, offsetof(struct wc_sink_config, u.file)},
+    {"plugin", WC_SINK_PLUGIN, plugin_keys,
+     offsetof(struct wc_sink_config, u.plugin)},
 };
 
 /* Duplicate keys are found with a bit per table row. */
@@ -177,6 +214,8 @@ _Static_assert(ARRAY_SIZE(root_keys) <= 32, "too many keys for the seen mask");
 _Static_assert(ARRAY_SIZE(source_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(filter_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(file_keys) <= 32, "too many keys");
+_Static_assert(ARRAY_SIZE(signals_keys) <= 32, "too many keys");
+_Static_assert(ARRAY_SIZE(plugin_keys) <= 32, "too many keys");
 
 static const struct {
         const char *name;
@@ -245,19 +284,19 @@ static int fail_oom(struct loader *ld)
         return -ENOMEM;
 }
 
-/* Drops a UTF-8 sequence cut short at the end of buf[1..len), so that a
- * shortened value stays valid UTF-8.  buf[0] is the opening quote. */
-static size_t utf8_cut(const char *buf, size_t len)
+/* Drops a UTF-8 sequence cut short at the end of buf[start..len), so that
+ * a shortened value stays valid UTF-8. */
+static size_t utf8_cut(const char *buf, size_t start, size_t len)
 {
         size_t end = len, cont = 0, need;
         unsigned char lead;
 
-        while (end > 1 && cont < 3 &&
+        while (end > start && cont < 3 &&
                ((unsigned char)buf[end - 1] & 0xc0) == 0x80) {
                 end--;
                 cont++;
         }
-        if (end <= 1 || ((unsigned char)buf[end - 1] & 0xc0) != 0xc0)
+        if (end <= start || ((unsigned char)buf[end - 1] & 0xc0) != 0xc0)
                 return len;
         lead = (unsigned char)buf[end - 1];
         need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
@@ -265,25 +304,25 @@ static size_t utf8_cut(const char *buf, size_t len)
 }
 
 /*
- * Writes s as a double-quoted string for a message: control characters
- * escaped so that a value cannot break a log line, and cut to QUOTE_MAX
- * with "..." so that a huge value cannot push out the rest of the message.
+ * Appends s to buf at o for a message: control characters escaped so that
+ * a value cannot break a log line, and cut with "..." before it passes
+ * room, so that a huge value cannot push out the rest of the message.
+ * Returns the new length; the caller adds what follows and the NUL.
  */
-static const char *quote_n(char buf[QUOTE_MAX], const char *s, size_t len)
+static size_t escape_append(char *buf, size_t o, size_t room, const char *s,
+                            size_t len)
 {
         static const char hex[] = "0123456789abcdef";
-        size_t o = 0;
+        size_t start = o;
 
-        buf[o++] = '"';
         for (size_t i = 0; i < len; i++) {
                 unsigned char ch = (unsigned char)s[i];
 
-                /* room for the longest escape, "...", the quote and NUL */
-                if (o + 4 + 3 + 2 > QUOTE_MAX) {
-                        o = utf8_cut(buf, o);
+                /* room for the longest escape and "..." */
+                if (o + 4 + 3 > room) {
+                        o = utf8_cut(buf, start, o);
                         memcpy(buf + o, "...", 3);
-                        o += 3;
-                        break;
+                        return o + 3;
                 }
                 if (ch == '"' || ch == '\\') {
                         buf[o++] = '\\';
@@ -297,6 +336,17 @@ static const char *quote_n(char buf[QUOTE_MAX], const char *s, size_t len)
                         buf[o++] = (char)ch;
                 }
         }
+        return o;
+}
+
+/* s as a double-quoted string for a message, escaped and cut. */
+static const char *quote_n(char buf[QUOTE_MAX], const char *s, size_t len)
+{
+        size_t o;
+
+        buf[0] = '"';
+        /* keep 2 for the closing quote and the NUL */
+        o = escape_append(buf, 1, QUOTE_MAX - 2, s, len);
         buf[o++] = '"';
         buf[o] = '\0';
         return buf;
@@ -321,11 +371,11 @@ static const char *kind_name(const struct node *n)
 }
 
 /* "in "source"", or "at the top level" for the root. */
-static const char *where_in(char buf[QUOTE_MAX], const char *path)
+static const char *where_in(char buf[WHERE_LEN], const char *path)
 {
         if (!path[0])
                 return "at the top level";
-        snprintf(buf, QUOTE_MAX, "in \"%s\"", path);
+        snprintf(buf, WHERE_LEN, "in \"%s\"", path);
         return buf;
 }
 
@@ -351,6 +401,21 @@ static void path_format(char buf[PATH_LEN], const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(buf, PATH_LEN, fmt, ap);
         va_end(ap);
+}
+
+/* parent "." key, for the free-form keys of a plugin's config: they are
+ * written by the user, so they are escaped like a quoted value. */
+static void path_key(char buf[PATH_LEN], const char *parent, const char *key)
+{
+        size_t o = strnlen(parent, PATH_LEN - 1);
+
+        memcpy(buf, parent, o);
+        /* a parent that was cut already stays as it is */
+        if (o + 1 + 4 + 3 < PATH_LEN) {
+                buf[o++] = '.';
+                o = escape_append(buf, o, PATH_LEN - 1, key, strlen(key));
+        }
+        buf[o] = '\0';
 }
 
 static void node_free(struct node *n)
@@ -656,6 +721,8 @@ static const char *type_noun(enum key_type t)
                 return "a boolean";
         case KEY_DURATION:
                 return "a duration";
+        case KEY_UINT32:
+                return "an integer";
         default:
                 return "a string";
         }
@@ -681,6 +748,27 @@ static const char *duration_format(char buf[32], uint64_t ms)
         return buf;
 }
 
+/* A plain decimal number: digits only, no sign, no spaces, no exponent.
+ * Leading zeros are decimal, never octal.  0 or -EINVAL (also when the
+ * number exceeds max). */
+static int uint_parse(const char *s, uint64_t max, uint64_t *ret_n)
+{
+        uint64_t n = 0;
+
+        if (!(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        for (; *s; s++) {
+                if (!(*s >= '0' && *s <= '9'))
+                        return -EINVAL;
+                n = n * 10 + (uint64_t)(*s - '0');
+                /* max is at most UINT32_MAX, so this cannot wrap */
+                if (n > max)
+                        return -EINVAL;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 static int set_string(struct loader *ld, char **field, const char *text)
 {
         char *dup = strdup(text);
@@ -699,13 +787,35 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                           const struct node *at, void *field)
 {
         char q[QUOTE_MAX], lo[32], hi[32];
-        uint64_t ms;
+        uint64_t ms, n;
 
         switch (k->type) {
         case KEY_STRING:
                 if (!text[0])
                         return fail(ld, at, "empty value for \"%s\"", path);
                 return set_string(ld, field, text);
+        case KEY_ABS_PATH:
+                if (!text[0])
+                        return fail(ld, at, "empty value for \"%s\"", path);
+                /* walcastd runs with / as its working directory under
+                 * systemd, and dlopen() searches the library path for a
+                 * name without "/": neither is what a relative path means */
+                if (text[0] != '/')
+                        return fail(ld, at,
+                                    "relative path %s for \"%s\": use an "
+                                    "absolute path",
+                                    quote(q, text), path);
+                return set_string(ld, field, text);
+        case KEY_UINT32:
+                if (uint_parse(text, k->max, &n) < 0 || n < k->min)
+                        return fail(ld, at,
+                                    "invalid %s %s: use a number from %llu "
+                                    "to %llu",
+                                    k->name, quote(q, text),
+                                    (unsigned long long)k->min,
+                                    (unsigned long long)k->max);
+                *(uint32_t *)field = (uint32_t)n;
+                return 0;
         case KEY_SLOT:
                 if (!wc_slot_name_valid(text))
                         return fail(ld, at,
@@ -730,12 +840,12 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                                     "invalid duration %s: use a number with "
                                     "a unit: 500ms, 10s, 5m, 1h",
                                     quote(q, text));
-                if (ms < k->min_ms || ms > k->max_ms)
+                if (ms < k->min || ms > k->max)
                         return fail(ld, at,
                                     "%s %s is out of range: use %s to %s",
                                     k->name, quote(q, text),
-                                    duration_format(lo, k->min_ms),
-                                    duration_format(hi, k->max_ms));
+                                    duration_format(lo, k->min),
+                                    duration_format(hi, k->max));
                 *(uint64_t *)field = ms;
                 return 0;
         case KEY_LOG_LEVEL:
@@ -858,6 +968,249 @@ static int load_ops(struct loader *ld, const char *path, const struct node *key,
         return 0;
 }
 
+/* ---- a plugin's config block ---- */
+
+static void kv_free(struct wc_kv *kv, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(kv[i].key);
+                free(kv[i].value);
+        }
+        free(kv);
+}
+
+struct name_ref {
+        const char *name;
+        size_t index; /* in document order */
+};
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+        const struct name_ref *x = a, *y = b;
+        int c = strcmp(x->name, y->name);
+
+        if (c != 0)
+                return c;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Sorts refs and finds the earliest (in document order) name that repeats
+ * one before it, so that the message points where a reader expects it.
+ * Sorting keeps a mapping with many keys from costing n^2 compares.
+ */
+static bool find_duplicate(struct name_ref *refs, size_t n, size_t *ret_index)
+{
+        size_t best = SIZE_MAX;
+
+        if (n < 2)
+                return false;
+        qsort(refs, n, sizeof(*refs), name_ref_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (refs[i].index < best &&
+                    strcmp(refs[i - 1].name, refs[i].name) == 0)
+                        best = refs[i].index;
+        if (best == SIZE_MAX)
+                return false;
+        *ret_index = best;
+        return true;
+}
+
+struct kv_reader {
+        struct loader *ld;
+        const char *path;         /* of the whole block, for its limits */
+        struct wc_kv *kv;         /* the pairs so far, in document order */
+        const struct node **from; /* where each pair was written */
+        size_t n, cap;
+        struct wc_buf key; /* flattened key of the node being read */
+};
+
+static int kv_read(struct kv_reader *x, const struct node *at,
+                   const struct node *n, const char *path);
+
+/* Adds the pair for scalar n under the current key; at is its position. */
+static int kv_add(struct kv_reader *x, const struct node *at,
+                  const struct node *n, const char *path)
+{
+        const char *text = "";
+        struct wc_kv *kv;
+        int r;
+
+        if (x->n == KV_MAX)
+                return fail(x->ld, at, "more than %d values in \"%s\"", KV_MAX,
+                            x->path);
+        /* the plugin sees no YAML types: a null is just no text */
+        if (!n->null) {
+                r = expand(x->ld, n, path, &text);
+                if (r < 0)
+                        return r;
+        }
+        if (x->n == x->cap) {
+                size_t cap = x->cap ? x->cap * 2 : 8;
+                const struct node **from;
+
+                kv = reallocarray(x->kv, cap, sizeof(*kv));
+                if (!kv)
+                        return fail_oom(x->ld);
+                x->kv = kv;
+                from = reallocarray(x->from, cap, sizeof(*from));
+                if (!from)
+                        return fail_oom(x->ld);
+                x->from = from;
+                x->cap = cap;
+        }
+        kv = &x->kv[x->n];
+        kv->key = strndup(x->key.data, x->key.len);
+        kv->value = strdup(text);
+        if (!kv->key || !kv->value) {
+                free(kv->key);
+                free(kv->value);
+                return fail_oom(x->ld);
+        }
+        x->from[x->n++] = at;
+        return 0;
+}
+
+static int kv_read_mapping(struct kv_reader *x, const struct node *map,
+                           const char *path)
+{
+        size_t nkeys = map->nkids / 2, prefix = x->key.len, dup;
+        char q[QUOTE_MAX], in[WHERE_LEN], key_path[PATH_LEN];
+        struct name_ref *refs;
+        int r;
+
+        for (size_t i = 0; i < nkeys; i++) {
+                const struct node *key = map->kids[2 * i];
+
+                if (key->kind != NODE_SCALAR)
+                        return fail(x->ld, key,
+                                    "expected a string key %s, found %s",
+                                    where_in(in, path), kind_name(key));
+                /* "a..b" or a trailing "." could not be told apart */
+                if (key->null || !key->text[0])
+                        return fail(x->ld, key, "empty key %s",
+                                    where_in(in, path));
+        }
+        refs = calloc(nkeys ? nkeys : 1, sizeof(*refs));
+        if (!refs)
+                return fail_oom(x->ld);
+        for (size_t i = 0; i < nkeys; i++)
+                refs[i] = (struct name_ref){map->kids[2 * i]->text, i};
+        if (find_duplicate(refs, nkeys, &dup)) {
+                const struct node *key = map->kids[2 * dup];
+
+                free(refs);
+                return fail(x->ld, key, "duplicate key %s %s",
+                            quote(q, key->text), where_in(in, path));
+        }
+        free(refs);
+
+        for (size_t i = 0; i < nkeys; i++) {
+                const struct node *key = map->kids[2 * i];
+
+                /* keys are never expanded, as everywhere else */
+                if ((prefix > 0 && wc_buf_append_char(&x->key, '.') < 0) ||
+                    wc_buf_append_str(&x->key, key->text) < 0)
+                        return fail_oom(x->ld);
+                if (x->key.len > KV_KEY_MAX)
+                        return fail(x->ld, key,
+                                    "key %s %s is longer than %d bytes with "
+                                    "the keys above it",
+                                    quote(q, key->text), where_in(in, path),
+                                    KV_KEY_MAX);
+                path_key(key_path, path, key->text);
+                r = kv_read(x, key, map->kids[2 * i + 1], key_path);
+                if (r < 0)
+                        return r;
+                x->key.len = prefix;
+        }
+        return 0;
+}
+
+/* at is where n's pair is reported: the key above a mapping value, or the
+ * item itself in a sequence. */
+static int kv_read(struct kv_reader *x, const struct node *at,
+                   const struct node *n, const char *path)
+{
+        size_t prefix = x->key.len;
+        char item_path[PATH_LEN];
+        int r;
+
+        switch (n->kind) {
+        case NODE_SCALAR:
+                return kv_add(x, at, n, path);
+        case NODE_MAPPING:
+                return kv_read_mapping(x, n, path);
+        case NODE_SEQUENCE:
+                break;
+        }
+        for (size_t i = 0; i < n->nkids; i++) {
+                if (wc_buf_printf(&x->key, ".%zu", i) < 0)
+                        return fail_oom(x->ld);
+                path_format(item_path, "%s[%zu]", path, i);
+                r = kv_read(x, n->kids[i], n->kids[i], item_path);
+                if (r < 0)
+                        return r;
+                x->key.len = prefix;
+        }
+        return 0;
+}
+
+/*
+ * Flattens a plugin's free-form config mapping into key/value pairs.  Only
+ * the plugin knows its keys, so none is unknown here; but two pairs with
+ * one flattened key ("a.b: 1" next to "a: {b: 2}") are refused, since the
+ * plugin could only ever see one of them.
+ */
+static int load_kv(struct loader *ld, const struct key_desc *k,
+                   const char *path, const struct node *map, void *base)
+{
+        struct kv_reader x = {.ld = ld, .path = path};
+        struct name_ref *refs = NULL;
+        char q[QUOTE_MAX];
+        size_t dup;
+        int r;
+
+        if (map->kind == NODE_SCALAR && map->null)
+                return 0;
+        if (map->kind != NODE_MAPPING)
+                return fail_type(ld, map, "a mapping", path);
+        wc_buf_init(&x.key);
+        r = kv_read_mapping(&x, map, path);
+        if (r < 0)
+                goto err_free_pairs;
+
+        refs = calloc(x.n ? x.n : 1, sizeof(*refs));
+        if (!refs) {
+                r = fail_oom(ld);
+                goto err_free_pairs;
+        }
+        for (size_t i = 0; i < x.n; i++)
+                refs[i] = (struct name_ref){x.kv[i].key, i};
+        if (find_duplicate(refs, x.n, &dup)) {
+                r = fail(ld, x.from[dup],
+                         "duplicate key %s in \"%s\" once flattened: a \".\" "
+                         "in a key reads as nesting",
+                         quote(q, x.kv[dup].key), path);
+                goto err_free_refs;
+        }
+        free(refs);
+        free(x.from);
+        wc_buf_free(&x.key);
+        /* takes ownership of the pairs */
+        *(struct wc_kv **)((char *)base + k->offset) = x.kv;
+        *(size_t *)((char *)base + k->count_offset) = x.n;
+        return 0;
+
+err_free_refs:
+        free(refs);
+err_free_pairs:
+        kv_free(x.kv, x.n);
+        free(x.from);
+        wc_buf_free(&x.key);
+        return r;
+}
+
 static int apply_defaults(struct loader *ld, const struct key_desc *keys,
                           void *base)
 {
@@ -974,6 +1327,8 @@ static int load_key(struct loader *ld, const struct key_desc *k,
                 return load_patterns(ld, path, val, field);
         case KEY_OPS:
                 return load_ops(ld, path, key, val, field);
+        case KEY_KV:
+                return load_kv(ld, k, path, val, base);
         default:
                 r = scalar_text(ld, val, key, k->type, path, &text);
                 if (r < 0)
@@ -992,7 +1347,7 @@ static int walk_section(struct loader *ld, const struct key_desc *keys,
                         const char *path, const struct node *where,
                         const struct node *map, void *base)
 {
-        char q[QUOTE_MAX], in[QUOTE_MAX], key_path[PATH_LEN];
+        char q[QUOTE_MAX], in[WHERE_LEN], key_path[PATH_LEN];
         uint32_t seen = 0;
         int r;
 
@@ -1142,6 +1497,11 @@ static void sink_free(struct wc_sink_config *s)
         switch (s->type) {
         case WC_SINK_FILE:
                 free(s->u.file.path);
+                break;
+        case WC_SINK_PLUGIN:
+                free(s->u.plugin.path);
+                pattern_list_free(&s->u.plugin.schemas);
+                kv_free(s->u.plugin.config, s->u.plugin.nconfig);
                 break;
         }
 }

@@ -30,6 +30,25 @@ struct wc_filter_config {
 
 enum wc_sink_type {
         WC_SINK_FILE = 1,
+        WC_SINK_PLUGIN = 2,
+};
+
+/* A plugin's `config:` block, flattened to key/value strings: "file" for a
+ * top-level scalar, "a.b" for nested mappings, "list.0" for list items.
+ * Scalars keep their text (after ${NAME} expansion); an empty value or
+ * null is "". */
+struct wc_kv {
+        char *key;
+        char *value;
+};
+
+struct wc_plugin_sink_config {
+        char *path; /* absolute path of the shared object */
+        /* schemas the plugin receives (exact names, globs, namespaces);
+         * empty: every schema the global filter passes */
+        struct wc_pattern_list schemas;
+        struct wc_kv *config;
+        size_t nconfig;
 };
 
 struct wc_file_sink_config {
@@ -42,6 +61,7 @@ struct wc_sink_config {
         unsigned line, column; /* where the sink was defined */
         union {
                 struct wc_file_sink_config file;
+                struct wc_plugin_sink_config plugin;
         } u;
 };
 
@@ -62,6 +82,11 @@ struct wc_config {
                 uint64_t status_interval_ms; /* default 10000 */
         } source;
         struct wc_filter_config filter;
+        struct {
+                /* max keys in one bulk_delete signal: 1 to 1000000,
+                 * default 1000 */
+                uint32_t bulk_delete_batch;
+        } signals;
         struct wc_sink_config *sinks;
         size_t nsinks;
         struct {

@@ -28,6 +28,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         setenv("WC_FUZZ_EMPTY", "", 1);
         setenv("WC_FUZZ_DOLLAR", "${WC_FUZZ_SLOT}$$", 1);
         unsetenv("WC_FUZZ_UNSET");
+        /* the one valid-plugins.yaml uses, so that seed loads */
+        setenv("WALCAST_TEST_AUDIT_DIR", "/var/log/walcast", 1);
         return 0;
 }
 
@@ -38,6 +40,45 @@ static void check_patterns(const struct wc_pattern_list *l)
         for (size_t i = 0; i < l->count; i++)
                 if (!l->items[i] || !l->items[i][0])
                         abort();
+}
+
+/* The loader's promises for a plugin's flattened config: at most 1024
+ * pairs of at most 1024-byte keys, every key non-empty and unique. */
+static void check_kv(const struct wc_plugin_sink_config *p)
+{
+        if (p->nconfig > 1024 || (p->nconfig > 0 && !p->config) ||
+            (p->nconfig == 0 && p->config))
+                abort();
+        for (size_t i = 0; i < p->nconfig; i++) {
+                const char *key = p->config[i].key;
+
+                if (!key || !key[0] || strlen(key) > 1024 ||
+                    !p->config[i].value)
+                        abort();
+                /* n^2 is fine at the sizes a fuzzer reaches */
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(p->config[j].key, key) == 0)
+                                abort();
+        }
+}
+
+static void check_sink(const struct wc_sink_config *s)
+{
+        if (s->line == 0 || s->column == 0)
+                abort();
+        switch (s->type) {
+        case WC_SINK_FILE:
+                if (!s->u.file.path || !s->u.file.path[0])
+                        abort();
+                return;
+        case WC_SINK_PLUGIN:
+                if (!s->u.plugin.path || s->u.plugin.path[0] != '/')
+                        abort();
+                check_patterns(&s->u.plugin.schemas);
+                check_kv(&s->u.plugin);
+                return;
+        }
+        abort();
 }
 
 static void check_config(const struct wc_config *c)
@@ -57,16 +98,13 @@ static void check_config(const struct wc_config *c)
         check_patterns(&c->filter.tables_exclude);
         if (c->filter.ops == 0 || (c->filter.ops & ~WC_OPS_DATA))
                 abort();
+        if (c->signals.bulk_delete_batch < 1 ||
+            c->signals.bulk_delete_batch > 1000000)
+                abort();
         if (c->nsinks == 0 || !c->sinks)
                 abort();
-        for (size_t i = 0; i < c->nsinks; i++) {
-                const struct wc_sink_config *s = &c->sinks[i];
-
-                if (s->type != WC_SINK_FILE || s->line == 0 || s->column == 0)
-                        abort();
-                if (!s->u.file.path || !s->u.file.path[0])
-                        abort();
-        }
+        for (size_t i = 0; i < c->nsinks; i++)
+                check_sink(&c->sinks[i]);
         if (c->log.level < WC_LOG_ERR || c->log.level > WC_LOG_DEBUG)
                 abort();
 }

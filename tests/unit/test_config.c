@@ -22,6 +22,9 @@
 /* A valid source section (lines 1-3) and sinks section (3 lines). */
 #define SOURCE "source:\n  dsn: \"dbname=app\"\n  slot: walcast\n"
 #define SINKS  "sinks:\n  - file:\n      path: out.jsonl\n"
+/* A source and the opening of a plugin sink (lines 1-5); its keys follow
+ * from line 6, at column 7. */
+#define PLUGIN SOURCE "sinks:\n  - plugin:\n"
 
 static char errbuf[512];
 
@@ -187,6 +190,7 @@ static void test_minimal_defaults(void **state)
         assert_int_equal(c->sinks[0].column, 5);
         assert_string_equal(c->sinks[0].u.file.path, "out.jsonl");
         assert_true(c->sinks[0].u.file.fsync);
+        assert_int_equal(c->signals.bulk_delete_batch, 1000);
         assert_int_equal(c->log.level, WC_LOG_INFO);
         wc_config_free(c);
 }
@@ -235,6 +239,7 @@ static void test_full_file(void **state)
         assert_int_equal(c->sinks[1].column, 5);
         assert_string_equal(c->sinks[1].u.file.path, "-");
         assert_true(c->sinks[1].u.file.fsync);
+        assert_int_equal(c->signals.bulk_delete_batch, 5);
         assert_int_equal(c->log.level, WC_LOG_DEBUG);
         wc_config_free(c);
 }
@@ -296,6 +301,7 @@ static void test_example_config(void **state)
         assert_string_equal(c->source.slot, "walcast");
         assert_true(c->nsinks >= 1);
         assert_int_equal(c->sinks[0].type, WC_SINK_FILE);
+        assert_int_equal(c->signals.bulk_delete_batch, 1000);
         wc_config_free(c);
 }
 
@@ -553,7 +559,19 @@ static void test_unknown_keys(void **state)
         assert_error(SOURCE "sinks:\n  - file: {path: a}\n  - kafka:\n"
                             "      topic: t\n",
                      "walcast.yaml:6:5: unknown sink type \"kafka\" in "
-                     "\"sinks[1]\": use file");
+                     "\"sinks[1]\": use file, plugin");
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batchh: 5\n",
+                     "walcast.yaml:8:3: unknown key \"bulk_delete_batchh\" in "
+                     "\"signals\"");
+        assert_error(SOURCE SINKS "signals: {batch: 5}\n",
+                     "walcast.yaml:7:11: unknown key \"batch\" in "
+                     "\"signals\"");
+        assert_error(PLUGIN "      pathh: /usr/lib/a.so\n",
+                     "walcast.yaml:6:7: unknown key \"pathh\" in "
+                     "\"sinks[0].plugin\"");
+        assert_error(PLUGIN "      path: /a.so\n      file: /tmp/x\n",
+                     "walcast.yaml:7:7: unknown key \"file\" in "
+                     "\"sinks[0].plugin\"");
         /* the next section of the design is not accepted yet */
         assert_error(SOURCE SINKS "heartbeat:\n  interval: 60s\n",
                      "walcast.yaml:7:1: unknown key \"heartbeat\" at the top "
@@ -1129,6 +1147,448 @@ static void test_message_quoting(void **state)
         assert_error(text, expected);
 }
 
+/* ---- signals ---- */
+
+static void test_signals(void **state)
+{
+        static const struct {
+                const char *text;
+                uint32_t n;
+        } good[] = {
+            {"1", 1},
+            {"1000000", 1000000},
+            {"250", 250},
+            {"\"500\"", 500},
+            {"'7'", 7},
+            /* leading zeros are decimal, never octal */
+            {"0100", 100},
+        };
+        struct wc_config *c;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                char text[256];
+
+                snprintf(text, sizeof(text),
+                         SOURCE SINKS "signals:\n  bulk_delete_batch: %s\n",
+                         good[i].text);
+                c = load(text);
+                assert_string_equal(errbuf, "");
+                assert_non_null(c);
+                assert_int_equal(c->signals.bulk_delete_batch, good[i].n);
+                wc_config_free(c);
+        }
+
+        /* an empty section takes its defaults */
+        c = load(SOURCE SINKS "signals:\n");
+        assert_non_null(c);
+        assert_int_equal(c->signals.bulk_delete_batch, 1000);
+        wc_config_free(c);
+        c = load(SOURCE SINKS "signals: {}\n");
+        assert_non_null(c);
+        assert_int_equal(c->signals.bulk_delete_batch, 1000);
+        wc_config_free(c);
+
+        setenv("WC_BATCH", "64", 1);
+        c = load(SOURCE SINKS "signals:\n  bulk_delete_batch: ${WC_BATCH}\n");
+        assert_non_null(c);
+        assert_int_equal(c->signals.bulk_delete_batch, 64);
+        wc_config_free(c);
+        unsetenv("WC_BATCH");
+}
+
+static void test_bad_bulk_delete_batch(void **state)
+{
+        static const char *const bad[] = {
+            "0",    "-1",    "abc", "1000001",    "1.5",
+            "",     "+5",    " 5",  "5 ",         "1e3",
+            "0x10", "1_000", "10k", "4294967296", "99999999999999999999999",
+        };
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char text[256], msg[256];
+
+                snprintf(text, sizeof(text),
+                         SOURCE SINKS "signals:\n  bulk_delete_batch: \"%s\"\n",
+                         bad[i]);
+                snprintf(msg, sizeof(msg),
+                         "walcast.yaml:8:22: invalid bulk_delete_batch \"%s\": "
+                         "use a number from 1 to 1000000",
+                         bad[i]);
+                assert_error(text, msg);
+        }
+        /* unquoted, the same */
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batch: -1\n",
+                     "walcast.yaml:8:22: invalid bulk_delete_batch \"-1\": use "
+                     "a number from 1 to 1000000");
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batch: 1.5\n",
+                     "walcast.yaml:8:22: invalid bulk_delete_batch \"1.5\": "
+                     "use a number from 1 to 1000000");
+
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batch: [1]\n",
+                     "walcast.yaml:8:22: expected an integer for "
+                     "\"signals.bulk_delete_batch\", found a sequence");
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batch: {n: 1}\n",
+                     "walcast.yaml:8:22: expected an integer for "
+                     "\"signals.bulk_delete_batch\", found a mapping");
+        assert_error(SOURCE SINKS "signals:\n  bulk_delete_batch:\n",
+                     "walcast.yaml:8:3: missing value for "
+                     "\"signals.bulk_delete_batch\"");
+        assert_error(SOURCE SINKS "signals: [bulk_delete_batch]\n",
+                     "walcast.yaml:7:10: expected a mapping for \"signals\", "
+                     "found a sequence");
+        assert_error(SOURCE SINKS "signals: 1000\n",
+                     "walcast.yaml:7:10: expected a mapping for \"signals\", "
+                     "found a scalar");
+        assert_error(SOURCE SINKS "signals: {bulk_delete_batch: 1, "
+                                  "bulk_delete_batch: 2}\n",
+                     "walcast.yaml:7:33: duplicate key \"bulk_delete_batch\" "
+                     "in \"signals\"");
+
+        /* checked after expansion */
+        setenv("WC_BATCH", "abc", 1);
+        assert_error(SOURCE SINKS
+                     "signals:\n  bulk_delete_batch: ${WC_BATCH}\n",
+                     "walcast.yaml:8:22: invalid bulk_delete_batch \"abc\": "
+                     "use a number from 1 to 1000000");
+        unsetenv("WC_BATCH");
+}
+
+/* ---- plugin sinks ---- */
+
+/* Asserts the flattened config of p: n key/value pairs, in order. */
+static void assert_kv(const struct wc_plugin_sink_config *p, size_t n, ...)
+{
+        va_list ap;
+
+        assert_int_equal(p->nconfig, n);
+        if (n == 0)
+                assert_null(p->config);
+        va_start(ap, n);
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(p->config[i].key, va_arg(ap, const char *));
+                assert_string_equal(p->config[i].value,
+                                    va_arg(ap, const char *));
+        }
+        va_end(ap);
+}
+
+static void test_plugins_file(void **state)
+{
+        const struct wc_plugin_sink_config *p;
+        struct wc_config *c;
+
+        (void)state;
+        setenv("WALCAST_TEST_AUDIT_DIR", "/var/log/walcast", 1);
+        c = load_data("config/valid-plugins.yaml");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_int_equal(c->signals.bulk_delete_batch, 250);
+        assert_int_equal(c->nsinks, 3);
+
+        assert_int_equal(c->sinks[0].type, WC_SINK_PLUGIN);
+        assert_int_equal(c->sinks[0].line, 9);
+        assert_int_equal(c->sinks[0].column, 5);
+        p = &c->sinks[0].u.plugin;
+        assert_string_equal(p->path, "/usr/lib/walcast/plugins/audit.so");
+        assert_list(&p->schemas, 2, "town6-*", "org-acme");
+        /* document order; empty collections give no pair */
+        assert_kv(p, 8, "file", "/var/log/walcast/audit.jsonl", "nested.a", "1",
+                  "nested.b.0", "x", "nested.b.1", "y", "empty", "",
+                  "dotted.key", "kept", "list.0.name", "first", "list.1", "");
+
+        assert_int_equal(c->sinks[1].type, WC_SINK_FILE);
+        assert_int_equal(c->sinks[1].line, 21);
+        assert_int_equal(c->sinks[1].column, 5);
+        assert_string_equal(c->sinks[1].u.file.path, "-");
+        assert_true(c->sinks[1].u.file.fsync);
+
+        assert_int_equal(c->sinks[2].type, WC_SINK_PLUGIN);
+        assert_int_equal(c->sinks[2].line, 22);
+        assert_int_equal(c->sinks[2].column, 5);
+        p = &c->sinks[2].u.plugin;
+        assert_string_equal(p->path, "/opt/walcast/count.so");
+        assert_int_equal(p->schemas.count, 0);
+        assert_null(p->schemas.items);
+        assert_kv(p, 0);
+        wc_config_free(c);
+        unsetenv("WALCAST_TEST_AUDIT_DIR");
+}
+
+/* Scalars reach the plugin as text: no YAML typing, expansion applied. */
+static void test_plugin_config_values(void **state)
+{
+        struct wc_config *c;
+
+        (void)state;
+        setenv("WC_X", "x", 1);
+        setenv("WC_EMPTY", "", 1);
+        c = load(PLUGIN "      path: /a.so\n      config:\n"
+                        "        s: plain text\n"
+                        "        q: \"double: quoted\"\n"
+                        "        n: 1.50\n"
+                        "        b: yes\n"
+                        "        t: ~\n"
+                        "        e:\n"
+                        "        nul: null\n"
+                        "        qnull: \"null\"\n"
+                        "        em: {}\n"
+                        "        es: []\n"
+                        "        blk: |\n          line1\n          line2\n"
+                        "        \"a.b\": dotted\n"
+                        "        \"${WC_X}\": key\n"
+                        "        v: \"${WC_X}-$$-${WC_EMPTY}\"\n"
+                        "        deep: {l: [[a, b], {c: d}, [], {}, ~]}\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_kv(&c->sinks[0].u.plugin, 16, "s", "plain text", "q",
+                  "double: quoted", "n", "1.50", "b", "yes", "t", "", "e", "",
+                  "nul", "", "qnull", "null", "blk", "line1\nline2\n", "a.b",
+                  "dotted", "${WC_X}", "key", "v", "x-$-", "deep.l.0.0", "a",
+                  "deep.l.0.1", "b", "deep.l.1.c", "d", "deep.l.4", "");
+        wc_config_free(c);
+        unsetenv("WC_X");
+        unsetenv("WC_EMPTY");
+
+        /* no config, or an empty one: no pairs */
+        c = load(PLUGIN "      path: /a.so\n      config:\n");
+        assert_non_null(c);
+        assert_kv(&c->sinks[0].u.plugin, 0);
+        wc_config_free(c);
+        c = load(PLUGIN "      path: /a.so\n      config: {}\n"
+                        "      schemas:\n");
+        assert_non_null(c);
+        assert_kv(&c->sinks[0].u.plugin, 0);
+        assert_int_equal(c->sinks[0].u.plugin.schemas.count, 0);
+        wc_config_free(c);
+}
+
+/* "k0000: v" ... one line each, after a plugin path and "config:". */
+static char *plugin_with_keys(size_t n)
+{
+        size_t cap = 256 + n * 20, len;
+        char *text = malloc(cap);
+
+        assert_non_null(text);
+        len = (size_t)snprintf(text, cap,
+                               PLUGIN "      path: /a.so\n      config:\n");
+        for (size_t i = 0; i < n; i++)
+                len += (size_t)snprintf(text + len, cap - len,
+                                        "        k%04zu: v\n", i);
+        return text;
+}
+
+static void test_plugin_config_limits(void **state)
+{
+        char key[1100], text[2600], expected[512], *big;
+        struct wc_config *c;
+
+        (void)state;
+        big = plugin_with_keys(1024);
+        c = load(big);
+        free(big);
+        assert_non_null(c);
+        assert_int_equal(c->sinks[0].u.plugin.nconfig, 1024);
+        assert_string_equal(c->sinks[0].u.plugin.config[1023].key, "k1023");
+        wc_config_free(c);
+
+        big = plugin_with_keys(1025);
+        assert_error(big, "walcast.yaml:1032:9: more than 1024 values in "
+                          "\"sinks[0].plugin.config\"");
+        free(big);
+
+        /* a flattened key may be 1024 bytes long */
+        memset(key, 'k', 1024);
+        key[1024] = '\0';
+        snprintf(text, sizeof(text),
+                 PLUGIN "      path: /a.so\n      config: {%s: v}\n", key);
+        c = load(text);
+        assert_non_null(c);
+        assert_string_equal(c->sinks[0].u.plugin.config[0].key, key);
+        wc_config_free(c);
+
+        /* ...not longer (YAML itself caps implicit keys at 1024
+         * characters, so this one is explicit); long values in the message
+         * are cut */
+        key[1024] = 'k';
+        key[1025] = '\0';
+        snprintf(text, sizeof(text),
+                 PLUGIN "      path: /a.so\n      config:\n        ? %s\n"
+                        "        : v\n",
+                 key);
+        snprintf(expected, sizeof(expected),
+                 "walcast.yaml:8:11: key \"%.71s...\" in "
+                 "\"sinks[0].plugin.config\" is longer than 1024 bytes with "
+                 "the keys above it",
+                 key);
+        assert_error(text, expected);
+
+        /* counting the keys above it: 600 + "." + 500 */
+        {
+                char a[601], b[501];
+
+                memset(a, 'a', 600);
+                a[600] = '\0';
+                memset(b, 'b', 500);
+                b[500] = '\0';
+                snprintf(text, sizeof(text),
+                         PLUGIN "      path: /a.so\n      config: {%s: {%s: "
+                                "1}}\n",
+                         a, b);
+                snprintf(expected, sizeof(expected),
+                         "walcast.yaml:7:619: key \"%.71s...\" in "
+                         "\"sinks[0].plugin.config.%.98s...\" is longer than "
+                         "1024 bytes with the keys above it",
+                         b, a);
+                assert_error(text, expected);
+        }
+}
+
+static void test_bad_plugins(void **state)
+{
+        static const char *const relative[] = {"audit.so", "./audit.so",
+                                               "plugins/audit.so", "~/audit.so",
+                                               "../lib/audit.so"};
+
+        (void)state;
+        /* path */
+        assert_error(PLUGIN "      schemas: [a]\n",
+                     "walcast.yaml:5:5: missing required key \"path\" in "
+                     "\"sinks[0].plugin\"");
+        assert_error(PLUGIN, "walcast.yaml:5:5: missing required key \"path\" "
+                             "in \"sinks[0].plugin\"");
+        for (size_t i = 0; i < sizeof(relative) / sizeof(relative[0]); i++) {
+                char text[256], msg[256];
+
+                snprintf(text, sizeof(text), PLUGIN "      path: %s\n",
+                         relative[i]);
+                snprintf(msg, sizeof(msg),
+                         "walcast.yaml:6:13: relative path \"%s\" for "
+                         "\"sinks[0].plugin.path\": use an absolute path",
+                         relative[i]);
+                assert_error(text, msg);
+        }
+        setenv("WC_REL", "audit.so", 1);
+        assert_error(PLUGIN "      path: ${WC_REL}\n",
+                     "walcast.yaml:6:13: relative path \"audit.so\" for "
+                     "\"sinks[0].plugin.path\": use an absolute path");
+        unsetenv("WC_REL");
+        assert_error(PLUGIN "      path: [/a.so]\n",
+                     "walcast.yaml:6:13: expected a string for "
+                     "\"sinks[0].plugin.path\", found a sequence");
+        assert_error(PLUGIN "      path: {so: /a.so}\n",
+                     "walcast.yaml:6:13: expected a string for "
+                     "\"sinks[0].plugin.path\", found a mapping");
+        assert_error(PLUGIN "      path: ''\n",
+                     "walcast.yaml:6:13: empty value for "
+                     "\"sinks[0].plugin.path\"");
+        assert_error(PLUGIN "      path:\n",
+                     "walcast.yaml:6:7: missing value for "
+                     "\"sinks[0].plugin.path\"");
+        assert_error(PLUGIN "      path: /a.so\n      path: /b.so\n",
+                     "walcast.yaml:7:7: duplicate key \"path\" in "
+                     "\"sinks[0].plugin\"");
+        assert_error(SOURCE "sinks:\n  - plugin: /a.so\n",
+                     "walcast.yaml:5:13: expected a mapping for "
+                     "\"sinks[0].plugin\", found a scalar");
+
+        /* schemas */
+        assert_error(PLUGIN "      path: /a.so\n      schemas: town6-*\n",
+                     "walcast.yaml:7:16: expected a sequence for "
+                     "\"sinks[0].plugin.schemas\", found a scalar");
+        assert_error(PLUGIN "      path: /a.so\n      schemas: {include: "
+                            "[a]}\n",
+                     "walcast.yaml:7:16: expected a sequence for "
+                     "\"sinks[0].plugin.schemas\", found a mapping");
+        assert_error(PLUGIN "      path: /a.so\n      schemas: [a, \"\"]\n",
+                     "walcast.yaml:7:20: empty pattern in "
+                     "\"sinks[0].plugin.schemas\"");
+        assert_error(PLUGIN "      path: /a.so\n      schemas: [a, [b]]\n",
+                     "walcast.yaml:7:20: expected a string for "
+                     "\"sinks[0].plugin.schemas[1]\", found a sequence");
+
+        /* config: the block must be a mapping */
+        assert_error(PLUGIN "      path: /a.so\n      config: [a, b]\n",
+                     "walcast.yaml:7:15: expected a mapping for "
+                     "\"sinks[0].plugin.config\", found a sequence");
+        assert_error(PLUGIN "      path: /a.so\n      config:\n        - a\n",
+                     "walcast.yaml:8:9: expected a mapping for "
+                     "\"sinks[0].plugin.config\", found a sequence");
+        assert_error(PLUGIN "      path: /a.so\n      config: file=x\n",
+                     "walcast.yaml:7:15: expected a mapping for "
+                     "\"sinks[0].plugin.config\", found a scalar");
+}
+
+/* Inside config any key goes, but the YAML rules still hold. */
+static void test_bad_plugin_config(void **state)
+{
+        (void)state;
+        assert_error(PLUGIN "      path: /a.so\n      config:\n"
+                            "        file: a\n        file: b\n",
+                     "walcast.yaml:9:9: duplicate key \"file\" in "
+                     "\"sinks[0].plugin.config\"");
+        assert_error(PLUGIN "      path: /a.so\n"
+                            "      config: {n: {a: 1, b: 2, a: 3}}\n",
+                     "walcast.yaml:7:32: duplicate key \"a\" in "
+                     "\"sinks[0].plugin.config.n\"");
+        /* the first repeat in the file, not in sorted order */
+        assert_error(PLUGIN "      path: /a.so\n"
+                            "      config: {b: 1, a: 1, b: 2, a: 2}\n",
+                     "walcast.yaml:7:28: duplicate key \"b\" in "
+                     "\"sinks[0].plugin.config\"");
+        /* even when neither value would give a pair */
+        assert_error(PLUGIN "      path: /a.so\n      config: {e: {}, e: []}\n",
+                     "walcast.yaml:7:23: duplicate key \"e\" in "
+                     "\"sinks[0].plugin.config\"");
+
+        /* two spellings of one flattened key */
+        assert_error(PLUGIN "      path: /a.so\n      config:\n"
+                            "        a.b: 1\n        a: {b: 2}\n",
+                     "walcast.yaml:9:13: duplicate key \"a.b\" in "
+                     "\"sinks[0].plugin.config\" once flattened: a \".\" in a "
+                     "key reads as nesting");
+        assert_error(PLUGIN "      path: /a.so\n      config:\n"
+                            "        list.0: y\n        list: [x]\n",
+                     "walcast.yaml:9:16: duplicate key \"list.0\" in "
+                     "\"sinks[0].plugin.config\" once flattened: a \".\" in a "
+                     "key reads as nesting");
+
+        assert_error(PLUGIN "      path: /a.so\n      config: {\"\": x}\n",
+                     "walcast.yaml:7:16: empty key in "
+                     "\"sinks[0].plugin.config\"");
+        assert_error(PLUGIN "      path: /a.so\n      config: {a: {~: x}}\n",
+                     "walcast.yaml:7:20: empty key in "
+                     "\"sinks[0].plugin.config.a\"");
+        assert_error(PLUGIN "      path: /a.so\n      config: {[a]: x}\n",
+                     "walcast.yaml:7:16: expected a string key in "
+                     "\"sinks[0].plugin.config\", found a sequence");
+        assert_error(PLUGIN "      path: /a.so\n      config: {l: [{{a: 1}: "
+                            "2}]}\n",
+                     "walcast.yaml:7:21: expected a string key in "
+                     "\"sinks[0].plugin.config.l[0]\", found a mapping");
+        assert_error(PLUGIN "      path: /a.so\n      config: {a: &x 1, b: "
+                            "*x}\n",
+                     "walcast.yaml:7:28: alias \"*x\" is not supported: write "
+                     "the value out instead");
+
+        /* expansion, and its errors naming the value's place */
+        unsetenv("WALCAST_TEST_UNSET");
+        assert_error(PLUGIN "      path: /a.so\n"
+                            "      config:\n        file: "
+                            "${WALCAST_TEST_UNSET}\n",
+                     "walcast.yaml:8:15: environment variable "
+                     "\"WALCAST_TEST_UNSET\" is not set");
+        assert_error(PLUGIN "      path: /a.so\n      config: {n: [\"${X\"]}\n",
+                     "walcast.yaml:7:20: missing \"}\" after \"${\" in "
+                     "\"sinks[0].plugin.config.n[0]\"");
+        /* keys are the user's text: escaped in messages like values */
+        assert_error(PLUGIN "      path: /a.so\n"
+                            "      config: {\"a\\x01\\\"b\": \"${}\"}\n",
+                     "walcast.yaml:7:28: invalid environment variable name "
+                     "\"\" in \"sinks[0].plugin.config.a\\x01\\\"b\"");
+}
+
 /* ---- files and buffers ---- */
 
 static void test_unreadable(void **state)
@@ -1247,6 +1707,13 @@ int main(void)
             cmocka_unit_test(test_syntax_errors),
             cmocka_unit_test(test_nul_and_depth),
             cmocka_unit_test(test_message_quoting),
+            cmocka_unit_test(test_signals),
+            cmocka_unit_test(test_bad_bulk_delete_batch),
+            cmocka_unit_test(test_plugins_file),
+            cmocka_unit_test(test_plugin_config_values),
+            cmocka_unit_test(test_plugin_config_limits),
+            cmocka_unit_test(test_bad_plugins),
+            cmocka_unit_test(test_bad_plugin_config),
             cmocka_unit_test(test_unreadable),
             cmocka_unit_test(test_small_error_buffers),
             cmocka_unit_test(test_too_large),
