@@ -9,22 +9,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
 #include "common/log.h"
 #include "common/runner.h"
 #include "config/config.h"
 #include "decode/decode.h"
 #include "filesink/filesink.h"
+#include "plugin/plugin.h"
 #include "route/route.h"
 #include "stream/stream.h"
 
 /* Messages handled before the loop looks at signals and timers again. */
 #define BATCH_MESSAGES 4096
-/* Written changes are synced and acknowledged at least this often while
- * data flows (bounds commit-to-acknowledge latency), and before every
- * status message. */
-#define SYNC_INTERVAL_MS 20
-#define STOP_TIMEOUT_MS  5000
+/* How long a stop waits for the sinks to acknowledge what they have. */
+#define STOP_DRAIN_MS  5000
+#define STOP_STREAM_MS 5000
+/* Replays after a failure wait 1 s, 2 s, 4 s ... up to this. */
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define MAX_PLUGIN_FDS 64
+
+enum state {
+        ST_STREAMING,
+        ST_BACKOFF, /* waiting to replay from the confirmed position */
+};
 
 struct runner {
         const struct wc_run_opts *o;
@@ -33,26 +42,28 @@ struct runner {
         struct wc_stream *stream;
         struct wc_decoder *dec;
         struct wc_route *route;
+        struct wc_bus *bus;
+        struct wc_plugin_host *host;
         struct wc_checkpoint *cp;
-        struct wc_filesink **sinks;
-        size_t nsinks;
-        struct wc_buf line;
+        struct wc_kv tail_kv[2];
 
+        enum state state;
         bool in_txn;
-        struct wc_txn_view txn;
-        /* checkpoint entries written to the sinks but not yet synced */
-        uint64_t *unsynced;
-        size_t nunsynced, capunsynced;
+        struct walcast_txn txn;
         wc_lsn keepalive_end; /* walEnd of the last keepalive */
         wc_lsn sent_flush;    /* last flush position sent */
 
         int sigfd;
         bool stop;
+        bool replay; /* a sink failed: replay from the confirmed position */
         bool status_now;
         bool want_write; /* libpq has output queued */
         long changes;
         int64_t next_status_ms;
-        int64_t last_sync_ms;
+        int64_t retry_at_ms;
+        int backoff_ms;
+        unsigned failures; /* in a row, for the log */
+        wc_lsn failed_at;
         char err[1024];
 };
 
@@ -77,6 +88,15 @@ int wc_exit_code_for(int err)
         }
 }
 
+static const char *signal_name(uint32_t kind)
+{
+        static const char *const names[WALCAST_SIG__COUNT] = {
+            "begin",       "insert",   "update",  "delete",
+            "bulk_delete", "truncate", "message", "commit",
+        };
+        return kind < WALCAST_SIG__COUNT ? names[kind] : "?";
+}
+
 /* wal2json drops the UPDATE and DELETE of a table without primary key or
  * replica identity and says so only in a WARNING: make it loud. */
 static void on_notice(void *userdata, const char *severity, const char *msg)
@@ -86,17 +106,16 @@ static void on_notice(void *userdata, const char *severity, const char *msg)
         (void)userdata;
 
         if (p) {
-                const char *in = strstr(p, " in table ");
-                int oplen = in ? (int)(in - p - (int)strlen(marker)) : 0;
+                const char *what = p + strlen(marker);
+                const char *in = strstr(what, " in table ");
+                int oplen = in ? (int)(in - what) : 0;
                 const char *table = in ? in + strlen(" in table ") : "?";
                 log_warning("wal2json skipped %s %.*s on table %s: it has no "
                             "primary key or replica identity, so this change "
                             "is lost; add a primary key or run ALTER TABLE %s "
                             "REPLICA IDENTITY FULL",
-                            oplen > 0 && strchr("AEIOU", p[strlen(marker)])
-                                ? "an"
-                                : "a",
-                            oplen, p + strlen(marker), table, table);
+                            oplen > 0 && strchr("AEIOU", what[0]) ? "an" : "a",
+                            oplen, what, table, table);
                 return;
         }
         if (strcmp(severity, "WARNING") == 0 || strcmp(severity, "ERROR") == 0)
@@ -105,76 +124,92 @@ static void on_notice(void *userdata, const char *severity, const char *msg)
                 log_debug("server %s: %s", severity, msg);
 }
 
-static int push_unsynced(struct runner *rn, uint64_t id)
+/* ---- what the plugin host reports ---- */
+
+static void plugin_log(void *ud, const char *plugin, int level, const char *msg)
 {
-        if (rn->nunsynced == rn->capunsynced) {
-                size_t cap = rn->capunsynced ? rn->capunsynced * 2 : 256;
-                uint64_t *p = realloc(rn->unsynced, cap * sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                rn->unsynced = p;
-                rn->capunsynced = cap;
+        (void)ud;
+        if (level < WC_LOG_ERR)
+                level = WC_LOG_ERR;
+        if (level > WC_LOG_DEBUG)
+                level = WC_LOG_DEBUG;
+        wc_log((enum wc_log_level)level, "plugin \"%s\": %s", plugin, msg);
+}
+
+static void request_replay(struct runner *rn)
+{
+        rn->replay = true;
+        /* nothing to replay into: a debugging tool just stops */
+        if (rn->o->tail)
+                rn->stop = true;
+}
+
+static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
+                       int32_t status)
+{
+        struct runner *rn = ud;
+
+        if (status != WALCAST_OK) {
+                if (!rn->replay && !rn->o->tail)
+                        log_error("plugin \"%s\" could not deliver a "
+                                  "transaction: replaying from the last "
+                                  "confirmed position",
+                                  plugin);
+                request_replay(rn);
+                return;
         }
-        rn->unsynced[rn->nunsynced++] = id;
-        return 0;
+        /* an id from before a replay is unknown now: nothing to do */
+        (void)wc_checkpoint_ack(rn->cp, txn_id);
 }
 
-/* Adds a checkpoint entry that every sink acknowledges at its next sync. */
-static int track(struct runner *rn, wc_lsn end_lsn)
+static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
 {
-        uint64_t id;
-        int r = wc_checkpoint_add(rn->cp, end_lsn, (unsigned)rn->nsinks, &id);
+        char lsn[WC_LSN_STRLEN];
 
-        if (r == 0)
-                r = push_unsynced(rn, id);
-        if (r < 0)
-                log_error("out of memory tracking transactions");
-        return r;
+        rn->failures++;
+        if (rn->failures == 1 || e->lsn != rn->failed_at)
+                log_error("plugin \"%s\" failed on %s%s%s%s%s at %s: not "
+                          "confirming past it; replaying from the last "
+                          "confirmed position",
+                          wc_plugin_owner_name(e->owner), signal_name(e->kind),
+                          e->schema[0] ? " of \"" : "", e->schema,
+                          e->schema[0] ? "\".\"" : "",
+                          e->schema[0] ? e->table : "",
+                          wc_lsn_format(e->lsn, lsn));
+        else
+                log_notice("plugin \"%s\" failed again at %s (%u times in a "
+                           "row); still retrying",
+                           wc_plugin_owner_name(e->owner),
+                           wc_lsn_format(e->lsn, lsn), rn->failures);
+        rn->failed_at = e->lsn;
+        request_replay(rn);
 }
 
-/* Makes everything written durable, then acknowledges it. */
-static int sync_sinks(struct runner *rn)
-{
-        int r;
-
-        for (size_t i = 0; i < rn->nsinks; i++) {
-                r = wc_filesink_sync(rn->sinks[i], rn->err, sizeof(rn->err));
-                if (r == -EPIPE && rn->o->tail) {
-                        rn->stop = true; /* `walcast tail | head` */
-                        return 0;
-                }
-                if (r < 0) {
-                        log_error("file sink: %s", rn->err);
-                        return r;
-                }
-        }
-        for (size_t i = 0; i < rn->nunsynced; i++)
-                for (size_t s = 0; s < rn->nsinks; s++)
-                        (void)wc_checkpoint_ack(rn->cp, rn->unsynced[i]);
-        rn->nunsynced = 0;
-        if (!rn->in_txn)
-                wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
-        rn->last_sync_ms = now_ms();
-        return 0;
-}
+/* ---- the stream ---- */
 
 static int send_status(struct runner *rn)
 {
-        wc_lsn flush =
-            rn->o->tail ? WC_LSN_INVALID : wc_checkpoint_confirmed(rn->cp);
+        wc_lsn flush;
         char a[WC_LSN_STRLEN];
         int r;
 
+        /* with nothing in flight and no transaction open, everything the
+         * server sent before its last keepalive is done */
+        if (!rn->in_txn && !rn->replay)
+                wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
+        flush = rn->o->tail ? WC_LSN_INVALID : wc_checkpoint_confirmed(rn->cp);
         r = wc_stream_send_status(rn->stream, flush, rn->err, sizeof(rn->err));
         if (r == 0)
                 r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
-        if (r < 0) {
-                log_error("%s", rn->err);
+        if (r < 0)
                 return r;
-        }
         rn->want_write = r == 1;
-        if (flush != rn->sent_flush)
+        if (flush != rn->sent_flush) {
                 log_debug("confirmed %s", wc_lsn_format(flush, a));
+                /* progress: the next failure starts its backoff afresh */
+                rn->backoff_ms = 0;
+                rn->failures = 0;
+        }
         rn->sent_flush = flush;
         rn->status_now = false;
         rn->next_status_ms =
@@ -182,45 +217,41 @@ static int send_status(struct runner *rn)
         return 0;
 }
 
-static int write_change(struct runner *rn, const struct wc_change *c)
+/*
+ * A transaction is tracked from its begin, whose "nextlsn" already names
+ * the position its commit ends at; the id is what plugins acknowledge.
+ * Every sink acknowledges through the commit path, so a message outside a
+ * transaction gets a commit of its own (xid 0, end_lsn 0: it moves no
+ * position).
+ */
+static int track(struct runner *rn, wc_lsn end_lsn)
 {
-        const struct wc_txn_view *txn =
-            rn->in_txn && (c->op != WC_OP_MESSAGE || c->transactional)
-                ? &rn->txn
-                : NULL;
-        int r;
+        int r = wc_checkpoint_add(rn->cp, end_lsn,
+                                  (unsigned)wc_plugin_host_count(rn->host),
+                                  &rn->txn.id);
 
-        wc_buf_reset(&rn->line);
-        r = wc_format_change(&rn->line, c, txn);
-        if (r < 0) {
-                log_error("could not format a change: %s", strerror(-r));
-                return r;
+        if (r < 0)
+                log_error("out of memory tracking transactions");
+        return r;
+}
+
+static int commit(struct runner *rn)
+{
+        struct wc_bus_error e;
+        int r = wc_plugin_host_commit(rn->host, &rn->txn, &e);
+
+        if (r == -ECANCELED) {
+                handler_failed(rn, &e);
+                return 0;
         }
-        for (size_t i = 0; i < rn->nsinks; i++) {
-                r = wc_filesink_write(rn->sinks[i], rn->line.data, rn->line.len,
-                                      rn->err, sizeof(rn->err));
-                if (r == -EPIPE && rn->o->tail) {
-                        rn->stop = true;
-                        return 0;
-                }
-                if (r < 0) {
-                        log_error("file sink: %s", rn->err);
-                        return r;
-                }
-        }
-        rn->changes++;
-        if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
-                rn->stop = true;
-        /* a message outside a transaction is acknowledged on its own but
-         * moves no position (see checkpoint.h) */
-        if (!txn && !rn->o->tail)
-                return track(rn, WC_LSN_INVALID);
-        return 0;
+        return r;
 }
 
 static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
 {
         const struct wc_change *c;
+        struct wc_bus_error e;
+        bool outside;
         int r;
 
         r = wc_decoder_decode(rn->dec, m->data, m->len, m->data_start, &c,
@@ -233,22 +264,47 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
         switch (c->op) {
         case WC_OP_BEGIN:
                 rn->in_txn = true;
-                rn->txn.xid = c->xid;
-                rn->txn.commit_lsn = c->commit_lsn;
-                rn->txn.end_lsn = c->end_lsn;
-                if (c->has_time)
-                        wc_time_format(c->time_us, rn->txn.commit_time);
-                else
-                        rn->txn.commit_time[0] = '\0';
-                return 0;
+                rn->txn = (struct walcast_txn){
+                    .xid = c->xid,
+                    .commit_lsn = c->commit_lsn,
+                    .end_lsn = c->end_lsn,
+                    .commit_time_us = c->has_time ? c->time_us : 0,
+                };
+                r = track(rn, c->end_lsn);
+                if (r < 0)
+                        return r;
+                r = wc_bus_begin(rn->bus, &rn->txn, &e);
+                break;
         case WC_OP_COMMIT:
                 rn->in_txn = false;
-                return rn->o->tail ? 0 : track(rn, c->end_lsn);
+                return commit(rn);
         default:
                 if (!wc_route_match(rn->route, c))
                         return 0;
-                return write_change(rn, c);
+                outside = c->op == WC_OP_MESSAGE && !c->transactional;
+                if (outside) {
+                        rn->txn = (struct walcast_txn){0};
+                        r = track(rn, WC_LSN_INVALID);
+                        if (r < 0)
+                                return r;
+                }
+                r = wc_bus_dispatch(rn->bus, c, outside ? NULL : &rn->txn, &e);
+                if (r == 0) {
+                        rn->changes++;
+                        if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
+                                rn->stop = true;
+                        if (outside)
+                                return commit(rn);
+                }
+                break;
         }
+        if (r == -ECANCELED) {
+                handler_failed(rn, &e);
+                return 0;
+        }
+        if (r < 0)
+                log_error("signal dispatch: %s", strerror(-r));
+        return r;
 }
 
 /* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
@@ -257,14 +313,10 @@ static int read_batch(struct runner *rn)
         struct wc_stream_msg m;
         int r;
 
-        for (int i = 0; i < BATCH_MESSAGES && !rn->stop; i++) {
+        for (int i = 0; i < BATCH_MESSAGES && !rn->stop && !rn->replay; i++) {
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
-                if (r == 0)
-                        return 0;
-                if (r < 0) {
-                        log_error("%s", rn->err);
+                if (r <= 0)
                         return r;
-                }
                 if (m.kind == WC_MSG_KEEPALIVE) {
                         if (m.wal_end > rn->keepalive_end)
                                 rn->keepalive_end = m.wal_end;
@@ -276,145 +328,6 @@ static int read_batch(struct runner *rn)
                 if (r < 0)
                         return r;
         }
-        return 0;
-}
-
-static int open_sinks(struct runner *rn)
-{
-        const struct wc_config *cfg = rn->cfg;
-        size_t n = rn->o->tail ? 1 : cfg->nsinks;
-
-        rn->sinks = calloc(n ? n : 1, sizeof(*rn->sinks));
-        if (!rn->sinks)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                const char *path =
-                    rn->o->tail ? "-" : cfg->sinks[i].u.file.path;
-                bool fsync = rn->o->tail ? false : cfg->sinks[i].u.file.fsync;
-
-                rn->sinks[i] =
-                    wc_filesink_open(path, fsync, rn->err, sizeof(rn->err));
-                if (!rn->sinks[i]) {
-                        log_error("file sink: %s", rn->err);
-                        return -EIO;
-                }
-                rn->nsinks++;
-        }
-        return 0;
-}
-
-static int setup_signals(struct runner *rn)
-{
-        sigset_t mask;
-
-        signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return -errno;
-        rn->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-        return rn->sigfd < 0 ? -errno : 0;
-}
-
-static void read_signals(struct runner *rn)
-{
-        struct signalfd_siginfo si;
-
-        while (read(rn->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
-                        log_info("SIGHUP: reload is not supported yet, "
-                                 "restart walcastd to apply a new "
-                                 "configuration");
-                        continue;
-                }
-                if (rn->stop) {
-                        /* a second signal: stop now; only acknowledged
-                         * positions were ever confirmed */
-                        log_notice("stopping at once");
-                        _exit(WC_EXIT_OK);
-                }
-                log_info("received SIG%s: stopping",
-                         sigabbrev_np((int)si.ssi_signo));
-                rn->stop = true;
-        }
-}
-
-/* Everything from the slot check to the end of the stream. */
-static int stream_loop(struct runner *rn)
-{
-        char lsn[WC_LSN_STRLEN];
-        int r;
-
-        rn->next_status_ms =
-            now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
-        rn->last_sync_ms = now_ms();
-        while (!rn->stop) {
-                struct pollfd pfd[2] = {
-                    {.fd = wc_stream_fd(rn->stream),
-                     .events = POLLIN | (rn->want_write ? POLLOUT : 0)},
-                    {.fd = rn->sigfd, .events = POLLIN},
-                };
-                int64_t now = now_ms();
-                int64_t timeout = rn->next_status_ms - now;
-
-                if (rn->nunsynced) {
-                        int64_t s = rn->last_sync_ms + SYNC_INTERVAL_MS - now;
-                        if (s < timeout)
-                                timeout = s;
-                }
-                if (timeout < 0)
-                        timeout = 0;
-                if (poll(pfd, 2, (int)timeout) < 0 && errno != EINTR) {
-                        log_error("poll: %s", strerror(errno));
-                        return -errno;
-                }
-                if (pfd[1].revents & POLLIN)
-                        read_signals(rn);
-                if (rn->want_write) {
-                        r = wc_stream_flush(rn->stream, rn->err,
-                                            sizeof(rn->err));
-                        if (r < 0) {
-                                log_error("%s", rn->err);
-                                return r;
-                        }
-                        rn->want_write = r == 1;
-                }
-                r = read_batch(rn);
-                if (r < 0)
-                        return r;
-                now = now_ms();
-                if (rn->nunsynced || rn->status_now ||
-                    now >= rn->next_status_ms) {
-                        if (rn->status_now || now >= rn->next_status_ms ||
-                            now - rn->last_sync_ms >= SYNC_INTERVAL_MS) {
-                                r = sync_sinks(rn);
-                                if (r < 0)
-                                        return r;
-                        }
-                }
-                if (rn->status_now || now >= rn->next_status_ms) {
-                        r = send_status(rn);
-                        if (r < 0)
-                                return r;
-                }
-        }
-
-        /* a clean stop: make everything durable, confirm it, end the copy */
-        r = sync_sinks(rn);
-        if (r < 0)
-                return r;
-        r = send_status(rn);
-        if (r < 0)
-                return r;
-        r = wc_stream_stop(rn->stream, STOP_TIMEOUT_MS, rn->err,
-                           sizeof(rn->err));
-        if (r < 0)
-                log_warning("%s", rn->err);
-        if (!rn->o->tail)
-                log_info("stopped; confirmed position %s",
-                         wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
         return 0;
 }
 
@@ -433,12 +346,13 @@ static int start_stream(struct runner *rn)
         char lsn[WC_LSN_STRLEN];
         int r;
 
+        rn->stream = wc_stream_new();
+        if (!rn->stream)
+                return -ENOMEM;
         wc_stream_set_notice_handler(rn->stream, on_notice, rn);
         r = wc_stream_open(rn->stream, &sc, rn->err, sizeof(rn->err));
-        if (r < 0) {
-                log_error("%s", rn->err);
+        if (r < 0)
                 return r;
-        }
         info = wc_stream_get_info(rn->stream);
         log_info("connected to %s: system %s, timeline %u, database \"%s\"",
                  wc_stream_server(rn->stream), info->system_id, info->timeline,
@@ -472,19 +386,22 @@ static int start_stream(struct runner *rn)
         wc_buf_free(&actions);
         wc_buf_free(&add_tables);
         wc_buf_free(&filter_tables);
-        if (r < 0) {
-                log_error("%s", rn->err);
+        if (r < 0)
                 return r;
-        }
-        if (!info->numeric_as_string)
+        if (!info->numeric_as_string && !rn->cp)
                 log_warning("wal2json on %s does not know the option "
                             "numeric-data-types-as-string: numeric NaN and "
                             "Infinity values arrive as null; upgrade wal2json "
                             "(2.6 or later) to keep them",
                             wc_stream_server(rn->stream));
-        rn->cp = wc_checkpoint_new(info->slot_confirmed);
-        if (!rn->cp)
-                return -ENOMEM;
+        if (!rn->cp) {
+                rn->cp = wc_checkpoint_new(info->slot_confirmed);
+                if (!rn->cp)
+                        return -ENOMEM;
+        }
+        rn->state = ST_STREAMING;
+        rn->next_status_ms =
+            now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
         log_info("streaming changes from %sslot \"%s\" at %s%s",
                  rn->o->temporary ? "temporary " : "", rn->slot,
                  wc_lsn_format(info->slot_confirmed, lsn),
@@ -494,43 +411,298 @@ static int start_stream(struct runner *rn)
         return 0;
 }
 
+/* Gives up the stream; what was not confirmed will be sent again. */
+static void drop_stream(struct runner *rn)
+{
+        if (rn->stream && rn->state == ST_STREAMING)
+                (void)send_status(rn); /* best effort */
+        wc_stream_free(rn->stream);
+        rn->stream = NULL;
+        wc_checkpoint_reset(rn->cp);
+        wc_bus_reset(rn->bus);
+        rn->in_txn = false;
+        rn->keepalive_end = WC_LSN_INVALID;
+        rn->want_write = false;
+}
+
+/* Waits 1 s, 2 s, 4 s ... (capped, with jitter) before the next start. */
+static void schedule_retry(struct runner *rn)
+{
+        char lsn[WC_LSN_STRLEN];
+        int jitter;
+
+        rn->replay = false;
+        rn->backoff_ms = rn->backoff_ms ? rn->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (rn->backoff_ms > BACKOFF_MAX_MS)
+                rn->backoff_ms = BACKOFF_MAX_MS;
+        /* +-20 %, so that many daemons do not retry in step */
+        jitter = rn->backoff_ms / 5;
+        rn->retry_at_ms = now_ms() + rn->backoff_ms - jitter +
+                          (jitter ? rand() % (2 * jitter + 1) : 0);
+        rn->state = ST_BACKOFF;
+        log_info("replaying from %s in %d ms",
+                 wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn),
+                 (int)(rn->retry_at_ms - now_ms()));
+}
+
+/* Errors after a replay that waiting can cure: retry; others end the
+ * run. */
+static bool transient(int r)
+{
+        return r == -EHOSTUNREACH || r == -EPIPE || r == -ECONNRESET ||
+               r == -EBUSY || r == -EIO || r == -ETIMEDOUT;
+}
+
+static void read_signals(struct runner *rn)
+{
+        struct signalfd_siginfo si;
+
+        while (read(rn->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                        log_info("received SIGHUP: reopening plugin files");
+                        wc_plugin_host_reopen(rn->host);
+                        continue;
+                }
+                if (rn->stop) {
+                        /* a second signal: stop now; only acknowledged
+                         * positions were ever confirmed */
+                        log_notice("stopping at once");
+                        _exit(WC_EXIT_OK);
+                }
+                log_info("received SIG%s: stopping",
+                         sigabbrev_np((int)si.ssi_signo));
+                rn->stop = true;
+        }
+}
+
+/* One poll() over the signalfd, the plugins' descriptors and, when
+ * `with_stream`, the replication socket. */
+static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
+{
+        struct pollfd pfd[2 + MAX_PLUGIN_FDS];
+        size_t nplug, base = with_stream ? 2 : 1;
+        int64_t timeout = deadline - now_ms();
+
+        pfd[0] = (struct pollfd){.fd = rn->sigfd, .events = POLLIN};
+        if (with_stream)
+                pfd[1] = (struct pollfd){
+                    .fd = wc_stream_fd(rn->stream),
+                    .events = POLLIN | (rn->want_write ? POLLOUT : 0)};
+        nplug = wc_plugin_host_pollfds(rn->host, pfd + base, MAX_PLUGIN_FDS);
+        if (nplug > MAX_PLUGIN_FDS)
+                nplug = MAX_PLUGIN_FDS;
+        if (timeout < 0)
+                timeout = 0;
+        if (poll(pfd, base + nplug, (int)timeout) < 0 && errno != EINTR) {
+                log_error("poll: %s", strerror(errno));
+                return -errno;
+        }
+        if (pfd[0].revents & POLLIN)
+                read_signals(rn);
+        wc_plugin_host_dispatch(rn->host, pfd + base, nplug);
+        return 0;
+}
+
+static int stream_step(struct runner *rn)
+{
+        int r;
+
+        if (rn->want_write) {
+                r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
+                if (r < 0)
+                        return r;
+                rn->want_write = r == 1;
+        }
+        r = read_batch(rn);
+        if (r < 0)
+                return r;
+        if (rn->status_now || now_ms() >= rn->next_status_ms)
+                r = send_status(rn);
+        return r;
+}
+
+static int loop(struct runner *rn)
+{
+        int r;
+
+        while (!rn->stop) {
+                int64_t deadline = rn->state == ST_STREAMING
+                                       ? rn->next_status_ms
+                                       : rn->retry_at_ms;
+
+                r = poll_once(rn, deadline, rn->state == ST_STREAMING);
+                if (r < 0)
+                        return r;
+                if (rn->stop)
+                        break;
+                if (rn->state == ST_STREAMING && !rn->replay) {
+                        r = stream_step(rn);
+                        if (r < 0 && r != -EBADMSG && transient(r) &&
+                            !rn->o->tail) {
+                                log_error("%s", rn->err);
+                                rn->replay = true;
+                        } else if (r < 0) {
+                                if (r != -EBADMSG)
+                                        log_error("%s", rn->err);
+                                return r;
+                        }
+                }
+                if (rn->replay && rn->state == ST_STREAMING) {
+                        drop_stream(rn);
+                        schedule_retry(rn);
+                }
+                if (rn->state == ST_BACKOFF && now_ms() >= rn->retry_at_ms) {
+                        r = start_stream(rn);
+                        if (r < 0 && !transient(r)) {
+                                log_error("%s", rn->err);
+                                return r;
+                        }
+                        if (r < 0) {
+                                log_error("%s", rn->err);
+                                wc_stream_free(rn->stream);
+                                rn->stream = NULL;
+                                schedule_retry(rn);
+                        }
+                }
+        }
+        return 0;
+}
+
+/* A clean stop: let the sinks acknowledge what they have, confirm it, end
+ * the copy. */
+static int finish(struct runner *rn)
+{
+        int64_t deadline = now_ms() + STOP_DRAIN_MS;
+        char lsn[WC_LSN_STRLEN];
+        int r;
+
+        if (rn->state != ST_STREAMING)
+                return 0;
+        while (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->replay &&
+               now_ms() < deadline) {
+                r = poll_once(rn, deadline, false);
+                if (r < 0)
+                        return r;
+        }
+        if (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->o->tail)
+                log_warning("%zu transactions were not acknowledged in time; "
+                            "they will be sent again at the next start",
+                            wc_checkpoint_in_flight(rn->cp));
+        r = send_status(rn);
+        if (r < 0) {
+                log_error("%s", rn->err);
+                return r;
+        }
+        r = wc_stream_stop(rn->stream, STOP_STREAM_MS, rn->err,
+                           sizeof(rn->err));
+        if (r < 0)
+                log_warning("%s", rn->err);
+        if (!rn->o->tail)
+                log_info("stopped; confirmed position %s",
+                         wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
+        return 0;
+}
+
+static int load_plugins(struct runner *rn)
+{
+        const struct wc_config *cfg = rn->cfg;
+        int r;
+
+        if (rn->o->tail) {
+                rn->tail_kv[0] = (struct wc_kv){"path", "-"};
+                rn->tail_kv[1] = (struct wc_kv){"fsync", "false"};
+                r = wc_plugin_host_add(rn->host, "stdout", wc_filesink_plugin(),
+                                       NULL, rn->tail_kv, 2, rn->err,
+                                       sizeof(rn->err));
+                if (r < 0)
+                        log_error("%s", rn->err);
+                return r;
+        }
+        for (size_t i = 0; i < cfg->nsinks; i++) {
+                const struct wc_sink_config *s = &cfg->sinks[i];
+                if (s->type == WC_SINK_FILE) {
+                        struct wc_kv kv[2] = {
+                            {"path", s->u.file.path},
+                            {"fsync", s->u.file.fsync ? "true" : "false"},
+                        };
+                        char name[4200];
+                        snprintf(name, sizeof(name), "file:%s", s->u.file.path);
+                        /* the file sink reads its config during init only */
+                        r = wc_plugin_host_add(rn->host, name,
+                                               wc_filesink_plugin(), NULL, kv,
+                                               2, rn->err, sizeof(rn->err));
+                } else {
+                        const struct wc_plugin_sink_config *p = &s->u.plugin;
+                        r = wc_plugin_host_load(rn->host, p->path, &p->schemas,
+                                                p->config, p->nconfig, rn->err,
+                                                sizeof(rn->err));
+                }
+                if (r < 0) {
+                        log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
+                                  rn->err);
+                        return -EEXIST; /* exit 78: a configuration matter */
+                }
+        }
+        return 0;
+}
+
+static int setup_signals(struct runner *rn)
+{
+        sigset_t mask;
+
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        rn->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        return rn->sigfd < 0 ? -errno : 0;
+}
+
 int wc_run(const struct wc_run_opts *o)
 {
         struct runner rn = {.o = o, .cfg = o->cfg, .sigfd = -1};
+        struct wc_plugin_host_ops ops = {
+            .log = plugin_log, .ack = plugin_ack, .ud = &rn};
         int r;
 
         rn.slot = o->slot ? o->slot : o->cfg->source.slot;
-        wc_buf_init(&rn.line);
+        srand((unsigned)(time(NULL) ^ getpid()));
         r = setup_signals(&rn);
         if (r < 0) {
                 log_error("could not set up signal handling: %s", strerror(-r));
                 goto out;
         }
-        rn.stream = wc_stream_new();
         rn.dec = wc_decoder_new();
         rn.route = wc_route_new(&o->cfg->filter);
-        if (!rn.stream || !rn.dec || !rn.route) {
+        rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
+        rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &ops) : NULL;
+        if (!rn.dec || !rn.route || !rn.bus || !rn.host) {
                 log_error("out of memory");
                 r = -ENOMEM;
                 goto out;
         }
-        r = open_sinks(&rn);
+        r = load_plugins(&rn);
         if (r < 0)
                 goto out;
         r = start_stream(&rn);
-        if (r < 0)
+        if (r < 0) {
+                log_error("%s", rn.err);
                 goto out;
-        r = stream_loop(&rn);
+        }
+        r = loop(&rn);
+        if (r == 0)
+                r = finish(&rn);
 out:
-        for (size_t i = 0; i < rn.nsinks; i++)
-                wc_filesink_close(rn.sinks[i]);
-        free(rn.sinks);
-        free(rn.unsynced);
+        /* plugins close before the stream, which their acks refer to */
+        wc_plugin_host_free(rn.host);
+        wc_bus_free(rn.bus);
         wc_checkpoint_free(rn.cp);
         wc_route_free(rn.route);
         wc_decoder_free(rn.dec);
         wc_stream_free(rn.stream);
-        wc_buf_free(&rn.line);
         if (rn.sigfd >= 0)
                 close(rn.sigfd);
         return r < 0 ? wc_exit_code_for(r) : WC_EXIT_OK;

@@ -111,6 +111,11 @@ void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end)
                 cp->confirmed = wal_end;
 }
 
+void wc_checkpoint_reset(struct wc_checkpoint *cp)
+{
+        cp->head = cp->tail;
+}
+
 wc_lsn wc_checkpoint_confirmed(const struct wc_checkpoint *cp)
 {
         return cp->confirmed;

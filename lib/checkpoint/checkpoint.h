@@ -40,6 +40,10 @@ int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id);
  * position may follow the server's WAL end (keepalive walEnd). */
 void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end);
 
+/* Forgets every entry in flight (the stream is replayed from the
+ * confirmed position); their ids stay unknown to wc_checkpoint_ack(). */
+void wc_checkpoint_reset(struct wc_checkpoint *cp);
+
 wc_lsn wc_checkpoint_confirmed(const struct wc_checkpoint *cp);
 /* Entries not yet fully acknowledged. */
 size_t wc_checkpoint_in_flight(const struct wc_checkpoint *cp);

@@ -10,7 +10,9 @@
  *
  * Lines are buffered; wc_filesink_sync() writes them out and fsyncs a
  * regular file, after which everything written before it is durable and
- * may be acknowledged.
+ * may be acknowledged.  As a plugin, the sink answers a commit with
+ * WALCAST_PENDING and acknowledges all pending transactions after one
+ * sync, at most SYNC_DELAY_MS later (one fsync covers many commits).
  */
 #ifndef WALCAST_FILESINK_H
 #define WALCAST_FILESINK_H
@@ -18,23 +20,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <walcast/plugin.h>
+
 #include "core/core.h"
 
-/* What a change's transaction adds to its line. */
-struct wc_txn_view {
-        uint32_t xid;
-        wc_lsn commit_lsn;
-        wc_lsn end_lsn;
-        char commit_time[WC_TIME_STRLEN]; /* RFC 3339 UTC */
-};
-
 /*
- * Appends the JSON line (with its '\n') for c to out.  txn is NULL for a
- * change outside a transaction (a non-transactional message).  0 or
- * -ENOMEM; -EINVAL for begin/commit, which have no line.
+ * Appends the JSON line (with its '\n') for an insert, update, delete,
+ * truncate or message signal.  commit_time is the transaction's commit
+ * time as RFC 3339 (wc_time_format), used when s->txn is set.  0 or
+ * -ENOMEM; -EINVAL for other kinds, which have no line.
  */
-int wc_format_change(struct wc_buf *out, const struct wc_change *c,
-                     const struct wc_txn_view *txn);
+int wc_format_signal(struct wc_buf *out, const struct walcast_signal *s,
+                     const char *commit_time);
+
+/* The file sink as a plugin linked into walcast, written against
+ * <walcast/plugin.h> like any other.  Config keys: "path" (required; "-"
+ * is stdout), "fsync" ("true"/"false", default true). */
+const struct walcast_plugin_descriptor *wc_filesink_plugin(void);
 
 struct wc_filesink;
 

@@ -56,7 +56,8 @@ static int append_columns(struct wc_buf *b, const char *key, size_t keylen,
         return r;
 }
 
-static int append_txn(struct wc_buf *b, const struct wc_txn_view *t)
+static int append_txn(struct wc_buf *b, const struct walcast_txn *t,
+                      const char *commit_time)
 {
         int r = LIT(b, ",\"xid\":");
 
@@ -69,62 +70,83 @@ static int append_txn(struct wc_buf *b, const struct wc_txn_view *t)
         if (!r)
                 r = LIT(b, ",\"commit_time\":\"");
         if (!r)
-                r = wc_buf_append_str(b, t->commit_time);
+                r = wc_buf_append_str(b, commit_time);
         if (!r)
                 r = wc_buf_append_char(b, '"');
         return r;
 }
 
-int wc_format_change(struct wc_buf *out, const struct wc_change *c,
-                     const struct wc_txn_view *txn)
+static const char *op_name(uint32_t kind)
 {
-        const char *op = wc_op_name(c->op);
+        switch (kind) {
+        case WALCAST_SIG_INSERT:
+                return "insert";
+        case WALCAST_SIG_UPDATE:
+                return "update";
+        case WALCAST_SIG_DELETE:
+                return "delete";
+        case WALCAST_SIG_TRUNCATE:
+                return "truncate";
+        case WALCAST_SIG_MESSAGE:
+                return "message";
+        default:
+                return NULL;
+        }
+}
+
+int wc_format_signal(struct wc_buf *out, const struct walcast_signal *s,
+                     const char *commit_time)
+{
+        const char *op = op_name(s->kind);
         size_t start = out->len;
+        bool msg = s->kind == WALCAST_SIG_MESSAGE;
         int r;
 
-        if (c->op == WC_OP_BEGIN || c->op == WC_OP_COMMIT || !op)
+        if (!op)
                 return -EINVAL;
         r = LIT(out, "{\"op\":\"");
         if (!r)
                 r = wc_buf_append_str(out, op);
         if (!r)
                 r = wc_buf_append_char(out, '"');
-        if (!r && c->op != WC_OP_MESSAGE) {
+        if (!r && !msg) {
                 r = LIT(out, ",\"schema\":");
                 if (!r)
-                        r = wc_json_append_string(out, c->schema,
-                                                  c->schema_len);
+                        r = wc_json_append_string(out, s->schema,
+                                                  strlen(s->schema));
                 if (!r)
                         r = LIT(out, ",\"table\":");
                 if (!r)
-                        r = wc_json_append_string(out, c->table, c->table_len);
+                        r = wc_json_append_string(out, s->table,
+                                                  strlen(s->table));
         }
         if (!r)
-                r = append_lsn(out, ",\"lsn\":", 7, c->lsn);
-        if (!r && txn)
-                r = append_txn(out, txn);
-        if (!r && (c->op == WC_OP_INSERT || c->op == WC_OP_UPDATE))
-                r = append_columns(out, ",\"columns\":[", 12, &c->columns,
+                r = append_lsn(out, ",\"lsn\":", 7, s->lsn);
+        if (!r && s->txn)
+                r = append_txn(out, s->txn, commit_time ? commit_time : "");
+        if (!r &&
+            (s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE))
+                r = append_columns(out, ",\"columns\":[", 12, &s->columns,
                                    true);
-        if (!r && (c->op == WC_OP_DELETE ||
-                   (c->op == WC_OP_UPDATE && c->identity.count)))
-                r = append_columns(out, ",\"identity\":[", 13, &c->identity,
+        if (!r && (s->kind == WALCAST_SIG_DELETE ||
+                   (s->kind == WALCAST_SIG_UPDATE && s->identity.count)))
+                r = append_columns(out, ",\"identity\":[", 13, &s->identity,
                                    true);
-        if (!r && c->op != WC_OP_TRUNCATE && c->op != WC_OP_MESSAGE)
-                r = append_columns(out, ",\"pk\":[", 7, &c->pk, false);
-        if (!r && c->op == WC_OP_MESSAGE) {
-                r = wc_buf_append_str(out, c->transactional
+        if (!r && s->kind != WALCAST_SIG_TRUNCATE && !msg)
+                r = append_columns(out, ",\"pk\":[", 7, &s->pk, false);
+        if (!r && msg) {
+                r = wc_buf_append_str(out, s->transactional
                                                ? ",\"transactional\":true"
                                                : ",\"transactional\":false");
                 if (!r)
                         r = LIT(out, ",\"prefix\":");
                 if (!r)
-                        r = wc_json_append_string(out, c->prefix,
-                                                  c->prefix_len);
+                        r = wc_json_append_string(out, s->prefix,
+                                                  strlen(s->prefix));
                 if (!r)
                         r = LIT(out, ",\"content\":");
                 if (!r)
-                        r = wc_buf_append(out, c->content.ptr, c->content.len);
+                        r = wc_buf_append(out, s->content, s->content_len);
         }
         if (!r)
                 r = wc_buf_append_str(out, "}\n");

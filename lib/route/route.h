@@ -3,12 +3,9 @@
  * Filters: which changes walcast passes on, and what of that the server
  * can be told to skip.
  *
- * Schema patterns are exact names, fnmatch(3) globs (a pattern with *, ?
- * or [), or namespaces: a plain name also matches every schema
- * "NAME-<tenant>".  Table patterns containing a '.' match "schema.table",
- * others the table name alone.  A change passes when its schema and table
- * are included (an empty include list includes everything) and not
- * excluded, and its op is selected.
+ * Patterns are those of core/pattern.h.  A change passes when its schema
+ * and table are included (an empty include list includes everything) and
+ * not excluded, and its op is selected.
  *
  * Decisions are cached per schema.table so the steady state costs one hash
  * lookup per change.
@@ -29,11 +26,6 @@ void wc_route_free(struct wc_route *r);
 
 /* Does the change pass?  Begin and commit always pass. */
 bool wc_route_match(struct wc_route *r, const struct wc_change *c);
-
-/* The uncached decisions, exposed for tests and the CLI. */
-bool wc_route_schema_match(const char *pattern, const char *schema);
-bool wc_route_table_match(const char *pattern, const char *schema,
-                          const char *table);
 
 /*
  * wal2json options that make the server skip what the filter drops anyway:

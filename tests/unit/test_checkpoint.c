@@ -127,6 +127,27 @@ static void grows_past_ring_and_wraps(void **state)
         wc_checkpoint_free(NULL);
 }
 
+static void reset_forgets_in_flight(void **state)
+{
+        struct wc_checkpoint *cp = wc_checkpoint_new(10);
+        uint64_t a, b;
+        (void)state;
+
+        assert_int_equal(wc_checkpoint_add(cp, 20, 1, &a), 0);
+        wc_checkpoint_reset(cp);
+        assert_int_equal(wc_checkpoint_in_flight(cp), 0);
+        assert_true(wc_checkpoint_confirmed(cp) == 10);
+        /* a late acknowledgement of a forgotten entry moves nothing */
+        assert_int_equal(wc_checkpoint_ack(cp, a), -ENOENT);
+        assert_int_equal(wc_checkpoint_add(cp, 30, 1, &b), 0);
+        assert_true(b != a);
+        assert_int_equal(wc_checkpoint_ack(cp, a), -ENOENT);
+        assert_true(wc_checkpoint_confirmed(cp) == 10);
+        assert_int_equal(wc_checkpoint_ack(cp, b), 0);
+        assert_true(wc_checkpoint_confirmed(cp) == 30);
+        wc_checkpoint_free(cp);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -135,6 +156,7 @@ int main(void)
             cmocka_unit_test(zero_acks_and_positionless_entries),
             cmocka_unit_test(idle_advance_only_when_empty),
             cmocka_unit_test(grows_past_ring_and_wraps),
+            cmocka_unit_test(reset_forgets_in_flight),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

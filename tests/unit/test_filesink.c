@@ -31,34 +31,40 @@ static const struct walcast_column row[] = {
 static const struct walcast_column key[] = {COL("id", "bigint", 20, "41")};
 static const struct walcast_column pk[] = {COL("id", "bigint", 20, "")};
 
-static const struct wc_txn_view txn = {
+static const struct walcast_txn txn = {
+    .id = 1,
     .xid = 728,
     .commit_lsn = 0x15478F0,
     .end_lsn = 0x1547920,
-    .commit_time = "2026-11-25T13:48:23.648945Z",
+    .commit_time_us = 1795614503648945,
 };
+#define WHEN "2026-11-25T13:48:23.648945Z"
 
-static struct wc_change base(enum wc_op op)
+static struct walcast_signal base(uint32_t kind)
 {
-        return (struct wc_change){
-            .op = op,
+        return (struct walcast_signal){
+            .size = sizeof(struct walcast_signal),
+            .kind = kind,
             .lsn = 0x1547700,
             .schema = "town6-govikon",
-            .schema_len = 13,
             .table = "t",
-            .table_len = 1,
+            .txn = &txn,
             .pk = {pk, 1},
         };
 }
 
-static void expect_line(const struct wc_change *c, const struct wc_txn_view *t,
-                        const char *want)
+static void expect_line(const struct walcast_signal *s, const char *want)
 {
         struct wc_buf b;
+        char when[WC_TIME_STRLEN];
 
+        /* the formatted time the sink passes is the transaction's */
+        if (s->txn)
+                assert_string_equal(
+                    wc_time_format(s->txn->commit_time_us, when), WHEN);
         wc_buf_init(&b);
         assert_int_equal(wc_buf_append_str(&b, "prefix:"), 0);
-        assert_int_equal(wc_format_change(&b, c, t), 0);
+        assert_int_equal(wc_format_signal(&b, s, s->txn ? when : NULL), 0);
         assert_string_equal(b.data + 7, want);
         wc_buf_free(&b);
 }
@@ -77,59 +83,54 @@ static void expect_line(const struct wc_change *c, const struct wc_txn_view *t,
 
 static void formats_each_op(void **state)
 {
-        struct wc_change c;
+        struct walcast_signal c;
         (void)state;
 
-        c = base(WC_OP_INSERT);
+        c = base(WALCAST_SIG_INSERT);
         c.columns = (struct walcast_columns){row, 3};
-        expect_line(&c, &txn,
-                    "{\"op\":\"insert\",\"schema\":\"town6-govikon\","
-                    "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
-                    ",\"columns\":" ROW ",\"pk\":" PK "}\n");
+        expect_line(&c, "{\"op\":\"insert\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"pk\":" PK "}\n");
 
-        c = base(WC_OP_UPDATE);
+        c = base(WALCAST_SIG_UPDATE);
         c.columns = (struct walcast_columns){row, 3};
         c.identity = (struct walcast_columns){key, 1};
-        expect_line(&c, &txn,
-                    "{\"op\":\"update\",\"schema\":\"town6-govikon\","
-                    "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
-                    ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
-                    "}\n");
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
 
         /* an update without identity leaves the key out */
         c.identity = (struct walcast_columns){NULL, 0};
-        expect_line(&c, &txn,
-                    "{\"op\":\"update\",\"schema\":\"town6-govikon\","
-                    "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
-                    ",\"columns\":" ROW ",\"pk\":" PK "}\n");
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"pk\":" PK "}\n");
 
-        c = base(WC_OP_DELETE);
+        c = base(WALCAST_SIG_DELETE);
         c.identity = (struct walcast_columns){key, 1};
-        expect_line(&c, &txn,
-                    "{\"op\":\"delete\",\"schema\":\"town6-govikon\","
-                    "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
-                    ",\"identity\":" KEY ",\"pk\":" PK "}\n");
+        expect_line(&c, "{\"op\":\"delete\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"identity\":" KEY ",\"pk\":" PK "}\n");
 
-        c = base(WC_OP_TRUNCATE);
-        expect_line(&c, &txn,
-                    "{\"op\":\"truncate\",\"schema\":\"town6-govikon\","
-                    "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN "}\n");
+        c = base(WALCAST_SIG_TRUNCATE);
+        expect_line(&c, "{\"op\":\"truncate\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN "}\n");
 
-        c = (struct wc_change){.op = WC_OP_MESSAGE,
-                               .lsn = 0x1547F68,
-                               .transactional = false,
-                               .prefix = "walcast",
-                               .prefix_len = 7,
-                               .content = {"\"hi\"", 4}};
-        expect_line(&c, NULL,
-                    "{\"op\":\"message\",\"lsn\":\"0/1547F68\","
-                    "\"transactional\":false,\"prefix\":\"walcast\","
-                    "\"content\":\"hi\"}\n");
-        c.transactional = true;
-        expect_line(&c, &txn,
-                    "{\"op\":\"message\",\"lsn\":\"0/1547F68\"," TXN
-                    ",\"transactional\":true,\"prefix\":\"walcast\","
-                    "\"content\":\"hi\"}\n");
+        c = (struct walcast_signal){.size = sizeof(c),
+                                    .kind = WALCAST_SIG_MESSAGE,
+                                    .lsn = 0x1547F68,
+                                    .transactional = 0,
+                                    .prefix = "walcast",
+                                    .content = "\"hi\"",
+                                    .content_len = 4};
+        expect_line(&c, "{\"op\":\"message\",\"lsn\":\"0/1547F68\","
+                        "\"transactional\":false,\"prefix\":\"walcast\","
+                        "\"content\":\"hi\"}\n");
+        c.transactional = 1;
+        c.txn = &txn;
+        expect_line(&c, "{\"op\":\"message\",\"lsn\":\"0/1547F68\"," TXN
+                        ",\"transactional\":true,\"prefix\":\"walcast\","
+                        "\"content\":\"hi\"}\n");
 }
 
 static void escapes_names(void **state)
@@ -137,32 +138,31 @@ static void escapes_names(void **state)
         static const struct walcast_column odd[] = {
             COL("we\"ird\\", "text", 25, "1"),
         };
-        struct wc_change c = base(WC_OP_INSERT);
+        struct walcast_signal c = base(WALCAST_SIG_INSERT);
         (void)state;
 
         c.schema = "sch\xc3\xa9ma";
-        c.schema_len = 7;
         c.table = "ta\"ble\n";
-        c.table_len = 7;
         c.columns = (struct walcast_columns){odd, 1};
         c.pk = (struct walcast_columns){NULL, 0};
-        expect_line(&c, &txn,
-                    "{\"op\":\"insert\",\"schema\":\"sch\xc3\xa9ma\","
-                    "\"table\":\"ta\\\"ble\\n\",\"lsn\":\"0/1547700\"," TXN
-                    ",\"columns\":[{\"name\":\"we\\\"ird\\\\\",\"type\":"
-                    "\"text\",\"typeoid\":25,\"value\":1}],\"pk\":[]}\n");
+        expect_line(&c, "{\"op\":\"insert\",\"schema\":\"sch\xc3\xa9ma\","
+                        "\"table\":\"ta\\\"ble\\n\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":[{\"name\":\"we\\\"ird\\\\\",\"type\":"
+                        "\"text\",\"typeoid\":25,\"value\":1}],\"pk\":[]}\n");
 }
 
-static void begin_and_commit_have_no_line(void **state)
+static void other_signals_have_no_line(void **state)
 {
+        static const uint32_t kinds[] = {WALCAST_SIG_BEGIN, WALCAST_SIG_COMMIT,
+                                         WALCAST_SIG_BULK_DELETE, 99};
         struct wc_buf b;
-        struct wc_change c = {.op = WC_OP_BEGIN};
         (void)state;
 
         wc_buf_init(&b);
-        assert_int_equal(wc_format_change(&b, &c, &txn), -EINVAL);
-        c.op = WC_OP_COMMIT;
-        assert_int_equal(wc_format_change(&b, &c, &txn), -EINVAL);
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+                struct walcast_signal c = base(kinds[i]);
+                assert_int_equal(wc_format_signal(&b, &c, WHEN), -EINVAL);
+        }
         assert_int_equal(b.len, 0);
         wc_buf_free(&b);
 }
@@ -263,7 +263,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(formats_each_op),
             cmocka_unit_test(escapes_names),
-            cmocka_unit_test(begin_and_commit_have_no_line),
+            cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
             cmocka_unit_test(open_errors_name_the_file),
         };

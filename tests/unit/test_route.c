@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "core/pattern.h"
 #include "route/route.h"
 
 #define LIST(...)                                                              \
@@ -33,45 +34,45 @@ static void schema_patterns(void **state)
 {
         (void)state;
         /* exact */
-        assert_true(wc_route_schema_match("town6-govikon", "town6-govikon"));
-        assert_false(wc_route_schema_match("town6-govikon", "town6-bern"));
+        assert_true(wc_pattern_schema_match("town6-govikon", "town6-govikon"));
+        assert_false(wc_pattern_schema_match("town6-govikon", "town6-bern"));
         /* namespace: a plain name matches NAME-<tenant> */
-        assert_true(wc_route_schema_match("town6", "town6-govikon"));
-        assert_true(wc_route_schema_match("town6", "town6-bern"));
-        assert_true(wc_route_schema_match("town6", "town6"));
-        assert_false(wc_route_schema_match("town6", "town6x-bern"));
-        assert_false(wc_route_schema_match("town", "town6-bern"));
-        assert_false(wc_route_schema_match("org", "org-"));
+        assert_true(wc_pattern_schema_match("town6", "town6-govikon"));
+        assert_true(wc_pattern_schema_match("town6", "town6-bern"));
+        assert_true(wc_pattern_schema_match("town6", "town6"));
+        assert_false(wc_pattern_schema_match("town6", "town6x-bern"));
+        assert_false(wc_pattern_schema_match("town", "town6-bern"));
+        assert_false(wc_pattern_schema_match("org", "org-"));
         /* globs */
-        assert_true(wc_route_schema_match("*-archive", "org-acme-archive"));
-        assert_false(wc_route_schema_match("*-archive", "org-acme"));
-        assert_true(wc_route_schema_match("town?-*", "town6-bern"));
-        assert_true(wc_route_schema_match("org-[ab]*", "org-acme"));
-        assert_false(wc_route_schema_match("org-[b]*", "org-acme"));
+        assert_true(wc_pattern_schema_match("*-archive", "org-acme-archive"));
+        assert_false(wc_pattern_schema_match("*-archive", "org-acme"));
+        assert_true(wc_pattern_schema_match("town?-*", "town6-bern"));
+        assert_true(wc_pattern_schema_match("org-[ab]*", "org-acme"));
+        assert_false(wc_pattern_schema_match("org-[b]*", "org-acme"));
 }
 
 static void table_patterns(void **state)
 {
         (void)state;
-        assert_true(wc_route_table_match("tickets", "a", "tickets"));
-        assert_false(wc_route_table_match("tickets", "a", "tickets2"));
-        assert_true(wc_route_table_match("tick*", "a", "tickets"));
-        assert_true(wc_route_table_match("*.upgrade_state", "org-acme",
-                                         "upgrade_state"));
+        assert_true(wc_pattern_table_match("tickets", "a", "tickets"));
+        assert_false(wc_pattern_table_match("tickets", "a", "tickets2"));
+        assert_true(wc_pattern_table_match("tick*", "a", "tickets"));
+        assert_true(wc_pattern_table_match("*.upgrade_state", "org-acme",
+                                           "upgrade_state"));
         assert_false(
-            wc_route_table_match("*.upgrade_state", "org-acme", "users"));
+            wc_pattern_table_match("*.upgrade_state", "org-acme", "users"));
         assert_true(
-            wc_route_table_match("org-acme.users", "org-acme", "users"));
+            wc_pattern_table_match("org-acme.users", "org-acme", "users"));
         assert_false(
-            wc_route_table_match("org-acme.users", "org-acm", "users"));
+            wc_pattern_table_match("org-acme.users", "org-acm", "users"));
         assert_false(
-            wc_route_table_match("org-acme.users", "org-acme", "user"));
-        assert_true(wc_route_table_match("org-*.u*", "org-acme", "users"));
+            wc_pattern_table_match("org-acme.users", "org-acme", "user"));
+        assert_true(wc_pattern_table_match("org-*.u*", "org-acme", "users"));
         /* long names take the heap path */
         char schema[300];
         memset(schema, 's', sizeof(schema) - 1);
         schema[sizeof(schema) - 1] = '\0';
-        assert_true(wc_route_table_match("s*.t", schema, "t"));
+        assert_true(wc_pattern_table_match("s*.t", schema, "t"));
 }
 
 static void filter_decisions(void **state)

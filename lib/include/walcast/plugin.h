@@ -23,7 +23,7 @@
  *             return WALCAST_OK;
  *     }
  *
- *     WALCAST_PLUGIN_DEFINE("example", "1.0", init, NULL);
+ *     WALCAST_PLUGIN_DEFINE("example", "1.0", init, NULL, NULL);
  *
  * Build: cc -shared -fPIC $(pkg-config --cflags walcast) -o example.so
  * example.c.  docs/plugins.md is the tutorial.
@@ -221,13 +221,16 @@ struct walcast_host {
  * init: read the config, connect handlers, and store per-instance state in
  * *ret_state (handed to close).  On failure return WALCAST_ERROR with a
  * message in errbuf; walcastd refuses to start and shows it.
- * close: release everything; may be NULL.
+ * close: release everything; may be NULL.  walcastd calls it at exit after
+ * the last acknowledgement it waits for (or its shutdown timeout).
  */
 typedef int32_t (*walcast_init_fn)(const struct walcast_host *host,
                                    struct walcast_plugin *self,
                                    void **ret_state, char *errbuf,
                                    size_t errlen);
 typedef void (*walcast_close_fn)(void *state);
+/* reopen: walcastd got SIGHUP (logrotate): reopen files; may be NULL. */
+typedef void (*walcast_reopen_fn)(void *state);
 
 /* What the entry symbol returns.  The first two fields never move. */
 struct walcast_plugin_descriptor {
@@ -239,6 +242,7 @@ struct walcast_plugin_descriptor {
         const char *version;
         walcast_init_fn init;
         walcast_close_fn close;
+        walcast_reopen_fn reopen;
 };
 
 /* The one symbol a plugin exports. */
@@ -252,7 +256,7 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
 #endif
 
 /* Defines the entry symbol with a descriptor for this header's ABI. */
-#define WALCAST_PLUGIN_DEFINE(name_, version_, init_, close_)                  \
+#define WALCAST_PLUGIN_DEFINE(name_, version_, init_, close_, reopen_)         \
         WALCAST_EXPORT const struct walcast_plugin_descriptor *                \
         walcast_plugin_entry(void);                                            \
         const struct walcast_plugin_descriptor *walcast_plugin_entry(void)     \
@@ -265,7 +269,8 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
                     (name_),                                                   \
                     (version_),                                                \
                     (init_),                                                   \
-                    (close_)};                                                 \
+                    (close_),                                                  \
+                    (reopen_)};                                                \
                 return &d;                                                     \
         }
 

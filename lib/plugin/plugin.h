@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The plugin host: loads plugins (dlopen of an absolute path, or a
+ * descriptor linked into walcast for the built-in sinks), checks their ABI,
+ * runs their init with the host API of <walcast/plugin.h>, and routes what
+ * they ask for — handlers to the signal bus, file descriptors to the
+ * daemon's poll() loop, acknowledgements and log lines to the caller's
+ * callbacks.
+ *
+ * Every loaded plugin is one sink for the checkpoint: it acknowledges each
+ * transaction once — at once when it has no commit handler or its commit
+ * handler returns WALCAST_OK, later through host->ack() after
+ * WALCAST_PENDING.
+ */
+#ifndef WALCAST_PLUGIN_HOST_H
+#define WALCAST_PLUGIN_HOST_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <walcast/plugin.h>
+
+struct wc_bus;
+struct wc_bus_error;
+struct wc_kv;
+struct wc_pattern_list;
+struct wc_plugin_host;
+
+struct wc_plugin_host_ops {
+        /* a plugin's log line (lib/ does not log: the caller does) */
+        void (*log)(void *ud, const char *plugin, int level, const char *msg);
+        /* one plugin's acknowledgement of txn_id: WALCAST_OK or
+         * WALCAST_ERROR */
+        void (*ack)(void *ud, const char *plugin, uint64_t txn_id,
+                    int32_t status);
+        void *ud;
+};
+
+/* Borrows bus and ops for the host's lifetime. */
+struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
+                                          const struct wc_plugin_host_ops *ops);
+/* Closes every plugin (close callbacks, then dlclose). */
+void wc_plugin_host_free(struct wc_plugin_host *h);
+
+/*
+ * Loads the shared object at path (absolute).  Refused, with a message
+ * naming the file: missing, writable by group or others (the file or its
+ * directory), not a shared object, no entry symbol, another ABI major,
+ * a descriptor too small, init failed (with the plugin's message).
+ * schemas and config are borrowed for the host's lifetime.
+ * 0 or a negative errno.
+ */
+int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
+                        const struct wc_pattern_list *schemas,
+                        const struct wc_kv *config, size_t nconfig,
+                        char *errbuf, size_t errlen);
+
+/* Adds a plugin linked into walcast; name appears in messages. */
+int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
+                       const struct walcast_plugin_descriptor *d,
+                       const struct wc_pattern_list *schemas,
+                       const struct wc_kv *config, size_t nconfig, char *errbuf,
+                       size_t errlen);
+
+size_t wc_plugin_host_count(const struct wc_plugin_host *h);
+
+/* The name of a bus owner (a plugin), for messages. */
+const char *wc_plugin_owner_name(const void *owner);
+
+/*
+ * The commit of txn: the commit handlers run (through the bus) and every
+ * plugin that is done with txn acknowledges it through ops->ack.
+ * 0, or -ECANCELED when a handler failed (*ret_err says where).
+ */
+int wc_plugin_host_commit(struct wc_plugin_host *h,
+                          const struct walcast_txn *txn,
+                          struct wc_bus_error *ret_err);
+
+/* The watched descriptors, for poll(): fills up to max, returns how many
+ * there are. */
+size_t wc_plugin_host_pollfds(const struct wc_plugin_host *h,
+                              struct pollfd *pfds, size_t max);
+/* Calls the callbacks of the descriptors poll() found ready. */
+void wc_plugin_host_dispatch(struct wc_plugin_host *h,
+                             const struct pollfd *pfds, size_t n);
+
+/* SIGHUP: every plugin's reopen. */
+void wc_plugin_host_reopen(struct wc_plugin_host *h);
+
+#endif
