@@ -865,7 +865,7 @@ static int column(struct wc_decoder *d, int o, const char *what,
         const jsmntok_t *t = d->tok;
         unsigned seen = 0;
         int j = o + 1;
-        size_t n;
+        size_t n = 0;
         int r;
 
         if (t[o].type != JSMN_OBJECT)
