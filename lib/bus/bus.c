@@ -55,6 +55,9 @@ struct bulk {
 };
 
 struct wc_bus {
+        /* an update's new row completed from its old row */
+        struct walcast_column *merged;
+        size_t capmerged;
         struct handler **handlers;
         size_t nhandlers, caphandlers;
         struct wc_tablemap *routes;
@@ -98,6 +101,7 @@ void wc_bus_free(struct wc_bus *b)
         free(b->bulk.key_ncols);
         free(b->bulk.out_cols);
         free(b->bulk.out_keys);
+        free(b->merged);
         free(b);
 }
 
@@ -485,6 +489,45 @@ void wc_bus_reset(struct wc_bus *b)
         b->bulk.nkeys = b->bulk.ncols = 0;
 }
 
+static bool has_column(const struct walcast_columns *l,
+                       const struct walcast_column *c)
+{
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == c->name_len &&
+                    memcmp(l->items[i].name, c->name, c->name_len) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * wal2json leaves unchanged TOASTed values out of an update's new row.
+ * Under REPLICA IDENTITY FULL the old row holds them, unchanged by
+ * definition, so the row handed on is complete; otherwise they stay
+ * absent (never invented).
+ */
+static int complete_update(struct wc_bus *b, struct walcast_signal *sig)
+{
+        uint32_t n = sig->columns.count;
+
+        if (sig->identity.count <= sig->columns.count)
+                return 0;
+        if (sig->columns.count + sig->identity.count > b->capmerged) {
+                size_t cap = sig->columns.count + sig->identity.count;
+                struct walcast_column *p = realloc(b->merged, cap * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                b->merged = p;
+                b->capmerged = cap;
+        }
+        memcpy(b->merged, sig->columns.items,
+               sig->columns.count * sizeof(*b->merged));
+        for (uint32_t i = 0; i < sig->identity.count; i++)
+                if (!has_column(&sig->columns, &sig->identity.items[i]))
+                        b->merged[n++] = sig->identity.items[i];
+        sig->columns = (struct walcast_columns){b->merged, n};
+        return 0;
+}
+
 static uint32_t kind_of(enum wc_op op)
 {
         switch (op) {
@@ -521,6 +564,11 @@ int wc_bus_dispatch(struct wc_bus *b, const struct wc_change *c,
         fill_signal(&sig, kind, c, txn);
         if (kind == WALCAST_SIG_MESSAGE)
                 return call_kind(b, &sig, ret_err);
+        if (kind == WALCAST_SIG_UPDATE) {
+                r = complete_update(b, &sig);
+                if (r < 0)
+                        return r;
+        }
 
         rt = route_of(b, c->schema, c->schema_len, c->table, c->table_len);
         if (!rt)

@@ -42,7 +42,12 @@
  *   must therefore tolerate seeing a change more than once.
  * - A commit handler may return WALCAST_PENDING and call host->ack() for
  *   that transaction later (from a watched fd's callback).  Until then
- *   walcastd does not confirm that transaction to PostgreSQL.
+ *   walcastd does not confirm that transaction to PostgreSQL.  A plugin
+ *   without a commit handler acknowledges every transaction at its commit.
+ * - A message emitted outside a transaction (pg_logical_emit_message with
+ *   transactional = false) arrives with txn NULL and is followed by a
+ *   commit signal of its own whose txn has xid 0 and end_lsn 0, so that
+ *   sinks acknowledge it like any transaction.
  * - The ABI is append-only within a major version: structs only grow at
  *   their end, and each begins with or carries its own size, so check
  *   `size` before reading a field added in a later minor version.
