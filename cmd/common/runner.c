@@ -168,13 +168,14 @@ static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
 
         rn->failures++;
         if (rn->failures == 1 || e->lsn != rn->failed_at)
-                log_error("plugin \"%s\" failed on %s%s%s%s%s at %s: not "
+                log_error("plugin \"%s\" failed on %s%s%s%s%s%s at %s: not "
                           "confirming past it; replaying from the last "
                           "confirmed position",
                           wc_plugin_owner_name(e->owner), signal_name(e->kind),
                           e->schema[0] ? " of \"" : "", e->schema,
                           e->schema[0] ? "\".\"" : "",
                           e->schema[0] ? e->table : "",
+                          e->schema[0] ? "\"" : "",
                           wc_lsn_format(e->lsn, lsn));
         else
                 log_notice("plugin \"%s\" failed again at %s (%u times in a "
@@ -487,7 +488,11 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         if (with_stream)
                 pfd[1] = (struct pollfd){
                     .fd = wc_stream_fd(rn->stream),
-                    .events = POLLIN | (rn->want_write ? POLLOUT : 0)};
+                    /* not while throttled: unread input would wake
+                     * poll() at once, again and again */
+                    .events =
+                        (wc_plugin_host_throttled(rn->host) ? 0 : POLLIN) |
+                        (rn->want_write ? POLLOUT : 0)};
         nplug = wc_plugin_host_pollfds(rn->host, pfd + base, MAX_PLUGIN_FDS);
         if (nplug > MAX_PLUGIN_FDS)
                 nplug = MAX_PLUGIN_FDS;
@@ -513,9 +518,13 @@ static int stream_step(struct runner *rn)
                         return r;
                 rn->want_write = r == 1;
         }
-        r = read_batch(rn);
-        if (r < 0)
-                return r;
+        /* backpressure: a sink that is behind stops the reading, while
+         * status messages keep the server from timing out */
+        if (!wc_plugin_host_throttled(rn->host)) {
+                r = read_batch(rn);
+                if (r < 0)
+                        return r;
+        }
         if (rn->status_now || now_ms() >= rn->next_status_ms)
                 r = send_status(rn);
         return r;

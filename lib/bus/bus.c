@@ -317,6 +317,17 @@ static void fill_signal(struct walcast_signal *sig, uint32_t kind,
         }
 }
 
+/* Is a column of c's name in l? */
+static bool has_column(const struct walcast_columns *l,
+                       const struct walcast_column *c)
+{
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == c->name_len &&
+                    memcmp(l->items[i].name, c->name, c->name_len) == 0)
+                        return true;
+        return false;
+}
+
 /* ---- bulk_delete ---- */
 
 static int bulk_start(struct bulk *k, const struct wc_change *c,
@@ -363,8 +374,13 @@ static int arena_put(struct wc_buf *a, const char *s, size_t n, size_t *ret_off)
         return r;
 }
 
-static int bulk_add(struct bulk *k, const struct walcast_columns *key)
+static int bulk_add(struct bulk *k, const struct walcast_columns *identity,
+                    const struct walcast_columns *pk)
 {
+        /* the primary key: under REPLICA IDENTITY FULL the identity is the
+         * whole old row, of which only the key columns are kept */
+        bool pk_only = pk->count > 0 && identity->count > pk->count;
+        const struct walcast_columns *key = identity;
         int r = 0;
 
         if (k->nkeys == k->capkeys) {
@@ -386,9 +402,14 @@ static int bulk_add(struct bulk *k, const struct walcast_columns *key)
                 k->cols = p;
                 k->capcols = cap;
         }
+        uint32_t n = 0;
         for (uint32_t i = 0; i < key->count && !r; i++) {
                 const struct walcast_column *c = &key->items[i];
-                struct key_column *kc = &k->cols[k->ncols + i];
+                struct key_column *kc = &k->cols[k->ncols + n];
+
+                if (pk_only && !has_column(pk, c))
+                        continue;
+                n++;
                 kc->name_len = c->name_len;
                 kc->type_len = c->type_len;
                 kc->value_len = c->value_len;
@@ -403,8 +424,8 @@ static int bulk_add(struct bulk *k, const struct walcast_columns *key)
         }
         if (r < 0)
                 return r;
-        k->ncols += key->count;
-        k->key_ncols[k->nkeys++] = key->count;
+        k->ncols += n;
+        k->key_ncols[k->nkeys++] = n;
         return 0;
 }
 
@@ -487,16 +508,6 @@ void wc_bus_reset(struct wc_bus *b)
 {
         b->bulk.active = false;
         b->bulk.nkeys = b->bulk.ncols = 0;
-}
-
-static bool has_column(const struct walcast_columns *l,
-                       const struct walcast_column *c)
-{
-        for (uint32_t i = 0; i < l->count; i++)
-                if (l->items[i].name_len == c->name_len &&
-                    memcmp(l->items[i].name, c->name, c->name_len) == 0)
-                        return true;
-        return false;
 }
 
 /*
@@ -583,7 +594,7 @@ int wc_bus_dispatch(struct wc_bus *b, const struct wc_change *c,
                 if (r < 0)
                         return r;
         }
-        r = bulk_add(&b->bulk, &c->identity);
+        r = bulk_add(&b->bulk, &c->identity, &c->pk);
         if (r < 0)
                 return r;
         /* a full batch goes out; the next delete starts another */

@@ -95,3 +95,18 @@ int wc_buf_append_uint(struct wc_buf *b, uint64_t v)
         } while (v);
         return wc_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
+
+void wc_verrorf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
+{
+        if (errbuf && errlen)
+                vsnprintf(errbuf, errlen, fmt, ap);
+}
+
+void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        wc_verrorf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+}

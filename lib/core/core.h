@@ -13,6 +13,7 @@
 #ifndef WALCAST_CORE_H
 #define WALCAST_CORE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,6 +93,13 @@ struct wc_change {
         size_t prefix_len;
         struct wc_str content; /* JSON text of the content string */
 };
+
+/* Writes a message into a caller's errbuf (nothing when errbuf is NULL or
+ * errlen 0): the detail that functions at a boundary hand back. */
+void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void wc_verrorf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Growable byte buffer.  Owns data. */
 struct wc_buf {

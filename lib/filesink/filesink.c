@@ -22,20 +22,6 @@ struct wc_filesink {
         char path[4096];
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!errbuf || !errlen)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-}
-
 /* Cuts a trailing partial line left by a crash; see the header. */
 static int cut_partial_line(int fd, off_t size)
 {
@@ -69,7 +55,7 @@ struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
         int r;
 
         if (!fs) {
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 return NULL;
         }
         wc_buf_init(&fs->out);
@@ -80,15 +66,15 @@ struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                 fs->fd =
                     open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
                 if (fs->fd < 0) {
-                        set_err(errbuf, errlen, "could not open \"%s\": %s",
-                                path, strerror(errno));
+                        wc_errorf(errbuf, errlen, "could not open \"%s\": %s",
+                                  path, strerror(errno));
                         goto err_free;
                 }
                 fs->owns_fd = true;
         }
         if (fstat(fs->fd, &st) < 0) {
-                set_err(errbuf, errlen, "could not stat \"%s\": %s", path,
-                        strerror(errno));
+                wc_errorf(errbuf, errlen, "could not stat \"%s\": %s", path,
+                          strerror(errno));
                 goto err_close;
         }
         if (S_ISREG(st.st_mode)) {
@@ -96,10 +82,10 @@ struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                 if (st.st_size > 0) {
                         r = cut_partial_line(fs->fd, st.st_size);
                         if (r < 0) {
-                                set_err(errbuf, errlen,
-                                        "could not repair the last line of "
-                                        "\"%s\": %s",
-                                        path, strerror(-r));
+                                wc_errorf(errbuf, errlen,
+                                          "could not repair the last line of "
+                                          "\"%s\": %s",
+                                          path, strerror(-r));
                                 goto err_close;
                         }
                 }
@@ -139,8 +125,9 @@ static int write_out(struct wc_filesink *fs, char *errbuf, size_t errlen)
                         memmove(fs->out.data, fs->out.data + off,
                                 fs->out.len - off);
                         fs->out.len -= off;
-                        set_err(errbuf, errlen, "could not write to \"%s\": %s",
-                                fs->path, strerror(e));
+                        wc_errorf(errbuf, errlen,
+                                  "could not write to \"%s\": %s", fs->path,
+                                  strerror(e));
                         return -e;
                 }
                 off += (size_t)n;
@@ -156,7 +143,7 @@ int wc_filesink_write(struct wc_filesink *fs, const char *p, size_t n,
         int r = wc_buf_append(&fs->out, p, n);
 
         if (r < 0) {
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 return r;
         }
         if (fs->out.len >= WRITE_CHUNK)
@@ -173,8 +160,8 @@ int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen)
         if (fs->can_fsync && fs->dirty) {
                 if (fdatasync(fs->fd) < 0) {
                         r = -errno;
-                        set_err(errbuf, errlen, "could not fsync \"%s\": %s",
-                                fs->path, strerror(errno));
+                        wc_errorf(errbuf, errlen, "could not fsync \"%s\": %s",
+                                  fs->path, strerror(errno));
                         return r;
                 }
         }

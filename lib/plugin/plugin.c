@@ -27,6 +27,7 @@ struct walcast_plugin {
         bool initialized;
         bool in_init; /* connect is only allowed in init */
         bool has_commit;
+        bool throttled;
         const struct wc_pattern_list *schemas;
         const struct wc_kv *config;
         size_t nconfig;
@@ -49,20 +50,6 @@ struct wc_plugin_host {
         size_t nwatches, capwatches;
         struct walcast_host api;
 };
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!errbuf || !errlen)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-}
 
 /* ---- the host API handed to plugins ---- */
 
@@ -167,6 +154,22 @@ static int32_t api_unwatch_fd(struct walcast_plugin *self, int fd)
         return WALCAST_OK;
 }
 
+static int32_t api_throttle(struct walcast_plugin *self, int32_t on)
+{
+        if (!self)
+                return WALCAST_ERROR;
+        self->throttled = on != 0;
+        return WALCAST_OK;
+}
+
+bool wc_plugin_host_throttled(const struct wc_plugin_host *h)
+{
+        for (size_t i = 0; i < h->nplugins; i++)
+                if (h->plugins[i]->throttled)
+                        return true;
+        return false;
+}
+
 /* ---- the host itself ---- */
 
 struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
@@ -188,6 +191,7 @@ struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
             .ack = api_ack,
             .watch_fd = api_watch_fd,
             .unwatch_fd = api_unwatch_fd,
+            .throttle = api_throttle,
         };
         return h;
 }
@@ -247,7 +251,7 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
         list = realloc(h->plugins, (h->nplugins + 1) * sizeof(*list));
         if (!list) {
                 plugin_free(p);
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         h->plugins = list;
@@ -255,8 +259,9 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
         r = p->d->init(&h->api, p, &p->state, perr, sizeof(perr));
         p->in_init = false;
         if (r != WALCAST_OK) {
-                set_err(errbuf, errlen, "plugin \"%s\" failed to start: %s",
-                        p->name, perr[0] ? perr : "its init returned an error");
+                wc_errorf(errbuf, errlen, "plugin \"%s\" failed to start: %s",
+                          p->name,
+                          perr[0] ? perr : "its init returned an error");
                 plugin_free(p);
                 return -EINVAL;
         }
@@ -297,7 +302,7 @@ int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
             plugin_new(h, name, schemas, config, nconfig);
 
         if (!p) {
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         p->d = d;
@@ -312,40 +317,42 @@ static int check_permissions(const char *path, char *errbuf, size_t errlen)
         int r = 0;
 
         if (stat(path, &st) < 0) {
-                set_err(errbuf, errlen, "plugin \"%s\": %s", path,
-                        strerror(errno));
+                wc_errorf(errbuf, errlen, "plugin \"%s\": %s", path,
+                          strerror(errno));
                 return -errno;
         }
         if (!S_ISREG(st.st_mode)) {
-                set_err(errbuf, errlen, "plugin \"%s\" is not a regular file",
-                        path);
+                wc_errorf(errbuf, errlen, "plugin \"%s\" is not a regular file",
+                          path);
                 return -EINVAL;
         }
         if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\" is writable by group or others: "
-                        "walcastd refuses to run code others can change; "
-                        "run chmod go-w on it",
-                        path);
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" is writable by group or others: "
+                          "walcastd refuses to run code others can change; "
+                          "run chmod go-w on it",
+                          path);
                 return -EPERM;
         }
-        copy = strdup(path);
+        /* the directory that matters is the one holding the file itself,
+         * not the one holding a symlink to it */
+        copy = realpath(path, NULL);
         if (!copy) {
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
         dir = dirname(copy);
         if (stat(dir, &st) < 0) {
-                set_err(errbuf, errlen, "plugin directory \"%s\": %s", dir,
-                        strerror(errno));
+                wc_errorf(errbuf, errlen, "plugin directory \"%s\": %s", dir,
+                          strerror(errno));
                 r = -errno;
         } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\" is in directory \"%s\", which is "
-                        "writable by group or others: walcastd refuses to "
-                        "run code others can change; move the plugin or run "
-                        "chmod go-w on the directory",
-                        path, dir);
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" is in directory \"%s\", which is "
+                          "writable by group or others: walcastd refuses to "
+                          "run code others can change; move the plugin or run "
+                          "chmod go-w on the directory",
+                          path, dir);
                 r = -EPERM;
         }
         free(copy);
@@ -365,8 +372,8 @@ int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
         int r;
 
         if (path[0] != '/') {
-                set_err(errbuf, errlen, "plugin \"%s\": use an absolute path",
-                        path);
+                wc_errorf(errbuf, errlen, "plugin \"%s\": use an absolute path",
+                          path);
                 return -EINVAL;
         }
         r = check_permissions(path, errbuf, errlen);
@@ -379,60 +386,61 @@ int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
                 if (err && (strstr(err, "invalid ELF header") ||
                             strstr(err, "file too short") ||
                             strstr(err, "not an ELF")))
-                        set_err(errbuf, errlen,
-                                "plugin \"%s\" is not a shared object (%s)",
-                                path, err);
+                        wc_errorf(errbuf, errlen,
+                                  "plugin \"%s\" is not a shared object (%s)",
+                                  path, err);
                 else
-                        set_err(errbuf, errlen,
-                                "could not load plugin \"%s\": %s", path,
-                                err ? err : "unknown error");
+                        wc_errorf(errbuf, errlen,
+                                  "could not load plugin \"%s\": %s", path,
+                                  err ? err : "unknown error");
                 return -ENOEXEC;
         }
         dlerror();
         *(void **)&entry = dlsym(dl, WALCAST_PLUGIN_ENTRY_SYMBOL);
         if (!entry) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\" does not export %s: define it with "
-                        "WALCAST_PLUGIN_DEFINE from <walcast/plugin.h>",
-                        path, WALCAST_PLUGIN_ENTRY_SYMBOL);
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" does not export %s: define it with "
+                          "WALCAST_PLUGIN_DEFINE from <walcast/plugin.h>",
+                          path, WALCAST_PLUGIN_ENTRY_SYMBOL);
                 r = -ENOEXEC;
                 goto err_dlclose;
         }
         d = entry();
         if (!d) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\": %s returned no descriptor", path,
-                        WALCAST_PLUGIN_ENTRY_SYMBOL);
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\": %s returned no descriptor", path,
+                          WALCAST_PLUGIN_ENTRY_SYMBOL);
                 r = -ENOEXEC;
                 goto err_dlclose;
         }
         if (d->abi_major != WALCAST_ABI_MAJOR) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\" was built for walcast plugin ABI %u, "
-                        "this walcastd speaks ABI %u: rebuild it against "
-                        "this version's <walcast/plugin.h>",
-                        path, d->abi_major, WALCAST_ABI_MAJOR);
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" was built for walcast plugin ABI %u, "
+                          "this walcastd speaks ABI %u: rebuild it against "
+                          "this version's <walcast/plugin.h>",
+                          path, d->abi_major, WALCAST_ABI_MAJOR);
                 r = -EPROTO;
                 goto err_dlclose;
         }
         if (d->size < DESCRIPTOR_MIN_SIZE) {
-                set_err(errbuf, errlen,
-                        "plugin \"%s\" has a descriptor of %u bytes, ABI %u.0 "
-                        "needs at least %zu: rebuild it against "
-                        "<walcast/plugin.h>",
-                        path, d->size, WALCAST_ABI_MAJOR, DESCRIPTOR_MIN_SIZE);
+                wc_errorf(
+                    errbuf, errlen,
+                    "plugin \"%s\" has a descriptor of %u bytes, ABI %u.0 "
+                    "needs at least %zu: rebuild it against "
+                    "<walcast/plugin.h>",
+                    path, d->size, WALCAST_ABI_MAJOR, DESCRIPTOR_MIN_SIZE);
                 r = -EPROTO;
                 goto err_dlclose;
         }
         if (!d->init) {
-                set_err(errbuf, errlen, "plugin \"%s\" has no init function",
-                        path);
+                wc_errorf(errbuf, errlen, "plugin \"%s\" has no init function",
+                          path);
                 r = -EPROTO;
                 goto err_dlclose;
         }
         p = plugin_new(h, path, schemas, config, nconfig);
         if (!p) {
-                set_err(errbuf, errlen, "out of memory");
+                wc_errorf(errbuf, errlen, "out of memory");
                 r = -ENOMEM;
                 goto err_dlclose;
         }

@@ -16,6 +16,7 @@
 #define WALCAST_PLUGIN_HOST_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,9 @@ size_t wc_plugin_host_pollfds(const struct wc_plugin_host *h,
 /* Calls the callbacks of the descriptors poll() found ready. */
 void wc_plugin_host_dispatch(struct wc_plugin_host *h,
                              const struct pollfd *pfds, size_t n);
+
+/* Has any plugin asked to stop reading the stream (host->throttle)? */
+bool wc_plugin_host_throttled(const struct wc_plugin_host *h);
 
 /* SIGHUP: every plugin's reopen. */
 void wc_plugin_host_reopen(struct wc_plugin_host *h);

@@ -55,11 +55,9 @@ static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 {
         va_list ap;
 
-        if (errbuf && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(errbuf, errlen, fmt, ap);
-                va_end(ap);
-        }
+        va_start(ap, fmt);
+        wc_verrorf(errbuf, errlen, fmt, ap);
+        va_end(ap);
         return err;
 }
 

@@ -132,8 +132,9 @@ struct walcast_txn {
  *                      supply them
  *   delete             ... identity (the primary key, or the whole old row
  *                      under REPLICA IDENTITY FULL), pk
- *   bulk_delete        ... keys[nkeys]: the identity of each deleted row,
- *                      in WAL order; lsn is the first row's
+ *   bulk_delete        ... keys[nkeys]: the primary key of each deleted
+ *                      row (its identity when the table has none), in WAL
+ *                      order; lsn is the first row's
  *   truncate           schema, table, lsn, txn
  *   message            lsn, prefix, content; txn only when transactional
  */
@@ -220,6 +221,14 @@ struct walcast_host {
         int32_t (*watch_fd)(struct walcast_plugin *self, int fd,
                             uint32_t events, walcast_fd_fn fn, void *userdata);
         int32_t (*unwatch_fd)(struct walcast_plugin *self, int fd);
+
+        /*
+         * Backpressure: while any plugin has it on, walcastd stops reading
+         * the replication stream (it keeps answering the server), so a sink
+         * that falls behind holds memory bounded instead of buffering.  A
+         * sink turns it on when its queue is full and off once it drained.
+         */
+        int32_t (*throttle)(struct walcast_plugin *self, int32_t on);
 };
 
 /*
@@ -260,7 +269,8 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
 #define WALCAST_EXPORT
 #endif
 
-/* Defines the entry symbol with a descriptor for this header's ABI. */
+/* Defines the entry symbol with a descriptor for this header's ABI; use
+ * it once, at file scope, followed by a semicolon. */
 #define WALCAST_PLUGIN_DEFINE(name_, version_, init_, close_, reopen_)         \
         WALCAST_EXPORT const struct walcast_plugin_descriptor *                \
         walcast_plugin_entry(void);                                            \
@@ -277,7 +287,10 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
                     (close_),                                                  \
                     (reopen_)};                                                \
                 return &d;                                                     \
-        }
+        }                                                                      \
+        /* takes the caller's ';', which C99 does not allow on its own */      \
+        extern const struct walcast_plugin_descriptor *walcast_plugin_entry(   \
+            void)
 
 #ifdef __cplusplus
 }
