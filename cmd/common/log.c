@@ -2,6 +2,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -39,25 +41,131 @@ static const char *level_word(enum wc_log_level level)
         }
 }
 
-void wc_log(enum wc_log_level level, const char *fmt, ...)
+/* Copies in to out with every secret replaced by "***": the value of a
+ * conninfo "password=" (quoted or not, spaces around '=' allowed) and the
+ * password of a URI's user info ("postgresql://user:secret@host"). */
+void wc_log_redact(const char *in, char *out, size_t outlen)
 {
-        char line[4096];
-        va_list ap;
+        size_t j = 0;
+
+        for (size_t i = 0; in[i] && j + 1 < outlen;) {
+                const char *p = in + i;
+                if (strncasecmp(p, "password", 8) == 0) {
+                        size_t k = 8;
+                        while (p[k] == ' ')
+                                k++;
+                        if (p[k] == '=') {
+                                k++;
+                                while (p[k] == ' ')
+                                        k++;
+                                if (p[k] == '\'') {
+                                        for (k++; p[k] && p[k] != '\''; k++)
+                                                if (p[k] == '\\' && p[k + 1])
+                                                        k++;
+                                        if (p[k])
+                                                k++;
+                                } else {
+                                        while (p[k] && p[k] != ' ' &&
+                                               p[k] != '&' && p[k] != '"')
+                                                k++;
+                                }
+                                j += (size_t)snprintf(out + j, outlen - j,
+                                                      "password=***");
+                                if (j >= outlen)
+                                        j = outlen - 1;
+                                i += k;
+                                continue;
+                        }
+                }
+                if (strncmp(p, "://", 3) == 0) {
+                        /* user:secret@ before the next '/', if any */
+                        const char *end = strpbrk(p + 3, "/ ");
+                        const char *at = strchr(p + 3, '@');
+                        const char *colon = strchr(p + 3, ':');
+                        if (at && (!end || at < end) && colon && colon < at) {
+                                size_t keep = (size_t)(colon - p) + 1;
+                                j += (size_t)snprintf(out + j, outlen - j,
+                                                      "%.*s***", (int)keep, p);
+                                if (j >= outlen)
+                                        j = outlen - 1;
+                                i += (size_t)(at - p);
+                                continue;
+                        }
+                }
+                out[j++] = in[i++];
+        }
+        out[j] = '\0';
+}
+
+static void emit(enum wc_log_level level, const char *msg)
+{
+        char line[4200];
         int n;
 
-        if (!wc_log_enabled(level))
-                return;
         if (style == WC_LOG_STYLE_SD_DAEMON)
-                n = snprintf(line, sizeof(line), "<%d>", (int)level);
+                n = snprintf(line, sizeof(line) - 1, "<%d>%s", (int)level, msg);
         else
-                n = snprintf(line, sizeof(line), "%s: %s", prog,
-                             level_word(level));
-        va_start(ap, fmt);
-        vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-        va_end(ap);
+                n = snprintf(line, sizeof(line) - 1, "%s: %s%s", prog,
+                             level_word(level), msg);
+        if (n < 0)
+                return;
+        if ((size_t)n > sizeof(line) - 2)
+                n = (int)sizeof(line) - 2;
         /* one write per line, so lines from one process never interleave */
-        n = (int)strlen(line);
         line[n++] = '\n';
         fwrite(line, 1, (size_t)n, stderr);
         fflush(stderr);
+}
+
+/* An error that repeats (a server down for minutes, a plugin failing on
+ * every replay) is logged once per window, then counted. */
+#define REPEAT_WINDOW_S 10
+
+static char last_msg[4096];
+static enum wc_log_level last_level;
+static time_t last_first;
+static unsigned long repeated;
+
+static void flush_repeats(void)
+{
+        char note[128];
+
+        if (!repeated)
+                return;
+        snprintf(note, sizeof(note),
+                 "(the previous message repeated %lu "
+                 "more times)",
+                 repeated);
+        repeated = 0;
+        emit(last_level, note);
+}
+
+void wc_log(enum wc_log_level level, const char *fmt, ...)
+{
+        char raw[4096], msg[4096];
+        time_t now;
+        va_list ap;
+
+        if (!wc_log_enabled(level))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(raw, sizeof(raw), fmt, ap);
+        va_end(ap);
+        wc_log_redact(raw, msg, sizeof(msg));
+
+        now = time(NULL);
+        if (level <= WC_LOG_WARNING && level == last_level &&
+            strcmp(msg, last_msg) == 0 && now - last_first < REPEAT_WINDOW_S) {
+                repeated++;
+                return;
+        }
+        flush_repeats();
+        if (level <= WC_LOG_WARNING) {
+                snprintf(last_msg, sizeof(last_msg), "%s", msg);
+                last_level = level;
+                last_first = now;
+        } else {
+                last_msg[0] = '\0';
+        }
+        emit(level, msg);
 }

@@ -8,6 +8,7 @@
 #define WALCAST_CMD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config/config.h"
 
@@ -22,6 +23,10 @@ void wc_log_set_level(enum wc_log_level level);
 bool wc_log_enabled(enum wc_log_level level);
 void wc_log(enum wc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Copies in to out with passwords (conninfo "password=", URI user info)
+ * replaced by "***".  Every logged line goes through it. */
+void wc_log_redact(const char *in, char *out, size_t outlen);
 
 #define log_error(...)   wc_log(WC_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) wc_log(WC_LOG_WARNING, __VA_ARGS__)

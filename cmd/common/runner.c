@@ -12,6 +12,7 @@
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "common/runner.h"
 #include "config/config.h"
 #include "decode/decode.h"
@@ -46,6 +47,11 @@ struct runner {
         struct wc_plugin_host *host;
         struct wc_checkpoint *cp;
         struct wc_kv tail_kv[2];
+        struct wc_plugin_host_ops ops;
+        /* configs read by reloads (owned); the stream keeps using the
+         * source section of o->cfg, which needs a restart to change */
+        struct wc_config *reloaded;
+        struct wc_config *next_cfg; /* waits for a transaction boundary */
 
         enum state state;
         bool in_txn;
@@ -64,6 +70,11 @@ struct runner {
         int backoff_ms;
         unsigned failures; /* in a row, for the log */
         wc_lsn failed_at;
+        bool ready_sent;
+        int64_t status_ok_ms; /* the last status message that went out */
+        int64_t next_watchdog_ms;
+        long changes_at_status;
+        int64_t status_at_ms;
         char err[1024];
 };
 
@@ -175,8 +186,7 @@ static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
                           e->schema[0] ? " of \"" : "", e->schema,
                           e->schema[0] ? "\".\"" : "",
                           e->schema[0] ? e->table : "",
-                          e->schema[0] ? "\"" : "",
-                          wc_lsn_format(e->lsn, lsn));
+                          e->schema[0] ? "\"" : "", wc_lsn_format(e->lsn, lsn));
         else
                 log_notice("plugin \"%s\" failed again at %s (%u times in a "
                            "row); still retrying",
@@ -184,6 +194,14 @@ static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
                            wc_lsn_format(e->lsn, lsn), rn->failures);
         rn->failed_at = e->lsn;
         request_replay(rn);
+}
+
+/* Reading waits while a sink is behind, and while a reload waits for the
+ * transactions in flight to be acknowledged. */
+static bool paused(const struct runner *rn)
+{
+        return wc_plugin_host_throttled(rn->host) ||
+               (rn->next_cfg && !rn->in_txn);
 }
 
 /* ---- the stream ---- */
@@ -213,6 +231,22 @@ static int send_status(struct runner *rn)
         }
         rn->sent_flush = flush;
         rn->status_now = false;
+        rn->status_ok_ms = now_ms();
+        if (!rn->o->tail) {
+                int64_t dt = rn->status_ok_ms - rn->status_at_ms;
+                long rate = dt > 0
+                                ? (long)((rn->changes - rn->changes_at_status) *
+                                         1000 / dt)
+                                : 0;
+                wc_lsn end =
+                    rn->keepalive_end > flush ? rn->keepalive_end : flush;
+                wc_notify("STATUS=streaming slot %s: confirmed %s, lag %llu "
+                          "bytes, %ld changes/s",
+                          rn->slot, wc_lsn_format(flush, a),
+                          (unsigned long long)(end - flush), rate);
+                rn->changes_at_status = rn->changes;
+                rn->status_at_ms = rn->status_ok_ms;
+        }
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
         return 0;
@@ -315,6 +349,8 @@ static int read_batch(struct runner *rn)
         int r;
 
         for (int i = 0; i < BATCH_MESSAGES && !rn->stop && !rn->replay; i++) {
+                if (paused(rn))
+                        return 0;
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
                 if (r <= 0)
                         return r;
@@ -336,9 +372,9 @@ static int start_stream(struct runner *rn)
 {
         const struct wc_stream_info *info;
         struct wc_stream_config sc = {
-            .dsn = rn->cfg->source.dsn,
+            .dsn = rn->o->cfg->source.dsn,
             .slot = rn->slot,
-            .create_slot = rn->o->tail ? false : rn->cfg->source.create_slot,
+            .create_slot = rn->o->tail ? false : rn->o->cfg->source.create_slot,
             .temporary = rn->o->temporary,
         };
         struct wc_buf actions, add_tables, filter_tables;
@@ -454,14 +490,101 @@ static bool transient(int r)
                r == -EBUSY || r == -EIO || r == -ETIMEDOUT;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+        return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/*
+ * SIGHUP: read and check the configuration again.  A bad one is refused
+ * and the one in force stays; a good one waits for a transaction boundary
+ * with nothing in flight, where apply_reload() swaps it in.
+ */
+static void request_reload(struct runner *rn)
+{
+        const struct wc_config *src = rn->o->cfg;
+        struct timespec ts;
+        struct wc_config *cfg;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        wc_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+                  (unsigned long long)ts.tv_sec * 1000000ull +
+                      (unsigned long long)ts.tv_nsec / 1000);
+        cfg = wc_config_load(rn->o->config_path, rn->err, sizeof(rn->err));
+        if (!cfg) {
+                log_error("reload refused, the configuration in force stays: "
+                          "%s",
+                          rn->err);
+                wc_notify("READY=1\nSTATUS=reload refused: %s", rn->err);
+                return;
+        }
+        if (!same_str(cfg->source.dsn, src->source.dsn))
+                log_warning("reload: source.dsn changed; restart walcastd to "
+                            "apply it");
+        if (!same_str(cfg->source.slot, src->source.slot))
+                log_warning("reload: source.slot changed; restart walcastd "
+                            "to apply it");
+        if (cfg->source.create_slot != src->source.create_slot)
+                log_warning("reload: source.create_slot changed; restart "
+                            "walcastd to apply it");
+        wc_log_set_level(cfg->log.level);
+        wc_config_free(rn->next_cfg);
+        rn->next_cfg = cfg;
+        log_info("reloading %s at the next transaction boundary",
+                 rn->o->config_path);
+}
+
+static int load_plugins(struct runner *rn);
+
+/* Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
+ * is in flight, so no acknowledgement can be lost; a plugin that fails to
+ * start leaves everything as it was. */
+static void apply_reload(struct runner *rn)
+{
+        const struct wc_config *old_cfg = rn->cfg;
+        struct wc_route *old_route = rn->route;
+        struct wc_bus *old_bus = rn->bus;
+        struct wc_plugin_host *old_host = rn->host;
+        struct wc_config *cfg = rn->next_cfg;
+
+        rn->next_cfg = NULL;
+        rn->cfg = cfg;
+        rn->route = wc_route_new(&cfg->filter);
+        rn->bus = wc_bus_new(cfg->signals.bulk_delete_batch);
+        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
+        if (!rn->route || !rn->bus || !rn->host || load_plugins(rn) < 0) {
+                wc_plugin_host_free(rn->host);
+                wc_bus_free(rn->bus);
+                wc_route_free(rn->route);
+                rn->cfg = old_cfg;
+                rn->route = old_route;
+                rn->bus = old_bus;
+                rn->host = old_host;
+                wc_config_free(cfg);
+                log_error("reload failed; the configuration in force stays");
+                wc_notify("READY=1\nSTATUS=reload failed");
+                return;
+        }
+        wc_plugin_host_free(old_host);
+        wc_bus_free(old_bus);
+        wc_route_free(old_route);
+        wc_config_free(rn->reloaded);
+        rn->reloaded = cfg;
+        log_info("reloaded %s", rn->o->config_path);
+        wc_notify("READY=1");
+}
+
 static void read_signals(struct runner *rn)
 {
         struct signalfd_siginfo si;
 
         while (read(rn->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
-                        log_info("received SIGHUP: reopening plugin files");
-                        wc_plugin_host_reopen(rn->host);
+                        if (rn->o->tail || !rn->o->config_path) {
+                                wc_plugin_host_reopen(rn->host);
+                                continue;
+                        }
+                        request_reload(rn);
                         continue;
                 }
                 if (rn->stop) {
@@ -486,13 +609,12 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 
         pfd[0] = (struct pollfd){.fd = rn->sigfd, .events = POLLIN};
         if (with_stream)
-                pfd[1] = (struct pollfd){
-                    .fd = wc_stream_fd(rn->stream),
-                    /* not while throttled: unread input would wake
-                     * poll() at once, again and again */
-                    .events =
-                        (wc_plugin_host_throttled(rn->host) ? 0 : POLLIN) |
-                        (rn->want_write ? POLLOUT : 0)};
+                pfd[1] =
+                    (struct pollfd){.fd = wc_stream_fd(rn->stream),
+                                    /* not while paused: unread input would wake
+                                     * poll() at once, again and again */
+                                    .events = (paused(rn) ? 0 : POLLIN) |
+                                              (rn->want_write ? POLLOUT : 0)};
         nplug = wc_plugin_host_pollfds(rn->host, pfd + base, MAX_PLUGIN_FDS);
         if (nplug > MAX_PLUGIN_FDS)
                 nplug = MAX_PLUGIN_FDS;
@@ -520,14 +642,30 @@ static int stream_step(struct runner *rn)
         }
         /* backpressure: a sink that is behind stops the reading, while
          * status messages keep the server from timing out */
-        if (!wc_plugin_host_throttled(rn->host)) {
-                r = read_batch(rn);
-                if (r < 0)
-                        return r;
-        }
+        r = read_batch(rn);
+        if (r < 0)
+                return r;
         if (rn->status_now || now_ms() >= rn->next_status_ms)
                 r = send_status(rn);
         return r;
+}
+
+/*
+ * WATCHDOG=1 at half of $WATCHDOG_USEC, only while the loop is healthy:
+ * its status messages keep reaching the server (which holds for an idle
+ * database too), or it is waiting out a backoff before a replay.  A hung
+ * loop or a dead connection stops the pings and systemd restarts it.
+ */
+static void watchdog(struct runner *rn)
+{
+        int64_t every = wc_notify_watchdog_ms(), now = now_ms();
+        int64_t fresh = 2 * (int64_t)rn->cfg->source.status_interval_ms + 1000;
+
+        if (!every || now < rn->next_watchdog_ms)
+                return;
+        if (rn->state == ST_BACKOFF || now - rn->status_ok_ms <= fresh)
+                wc_notify("WATCHDOG=1");
+        rn->next_watchdog_ms = now + every;
 }
 
 static int loop(struct runner *rn)
@@ -539,11 +677,17 @@ static int loop(struct runner *rn)
                                        ? rn->next_status_ms
                                        : rn->retry_at_ms;
 
+                if (rn->next_watchdog_ms && rn->next_watchdog_ms < deadline)
+                        deadline = rn->next_watchdog_ms;
                 r = poll_once(rn, deadline, rn->state == ST_STREAMING);
                 if (r < 0)
                         return r;
                 if (rn->stop)
                         break;
+                watchdog(rn);
+                if (rn->next_cfg && !rn->in_txn &&
+                    wc_checkpoint_in_flight(rn->cp) == 0)
+                        apply_reload(rn);
                 if (rn->state == ST_STREAMING && !rn->replay) {
                         r = stream_step(rn);
                         if (r < 0 && r != -EBADMSG && transient(r) &&
@@ -585,6 +729,7 @@ static int finish(struct runner *rn)
         char lsn[WC_LSN_STRLEN];
         int r;
 
+        wc_notify("STOPPING=1");
         if (rn->state != ST_STREAMING)
                 return 0;
         while (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->replay &&
@@ -673,9 +818,11 @@ static int setup_signals(struct runner *rn)
 int wc_run(const struct wc_run_opts *o)
 {
         struct runner rn = {.o = o, .cfg = o->cfg, .sigfd = -1};
-        struct wc_plugin_host_ops ops = {
-            .log = plugin_log, .ack = plugin_ack, .ud = &rn};
         int r;
+
+        rn.ops = (struct wc_plugin_host_ops){
+            .log = plugin_log, .ack = plugin_ack, .ud = &rn};
+        wc_notify_init();
 
         rn.slot = o->slot ? o->slot : o->cfg->source.slot;
         srand((unsigned)(time(NULL) ^ getpid()));
@@ -687,7 +834,7 @@ int wc_run(const struct wc_run_opts *o)
         rn.dec = wc_decoder_new();
         rn.route = wc_route_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
-        rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &ops) : NULL;
+        rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
         if (!rn.dec || !rn.route || !rn.bus || !rn.host) {
                 log_error("out of memory");
                 r = -ENOMEM;
@@ -701,6 +848,10 @@ int wc_run(const struct wc_run_opts *o)
                 log_error("%s", rn.err);
                 goto out;
         }
+        /* the slot streams and every sink started */
+        rn.status_ok_ms = now_ms();
+        rn.next_watchdog_ms = now_ms();
+        wc_notify("READY=1\nSTATUS=streaming slot %s", rn.slot);
         r = loop(&rn);
         if (r == 0)
                 r = finish(&rn);
@@ -712,6 +863,8 @@ out:
         wc_route_free(rn.route);
         wc_decoder_free(rn.dec);
         wc_stream_free(rn.stream);
+        wc_config_free(rn.next_cfg);
+        wc_config_free(rn.reloaded);
         if (rn.sigfd >= 0)
                 close(rn.sigfd);
         return r < 0 ? wc_exit_code_for(r) : WC_EXIT_OK;

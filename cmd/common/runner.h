@@ -25,6 +25,8 @@ struct wc_run_opts {
         const char *slot; /* overrides cfg->source.slot */
         bool temporary;   /* create a TEMPORARY slot */
         long limit;       /* tail: stop after this many changes; 0 none */
+        /* walcastd: the file SIGHUP reloads; NULL for no reload */
+        const char *config_path;
 };
 
 /* Runs until stopped by a signal, an error or the limit; returns the

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
         }
         wc_log_set_level(cfg->log.level);
         log_info("walcastd %s starting with %s", WALCAST_VERSION, path);
-        code = wc_run(&(struct wc_run_opts){.cfg = cfg});
+        code = wc_run(&(struct wc_run_opts){.cfg = cfg, .config_path = path});
         wc_config_free(cfg);
         return code;
 }
