@@ -54,6 +54,9 @@ struct wc_plugin_host {
 /* ---- the host API handed to plugins ---- */
 
 static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
+
+static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
                     ...)
 {
         char msg[2048];

@@ -18,7 +18,8 @@ static volatile size_t sink;
 
 /* Every column's strings are readable and its value is inside the
  * message: touch them all so ASan sees any bad pointer. */
-static size_t touch(const struct walcast_columns *l, const char *msg, size_t len)
+static size_t touch(const struct walcast_columns *l, const char *msg,
+                    size_t len)
 {
         size_t sum = 0;
 
@@ -28,8 +29,7 @@ static size_t touch(const struct walcast_columns *l, const char *msg, size_t len
                 if (strlen(c->name) != c->name_len ||
                     strlen(c->type) != c->type_len)
                         abort();
-                if (c->value < msg ||
-                    c->value + c->value_len > msg + len)
+                if (c->value < msg || c->value + c->value_len > msg + len)
                         abort();
                 for (size_t k = 0; k < c->value_len; k++)
                         sum += (unsigned char)c->value[k];
