@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "core/core.h"
 
 static const char *prog = "walcast";
 static enum wc_log_style style = WC_LOG_STYLE_PROGRAM;
@@ -97,11 +98,49 @@ void wc_log_redact(const char *in, char *out, size_t outlen)
         out[j] = '\0';
 }
 
+static bool json;
+
+void wc_log_set_json(bool on)
+{
+        json = on;
+}
+
+static const char *level_name(enum wc_log_level level)
+{
+        static const char *const names[] = {"emerg", "alert",   "crit",
+                                            "err",   "warning", "notice",
+                                            "info",  "debug"};
+        return (unsigned)level < 8 ? names[level] : "debug";
+}
+
+/* {"priority":6,"level":"info","message":"..."}: for collectors that read
+ * JSON lines; journald still gets the level from PRIORITY-less lines as
+ * info, so text stays the default under systemd. */
+static void emit_json(enum wc_log_level level, const char *msg)
+{
+        struct wc_buf b;
+
+        wc_buf_init(&b);
+        if (wc_buf_printf(&b, "{\"priority\":%d,\"level\":\"%s\",\"program\":",
+                          (int)level, level_name(level)) == 0 &&
+            wc_json_append_string(&b, prog, strlen(prog)) == 0 &&
+            wc_buf_append_str(&b, ",\"message\":") == 0 &&
+            wc_json_append_string(&b, msg, strlen(msg)) == 0 &&
+            wc_buf_append_str(&b, "}\n") == 0)
+                fwrite(b.data, 1, b.len, stderr);
+        fflush(stderr);
+        wc_buf_free(&b);
+}
+
 static void emit(enum wc_log_level level, const char *msg)
 {
         char line[4200];
         int n;
 
+        if (json) {
+                emit_json(level, msg);
+                return;
+        }
         if (style == WC_LOG_STYLE_SD_DAEMON)
                 n = snprintf(line, sizeof(line) - 1, "<%d>%s", (int)level, msg);
         else

@@ -20,6 +20,8 @@ enum wc_log_style {
 void wc_log_setup(const char *program, enum wc_log_style style,
                   enum wc_log_level level);
 void wc_log_set_level(enum wc_log_level level);
+/* log.format: json writes one JSON object per line instead. */
+void wc_log_set_json(bool on);
 bool wc_log_enabled(enum wc_log_level level);
 void wc_log(enum wc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

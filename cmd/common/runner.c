@@ -11,12 +11,14 @@
 
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
+#include "common/kafka_kv.h"
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/runner.h"
 #include "config/config.h"
 #include "decode/decode.h"
 #include "filesink/filesink.h"
+#include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
 #include "stream/stream.h"
@@ -52,6 +54,8 @@ struct runner {
          * source section of o->cfg, which needs a restart to change */
         struct wc_config *reloaded;
         struct wc_config *next_cfg; /* waits for a transaction boundary */
+        struct wc_metrics *m;       /* read by the metrics thread */
+        struct wc_metrics_server *metrics_server;
 
         enum state state;
         bool in_txn;
@@ -77,6 +81,11 @@ struct runner {
         int64_t status_at_ms;
         char err[1024];
 };
+
+/* The main loop is the metrics' only writer: a relaxed add is enough. */
+#define COUNT(field, n)                                                        \
+        atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
 
 static int64_t now_ms(void)
 {
@@ -159,7 +168,14 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                        int32_t status)
 {
         struct runner *rn = ud;
+        int i = wc_metrics_add_sink(rn->m, plugin);
 
+        if (i >= 0) {
+                if (status == WALCAST_OK)
+                        COUNT(rn->m->sinks[i].acks, 1);
+                else
+                        COUNT(rn->m->sinks[i].errors, 1);
+        }
         if (status != WALCAST_OK) {
                 if (!rn->replay && !rn->o->tail)
                         log_error("plugin \"%s\" could not deliver a "
@@ -231,6 +247,8 @@ static int send_status(struct runner *rn)
         }
         rn->sent_flush = flush;
         rn->status_now = false;
+        SET(rn->m->confirmed_lsn, wc_checkpoint_confirmed(rn->cp));
+        SET(rn->m->in_flight, wc_checkpoint_in_flight(rn->cp));
         rn->status_ok_ms = now_ms();
         if (!rn->o->tail) {
                 int64_t dt = rn->status_ok_ms - rn->status_at_ms;
@@ -275,6 +293,9 @@ static int commit(struct runner *rn)
         struct wc_bus_error e;
         int r = wc_plugin_host_commit(rn->host, &rn->txn, &e);
 
+        COUNT(rn->m->transactions, 1);
+        if (rn->txn.commit_time_us)
+                SET(rn->m->last_commit_time_us, rn->txn.commit_time_us);
         if (r == -ECANCELED) {
                 handler_failed(rn, &e);
                 return 0;
@@ -326,6 +347,10 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 r = wc_bus_dispatch(rn->bus, c, outside ? NULL : &rn->txn, &e);
                 if (r == 0) {
                         rn->changes++;
+                        COUNT(rn->m->changes[c->op], 1);
+                        if (c->schema)
+                                wc_metrics_count_schema(rn->m, c->schema,
+                                                        c->schema_len);
                         if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
                                 rn->stop = true;
                         if (outside)
@@ -354,6 +379,11 @@ static int read_batch(struct runner *rn)
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
                 if (r <= 0)
                         return r;
+                if (m.wal_end > atomic_load_explicit(&rn->m->server_wal_end,
+                                                     memory_order_relaxed))
+                        SET(rn->m->server_wal_end, m.wal_end);
+                if (m.kind == WC_MSG_XLOGDATA)
+                        COUNT(rn->m->bytes_received, m.len);
                 if (m.kind == WC_MSG_KEEPALIVE) {
                         if (m.wal_end > rn->keepalive_end)
                                 rn->keepalive_end = m.wal_end;
@@ -437,6 +467,7 @@ static int start_stream(struct runner *rn)
                         return -ENOMEM;
         }
         rn->state = ST_STREAMING;
+        SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
         log_info("streaming changes from %sslot \"%s\" at %s%s",
@@ -455,6 +486,7 @@ static void drop_stream(struct runner *rn)
                 (void)send_status(rn); /* best effort */
         wc_stream_free(rn->stream);
         rn->stream = NULL;
+        SET(rn->m->streaming, 0);
         wc_checkpoint_reset(rn->cp);
         wc_bus_reset(rn->bus);
         rn->in_txn = false;
@@ -468,6 +500,7 @@ static void schedule_retry(struct runner *rn)
         char lsn[WC_LSN_STRLEN];
         int jitter;
 
+        COUNT(rn->m->replays, 1);
         rn->replay = false;
         rn->backoff_ms = rn->backoff_ms ? rn->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (rn->backoff_ms > BACKOFF_MAX_MS)
@@ -527,7 +560,11 @@ static void request_reload(struct runner *rn)
         if (cfg->source.create_slot != src->source.create_slot)
                 log_warning("reload: source.create_slot changed; restart "
                             "walcastd to apply it");
+        if (!same_str(cfg->metrics.listen, src->metrics.listen))
+                log_warning("reload: metrics.listen changed; restart walcastd "
+                            "to apply it");
         wc_log_set_level(cfg->log.level);
+        wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
         wc_config_free(rn->next_cfg);
         rn->next_cfg = cfg;
         log_info("reloading %s at the next transaction boundary",
@@ -715,6 +752,8 @@ static int loop(struct runner *rn)
                                 wc_stream_free(rn->stream);
                                 rn->stream = NULL;
                                 schedule_retry(rn);
+                        } else {
+                                COUNT(rn->m->reconnects, 1);
                         }
                 }
         }
@@ -785,6 +824,10 @@ static int load_plugins(struct runner *rn)
                         r = wc_plugin_host_add(rn->host, name,
                                                wc_filesink_plugin(), NULL, kv,
                                                2, rn->err, sizeof(rn->err));
+                } else if (s->type == WC_SINK_KAFKA) {
+                        r = wc_kafka_sink_add(rn->host, "kafka", &s->u.kafka,
+                                              cfg->source.dsn, rn->err,
+                                              sizeof(rn->err));
                 } else {
                         const struct wc_plugin_sink_config *p = &s->u.plugin;
                         r = wc_plugin_host_load(rn->host, p->path, &p->schemas,
@@ -831,6 +874,24 @@ int wc_run(const struct wc_run_opts *o)
                 log_error("could not set up signal handling: %s", strerror(-r));
                 goto out;
         }
+        rn.m = calloc(1, sizeof(*rn.m));
+        if (!rn.m) {
+                r = -ENOMEM;
+                goto out;
+        }
+        wc_metrics_init(rn.m);
+        /* after the signals are blocked: its thread inherits the mask */
+        if (o->cfg->metrics.listen && !o->tail) {
+                rn.metrics_server = wc_metrics_serve(
+                    o->cfg->metrics.listen, rn.m, rn.err, sizeof(rn.err));
+                if (!rn.metrics_server) {
+                        log_error("%s", rn.err);
+                        r = -EEXIST; /* exit 78: a configuration matter */
+                        goto out;
+                }
+                log_info("metrics on http://%s/metrics",
+                         o->cfg->metrics.listen);
+        }
         rn.dec = wc_decoder_new();
         rn.route = wc_route_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
@@ -843,6 +904,7 @@ int wc_run(const struct wc_run_opts *o)
         r = load_plugins(&rn);
         if (r < 0)
                 goto out;
+        SET(rn.m->sinks_ready, 1);
         r = start_stream(&rn);
         if (r < 0) {
                 log_error("%s", rn.err);
@@ -865,6 +927,9 @@ out:
         wc_stream_free(rn.stream);
         wc_config_free(rn.next_cfg);
         wc_config_free(rn.reloaded);
+        /* the server reads the metrics: it stops before they go */
+        wc_metrics_server_stop(rn.metrics_server);
+        free(rn.m);
         if (rn.sigfd >= 0)
                 close(rn.sigfd);
         return r < 0 ? wc_exit_code_for(r) : WC_EXIT_OK;

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
                 return WC_EXIT_OK;
         }
         wc_log_set_level(cfg->log.level);
+        wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
         log_info("walcastd %s starting with %s", WALCAST_VERSION, path);
         code = wc_run(&(struct wc_run_opts){.cfg = cfg, .config_path = path});
         wc_config_free(cfg);

@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "core/core.h"
+#include "core/topic.h"
 #include "config/config.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -70,13 +71,15 @@ enum key_type {
         KEY_BOOL,
         KEY_DURATION,
         KEY_LOG_LEVEL,
+        KEY_LOG_FORMAT,
         KEY_OPS,
         KEY_PATTERNS,
         KEY_UINT32,   /* a decimal integer from .min to .max */
         KEY_ABS_PATH, /* a string starting with "/" */
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
-        KEY_KV, /* any mapping, flattened into wc_kv pairs */
+        KEY_KV,    /* any mapping, flattened into wc_kv pairs */
+        KEY_TOPIC, /* a Kafka topic template (core/topic.h) */
 };
 
 struct key_desc {
@@ -96,6 +99,11 @@ struct sink_type_desc {
         enum wc_sink_type type;
         const struct key_desc *keys;
         size_t offset; /* of the type's struct in struct wc_sink_config */
+        /* checks that span keys, after they are read; may be NULL.  key
+         * is the sink type's key, map its mapping. */
+        int (*check)(struct loader *ld, const char *path,
+                     const struct node *key, const struct node *map,
+                     void *base);
 };
 
 /*
@@ -165,6 +173,16 @@ static const struct key_desc signals_keys[] = {
 static const struct key_desc log_keys[] = {
     {KEY(KEY_LOG_LEVEL, "level", "info", offsetof(struct wc_config, log.level),
          "most verbose level logged")},
+    {KEY(KEY_LOG_FORMAT, "format", "text",
+         offsetof(struct wc_config, log.format),
+         "text (sd-daemon <N> prefixes) or json (one object per line)")},
+    {.name = NULL},
+};
+
+static const struct key_desc metrics_keys[] = {
+    {KEY(KEY_STRING, "listen", NULL, offsetof(struct wc_config, metrics.listen),
+         "address of the Prometheus and health endpoint, e.g. "
+         "127.0.0.1:9187; unset: off")},
     {.name = NULL},
 };
 
@@ -177,6 +195,8 @@ static const struct key_desc root_keys[] = {
      .section = signals_keys},
     {KEY(KEY_SINKS, "sinks", NULL, 0, "where changes go"), .required = true},
     {KEY(KEY_SECTION, "log", NULL, 0, "logging"), .section = log_keys},
+    {KEY(KEY_SECTION, "metrics", NULL, 0, "metrics and health over HTTP"),
+     .section = metrics_keys},
     {.name = NULL},
 };
 
@@ -203,10 +223,61 @@ static const struct key_desc plugin_keys[] = {
     {.name = NULL},
 };
 
+/* A Kafka sink's own filter: the shapes of the global one. */
+static const struct key_desc kafka_schemas_keys[] = {
+    {KEY(KEY_PATTERNS, "include", NULL,
+         offsetof(struct wc_kafka_sink_config, filter.schemas_include),
+         "schemas this sink publishes; empty: every schema")},
+    {KEY(KEY_PATTERNS, "exclude", NULL,
+         offsetof(struct wc_kafka_sink_config, filter.schemas_exclude),
+         "schemas to skip even when included")},
+    {.name = NULL},
+};
+
+static const struct key_desc kafka_tables_keys[] = {
+    {KEY(KEY_PATTERNS, "include", NULL,
+         offsetof(struct wc_kafka_sink_config, filter.tables_include),
+         "tables this sink publishes; empty: every table")},
+    {KEY(KEY_PATTERNS, "exclude", NULL,
+         offsetof(struct wc_kafka_sink_config, filter.tables_exclude),
+         "tables to skip even when included")},
+    {.name = NULL},
+};
+
+static const struct key_desc kafka_keys[] = {
+    {KEY(KEY_TOPIC, "topic", "{prefix}.{schema}.{table}",
+         offsetof(struct wc_kafka_sink_config, topic), "topic name template")},
+    {KEY(KEY_STRING, "prefix", "walcast",
+         offsetof(struct wc_kafka_sink_config, prefix),
+         "what {prefix} stands for in the topic template")},
+    {KEY(KEY_BOOL, "tombstones", "true",
+         offsetof(struct wc_kafka_sink_config, tombstones),
+         "send a null-value message after each delete, for compaction")},
+    {KEY(KEY_KV, "properties", NULL,
+         offsetof(struct wc_kafka_sink_config, properties),
+         "librdkafka settings, passed as they are"),
+     .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
+    {KEY(KEY_SECTION, "schemas", NULL, 0, "this sink's schema filter"),
+     .section = kafka_schemas_keys},
+    {KEY(KEY_SECTION, "tables", NULL, 0, "this sink's table filter"),
+     .section = kafka_tables_keys},
+    {KEY(KEY_OPS, "ops", NULL,
+         offsetof(struct wc_kafka_sink_config, filter.ops),
+         "operations this sink publishes; default all")},
+    {.name = NULL},
+};
+
+static int kafka_check(struct loader *ld, const char *path,
+                       const struct node *key, const struct node *map,
+                       void *base);
+
 static const struct sink_type_desc sink_types[] = {
-    {"file", WC_SINK_FILE, file_keys, offsetof(struct wc_sink_config, u.file)},
+    {"file", WC_SINK_FILE, file_keys, offsetof(struct wc_sink_config, u.file),
+     NULL},
     {"plugin", WC_SINK_PLUGIN, plugin_keys,
-     offsetof(struct wc_sink_config, u.plugin)},
+     offsetof(struct wc_sink_config, u.plugin), NULL},
+    {"kafka", WC_SINK_KAFKA, kafka_keys,
+     offsetof(struct wc_sink_config, u.kafka), kafka_check},
 };
 
 /* Duplicate keys are found with a bit per table row. */
@@ -216,6 +287,7 @@ _Static_assert(ARRAY_SIZE(filter_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(file_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(signals_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(plugin_keys) <= 32, "too many keys");
+_Static_assert(ARRAY_SIZE(kafka_keys) <= 32, "too many keys");
 
 static const struct {
         const char *name;
@@ -794,6 +866,17 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                 if (!text[0])
                         return fail(ld, at, "empty value for \"%s\"", path);
                 return set_string(ld, field, text);
+        case KEY_TOPIC: {
+                char msg[256];
+                unsigned fields;
+
+                if (!text[0])
+                        return fail(ld, at, "empty value for \"%s\"", path);
+                if (wc_topic_template_check(text, &fields, msg, sizeof(msg)) <
+                    0)
+                        return fail(ld, at, "%s", msg);
+                return set_string(ld, field, text);
+        }
         case KEY_ABS_PATH:
                 if (!text[0])
                         return fail(ld, at, "empty value for \"%s\"", path);
@@ -859,6 +942,15 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                 return fail(ld, at,
                             "invalid log level %s: use err, warning, notice, "
                             "info or debug",
+                            quote(q, text));
+        case KEY_LOG_FORMAT:
+                if (strcmp(text, "text") == 0 || strcmp(text, "json") == 0) {
+                        *(enum wc_log_format *)field = text[0] == 'j'
+                                                           ? WC_LOG_FORMAT_JSON
+                                                           : WC_LOG_FORMAT_TEXT;
+                        return 0;
+                }
+                return fail(ld, at, "invalid log format %s: use text or json",
                             quote(q, text));
         default:
                 return fail(ld, at, "\"%s\" is not a scalar key", path);
@@ -1280,7 +1372,61 @@ static int load_sink(struct loader *ld, const char *path,
         r = apply_defaults(ld, t->keys, base);
         if (r < 0)
                 return r;
-        return walk_section(ld, t->keys, type_path, key, val, base);
+        r = walk_section(ld, t->keys, type_path, key, val, base);
+        if (r < 0 || !t->check)
+                return r;
+        return t->check(ld, type_path, key, val, base);
+}
+
+/* The value node of key name in a mapping, or NULL. */
+static const struct node *mapping_get(const struct node *map, const char *name)
+{
+        if (map->kind != NODE_MAPPING)
+                return NULL;
+        for (size_t i = 0; i + 1 < map->nkids; i += 2)
+                if (map->kids[i]->kind == NODE_SCALAR &&
+                    strcmp(map->kids[i]->text, name) == 0)
+                        return map->kids[i + 1];
+        return NULL;
+}
+
+/*
+ * The topic template and the prefix together: what they make must be able
+ * to be a legal topic, and when no placeholder depends on a change, must
+ * be one.  Errors point at the key that can fix them.
+ */
+static int kafka_check(struct loader *ld, const char *path,
+                       const struct node *key, const struct node *map,
+                       void *base)
+{
+        const struct wc_kafka_sink_config *k = base;
+        const struct node *topic = mapping_get(map, "topic");
+        const struct node *prefix = mapping_get(map, "prefix");
+        char msg[256], in[WHERE_LEN];
+        unsigned fields = 0;
+        bool brokers = false;
+
+        for (size_t i = 0; i < k->nproperties; i++)
+                if (strcmp(k->properties[i].key, "bootstrap.servers") == 0 ||
+                    strcmp(k->properties[i].key, "metadata.broker.list") == 0)
+                        brokers = k->properties[i].value[0] != '\0';
+        /* librdkafka would start and wait for brokers forever */
+        if (!brokers)
+                return fail(ld, key,
+                            "missing \"properties.bootstrap.servers\" %s: "
+                            "name at least one broker, as "
+                            "\"host:port[,host:port...]\"",
+                            where_in(in, path));
+        /* the template's syntax was checked when it was read */
+        if (wc_topic_template_check(k->topic, &fields, msg, sizeof(msg)) < 0)
+                return fail(ld, topic ? topic : key, "%s", msg);
+        if ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
+            wc_topic_prefix_check(k->prefix, msg, sizeof(msg)) < 0)
+                return fail(ld, prefix ? prefix : key, "%s", msg);
+        if (wc_topic_template_check_static(k->topic, k->prefix, msg,
+                                           sizeof(msg)) < 0)
+                return fail(ld, topic ? topic : key, "%s", msg);
+        return 0;
 }
 
 static int load_sinks(struct loader *ld, const char *path,
@@ -1503,6 +1649,15 @@ static void sink_free(struct wc_sink_config *s)
                 pattern_list_free(&s->u.plugin.schemas);
                 kv_free(s->u.plugin.config, s->u.plugin.nconfig);
                 break;
+        case WC_SINK_KAFKA:
+                free(s->u.kafka.topic);
+                free(s->u.kafka.prefix);
+                kv_free(s->u.kafka.properties, s->u.kafka.nproperties);
+                pattern_list_free(&s->u.kafka.filter.schemas_include);
+                pattern_list_free(&s->u.kafka.filter.schemas_exclude);
+                pattern_list_free(&s->u.kafka.filter.tables_include);
+                pattern_list_free(&s->u.kafka.filter.tables_exclude);
+                break;
         }
 }
 
@@ -1513,6 +1668,7 @@ void wc_config_free(struct wc_config *c)
         free(c->path);
         free(c->source.dsn);
         free(c->source.slot);
+        free(c->metrics.listen);
         pattern_list_free(&c->filter.schemas_include);
         pattern_list_free(&c->filter.schemas_exclude);
         pattern_list_free(&c->filter.tables_include);

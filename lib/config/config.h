@@ -31,6 +31,7 @@ struct wc_filter_config {
 enum wc_sink_type {
         WC_SINK_FILE = 1,
         WC_SINK_PLUGIN = 2,
+        WC_SINK_KAFKA = 3,
 };
 
 /* A plugin's `config:` block, flattened to key/value strings: "file" for a
@@ -56,12 +57,27 @@ struct wc_file_sink_config {
         bool fsync; /* default true; ignored for stdout, pipes, ttys */
 };
 
+/* The Kafka sink (docs/kafka.md).  topic and prefix were checked as far
+ * as the configuration alone decides (core/topic.h). */
+struct wc_kafka_sink_config {
+        char *topic;     /* template; default "{prefix}.{schema}.{table}" */
+        char *prefix;    /* default "walcast" */
+        bool tombstones; /* a null-value message after each delete; true */
+        /* librdkafka properties, flattened like a plugin's config, values
+         * as written: they go to rd_kafka_conf_set() untouched */
+        struct wc_kv *properties;
+        size_t nproperties;
+        /* what this sink takes of what the global filter passes */
+        struct wc_filter_config filter;
+};
+
 struct wc_sink_config {
         enum wc_sink_type type;
         unsigned line, column; /* where the sink was defined */
         union {
                 struct wc_file_sink_config file;
                 struct wc_plugin_sink_config plugin;
+                struct wc_kafka_sink_config kafka;
         } u;
 };
 
@@ -71,6 +87,11 @@ enum wc_log_level {
         WC_LOG_NOTICE = 5,
         WC_LOG_INFO = 6,
         WC_LOG_DEBUG = 7,
+};
+
+enum wc_log_format {
+        WC_LOG_FORMAT_TEXT = 0,
+        WC_LOG_FORMAT_JSON = 1,
 };
 
 struct wc_config {
@@ -90,8 +111,12 @@ struct wc_config {
         struct wc_sink_config *sinks;
         size_t nsinks;
         struct {
-                enum wc_log_level level; /* default info */
+                enum wc_log_level level;   /* default info */
+                enum wc_log_format format; /* default text */
         } log;
+        struct {
+                char *listen; /* NULL: no metrics endpoint */
+        } metrics;
 };
 
 /*

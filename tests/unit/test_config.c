@@ -556,10 +556,10 @@ static void test_unknown_keys(void **state)
                             "true\n",
                      "walcast.yaml:7:7: unknown key \"sync\" in "
                      "\"sinks[0].file\"");
-        assert_error(SOURCE "sinks:\n  - file: {path: a}\n  - kafka:\n"
+        assert_error(SOURCE "sinks:\n  - file: {path: a}\n  - kafak:\n"
                             "      topic: t\n",
-                     "walcast.yaml:6:5: unknown sink type \"kafka\" in "
-                     "\"sinks[1]\": use file, plugin");
+                     "walcast.yaml:6:5: unknown sink type \"kafak\" in "
+                     "\"sinks[1]\": use file, plugin, kafka");
         assert_error(SOURCE SINKS "signals:\n  bulk_delete_batchh: 5\n",
                      "walcast.yaml:8:3: unknown key \"bulk_delete_batchh\" in "
                      "\"signals\"");
@@ -900,6 +900,33 @@ static void test_bad_log_level(void **state)
         assert_error(SOURCE SINKS "log:\n  level: error\n",
                      "walcast.yaml:8:10: invalid log level \"error\": use "
                      "err, warning, notice, info or debug");
+}
+
+static void test_log_format_and_metrics(void **state)
+{
+        struct wc_config *c;
+        (void)state;
+
+        c = load(SOURCE SINKS);
+        assert_non_null(c);
+        assert_int_equal(c->log.format, WC_LOG_FORMAT_TEXT);
+        assert_null(c->metrics.listen);
+        wc_config_free(c);
+
+        c = load(SOURCE SINKS "log:\n  format: json\nmetrics:\n  listen: "
+                              "\"127.0.0.1:9187\"\n");
+        assert_non_null(c);
+        assert_int_equal(c->log.format, WC_LOG_FORMAT_JSON);
+        assert_string_equal(c->metrics.listen, "127.0.0.1:9187");
+        wc_config_free(c);
+
+        assert_error(SOURCE SINKS "log:\n  format: xml\n",
+                     "walcast.yaml:8:11: invalid log format \"xml\": use text "
+                     "or json");
+        assert_error(SOURCE SINKS "metrics:\n  listen: \"\"\n",
+                     "walcast.yaml:8:11: empty value for \"metrics.listen\"");
+        assert_error(SOURCE SINKS "metrics:\n  port: 9187\n",
+                     "walcast.yaml:8:3: unknown key \"port\" in \"metrics\"");
 }
 
 static void test_bad_ops(void **state)
@@ -1591,6 +1618,231 @@ static void test_bad_plugin_config(void **state)
 
 /* ---- files and buffers ---- */
 
+/* ---- kafka sinks ---- */
+
+/* A source and the opening of a kafka sink (lines 1-5); its keys follow
+ * from line 6, at column 7. */
+#define KAFKA SOURCE "sinks:\n  - kafka:\n"
+/* The one key a kafka sink needs, on line 6. */
+#define BROKERS "      properties: {bootstrap.servers: \"127.0.0.1:9092\"}\n"
+
+/* A kafka sink with the default template and a prefix of n "a". */
+static struct wc_config *load_prefix(size_t n)
+{
+        char text[1024];
+        int len =
+            snprintf(text, sizeof(text), "%s      prefix: ", KAFKA BROKERS);
+
+        assert_true(len > 0 && (size_t)len + n + 2 < sizeof(text));
+        memset(text + len, 'a', n);
+        memcpy(text + len + n, "\n", 2);
+        return load(text);
+}
+
+static void test_kafka_defaults(void **state)
+{
+        const struct wc_kafka_sink_config *k;
+        struct wc_config *c;
+
+        (void)state;
+        c = load(KAFKA BROKERS);
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_int_equal(c->nsinks, 1);
+        assert_int_equal(c->sinks[0].type, WC_SINK_KAFKA);
+        assert_int_equal(c->sinks[0].line, 5);
+        assert_int_equal(c->sinks[0].column, 5);
+        k = &c->sinks[0].u.kafka;
+        assert_string_equal(k->topic, "{prefix}.{schema}.{table}");
+        assert_string_equal(k->prefix, "walcast");
+        assert_true(k->tombstones);
+        assert_int_equal(k->nproperties, 1);
+        assert_string_equal(k->properties[0].key, "bootstrap.servers");
+        assert_string_equal(k->properties[0].value, "127.0.0.1:9092");
+        assert_int_equal(k->filter.schemas_include.count, 0);
+        assert_int_equal(k->filter.schemas_exclude.count, 0);
+        assert_int_equal(k->filter.tables_include.count, 0);
+        assert_int_equal(k->filter.tables_exclude.count, 0);
+        assert_int_equal(k->filter.ops, WC_OPS_DATA);
+        wc_config_free(c);
+}
+
+static void test_kafka_values(void **state)
+{
+        static const char *const want[][2] = {
+            {"bootstrap.servers", "a:1,b:2"},
+            {"linger.ms", "20"},
+            {"enable.idempotence", "true"},
+            {"ssl.ca.location", "/etc/ssl/ca.pem"},
+            {"sasl.password", "s3cret"},
+        };
+        const struct wc_kafka_sink_config *k;
+        struct wc_config *c;
+
+        (void)state;
+        setenv("WALCAST_TEST_KAFKA_PW", "s3cret", 1);
+        c = load(KAFKA "      topic: \"{namespace}.{tenant}_{table}\"\n"
+                       "      prefix: app\n"
+                       "      tombstones: false\n"
+                       "      properties:\n"
+                       "        bootstrap.servers: a:1,b:2\n"
+                       "        linger.ms: 20\n"
+                       "        enable.idempotence: true\n"
+                       "        ssl: {ca: {location: /etc/ssl/ca.pem}}\n"
+                       "        sasl.password: ${WALCAST_TEST_KAFKA_PW}\n"
+                       "      schemas: {include: [town6], exclude: "
+                       "[\"*-archive\"]}\n"
+                       "      tables: {exclude: [\"*.audit\"]}\n"
+                       "      ops: [insert, delete]\n");
+        unsetenv("WALCAST_TEST_KAFKA_PW");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = &c->sinks[0].u.kafka;
+        assert_string_equal(k->topic, "{namespace}.{tenant}_{table}");
+        assert_string_equal(k->prefix, "app");
+        assert_false(k->tombstones);
+        assert_int_equal(k->nproperties, 5);
+        for (size_t i = 0; i < 5; i++) {
+                assert_string_equal(k->properties[i].key, want[i][0]);
+                assert_string_equal(k->properties[i].value, want[i][1]);
+        }
+        assert_list(&k->filter.schemas_include, 1, "town6");
+        assert_list(&k->filter.schemas_exclude, 1, "*-archive");
+        assert_int_equal(k->filter.tables_include.count, 0);
+        assert_list(&k->filter.tables_exclude, 1, "*.audit");
+        assert_int_equal(k->filter.ops,
+                         WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_DELETE));
+        /* the global filter is untouched by a sink's */
+        assert_int_equal(c->filter.ops, WC_OPS_DATA);
+        assert_int_equal(c->filter.schemas_include.count, 0);
+        wc_config_free(c);
+
+        /* a literal topic is fine; a prefix no template uses is not
+         * checked */
+        c = load(KAFKA BROKERS "      topic: all-changes_v1\n"
+                               "      prefix: \"not used\"\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_string_equal(c->sinks[0].u.kafka.topic, "all-changes_v1");
+        wc_config_free(c);
+
+        /* 249 characters in all is the most */
+        c = load_prefix(247);
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        wc_config_free(c);
+}
+
+#define PLACEHOLDERS                                                           \
+        "use {prefix}, {database}, {schema}, {namespace}, {tenant} or "        \
+        "{table}"
+#define TOPIC_CHARS "use letters, digits, \".\", \"_\" and \"-\""
+
+static void test_bad_kafka(void **state)
+{
+        (void)state;
+        assert_error(KAFKA "      topic: t\n",
+                     "walcast.yaml:5:5: missing "
+                     "\"properties.bootstrap.servers\" in \"sinks[0].kafka\": "
+                     "name at least one broker, as "
+                     "\"host:port[,host:port...]\"");
+        assert_error(SOURCE "sinks:\n  - kafka:\n",
+                     "walcast.yaml:5:5: missing "
+                     "\"properties.bootstrap.servers\" in \"sinks[0].kafka\": "
+                     "name at least one broker, as "
+                     "\"host:port[,host:port...]\"");
+        assert_error(KAFKA "      properties: {bootstrap.servers: \"\"}\n",
+                     "walcast.yaml:5:5: missing "
+                     "\"properties.bootstrap.servers\" in \"sinks[0].kafka\": "
+                     "name at least one broker, as "
+                     "\"host:port[,host:port...]\"");
+        assert_error(KAFKA BROKERS "      topic: \"{prefix}.{tabel}\"\n",
+                     "walcast.yaml:7:14: unknown placeholder \"{tabel}\" in "
+                     "the topic template: " PLACEHOLDERS);
+        assert_error(KAFKA BROKERS "      topic: \"{}\"\n",
+                     "walcast.yaml:7:14: unknown placeholder \"{}\" in "
+                     "the topic template: " PLACEHOLDERS);
+        assert_error(KAFKA BROKERS "      topic: \"{Schema}.x\"\n",
+                     "walcast.yaml:7:14: unknown placeholder \"{Schema}\" in "
+                     "the topic template: " PLACEHOLDERS);
+        assert_error(KAFKA BROKERS "      topic: \"{schema\"\n",
+                     "walcast.yaml:7:14: \"{\" without \"}\" at character 1 "
+                     "of the topic template");
+        assert_error(KAFKA BROKERS "      topic: \"{sch{ema}\"\n",
+                     "walcast.yaml:7:14: \"{\" without \"}\" at character 1 "
+                     "of the topic template");
+        assert_error(KAFKA BROKERS "      topic: \"x}\"\n",
+                     "walcast.yaml:7:14: \"}\" without \"{\" at character 2 "
+                     "of the topic template");
+        assert_error(KAFKA BROKERS "      topic: \"a b.{table}\"\n",
+                     "walcast.yaml:7:14: the topic template has \" \" at "
+                     "character 2, which a Kafka topic name cannot have: "
+                     "" TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      topic: \"{schema}/{table}\"\n",
+                     "walcast.yaml:7:14: the topic template has \"/\" at "
+                     "character 9, which a Kafka topic name cannot have: "
+                     "" TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      topic: \"caf\xc3\xa9.{table}\"\n",
+                     "walcast.yaml:7:14: the topic template has "
+                     "\"\xc3\xa9\" at character 4, which a Kafka topic name "
+                     "cannot have: " TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      topic: \"a\\tb\"\n",
+                     "walcast.yaml:7:14: the topic template has \"\\x09\" at "
+                     "character 2, which a Kafka topic name cannot have: "
+                     "" TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      prefix: \"my app\"\n",
+                     "walcast.yaml:7:15: the prefix has \" \" at character "
+                     "3, which a Kafka topic name cannot have: " TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      prefix: \"a:b\"\n"
+                                   "      topic: \"{prefix}-{table}\"\n",
+                     "walcast.yaml:7:15: the prefix has \":\" at character "
+                     "2, which a Kafka topic name cannot have: " TOPIC_CHARS);
+        assert_error(KAFKA BROKERS "      topic: \"..\"\n",
+                     "walcast.yaml:7:14: the topic template makes \"..\", "
+                     "which is not a legal Kafka topic name: use 1 to 249 of "
+                     "letters, digits, \".\", \"_\" and \"-\", other than "
+                     "\".\" and \"..\"");
+        assert_error(KAFKA BROKERS "      topic: \"{prefix}\"\n"
+                                   "      prefix: \".\"\n",
+                     "walcast.yaml:7:14: the topic template makes \".\", "
+                     "which is not a legal Kafka topic name: use 1 to 249 of "
+                     "letters, digits, \".\", \"_\" and \"-\", other than "
+                     "\".\" and \"..\"");
+        /* too long before any name: at the default template's sink */
+        assert_null(load_prefix(248));
+        assert_string_equal(errbuf,
+                            "walcast.yaml:5:5: the topic template makes names "
+                            "of at least 250 characters: a Kafka topic name "
+                            "has at most 249");
+        assert_error(KAFKA BROKERS "      topic: \"\"\n",
+                     "walcast.yaml:7:14: empty value for "
+                     "\"sinks[0].kafka.topic\"");
+        assert_error(KAFKA BROKERS "      topic: [a]\n",
+                     "walcast.yaml:7:14: expected a string for "
+                     "\"sinks[0].kafka.topic\", found a sequence");
+        assert_error(KAFKA "      properties: [bootstrap.servers]\n",
+                     "walcast.yaml:6:19: expected a mapping for "
+                     "\"sinks[0].kafka.properties\", found a sequence");
+        assert_error(KAFKA BROKERS "      tombstones: yes\n",
+                     "walcast.yaml:7:19: invalid boolean \"yes\": use true or "
+                     "false");
+        assert_error(KAFKA BROKERS "      ops: [insert, select]\n",
+                     "walcast.yaml:7:21: invalid op \"select\": use insert, "
+                     "update, delete, truncate or message");
+        assert_error(KAFKA BROKERS "      schemas: [town6]\n",
+                     "walcast.yaml:7:16: expected a mapping for "
+                     "\"sinks[0].kafka.schemas\", found a sequence");
+        assert_error(KAFKA BROKERS "      tables: {include: [a], exclud: []}\n",
+                     "walcast.yaml:7:30: unknown key \"exclud\" in "
+                     "\"sinks[0].kafka.tables\"");
+        assert_error(KAFKA BROKERS "      topc: x\n",
+                     "walcast.yaml:7:7: unknown key \"topc\" in "
+                     "\"sinks[0].kafka\"");
+        assert_error(KAFKA BROKERS "      path: /x\n",
+                     "walcast.yaml:7:7: unknown key \"path\" in "
+                     "\"sinks[0].kafka\"");
+}
+
 static void test_unreadable(void **state)
 {
         char *dir = data_path("config");
@@ -1698,6 +1950,7 @@ int main(void)
             cmocka_unit_test(test_bad_durations),
             cmocka_unit_test(test_bad_slot_names),
             cmocka_unit_test(test_bad_log_level),
+            cmocka_unit_test(test_log_format_and_metrics),
             cmocka_unit_test(test_bad_ops),
             cmocka_unit_test(test_bad_sinks),
             cmocka_unit_test(test_duplicate_keys),
@@ -1714,6 +1967,9 @@ int main(void)
             cmocka_unit_test(test_plugin_config_limits),
             cmocka_unit_test(test_bad_plugins),
             cmocka_unit_test(test_bad_plugin_config),
+            cmocka_unit_test(test_kafka_defaults),
+            cmocka_unit_test(test_kafka_values),
+            cmocka_unit_test(test_bad_kafka),
             cmocka_unit_test(test_unreadable),
             cmocka_unit_test(test_small_error_buffers),
             cmocka_unit_test(test_too_large),

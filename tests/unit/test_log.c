@@ -109,12 +109,31 @@ static void cli_style(void **state)
                             "walcast: streaming\n");
 }
 
+static void json_lines(void)
+{
+        wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
+        wc_log_set_json(true);
+        log_warning("table \"a\".\"b\"\tgone password=x");
+        wc_log_set_json(false);
+}
+
+static void json_format(void **state)
+{
+        (void)state;
+        assert_string_equal(capture(json_lines),
+                            "{\"priority\":4,\"level\":\"warning\","
+                            "\"program\":\"walcastd\",\"message\":"
+                            "\"table \\\"a\\\".\\\"b\\\"\\tgone "
+                            "password=***\"}\n");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(redacts_passwords),
             cmocka_unit_test(priorities_redaction_repeats),
             cmocka_unit_test(cli_style),
+            cmocka_unit_test(json_format),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

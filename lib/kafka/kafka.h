@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Kafka sink: one message per change, to a topic per table made from
+ * a template, keyed by the primary key, valued with a Debezium-style JSON
+ * envelope (docs/kafka.md has the format).
+ *
+ * It is a plugin linked into walcast, written against <walcast/plugin.h>
+ * like any other: delivery reports of librdkafka's idempotent producer
+ * arrive through the main queue's event descriptor inside walcastd's
+ * poll() loop, and a transaction is acknowledged once every message of it
+ * is delivered.  A full producer queue turns on host->throttle until it
+ * drains.
+ *
+ * The formatting functions below are the pure part, separate so that the
+ * tests can check the bytes that go to Kafka.
+ */
+#ifndef WALCAST_KAFKA_H
+#define WALCAST_KAFKA_H
+
+#include <stdint.h>
+
+#include <walcast/plugin.h>
+
+#include "core/core.h"
+
+/*
+ * The Kafka sink as a plugin.  It reads its config during init only.
+ * Keys (all strings, see cmd/common/kafka_kv.c for how the runner fills
+ * them):
+ *   topic, prefix      the topic template and its {prefix}, checked by
+ *                      the configuration loader already
+ *   database           what {database} and source.db stand for
+ *   tombstones         "true" / "false"
+ *   properties         the names of the librdkafka properties, one
+ *                      per line
+ *   properties.NAME    each one's value, set after walcast's defaults
+ *                      so that it overrides them
+ *   schemas.include.N, schemas.exclude.N, tables.include.N,
+ *   tables.exclude.N   this sink's filter (core/pattern.h patterns)
+ *   ops                comma-separated ops to publish; default all
+ */
+const struct walcast_plugin_descriptor *wc_kafka_plugin(void);
+
+/*
+ * Appends the message key: the columns named by pk, with their values
+ * from row (the new row for insert and update, the identity for delete),
+ * as a JSON object in pk order: {"id":42}.  Values are the JSON text
+ * wal2json sent.  -ENOENT when pk is empty (no key: the message has a null
+ * key) or a key column is not in row (nothing is invented); -ENOMEM.
+ */
+int wc_kafka_format_key(struct wc_buf *out, const struct walcast_columns *pk,
+                        const struct walcast_columns *row);
+
+/* Appends columns as a JSON object {"name":value,...}, or null when cols
+ * is NULL. */
+int wc_kafka_format_row(struct wc_buf *out, const struct walcast_columns *cols);
+
+/*
+ * Appends the value envelope of a change:
+ *   {"before":..,"after":..,"source":{"connector":"walcast","version":..,
+ *    "db":..,"schema":..,"table":..,"lsn":..,"txId":..,"ts_ms":..},
+ *    "op":..,"ts_ms":..}
+ * op is 'c', 'u', 'd' or 't'; before and after may be NULL (JSON null);
+ * database may be NULL (null).  s->txn gives txId and the commit time
+ * (source.ts_ms); now_ms is the time walcast handled the change.  When
+ * s->missing is not empty (an update without unchanged TOASTed values),
+ * "missing" lists those column names.  0 or -ENOMEM.
+ */
+int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,
+                          char op, const struct walcast_columns *before,
+                          const struct walcast_columns *after,
+                          const char *database, int64_t now_ms);
+
+/*
+ * Appends the topic of s's table: tmpl with {prefix}, {database},
+ * {schema}, {namespace}, {tenant} and {table} filled in.  The name is not
+ * checked (wc_topic_name_valid).  0, -ENOMEM or -EINVAL (a template the
+ * configuration would refuse).
+ */
+int wc_kafka_format_topic(struct wc_buf *out, const char *tmpl,
+                          const char *prefix, const char *database,
+                          const struct walcast_signal *s);
+
+#endif
