@@ -77,6 +77,21 @@ static void check_sink(const struct wc_sink_config *s)
                 check_patterns(&s->u.plugin.schemas);
                 check_kv(&s->u.plugin);
                 return;
+        case WC_SINK_KAFKA:
+                /* the template and prefix passed their checks; a broker
+                 * list is required */
+                if (!s->u.kafka.topic || !s->u.kafka.topic[0] ||
+                    !s->u.kafka.prefix)
+                        abort();
+                check_patterns(&s->u.kafka.filter.schemas_include);
+                check_patterns(&s->u.kafka.filter.schemas_exclude);
+                check_patterns(&s->u.kafka.filter.tables_include);
+                check_patterns(&s->u.kafka.filter.tables_exclude);
+                for (size_t i = 0; i < s->u.kafka.nproperties; i++)
+                        if (!s->u.kafka.properties[i].key ||
+                            !s->u.kafka.properties[i].value)
+                                abort();
+                return;
         }
         abort();
 }
