@@ -116,8 +116,14 @@ def case_temporary(c):
           'UPDATE "{s}".shown SET v = \'A\' WHERE id = 1;'
           'DELETE FROM "{s}".shown WHERE id = 2;'
           'INSERT INTO "{s}".shown VALUES (4, \'d\');'.format(s=SCHEMA))
+    committed = time.monotonic()
     rc = t.wait(timeout=30)
     check(rc == 0, "tail --limit 5 exited %s\n%s" % (rc, t.describe()))
+    # the limit is reached inside a transaction; tail confirms nothing, so
+    # it must not sit out the daemon's 5 s wait for acknowledgements
+    took = time.monotonic() - committed
+    check(took < 4.0, "tail --limit took %.1f s to exit after the last "
+          "commit" % took)
     got = h.read_jsonl(t.stdout_path)
     want = [e for e in h.oracle_read(c, "oracle_tmp")
             if e["table"] != "hidden"][:5]
