@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: MIT
+"""The consumers compared, and one measured run of a consumer on a slot."""
+
+import os
+import time
+
+from .cluster import PGBIN
+from .procs import Child, proc_cpu_seconds
+
+# The options walcastd sends in START_REPLICATION (lib/stream/stream.c);
+# pg_recvlogical gets the same ones.
+W2J_OPTIONS = [("format-version", "2"), ("include-transaction", "1"),
+               ("include-xids", "1"), ("include-lsn", "1"),
+               ("include-pk", "1"), ("include-timestamp", "1"),
+               ("include-type-oids", "1")]
+NUMERIC_OPTION = ("numeric-data-types-as-string", "1")
+
+# walcastd reports its confirmed position this often (the minimum): the
+# run of a walcastd consumer ends when the server shows the slot
+# confirmed up to the end position.
+STATUS_INTERVAL = "100ms"
+POLL_S = 0.02
+
+
+class Consumer:
+    """kind: 'recv' (pg_recvlogical, stops itself at --endpos) or
+    'walcast' (walcastd, stopped with SIGTERM once the slot's
+    confirmed_flush_lsn reaches the end position)."""
+
+    def __init__(self, name, label, kind, sink=None, unavailable=None):
+        self.name, self.label, self.kind, self.sink = name, label, kind, sink
+        self.unavailable = unavailable
+
+    def output_path(self, rundir):
+        if self.sink in ("recv-file", "file", "jsonl"):
+            return os.path.join(rundir, self.name + ".out")
+        return None
+
+    def argv(self, ctx, slot, endpos_str, rundir):
+        out = self.output_path(rundir)
+        if self.kind == "recv":
+            a = [os.path.join(PGBIN, "pg_recvlogical"), "-d", ctx.dsn,
+                 "-S", slot, "--start", "-E", endpos_str, "--no-loop",
+                 "-f", out or "/dev/null"]
+            for k, v in ctx.w2j_options:
+                a += ["-o", "%s=%s" % (k, v)]
+            return a
+        cfg = os.path.join(rundir, self.name + ".yaml")
+        lines = ["source:",
+                 "  dsn: \"%s\"" % ctx.dsn,
+                 "  slot: %s" % slot,
+                 "  create_slot: false",
+                 "  status_interval: %s" % STATUS_INTERVAL,
+                 "sinks:"]
+        if self.sink == "null":
+            lines += ["  - file:", "      path: /dev/null",
+                      "      fsync: false"]
+        elif self.sink == "file":
+            lines += ["  - file:", "      path: \"%s\"" % out,
+                      "      fsync: true"]
+        elif self.sink == "kafka":
+            from .kafka import sink_yaml
+            lines += sink_yaml(ctx.bootstrap)
+        elif self.sink == "jsonl":
+            lines += ["  - plugin:", "      path: \"%s\"" % ctx.jsonl_so,
+                      "      config:", "        file: \"%s\"" % out,
+                      "        fsync: \"true\""]
+        else:
+            raise RuntimeError("no sink configuration for %s" % self.name)
+        lines += ["log:", "  level: info"]
+        with open(cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return [ctx.walcastd, "-c", cfg]
+
+
+CONSUMERS = [
+    Consumer("recv-file", "pg_recvlogical > file", "recv", "recv-file"),
+    Consumer("recv-null", "pg_recvlogical > /dev/null", "recv", "recv-null"),
+    Consumer("walcast-null", "walcastd, file sink /dev/null", "walcast",
+             "null"),
+    Consumer("walcast-jsonl", "walcastd, jsonl plugin (file, fsync)",
+             "walcast", "jsonl"),
+    Consumer("walcast-file", "walcastd, file sink (file, fsync)", "walcast",
+             "file"),
+    # The Kafka sink to tests/tools/kafka_mock (librdkafka's mock cluster,
+    # one broker, a fresh one per run: it keeps every message in memory).
+    # Available when the build has kafka_mock (built with the tests); the
+    # run ends like the other walcastd runs, when the confirmed position
+    # (which waits for Kafka's delivery reports) reaches the end.
+    Consumer("walcast-kafka", "walcastd, Kafka sink (mock cluster)",
+             "walcast", "kafka"),
+]
+BY_NAME = {c.name: c for c in CONSUMERS}
+DEFAULT = ["recv-file", "recv-null", "walcast-null", "walcast-jsonl"]
+
+
+class RunFailed(Exception):
+    pass
+
+
+def run(ctx, consumer, slot, endpos, rundir, timeout=900.0):
+    """Consumes `slot` up to `endpos` with `consumer`; returns a dict of
+    measurements.  The cluster connection polls the slot every 20 ms (the
+    same for every consumer) to find the walsender and, for walcastd, the
+    end of the run."""
+    mock = None
+    if consumer.sink == "kafka":
+        from .kafka import Mock
+        mock = Mock(ctx.kafka_mock, os.path.join(
+            rundir, "kafka_mock.%s.stderr" % slot))
+        ctx.bootstrap = mock.bootstrap
+    try:
+        r = _run(ctx, consumer, slot, endpos, rundir, timeout)
+    finally:
+        if mock:
+            mock.stop()
+    if mock:
+        r["kafka_cpu"] = mock.cpu_seconds()
+    return r
+
+
+def _run(ctx, consumer, slot, endpos, rundir, timeout):
+    from .cluster import lsn_str
+    argv = consumer.argv(ctx, slot, lsn_str(endpos), rundir)
+    errpath = os.path.join(rundir, "%s.%s.stderr" % (consumer.name, slot))
+    errf = open(errpath, "wb")
+    try:
+        child = Child(argv, consumer.name, stderr=errf)
+    finally:
+        errf.close()
+    ws_pid, ws_cpu, t_end, hwm = None, None, None, 0
+    samples, client_bound = 0, 0
+    deadline = time.monotonic() + timeout
+    while True:
+        # ru_maxrss from wait4() would include the RSS of this Python
+        # process at fork time (Linux keeps the pre-exec peak): sample the
+        # program's own VmHWM instead, which only grows.
+        hwm = max(hwm, vm_hwm_kb(child.pid))
+        pid, confirmed, wait = ctx.cluster.slot_monitor(slot)
+        if pid:
+            # the walsender waits on WalSenderWriteData when the client
+            # does not take the data as fast as it is produced
+            samples += 1
+            client_bound += wait == "WalSenderWriteData"
+            ws_pid = pid
+            c = proc_cpu_seconds(pid)
+            if c is not None:
+                ws_cpu = c
+        if consumer.kind == "recv":
+            if child.wait(POLL_S):
+                t_end = child.t_end
+                break
+        else:
+            if confirmed >= endpos:
+                t_end = time.monotonic()
+                hwm = max(hwm, vm_hwm_kb(child.pid))
+                child.stop()
+                break
+            if child.wait(POLL_S):
+                break
+        if time.monotonic() > deadline:
+            child.stop(5)
+            raise RunFailed("%s on slot %s: not done after %.0f s\n%s"
+                            % (consumer.name, slot, timeout, tail(errpath)))
+    if child.status != 0 or t_end is None:
+        raise RunFailed("%s on slot %s exited with %s before the end "
+                        "position\n%s" % (consumer.name, slot, child.status,
+                                          tail(errpath)))
+    return {
+        "wall": t_end - child.t_start,
+        "cpu": child.cpu_seconds(),
+        "user": child.rusage.ru_utime,
+        "sys": child.rusage.ru_stime,
+        "maxrss_kb": hwm,
+        "walsender_cpu": ws_cpu,
+        "walsender_pid": ws_pid,
+        "client_bound": client_bound / samples if samples else None,
+        "output": consumer.output_path(rundir),
+        "stderr": errpath,
+    }
+
+
+def vm_hwm_kb(pid):
+    """Peak resident set size of a running process (VmHWM), kB; 0 when it
+    has exited."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tail(path, n=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def count_prefixes(path, prefixes):
+    """How many lines of the file start with each byte prefix, and the
+    file's size; reads 4 MiB at a time."""
+    counts = dict.fromkeys(prefixes, 0)
+    size, carry = 0, b""
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(4 << 20)
+            size += len(b)
+            buf = carry + b
+            cut = buf.rfind(b"\n") + 1 if b else len(buf)
+            lines, carry = buf[:cut], buf[cut:]
+            for p in prefixes:
+                counts[p] += lines.count(b"\n" + p) + lines.startswith(p)
+            if not b:
+                return counts, size
