@@ -27,9 +27,8 @@ class Consumer:
     'walcast' (walcastd, stopped with SIGTERM once the slot's
     confirmed_flush_lsn reaches the end position)."""
 
-    def __init__(self, name, label, kind, sink=None, unavailable=None):
+    def __init__(self, name, label, kind, sink):
         self.name, self.label, self.kind, self.sink = name, label, kind, sink
-        self.unavailable = unavailable
 
     def output_path(self, rundir):
         if self.sink in ("recv-file", "file", "jsonl"):

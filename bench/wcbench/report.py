@@ -85,9 +85,11 @@ def workload_table(wl, consumers, labels):
                 rows.append([labels[c], "%.3f (%.3f-%.3f)" % (
                     s["wall"], s["wall_min"], s["wall_max"]),
                     "%.3f (%.3f)" % (s["cpu"], s["user"]),
+                    "%.2f" % (s["cpu"] / s["wall"]),
                     "%.1f" % s["rss_mb"]])
         return table(["consumer", "wall s, median (min-max)",
-                      "CPU s (user)", "peak RSS MB"], rows), sums
+                      "CPU s (user)", "CPU/wall", "peak RSS MB"],
+                     rows), sums
     for c in consumers:
         s = sums[c]
         if not s:
@@ -177,6 +179,14 @@ def verdicts(res):
                     "" if full else " (not the 1,000,000 of the target: "
                     "run with --full)"),
                 (s["rss_mb"] <= TARGET_RSS_MB) if full else None))
+    base = res["summaries"].get("baseline", {})
+    for cons, s in base.items():
+        if s and cons.startswith("walcast") and s["cpu"] > 0.5 * s["wall"]:
+            out.append((
+                "no busy loop: a run of a few changes is mostly waiting "
+                "(%s)" % cons,
+                "CPU %.3f s in %.3f s of wall time" % (s["cpu"], s["wall"]),
+                False))
     lat = res.get("latency")
     if lat:
         key = "acked" if "acked" in lat else "written"

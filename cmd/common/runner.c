@@ -913,7 +913,7 @@ int wc_run(const struct wc_run_opts *o)
         }
         /* the slot streams and every sink started */
         rn.status_ok_ms = now_ms();
-        rn.next_watchdog_ms = now_ms();
+        rn.next_watchdog_ms = wc_notify_watchdog_ms() ? now_ms() : 0;
         wc_notify("READY=1\nSTATUS=streaming slot %s", rn.slot);
         r = loop(&rn);
         if (r == 0)
