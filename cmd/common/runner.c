@@ -32,6 +32,11 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 #define MAX_PLUGIN_FDS 64
+/* A wake-up that brought less than this lets the socket fill for a
+ * millisecond before the next read: a few large reads instead of many
+ * small ones cost the client and the walsender less (docs/performance.md). */
+#define BATCH_BYTES 65536
+#define HOLDOFF_MS  1
 
 enum state {
         ST_STREAMING,
@@ -67,7 +72,9 @@ struct runner {
         bool stop;
         bool replay; /* a sink failed: replay from the confirmed position */
         bool status_now;
-        bool want_write; /* libpq has output queued */
+        bool want_write;    /* libpq has output queued */
+        size_t batch_bytes; /* read since the stream was last polled */
+        bool holdoff;       /* next poll: leave the socket for HOLDOFF_MS */
         long changes;
         int64_t next_status_ms;
         int64_t retry_at_ms;
@@ -384,6 +391,7 @@ static int read_batch(struct runner *rn)
                         SET(rn->m->server_wal_end, m.wal_end);
                 if (m.kind == WC_MSG_XLOGDATA)
                         COUNT(rn->m->bytes_received, m.len);
+                rn->batch_bytes += m.len + 1;
                 if (m.kind == WC_MSG_KEEPALIVE) {
                         if (m.wal_end > rn->keepalive_end)
                                 rn->keepalive_end = m.wal_end;
@@ -679,9 +687,13 @@ static int stream_step(struct runner *rn)
         }
         /* backpressure: a sink that is behind stops the reading, while
          * status messages keep the server from timing out */
+        rn->batch_bytes = 0;
         r = read_batch(rn);
         if (r < 0)
                 return r;
+        /* a trickle: let more arrive before reading again */
+        rn->holdoff =
+            rn->batch_bytes > 0 && rn->batch_bytes < BATCH_BYTES && !paused(rn);
         if (rn->status_now || now_ms() >= rn->next_status_ms)
                 r = send_status(rn);
         return r;
@@ -710,13 +722,19 @@ static int loop(struct runner *rn)
         int r;
 
         while (!rn->stop) {
-                int64_t deadline = rn->state == ST_STREAMING
-                                       ? rn->next_status_ms
-                                       : rn->retry_at_ms;
+                bool with_stream = rn->state == ST_STREAMING;
+                int64_t deadline =
+                    with_stream ? rn->next_status_ms : rn->retry_at_ms;
 
                 if (rn->next_watchdog_ms && rn->next_watchdog_ms < deadline)
                         deadline = rn->next_watchdog_ms;
-                r = poll_once(rn, deadline, rn->state == ST_STREAMING);
+                if (with_stream && rn->holdoff) {
+                        with_stream = false;
+                        rn->holdoff = false;
+                        if (now_ms() + HOLDOFF_MS < deadline)
+                                deadline = now_ms() + HOLDOFF_MS;
+                }
+                r = poll_once(rn, deadline, with_stream);
                 if (r < 0)
                         return r;
                 if (rn->stop)
