@@ -11,6 +11,7 @@
 
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/state.h"
 #include "common/kafka_kv.h"
 #include "common/log.h"
 #include "common/notify.h"
@@ -21,12 +22,12 @@
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
+#include "stream/heartbeat.h"
 #include "stream/stream.h"
 
 /* Messages handled before the loop looks at signals and timers again. */
 #define BATCH_MESSAGES 4096
-/* How long a stop waits for the sinks to acknowledge what they have. */
-#define STOP_DRAIN_MS  5000
+/* How long a stop waits for the server to end the copy. */
 #define STOP_STREAM_MS 5000
 /* Replays after a failure wait 1 s, 2 s, 4 s ... up to this. */
 #define BACKOFF_MIN_MS 1000
@@ -61,10 +62,21 @@ struct runner {
         struct wc_config *next_cfg; /* waits for a transaction boundary */
         struct wc_metrics *m;       /* read by the metrics thread */
         struct wc_metrics_server *metrics_server;
+        struct wc_heartbeat *hb;
+        int64_t next_heartbeat_ms;
+        bool heartbeat_failing; /* its last beat failed (logged once) */
+
+        /* the slot's state file (checkpoint/state.h); path "" for none */
+        char state_path[4200];
+        struct wc_slot_state saved;
+        bool have_saved;
+        bool state_failing; /* the last write failed (logged once) */
 
         enum state state;
         bool in_txn;
         struct walcast_txn txn;
+        uint64_t txn_changes, txn_bytes; /* the open transaction's load */
+        bool limited; /* reading waits for the limits (logged at debug) */
         wc_lsn keepalive_end; /* walEnd of the last keepalive */
         wc_lsn sent_flush;    /* last flush position sent */
 
@@ -81,6 +93,8 @@ struct runner {
         int backoff_ms;
         unsigned failures; /* in a row, for the log */
         wc_lsn failed_at;
+        int start_error; /* of the last failed (re)start, logged once */
+        unsigned start_failures;
         bool ready_sent;
         int64_t status_ok_ms; /* the last status message that went out */
         int64_t next_watchdog_ms;
@@ -100,6 +114,23 @@ static int64_t now_ms(void)
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len)
+{
+        const char *env = getenv("STATE_DIRECTORY");
+        size_t n;
+
+        if (cfg->state_dir)
+                return cfg->state_dir;
+        if (!env || env[0] != '/')
+                return NULL;
+        n = strcspn(env, ":");
+        if (n >= len)
+                return NULL;
+        memcpy(buf, env, n);
+        buf[n] = '\0';
+        return buf;
 }
 
 int wc_exit_code_for(int err)
@@ -219,12 +250,75 @@ static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
         request_replay(rn);
 }
 
-/* Reading waits while a sink is behind, and while a reload waits for the
- * transactions in flight to be acknowledged. */
-static bool paused(const struct runner *rn)
+/*
+ * limits.max_in_flight_*: committed transactions the sinks have not yet
+ * acknowledged hold at most this much.  The open transaction does not
+ * count: its commit must be read before it can be acknowledged, so holding
+ * it back could never end (the sinks' own throttle bounds it).
+ */
+static bool over_limits(struct runner *rn)
 {
-        return wc_plugin_host_throttled(rn->host) ||
-               (rn->next_cfg && !rn->in_txn);
+        uint64_t changes, bytes;
+        bool over;
+
+        if (!rn->cp)
+                return false;
+        wc_checkpoint_load(rn->cp, &changes, &bytes);
+        over = changes >= rn->cfg->limits.max_in_flight_changes ||
+               bytes >= rn->cfg->limits.max_in_flight_bytes;
+        if (over != rn->limited)
+                log_debug("%s: %llu changes, %llu bytes waiting for the "
+                          "sinks' acknowledgement",
+                          over ? "reading paused" : "reading resumed",
+                          (unsigned long long)changes,
+                          (unsigned long long)bytes);
+        rn->limited = over;
+        SET(rn->m->in_flight_changes, changes);
+        SET(rn->m->in_flight_bytes, bytes);
+        return over;
+}
+
+/* Reading waits while a sink is behind, while too much waits for the
+ * sinks, and while a reload waits for the transactions in flight to be
+ * acknowledged. */
+static bool paused(struct runner *rn)
+{
+        bool p = wc_plugin_host_throttled(rn->host) || over_limits(rn) ||
+                 (rn->next_cfg && !rn->in_txn);
+
+        SET(rn->m->paused, p);
+        return p;
+}
+
+/* ---- the state file ---- */
+
+/* Records `flush` before it is sent.  Returns the position that may be
+ * sent: `flush`, or the one on record when the file cannot be written
+ * (then nothing new is confirmed until it can, and the log says so once). */
+static wc_lsn record_position(struct runner *rn, wc_lsn flush)
+{
+        struct wc_slot_state st;
+        char a[WC_LSN_STRLEN], err[1024];
+
+        if (!rn->state_path[0] || !rn->have_saved ||
+            flush <= rn->saved.confirmed)
+                return flush;
+        st = rn->saved;
+        st.confirmed = flush;
+        if (wc_state_write(rn->state_path, &st, err, sizeof(err)) < 0) {
+                if (!rn->state_failing)
+                        log_error("%s; not confirming past %s until it can "
+                                  "be written (the server keeps the WAL)",
+                                  err, wc_lsn_format(rn->saved.confirmed, a));
+                rn->state_failing = true;
+                return rn->saved.confirmed;
+        }
+        if (rn->state_failing)
+                log_notice("the state file %s is written again",
+                           rn->state_path);
+        rn->state_failing = false;
+        rn->saved = st;
+        return flush;
 }
 
 /* ---- the stream ---- */
@@ -239,7 +333,9 @@ static int send_status(struct runner *rn)
          * server sent before its last keepalive is done */
         if (!rn->in_txn && !rn->replay)
                 wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
-        flush = rn->o->tail ? WC_LSN_INVALID : wc_checkpoint_confirmed(rn->cp);
+        flush = rn->o->tail
+                    ? WC_LSN_INVALID
+                    : record_position(rn, wc_checkpoint_confirmed(rn->cp));
         r = wc_stream_send_status(rn->stream, flush, rn->err, sizeof(rn->err));
         if (r == 0)
                 r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
@@ -254,7 +350,8 @@ static int send_status(struct runner *rn)
         }
         rn->sent_flush = flush;
         rn->status_now = false;
-        SET(rn->m->confirmed_lsn, wc_checkpoint_confirmed(rn->cp));
+        SET(rn->m->confirmed_lsn,
+            rn->o->tail ? wc_checkpoint_confirmed(rn->cp) : flush);
         SET(rn->m->in_flight, wc_checkpoint_in_flight(rn->cp));
         rn->status_ok_ms = now_ms();
         if (!rn->o->tail) {
@@ -298,7 +395,12 @@ static int track(struct runner *rn, wc_lsn end_lsn)
 static int commit(struct runner *rn)
 {
         struct wc_bus_error e;
-        int r = wc_plugin_host_commit(rn->host, &rn->txn, &e);
+        int r;
+
+        /* before the sinks see the commit: they may acknowledge at once */
+        (void)wc_checkpoint_set_load(rn->cp, rn->txn.id, rn->txn_changes,
+                                     rn->txn_bytes);
+        r = wc_plugin_host_commit(rn->host, &rn->txn, &e);
 
         COUNT(rn->m->transactions, 1);
         if (rn->txn.commit_time_us)
@@ -308,6 +410,16 @@ static int commit(struct runner *rn)
                 return 0;
         }
         return r;
+}
+
+/* A logical message with the heartbeat prefix. */
+static bool is_heartbeat(const struct runner *rn, const struct wc_change *c)
+{
+        const char *p = rn->cfg->heartbeat.prefix;
+
+        return c->op == WC_OP_MESSAGE && p && c->prefix &&
+               c->prefix_len == strlen(p) &&
+               memcmp(c->prefix, p, c->prefix_len) == 0;
 }
 
 static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
@@ -333,6 +445,8 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                     .end_lsn = c->end_lsn,
                     .commit_time_us = c->has_time ? c->time_us : 0,
                 };
+                rn->txn_changes = 0;
+                rn->txn_bytes = m->len;
                 r = track(rn, c->end_lsn);
                 if (r < 0)
                         return r;
@@ -344,15 +458,21 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
         default:
                 if (!wc_route_match(rn->route, c))
                         return 0;
+                if (!rn->cfg->heartbeat.deliver && is_heartbeat(rn, c))
+                        return 0;
                 outside = c->op == WC_OP_MESSAGE && !c->transactional;
                 if (outside) {
                         rn->txn = (struct walcast_txn){0};
+                        rn->txn_changes = 0;
+                        rn->txn_bytes = 0;
                         r = track(rn, WC_LSN_INVALID);
                         if (r < 0)
                                 return r;
                 }
                 r = wc_bus_dispatch(rn->bus, c, outside ? NULL : &rn->txn, &e);
                 if (r == 0) {
+                        rn->txn_changes++;
+                        rn->txn_bytes += m->len;
                         rn->changes++;
                         COUNT(rn->m->changes[c->op], 1);
                         if (c->schema)
@@ -406,26 +526,133 @@ static int read_batch(struct runner *rn)
         return 0;
 }
 
-static int start_stream(struct runner *rn)
+/* A new stream, connected, its slot checked (and created if `create`). */
+static int open_stream(struct runner *rn, bool create)
 {
-        const struct wc_stream_info *info;
         struct wc_stream_config sc = {
             .dsn = rn->o->cfg->source.dsn,
             .slot = rn->slot,
-            .create_slot = rn->o->tail ? false : rn->o->cfg->source.create_slot,
+            .create_slot = create,
             .temporary = rn->o->temporary,
         };
+
+        wc_stream_free(rn->stream);
+        rn->stream = wc_stream_new();
+        if (!rn->stream)
+                return -ENOMEM;
+        wc_stream_set_notice_handler(rn->stream, on_notice, rn);
+        return wc_stream_open(rn->stream, &sc, rn->err, sizeof(rn->err));
+}
+
+/* Refuses to go on where changes may have been lost (exit 69), saying how
+ * to accept it. */
+static int refuse_slot(struct runner *rn, const char *why)
+{
+        wc_errorf(rn->err, sizeof(rn->err),
+                  "%s. walcastd will not go on from there by itself: to accept "
+                  "this and continue from the slot as it is now, run `walcast "
+                  "slot create --force -c %s`, or set source.on_slot_lost: "
+                  "recreate",
+                  why, rn->o->config_path ? rn->o->config_path : "CONFIG");
+        return -ESTALE;
+}
+
+/*
+ * Opens the stream, holding the slot to what the state file recorded: a
+ * slot that vanished, was recreated or moved, or a server that is another
+ * one, is refused (or, with on_slot_lost: recreate, accepted with a
+ * warning); an invalidated slot likewise.  Then records the slot.
+ */
+static int open_checked(struct runner *rn)
+{
+        const struct wc_stream_info *info;
+        bool guarded = rn->have_saved && !rn->o->tail;
+        bool accept = rn->cfg->source.on_slot_lost == WC_SLOT_LOST_RECREATE &&
+                      !rn->o->tail;
+        bool create = !rn->o->tail && rn->cfg->source.create_slot;
+        struct wc_slot_state st = {0};
+        enum wc_slot_verdict v = WC_SLOT_FIRST;
+        char why[1024], err[1024];
+        int r;
+
+        /* never a new slot in place of one changes were confirmed on,
+         * unless that is accepted */
+        r = open_stream(rn, create && (!guarded || accept));
+        if (r == -ESTALE && accept) {
+                log_warning("%s; source.on_slot_lost is recreate: dropping "
+                            "and recreating the slot",
+                            rn->err);
+                r = wc_stream_slot_drop(rn->stream, rn->slot, rn->err,
+                                        sizeof(rn->err));
+                if (r == 0)
+                        r = open_stream(rn, create);
+                v = WC_SLOT_VANISHED;
+        }
+        if (r == -ENOENT && guarded) {
+                info = wc_stream_get_info(rn->stream);
+                v = wc_state_check(&rn->saved, info->system_id, false, 0, why,
+                                   sizeof(why));
+                return refuse_slot(rn, why);
+        }
+        if (r < 0)
+                return r;
+        info = wc_stream_get_info(rn->stream);
+        if (guarded && info->slot_created)
+                v = wc_state_check(&rn->saved, info->system_id, false, 0, why,
+                                   sizeof(why));
+        else if (guarded)
+                v = wc_state_check(&rn->saved, info->system_id, true,
+                                   info->slot_confirmed, why, sizeof(why));
+        if (v != WC_SLOT_FIRST && v != WC_SLOT_SAME) {
+                if (!accept)
+                        return refuse_slot(rn, why);
+                if (guarded)
+                        log_warning("%s; source.on_slot_lost is recreate: "
+                                    "going on from the slot as it is now",
+                                    why);
+        }
+        if (!rn->state_path[0] || rn->o->tail)
+                return 0;
+
+        /* the slot as it is now is the one to hold on to */
+        snprintf(st.system_id, sizeof(st.system_id), "%s", info->system_id);
+        st.timeline = info->timeline;
+        snprintf(st.database, sizeof(st.database), "%s", info->dbname);
+        snprintf(st.slot, sizeof(st.slot), "%s", rn->slot);
+        st.confirmed = info->slot_confirmed;
+        if (v == WC_SLOT_SAME && rn->saved.confirmed > st.confirmed)
+                st.confirmed = rn->saved.confirmed; /* a status was lost */
+        if (v == WC_SLOT_SAME && rn->saved.timeline != st.timeline)
+                log_notice("the server's timeline is %u, it was %u when "
+                           "walcast last confirmed a position",
+                           st.timeline, rn->saved.timeline);
+        if (v == WC_SLOT_SAME && memcmp(&st, &rn->saved, sizeof(st)) == 0)
+                return 0;
+        if (wc_state_write(rn->state_path, &st, err, sizeof(err)) < 0) {
+                wc_errorf(rn->err, sizeof(rn->err),
+                          "%s; state_dir must be a writable directory: "
+                          "walcast records there which slot it confirms "
+                          "positions on",
+                          err);
+                return -EEXIST; /* exit 78: a configuration matter */
+        }
+        if (v == WC_SLOT_FIRST)
+                log_info("recording the slot's position in %s", rn->state_path);
+        rn->saved = st;
+        rn->have_saved = true;
+        return 0;
+}
+
+static int start_stream(struct runner *rn)
+{
+        const struct wc_stream_info *info;
         struct wc_buf actions, add_tables, filter_tables;
         const char *extra[7];
         size_t n = 0;
         char lsn[WC_LSN_STRLEN];
         int r;
 
-        rn->stream = wc_stream_new();
-        if (!rn->stream)
-                return -ENOMEM;
-        wc_stream_set_notice_handler(rn->stream, on_notice, rn);
-        r = wc_stream_open(rn->stream, &sc, rn->err, sizeof(rn->err));
+        r = open_checked(rn);
         if (r < 0)
                 return r;
         info = wc_stream_get_info(rn->stream);
@@ -518,9 +745,44 @@ static void schedule_retry(struct runner *rn)
         rn->retry_at_ms = now_ms() + rn->backoff_ms - jitter +
                           (jitter ? rand() % (2 * jitter + 1) : 0);
         rn->state = ST_BACKOFF;
-        log_info("replaying from %s in %d ms",
-                 wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn),
-                 (int)(rn->retry_at_ms - now_ms()));
+        /* once per outage, not once per retry */
+        wc_log(rn->start_failures || rn->failures > 1 ? WC_LOG_DEBUG
+                                                      : WC_LOG_INFO,
+               "%s from %s in %d ms", rn->cp ? "replaying" : "starting",
+               rn->cp ? wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn)
+                      : "the slot's position",
+               (int)(rn->retry_at_ms - now_ms()));
+}
+
+/* A (re)start failed with a transient error: say so once per kind of
+ * error, and try again after the backoff. */
+static void start_failed(struct runner *rn, int r)
+{
+        if (r != rn->start_error)
+                log_error("%s; %s", rn->err,
+                          r == -EBUSY ? "waiting for it to be released, "
+                                        "retrying with backoff"
+                                      : "retrying with backoff");
+        else
+                log_debug("%s", rn->err);
+        rn->start_error = r;
+        wc_stream_free(rn->stream);
+        rn->stream = NULL;
+        schedule_retry(rn);
+        rn->start_failures++;
+        if (r == -EBUSY)
+                wc_notify("STATUS=waiting for slot %s: %s", rn->slot, rn->err);
+}
+
+/* A (re)start succeeded. */
+static void started(struct runner *rn)
+{
+        if (rn->start_failures)
+                log_notice("streaming again after %u failed attempt%s",
+                           rn->start_failures,
+                           rn->start_failures == 1 ? "" : "s");
+        rn->start_error = 0;
+        rn->start_failures = 0;
 }
 
 /* Errors after a replay that waiting can cure: retry; others end the
@@ -568,6 +830,13 @@ static void request_reload(struct runner *rn)
         if (cfg->source.create_slot != src->source.create_slot)
                 log_warning("reload: source.create_slot changed; restart "
                             "walcastd to apply it");
+        if (!same_str(cfg->state_dir, src->state_dir))
+                log_warning("reload: state_dir changed; restart walcastd to "
+                            "apply it");
+        if (cfg->heartbeat.interval_ms != src->heartbeat.interval_ms ||
+            !same_str(cfg->heartbeat.action_query, src->heartbeat.action_query))
+                log_warning("reload: heartbeat.interval or action_query "
+                            "changed; restart walcastd to apply it");
         if (!same_str(cfg->metrics.listen, src->metrics.listen))
                 log_warning("reload: metrics.listen changed; restart walcastd "
                             "to apply it");
@@ -644,13 +913,83 @@ static void read_signals(struct runner *rn)
         }
 }
 
-/* One poll() over the signalfd, the plugins' descriptors and, when
- * `with_stream`, the replication socket. */
+/* ---- the heartbeat ---- */
+
+/* The outcome of a beat: a failure is logged once until a beat works. */
+static void heartbeat_done(struct runner *rn, int r, const char *err)
+{
+        if (r < 0) {
+                if (!rn->heartbeat_failing)
+                        log_warning("%s; trying again at every "
+                                    "heartbeat.interval",
+                                    err);
+                else
+                        log_debug("%s", err);
+                rn->heartbeat_failing = true;
+                return;
+        }
+        if (rn->heartbeat_failing)
+                log_notice("heartbeat: the action query works again");
+        else
+                log_debug("heartbeat: done");
+        rn->heartbeat_failing = false;
+}
+
+/* The default action: a non-transactional logical message, which is WAL
+ * of this database that the slot decodes and walcast does not pass on. */
+static int default_heartbeat_query(const char *prefix, struct wc_buf *b)
+{
+        int r = wc_buf_append_str(b, "SELECT pg_logical_emit_message(false, '");
+
+        for (const char *p = prefix; *p && r == 0; p++)
+                r = *p == '\'' ? wc_buf_append_str(b, "''")
+                               : wc_buf_append(b, p, 1);
+        if (r == 0)
+                r = wc_buf_append_str(b, "', now()::text)");
+        return r;
+}
+
+/* Starts a beat when one is due; one still running then has taken too
+ * long and is given up. */
+static void heartbeat_tick(struct runner *rn)
+{
+        char err[1024];
+        int r;
+
+        if (!rn->hb || now_ms() < rn->next_heartbeat_ms)
+                return;
+        rn->next_heartbeat_ms =
+            now_ms() + (int64_t)rn->o->cfg->heartbeat.interval_ms;
+        if (wc_heartbeat_busy(rn->hb)) {
+                wc_heartbeat_abort(rn->hb);
+                heartbeat_done(rn, -ETIMEDOUT,
+                               "heartbeat: the action query did not finish "
+                               "within heartbeat.interval");
+        }
+        r = wc_heartbeat_begin(rn->hb, err, sizeof(err));
+        if (r < 0)
+                heartbeat_done(rn, r, err);
+}
+
+static void heartbeat_step(struct runner *rn)
+{
+        char err[1024];
+        int r = wc_heartbeat_step(rn->hb, err, sizeof(err));
+
+        if (r != 0)
+                heartbeat_done(rn, r < 0 ? r : 0, err);
+}
+
+/* One poll() over the signalfd, the plugins' descriptors, a running
+ * heartbeat's connection and, when `with_stream`, the replication
+ * socket. */
 static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 {
-        struct pollfd pfd[2 + MAX_PLUGIN_FDS];
+        struct pollfd pfd[3 + MAX_PLUGIN_FDS];
         size_t nplug, base = with_stream ? 2 : 1;
         int64_t timeout = deadline - now_ms();
+        int hb_fd = -1;
+        short hb_events = 0;
 
         pfd[0] = (struct pollfd){.fd = rn->sigfd, .events = POLLIN};
         if (with_stream)
@@ -660,6 +999,10 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
                                      * poll() at once, again and again */
                                     .events = (paused(rn) ? 0 : POLLIN) |
                                               (rn->want_write ? POLLOUT : 0)};
+        if (rn->hb)
+                hb_fd = wc_heartbeat_pollfd(rn->hb, &hb_events);
+        if (hb_fd >= 0)
+                pfd[base++] = (struct pollfd){.fd = hb_fd, .events = hb_events};
         nplug = wc_plugin_host_pollfds(rn->host, pfd + base, MAX_PLUGIN_FDS);
         if (nplug > MAX_PLUGIN_FDS)
                 nplug = MAX_PLUGIN_FDS;
@@ -671,6 +1014,8 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         }
         if (pfd[0].revents & POLLIN)
                 read_signals(rn);
+        if (hb_fd >= 0 && pfd[base - 1].revents)
+                heartbeat_step(rn);
         wc_plugin_host_dispatch(rn->host, pfd + base, nplug);
         return 0;
 }
@@ -728,6 +1073,8 @@ static int loop(struct runner *rn)
 
                 if (rn->next_watchdog_ms && rn->next_watchdog_ms < deadline)
                         deadline = rn->next_watchdog_ms;
+                if (rn->hb && rn->next_heartbeat_ms < deadline)
+                        deadline = rn->next_heartbeat_ms;
                 if (with_stream && rn->holdoff) {
                         with_stream = false;
                         rn->holdoff = false;
@@ -740,6 +1087,7 @@ static int loop(struct runner *rn)
                 if (rn->stop)
                         break;
                 watchdog(rn);
+                heartbeat_tick(rn);
                 if (rn->next_cfg && !rn->in_txn &&
                     wc_checkpoint_in_flight(rn->cp) == 0)
                         apply_reload(rn);
@@ -766,11 +1114,9 @@ static int loop(struct runner *rn)
                                 return r;
                         }
                         if (r < 0) {
-                                log_error("%s", rn->err);
-                                wc_stream_free(rn->stream);
-                                rn->stream = NULL;
-                                schedule_retry(rn);
+                                start_failed(rn, r);
                         } else {
+                                started(rn);
                                 COUNT(rn->m->reconnects, 1);
                         }
                 }
@@ -782,7 +1128,7 @@ static int loop(struct runner *rn)
  * the copy. */
 static int finish(struct runner *rn)
 {
-        int64_t deadline = now_ms() + STOP_DRAIN_MS;
+        int64_t deadline = now_ms() + (int64_t)rn->cfg->shutdown_timeout_ms;
         char lsn[WC_LSN_STRLEN];
         int r;
 
@@ -792,13 +1138,22 @@ static int finish(struct runner *rn)
         /* tail confirms nothing: its stdout sink writes out at close */
         while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > 0 &&
                !rn->replay && now_ms() < deadline) {
-                r = poll_once(rn, deadline, false);
+                int64_t until = rn->next_status_ms < deadline
+                                    ? rn->next_status_ms
+                                    : deadline;
+
+                r = poll_once(rn, until, false);
                 if (r < 0)
                         return r;
+                /* a long drain still answers for the connection, so
+                 * wal_sender_timeout does not end it meanwhile */
+                if (now_ms() >= rn->next_status_ms && send_status(rn) < 0)
+                        break;
         }
         if (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->o->tail)
-                log_warning("%zu transactions were not acknowledged in time; "
-                            "they will be sent again at the next start",
+                log_warning("%zu transactions were not acknowledged within "
+                            "shutdown_timeout; they will be sent again at the "
+                            "next start",
                             wc_checkpoint_in_flight(rn->cp));
         r = send_status(rn);
         if (r < 0) {
@@ -924,12 +1279,54 @@ int wc_run(const struct wc_run_opts *o)
         if (r < 0)
                 goto out;
         SET(rn.m->sinks_ready, 1);
+        if (o->state_dir && !o->tail) {
+                r = wc_state_path(o->state_dir, rn.slot, rn.state_path,
+                                  sizeof(rn.state_path));
+                if (r == 0)
+                        r = wc_state_read(rn.state_path, &rn.saved, rn.err,
+                                          sizeof(rn.err));
+                if (r < 0) {
+                        log_error("%s", r == -ENAMETOOLONG
+                                            ? "state_dir is too long"
+                                            : rn.err);
+                        r = -ESTALE; /* exit 69: an operator must look */
+                        goto out;
+                }
+                rn.have_saved = r == 1;
+        } else if (!o->tail) {
+                log_notice("no state_dir (nor $STATE_DIRECTORY): walcastd "
+                           "cannot tell a recreated or vanished slot from a "
+                           "new one; set state_dir to have it checked");
+        }
+        if (o->cfg->heartbeat.interval_ms && !o->tail) {
+                struct wc_buf q;
+
+                wc_buf_init(&q);
+                r = o->cfg->heartbeat.action_query
+                        ? wc_buf_append_str(&q, o->cfg->heartbeat.action_query)
+                        : default_heartbeat_query(o->cfg->heartbeat.prefix, &q);
+                rn.hb = r == 0 ? wc_heartbeat_new(o->cfg->source.dsn, q.data)
+                               : NULL;
+                wc_buf_free(&q);
+                if (!rn.hb) {
+                        log_error("out of memory");
+                        r = -ENOMEM;
+                        goto out;
+                }
+                rn.next_heartbeat_ms =
+                    now_ms() + (int64_t)o->cfg->heartbeat.interval_ms;
+        }
         r = start_stream(&rn);
-        if (r < 0) {
+        if (r == -EBUSY && !o->tail) {
+                /* another walcastd (or what is left of one) has the slot:
+                 * wait for it as a restart would */
+                start_failed(&rn, r);
+                r = 0;
+        } else if (r < 0) {
                 log_error("%s", rn.err);
                 goto out;
         }
-        /* the slot streams and every sink started */
+        /* the slot streams (or is waited for) and every sink started */
         rn.status_ok_ms = now_ms();
         rn.next_watchdog_ms = wc_notify_watchdog_ms() ? now_ms() : 0;
         wc_notify("READY=1\nSTATUS=streaming slot %s", rn.slot);
@@ -944,6 +1341,7 @@ out:
         wc_route_free(rn.route);
         wc_decoder_free(rn.dec);
         wc_stream_free(rn.stream);
+        wc_heartbeat_free(rn.hb);
         wc_config_free(rn.next_cfg);
         wc_config_free(rn.reloaded);
         /* the server reads the metrics: it stops before they go */

@@ -9,6 +9,7 @@
 #define WALCAST_CMD_RUNNER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct wc_config;
 
@@ -27,11 +28,17 @@ struct wc_run_opts {
         long limit;       /* tail: stop after this many changes; 0 none */
         /* walcastd: the file SIGHUP reloads; NULL for no reload */
         const char *config_path;
+        /* walcastd: where the slot's state file is; NULL: none */
+        const char *state_dir;
 };
 
 /* Runs until stopped by a signal, an error or the limit; returns the
  * process exit code and has logged why. */
 int wc_run(const struct wc_run_opts *o);
+
+/* The state directory: the config's state_dir, else the first directory
+ * of $STATE_DIRECTORY (systemd's StateDirectory=), else NULL. */
+const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len);
 
 /* The exit code for a negative errno from lib/stream. */
 int wc_exit_code_for(int err);

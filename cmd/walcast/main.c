@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/state.h"
 #include "common/log.h"
 #include "common/runner.h"
 #include "config/config.h"
@@ -16,15 +17,20 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "usage: walcast check -c FILE\n"
-                "       walcast slot status|create|drop -c FILE\n"
+                "       walcast slot status|create|drop -c FILE [--force]\n"
                 "       walcast tail -c FILE [--slot NAME] [--limit N]\n"
                 "       walcast --version\n"
                 "\n"
                 "  check        validate the configuration (exit 0, or 78)\n"
                 "  slot status  show the slot: plugin, active PID, positions, "
                 "retained WAL\n"
-                "  slot create  create the slot (wal2json)\n"
-                "  slot drop    drop the slot; its position is lost\n"
+                "  slot create  create the slot (wal2json); --force accepts "
+                "a slot that\n"
+                "               vanished, was recreated or invalidated, or "
+                "another server,\n"
+                "               and goes on from the slot as it is now\n"
+                "  slot drop    drop the slot and its state file; its "
+                "position is lost\n"
                 "  tail         print changes as JSON lines, from a "
                 "temporary slot, or\n"
                 "               peek at --slot NAME without confirming "
@@ -35,6 +41,7 @@ struct args {
         const char *config;
         const char *slot;
         long limit;
+        bool force;
 };
 
 /* Parses the options after the command words. */
@@ -44,6 +51,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             {"config", required_argument, NULL, 'c'},
             {"slot", required_argument, NULL, 's'},
             {"limit", required_argument, NULL, 'n'},
+            {"force", no_argument, NULL, 'f'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -68,6 +76,9 @@ static int parse_args(int argc, char **argv, struct args *a)
                                           optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case 'f':
+                        a->force = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -106,31 +117,132 @@ static struct wc_config *load(const char *path)
         return cfg;
 }
 
+/* Records the slot as it is now in the state file, as walcastd does at
+ * its first start. */
+static int record_slot(struct wc_stream *s, const char *slot, const char *path,
+                       char *err, size_t errlen)
+{
+        const struct wc_stream_info *info = wc_stream_get_info(s);
+        struct wc_slot_status st;
+        struct wc_slot_state state = {0};
+        int r = wc_stream_slot_status(s, slot, &st, err, errlen);
+
+        if (r < 0)
+                return r;
+        snprintf(state.system_id, sizeof(state.system_id), "%s",
+                 info->system_id);
+        state.timeline = info->timeline;
+        snprintf(state.database, sizeof(state.database), "%s", info->dbname);
+        snprintf(state.slot, sizeof(state.slot), "%s", slot);
+        state.confirmed = st.confirmed_flush;
+        return wc_state_write(path, &state, err, errlen);
+}
+
+/*
+ * slot create: a new slot, refused where walcast had confirmed positions
+ * on a slot of that name that is gone (changes since may be lost) unless
+ * --force.  With --force an existing slot is accepted as it is (an
+ * invalidated one is dropped and created anew) and the state file then
+ * records it.
+ */
+static int slot_create(struct wc_stream *s, const char *slot, bool force,
+                       const char *path, char *err, size_t errlen)
+{
+        struct wc_slot_status st;
+        struct wc_slot_state saved;
+        char why[1024], a[WC_LSN_STRLEN];
+        int have = 0, r;
+
+        if (path) {
+                have = wc_state_read(path, &saved, err, errlen);
+                if (have < 0 && !force)
+                        return -ESTALE;
+                if (have < 0)
+                        have = 0; /* --force replaces a damaged file */
+        }
+        r = wc_stream_slot_status(s, slot, &st, err, errlen);
+        if (r < 0)
+                return r;
+        if (st.exists && !force) {
+                wc_errorf(err, errlen,
+                          "replication slot \"%s\" already exists on %s: "
+                          "walcastd uses it as it is; to accept it after a "
+                          "refusal (exit 69), use --force",
+                          slot, wc_stream_server(s));
+                return -EALREADY; /* exit 1 */
+        }
+        if (!st.exists && have && !force) {
+                wc_state_check(&saved, wc_stream_get_info(s)->system_id, false,
+                               0, why, sizeof(why));
+                wc_errorf(err, errlen,
+                          "%s. A new slot starts at the server's current "
+                          "position; to accept that, use --force",
+                          why);
+                return -ESTALE;
+        }
+        if (st.exists && strcmp(st.wal_status, "lost") == 0) {
+                r = wc_stream_slot_drop(s, slot, err, errlen);
+                if (r < 0)
+                        return r;
+                printf("dropped the invalidated replication slot \"%s\"\n",
+                       slot);
+                st.exists = false;
+        }
+        if (!st.exists) {
+                r = wc_stream_slot_create(s, slot, false, err, errlen);
+                if (r < 0)
+                        return r;
+                printf("created replication slot \"%s\"\n", slot);
+        } else {
+                printf("kept replication slot \"%s\" at %s\n", slot,
+                       wc_lsn_format(st.confirmed_flush, a));
+        }
+        if (!path) {
+                if (force)
+                        printf("no state_dir (nor $STATE_DIRECTORY): no state "
+                               "file to update\n");
+                return 0;
+        }
+        r = record_slot(s, slot, path, err, errlen);
+        if (r == 0)
+                printf("recorded it in %s\n", path);
+        return r;
+}
+
 static int cmd_slot(const char *verb, const struct wc_config *cfg,
-                    const char *slot)
+                    const char *slot, bool force)
 {
         struct wc_stream *s = wc_stream_new();
         struct wc_slot_status st;
-        char err[1024], a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
+        struct wc_slot_state saved;
+        char err[1024], a[WC_LSN_STRLEN], b[WC_LSN_STRLEN], sd[4096],
+            path[4200];
+        const char *dir = wc_state_dir(cfg, sd, sizeof(sd));
         int r;
 
         if (!s) {
                 log_error("out of memory");
                 return WC_EXIT_FAILURE;
         }
+        if (dir && wc_state_path(dir, slot, path, sizeof(path)) < 0) {
+                log_error("state_dir is too long");
+                wc_stream_free(s);
+                return WC_EXIT_CONFIG;
+        }
         r = wc_stream_connect(s, cfg->source.dsn, err, sizeof(err));
         if (r < 0)
                 goto out;
         if (strcmp(verb, "create") == 0) {
-                r = wc_stream_slot_create(s, slot, false, err, sizeof(err));
-                if (r == 0)
-                        printf("created replication slot \"%s\"\n", slot);
+                r = slot_create(s, slot, force, dir ? path : NULL, err,
+                                sizeof(err));
                 goto out;
         }
         if (strcmp(verb, "drop") == 0) {
                 r = wc_stream_slot_drop(s, slot, err, sizeof(err));
                 if (r == 0)
                         printf("dropped replication slot \"%s\"\n", slot);
+                if (r == 0 && dir)
+                        r = wc_state_remove(path, err, sizeof(err));
                 goto out;
         }
         r = wc_stream_slot_status(s, slot, &st, err, sizeof(err));
@@ -158,6 +270,9 @@ static int cmd_slot(const char *verb, const struct wc_config *cfg,
                                         ? st.current_wal - st.restart_lsn
                                         : 0));
         printf("wal_status: %s\n", st.wal_status[0] ? st.wal_status : "-");
+        if (dir && wc_state_read(path, &saved, err, sizeof(err)) == 1)
+                printf("state_confirmed_lsn: %s\n",
+                       wc_lsn_format(saved.confirmed, a));
 out:
         if (r < 0)
                 log_error("%s", err);
@@ -211,7 +326,8 @@ int main(int argc, char **argv)
                 printf("%s: configuration is valid\n", a.config);
                 code = WC_EXIT_OK;
         } else if (verb) {
-                code = cmd_slot(verb, cfg, a.slot ? a.slot : cfg->source.slot);
+                code = cmd_slot(verb, cfg, a.slot ? a.slot : cfg->source.slot,
+                                a.force);
         } else {
                 struct wc_run_opts o = {
                     .cfg = cfg, .tail = true, .limit = a.limit};

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         const char *path = NULL;
         bool check = false;
         struct wc_config *cfg;
-        char err[1024];
+        char err[1024], sd[4096];
         int c, code;
 
         wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
@@ -77,7 +77,10 @@ int main(int argc, char **argv)
         wc_log_set_level(cfg->log.level);
         wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
         log_info("walcastd %s starting with %s", WALCAST_VERSION, path);
-        code = wc_run(&(struct wc_run_opts){.cfg = cfg, .config_path = path});
+        code = wc_run(&(struct wc_run_opts){
+            .cfg = cfg,
+            .config_path = path,
+            .state_dir = wc_state_dir(cfg, sd, sizeof(sd))});
         wc_config_free(cfg);
         return code;
 }

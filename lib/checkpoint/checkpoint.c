@@ -7,6 +7,7 @@
 struct entry {
         wc_lsn end_lsn;
         unsigned pending;
+        uint64_t changes, bytes; /* its load, while pending */
 };
 
 struct wc_checkpoint {
@@ -15,6 +16,7 @@ struct wc_checkpoint {
         uint64_t head; /* id of the oldest entry */
         uint64_t tail; /* id the next entry gets */
         wc_lsn confirmed;
+        uint64_t changes, bytes; /* the load of every pending entry */
 };
 
 struct wc_checkpoint *wc_checkpoint_new(wc_lsn confirmed)
@@ -100,9 +102,36 @@ int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id)
         e = slot(cp, id);
         if (e->pending == 0)
                 return -EINVAL;
-        e->pending--;
+        if (--e->pending == 0) {
+                cp->changes -= e->changes;
+                cp->bytes -= e->bytes;
+        }
         settle(cp);
         return 0;
+}
+
+int wc_checkpoint_set_load(struct wc_checkpoint *cp, uint64_t id,
+                           uint64_t changes, uint64_t bytes)
+{
+        struct entry *e;
+
+        if (id < cp->head || id >= cp->tail)
+                return -ENOENT;
+        e = slot(cp, id);
+        if (e->pending == 0)
+                return 0; /* already done: it holds nothing */
+        cp->changes += changes - e->changes;
+        cp->bytes += bytes - e->bytes;
+        e->changes = changes;
+        e->bytes = bytes;
+        return 0;
+}
+
+void wc_checkpoint_load(const struct wc_checkpoint *cp, uint64_t *ret_changes,
+                        uint64_t *ret_bytes)
+{
+        *ret_changes = cp->changes;
+        *ret_bytes = cp->bytes;
 }
 
 void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end)
@@ -114,6 +143,8 @@ void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end)
 void wc_checkpoint_reset(struct wc_checkpoint *cp)
 {
         cp->head = cp->tail;
+        cp->changes = 0;
+        cp->bytes = 0;
 }
 
 wc_lsn wc_checkpoint_confirmed(const struct wc_checkpoint *cp)

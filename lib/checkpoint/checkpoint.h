@@ -36,6 +36,17 @@ int wc_checkpoint_add(struct wc_checkpoint *cp, wc_lsn end_lsn, unsigned acks,
  * complete entry, -EINVAL when acknowledged more often than it needs. */
 int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id);
 
+/*
+ * The load of entry id: changes and bytes handed to the sinks, counted
+ * until the entry is fully acknowledged (limits.max_in_flight_*).  Sets,
+ * not adds; an entry already complete ignores it.  0 or -ENOENT.
+ */
+int wc_checkpoint_set_load(struct wc_checkpoint *cp, uint64_t id,
+                           uint64_t changes, uint64_t bytes);
+/* The load of every entry not yet fully acknowledged. */
+void wc_checkpoint_load(const struct wc_checkpoint *cp, uint64_t *ret_changes,
+                        uint64_t *ret_bytes);
+
 /* Nothing is in flight and the stream is between transactions: the
  * position may follow the server's WAL end (keepalive walEnd). */
 void wc_checkpoint_idle_advance(struct wc_checkpoint *cp, wc_lsn wal_end);

@@ -74,7 +74,9 @@ enum key_type {
         KEY_LOG_FORMAT,
         KEY_OPS,
         KEY_PATTERNS,
-        KEY_UINT32,   /* a decimal integer from .min to .max */
+        KEY_UINT32, /* a decimal integer from .min to .max */
+        KEY_SIZE,   /* bytes with a unit, from .min to .max */
+        KEY_SLOT_LOST,
         KEY_ABS_PATH, /* a string starting with "/" */
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
@@ -129,6 +131,42 @@ static const struct key_desc source_keys[] = {
          offsetof(struct wc_config, source.status_interval_ms),
          "interval between standby status updates to the server"),
      .min = 100, .max = 3600 * 1000},
+    {KEY(KEY_SLOT_LOST, "on_slot_lost", "fail",
+         offsetof(struct wc_config, source.on_slot_lost),
+         "fail (exit 69) or recreate when the slot walcast confirmed "
+         "positions on is gone, was recreated, or the server changed")},
+    {.name = NULL},
+};
+
+static const struct key_desc heartbeat_keys[] = {
+    {KEY(KEY_DURATION, "interval", NULL,
+         offsetof(struct wc_config, heartbeat.interval_ms),
+         "how often to run the heartbeat action; unset: no heartbeat"),
+     .min = 1000, .max = 24 * 3600 * 1000},
+    {KEY(KEY_STRING, "action_query", NULL,
+         offsetof(struct wc_config, heartbeat.action_query),
+         "SQL run on an ordinary connection at each heartbeat; default: "
+         "emit a logical message with the heartbeat prefix")},
+    {KEY(KEY_STRING, "prefix", "walcast.heartbeat",
+         offsetof(struct wc_config, heartbeat.prefix),
+         "logical messages with this prefix are heartbeats")},
+    {KEY(KEY_BOOL, "deliver", "false",
+         offsetof(struct wc_config, heartbeat.deliver),
+         "pass heartbeat messages to the sinks")},
+    {.name = NULL},
+};
+
+static const struct key_desc limits_keys[] = {
+    {KEY(KEY_UINT32, "max_in_flight_changes", "100000",
+         offsetof(struct wc_config, limits.max_in_flight_changes),
+         "changes sent to the sinks and not yet acknowledged before reading "
+         "pauses"),
+     .min = 1, .max = 1000000000},
+    {KEY(KEY_SIZE, "max_in_flight_bytes", "64MB",
+         offsetof(struct wc_config, limits.max_in_flight_bytes),
+         "bytes of wal2json JSON sent to the sinks and not yet "
+         "acknowledged before reading pauses"),
+     .min = 1024, .max = (uint64_t)1 << 40},
     {.name = NULL},
 };
 
@@ -193,6 +231,16 @@ static const struct key_desc root_keys[] = {
      .section = filter_keys},
     {KEY(KEY_SECTION, "signals", NULL, 0, "how changes become signals"),
      .section = signals_keys},
+    {KEY(KEY_SECTION, "heartbeat", NULL, 0, "keeping an idle slot moving"),
+     .section = heartbeat_keys},
+    {KEY(KEY_SECTION, "limits", NULL, 0, "bounds on what is in flight"),
+     .section = limits_keys},
+    {KEY(KEY_ABS_PATH, "state_dir", NULL, offsetof(struct wc_config, state_dir),
+         "directory of the slot's state file; default $STATE_DIRECTORY")},
+    {KEY(KEY_DURATION, "shutdown_timeout", "10s",
+         offsetof(struct wc_config, shutdown_timeout_ms),
+         "how long a stop waits for the sinks to acknowledge"),
+     .max = 3600 * 1000},
     {KEY(KEY_SINKS, "sinks", NULL, 0, "where changes go"), .required = true},
     {KEY(KEY_SECTION, "log", NULL, 0, "logging"), .section = log_keys},
     {KEY(KEY_SECTION, "metrics", NULL, 0, "metrics and health over HTTP"),
@@ -795,6 +843,8 @@ static const char *type_noun(enum key_type t)
                 return "a duration";
         case KEY_UINT32:
                 return "an integer";
+        case KEY_SIZE:
+                return "a size";
         default:
                 return "a string";
         }
@@ -931,6 +981,32 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                                     duration_format(hi, k->max));
                 *(uint64_t *)field = ms;
                 return 0;
+        case KEY_SIZE:
+                if (wc_size_parse(text, &n) < 0)
+                        return fail(ld, at,
+                                    "invalid size %s: use a number with a "
+                                    "unit: 512kB, 64MB, 1GB",
+                                    quote(q, text));
+                if (n < k->min || n > k->max)
+                        return fail(ld, at,
+                                    "%s %s is out of range: use %llukB to "
+                                    "%lluGB",
+                                    k->name, quote(q, text),
+                                    (unsigned long long)(k->min >> 10),
+                                    (unsigned long long)(k->max >> 30));
+                *(uint64_t *)field = n;
+                return 0;
+        case KEY_SLOT_LOST:
+                if (strcmp(text, "fail") == 0 ||
+                    strcmp(text, "recreate") == 0) {
+                        *(enum wc_slot_lost *)field =
+                            text[0] == 'f' ? WC_SLOT_LOST_FAIL
+                                           : WC_SLOT_LOST_RECREATE;
+                        return 0;
+                }
+                return fail(ld, at,
+                            "invalid on_slot_lost %s: use fail or recreate",
+                            quote(q, text));
         case KEY_LOG_LEVEL:
                 for (size_t i = 0; i < ARRAY_SIZE(log_levels); i++) {
                         if (strcmp(text, log_levels[i].name) == 0) {
@@ -1669,6 +1745,9 @@ void wc_config_free(struct wc_config *c)
         free(c->source.dsn);
         free(c->source.slot);
         free(c->metrics.listen);
+        free(c->state_dir);
+        free(c->heartbeat.action_query);
+        free(c->heartbeat.prefix);
         pattern_list_free(&c->filter.schemas_include);
         pattern_list_free(&c->filter.schemas_exclude);
         pattern_list_free(&c->filter.tables_include);
@@ -1679,12 +1758,10 @@ void wc_config_free(struct wc_config *c)
         free(c);
 }
 
-int wc_duration_parse(const char *s, uint64_t *ret_ms)
+/* The leading decimal number of s ("10" of "10s"); *ret_unit is what
+ * follows.  0 or -EINVAL (no digits, or too large for 64 bits). */
+static int leading_number(const char *s, uint64_t *ret_n, const char **ret_unit)
 {
-        static const struct {
-                const char *unit;
-                uint64_t ms;
-        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
         uint64_t n = 0;
         const char *p;
 
@@ -1697,11 +1774,49 @@ int wc_duration_parse(const char *s, uint64_t *ret_ms)
                         return -EINVAL;
                 n = n * 10 + d;
         }
+        *ret_n = n;
+        *ret_unit = p;
+        return 0;
+}
+
+int wc_duration_parse(const char *s, uint64_t *ret_ms)
+{
+        static const struct {
+                const char *unit;
+                uint64_t ms;
+        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+        uint64_t n;
+        const char *p;
+
+        if (leading_number(s, &n, &p) < 0)
+                return -EINVAL;
         for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
                 if (strcmp(p, units[i].unit) == 0) {
                         if (n > UINT64_MAX / units[i].ms)
                                 return -EINVAL;
                         *ret_ms = n * units[i].ms;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+int wc_size_parse(const char *s, uint64_t *ret_bytes)
+{
+        static const struct {
+                const char *unit;
+                unsigned shift;
+        } units[] = {{"B", 0}, {"kB", 10}, {"MB", 20}, {"GB", 30}, {"TB", 40}};
+        uint64_t n;
+        const char *p;
+
+        if (leading_number(s, &n, &p) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+                if (strcmp(p, units[i].unit) == 0) {
+                        if (n > UINT64_MAX >> units[i].shift)
+                                return -EINVAL;
+                        *ret_bytes = n << units[i].shift;
                         return 0;
                 }
         }

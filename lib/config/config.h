@@ -94,20 +94,47 @@ enum wc_log_format {
         WC_LOG_FORMAT_JSON = 1,
 };
 
+/* What walcastd does when the slot it had confirmed positions on is gone,
+ * was recreated, or the server is another one (docs/reliability.md). */
+enum wc_slot_lost {
+        WC_SLOT_LOST_FAIL = 0,     /* exit 69 and wait for an operator */
+        WC_SLOT_LOST_RECREATE = 1, /* accept the loss, go on (logged) */
+};
+
 struct wc_config {
         char *path;
         struct {
                 char *dsn;
                 char *slot;
-                bool create_slot;            /* default true */
-                uint64_t status_interval_ms; /* default 10000 */
+                bool create_slot;               /* default true */
+                uint64_t status_interval_ms;    /* default 10000 */
+                enum wc_slot_lost on_slot_lost; /* default fail */
         } source;
+        /* the slot's state file lives here (absolute); NULL: the caller
+         * picks ($STATE_DIRECTORY under systemd) or there is none */
+        char *state_dir;
+        /* how long a stop waits for the sinks to acknowledge; default 10 s */
+        uint64_t shutdown_timeout_ms;
         struct wc_filter_config filter;
         struct {
                 /* max keys in one bulk_delete signal: 1 to 1000000,
                  * default 1000 */
                 uint32_t bulk_delete_batch;
         } signals;
+        struct {
+                uint64_t interval_ms; /* 0 (default): no heartbeat */
+                /* run on an ordinary connection every interval; default:
+                 * emit a non-transactional logical message with `prefix` */
+                char *action_query;
+                char *prefix; /* default "walcast.heartbeat" */
+                bool deliver; /* pass heartbeat messages to sinks; false */
+        } heartbeat;
+        struct {
+                /* reading pauses while acknowledged-pending transactions
+                 * hold more than these (the open one is never held back) */
+                uint32_t max_in_flight_changes; /* default 100000 */
+                uint64_t max_in_flight_bytes;   /* default 64 MiB */
+        } limits;
         struct wc_sink_config *sinks;
         size_t nsinks;
         struct {
@@ -137,6 +164,10 @@ void wc_config_free(struct wc_config *c);
 /* Durations: "500ms", "10s", "5m", "1h"; a bare number is an error.
  * 0 or -EINVAL. */
 int wc_duration_parse(const char *s, uint64_t *ret_ms);
+
+/* Sizes: "512kB", "64MB", "1GB" (units of 1024 as in PostgreSQL), "100B";
+ * a bare number is an error.  0 or -EINVAL. */
+int wc_size_parse(const char *s, uint64_t *ret_bytes);
 
 /* Slot names: [a-z0-9_]{1,63}. */
 bool wc_slot_name_valid(const char *s);

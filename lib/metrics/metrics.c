@@ -53,6 +53,9 @@ void wc_metrics_init(struct wc_metrics *m)
         atomic_init(&m->server_wal_end, 0);
         atomic_init(&m->last_commit_time_us, 0);
         atomic_init(&m->in_flight, 0);
+        atomic_init(&m->in_flight_changes, 0);
+        atomic_init(&m->in_flight_bytes, 0);
+        atomic_init(&m->paused, 0);
         atomic_init(&m->replays, 0);
         atomic_init(&m->reconnects, 0);
         atomic_init(&m->streaming, 0);
@@ -327,6 +330,17 @@ int wc_metrics_render(const struct wc_metrics *m, int64_t now_us,
                    "Transactions received but not yet acknowledged by "
                    "every sink.",
                    LOAD(m->in_flight));
+        put_single(&o, "walcast_in_flight_changes", "gauge",
+                   "Changes of committed transactions not yet acknowledged "
+                   "by every sink (limits.max_in_flight_changes).",
+                   LOAD(m->in_flight_changes));
+        put_single(&o, "walcast_in_flight_bytes", "gauge",
+                   "Bytes of those changes (limits.max_in_flight_bytes).",
+                   LOAD(m->in_flight_bytes));
+        put_single(
+            &o, "walcast_paused", "gauge",
+            "1 while reading waits for the sinks (backpressure).",
+            (uint64_t)atomic_load_explicit(&m->paused, memory_order_relaxed));
 
         n = atomic_load_explicit(&m->nsinks, memory_order_acquire);
         put_family(&o, "walcast_sink_acks_total", "counter",

@@ -45,6 +45,10 @@ struct wc_metrics {
         atomic_uint_fast64_t server_wal_end;
         atomic_int_fast64_t last_commit_time_us; /* Unix epoch, 0 = none */
         atomic_uint_fast64_t in_flight;          /* transactions */
+        /* committed, not yet acknowledged: what limits.* bound */
+        atomic_uint_fast64_t in_flight_changes;
+        atomic_uint_fast64_t in_flight_bytes;
+        atomic_int paused; /* 1 while reading waits for the sinks */
         atomic_uint_fast64_t replays;
         atomic_uint_fast64_t reconnects;
         atomic_int streaming;   /* 1 while START_REPLICATION is active */

@@ -315,7 +315,8 @@ class Cluster:
             s += " password=%s" % password
         return s
 
-    def sql(self, query, user="postgres", password=None, check=True):
+    def sql(self, query, user="postgres", password=None, check=True,
+            dbname="postgres"):
         """Runs query (one or more statements) through psql; returns the rows
         of every result as lists of strings (None for SQL NULL)."""
         env = dict(os.environ)
@@ -331,7 +332,7 @@ class Cluster:
             ["psql", "-X", "-q", "-A", "-t", "-z", "-R", recsep, "-v",
              "ON_ERROR_STOP=1", "-P", "null=" + nullmark,
              "-h", "127.0.0.1", "-p", str(self.port), "-U", user,
-             "-d", "postgres", "-f", "-"],
+             "-d", dbname, "-f", "-"],
             input=query.encode(), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=env)
         if r.returncode != 0:

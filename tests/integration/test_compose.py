@@ -531,6 +531,9 @@ def case_workload(c):
     cfg["source"]["dsn"] = cluster.dsn()
     port = h.free_port()
     cfg["metrics"]["listen"] = "127.0.0.1:%d" % port
+    if "state_dir" in cfg:  # the container's directory
+        cfg["state_dir"] = os.path.join(tmp, "state")
+        os.mkdir(cfg["state_dir"])
     mock = None
     exe = os.environ.get("WC_KAFKA_MOCK") or os.path.join(
         installtree.build_dir(), "tests", "tools", "kafka_mock")

@@ -6,7 +6,7 @@ bad value and an unknown key (78, "FILE:LINE:COL: message").
 Server side (exit 1 unless noted), each message with the given words:
 unreachable, wrong password, role without REPLICATION, wal_level=replica,
 wal2json not installed, wal2json not in output_plugin_libraries, slot active
-for another PID, slot missing with create_slot: false (69), slot
+for another PID (walcastd waits and retries, tail exits 1), slot missing with create_slot: false (69), slot
 invalidated (69); and a warning for a table whose UPDATE/DELETE wal2json
 drops for lack of a replica identity.
 """
@@ -14,6 +14,7 @@ drops for lack of a replica identity.
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -194,8 +195,18 @@ def case_active_and_warning(ctx):
     d1 = h.start_walcastd(cfg1, c.tmp, name="walcastd-first")
     try:
         cfg2, _ = ctx.cfg("busy_slot")
-        expect_exit([h.binary("walcastd"), "-c", cfg2], c,
-                    "walcastd-second", ["is active for PID"], 1)
+        # a second daemon waits for the slot (saying so once) and retries
+        d2 = h.start_walcastd(cfg2, c.tmp, name="walcastd-second",
+                              ready=False)
+        d2.wait_ready("waiting for it to be released", timeout=30)
+        time.sleep(2.5)  # past the first retries (1 s, 2 s)
+        err2 = d2.stderr()
+        check(d2.poll() is None, "the second walcastd exited instead of "
+              "waiting for the slot\n" + d2.describe())
+        check(err2.count("is active for PID") == 1,
+              "the busy slot was not logged exactly once while retrying:\n"
+              + err2)
+        d2.stop()
         expect_exit([h.binary("walcast"), "tail", "-c", cfg2, "--slot",
                      "busy_slot"], c, "tail-active", ["is active for PID"],
                     1)

@@ -5,7 +5,7 @@
    Type=notify with ExecReload= for systemd before 253) carry the
    settings walcastd relies on: service type, user, state directory,
    restart policy (never on exit 69 or 78), watchdog, stop timeout above
-   walcastd's 5 s drain, and the hardening.
+   walcastd's drain (shutdown_timeout, 10 s by default), and the hardening.
 2. installed: `cmake --install` into a temporary prefix writes the variant
    the build chose, with ExecStart= naming the installed walcastd; the
    sysusers.d file creates the walcast user (`systemd-sysusers --root`).
@@ -53,7 +53,7 @@ TRUE = ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices",
         "ProtectControlGroups", "RestrictNamespaces", "LockPersonality",
         "MemoryDenyWriteExecute", "RestrictRealtime")
 FAMILIES = {"AF_UNIX", "AF_INET", "AF_INET6"}
-DRAIN_S = 5     # walcastd's drain after SIGTERM
+DRAIN_S = 10    # walcastd's default shutdown_timeout after SIGTERM
 
 
 # --------------------------------------------------------------------------

@@ -5,10 +5,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/state.h"
 
 static void in_order_prefix(void **state)
 {
@@ -148,6 +154,195 @@ static void reset_forgets_in_flight(void **state)
         wc_checkpoint_free(cp);
 }
 
+/* The load of limits.max_in_flight_*: counted while an entry waits. */
+static void load_follows_acks(void **state)
+{
+        struct wc_checkpoint *cp = wc_checkpoint_new(100);
+        uint64_t a, b, c, changes, bytes;
+        (void)state;
+
+        assert_int_equal(wc_checkpoint_add(cp, 200, 2, &a), 0);
+        assert_int_equal(wc_checkpoint_add(cp, 300, 1, &b), 0);
+        assert_int_equal(wc_checkpoint_set_load(cp, a, 10, 1000), 0);
+        assert_int_equal(wc_checkpoint_set_load(cp, b, 5, 500), 0);
+        /* set, not add */
+        assert_int_equal(wc_checkpoint_set_load(cp, b, 6, 600), 0);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 16);
+        assert_int_equal(bytes, 1600);
+
+        /* b is done before a: its load goes although a holds the position */
+        assert_int_equal(wc_checkpoint_ack(cp, b), 0);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 10);
+        assert_int_equal(bytes, 1000);
+        assert_true(wc_checkpoint_confirmed(cp) == 100);
+        /* one of two acks: still held */
+        assert_int_equal(wc_checkpoint_ack(cp, a), 0);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 10);
+        assert_int_equal(wc_checkpoint_ack(cp, a), 0);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 0);
+        assert_int_equal(bytes, 0);
+        assert_true(wc_checkpoint_confirmed(cp) == 300);
+
+        /* a finished or unknown entry takes no load */
+        assert_int_equal(wc_checkpoint_add(cp, 400, 0, &c), 0);
+        assert_int_equal(wc_checkpoint_set_load(cp, c, 7, 7), -ENOENT);
+        assert_int_equal(wc_checkpoint_set_load(cp, a, 7, 7), -ENOENT);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 0);
+
+        /* a reset drops the load with the entries */
+        assert_int_equal(wc_checkpoint_add(cp, 500, 1, &c), 0);
+        assert_int_equal(wc_checkpoint_set_load(cp, c, 3, 30), 0);
+        wc_checkpoint_reset(cp);
+        wc_checkpoint_load(cp, &changes, &bytes);
+        assert_int_equal(changes, 0);
+        assert_int_equal(bytes, 0);
+        wc_checkpoint_free(cp);
+}
+
+static char tmpdir[64];
+
+static int make_tmpdir(void **state)
+{
+        (void)state;
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/wc-state-XXXXXX");
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_tmpdir(void **state)
+{
+        char cmd[128];
+        (void)state;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void state_round_trip(void **state)
+{
+        struct wc_slot_state st = {.system_id = "7312345678901234567",
+                                   .timeline = 3,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x100016B3748ull},
+                             got;
+        char path[256], err[512], tmp[300];
+        struct stat sb;
+        (void)state;
+
+        assert_int_equal(wc_state_path(tmpdir, "walcast", path, sizeof(path)),
+                         0);
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        /* no temporary file is left behind */
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        assert_int_equal(stat(tmp, &sb), -1);
+        memset(&got, 0xAA, sizeof(got));
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 1);
+        assert_string_equal(got.system_id, st.system_id);
+        assert_int_equal(got.timeline, 3);
+        assert_string_equal(got.database, "app");
+        assert_string_equal(got.slot, "walcast");
+        assert_true(got.confirmed == st.confirmed);
+
+        /* rewritten in place */
+        st.confirmed += 8;
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 1);
+        assert_true(got.confirmed == st.confirmed);
+
+        assert_int_equal(wc_state_remove(path, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_remove(path, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 0);
+
+        /* a trailing slash in the directory is fine */
+        snprintf(tmp, sizeof(tmp), "%s/", tmpdir);
+        assert_int_equal(wc_state_path(tmp, "s", path, sizeof(path)), 0);
+        assert_null(strstr(path, "//"));
+        assert_int_equal(wc_state_path(tmpdir, "s", path, 8), -ENAMETOOLONG);
+}
+
+static void state_damaged(void **state)
+{
+        static const char *const bad[] = {
+            "system_id=1\ntimeline=1\ndatabase=a\nslot=s\n", /* no lsn */
+            "system_id=x1\ntimeline=1\ndatabase=a\nslot=s\n"
+            "confirmed_lsn=0/1\n",
+            "system_id=1\ntimeline=-1\ndatabase=a\nslot=s\n"
+            "confirmed_lsn=0/1\n",
+            "system_id=1\ntimeline=1\ndatabase=a\nslot=s\n"
+            "confirmed_lsn=zz\n",
+            "system_id=1\ntimeline=1\ndatabase=\nslot=s\n"
+            "confirmed_lsn=0/1\n",
+            "garbage\n",
+        };
+        struct wc_slot_state got;
+        char path[256], err[512];
+        (void)state;
+
+        snprintf(path, sizeof(path), "%s/bad.state", tmpdir);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                write_text(path, bad[i]);
+                err[0] = '\0';
+                assert_int_equal(wc_state_read(path, &got, err, sizeof(err)),
+                                 -EINVAL);
+                assert_non_null(strstr(err, path));
+                assert_non_null(strstr(err, "walcast slot create --force"));
+        }
+        /* comments, blank lines and unknown keys are fine */
+        write_text(path, "# x\n\nsystem_id=1\ntimeline=1\ndatabase=a\n"
+                         "future=1\nslot=s\nconfirmed_lsn=0/10");
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 1);
+        assert_true(got.confirmed == 0x10);
+}
+
+static void state_verdicts(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111",
+                                   .timeline = 1,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x5000};
+        char err[512];
+        (void)state;
+
+        assert_int_equal(
+            wc_state_check(NULL, "111", false, 0, err, sizeof(err)),
+            WC_SLOT_FIRST);
+        assert_int_equal(
+            wc_state_check(&st, "111", true, 0x5000, err, sizeof(err)),
+            WC_SLOT_SAME);
+        /* behind what was confirmed: the last status did not reach it */
+        assert_int_equal(
+            wc_state_check(&st, "111", true, 0x4000, err, sizeof(err)),
+            WC_SLOT_SAME);
+        assert_int_equal(wc_state_check(&st, "111", false, 0, err, sizeof(err)),
+                         WC_SLOT_VANISHED);
+        assert_non_null(strstr(err, "has vanished"));
+        assert_non_null(strstr(err, "0/5000"));
+        assert_int_equal(
+            wc_state_check(&st, "111", true, 0x5001, err, sizeof(err)),
+            WC_SLOT_MOVED);
+        assert_non_null(strstr(err, "0/5001"));
+        assert_non_null(strstr(err, "may have been lost"));
+        assert_int_equal(
+            wc_state_check(&st, "222", true, 0x5000, err, sizeof(err)),
+            WC_SLOT_OTHER_SERVER);
+        assert_non_null(strstr(err, "222"));
+        assert_non_null(strstr(err, "111"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -157,6 +352,12 @@ int main(void)
             cmocka_unit_test(idle_advance_only_when_empty),
             cmocka_unit_test(grows_past_ring_and_wraps),
             cmocka_unit_test(reset_forgets_in_flight),
+            cmocka_unit_test(load_follows_acks),
+            cmocka_unit_test_setup_teardown(state_round_trip, make_tmpdir,
+                                            remove_tmpdir),
+            cmocka_unit_test_setup_teardown(state_damaged, make_tmpdir,
+                                            remove_tmpdir),
+            cmocka_unit_test(state_verdicts),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

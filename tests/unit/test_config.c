@@ -572,10 +572,96 @@ static void test_unknown_keys(void **state)
         assert_error(PLUGIN "      path: /a.so\n      file: /tmp/x\n",
                      "walcast.yaml:7:7: unknown key \"file\" in "
                      "\"sinks[0].plugin\"");
-        /* the next section of the design is not accepted yet */
-        assert_error(SOURCE SINKS "heartbeat:\n  interval: 60s\n",
-                     "walcast.yaml:7:1: unknown key \"heartbeat\" at the top "
-                     "level");
+        assert_error(SOURCE SINKS "heartbeat:\n  intervall: 60s\n",
+                     "walcast.yaml:8:3: unknown key \"intervall\" in "
+                     "\"heartbeat\"");
+        assert_error(SOURCE SINKS "limits: {max_changes: 5}\n",
+                     "walcast.yaml:7:10: unknown key \"max_changes\" in "
+                     "\"limits\"");
+}
+
+/* heartbeat, limits, state_dir, shutdown_timeout, source.on_slot_lost */
+static void test_reliability_keys(void **state)
+{
+        struct wc_config *c;
+
+        (void)state;
+        c = load(SOURCE SINKS);
+        assert_non_null(c);
+        assert_int_equal(c->heartbeat.interval_ms, 0);
+        assert_null(c->heartbeat.action_query);
+        assert_string_equal(c->heartbeat.prefix, "walcast.heartbeat");
+        assert_false(c->heartbeat.deliver);
+        assert_int_equal(c->limits.max_in_flight_changes, 100000);
+        assert_int_equal(c->limits.max_in_flight_bytes, 64 << 20);
+        assert_int_equal(c->shutdown_timeout_ms, 10000);
+        assert_null(c->state_dir);
+        assert_int_equal(c->source.on_slot_lost, WC_SLOT_LOST_FAIL);
+        wc_config_free(c);
+
+        c = load(SOURCE "  on_slot_lost: recreate\n" SINKS
+                        "heartbeat:\n  interval: 1m\n"
+                        "  action_query: \"UPDATE hb SET at = now()\"\n"
+                        "  prefix: hb\n  deliver: true\n"
+                        "limits:\n  max_in_flight_changes: 500\n"
+                        "  max_in_flight_bytes: 512kB\n"
+                        "state_dir: /var/lib/walcast\n"
+                        "shutdown_timeout: 0s\n");
+        assert_non_null(c);
+        assert_int_equal(c->source.on_slot_lost, WC_SLOT_LOST_RECREATE);
+        assert_int_equal(c->heartbeat.interval_ms, 60000);
+        assert_string_equal(c->heartbeat.action_query,
+                            "UPDATE hb SET at = now()");
+        assert_string_equal(c->heartbeat.prefix, "hb");
+        assert_true(c->heartbeat.deliver);
+        assert_int_equal(c->limits.max_in_flight_changes, 500);
+        assert_int_equal(c->limits.max_in_flight_bytes, 512 << 10);
+        assert_string_equal(c->state_dir, "/var/lib/walcast");
+        assert_int_equal(c->shutdown_timeout_ms, 0);
+        wc_config_free(c);
+
+        assert_error(SOURCE "  on_slot_lost: ignore\n" SINKS,
+                     "walcast.yaml:4:17: invalid on_slot_lost \"ignore\": "
+                     "use fail or recreate");
+        assert_error(SOURCE SINKS "heartbeat: {interval: 500ms}\n",
+                     "walcast.yaml:7:23: interval \"500ms\" is out of range: "
+                     "use 1s to 24h");
+        assert_error(SOURCE SINKS "limits: {max_in_flight_bytes: 64}\n",
+                     "walcast.yaml:7:31: invalid size \"64\": use a number "
+                     "with a unit: 512kB, 64MB, 1GB");
+        assert_error(SOURCE SINKS "limits: {max_in_flight_bytes: 1B}\n",
+                     "walcast.yaml:7:31: max_in_flight_bytes \"1B\" is out "
+                     "of range: use 1kB to 1024GB");
+        assert_error(SOURCE SINKS "limits: {max_in_flight_changes: 0}\n",
+                     "walcast.yaml:7:33: invalid max_in_flight_changes \"0\": "
+                     "use a number from 1 to 1000000000");
+        assert_error(SOURCE SINKS "state_dir: var/lib/walcast\n",
+                     "walcast.yaml:7:12: relative path \"var/lib/walcast\" "
+                     "for \"state_dir\": use an absolute path");
+        assert_error(SOURCE SINKS "heartbeat: {action_query: \"\"}\n",
+                     "walcast.yaml:7:27: empty value for "
+                     "\"heartbeat.action_query\"");
+}
+
+static void test_size_parse(void **state)
+{
+        static const char *const bad[] = {
+            "", "64", "64mb", "1.5MB", "-1kB", "kB", "1 kB", "99999999999TB"};
+        uint64_t n;
+
+        (void)state;
+        assert_int_equal(wc_size_parse("0B", &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(wc_size_parse("3kB", &n), 0);
+        assert_int_equal(n, 3072);
+        assert_int_equal(wc_size_parse("64MB", &n), 0);
+        assert_int_equal(n, 64ull << 20);
+        assert_int_equal(wc_size_parse("2GB", &n), 0);
+        assert_int_equal(n, 2ull << 30);
+        assert_int_equal(wc_size_parse("1TB", &n), 0);
+        assert_int_equal(n, 1ull << 40);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(wc_size_parse(bad[i], &n), -EINVAL);
 }
 
 /* A key that is not a scalar. */
@@ -1942,6 +2028,8 @@ int main(void)
             cmocka_unit_test(test_env_expansion),
             cmocka_unit_test(test_env_errors),
             cmocka_unit_test(test_unknown_keys),
+            cmocka_unit_test(test_reliability_keys),
+            cmocka_unit_test(test_size_parse),
             cmocka_unit_test(test_non_scalar_keys),
             cmocka_unit_test(test_wrong_types),
             cmocka_unit_test(test_missing_values),

@@ -116,6 +116,18 @@ static const char full_expected[] =
     "yet acknowledged by every sink.\n"
     "# TYPE walcast_in_flight_transactions gauge\n"
     "walcast_in_flight_transactions 3\n"
+    "# HELP walcast_in_flight_changes Changes of committed transactions not "
+    "yet acknowledged by every sink (limits.max_in_flight_changes).\n"
+    "# TYPE walcast_in_flight_changes gauge\n"
+    "walcast_in_flight_changes 40\n"
+    "# HELP walcast_in_flight_bytes Bytes of those changes "
+    "(limits.max_in_flight_bytes).\n"
+    "# TYPE walcast_in_flight_bytes gauge\n"
+    "walcast_in_flight_bytes 4096\n"
+    "# HELP walcast_paused 1 while reading waits for the sinks "
+    "(backpressure).\n"
+    "# TYPE walcast_paused gauge\n"
+    "walcast_paused 1\n"
     "# HELP walcast_sink_acks_total Acknowledgements received from each "
     "sink.\n"
     "# TYPE walcast_sink_acks_total counter\n"
@@ -165,6 +177,9 @@ static void fill(struct wc_metrics *m)
         set(&m->server_wal_end, lsn + 1000);
         atomic_store(&m->last_commit_time_us, NOW_US - 2500000);
         set(&m->in_flight, 3);
+        set(&m->in_flight_changes, 40);
+        set(&m->in_flight_bytes, 4096);
+        atomic_store(&m->paused, 1);
         assert_int_equal(wc_metrics_add_sink(m, "kafka"), 0);
         assert_int_equal(wc_metrics_add_sink(m, "file"), 1);
         set(&m->sinks[0].acks, 11);
