@@ -569,6 +569,8 @@ static int open_checked(struct runner *rn)
         bool guarded = rn->have_saved && !rn->o->tail;
         bool accept = rn->cfg->source.on_slot_lost == WC_SLOT_LOST_RECREATE &&
                       !rn->o->tail;
+        /* a reconnect: this process streamed from the slot already */
+        bool had_slot = rn->cp != NULL && !rn->o->temporary;
         bool create = !rn->o->tail && rn->cfg->source.create_slot;
         struct wc_slot_state st = {0};
         enum wc_slot_verdict v = WC_SLOT_FIRST;
@@ -577,7 +579,7 @@ static int open_checked(struct runner *rn)
 
         /* never a new slot in place of one changes were confirmed on,
          * unless that is accepted */
-        r = open_stream(rn, create && (!guarded || accept));
+        r = open_stream(rn, create && ((!guarded && !had_slot) || accept));
         if (r == -ESTALE && accept) {
                 log_warning("%s; source.on_slot_lost is recreate: dropping "
                             "and recreating the slot",
@@ -594,9 +596,32 @@ static int open_checked(struct runner *rn)
                                    sizeof(why));
                 return refuse_slot(rn, why);
         }
+        if (r == -ENOENT && had_slot && create) {
+                char a[WC_LSN_STRLEN];
+
+                wc_errorf(why, sizeof(why),
+                          "replication slot \"%s\" has vanished while "
+                          "walcastd was running: it had confirmed changes up "
+                          "to %s on it, and whatever was committed after that "
+                          "and before a new slot is created will not be "
+                          "delivered",
+                          rn->slot,
+                          wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
+                return refuse_slot(rn, why);
+        }
         if (r < 0)
                 return r;
         info = wc_stream_get_info(rn->stream);
+        if (had_slot && !guarded && info->slot_created) {
+                char a[WC_LSN_STRLEN];
+
+                log_warning("replication slot \"%s\" had vanished while "
+                            "walcastd was running; source.on_slot_lost is "
+                            "recreate: created it again, changes committed "
+                            "after %s and before now are not delivered",
+                            rn->slot,
+                            wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
+        }
         if (guarded && info->slot_created)
                 v = wc_state_check(&rn->saved, info->system_id, false, 0, why,
                                    sizeof(why));

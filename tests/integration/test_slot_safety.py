@@ -15,6 +15,8 @@ have been lost.
   directory: exit 69;
 - a damaged state file: exit 69 naming the file; an unwritable state
   directory: exit 78;
+- without a state file, a slot dropped while walcastd reconnects is exit
+  69 too, never a new slot;
 - `walcast slot drop` removes the state file, so a new start is a first
   start.
 """
@@ -207,6 +209,34 @@ def case_bad_state(ctx):
                    rc=h.EX_CONFIG)
 
 
+def case_vanished_while_running(ctx):
+    """Without a state file: a slot dropped during a reconnect is still
+    never replaced by a new one."""
+    c = ctx.c
+    cfg = h.write_config(os.path.join(c.tmp, "nostate.yaml"), c.dsn(),
+                         "nostate_slot", os.path.join(c.tmp, "nostate.jsonl"))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-nostate")
+    try:
+        check("no state_dir" in d.stderr(), "no notice that slot checks are "
+              "off without a state directory:\n" + d.stderr())
+        pid = c.slot("nostate_slot")["active_pid"]
+        c.sql("SELECT pg_terminate_backend(%s)" % pid)
+
+        def dropped():
+            return c.sql("SELECT pg_drop_replication_slot('nostate_slot')",
+                         check=False) is not None
+        h.wait_until(dropped, timeout=10, interval=0.05,
+                     what="dropping the slot while walcastd reconnects")
+        rc = d.wait(timeout=30)
+        check(rc == h.EX_UNAVAILABLE and "has vanished while walcastd was "
+              "running" in d.stderr(),
+              "walcastd exited %s after its slot vanished:\n%s"
+              % (rc, d.stderr()))
+        check(c.slot("nostate_slot") is None, "a new slot was created")
+    finally:
+        d.kill()
+
+
 def case_drop(ctx):
     c = ctx.c
     cfg, out = ctx.cfg()
@@ -231,6 +261,8 @@ def test():
                      ("slot recreated", case_recreated),
                      ("another server", case_other_server),
                      ("damaged state, no state dir", case_bad_state),
+                     ("vanished during a reconnect",
+                      case_vanished_while_running),
                      ("slot drop removes the state", case_drop)]:
         cases.run(name, fn, ctx)
     return cases.finish()
