@@ -3,9 +3,10 @@
  * wal2json format-version 2 decoder: one message (one JSON object) to one
  * struct wc_change, zero-copy.
  *
- * The decoder tokenizes with jsmn (strict mode) and decodes names in place,
- * so the message buffer must be writable and stay alive, unmodified by the
- * caller, for as long as the returned change is used.  The change and its
+ * The decoder validates in one pass and decodes names in place (each
+ * NUL-terminated where its closing quote was), so the message buffer must
+ * be writable and stay alive, unmodified by the caller, for as long as the
+ * returned change is used.  The change and its
  * column arrays are owned by the decoder and valid until the next call to
  * wc_decoder_decode() or wc_decoder_free().
  */
