@@ -685,8 +685,12 @@ HOT int any_value(struct wc_decoder *d, const char **ret_s, size_t *ret_len)
         char *s = d->p;
         int r;
 
-        if (s >= d->end)
-                return truncated(d);
+        if (s >= d->end || is_ws(*s)) {
+                skip_ws(d);
+                s = d->p;
+                if (s >= d->end)
+                        return truncated(d);
+        }
         if (*s == '"') {
                 char *body = NULL;
                 size_t n = 0;
@@ -709,23 +713,27 @@ HOT int any_value(struct wc_decoder *d, const char **ret_s, size_t *ret_len)
 }
 
 /* After a member's value: whitespace, then ',' (more members follow:
- * returns 1, d->p at the next key) or the closing bracket (returns 0, d->p
+ * returns 1, d->p after the ',') or the closing bracket (returns 0, d->p
  * past it). */
 HOT int next_member(struct wc_decoder *d, char close)
 {
-        skip_ws(d);
-        if (d->p < d->end) {
-                char c = *d->p;
+        /* Whitespace is wal2json's exception: looked for only when what
+         * is there is not what it writes.  After the ',' it is for the
+         * next reader to skip. */
+        for (int pass = 0; pass < 2; pass++) {
+                if (d->p < d->end) {
+                        char c = *d->p;
 
-                if (c == ',') {
-                        d->p++;
-                        skip_ws(d);
-                        return 1;
+                        if (c == ',') {
+                                d->p++;
+                                return 1;
+                        }
+                        if (c == close) {
+                                d->p++;
+                                return 0;
+                        }
                 }
-                if (c == close) {
-                        d->p++;
-                        return 0;
-                }
+                skip_ws(d);
         }
         return bad_json(d, d->p);
 }
@@ -746,10 +754,13 @@ HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
         size_t n = 0;
         int r;
 
-        if (d->p >= d->end)
-                return truncated(d);
-        if (*d->p != '"')
-                return fail(d, "\"%s\" is not a string", what);
+        if (d->p >= d->end || *d->p != '"') {
+                skip_ws(d);
+                if (d->p >= d->end)
+                        return truncated(d);
+                if (*d->p != '"')
+                        return fail(d, "\"%s\" is not a string", what);
+        }
         r = scan_string(d, &s, &n);
         if (r < 0)
                 return r;
@@ -770,14 +781,17 @@ HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
         return 0;
 }
 
-HOT int uint32_value(struct wc_decoder *d, const char *what, uint32_t *ret)
+static int uint32_value_slow(struct wc_decoder *d, const char *what,
+                             uint32_t *ret)
 {
-        char *s = d->p;
+        char *s;
         uint64_t v = 0;
         enum prim kind;
         size_t n;
         int r;
 
+        skip_ws(d);
+        s = d->p;
         if (s >= d->end)
                 return truncated(d);
         if (!starts_primitive(*s)) {
@@ -804,6 +818,29 @@ HOT int uint32_value(struct wc_decoder *d, const char *what, uint32_t *ret)
                 }
         }
         return fail(d, "\"%s\" is not a 32-bit unsigned integer", what);
+}
+
+/* A JSON number that is a 32-bit unsigned integer. */
+HOT int uint32_value(struct wc_decoder *d, const char *what, uint32_t *ret)
+{
+        const char *s = d->p, *p = s, *end = d->end;
+        uint64_t v;
+
+        /* what wal2json writes: up to ten digits, no leading zero, then
+         * not a fraction or an exponent */
+        if (p < end && *p >= '1' && *p <= '9') {
+                v = (uint64_t)(*p++ - '0');
+                while (p < end && is_digit(*p) && p - s < 10)
+                        v = v * 10 + (uint64_t)(*p++ - '0');
+                if (v <= UINT32_MAX &&
+                    (p == end ||
+                     (!is_digit(*p) && *p != '.' && *p != 'e' && *p != 'E'))) {
+                        d->p = (char *)p;
+                        *ret = (uint32_t)v;
+                        return 0;
+                }
+        }
+        return uint32_value_slow(d, what, ret);
 }
 
 static int lsn_value(struct wc_decoder *d, const char *what, wc_lsn *ret)
@@ -920,6 +957,7 @@ static int key_index(struct wc_decoder *d, const char *const *names, int count,
         char q[48];
         int k, r;
 
+        skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
                 return bad_json(d, d->p);
         r = scan_string(d, &s, &n);
@@ -1002,6 +1040,7 @@ static int column(struct wc_decoder *d, const char *what, bool with_value,
         size_t n = 0;
         int r;
 
+        skip_ws(d);
         if (d->p >= d->end)
                 return truncated(d);
         if (*d->p != '{')
@@ -1023,9 +1062,9 @@ static int column(struct wc_decoder *d, const char *what, bool with_value,
                 size_t lit = col_key_at(d->p, (size_t)(d->end - d->p), guess);
 
                 if (lit) {
+                        /* the value's reader skips any whitespace */
                         ck = guess;
                         d->p += lit;
-                        skip_ws(d);
                 } else {
                         ck = key_index(d, col_key_names, C__COUNT, col_key,
                                        what);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1028,6 +1029,192 @@ static void nul_bytes(void **state)
         assert_int_equal(msg[n], 'g');
 }
 
+/* ---- whitespace ---- */
+
+/* msg with whitespace (of four kinds, in turn) before and after every
+ * structural character outside strings. */
+static char *spaced(const char *msg, size_t len, size_t *ret_len)
+{
+        static const char ws[] = " \t\n\r";
+        char *out = malloc(len * 5 + 2);
+        bool in_string = false;
+        size_t o = 0, k = 0;
+
+        assert_non_null(out);
+        out[o++] = ws[k++ % 4];
+        for (size_t i = 0; i < len; i++) {
+                char c = msg[i];
+
+                if (in_string) {
+                        out[o++] = c;
+                        if (c == '\\' && i + 1 < len)
+                                out[o++] = msg[++i];
+                        else if (c == '"')
+                                in_string = false;
+                        continue;
+                }
+                if (c == '"') {
+                        in_string = true;
+                        out[o++] = c;
+                        continue;
+                }
+                if (strchr("{}[],:", c)) {
+                        out[o++] = ws[k++ % 4];
+                        out[o++] = c;
+                        out[o++] = ws[k++ % 4];
+                        continue;
+                }
+                out[o++] = c;
+        }
+        out[o++] = ws[k++ % 4];
+        *ret_len = o;
+        return out;
+}
+
+static void same_columns(const struct walcast_columns *a,
+                         const struct walcast_columns *b)
+{
+        assert_int_equal(a->count, b->count);
+        for (size_t i = 0; i < a->count; i++) {
+                const struct walcast_column *x = &a->items[i],
+                                            *y = &b->items[i];
+
+                assert_string_equal(x->name, y->name);
+                assert_string_equal(x->type, y->type);
+                assert_int_equal(x->type_oid, y->type_oid);
+                /* scalars are the same text; a nested value got spaces */
+                if (x->value_len && x->value[0] != '{' && x->value[0] != '[') {
+                        assert_int_equal(x->value_len, y->value_len);
+                        assert_memory_equal(x->value, y->value, x->value_len);
+                }
+        }
+}
+
+/* wal2json writes no whitespace and the decoder's fast paths expect none,
+ * but JSON allows it between any two tokens: every recorded line decodes
+ * the same with whitespace everywhere it may be. */
+static void whitespace_anywhere(void **state)
+{
+        struct decoded *x = *state;
+        struct wc_decoder *d2 = wc_decoder_new();
+        size_t total = 0;
+
+        assert_non_null(d2);
+        for (size_t f = 0; f < sizeof(recorded) / sizeof(recorded[0]); f++) {
+                struct lines l;
+
+                lines_read(recorded[f], &l);
+                for (size_t i = 0; i < l.count; i++) {
+                        const struct wc_change *a, *b = NULL;
+                        size_t n;
+                        char *sp = spaced(l.line[i], l.len[i], &n);
+                        char err[512] = "";
+
+                        decode_copy(x, l.line[i], l.len[i]);
+                        a = x->ch;
+                        if (wc_decoder_decode(d2, sp, n, AT, &b, err,
+                                              sizeof(err)) != 0)
+                                fail_msg("%s:%zu spaced: %s", recorded[f],
+                                         i + 1, err);
+                        assert_int_equal(a->op, b->op);
+                        assert_true(a->lsn == b->lsn);
+                        assert_true(a->commit_lsn == b->commit_lsn);
+                        assert_true(a->end_lsn == b->end_lsn);
+                        assert_int_equal(a->has_xid, b->has_xid);
+                        assert_int_equal(a->xid, b->xid);
+                        assert_int_equal(a->has_time, b->has_time);
+                        assert_true(a->time_us == b->time_us);
+                        if (a->schema)
+                                assert_string_equal(a->schema, b->schema);
+                        if (a->table)
+                                assert_string_equal(a->table, b->table);
+                        if (a->prefix)
+                                assert_string_equal(a->prefix, b->prefix);
+                        assert_int_equal(a->transactional, b->transactional);
+                        assert_int_equal(a->content.len, b->content.len);
+                        same_columns(&a->columns, &b->columns);
+                        same_columns(&a->identity, &b->identity);
+                        same_columns(&a->pk, &b->pk);
+                        free(sp);
+                        total++;
+                }
+                lines_free(&l);
+        }
+        wc_decoder_free(d2);
+        assert_true(total > 150);
+}
+
+/* Errors the single-pass decoder reports where it meets them. */
+static void error_messages_in_columns(void **state)
+{
+        struct decoded *x = *state;
+
+#define ROW_START                                                              \
+        "{\"action\":\"I\",\"xid\":7,\"lsn\":\"0/1\",\"schema\":\"s\","        \
+        "\"table\":\"t\",\"columns\":["
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"typeoid\":4294967296,\"value\":1}]}",
+                     -EBADMSG, "\"typeoid\" is not a 32-bit unsigned integer");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"typeoid\":2.5,\"value\":1}]}",
+                     -EBADMSG, "\"typeoid\" is not a 32-bit unsigned integer");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"typeoid\":\"23\",\"value\":1}]}",
+                     -EBADMSG, "\"typeoid\" is not a number");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"name\":\"b\","
+                               "\"type\":\"int\",\"value\":1}]}",
+                     -EBADMSG, "duplicate key \"name\" in \"columns\"");
+        expect_error(x,
+                     ROW_START "{\"name\":\"\",\"type\":\"int\","
+                               "\"value\":1}]}",
+                     -EBADMSG, "\"name\" is empty");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\\u0000b\",\"type\":\"int\","
+                               "\"value\":1}]}",
+                     -EBADMSG, "\\u0000 in \"name\"");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"value\":1,\"extra\":2}]}",
+                     -EBADMSG, "unknown key \"extra\" in \"columns\"");
+        expect_error(x, ROW_START "1]}", -EBADMSG,
+                     "an entry of \"columns\" is not an object");
+        /* offsets count from the message's first byte */
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"value\":\"\xc3\x28\"}]}",
+                     -EBADMSG, "invalid UTF-8 at offset 104");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"value\":[1,{\"k\":[]},]}]}",
+                     -EBADMSG, "invalid JSON at offset 115");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"value\":[[[",
+                     -EBADMSG, "truncated JSON");
+        expect_error(x,
+                     ROW_START "{\"name\":\"a\",\"type\":\"int\","
+                               "\"value\":\"abc",
+                     -EBADMSG, "truncated JSON");
+        expect_error(x,
+                     "{\"action\":\"B\",\"xid\":null,\"lsn\":null,"
+                     "\"nextlsn\":\"0/2\"}",
+                     -EBADMSG, "\"lsn\" is not a string");
+        expect_error(x,
+                     "{\"action\":\"M\",\"transactional\":1,"
+                     "\"prefix\":\"\",\"content\":\"\"}",
+                     -EBADMSG, "\"transactional\" is not a boolean");
+        expect_error(x,
+                     "{\"action\":\"M\",\"transactional\":true,"
+                     "\"prefix\":\"\",\"content\":1}",
+                     -EBADMSG, "\"content\" is not a string");
+        expect_error(x, "{}", -EBADMSG, "missing \"action\"");
+#undef ROW_START
+}
+
 /* ---- reuse and growth ---- */
 
 static void reuse_across_messages(void **state)
@@ -1200,6 +1387,10 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(error_messages, setup, teardown),
             cmocka_unit_test_setup_teardown(error_excerpt, setup, teardown),
+            cmocka_unit_test_setup_teardown(whitespace_anywhere, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(error_messages_in_columns, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(nul_bytes, setup, teardown),
             cmocka_unit_test_setup_teardown(reuse_across_messages, setup,
                                             teardown),
