@@ -12,9 +12,6 @@
 
 #include "filesink/filesink.h"
 
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* Appends a string literal known to need no escaping; returns the end. */
 #define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
 
@@ -82,44 +79,34 @@ static char *put_escape(char *o, unsigned char c)
         return o;
 }
 
-static inline bool must_escape(unsigned char c)
-{
-        return c < 0x20 || c == '"' || c == '\\';
-}
+/* The bytes a JSON string cannot hold as they are. */
+static const unsigned char must_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+    [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
+    [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
+    [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+    [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
 
 /*
  * s as a JSON string literal, quotes included, byte for byte what
  * wc_json_append_string() writes; o has room for ESCAPED_MAX * n + 2.
- * Names are short and plain: eight bytes are checked and copied at a
- * time.
+ * Names and types are short: one table look-up per byte, copying as it
+ * goes, costs less than finding a plain run and calling memcpy for it.
  */
 static char *put_string(char *o, const char *s, size_t n)
 {
-        size_t i = 0;
+        const unsigned char *u = (const unsigned char *)s;
 
         *o++ = '"';
-        while (i < n) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                if (n - i >= 8) {
-                        uint64_t x;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = u[i];
 
-                        memcpy(&x, s + i, 8);
-                        if (!((x - ONES * 0x20) & ~x & HIGHS) &&
-                            !(((x ^ (ONES * '"')) - ONES) &
-                              ~(x ^ (ONES * '"')) & HIGHS) &&
-                            !(((x ^ (ONES * '\\')) - ONES) &
-                              ~(x ^ (ONES * '\\')) & HIGHS)) {
-                                o = put(o, &x, 8);
-                                i += 8;
-                                continue;
-                        }
-                }
-#endif
-                if (must_escape((unsigned char)s[i]))
-                        o = put_escape(o, (unsigned char)s[i]);
+                if (must_escape[c])
+                        o = put_escape(o, c);
                 else
-                        *o++ = s[i];
-                i++;
+                        *o++ = (char)c;
         }
         *o++ = '"';
         return o;
