@@ -94,6 +94,13 @@ struct wc_change {
         const char *prefix;
         size_t prefix_len;
         struct wc_str content; /* JSON text of the content string */
+
+        /* The text of "columns", "identity" and "pk" as sent, when it is
+         * exactly their canonical form (struct walcast_signal's
+         * columns_json); ptr NULL when not. */
+        struct wc_str columns_json;
+        struct wc_str identity_json;
+        struct wc_str pk_json;
 };
 
 /* Writes a message into a caller's errbuf (nothing when errbuf is NULL or

@@ -40,6 +40,10 @@
 #define TS_CACHE_MAX 48
 /* Initial depth of the stack for nested column values. */
 #define NEST_INITIAL 64
+/* Decoded names are kept in chunks of at least this size. */
+#define NAMES_CHUNK 4096
+/* Names up to this long are copied with one fixed-size copy. */
+#define NAME_SLACK 16
 
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
@@ -52,12 +56,22 @@ struct col_vec {
         size_t cap;
 };
 
+/* Storage for the decoded, NUL-terminated names of one message.  Chunks
+ * are never moved (names point into them) and are kept for the next
+ * message. */
+struct names_chunk {
+        struct names_chunk *next;
+        size_t cap, used;
+        char data[];
+};
+
 struct wc_decoder {
         struct col_vec cols, ident, pk;
         struct wc_change change;
         /* closing brackets of the nested value being checked */
         char *nest;
         size_t nest_cap;
+        struct names_chunk *names, *names_cur;
         /* the last timestamp text decoded, and its value */
         bool ts_valid;
         size_t ts_len;
@@ -72,8 +86,8 @@ struct wc_decoder {
         wc_lsn at;
         char *errbuf;
         size_t errlen;
-        /* Names are decoded in place: errors quote this copy. */
-        unsigned char excerpt[EXCERPT_MAX];
+        /* what errors quote: the start of the message, never modified */
+        const unsigned char *excerpt;
         size_t excerpt_len;
 };
 
@@ -168,6 +182,12 @@ void wc_decoder_free(struct wc_decoder *d)
         if (!d)
                 return;
         free(d->nest);
+        while (d->names) {
+                struct names_chunk *next = d->names->next;
+
+                free(d->names);
+                d->names = next;
+        }
         free(d->cols.items);
         free(d->ident.items);
         free(d->pk.items);
@@ -738,6 +758,62 @@ HOT int next_member(struct wc_decoder *d, char close)
         return bad_json(d, d->p);
 }
 
+/* ---- names ---- */
+
+static char *names_alloc_slow(struct wc_decoder *d, size_t n)
+{
+        struct names_chunk *c = d->names_cur, *nc;
+        size_t cap = n > NAMES_CHUNK ? n : NAMES_CHUNK;
+
+        if (c && c->next && c->next->cap - c->next->used >= n) {
+                nc = c->next;
+        } else {
+                nc = malloc(sizeof(*nc) + cap);
+                if (!nc)
+                        return NULL;
+                nc->cap = cap;
+                nc->used = 0;
+                nc->next = c ? c->next : NULL;
+                if (c)
+                        c->next = nc;
+                else
+                        d->names = nc;
+        }
+        d->names_cur = nc;
+        nc->used = n;
+        return nc->data;
+}
+
+/* Room for n bytes of names, valid until the next message, followed by
+ * NAME_SLACK more that may be written but are not kept. */
+HOT char *names_alloc(struct wc_decoder *d, size_t n)
+{
+        struct names_chunk *c = d->names_cur;
+        char *p;
+
+        if (!c || c->cap - c->used < n + NAME_SLACK) {
+                p = names_alloc_slow(d, n + NAME_SLACK);
+                if (p)
+                        d->names_cur->used -= NAME_SLACK;
+                return p;
+        }
+        p = c->data + c->used;
+        c->used += n;
+        return p;
+}
+
+/* Copies the n bytes of a name at s (in the message) to dst (from
+ * names_alloc(n + 1)): a short name, the common case, with one fixed-size
+ * copy when the message has the bytes to read. */
+HOT void copy_name(const struct wc_decoder *d, char *dst, const char *s,
+                   size_t n)
+{
+        if (n <= NAME_SLACK && (size_t)(d->end - s) >= NAME_SLACK)
+                memcpy(dst, s, NAME_SLACK);
+        else
+                memcpy(dst, s, n);
+}
+
 /* ---- scalars ---- */
 
 static bool at_null(const struct wc_decoder *d)
@@ -750,7 +826,49 @@ static bool at_null(const struct wc_decoder *d)
 HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
              const char **ret_s, size_t *ret_len)
 {
-        char *s = NULL;
+        char *s = NULL, *dst;
+        size_t n = 0;
+        int r;
+
+        if (d->p >= d->end || *d->p != '"') {
+                skip_ws(d);
+                if (d->p >= d->end)
+                        return truncated(d);
+                if (*d->p != '"')
+                        return fail(d, "\"%s\" is not a string", what);
+        }
+        r = scan_string(d, &s, &n);
+        if (r < 0)
+                return r;
+        /* Names travel as C strings: decoded into the decoder's storage,
+         * so that the message stays the text wal2json sent. */
+        dst = names_alloc(d, n + 1);
+        if (!dst)
+                return fail_nomem(d);
+        copy_name(d, dst, s, n);
+        if (r > 0) {
+                if (wc_json_unescape_inplace(dst, n, &n) < 0)
+                        return fail(d, "bad escape in \"%s\"", what);
+                /* raw NULs were refused above, so only \u0000 can make
+                 * one */
+                if (memchr(dst, '\0', n))
+                        return fail(d, "\\u0000 in \"%s\"", what);
+        } else {
+                dst[n] = '\0';
+        }
+        if (nonempty && n == 0)
+                return fail(d, "\"%s\" is empty", what);
+        *ret_s = dst;
+        *ret_len = n;
+        return 0;
+}
+
+/* A string value for its bytes alone (an action, a position, a time):
+ * as sent when it has no escapes, decoded otherwise; not NUL-terminated. */
+HOT int string_value(struct wc_decoder *d, const char *what, const char **ret_s,
+                     size_t *ret_len)
+{
+        char *s = NULL, *dst;
         size_t n = 0;
         int r;
 
@@ -765,17 +883,14 @@ HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
         if (r < 0)
                 return r;
         if (r > 0) {
-                if (wc_json_unescape_inplace(s, n, &n) < 0)
+                dst = names_alloc(d, n + 1);
+                if (!dst)
+                        return fail_nomem(d);
+                memcpy(dst, s, n);
+                if (wc_json_unescape_inplace(dst, n, &n) < 0)
                         return fail(d, "bad escape in \"%s\"", what);
-                /* Names travel as C strings from here on; raw NULs were
-                 * refused above, so only \u0000 can make one. */
-                if (memchr(s, '\0', n))
-                        return fail(d, "\\u0000 in \"%s\"", what);
-        } else {
-                s[n] = '\0';
+                s = dst;
         }
-        if (nonempty && n == 0)
-                return fail(d, "\"%s\" is empty", what);
         *ret_s = s;
         *ret_len = n;
         return 0;
@@ -850,7 +965,7 @@ static int lsn_value(struct wc_decoder *d, const char *what, wc_lsn *ret)
         size_t n = 0;
         int r;
 
-        r = name(d, what, false, &s, &n);
+        r = string_value(d, what, &s, &n);
         if (r < 0)
                 return r;
         if (wc_lsn_parse_n(s, n, ret) < 0)
@@ -866,7 +981,7 @@ static int timestamp_value(struct wc_decoder *d, int64_t *ret_us)
         size_t n = 0;
         int r;
 
-        r = name(d, "timestamp", false, &s, &n);
+        r = string_value(d, "timestamp", &s, &n);
         if (r < 0)
                 return r;
         /* every change of a transaction has its commit time */
@@ -954,7 +1069,7 @@ static int key_index(struct wc_decoder *d, const char *const *names, int count,
 {
         char *s = NULL;
         size_t n = 0;
-        char q[48];
+        char q[48], key[32];
         int k, r;
 
         skip_ws(d);
@@ -965,10 +1080,15 @@ static int key_index(struct wc_decoder *d, const char *const *names, int count,
                 return r;
         if (r == 0) {
                 k = fast(s, n);
+        } else if (n >= sizeof(key)) {
+                k = -1; /* longer than any key, even decoded */
         } else {
-                if (wc_json_unescape_inplace(s, n, &n) < 0)
+                /* decoded in a copy: the message stays as sent */
+                memcpy(key, s, n);
+                if (wc_json_unescape_inplace(key, n, &n) < 0)
                         return fail(d, "bad escape in a key at offset %zu",
                                     offset(d, s));
+                s = key;
                 for (k = count - 1; k >= 0; k--)
                         if (strlen(names[k]) == n &&
                             memcmp(names[k], s, n) == 0)
@@ -1031,12 +1151,46 @@ HOT size_t col_key_at(const char *p, size_t n, int k)
 #undef AT
 }
 
-/* One {"name":..,"type":..,"typeoid":..,"value":..} at d->p. */
+static size_t digits(uint32_t v)
+{
+        /* type OIDs: mostly two to four digits */
+        if (v < 10000)
+                return v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4);
+        if (v < 1000000)
+                return v < 100000 ? 5 : 6;
+        if (v < 100000000)
+                return v < 10000000 ? 7 : 8;
+        return v < 1000000000 ? 9 : 10;
+}
+
+/*
+ * The length of col in the canonical form of struct walcast_signal's
+ * columns_json: {"name":..,"type":..[,"typeoid":N][,"value":V]}, with
+ * names and types as decoded (they had no escapes if the text sent is
+ * this long: an escape is always longer than what it decodes to).
+ */
+static size_t canonical_len(const struct walcast_column *col, bool with_value)
+{
+        size_t n = 8 + col->name_len + 2 + 8 + col->type_len + 2 + 1;
+
+        if (col->type_oid)
+                n += 11 + digits(col->type_oid);
+        if (with_value)
+                n += 9 + col->value_len;
+        return n;
+}
+
+/*
+ * One {"name":..,"type":..,"typeoid":..,"value":..} at d->p.  *ret_canon
+ * is the length the entry has in canonical form when its keys came in the
+ * canonical order, 0 when not.
+ */
 static int column(struct wc_decoder *d, const char *what, bool with_value,
-                  struct walcast_column *col)
+                  struct walcast_column *col, size_t *ret_canon)
 {
         unsigned seen = 0;
         int guess = C_NAME;
+        bool ordered = true;
         size_t n = 0;
         int r;
 
@@ -1070,6 +1224,10 @@ static int column(struct wc_decoder *d, const char *what, bool with_value,
                                        what);
                         if (ck < 0)
                                 return ck;
+                        /* keys come in order when each is the one after
+                         * the last (or later) */
+                        if (ck < guess)
+                                ordered = false;
                 }
                 if (ck == C_VALUE && !with_value)
                         return fail(d, "unexpected key \"value\" in \"%s\"",
@@ -1112,20 +1270,31 @@ check:
                             !(seen & KB(C_NAME))   ? "name"
                             : !(seen & KB(C_TYPE)) ? "type"
                                                    : "value");
+        *ret_canon = ordered ? canonical_len(col, with_value) : 0;
         return 0;
 }
 
+/*
+ * A list of columns; *ret_json is its text as sent when that is its
+ * canonical form (no whitespace, no escapes in names and types, keys in
+ * order, typeoid only when nonzero): when the entries have their keys in
+ * order, the text has no other bytes exactly when its length is the sum
+ * of theirs.
+ */
 static int column_list(struct wc_decoder *d, enum key k, struct col_vec *v,
-                       struct walcast_columns *ret)
+                       struct walcast_columns *ret, struct wc_str *ret_json)
 {
         const char *what = key_names[k];
-        size_t count = 0;
+        size_t count = 0, canon = 2;
+        bool in_order = true;
+        char *open;
         int r;
 
         if (d->p >= d->end)
                 return truncated(d);
         if (*d->p != '[')
                 return fail(d, "\"%s\" is not an array", what);
+        open = d->p;
         d->p++;
         skip_ws(d);
         if (d->p < d->end && *d->p == ']') {
@@ -1137,9 +1306,13 @@ static int column_list(struct wc_decoder *d, enum key k, struct col_vec *v,
                                 if (r < 0)
                                         return r;
                         }
-                        r = column(d, what, k != K_PK, &v->items[count]);
+                        size_t len = 0;
+
+                        r = column(d, what, k != K_PK, &v->items[count], &len);
                         if (r < 0)
                                 return r;
+                        in_order = in_order && len;
+                        canon += len + (count ? 1 : 0);
                         count++;
                         r = next_member(d, ']');
                         if (r < 0)
@@ -1150,6 +1323,10 @@ static int column_list(struct wc_decoder *d, enum key k, struct col_vec *v,
                 return fail(d, "too many entries in \"%s\"", what);
         ret->items = v->items;
         ret->count = (uint32_t)count;
+        if (in_order && (size_t)(d->p - open) == canon) {
+                ret_json->ptr = open;
+                ret_json->len = canon;
+        }
         return 0;
 }
 
@@ -1189,7 +1366,7 @@ static int decode_message(struct wc_decoder *d)
                 seen |= KB(key);
                 switch (key) {
                 case K_ACTION:
-                        r = name(d, "action", false, &s, &len);
+                        r = string_value(d, "action", &s, &len);
                         if (r < 0)
                                 return r;
                         for (size_t a = 0;
@@ -1263,18 +1440,19 @@ static int decode_message(struct wc_decoder *d)
                                 return r;
                         break;
                 case K_COLUMNS:
-                        r = column_list(d, K_COLUMNS, &d->cols, &ch->columns);
+                        r = column_list(d, K_COLUMNS, &d->cols, &ch->columns,
+                                        &ch->columns_json);
                         if (r < 0)
                                 return r;
                         break;
                 case K_IDENTITY:
-                        r = column_list(d, K_IDENTITY, &d->ident,
-                                        &ch->identity);
+                        r = column_list(d, K_IDENTITY, &d->ident, &ch->identity,
+                                        &ch->identity_json);
                         if (r < 0)
                                 return r;
                         break;
                 case K_PK:
-                        r = column_list(d, K_PK, &d->pk, &ch->pk);
+                        r = column_list(d, K_PK, &d->pk, &ch->pk, &ch->pk_json);
                         if (r < 0)
                                 return r;
                         break;
@@ -1357,9 +1535,11 @@ int wc_decoder_decode(struct wc_decoder *d, char *msg, size_t len, wc_lsn at,
         d->at = at;
         d->errbuf = errbuf;
         d->errlen = errlen;
+        d->excerpt = (const unsigned char *)msg;
         d->excerpt_len = len < EXCERPT_MAX ? len : EXCERPT_MAX;
-        if (d->excerpt_len)
-                memcpy(d->excerpt, msg, d->excerpt_len);
+        d->names_cur = d->names;
+        for (struct names_chunk *c = d->names; c; c = c->next)
+                c->used = 0;
 
         /* column values carry 32-bit lengths */
         if (len > INT32_MAX - 2)
