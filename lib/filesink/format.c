@@ -7,6 +7,7 @@
  * formatted once per transaction by the caller (wc_format_txn()).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -121,6 +122,27 @@ static char *put_lsn(char *o, wc_lsn lsn)
         return o;
 }
 
+/* A list's text as wal2json sent it, when the signal has it (ABI 1.1) and
+ * it is the form written here: copied instead of formatted. */
+struct list {
+        const struct walcast_columns *cols;
+        const char *json;
+        size_t json_len;
+};
+
+static struct list list_of(const struct walcast_signal *s,
+                           const struct walcast_columns *cols,
+                           const char *const *json, const uint32_t *json_len)
+{
+        struct list l = {cols, NULL, 0};
+
+        if (s->size >= offsetof(struct walcast_signal, reserved2) && *json) {
+                l.json = *json;
+                l.json_len = *json_len;
+        }
+        return l;
+}
+
 /* Room a column list needs at most, its key excepted. */
 static size_t columns_bound(const struct walcast_columns *l, bool values)
 {
@@ -138,6 +160,7 @@ static size_t columns_bound(const struct walcast_columns *l, bool values)
 
 static char *put_columns(char *o, const struct walcast_columns *l, bool values)
 {
+        *o++ = '[';
         for (uint32_t i = 0; i < l->count; i++) {
                 const struct walcast_column *c = &l->items[i];
 
@@ -157,6 +180,13 @@ static char *put_columns(char *o, const struct walcast_columns *l, bool values)
         }
         *o++ = ']';
         return o;
+}
+
+static char *put_list(char *o, const struct list *l, bool values)
+{
+        if (l->json)
+                return put(o, l->json, l->json_len);
+        return put_columns(o, l->cols, values);
 }
 
 int wc_format_txn(struct wc_buf *out, const struct walcast_txn *t,
@@ -237,12 +267,18 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 table_len = strlen(s->table);
                 bound += ESCAPED_MAX * (schema_len + table_len);
         }
+        struct list lc =
+            list_of(s, &s->columns, &s->columns_json, &s->columns_json_len);
+        struct list li =
+            list_of(s, &s->identity, &s->identity_json, &s->identity_json_len);
+        struct list lp = list_of(s, &s->pk, &s->pk_json, &s->pk_json_len);
+
         if (cols)
-                bound += columns_bound(&s->columns, true);
+                bound += lc.json ? lc.json_len : columns_bound(lc.cols, true);
         if (ident)
-                bound += columns_bound(&s->identity, true);
+                bound += li.json ? li.json_len : columns_bound(li.cols, true);
         if (pk)
-                bound += columns_bound(&s->pk, false);
+                bound += lp.json ? lp.json_len : columns_bound(lp.cols, false);
         r = wc_buf_reserve(out, bound);
         if (r < 0)
                 return r;
@@ -261,16 +297,16 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         o = put_lsn(o, s->lsn);
         o = put(o, txn, txn_len);
         if (cols) {
-                o = PUT(o, ",\"columns\":[");
-                o = put_columns(o, &s->columns, true);
+                o = PUT(o, ",\"columns\":");
+                o = put_list(o, &lc, true);
         }
         if (ident) {
-                o = PUT(o, ",\"identity\":[");
-                o = put_columns(o, &s->identity, true);
+                o = PUT(o, ",\"identity\":");
+                o = put_list(o, &li, true);
         }
         if (pk) {
-                o = PUT(o, ",\"pk\":[");
-                o = put_columns(o, &s->pk, false);
+                o = PUT(o, ",\"pk\":");
+                o = put_list(o, &lp, false);
         }
         if (msg) {
                 o = s->transactional ? PUT(o, ",\"transactional\":true")

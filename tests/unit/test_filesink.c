@@ -243,6 +243,41 @@ static void txn_part_once(void **state)
         wc_buf_free(&b);
 }
 
+/* The lists' text as wal2json sent it (ABI 1.1) is copied when the signal
+ * has it: the line is the same. */
+static void lists_text_copied(void **state)
+{
+        static const char row_json[] = ROW, key_json[] = KEY, pk_json[] = PK;
+        struct walcast_signal c = base(WALCAST_SIG_UPDATE);
+        (void)state;
+
+        c.columns = (struct walcast_columns){row, 3};
+        c.identity = (struct walcast_columns){key, 1};
+        c.columns_json = row_json;
+        c.columns_json_len = sizeof(row_json) - 1;
+        c.identity_json = key_json;
+        c.identity_json_len = sizeof(key_json) - 1;
+        c.pk_json = pk_json;
+        c.pk_json_len = sizeof(pk_json) - 1;
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
+        /* the text is what is written, not the columns (here a marker) */
+        c.columns_json = "[\"as sent\"]";
+        c.columns_json_len = 11;
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":[\"as sent\"],\"identity\":" KEY
+                        ",\"pk\":" PK "}\n");
+        /* a signal of ABI 1.0 has no such fields: never read */
+        c.size = offsetof(struct walcast_signal, columns_json);
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
+}
+
 static void other_signals_have_no_line(void **state)
 {
         static const uint32_t kinds[] = {WALCAST_SIG_BEGIN, WALCAST_SIG_COMMIT,
@@ -357,6 +392,7 @@ int main(void)
             cmocka_unit_test(escapes_names),
             cmocka_unit_test(names_escape_like_json),
             cmocka_unit_test(txn_part_once),
+            cmocka_unit_test(lists_text_copied),
             cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
             cmocka_unit_test(open_errors_name_the_file),
