@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <stdbool.h>
 #include <string.h>
 
 #include "core/core.h"
 
-/* Hex digit values, -1 for every other byte. */
+/* Hex digit values; 0 for every other byte too (told apart from '0'). */
 static const signed char hexval[256] = {
     ['0'] = 0,  ['1'] = 1,  ['2'] = 2,  ['3'] = 3,  ['4'] = 4,  ['5'] = 5,
     ['6'] = 6,  ['7'] = 7,  ['8'] = 8,  ['9'] = 9,  ['A'] = 10, ['B'] = 11,
@@ -13,43 +12,43 @@ static const signed char hexval[256] = {
     ['c'] = 12, ['d'] = 13, ['e'] = 14, ['f'] = 15,
 };
 
-static bool is_hex(unsigned char c)
+/*
+ * One half of "HI/LO": 1 to 8 hex digits from s[i], up to `stop` or the
+ * end; returns the index after the digits, or 0 when there are none, too
+ * many, or another byte.
+ */
+static size_t parse_half(const char *s, size_t len, size_t i, char stop,
+                         uint32_t *ret)
 {
-        return hexval[c] || c == '0';
-}
-
-/* One half of "HI/LO": 1 to 8 hex digits from s[*i], stopping at `stop`
- * or the end. */
-static int parse_half(const char *s, size_t len, size_t *i, char stop,
-                      uint32_t *ret)
-{
-        size_t start = *i;
+        size_t start = i;
         uint32_t v = 0;
 
-        for (; *i < len && s[*i] != stop; (*i)++) {
-                unsigned char c = (unsigned char)s[*i];
+        for (; i < len && s[i] != stop; i++) {
+                unsigned char c = (unsigned char)s[i];
+                int h = hexval[c];
 
-                if (!is_hex(c) || *i - start == 8)
-                        return -EINVAL;
-                v = (v << 4) | (uint32_t)hexval[c];
+                if ((h == 0 && c != '0') || i - start == 8)
+                        return 0;
+                v = (v << 4) | (uint32_t)h;
         }
-        if (*i == start)
-                return -EINVAL;
+        if (i == start)
+                return 0;
         *ret = v;
-        return 0;
+        return i;
 }
 
 int wc_lsn_parse_n(const char *s, size_t len, wc_lsn *ret_lsn)
 {
-        uint32_t hi, lo;
-        size_t i = 0;
+        uint32_t hi = 0, lo = 0;
+        size_t i;
 
         if (!s)
                 return -EINVAL;
-        if (parse_half(s, len, &i, '/', &hi) < 0 || i == len)
+        i = parse_half(s, len, 0, '/', &hi);
+        if (i == 0 || i == len)
                 return -EINVAL;
-        i++;
-        if (parse_half(s, len, &i, '\0', &lo) < 0 || i != len)
+        i = parse_half(s, len, i + 1, '\0', &lo);
+        if (i != len)
                 return -EINVAL;
         *ret_lsn = ((wc_lsn)hi << 32) | lo;
         return 0;
