@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <cmocka.h>
 
 #include "filesink/filesink.h"
@@ -385,6 +387,195 @@ static void open_errors_name_the_file(void **state)
         assert_non_null(strstr(err, "No such file or directory"));
 }
 
+/* ---- the plugin, with a host of its own ---- */
+
+static struct fake {
+        const char *path, *fsync;
+        walcast_handler_fn on[WALCAST_SIG__COUNT];
+        void *ud[WALCAST_SIG__COUNT];
+        struct {
+                int fd;
+                walcast_fd_fn fn;
+                void *ud;
+        } watch[4];
+        size_t nwatch;
+        uint64_t acked[16];
+        int32_t status[16];
+        size_t nacks;
+} fake;
+
+static void fake_log(struct walcast_plugin *self, int32_t level,
+                     const char *fmt, ...)
+{
+        (void)self;
+        (void)level;
+        (void)fmt;
+}
+
+static int32_t fake_connect(struct walcast_plugin *self, uint32_t kind,
+                            const char *sender, const char *table,
+                            walcast_handler_fn fn, void *userdata)
+{
+        (void)self;
+        (void)sender;
+        (void)table;
+        assert_true(kind < WALCAST_SIG__COUNT);
+        fake.on[kind] = fn;
+        fake.ud[kind] = userdata;
+        return WALCAST_OK;
+}
+
+static const char *fake_config_get(struct walcast_plugin *self, const char *k)
+{
+        (void)self;
+        if (strcmp(k, "path") == 0)
+                return fake.path;
+        if (strcmp(k, "fsync") == 0)
+                return fake.fsync;
+        return NULL;
+}
+
+static int32_t fake_ack(struct walcast_plugin *self, uint64_t txn_id,
+                        int32_t status)
+{
+        (void)self;
+        assert_true(fake.nacks < 16);
+        fake.acked[fake.nacks] = txn_id;
+        fake.status[fake.nacks++] = status;
+        return WALCAST_OK;
+}
+
+static int32_t fake_watch(struct walcast_plugin *self, int fd, uint32_t events,
+                          walcast_fd_fn fn, void *userdata)
+{
+        (void)self;
+        (void)events;
+        assert_true(fake.nwatch < 4);
+        fake.watch[fake.nwatch].fd = fd;
+        fake.watch[fake.nwatch].fn = fn;
+        fake.watch[fake.nwatch++].ud = userdata;
+        return WALCAST_OK;
+}
+
+static int32_t fake_unwatch(struct walcast_plugin *self, int fd)
+{
+        (void)self;
+        for (size_t i = 0; i < fake.nwatch; i++)
+                if (fake.watch[i].fd == fd)
+                        fake.watch[i] = fake.watch[--fake.nwatch];
+        return WALCAST_OK;
+}
+
+static const struct walcast_host fake_host = {
+    .abi_major = WALCAST_ABI_MAJOR,
+    .abi_minor = WALCAST_ABI_MINOR,
+    .size = sizeof(struct walcast_host),
+    .log = fake_log,
+    .connect = fake_connect,
+    .config_get = fake_config_get,
+    .ack = fake_ack,
+    .watch_fd = fake_watch,
+    .unwatch_fd = fake_unwatch,
+};
+
+/* The loop's part: waits for a watched fd and calls its callback once. */
+static void pump_once(void)
+{
+        struct pollfd pfd[4];
+
+        for (size_t i = 0; i < fake.nwatch; i++)
+                pfd[i] =
+                    (struct pollfd){.fd = fake.watch[i].fd, .events = POLLIN};
+        assert_true(poll(pfd, fake.nwatch, 5000) > 0);
+        for (size_t i = 0; i < fake.nwatch; i++)
+                if (pfd[i].revents & POLLIN) {
+                        fake.watch[i].fn(fake.watch[i].ud, pfd[i].fd, POLLIN);
+                        return;
+                }
+}
+
+static struct walcast_txn txn_n(uint64_t id)
+{
+        struct walcast_txn t = txn;
+
+        t.id = id;
+        return t;
+}
+
+static int32_t change_and_commit(const struct walcast_txn *t)
+{
+        struct walcast_signal c = base(WALCAST_SIG_INSERT);
+        struct walcast_signal k = {
+            .size = sizeof(k), .kind = WALCAST_SIG_COMMIT, .txn = t};
+
+        c.txn = t;
+        c.columns = (struct walcast_columns){row, 3};
+        assert_int_equal(
+            fake.on[WALCAST_SIG_INSERT](fake.ud[WALCAST_SIG_INSERT], &c),
+            WALCAST_OK);
+        return fake.on[WALCAST_SIG_COMMIT](fake.ud[WALCAST_SIG_COMMIT], &k);
+}
+
+/* An fsynced file: the commit's lines are written at once and its
+ * fdatasync runs on a helper thread; commits that arrive meanwhile wait
+ * for the next sync, which starts when the first returns. */
+static void plugin_syncs_off_the_loop(void **state)
+{
+        const struct walcast_plugin_descriptor *d = wc_filesink_plugin();
+        char dir[] = "/tmp/wc-filesink-XXXXXX";
+        struct walcast_txn t1 = txn_n(1), t2 = txn_n(2), t3 = txn_n(3),
+                           t4 = txn_n(4);
+        struct walcast_signal empty = {
+            .size = sizeof(empty), .kind = WALCAST_SIG_COMMIT, .txn = &t4};
+        char path[64], err[256];
+        void *st = NULL;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/out.jsonl", dir);
+        memset(&fake, 0, sizeof(fake));
+        fake.path = path;
+        assert_int_equal(d->init(&fake_host, NULL, &st, err, sizeof(err)),
+                         WALCAST_OK);
+        /* the sync timer and the helper's eventfd */
+        assert_int_equal(fake.nwatch, 2);
+
+        assert_int_equal(change_and_commit(&t1), WALCAST_PENDING);
+        /* written before the sync was asked for */
+        assert_non_null(strstr(slurp(path), "\"op\":\"insert\""));
+        /* t2 and t3 come while t1's sync may be in flight */
+        assert_int_equal(change_and_commit(&t2), WALCAST_PENDING);
+        assert_int_equal(change_and_commit(&t3), WALCAST_PENDING);
+        while (fake.nacks < 3)
+                pump_once();
+        assert_int_equal(fake.acked[0], 1);
+        assert_int_equal(fake.status[0], WALCAST_OK);
+        /* one sync for both, after t1's */
+        assert_int_equal(fake.acked[1], 2);
+        assert_int_equal(fake.acked[2], 3);
+        assert_int_equal(fake.status[2], WALCAST_OK);
+        {
+                const char *text = slurp(path);
+                size_t lines = 0;
+
+                for (; *text; text++)
+                        lines += *text == '\n';
+                assert_int_equal(lines, 3);
+        }
+        /* a transaction without lines is acknowledged at its commit */
+        assert_int_equal(
+            fake.on[WALCAST_SIG_COMMIT](fake.ud[WALCAST_SIG_COMMIT], &empty),
+            WALCAST_OK);
+        assert_int_equal(fake.nacks, 3);
+
+        /* closing with a sync in flight waits for it */
+        assert_int_equal(change_and_commit(&t1), WALCAST_PENDING);
+        d->close(st);
+        assert_int_equal(fake.nwatch, 0);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -396,6 +587,7 @@ int main(void)
             cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
             cmocka_unit_test(open_errors_name_the_file),
+            cmocka_unit_test(plugin_syncs_off_the_loop),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
