@@ -179,29 +179,6 @@ int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen)
         return 0;
 }
 
-int wc_filesink_flush(struct wc_filesink *fs, char *errbuf, size_t errlen)
-{
-        return write_out(fs, errbuf, errlen);
-}
-
-bool wc_filesink_take_dirty(struct wc_filesink *fs)
-{
-        bool dirty = fs->can_fsync && fs->dirty;
-
-        fs->dirty = false;
-        return dirty;
-}
-
-bool wc_filesink_can_fsync(const struct wc_filesink *fs)
-{
-        return fs->can_fsync;
-}
-
-int wc_filesink_fd(const struct wc_filesink *fs)
-{
-        return fs->fd;
-}
-
 size_t wc_filesink_pending(const struct wc_filesink *fs)
 {
         return fs->out.len;

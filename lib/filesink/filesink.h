@@ -76,17 +76,6 @@ int wc_filesink_queued(struct wc_filesink *fs, char *errbuf, size_t errlen);
  * the last sync.  -EPIPE when stdout's reader went away. */
 int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen);
 
-/* For a sink that fsyncs elsewhere (a helper thread): writes out what is
- * queued, without fsync.  0 or a negative errno with errbuf set. */
-int wc_filesink_flush(struct wc_filesink *fs, char *errbuf, size_t errlen);
-/* Whether anything was written since the last sync, clearing the mark:
- * the caller takes over syncing it (fdatasync(wc_filesink_fd(fs)), which
- * may run on another thread while this one goes on writing). */
-bool wc_filesink_take_dirty(struct wc_filesink *fs);
-/* A regular file with fsync enabled: what wc_filesink_sync() fsyncs. */
-bool wc_filesink_can_fsync(const struct wc_filesink *fs);
-int wc_filesink_fd(const struct wc_filesink *fs);
-
 /* Bytes queued and not yet written. */
 size_t wc_filesink_pending(const struct wc_filesink *fs);
 
