@@ -1127,27 +1127,27 @@ static void lists_text_is_canonical(void **state)
         /* keys out of order, a typeoid of 0 written out, whitespace */
         {
                 static const char *const odd[] = {
-                    "[{\"type\":\"int\",\"name\":\"a\",\"typeoid\":23,"
-                    "\"value\":1}]",
-                    "[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":0,"
-                    "\"value\":1}]",
-                    "[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
-                    "\"value\": 1}]",
-                    "[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
-                    "\"value\":1} ]",
-                    "[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
-                    "\"value\":1}, {\"name\":\"b\",\"type\":\"int\","
-                    "\"value\":2}]",
-                    "[{\"n\\u0061me\":\"a\",\"type\":\"int\","
-                    "\"typeoid\":23,\"value\":1}]",
-                    "[{\"name\":\"\\u0061\",\"type\":\"int\","
-                    "\"typeoid\":23,\"value\":1}]",
+                    ("[{\"type\":\"int\",\"name\":\"a\",\"typeoid\":23,"
+                     "\"value\":1}]"),
+                    ("[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":0,"
+                     "\"value\":1}]"),
+                    ("[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
+                     "\"value\": 1}]"),
+                    ("[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
+                     "\"value\":1} ]"),
+                    ("[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
+                     "\"value\":1}, {\"name\":\"b\",\"type\":\"int\","
+                     "\"value\":2}]"),
+                    ("[{\"n\\u0061me\":\"a\",\"type\":\"int\","
+                     "\"typeoid\":23,\"value\":1}]"),
+                    ("[{\"name\":\"\\u0061\",\"type\":\"int\","
+                     "\"typeoid\":23,\"value\":1}]"),
                 };
                 static const char *const fine[] = {
                     "[]",
                     "[{\"name\":\"a\",\"type\":\"int\",\"value\":1}]",
-                    "[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
-                    "\"value\":{\"k\": [1, 2]}}]",
+                    ("[{\"name\":\"a\",\"type\":\"int\",\"typeoid\":23,"
+                     "\"value\":{\"k\": [1, 2]}}]"),
                 };
                 struct wc_buf m;
 
