@@ -309,6 +309,12 @@ static void fill_signal(struct walcast_signal *sig, uint32_t kind,
         sig->columns = c->columns;
         sig->identity = c->identity;
         sig->pk = c->pk;
+        sig->columns_json = c->columns_json.ptr;
+        sig->columns_json_len = (uint32_t)c->columns_json.len;
+        sig->identity_json = c->identity_json.ptr;
+        sig->identity_json_len = (uint32_t)c->identity_json.len;
+        sig->pk_json = c->pk_json.ptr;
+        sig->pk_json_len = (uint32_t)c->pk_json.len;
         if (c->op == WC_OP_MESSAGE) {
                 sig->transactional = c->transactional;
                 sig->prefix = c->prefix;
@@ -536,6 +542,9 @@ static int complete_update(struct wc_bus *b, struct walcast_signal *sig)
                 if (!has_column(&sig->columns, &sig->identity.items[i]))
                         b->merged[n++] = sig->identity.items[i];
         sig->columns = (struct walcast_columns){b->merged, n};
+        /* the text sent is no longer the row handed on */
+        sig->columns_json = NULL;
+        sig->columns_json_len = 0;
         return 0;
 }
 

@@ -32,6 +32,8 @@ int wc_lsn_parse(const char *s, wc_lsn *ret_lsn);
 int wc_lsn_parse_n(const char *s, size_t len, wc_lsn *ret_lsn);
 /* Formats into buf (at least WC_LSN_STRLEN bytes); returns buf. */
 char *wc_lsn_format(wc_lsn lsn, char buf[WC_LSN_STRLEN]);
+/* Same, returning the length written (without the NUL). */
+size_t wc_lsn_format_len(wc_lsn lsn, char buf[WC_LSN_STRLEN]);
 
 /* A view: bytes not owned, not necessarily NUL-terminated. */
 struct wc_str {
@@ -92,6 +94,13 @@ struct wc_change {
         const char *prefix;
         size_t prefix_len;
         struct wc_str content; /* JSON text of the content string */
+
+        /* The text of "columns", "identity" and "pk" as sent, when it is
+         * exactly their canonical form (struct walcast_signal's
+         * columns_json); ptr NULL when not. */
+        struct wc_str columns_json;
+        struct wc_str identity_json;
+        struct wc_str pk_json;
 };
 
 /* Writes a message into a caller's errbuf (nothing when errbuf is NULL or

@@ -2,18 +2,22 @@
 /*
  * wal2json format-version 2 decoder.
  *
- * jsmn tokenizes the message in one pass but, even in strict mode, is not
- * a validator: it accepts missing and extra commas, "tru" as a primitive,
- * raw control characters and invalid UTF-8 in strings.  Column values are
+ * One pass over the bytes both validates and decodes.  Column values are
  * handed to sinks as the JSON text we received, so anything that is not
- * valid JSON must be refused here, once.
+ * valid JSON must be refused here, once: every byte of the message is
+ * looked at by the grammar below, strings included (no raw control
+ * characters, escapes as RFC 8259 has them, surrogates in pairs, valid
+ * UTF-8).
  *
- * So after jsmn, one walk over the tokens both checks and decodes: every
- * token is visited once, its parent link and size are checked against the
- * place the walk expects it, and the bytes between two tokens must be the
- * separator the tree implies (jsmn only matched the brackets).  The walk
- * knows wal2json's shape; a column value, which may be any JSON value, is
- * checked by a generic loop over its subtree.
+ * wal2json's shape is fixed: a flat object whose column lists hold flat
+ * objects whose values are scalars.  The parser expects that shape and
+ * wal2json's key order (a column's keys are first compared with the one
+ * wal2json sends next), but accepts any key order and any JSON value as a
+ * column value; nested values are checked by a loop with an explicit
+ * stack, so their depth costs no recursion.  Strings are scanned 16 (SSE2)
+ * or 8 bytes at a time for a quote, a backslash, a control character or a
+ * byte >= 0x80; only those stop the scan, and UTF-8 is validated only
+ * where a byte >= 0x80 appears.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,42 +27,67 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "decode/decode.h"
 
 /* How much of a message an error quotes. */
 #define EXCERPT_MAX 80
-/* Room for the longest message seen so far is kept; start with enough
- * tokens for a row of a couple of dozen columns. */
-#define TOKENS_INITIAL 256
+/* Longest timestamp text whose value is remembered: every change of a
+ * transaction carries the same one. */
+#define TS_CACHE_MAX 48
+/* Initial depth of the stack for nested column values. */
+#define NEST_INITIAL 64
+/* Decoded names are kept in chunks of at least this size. */
+#define NAMES_CHUNK 4096
+/* Names up to this long are copied with one fixed-size copy. */
+#define NAME_SLACK 16
 
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
+
+/* For the few helpers every byte or token goes through. */
+#define HOT __attribute__((always_inline)) static inline
 
 struct col_vec {
         struct walcast_column *items;
         size_t cap;
 };
 
+/* Storage for the decoded, NUL-terminated names of one message.  Chunks
+ * are never moved (names point into them) and are kept for the next
+ * message. */
+struct names_chunk {
+        struct names_chunk *next;
+        size_t cap, used;
+        char data[];
+};
+
 struct wc_decoder {
-        jsmntok_t *tok;
-        unsigned int tok_cap;
         struct col_vec cols, ident, pk;
         struct wc_change change;
+        /* closing brackets of the nested value being checked */
+        char *nest;
+        size_t nest_cap;
+        struct names_chunk *names, *names_cur;
+        /* the last timestamp text decoded, and its value */
+        bool ts_valid;
+        size_t ts_len;
+        int64_t ts_us;
+        char ts_text[TS_CACHE_MAX];
 
         /* Per call. */
-        const char *msg;
+        char *msg;
+        char *p; /* the parser's position */
+        char *end;
         size_t len;
-        int ntok;
         wc_lsn at;
         char *errbuf;
         size_t errlen;
-        /* Names are decoded in place: errors quote this copy. */
-        unsigned char excerpt[EXCERPT_MAX];
+        /* what errors quote: the start of the message, never modified */
+        const unsigned char *excerpt;
         size_t excerpt_len;
 };
 
@@ -139,12 +168,12 @@ struct wc_decoder *wc_decoder_new(void)
 
         if (!d)
                 return NULL;
-        d->tok = malloc(TOKENS_INITIAL * sizeof(*d->tok));
-        if (!d->tok) {
+        d->nest = malloc(NEST_INITIAL);
+        if (!d->nest) {
                 free(d);
                 return NULL;
         }
-        d->tok_cap = TOKENS_INITIAL;
+        d->nest_cap = NEST_INITIAL;
         return d;
 }
 
@@ -152,7 +181,13 @@ void wc_decoder_free(struct wc_decoder *d)
 {
         if (!d)
                 return;
-        free(d->tok);
+        free(d->nest);
+        while (d->names) {
+                struct names_chunk *next = d->names->next;
+
+                free(d->names);
+                d->names = next;
+        }
         free(d->cols.items);
         free(d->ident.items);
         free(d->pk.items);
@@ -264,29 +299,53 @@ static const char *quote(char *out, size_t room, const char *p, size_t n)
         return out;
 }
 
-/* ---- checks on bytes ---- */
-
-static inline uint64_t has_less(uint64_t x, uint64_t n)
-{
-        return (x - ONES * n) & ~x & HIGHS;
-}
-
-static inline uint64_t has_byte(uint64_t x, uint64_t c)
-{
-        return has_less(x ^ (ONES * c), 1);
-}
-
-/* Bytes a string check must look at one by one: controls, non-ASCII and
- * backslashes.  Only the lowest flagged byte is exact (borrows can flag
- * bytes above it), which is all a scan needs. */
-static inline uint64_t special_bytes(uint64_t x)
-{
-        return has_less(x, 0x20) | (x & HIGHS) | has_byte(x, '\\');
-}
+/* ---- the grammar's pieces ---- */
 
 static inline bool is_ws(char c)
 {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static inline bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+static void __attribute__((noinline)) skip_ws_slow(struct wc_decoder *d)
+{
+        char *p = d->p;
+
+        while (p < d->end && is_ws(*p))
+                p++;
+        d->p = p;
+}
+
+/* wal2json writes no whitespace: one compare when there is none. */
+HOT void skip_ws(struct wc_decoder *d)
+{
+        if (d->p < d->end && (unsigned char)*d->p > ' ')
+                return;
+        skip_ws_slow(d);
+}
+
+static size_t offset(const struct wc_decoder *d, const char *p)
+{
+        return (size_t)(p - d->msg);
+}
+
+static int truncated(struct wc_decoder *d)
+{
+        return fail(d, "truncated JSON");
+}
+
+/* What p, where the grammar expected something else, makes of it. */
+static int bad_json(struct wc_decoder *d, const char *p)
+{
+        if (p >= d->end)
+                return truncated(d);
+        if (*p == '\0')
+                return fail(d, "zero byte in the message");
+        return fail(d, "invalid JSON at offset %zu", offset(d, p));
 }
 
 static int hexdigit(unsigned char c)
@@ -316,420 +375,597 @@ static long u_escape(const unsigned char *p, size_t n)
         return v;
 }
 
-/*
- * The body of a string token: no raw control characters, valid UTF-8,
- * escapes jsmn accepted plus surrogates in pairs (what decodes to valid
- * UTF-8 is the only thing a sink can re-encode).  Returns 1 when the
- * string has escapes, 0 when it is plain.
- */
-static int check_string(struct wc_decoder *d, const jsmntok_t *t)
+static inline uint64_t has_less(uint64_t x, uint64_t n)
 {
-        const unsigned char *p = (const unsigned char *)d->msg + t->start;
-        const unsigned char *end = (const unsigned char *)d->msg + d->len;
-        size_t n = (size_t)(t->end - t->start), i = 0;
+        return (x - ONES * n) & ~x & HIGHS;
+}
+
+static inline uint64_t has_byte(uint64_t x, uint64_t c)
+{
+        return has_less(x ^ (ONES * c), 1);
+}
+
+static inline bool plain_byte(unsigned char c)
+{
+        return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/*
+ * The string whose opening quote is at d->p: checked, and d->p moved past
+ * its closing quote.  *ret_body and *ret_len are the bytes between the
+ * quotes, as sent.  Returns 1 when the string has escapes, 0 when it is
+ * plain, or an error.
+ */
+HOT int scan_string(struct wc_decoder *d, char **ret_body, size_t *ret_len)
+{
+        char *open = d->p;
+        const unsigned char *q = (const unsigned char *)open + 1;
+        const unsigned char *end = (const unsigned char *)d->end;
         int escaped = 0;
 
-        while (i < n) {
+        for (;;) {
                 unsigned char c;
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                /* Eight bytes at a time, reading past the string's end
-                 * (never the message's): the closing quote and what
-                 * follows are simply ignored. */
-                if (end - (p + i) >= 8) {
-                        uint64_t x, m;
+#if defined(__SSE2__)
+                /* Sixteen bytes at a time: a signed compare with 0x20
+                 * catches both control characters and bytes >= 0x80. */
+                while (end - q >= 16) {
+                        __m128i x = _mm_loadu_si128((const __m128i *)q);
+                        __m128i m = _mm_or_si128(
+                            _mm_or_si128(
+                                _mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                            _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+                        unsigned mask = (unsigned)_mm_movemask_epi8(m);
 
-                        memcpy(&x, p + i, 8);
-                        m = special_bytes(x);
-                        if (!m) {
-                                i += 8;
-                                continue;
+                        if (mask) {
+                                q += __builtin_ctz(mask);
+                                goto special;
                         }
-                        i += (size_t)__builtin_ctzll(m) >> 3;
-                        if (i >= n)
-                                break;
+                        q += 16;
                 }
 #endif
-                c = p[i];
-                if (c >= 0x20 && c < 0x80 && c != '\\') {
-                        i++;
-                        continue;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* Eight at a time: the lowest flagged byte is exact (a
+                 * borrow only flags bytes above a true one). */
+                while (end - q >= 8) {
+                        uint64_t x, m;
+
+                        memcpy(&x, q, 8);
+                        m = has_less(x, 0x20) | (x & HIGHS) |
+                            has_byte(x, '\\') | has_byte(x, '"');
+                        if (m) {
+                                q += (size_t)__builtin_ctzll(m) >> 3;
+                                goto special;
+                        }
+                        q += 8;
                 }
-                if (c < 0x20)
-                        return fail(d, "control character 0x%02x at offset %d",
-                                    c, t->start + (int)i);
+#endif
+                while (q < end && plain_byte(*q))
+                        q++;
+                if (q >= end)
+                        return truncated(d);
+        special:
+                c = *q;
+                if (c == '"')
+                        break;
                 if (c == '\\') {
                         long cu, lo;
 
                         escaped = 1;
-                        if (i + 1 >= n)
-                                return fail(d, "bad escape at offset %d",
-                                            t->start + (int)i);
-                        if (p[i + 1] != 'u') {
-                                i += 2;
+                        if (end - q < 2)
+                                return truncated(d);
+                        switch (q[1]) {
+                        case '"':
+                        case '\\':
+                        case '/':
+                        case 'b':
+                        case 'f':
+                        case 'n':
+                        case 'r':
+                        case 't':
+                                q += 2;
                                 continue;
+                        case 'u':
+                                break;
+                        default:
+                                /* as jsmn did: the string's start */
+                                return bad_json(d, open);
                         }
-                        cu = u_escape(p + i, n - i);
+                        if (end - q < 6)
+                                return truncated(d);
+                        cu = u_escape(q, 6);
                         if (cu < 0)
-                                return fail(d, "bad escape at offset %d",
-                                            t->start + (int)i);
+                                return bad_json(d, open);
                         if (cu >= 0xdc00 && cu <= 0xdfff)
                                 return fail(d,
                                             "lone surrogate \\u%04lx at "
-                                            "offset %d",
-                                            cu, t->start + (int)i);
+                                            "offset %zu",
+                                            cu, offset(d, (const char *)q));
                         if (cu >= 0xd800 && cu <= 0xdbff) {
-                                lo = u_escape(p + i + 6, n - i - 6);
+                                lo = u_escape(q + 6, (size_t)(end - q) - 6);
                                 if (lo < 0xdc00 || lo > 0xdfff)
                                         return fail(d,
                                                     "lone surrogate \\u%04lx "
-                                                    "at offset %d",
-                                                    cu, t->start + (int)i);
-                                i += 6;
+                                                    "at offset %zu",
+                                                    cu,
+                                                    offset(d, (const char *)q));
+                                q += 6;
                         }
-                        i += 6;
+                        q += 6;
+                        continue;
+                }
+                if (c < 0x20) {
+                        if (c == 0)
+                                return fail(d, "zero byte in the message");
+                        return fail(d, "control character 0x%02x at offset %zu",
+                                    c, offset(d, (const char *)q));
+                }
+                if (c < 0x80) {
+                        q++;
                         continue;
                 }
                 {
-                        size_t k = utf8_seq(p + i, n - i);
+                        size_t k = utf8_seq(q, (size_t)(end - q));
 
                         if (k == 0)
-                                return fail(d, "invalid UTF-8 at offset %d",
-                                            t->start + (int)i);
-                        i += k;
+                                return fail(d, "invalid UTF-8 at offset %zu",
+                                            offset(d, (const char *)q));
+                        q += k;
                 }
         }
+        *ret_body = open + 1;
+        *ret_len = (size_t)((const char *)q - (open + 1));
+        d->p = (char *)q + 1;
         return escaped;
 }
 
-/* JSON's grammar for what jsmn calls a primitive: it takes any run of
- * printable bytes. */
-static bool valid_primitive(const char *p, size_t n)
-{
-        size_t i = 0;
+enum prim { P_NUMBER, P_TRUE, P_FALSE, P_NULL };
 
-        switch (p[0]) {
+/* A number, true, false or null at d->p: checked against JSON's grammar
+ * and d->p moved past it.  What follows is for the caller to check. */
+static int primitive(struct wc_decoder *d, enum prim *ret_kind)
+{
+        char *s = d->p, *p = s, *end = d->end;
+
+        switch (*p) {
         case 't':
-                return n == 4 && memcmp(p, "true", 4) == 0;
+                if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+                        d->p = p + 4;
+                        *ret_kind = P_TRUE;
+                        return 0;
+                }
+                goto bad;
         case 'f':
-                return n == 5 && memcmp(p, "false", 5) == 0;
+                if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+                        d->p = p + 5;
+                        *ret_kind = P_FALSE;
+                        return 0;
+                }
+                goto bad;
         case 'n':
-                return n == 4 && memcmp(p, "null", 4) == 0;
-        }
-        if (p[i] == '-')
-                i++;
-        if (i == n)
-                return false;
-        if (p[i] == '0') {
-                i++;
-        } else if (p[i] >= '1' && p[i] <= '9') {
-                while (i < n && p[i] >= '0' && p[i] <= '9')
-                        i++;
-        } else {
-                return false;
-        }
-        if (i < n && p[i] == '.') {
-                size_t s = ++i;
-
-                while (i < n && p[i] >= '0' && p[i] <= '9')
-                        i++;
-                if (i == s)
-                        return false;
-        }
-        if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-                size_t s;
-
-                i++;
-                if (i < n && (p[i] == '+' || p[i] == '-'))
-                        i++;
-                s = i;
-                while (i < n && p[i] >= '0' && p[i] <= '9')
-                        i++;
-                if (i == s)
-                        return false;
-        }
-        return i == n;
-}
-
-/* ---- checks on the token tree ---- */
-
-/* For the few helpers every token goes through: measured, inlining them
- * takes about 6% off a typical message. */
-#define HOT __attribute__((always_inline)) static inline
-
-/* A token's bytes including a string's quotes. */
-static inline int ext_start(const jsmntok_t *t)
-{
-        return t->type == JSMN_STRING ? t->start - 1 : t->start;
-}
-
-static inline int ext_end(const jsmntok_t *t)
-{
-        return t->type == JSMN_STRING ? t->end + 1 : t->end;
-}
-
-/*
- * The bytes between two tokens: whitespace and closing brackets (jsmn
- * matched those), then exactly the separator the tree implies (',' or
- * ':', or none), then whitespace.
- */
-static inline bool valid_gap(const char *msg, int from, int to, char sep)
-{
-        bool seen = false;
-
-        /* what wal2json writes: a bare separator, or nothing */
-        if (sep ? to - from == 1 && msg[from] == sep : to == from)
-                return true;
-        for (int i = from; i < to; i++) {
-                char c = msg[i];
-
-                if (is_ws(c))
-                        continue;
-                if (!seen && (c == ']' || c == '}'))
-                        continue;
-                if (sep && !seen && c == sep) {
-                        seen = true;
-                        continue;
+                if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+                        d->p = p + 4;
+                        *ret_kind = P_NULL;
+                        return 0;
                 }
-                return false;
+                goto bad;
         }
-        return seen || !sep;
-}
-
-static int bad_json(struct wc_decoder *d, int offset)
-{
-        return fail(d, "invalid JSON at offset %d", offset);
-}
-
-/* Index of the token after t[i] and everything nested in it. */
-static int skip(const struct wc_decoder *d, int i)
-{
-        const jsmntok_t *t = d->tok;
-        int end = t[i].end;
-        int j = i + 1;
-
-        if (t[i].type == JSMN_OBJECT || t[i].type == JSMN_ARRAY)
-                while (j < d->ntok && t[j].start < end)
-                        j++;
-        return j;
-}
-
-/*
- * Element j of container c (first when j == c + 1): its parent link and
- * the bytes before it.  For an object, also the key's single value and
- * the colon, so the value is at j + 1.
- */
-HOT int check_member(struct wc_decoder *d, int c, int j)
-{
-        const jsmntok_t *t = d->tok;
-        int from;
-        bool ok;
-
-        if (j >= d->ntok || t[j].parent != c)
-                return bad_json(d, t[c].end - 1);
-        if (j == c + 1) {
-                from = t[c].start + 1;
-                ok = valid_gap(d->msg, from, ext_start(&t[j]), 0);
+        if (*p == '-')
+                p++;
+        if (p < end && *p == '0') {
+                p++;
+        } else if (p < end && *p >= '1' && *p <= '9') {
+                while (p < end && is_digit(*p))
+                        p++;
         } else {
-                from = ext_end(&t[j - 1]);
-                ok = valid_gap(d->msg, from, ext_start(&t[j]), ',');
+                goto bad;
         }
-        if (!ok)
-                return bad_json(d, from);
-        if (t[c].type != JSMN_OBJECT)
-                return 0;
-        /* strict jsmn only makes strings keys; one value each */
-        if (t[j].type != JSMN_STRING || t[j].size != 1 || j + 1 >= d->ntok ||
-            t[j + 1].parent != j)
-                return fail(d,
-                            "invalid JSON (object key without a value) "
-                            "at offset %d",
-                            t[j].start - 1);
-        if (!valid_gap(d->msg, t[j].end + 1, ext_start(&t[j + 1]), ':'))
-                return bad_json(d, t[j].end + 1);
+        if (p < end && *p == '.') {
+                p++;
+                if (p >= end || !is_digit(*p))
+                        goto bad;
+                while (p < end && is_digit(*p))
+                        p++;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                if (p >= end || !is_digit(*p))
+                        goto bad;
+                while (p < end && is_digit(*p))
+                        p++;
+        }
+        d->p = p;
+        *ret_kind = P_NUMBER;
         return 0;
+bad:
+        if (p >= end)
+                return truncated(d);
+        return fail(d, "invalid JSON value at offset %zu", offset(d, s));
 }
 
-/* The end of container c, whose last token (itself when empty) is
- * `last`: nothing but closing brackets in between, and no token of it
- * left over. */
-static int check_end(struct wc_decoder *d, int c, int last)
+static bool starts_primitive(char c)
 {
-        const jsmntok_t *t = d->tok;
-        int from = last == c ? t[c].start + 1 : ext_end(&t[last]);
+        return c == '-' || is_digit(c) || c == 't' || c == 'f' || c == 'n';
+}
 
-        if (!valid_gap(d->msg, from, t[c].end - 1, 0))
-                return bad_json(d, from);
-        if (last + 1 < d->ntok && t[last + 1].start < t[c].end)
-                return bad_json(d, t[last + 1].start);
+/* After an object's '{' or ',' (and whitespace): a key, its colon and the
+ * whitespace after it, for a value of no interest to us. */
+static int any_key(struct wc_decoder *d)
+{
+        char *body = NULL;
+        size_t n = 0;
+        int r;
+
+        if (d->p >= d->end || *d->p != '"')
+                return bad_json(d, d->p);
+        r = scan_string(d, &body, &n);
+        if (r < 0)
+                return r;
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+                return bad_json(d, d->p);
+        d->p++;
+        skip_ws(d);
         return 0;
 }
 
 /*
- * Any JSON value at t[v], as a column value may be; *ret_next is the token
- * after it.  Containers are checked token by token in document order, so
- * nesting costs no recursion.
+ * An object or array at d->p, with everything nested in it; d->p moves
+ * past its closing bracket.  Iterative: d->nest holds the closing bracket
+ * each open container expects.
  */
-static int check_value(struct wc_decoder *d, int v, int *ret_next)
+static int nested_value(struct wc_decoder *d)
 {
-        const jsmntok_t *t = d->tok;
-        int end, r;
+        size_t depth = 0;
+        int r;
 
-        switch (t[v].type) {
-        case JSMN_STRING:
-                if (t[v].size != 0)
-                        return bad_json(d, t[v].end + 1);
-                r = check_string(d, &t[v]);
-                if (r < 0)
-                        return r;
-                *ret_next = v + 1;
-                return 0;
-        case JSMN_PRIMITIVE:
-                if (t[v].size != 0 ||
-                    !valid_primitive(d->msg + t[v].start,
-                                     (size_t)(t[v].end - t[v].start)))
-                        return fail(d, "invalid JSON value at offset %d",
-                                    t[v].start);
-                *ret_next = v + 1;
-                return 0;
-        default:
-                break;
-        }
+        for (;;) {
+                char c;
 
-        end = skip(d, v);
-        for (int i = v + 1; i < end; i++) {
-                const jsmntok_t *cur = &t[i];
-                int p = cur->parent;
+                /* a value starts at d->p */
+                if (d->p >= d->end)
+                        return truncated(d);
+                c = *d->p;
+                if (c == '{' || c == '[') {
+                        char close = c == '{' ? '}' : ']';
 
-                if (p < v || p >= i)
-                        return bad_json(d, cur->start);
-                if (t[p].type == JSMN_OBJECT || t[p].type == JSMN_ARRAY) {
-                        /* for an object, this also takes the value */
-                        r = check_member(d, p, i);
+                        if (depth == d->nest_cap) {
+                                char *grown = realloc(d->nest, d->nest_cap * 2);
+
+                                if (!grown)
+                                        return fail_nomem(d);
+                                d->nest = grown;
+                                d->nest_cap *= 2;
+                        }
+                        d->nest[depth++] = close;
+                        d->p++;
+                        skip_ws(d);
+                        if (d->p < d->end && *d->p == close) {
+                                d->p++;
+                                depth--;
+                        } else {
+                                if (close == '}') {
+                                        r = any_key(d);
+                                        if (r < 0)
+                                                return r;
+                                }
+                                continue;
+                        }
+                } else if (c == '"') {
+                        char *body = NULL;
+                        size_t n = 0;
+
+                        r = scan_string(d, &body, &n);
                         if (r < 0)
                                 return r;
-                } else if (t[p].type != JSMN_STRING || p != i - 1 ||
-                           t[p].parent < v ||
-                           t[t[p].parent].type != JSMN_OBJECT) {
-                        return bad_json(d, cur->start);
+                } else if (starts_primitive(c)) {
+                        enum prim kind;
+
+                        r = primitive(d, &kind);
+                        if (r < 0)
+                                return r;
+                } else {
+                        return bad_json(d, d->p);
                 }
-                switch (cur->type) {
-                case JSMN_STRING:
-                        r = check_string(d, cur);
-                        if (r < 0)
-                                return r;
-                        break;
-                case JSMN_PRIMITIVE:
-                        if (cur->size != 0 ||
-                            !valid_primitive(d->msg + cur->start,
-                                             (size_t)(cur->end - cur->start)))
-                                return fail(d,
-                                            "invalid JSON value at offset %d",
-                                            cur->start);
-                        break;
-                default:
-                        if (cur->size == 0) {
-                                r = check_end(d, i, i);
+
+                /* after a value: close containers until one goes on */
+                for (;;) {
+                        if (depth == 0)
+                                return 0;
+                        skip_ws(d);
+                        if (d->p >= d->end)
+                                return truncated(d);
+                        c = *d->p;
+                        if (c == d->nest[depth - 1]) {
+                                d->p++;
+                                depth--;
+                                continue;
+                        }
+                        if (c != ',')
+                                return bad_json(d, d->p);
+                        d->p++;
+                        skip_ws(d);
+                        if (d->nest[depth - 1] == '}') {
+                                r = any_key(d);
                                 if (r < 0)
                                         return r;
                         }
                         break;
                 }
         }
-        /* the closing brackets after the last token of the subtree */
-        r = check_end(d, v, end - 1);
+}
+
+/* Any JSON value at d->p, as a column value may be: *ret_s, *ret_len are
+ * its text as sent (a string with its quotes). */
+HOT int any_value(struct wc_decoder *d, const char **ret_s, size_t *ret_len)
+{
+        char *s = d->p;
+        int r;
+
+        if (s >= d->end || is_ws(*s)) {
+                skip_ws(d);
+                s = d->p;
+                if (s >= d->end)
+                        return truncated(d);
+        }
+        if (*s == '"') {
+                char *body = NULL;
+                size_t n = 0;
+
+                r = scan_string(d, &body, &n);
+        } else if (starts_primitive(*s)) {
+                enum prim kind;
+
+                r = primitive(d, &kind);
+        } else if (*s == '{' || *s == '[') {
+                r = nested_value(d);
+        } else {
+                r = bad_json(d, s);
+        }
         if (r < 0)
                 return r;
-        *ret_next = end;
+        *ret_s = s;
+        *ret_len = (size_t)(d->p - s);
         return 0;
+}
+
+/* After a member's value: whitespace, then ',' (more members follow:
+ * returns 1, d->p after the ',') or the closing bracket (returns 0, d->p
+ * past it). */
+HOT int next_member(struct wc_decoder *d, char close)
+{
+        /* Whitespace is wal2json's exception: looked for only when what
+         * is there is not what it writes.  After the ',' it is for the
+         * next reader to skip. */
+        for (int pass = 0; pass < 2; pass++) {
+                if (d->p < d->end) {
+                        char c = *d->p;
+
+                        if (c == ',') {
+                                d->p++;
+                                return 1;
+                        }
+                        if (c == close) {
+                                d->p++;
+                                return 0;
+                        }
+                }
+                skip_ws(d);
+        }
+        return bad_json(d, d->p);
+}
+
+/* ---- names ---- */
+
+static char *names_alloc_slow(struct wc_decoder *d, size_t n)
+{
+        struct names_chunk *c = d->names_cur, *nc;
+        size_t cap = n > NAMES_CHUNK ? n : NAMES_CHUNK;
+
+        if (c && c->next && c->next->cap - c->next->used >= n) {
+                nc = c->next;
+        } else {
+                nc = malloc(sizeof(*nc) + cap);
+                if (!nc)
+                        return NULL;
+                nc->cap = cap;
+                nc->used = 0;
+                nc->next = c ? c->next : NULL;
+                if (c)
+                        c->next = nc;
+                else
+                        d->names = nc;
+        }
+        d->names_cur = nc;
+        nc->used = n;
+        return nc->data;
+}
+
+/* Room for n bytes of names, valid until the next message, followed by
+ * NAME_SLACK more that may be written but are not kept. */
+HOT char *names_alloc(struct wc_decoder *d, size_t n)
+{
+        struct names_chunk *c = d->names_cur;
+        char *p;
+
+        if (!c || c->cap - c->used < n + NAME_SLACK) {
+                p = names_alloc_slow(d, n + NAME_SLACK);
+                if (p)
+                        d->names_cur->used -= NAME_SLACK;
+                return p;
+        }
+        p = c->data + c->used;
+        c->used += n;
+        return p;
+}
+
+/* Copies the n bytes of a name at s (in the message) to dst (from
+ * names_alloc(n + 1)): a short name, the common case, with one fixed-size
+ * copy when the message has the bytes to read. */
+HOT void copy_name(const struct wc_decoder *d, char *dst, const char *s,
+                   size_t n)
+{
+        if (n <= NAME_SLACK && (size_t)(d->end - s) >= NAME_SLACK)
+                memcpy(dst, s, NAME_SLACK);
+        else
+                memcpy(dst, s, n);
 }
 
 /* ---- scalars ---- */
 
-static char *tok_ptr(struct wc_decoder *d, const jsmntok_t *t)
+static bool at_null(const struct wc_decoder *d)
 {
-        return (char *)d->msg + t->start;
+        return d->end - d->p >= 4 && memcmp(d->p, "null", 4) == 0;
 }
 
-static size_t tok_len(const jsmntok_t *t)
+/* A string value decoded in place: names, and the few scalars we read.
+ * NUL-terminated where its closing quote was. */
+HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
+             const char **ret_s, size_t *ret_len)
 {
-        return (size_t)(t->end - t->start);
-}
-
-static bool is_null(struct wc_decoder *d, const jsmntok_t *t)
-{
-        return t->type == JSMN_PRIMITIVE && tok_len(t) == 4 &&
-               memcmp(d->msg + t->start, "null", 4) == 0;
-}
-
-/* A string value decoded in place: names, and the few scalars we read. */
-HOT int name(struct wc_decoder *d, const jsmntok_t *t, const char *what,
-             bool nonempty, const char **ret_s, size_t *ret_len)
-{
-        char *s = tok_ptr(d, t);
-        size_t n = tok_len(t);
+        char *s = NULL, *dst;
+        size_t n = 0;
         int r;
 
-        if (t->type != JSMN_STRING)
-                return fail(d, "\"%s\" is not a string", what);
-        if (t->size != 0)
-                return bad_json(d, t->end + 1);
-        r = check_string(d, t);
+        if (d->p >= d->end || *d->p != '"') {
+                skip_ws(d);
+                if (d->p >= d->end)
+                        return truncated(d);
+                if (*d->p != '"')
+                        return fail(d, "\"%s\" is not a string", what);
+        }
+        r = scan_string(d, &s, &n);
         if (r < 0)
                 return r;
+        /* Names travel as C strings: decoded into the decoder's storage,
+         * so that the message stays the text wal2json sent. */
+        dst = names_alloc(d, n + 1);
+        if (!dst)
+                return fail_nomem(d);
+        copy_name(d, dst, s, n);
         if (r > 0) {
-                if (wc_json_unescape_inplace(s, n, &n) < 0)
+                if (wc_json_unescape_inplace(dst, n, &n) < 0)
                         return fail(d, "bad escape in \"%s\"", what);
-                /* Names travel as C strings from here on; raw NULs were
-                 * refused above, so only \u0000 can make one. */
-                if (memchr(s, '\0', n))
+                /* raw NULs were refused above, so only \u0000 can make
+                 * one */
+                if (memchr(dst, '\0', n))
                         return fail(d, "\\u0000 in \"%s\"", what);
         } else {
-                s[n] = '\0';
+                dst[n] = '\0';
         }
         if (nonempty && n == 0)
                 return fail(d, "\"%s\" is empty", what);
+        *ret_s = dst;
+        *ret_len = n;
+        return 0;
+}
+
+/* A string value for its bytes alone (an action, a position, a time):
+ * as sent when it has no escapes, decoded otherwise; not NUL-terminated. */
+HOT int string_value(struct wc_decoder *d, const char *what, const char **ret_s,
+                     size_t *ret_len)
+{
+        char *s = NULL, *dst;
+        size_t n = 0;
+        int r;
+
+        if (d->p >= d->end || *d->p != '"') {
+                skip_ws(d);
+                if (d->p >= d->end)
+                        return truncated(d);
+                if (*d->p != '"')
+                        return fail(d, "\"%s\" is not a string", what);
+        }
+        r = scan_string(d, &s, &n);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                dst = names_alloc(d, n + 1);
+                if (!dst)
+                        return fail_nomem(d);
+                memcpy(dst, s, n);
+                if (wc_json_unescape_inplace(dst, n, &n) < 0)
+                        return fail(d, "bad escape in \"%s\"", what);
+                s = dst;
+        }
         *ret_s = s;
         *ret_len = n;
         return 0;
 }
 
-HOT int uint32_value(struct wc_decoder *d, const jsmntok_t *t, const char *what,
-                     uint32_t *ret)
+static int uint32_value_slow(struct wc_decoder *d, const char *what,
+                             uint32_t *ret)
 {
-        const char *p = d->msg + t->start;
-        size_t n = tok_len(t);
+        char *s;
         uint64_t v = 0;
+        enum prim kind;
+        size_t n;
+        int r;
 
-        if (t->type != JSMN_PRIMITIVE)
+        skip_ws(d);
+        s = d->p;
+        if (s >= d->end)
+                return truncated(d);
+        if (!starts_primitive(*s)) {
+                if (*s == '"' || *s == '{' || *s == '[')
+                        return fail(d, "\"%s\" is not a number", what);
+                return bad_json(d, s);
+        }
+        r = primitive(d, &kind);
+        if (r < 0)
+                return r;
+        if (kind != P_NUMBER)
                 return fail(d, "\"%s\" is not a number", what);
-        /* Digits without a leading zero are a valid JSON number. */
-        if (t->size == 0 && n <= 10 && (p[0] != '0' || n == 1)) {
+        /* the grammar holds: digits alone are an integer without a
+         * leading zero */
+        n = (size_t)(d->p - s);
+        if (n <= 10) {
                 size_t i = 0;
 
-                while (i < n && p[i] >= '0' && p[i] <= '9')
-                        v = v * 10 + (uint64_t)(p[i++] - '0');
+                while (i < n && is_digit(s[i]))
+                        v = v * 10 + (uint64_t)(s[i++] - '0');
                 if (i == n && v <= UINT32_MAX) {
                         *ret = (uint32_t)v;
                         return 0;
                 }
         }
-        if (t->size != 0 || !valid_primitive(p, n))
-                return fail(d, "invalid JSON value at offset %d", t->start);
-        if (p[0] == '-' || (p[0] >= '0' && p[0] <= '9'))
-                return fail(d, "\"%s\" is not a 32-bit unsigned integer", what);
-        return fail(d, "\"%s\" is not a number", what);
+        return fail(d, "\"%s\" is not a 32-bit unsigned integer", what);
 }
 
-static int lsn_value(struct wc_decoder *d, const jsmntok_t *t, const char *what,
-                     wc_lsn *ret)
+/* A JSON number that is a 32-bit unsigned integer. */
+HOT int uint32_value(struct wc_decoder *d, const char *what, uint32_t *ret)
+{
+        const char *s = d->p, *p = s, *end = d->end;
+        uint64_t v;
+
+        /* what wal2json writes: up to ten digits, no leading zero, then
+         * not a fraction or an exponent */
+        if (p < end && *p >= '1' && *p <= '9') {
+                v = (uint64_t)(*p++ - '0');
+                while (p < end && is_digit(*p) && p - s < 10)
+                        v = v * 10 + (uint64_t)(*p++ - '0');
+                if (v <= UINT32_MAX &&
+                    (p == end ||
+                     (!is_digit(*p) && *p != '.' && *p != 'e' && *p != 'E'))) {
+                        d->p = (char *)p;
+                        *ret = (uint32_t)v;
+                        return 0;
+                }
+        }
+        return uint32_value_slow(d, what, ret);
+}
+
+static int lsn_value(struct wc_decoder *d, const char *what, wc_lsn *ret)
 {
         const char *s = NULL;
         char q[48];
         size_t n = 0;
         int r;
 
-        r = name(d, t, what, false, &s, &n);
+        r = string_value(d, what, &s, &n);
         if (r < 0)
                 return r;
         if (wc_lsn_parse_n(s, n, ret) < 0)
@@ -738,82 +974,67 @@ static int lsn_value(struct wc_decoder *d, const jsmntok_t *t, const char *what,
         return 0;
 }
 
-/*
- * Which of `names` the key t[j] is.  Raw bytes equal to a known key need
- * no decoding (and are valid as they are); anything else is decoded in
- * place, in case it is a known key spelled with escapes.
- */
-HOT int key_index(struct wc_decoder *d, const jsmntok_t *t,
-                  const char *const *names, int count,
-                  int (*fast)(const char *, size_t), const char *where)
+static int timestamp_value(struct wc_decoder *d, int64_t *ret_us)
 {
-        const char *s = tok_ptr(d, t);
-        size_t n = tok_len(t);
+        const char *s = NULL;
         char q[48];
-        int k;
+        size_t n = 0;
+        int r;
 
-        k = fast(s, n);
-        if (k >= 0)
-                return k;
-        if (memchr(s, '\\', n)) {
-                /* a key: a string of size 1, its value being its child */
-                int r = check_string(d, t);
-
-                if (r < 0)
-                        return r;
-                if (wc_json_unescape_inplace(tok_ptr(d, t), tok_len(t), &n) < 0)
-                        return fail(d, "bad escape in a key at offset %d",
-                                    t->start);
-                for (k = 0; k < count; k++)
-                        if (strlen(names[k]) == n &&
-                            memcmp(names[k], s, n) == 0)
-                                return k;
+        r = string_value(d, "timestamp", &s, &n);
+        if (r < 0)
+                return r;
+        /* every change of a transaction has its commit time */
+        if (d->ts_valid && n == d->ts_len && memcmp(s, d->ts_text, n) == 0) {
+                *ret_us = d->ts_us;
+                return 0;
         }
-        if (where)
-                return fail(d, "unknown key \"%s\" in \"%s\"",
-                            quote(q, sizeof(q), s, n), where);
-        return fail(d, "unknown key \"%s\"", quote(q, sizeof(q), s, n));
+        if (wc_time_parse(s, n, ret_us) < 0)
+                return fail(d, "invalid \"timestamp\" \"%s\"",
+                            quote(q, sizeof(q), s, n));
+        if (n <= sizeof(d->ts_text)) {
+                memcpy(d->ts_text, s, n);
+                d->ts_len = n;
+                d->ts_us = *ret_us;
+                d->ts_valid = true;
+        }
+        return 0;
 }
+
+/* ---- keys ---- */
 
 /* wal2json's spelling of the top-level keys */
 static int top_key(const char *s, size_t n)
 {
-        int k;
-
+#define IS(lit) (memcmp(s, lit, sizeof(lit) - 1) == 0)
         switch (n) {
         case 2:
-                k = K_PK;
-                break;
+                return IS("pk") ? K_PK : -1;
         case 3:
-                k = s[0] == 'x' ? K_XID : K_LSN;
-                break;
+                return IS("xid") ? K_XID : IS("lsn") ? K_LSN : -1;
         case 5:
-                k = K_TABLE;
-                break;
+                return IS("table") ? K_TABLE : -1;
         case 6:
-                k = s[0] == 'a'   ? K_ACTION
-                    : s[0] == 'o' ? K_ORIGIN
-                    : s[0] == 's' ? K_SCHEMA
-                                  : K_PREFIX;
-                break;
+                return IS("action")   ? K_ACTION
+                       : IS("schema") ? K_SCHEMA
+                       : IS("origin") ? K_ORIGIN
+                       : IS("prefix") ? K_PREFIX
+                                      : -1;
         case 7:
-                k = s[0] == 'n'   ? K_NEXTLSN
-                    : s[2] == 'l' ? K_COLUMNS
-                                  : K_CONTENT;
-                break;
+                return IS("columns")   ? K_COLUMNS
+                       : IS("nextlsn") ? K_NEXTLSN
+                       : IS("content") ? K_CONTENT
+                                       : -1;
         case 8:
-                k = K_IDENTITY;
-                break;
+                return IS("identity") ? K_IDENTITY : -1;
         case 9:
-                k = K_TIMESTAMP;
-                break;
+                return IS("timestamp") ? K_TIMESTAMP : -1;
         case 13:
-                k = K_TRANSACTIONAL;
-                break;
+                return IS("transactional") ? K_TRANSACTIONAL : -1;
         default:
                 return -1;
         }
-        return memcmp(s, key_names[k], n) == 0 ? k : -1;
+#undef IS
 }
 
 static int col_key(const char *s, size_t n)
@@ -837,6 +1058,56 @@ static int col_key(const char *s, size_t n)
         return -1;
 }
 
+/*
+ * The key at d->p (which must be one): which of `names` it is, with d->p
+ * moved past its colon and the whitespace after it.  Raw bytes equal to a
+ * known key need no decoding; a key with escapes is decoded in place, in
+ * case it is a known key spelled with them.
+ */
+static int key_index(struct wc_decoder *d, const char *const *names, int count,
+                     int (*fast)(const char *, size_t), const char *where)
+{
+        char *s = NULL;
+        size_t n = 0;
+        char q[48], key[32];
+        int k, r;
+
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != '"')
+                return bad_json(d, d->p);
+        r = scan_string(d, &s, &n);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                k = fast(s, n);
+        } else if (n >= sizeof(key)) {
+                k = -1; /* longer than any key, even decoded */
+        } else {
+                /* decoded in a copy: the message stays as sent */
+                memcpy(key, s, n);
+                if (wc_json_unescape_inplace(key, n, &n) < 0)
+                        return fail(d, "bad escape in a key at offset %zu",
+                                    offset(d, s));
+                s = key;
+                for (k = count - 1; k >= 0; k--)
+                        if (strlen(names[k]) == n &&
+                            memcmp(names[k], s, n) == 0)
+                                break;
+        }
+        if (k < 0) {
+                if (where)
+                        return fail(d, "unknown key \"%s\" in \"%s\"",
+                                    quote(q, sizeof(q), s, n), where);
+                return fail(d, "unknown key \"%s\"", quote(q, sizeof(q), s, n));
+        }
+        skip_ws(d);
+        if (d->p >= d->end || *d->p != ':')
+                return bad_json(d, d->p);
+        d->p++;
+        skip_ws(d);
+        return k;
+}
+
 /* ---- columns ---- */
 
 static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
@@ -857,33 +1128,107 @@ static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
         return 0;
 }
 
-/* One {"name":..,"type":..,"typeoid":..,"value":..} at t[o]; *ret_next is
- * the token after it. */
-static int column(struct wc_decoder *d, int o, const char *what,
-                  bool with_value, struct walcast_column *col, int *ret_next)
+/* The length of key k as wal2json writes it, colon included, when p (n
+ * bytes left) starts with it; 0 when not. */
+HOT size_t col_key_at(const char *p, size_t n, int k)
 {
-        const jsmntok_t *t = d->tok;
+#define AT(lit)                                                                \
+        (n >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0          \
+             ? sizeof(lit) - 1                                                 \
+             : 0)
+        switch (k) {
+        case C_NAME:
+                return AT("\"name\":");
+        case C_TYPE:
+                return AT("\"type\":");
+        case C_TYPEOID:
+                return AT("\"typeoid\":");
+        case C_VALUE:
+                return AT("\"value\":");
+        default:
+                return 0;
+        }
+#undef AT
+}
+
+static size_t digits(uint32_t v)
+{
+        /* type OIDs: mostly two to four digits */
+        if (v < 10000)
+                return v < 100 ? (v < 10 ? 1 : 2) : (v < 1000 ? 3 : 4);
+        if (v < 1000000)
+                return v < 100000 ? 5 : 6;
+        if (v < 100000000)
+                return v < 10000000 ? 7 : 8;
+        return v < 1000000000 ? 9 : 10;
+}
+
+/*
+ * The length of col in the canonical form of struct walcast_signal's
+ * columns_json: {"name":..,"type":..[,"typeoid":N][,"value":V]}, with
+ * names and types as decoded (they had no escapes if the text sent is
+ * this long: an escape is always longer than what it decodes to).
+ */
+static size_t canonical_len(const struct walcast_column *col, bool with_value)
+{
+        size_t n = 8 + col->name_len + 2 + 8 + col->type_len + 2 + 1;
+
+        if (col->type_oid)
+                n += 11 + digits(col->type_oid);
+        if (with_value)
+                n += 9 + col->value_len;
+        return n;
+}
+
+/*
+ * One {"name":..,"type":..,"typeoid":..,"value":..} at d->p.  *ret_canon
+ * is the length the entry has in canonical form when its keys came in the
+ * canonical order, 0 when not.
+ */
+static int column(struct wc_decoder *d, const char *what, bool with_value,
+                  struct walcast_column *col, size_t *ret_canon)
+{
         unsigned seen = 0;
-        int j = o + 1;
+        int guess = C_NAME;
+        bool ordered = true;
         size_t n = 0;
         int r;
 
-        if (t[o].type != JSMN_OBJECT)
+        skip_ws(d);
+        if (d->p >= d->end)
+                return truncated(d);
+        if (*d->p != '{')
                 return fail(d, "an entry of \"%s\" is not an object", what);
         col->type_oid = 0;
-        col->value = d->msg + t[o].end;
+        col->value = d->p;
         col->value_len = 0;
-        for (int k = 0; k < t[o].size; k++) {
-                const jsmntok_t *v;
+        d->p++;
+        skip_ws(d);
+        if (d->p < d->end && *d->p == '}') {
+                d->p++;
+                goto check;
+        }
+        do {
+                const char *v = NULL;
                 int ck;
 
-                r = check_member(d, o, j);
-                if (r < 0)
-                        return r;
-                ck =
-                    key_index(d, &t[j], col_key_names, C__COUNT, col_key, what);
-                if (ck < 0)
-                        return ck;
+                /* wal2json's next key, as it writes it, or any */
+                size_t lit = col_key_at(d->p, (size_t)(d->end - d->p), guess);
+
+                if (lit) {
+                        /* the value's reader skips any whitespace */
+                        ck = guess;
+                        d->p += lit;
+                } else {
+                        ck = key_index(d, col_key_names, C__COUNT, col_key,
+                                       what);
+                        if (ck < 0)
+                                return ck;
+                        /* keys come in order when each is the one after
+                         * the last (or later) */
+                        if (ck < guess)
+                                ordered = false;
+                }
                 if (ck == C_VALUE && !with_value)
                         return fail(d, "unexpected key \"value\" in \"%s\"",
                                     what);
@@ -891,74 +1236,97 @@ static int column(struct wc_decoder *d, int o, const char *what,
                         return fail(d, "duplicate key \"%s\" in \"%s\"",
                                     col_key_names[ck], what);
                 seen |= KB(ck);
-                v = &t[j + 1];
+                guess = ck + 1;
                 switch (ck) {
                 case C_NAME:
-                        r = name(d, v, "name", true, &col->name, &n);
+                        r = name(d, "name", true, &col->name, &n);
                         col->name_len = (uint32_t)n;
-                        j += 2;
                         break;
                 case C_TYPE:
-                        r = name(d, v, "type", true, &col->type, &n);
+                        r = name(d, "type", true, &col->type, &n);
                         col->type_len = (uint32_t)n;
-                        j += 2;
                         break;
                 case C_TYPEOID:
-                        r = uint32_value(d, v, "typeoid", &col->type_oid);
-                        j += 2;
+                        r = uint32_value(d, "typeoid", &col->type_oid);
                         break;
                 default:
-                        r = check_value(d, j + 1, &j);
                         /* the JSON text as sent: strings keep quotes and
                          * escapes */
-                        col->value = d->msg + ext_start(v);
-                        col->value_len = (uint32_t)(ext_end(v) - ext_start(v));
+                        r = any_value(d, &v, &n);
+                        col->value = v;
+                        col->value_len = (uint32_t)n;
                         break;
                 }
                 if (r < 0)
                         return r;
-        }
-        r = check_end(d, o, j - 1);
-        if (r < 0)
-                return r;
+                r = next_member(d, '}');
+                if (r < 0)
+                        return r;
+        } while (r);
+check:
         if (!(seen & KB(C_NAME)) || !(seen & KB(C_TYPE)) ||
             (with_value && !(seen & KB(C_VALUE))))
                 return fail(d, "an entry of \"%s\" lacks \"%s\"", what,
                             !(seen & KB(C_NAME))   ? "name"
                             : !(seen & KB(C_TYPE)) ? "type"
                                                    : "value");
-        *ret_next = j;
+        *ret_canon = ordered ? canonical_len(col, with_value) : 0;
         return 0;
 }
 
-static int column_list(struct wc_decoder *d, int a, enum key k,
-                       struct col_vec *v, struct walcast_columns *ret)
+/*
+ * A list of columns; *ret_json is its text as sent when that is its
+ * canonical form (no whitespace, no escapes in names and types, keys in
+ * order, typeoid only when nonzero): when the entries have their keys in
+ * order, the text has no other bytes exactly when its length is the sum
+ * of theirs.
+ */
+static int column_list(struct wc_decoder *d, enum key k, struct col_vec *v,
+                       struct walcast_columns *ret, struct wc_str *ret_json)
 {
-        const jsmntok_t *t = d->tok;
         const char *what = key_names[k];
-        size_t count;
-        int j = a + 1;
+        size_t count = 0, canon = 2;
+        bool in_order = true;
+        char *open;
         int r;
 
-        if (t[a].type != JSMN_ARRAY)
+        if (d->p >= d->end)
+                return truncated(d);
+        if (*d->p != '[')
                 return fail(d, "\"%s\" is not an array", what);
-        count = (size_t)t[a].size;
-        r = reserve_cols(d, v, count);
-        if (r < 0)
-                return r;
-        for (size_t c = 0; c < count; c++) {
-                r = check_member(d, a, j);
-                if (r < 0)
-                        return r;
-                r = column(d, j, what, k != K_PK, &v->items[c], &j);
-                if (r < 0)
-                        return r;
+        open = d->p;
+        d->p++;
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ']') {
+                d->p++;
+        } else {
+                do {
+                        if (count == v->cap) {
+                                r = reserve_cols(d, v, count + 1);
+                                if (r < 0)
+                                        return r;
+                        }
+                        size_t len = 0;
+
+                        r = column(d, what, k != K_PK, &v->items[count], &len);
+                        if (r < 0)
+                                return r;
+                        in_order = in_order && len;
+                        canon += len + (count ? 1 : 0);
+                        count++;
+                        r = next_member(d, ']');
+                        if (r < 0)
+                                return r;
+                } while (r);
         }
-        r = check_end(d, a, j - 1);
-        if (r < 0)
-                return r;
+        if (count > UINT32_MAX)
+                return fail(d, "too many entries in \"%s\"", what);
         ret->items = v->items;
         ret->count = (uint32_t)count;
+        if (in_order && (size_t)(d->p - open) == canon) {
+                ret_json->ptr = open;
+                ret_json->len = canon;
+        }
         return 0;
 }
 
@@ -966,60 +1334,176 @@ static int column_list(struct wc_decoder *d, int a, enum key k,
 
 static int decode_message(struct wc_decoder *d)
 {
-        const jsmntok_t *t = d->tok;
         struct wc_change *ch = &d->change;
         const struct action_rule *rule = NULL;
-        int at[K__COUNT] = {0};
         unsigned seen = 0;
-        const char *s = NULL;
-        size_t len = 0;
+        bool lsn_null = false;
+        wc_lsn lsn = 0;
         char q[48];
-        int j = 1;
         int r;
 
-        if (t[0].type != JSMN_OBJECT)
+        skip_ws(d);
+        if (d->p >= d->end)
+                return fail(d, "empty message");
+        if (*d->p != '{')
                 return fail(d, "not a JSON object");
-        for (int i = 0; i < t[0].start; i++)
-                if (!is_ws(d->msg[i]))
-                        return fail(d, "unexpected data before the object");
-        for (size_t i = (size_t)t[0].end; i < d->len; i++)
-                if (!is_ws(d->msg[i]))
-                        return fail(d, "unexpected data after the object");
-
-        /* Keys first: what a value means depends on the action, which
-         * need not come first. */
-        for (int k = 0; k < t[0].size; k++) {
+        d->p++;
+        skip_ws(d);
+        if (d->p < d->end && *d->p == '}') {
+                d->p++;
+                goto done;
+        }
+        do {
+                const char *s = NULL;
+                size_t len = 0;
                 int key;
 
-                r = check_member(d, 0, j);
-                if (r < 0)
-                        return r;
-                key = key_index(d, &t[j], key_names, K__COUNT, top_key, NULL);
+                key = key_index(d, key_names, K__COUNT, top_key, NULL);
                 if (key < 0)
                         return key;
                 if (seen & KB(key))
                         return fail(d, "duplicate key \"%s\"", key_names[key]);
                 seen |= KB(key);
-                at[key] = j + 1;
-                j = skip(d, j + 1);
-        }
-        r = check_end(d, 0, j - 1);
-        if (r < 0)
-                return r;
+                switch (key) {
+                case K_ACTION:
+                        r = string_value(d, "action", &s, &len);
+                        if (r < 0)
+                                return r;
+                        for (size_t a = 0;
+                             len == 1 &&
+                             a < sizeof(action_rules) / sizeof(action_rules[0]);
+                             a++)
+                                if (action_rules[a].action == s[0])
+                                        rule = &action_rules[a];
+                        if (!rule)
+                                return fail(d, "unknown action \"%s\"",
+                                            quote(q, sizeof(q), s, len));
+                        break;
+                case K_XID:
+                        if (at_null(d)) {
+                                d->p += 4;
+                                break;
+                        }
+                        r = uint32_value(d, "xid", &ch->xid);
+                        if (r < 0)
+                                return r;
+                        ch->has_xid = true;
+                        break;
+                case K_TIMESTAMP:
+                        if (at_null(d)) {
+                                d->p += 4;
+                                break;
+                        }
+                        r = timestamp_value(d, &ch->time_us);
+                        if (r < 0)
+                                return r;
+                        ch->has_time = true;
+                        break;
+                case K_ORIGIN: {
+                        uint32_t origin;
+
+                        if (at_null(d)) {
+                                d->p += 4;
+                                break;
+                        }
+                        r = uint32_value(d, "origin", &origin);
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                case K_LSN:
+                        /* a message outside a transaction may lack a
+                         * position; what it is depends on the action */
+                        if (at_null(d)) {
+                                d->p += 4;
+                                lsn_null = true;
+                                break;
+                        }
+                        r = lsn_value(d, "lsn", &lsn);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_NEXTLSN:
+                        r = lsn_value(d, "nextlsn", &ch->end_lsn);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_SCHEMA:
+                        r = name(d, "schema", true, &ch->schema,
+                                 &ch->schema_len);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_TABLE:
+                        r = name(d, "table", true, &ch->table, &ch->table_len);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_COLUMNS:
+                        r = column_list(d, K_COLUMNS, &d->cols, &ch->columns,
+                                        &ch->columns_json);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_IDENTITY:
+                        r = column_list(d, K_IDENTITY, &d->ident, &ch->identity,
+                                        &ch->identity_json);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_PK:
+                        r = column_list(d, K_PK, &d->pk, &ch->pk, &ch->pk_json);
+                        if (r < 0)
+                                return r;
+                        break;
+                case K_TRANSACTIONAL: {
+                        enum prim kind = P_NUMBER;
+
+                        if (d->p < d->end && starts_primitive(*d->p)) {
+                                r = primitive(d, &kind);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (kind != P_TRUE && kind != P_FALSE)
+                                return fail(d, "\"transactional\" is not a "
+                                               "boolean");
+                        ch->transactional = kind == P_TRUE;
+                        break;
+                }
+                case K_PREFIX:
+                        r = name(d, "prefix", false, &ch->prefix,
+                                 &ch->prefix_len);
+                        if (r < 0)
+                                return r;
+                        break;
+                default: { /* K_CONTENT */
+                        char *body = NULL;
+                        size_t n = 0;
+                        char *open = d->p;
+
+                        if (d->p >= d->end)
+                                return truncated(d);
+                        if (*d->p != '"')
+                                return fail(d, "\"content\" is not a string");
+                        r = scan_string(d, &body, &n);
+                        if (r < 0)
+                                return r;
+                        ch->content.ptr = open;
+                        ch->content.len = (size_t)(d->p - open);
+                        break;
+                }
+                }
+                r = next_member(d, '}');
+                if (r < 0)
+                        return r;
+        } while (r);
+done:
+        skip_ws(d);
+        if (d->p < d->end)
+                return fail(d, "unexpected data after the object");
 
         if (!(seen & KB(K_ACTION)))
                 return fail(d, "missing \"action\"");
-        r = name(d, &t[at[K_ACTION]], "action", false, &s, &len);
-        if (r < 0)
-                return r;
-        for (size_t a = 0;
-             len == 1 && a < sizeof(action_rules) / sizeof(action_rules[0]);
-             a++)
-                if (action_rules[a].action == s[0])
-                        rule = &action_rules[a];
-        if (!rule)
-                return fail(d, "unknown action \"%s\"",
-                            quote(q, sizeof(q), s, len));
         if (seen & ~rule->allowed)
                 return fail(d, "unexpected key \"%s\" for action \"%c\"",
                             key_names[__builtin_ctz(seen & ~rule->allowed)],
@@ -1029,165 +1513,12 @@ static int decode_message(struct wc_decoder *d)
                             key_names[__builtin_ctz(rule->required & ~seen)],
                             rule->action);
         ch->op = rule->op;
-
-        /* Every value is checked here, even those struct wc_change has no
-         * room for. */
-        if (seen & KB(K_XID)) {
-                const jsmntok_t *v = &t[at[K_XID]];
-
-                if (!is_null(d, v)) {
-                        r = uint32_value(d, v, "xid", &ch->xid);
-                        if (r < 0)
-                                return r;
-                        ch->has_xid = true;
-                }
-        }
-        if (seen & KB(K_TIMESTAMP)) {
-                const jsmntok_t *v = &t[at[K_TIMESTAMP]];
-
-                if (!is_null(d, v)) {
-                        r = name(d, v, "timestamp", false, &s, &len);
-                        if (r < 0)
-                                return r;
-                        if (wc_time_parse(s, len, &ch->time_us) < 0)
-                                return fail(d, "invalid \"timestamp\" \"%s\"",
-                                            quote(q, sizeof(q), s, len));
-                        ch->has_time = true;
-                }
-        }
-        if (seen & KB(K_ORIGIN)) {
-                const jsmntok_t *v = &t[at[K_ORIGIN]];
-                uint32_t origin;
-
-                if (!is_null(d, v)) {
-                        r = uint32_value(d, v, "origin", &origin);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        if (seen & KB(K_LSN)) {
-                const jsmntok_t *v = &t[at[K_LSN]];
-                bool txn = rule->op == WC_OP_BEGIN || rule->op == WC_OP_COMMIT;
-
-                /* a message outside a transaction may lack a position */
-                if (!(rule->op == WC_OP_MESSAGE && is_null(d, v))) {
-                        r = lsn_value(d, v, "lsn",
-                                      txn ? &ch->commit_lsn : &ch->lsn);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        if (seen & KB(K_NEXTLSN)) {
-                r = lsn_value(d, &t[at[K_NEXTLSN]], "nextlsn", &ch->end_lsn);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_SCHEMA)) {
-                r = name(d, &t[at[K_SCHEMA]], "schema", true, &ch->schema,
-                         &ch->schema_len);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_TABLE)) {
-                r = name(d, &t[at[K_TABLE]], "table", true, &ch->table,
-                         &ch->table_len);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_COLUMNS)) {
-                r = column_list(d, at[K_COLUMNS], K_COLUMNS, &d->cols,
-                                &ch->columns);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_IDENTITY)) {
-                r = column_list(d, at[K_IDENTITY], K_IDENTITY, &d->ident,
-                                &ch->identity);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_PK)) {
-                r = column_list(d, at[K_PK], K_PK, &d->pk, &ch->pk);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_TRANSACTIONAL)) {
-                const jsmntok_t *v = &t[at[K_TRANSACTIONAL]];
-                const char *p = d->msg + v->start;
-                size_t n = tok_len(v);
-
-                if (v->type != JSMN_PRIMITIVE ||
-                    !((n == 4 && memcmp(p, "true", 4) == 0) ||
-                      (n == 5 && memcmp(p, "false", 5) == 0)))
-                        return fail(d, "\"transactional\" is not a boolean");
-                if (v->size != 0)
-                        return bad_json(d, v->end);
-                ch->transactional = p[0] == 't';
-        }
-        if (seen & KB(K_PREFIX)) {
-                r = name(d, &t[at[K_PREFIX]], "prefix", false, &ch->prefix,
-                         &ch->prefix_len);
-                if (r < 0)
-                        return r;
-        }
-        if (seen & KB(K_CONTENT)) {
-                const jsmntok_t *v = &t[at[K_CONTENT]];
-
-                if (v->type != JSMN_STRING)
-                        return fail(d, "\"content\" is not a string");
-                if (v->size != 0)
-                        return bad_json(d, v->end + 1);
-                r = check_string(d, v);
-                if (r < 0)
-                        return r;
-                ch->content.ptr = d->msg + ext_start(v);
-                ch->content.len = (size_t)(ext_end(v) - ext_start(v));
-        }
-        return 0;
-}
-
-static int tokenize(struct wc_decoder *d)
-{
-        jsmn_parser parser;
-        int r;
-
-        jsmn_init(&parser);
-        for (;;) {
-                jsmntok_t *grown;
-                unsigned int cap;
-
-                r = jsmn_parse(&parser, d->msg, d->len, d->tok, d->tok_cap);
-                if (r != JSMN_ERROR_NOMEM)
-                        break;
-                /* jsmn leaves its state at the token it could not store,
-                 * so parsing resumes where it stopped. */
-                if (d->tok_cap > INT32_MAX / 2 / sizeof(*grown))
-                        return fail_nomem(d);
-                cap = d->tok_cap * 2;
-                grown = realloc(d->tok, cap * sizeof(*grown));
-                if (!grown)
-                        return fail_nomem(d);
-                d->tok = grown;
-                d->tok_cap = cap;
-        }
-        if (r == JSMN_ERROR_INVAL)
-                return fail(d, "invalid JSON at offset %u", parser.pos);
-        if (r == JSMN_ERROR_PART) {
-                size_t i = 0;
-
-                /* jsmn stops at a NUL as if the text ended there */
-                if (memchr(d->msg, '\0', d->len))
-                        return fail(d, "zero byte in the message");
-                /* and takes a lone number for an unfinished one */
-                while (i < d->len && is_ws(d->msg[i]))
-                        i++;
-                if (i < d->len && d->msg[i] != '{')
-                        return fail(d, "not a JSON object");
-                return fail(d, "truncated JSON");
-        }
-        if (r == 0)
-                return fail(d, "empty message");
-        d->ntok = r;
+        if (lsn_null && rule->op != WC_OP_MESSAGE)
+                return fail(d, "\"lsn\" is not a string");
+        if (rule->op == WC_OP_BEGIN || rule->op == WC_OP_COMMIT)
+                ch->commit_lsn = lsn;
+        else
+                ch->lsn = lsn;
         return 0;
 }
 
@@ -1198,22 +1529,24 @@ int wc_decoder_decode(struct wc_decoder *d, char *msg, size_t len, wc_lsn at,
         int r;
 
         d->msg = msg;
+        d->p = msg;
+        d->end = msg ? msg + len : msg;
         d->len = len;
-        d->ntok = 0;
         d->at = at;
         d->errbuf = errbuf;
         d->errlen = errlen;
+        d->excerpt = (const unsigned char *)msg;
         d->excerpt_len = len < EXCERPT_MAX ? len : EXCERPT_MAX;
-        if (d->excerpt_len)
-                memcpy(d->excerpt, msg, d->excerpt_len);
+        d->names_cur = d->names;
+        for (struct names_chunk *c = d->names; c; c = c->next)
+                c->used = 0;
 
-        /* jsmn keeps offsets in int */
+        /* column values carry 32-bit lengths */
         if (len > INT32_MAX - 2)
                 return fail(d, "message of %zu bytes is too large", len);
+        if (!msg)
+                return fail(d, "empty message");
         memset(&d->change, 0, sizeof(d->change));
-        r = tokenize(d);
-        if (r < 0)
-                return r;
         r = decode_message(d);
         if (r < 0)
                 return r;

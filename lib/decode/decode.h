@@ -3,11 +3,13 @@
  * wal2json format-version 2 decoder: one message (one JSON object) to one
  * struct wc_change, zero-copy.
  *
- * The decoder tokenizes with jsmn (strict mode) and decodes names in place,
- * so the message buffer must be writable and stay alive, unmodified by the
- * caller, for as long as the returned change is used.  The change and its
- * column arrays are owned by the decoder and valid until the next call to
- * wc_decoder_decode() or wc_decoder_free().
+ * The decoder validates in one pass and does not modify the message
+ * (the buffer is writable for historical reasons only).  Column values
+ * and the lists' JSON text are views into it, so it must stay alive and
+ * unmodified for as long as the returned change is used; names are
+ * decoded, NUL-terminated, into storage the decoder owns.  The change,
+ * its column arrays and its names are owned by the decoder and valid
+ * until the next call to wc_decoder_decode() or wc_decoder_free().
  */
 #ifndef WALCAST_DECODE_H
 #define WALCAST_DECODE_H

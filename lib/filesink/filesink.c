@@ -146,6 +146,16 @@ int wc_filesink_write(struct wc_filesink *fs, const char *p, size_t n,
                 wc_errorf(errbuf, errlen, "out of memory");
                 return r;
         }
+        return wc_filesink_queued(fs, errbuf, errlen);
+}
+
+struct wc_buf *wc_filesink_queue(struct wc_filesink *fs)
+{
+        return &fs->out;
+}
+
+int wc_filesink_queued(struct wc_filesink *fs, char *errbuf, size_t errlen)
+{
         if (fs->out.len >= WRITE_CHUNK)
                 return write_out(fs, errbuf, errlen);
         return 0;

@@ -33,6 +33,19 @@
 int wc_format_signal(struct wc_buf *out, const struct walcast_signal *s,
                      const char *commit_time);
 
+/*
+ * The same in two steps, for a sink that writes many changes of one
+ * transaction: wc_format_txn() appends the part of the line every change
+ * of transaction t shares (",\"xid\":..,..,\"commit_time\":\"..\""), and
+ * wc_format_line() appends a line with txn[0..txn_len) as that part (left
+ * out when s->txn is NULL).  0, -ENOMEM, or -EINVAL as above; on failure
+ * out is as it was.
+ */
+int wc_format_txn(struct wc_buf *out, const struct walcast_txn *t,
+                  const char *commit_time);
+int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
+                   const char *txn, size_t txn_len);
+
 /* The file sink as a plugin linked into walcast, written against
  * <walcast/plugin.h> like any other.  Config keys: "path" (required; "-"
  * is stdout), "fsync" ("true"/"false", default true). */
@@ -53,6 +66,11 @@ void wc_filesink_close(struct wc_filesink *fs);
 /* Queues bytes (whole lines).  0 or a negative errno with errbuf set. */
 int wc_filesink_write(struct wc_filesink *fs, const char *p, size_t n,
                       char *errbuf, size_t errlen);
+
+/* The queue itself, to format lines straight into: append whole lines,
+ * then call wc_filesink_queued(), which writes out a full chunk. */
+struct wc_buf *wc_filesink_queue(struct wc_filesink *fs);
+int wc_filesink_queued(struct wc_filesink *fs, char *errbuf, size_t errlen);
 
 /* Writes out what is queued and fsyncs when anything was written since
  * the last sync.  -EPIPE when stdout's reader went away. */

@@ -1,156 +1,338 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The file sink's line, written in one pass: the line's size is bounded
+ * first (every escape at its longest), room for that is reserved once,
+ * and the bytes are then written without a check per fragment.  The part
+ * every change of a transaction shares (xid, positions, commit time) is
+ * formatted once per transaction by the caller (wc_format_txn()).
+ */
 #include <errno.h>
-#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "filesink/filesink.h"
 
-/* Appends a string literal known to need no escaping. */
-#define LIT(b, s) wc_buf_append((b), (s), sizeof(s) - 1)
+/* Appends a string literal known to need no escaping; returns the end. */
+#define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)
 
-static int append_lsn(struct wc_buf *b, const char *key, size_t keylen,
-                      wc_lsn lsn)
+/* The longest a column can be beside its name, type and value:
+ * ,{"name":"","type":"","typeoid":4294967295,"value":} */
+#define COLUMN_FIXED 64
+/* Everything of a line but names, values, columns and the transaction's
+ * fragment, with room to spare. */
+#define LINE_FIXED 256
+/* Worst case of escaping one byte: \u00XX */
+#define ESCAPED_MAX 6
+
+static inline char *put(char *o, const void *p, size_t n)
 {
-        char tmp[WC_LSN_STRLEN];
-        int r = wc_buf_append(b, key, keylen);
-
-        if (!r)
-                r = wc_buf_append_char(b, '"');
-        if (!r)
-                r = wc_buf_append_str(b, wc_lsn_format(lsn, tmp));
-        if (!r)
-                r = wc_buf_append_char(b, '"');
-        return r;
+        /* a view of nothing may be NULL */
+        if (n)
+                memcpy(o, p, n);
+        return o + n;
 }
 
-static int append_columns(struct wc_buf *b, const char *key, size_t keylen,
-                          const struct walcast_columns *l, bool values)
+static char *put_uint(char *o, uint64_t v)
 {
-        int r = wc_buf_append(b, key, keylen);
+        char tmp[20];
+        size_t i = sizeof(tmp);
 
-        for (size_t i = 0; i < l->count && !r; i++) {
-                const struct walcast_column *col = &l->items[i];
-                r = wc_buf_append_str(b, i ? ",{\"name\":" : "{\"name\":");
-                if (!r)
-                        r = wc_json_append_string(b, col->name, col->name_len);
-                if (!r)
-                        r = LIT(b, ",\"type\":");
-                if (!r)
-                        r = wc_json_append_string(b, col->type, col->type_len);
-                if (!r && col->type_oid) {
-                        r = LIT(b, ",\"typeoid\":");
-                        if (!r)
-                                r = wc_buf_append_uint(b, col->type_oid);
-                }
-                if (!r && values) {
-                        r = LIT(b, ",\"value\":");
-                        if (!r)
-                                r = wc_buf_append(b, col->value,
-                                                  col->value_len);
-                }
-                if (!r)
-                        r = wc_buf_append_char(b, '}');
+        do {
+                tmp[--i] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        return put(o, tmp + i, sizeof(tmp) - i);
+}
+
+/* What wc_json_append_string() writes for a byte that needs escaping. */
+static char *put_escape(char *o, unsigned char c)
+{
+        static const char hex[] = "0123456789abcdef";
+
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+                *o++ = (char)c;
+                break;
+        case '\n':
+                *o++ = 'n';
+                break;
+        case '\t':
+                *o++ = 't';
+                break;
+        case '\r':
+                *o++ = 'r';
+                break;
+        case '\b':
+                *o++ = 'b';
+                break;
+        case '\f':
+                *o++ = 'f';
+                break;
+        default:
+                o = put(o, "u00", 3);
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 0xf];
+                break;
         }
-        if (!r)
-                r = wc_buf_append_char(b, ']');
-        return r;
+        return o;
 }
 
-static int append_txn(struct wc_buf *b, const struct walcast_txn *t,
-                      const char *commit_time)
+/* The bytes a JSON string cannot hold as they are. */
+static const unsigned char must_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+    [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
+    [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
+    [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+    [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
+/*
+ * s as a JSON string literal, quotes included, byte for byte what
+ * wc_json_append_string() writes; o has room for ESCAPED_MAX * n + 2.
+ * Names and types are short: one table look-up per byte, copying as it
+ * goes, costs less than finding a plain run and calling memcpy for it.
+ */
+static char *put_string(char *o, const char *s, size_t n)
 {
-        int r = LIT(b, ",\"xid\":");
+        const unsigned char *u = (const unsigned char *)s;
 
-        if (!r)
-                r = wc_buf_append_uint(b, t->xid);
-        if (!r)
-                r = append_lsn(b, ",\"commit_lsn\":", 14, t->commit_lsn);
-        if (!r)
-                r = append_lsn(b, ",\"end_lsn\":", 11, t->end_lsn);
-        if (!r)
-                r = LIT(b, ",\"commit_time\":\"");
-        if (!r)
-                r = wc_buf_append_str(b, commit_time);
-        if (!r)
-                r = wc_buf_append_char(b, '"');
-        return r;
+        *o++ = '"';
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = u[i];
+
+                if (must_escape[c])
+                        o = put_escape(o, c);
+                else
+                        *o++ = (char)c;
+        }
+        *o++ = '"';
+        return o;
 }
 
-static const char *op_name(uint32_t kind)
+static char *put_lsn(char *o, wc_lsn lsn)
+{
+        /* wc_lsn_format_len() also writes a NUL, overwritten next */
+        *o++ = '"';
+        o += wc_lsn_format_len(lsn, o);
+        *o++ = '"';
+        return o;
+}
+
+/* A list's text as wal2json sent it, when the signal has it (ABI 1.1) and
+ * it is the form written here: copied instead of formatted. */
+struct list {
+        const struct walcast_columns *cols;
+        const char *json;
+        size_t json_len;
+};
+
+static struct list list_of(const struct walcast_signal *s,
+                           const struct walcast_columns *cols,
+                           const char *const *json, const uint32_t *json_len)
+{
+        struct list l = {cols, NULL, 0};
+
+        if (s->size >= offsetof(struct walcast_signal, reserved2) && *json) {
+                l.json = *json;
+                l.json_len = *json_len;
+        }
+        return l;
+}
+
+/* Room a column list needs at most, its key excepted. */
+static size_t columns_bound(const struct walcast_columns *l, bool values)
+{
+        size_t n = 2;
+
+        for (uint32_t i = 0; i < l->count; i++) {
+                const struct walcast_column *c = &l->items[i];
+
+                n += COLUMN_FIXED +
+                     ESCAPED_MAX * ((size_t)c->name_len + c->type_len) +
+                     (values ? c->value_len : 0);
+        }
+        return n;
+}
+
+static char *put_columns(char *o, const struct walcast_columns *l, bool values)
+{
+        *o++ = '[';
+        for (uint32_t i = 0; i < l->count; i++) {
+                const struct walcast_column *c = &l->items[i];
+
+                o = i ? PUT(o, ",{\"name\":") : PUT(o, "{\"name\":");
+                o = put_string(o, c->name, c->name_len);
+                o = PUT(o, ",\"type\":");
+                o = put_string(o, c->type, c->type_len);
+                if (c->type_oid) {
+                        o = PUT(o, ",\"typeoid\":");
+                        o = put_uint(o, c->type_oid);
+                }
+                if (values) {
+                        o = PUT(o, ",\"value\":");
+                        o = put(o, c->value, c->value_len);
+                }
+                *o++ = '}';
+        }
+        *o++ = ']';
+        return o;
+}
+
+static char *put_list(char *o, const struct list *l, bool values)
+{
+        if (l->json)
+                return put(o, l->json, l->json_len);
+        return put_columns(o, l->cols, values);
+}
+
+int wc_format_txn(struct wc_buf *out, const struct walcast_txn *t,
+                  const char *commit_time)
+{
+        size_t tlen = strlen(commit_time);
+        char *o;
+        int r;
+
+        if (tlen > SIZE_MAX - LINE_FIXED)
+                return -ENOMEM;
+        r = wc_buf_reserve(out, LINE_FIXED + tlen);
+        if (r < 0)
+                return r;
+        o = out->data + out->len;
+        o = PUT(o, ",\"xid\":");
+        o = put_uint(o, t->xid);
+        o = PUT(o, ",\"commit_lsn\":");
+        o = put_lsn(o, t->commit_lsn);
+        o = PUT(o, ",\"end_lsn\":");
+        o = put_lsn(o, t->end_lsn);
+        o = PUT(o, ",\"commit_time\":\"");
+        o = put(o, commit_time, tlen);
+        *o++ = '"';
+        out->len = (size_t)(o - out->data);
+        out->data[out->len] = '\0';
+        return 0;
+}
+
+static const char *op_name(uint32_t kind, size_t *ret_len)
 {
         switch (kind) {
         case WALCAST_SIG_INSERT:
+                *ret_len = 6;
                 return "insert";
         case WALCAST_SIG_UPDATE:
+                *ret_len = 6;
                 return "update";
         case WALCAST_SIG_DELETE:
+                *ret_len = 6;
                 return "delete";
         case WALCAST_SIG_TRUNCATE:
+                *ret_len = 8;
                 return "truncate";
         case WALCAST_SIG_MESSAGE:
+                *ret_len = 7;
                 return "message";
         default:
                 return NULL;
         }
 }
 
-int wc_format_signal(struct wc_buf *out, const struct walcast_signal *s,
-                     const char *commit_time)
+int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
+                   const char *txn, size_t txn_len)
 {
-        const char *op = op_name(s->kind);
-        size_t start = out->len;
         bool msg = s->kind == WALCAST_SIG_MESSAGE;
+        bool cols =
+            s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE;
+        bool ident = s->kind == WALCAST_SIG_DELETE ||
+                     (s->kind == WALCAST_SIG_UPDATE && s->identity.count);
+        bool pk = s->kind != WALCAST_SIG_TRUNCATE && !msg;
+        size_t op_len = 0, schema_len = 0, table_len = 0, prefix_len = 0;
+        const char *op = op_name(s->kind, &op_len);
+        size_t bound = LINE_FIXED;
+        char *o;
         int r;
 
         if (!op)
                 return -EINVAL;
-        r = LIT(out, "{\"op\":\"");
-        if (!r)
-                r = wc_buf_append_str(out, op);
-        if (!r)
-                r = wc_buf_append_char(out, '"');
-        if (!r && !msg) {
-                r = LIT(out, ",\"schema\":");
-                if (!r)
-                        r = wc_json_append_string(out, s->schema,
-                                                  strlen(s->schema));
-                if (!r)
-                        r = LIT(out, ",\"table\":");
-                if (!r)
-                        r = wc_json_append_string(out, s->table,
-                                                  strlen(s->table));
+        if (!s->txn)
+                txn_len = 0;
+        bound += txn_len;
+        if (msg) {
+                prefix_len = strlen(s->prefix);
+                bound += ESCAPED_MAX * prefix_len + s->content_len;
+        } else {
+                schema_len = strlen(s->schema);
+                table_len = strlen(s->table);
+                bound += ESCAPED_MAX * (schema_len + table_len);
         }
-        if (!r)
-                r = append_lsn(out, ",\"lsn\":", 7, s->lsn);
-        if (!r && s->txn)
-                r = append_txn(out, s->txn, commit_time ? commit_time : "");
-        if (!r &&
-            (s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE))
-                r = append_columns(out, ",\"columns\":[", 12, &s->columns,
-                                   true);
-        if (!r && (s->kind == WALCAST_SIG_DELETE ||
-                   (s->kind == WALCAST_SIG_UPDATE && s->identity.count)))
-                r = append_columns(out, ",\"identity\":[", 13, &s->identity,
-                                   true);
-        if (!r && s->kind != WALCAST_SIG_TRUNCATE && !msg)
-                r = append_columns(out, ",\"pk\":[", 7, &s->pk, false);
-        if (!r && msg) {
-                r = wc_buf_append_str(out, s->transactional
-                                               ? ",\"transactional\":true"
-                                               : ",\"transactional\":false");
-                if (!r)
-                        r = LIT(out, ",\"prefix\":");
-                if (!r)
-                        r = wc_json_append_string(out, s->prefix,
-                                                  strlen(s->prefix));
-                if (!r)
-                        r = LIT(out, ",\"content\":");
-                if (!r)
-                        r = wc_buf_append(out, s->content, s->content_len);
+        struct list lc =
+            list_of(s, &s->columns, &s->columns_json, &s->columns_json_len);
+        struct list li =
+            list_of(s, &s->identity, &s->identity_json, &s->identity_json_len);
+        struct list lp = list_of(s, &s->pk, &s->pk_json, &s->pk_json_len);
+
+        if (cols)
+                bound += lc.json ? lc.json_len : columns_bound(lc.cols, true);
+        if (ident)
+                bound += li.json ? li.json_len : columns_bound(li.cols, true);
+        if (pk)
+                bound += lp.json ? lp.json_len : columns_bound(lp.cols, false);
+        r = wc_buf_reserve(out, bound);
+        if (r < 0)
+                return r;
+
+        o = out->data + out->len;
+        o = PUT(o, "{\"op\":\"");
+        o = put(o, op, op_len);
+        *o++ = '"';
+        if (!msg) {
+                o = PUT(o, ",\"schema\":");
+                o = put_string(o, s->schema, schema_len);
+                o = PUT(o, ",\"table\":");
+                o = put_string(o, s->table, table_len);
         }
+        o = PUT(o, ",\"lsn\":");
+        o = put_lsn(o, s->lsn);
+        o = put(o, txn, txn_len);
+        if (cols) {
+                o = PUT(o, ",\"columns\":");
+                o = put_list(o, &lc, true);
+        }
+        if (ident) {
+                o = PUT(o, ",\"identity\":");
+                o = put_list(o, &li, true);
+        }
+        if (pk) {
+                o = PUT(o, ",\"pk\":");
+                o = put_list(o, &lp, false);
+        }
+        if (msg) {
+                o = s->transactional ? PUT(o, ",\"transactional\":true")
+                                     : PUT(o, ",\"transactional\":false");
+                o = PUT(o, ",\"prefix\":");
+                o = put_string(o, s->prefix, prefix_len);
+                o = PUT(o, ",\"content\":");
+                o = put(o, s->content, s->content_len);
+        }
+        o = PUT(o, "}\n");
+        out->len = (size_t)(o - out->data);
+        out->data[out->len] = '\0';
+        return 0;
+}
+
+int wc_format_signal(struct wc_buf *out, const struct walcast_signal *s,
+                     const char *commit_time)
+{
+        struct wc_buf txn;
+        int r = 0;
+
+        wc_buf_init(&txn);
+        if (s->txn)
+                r = wc_format_txn(&txn, s->txn, commit_time ? commit_time : "");
         if (!r)
-                r = wc_buf_append_str(out, "}\n");
-        if (r)
-                out->len = start;
+                r = wc_format_line(out, s, txn.data, txn.len);
+        wc_buf_free(&txn);
         return r;
 }

@@ -20,15 +20,16 @@ struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
         struct wc_filesink *fs;
-        struct wc_buf line;
         bool wrote; /* lines since the last sync */
         uint64_t *pending;
         size_t npending, cappending;
         int timer;
         bool armed;
-        uint64_t time_txn; /* commit_time is formatted for this txn */
-        bool time_valid;
-        char commit_time[WC_TIME_STRLEN];
+        /* the part of a line every change of transaction txn_id shares,
+         * formatted at its first change */
+        uint64_t txn_id;
+        bool txn_valid;
+        struct wc_buf txn;
 };
 
 static void sync_and_ack(struct state *st)
@@ -66,21 +67,24 @@ static int32_t on_change(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
         char err[512];
-        const char *when = NULL;
 
-        if (s->txn) {
-                if (!st->time_valid || st->time_txn != s->txn->id) {
-                        wc_time_format(s->txn->commit_time_us, st->commit_time);
-                        st->time_txn = s->txn->id;
-                        st->time_valid = true;
-                }
-                when = st->commit_time;
+        if (s->txn && (!st->txn_valid || st->txn_id != s->txn->id)) {
+                char when[WC_TIME_STRLEN];
+
+                st->txn_valid = false;
+                wc_buf_reset(&st->txn);
+                if (wc_format_txn(
+                        &st->txn, s->txn,
+                        wc_time_format(s->txn->commit_time_us, when)) < 0)
+                        return WALCAST_ERROR;
+                st->txn_id = s->txn->id;
+                st->txn_valid = true;
         }
-        wc_buf_reset(&st->line);
-        if (wc_format_signal(&st->line, s, when) < 0)
+        /* straight into the sink's queue: no copy of the line */
+        if (wc_format_line(wc_filesink_queue(st->fs), s, st->txn.data,
+                           st->txn.len) < 0)
                 return WALCAST_ERROR;
-        if (wc_filesink_write(st->fs, st->line.data, st->line.len, err,
-                              sizeof(err)) < 0) {
+        if (wc_filesink_queued(st->fs, err, sizeof(err)) < 0) {
                 st->host->log(st->self, WALCAST_LOG_ERR, "%s", err);
                 return WALCAST_ERROR;
         }
@@ -129,7 +133,7 @@ static void close_state(void *state)
                 close(st->timer);
         }
         wc_filesink_close(st->fs);
-        wc_buf_free(&st->line);
+        wc_buf_free(&st->txn);
         free(st->pending);
         free(st);
 }
@@ -158,7 +162,7 @@ static int32_t init(const struct walcast_host *host,
         st->host = host;
         st->self = self;
         st->timer = -1;
-        wc_buf_init(&st->line);
+        wc_buf_init(&st->txn);
         st->fs = wc_filesink_open(path, !fsync || strcmp(fsync, "false") != 0,
                                   errbuf, errlen);
         if (!st->fs)

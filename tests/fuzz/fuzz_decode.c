@@ -37,6 +37,20 @@ static size_t touch(const struct walcast_columns *l, const char *msg,
         return sum;
 }
 
+/* A list's text as sent, when the decoder hands it on, is inside the
+ * message and a list. */
+static void check_json(struct wc_str json, const char *msg, size_t len)
+{
+        if (!json.ptr) {
+                if (json.len)
+                        abort();
+                return;
+        }
+        if (json.ptr < msg || json.ptr + json.len > msg + len || json.len < 2 ||
+            json.ptr[0] != '[' || json.ptr[json.len - 1] != ']')
+                abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         /* one decoder for the whole run, as the daemon has: state left
@@ -58,6 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(msg, data, size);
         err[0] = '\0';
         r = wc_decoder_decode(d, msg, size, 0x1547700, &ch, err, sizeof(err));
+        /* the message is never modified, whatever happened */
+        if (size && memcmp(msg, data, size) != 0)
+                abort();
         if (r == 0) {
                 if (!ch)
                         abort();
@@ -70,6 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 sink += touch(&ch->columns, msg, size);
                 sink += touch(&ch->identity, msg, size);
                 sink += touch(&ch->pk, msg, size);
+                check_json(ch->columns_json, msg, size);
+                check_json(ch->identity_json, msg, size);
+                check_json(ch->pk_json, msg, size);
         } else {
                 if (r != -EBADMSG && r != -ENOMEM)
                         abort();

@@ -31,6 +31,10 @@ struct call {
         uint64_t txn_id;
         char *columns, *identity, *pk, *keys;
         uint32_t nkeys;
+        /* ABI 1.1: the lists' text as sent (borrowed: compared by
+         * pointer) */
+        const char *columns_json, *identity_json, *pk_json;
+        uint32_t columns_json_len, identity_json_len, pk_json_len;
 };
 
 static struct call *calls;
@@ -124,6 +128,12 @@ static int32_t rec(void *userdata, const struct walcast_signal *s)
         c->content_len = s->content_len;
         c->transactional = s->transactional;
         c->nkeys = s->nkeys;
+        c->columns_json = s->columns_json;
+        c->columns_json_len = s->columns_json_len;
+        c->identity_json = s->identity_json;
+        c->identity_json_len = s->identity_json_len;
+        c->pk_json = s->pk_json;
+        c->pk_json_len = s->pk_json_len;
         if (s->kind == WALCAST_SIG_BULK_DELETE) {
                 struct wc_buf b;
                 assert_non_null(s->keys);
@@ -574,6 +584,73 @@ static void each_kind_and_its_fields(void **state)
         assert_string_equal(calls[0].content, "\"\"");
         assert_int_equal(calls[0].lsn, 0x300000);
         assert_string_equal(trace(), "message");
+        wc_bus_free(b);
+}
+
+static size_t count_char(const char *s, char ch);
+
+/* The decoder's text of the lists reaches handlers as it is, except for a
+ * new row the bus completed from the old row: that text no longer says
+ * what the row holds. */
+static void lists_text_passed_on(void **state)
+{
+        static const struct walcast_column new2[] = {
+            COL("id", "bigint", 20, "42"),
+            COL("title", "text", 25, "\"new\""),
+        };
+        static const struct walcast_column full[] = {
+            COL("id", "bigint", 20, "42"),
+            COL("title", "text", 25, "\"old\""),
+            COL("body", "text", 25, "\"long text\""),
+        };
+        static const char cols_json[] = "[cols]", ident_json[] = "[ident]",
+                          pk_json[] = "[pk]";
+        struct wc_bus *b = wc_bus_new(100);
+        struct hd upd = {"U", WALCAST_OK}, del = {"D", WALCAST_OK};
+        struct wc_change c =
+            change(WC_OP_UPDATE, "town6-govikon", "docs", 0x700);
+
+        (void)state;
+        assert_non_null(b);
+        on(b, WALCAST_SIG_UPDATE, NULL, NULL, &upd, &owner_a, NULL);
+        on(b, WALCAST_SIG_DELETE, NULL, NULL, &del, &owner_a, NULL);
+
+        /* the row as it came: every text passed on */
+        c.columns = (struct walcast_columns){new2, 2};
+        c.identity = (struct walcast_columns){new2, 1};
+        c.columns_json = (struct wc_str){cols_json, 6};
+        c.identity_json = (struct wc_str){ident_json, 7};
+        c.pk_json = (struct wc_str){pk_json, 4};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_int_equal(ncalls, 1);
+        assert_true(calls[0].size >=
+                    offsetof(struct walcast_signal, reserved2));
+        assert_ptr_equal(calls[0].columns_json, cols_json);
+        assert_int_equal(calls[0].columns_json_len, 6);
+        assert_ptr_equal(calls[0].identity_json, ident_json);
+        assert_int_equal(calls[0].identity_json_len, 7);
+        assert_ptr_equal(calls[0].pk_json, pk_json);
+        assert_int_equal(calls[0].pk_json_len, 4);
+        assert_string_equal(trace(), "U");
+
+        /* completed from the old row: the new row's text is gone */
+        c.identity = (struct walcast_columns){full, 3};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_int_equal(count_char(calls[0].columns, ';'), 3);
+        assert_null(calls[0].columns_json);
+        assert_int_equal(calls[0].columns_json_len, 0);
+        assert_ptr_equal(calls[0].identity_json, ident_json);
+        assert_ptr_equal(calls[0].pk_json, pk_json);
+        assert_string_equal(trace(), "U");
+
+        /* none sent, none passed on */
+        c = change(WC_OP_DELETE, "town6-govikon", "docs", 0x800);
+        c.identity = (struct walcast_columns){full, 3};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_null(calls[0].columns_json);
+        assert_null(calls[0].identity_json);
+        assert_null(calls[0].pk_json);
+        assert_string_equal(trace(), "D");
         wc_bus_free(b);
 }
 
@@ -1401,6 +1478,7 @@ int main(void)
             cmocka_unit_test_teardown(owner_schemas_narrow, teardown),
             cmocka_unit_test_teardown(each_kind_and_its_fields, teardown),
             cmocka_unit_test_teardown(update_completed_from_old_row, teardown),
+            cmocka_unit_test_teardown(lists_text_passed_on, teardown),
             cmocka_unit_test_teardown(bad_arguments, teardown),
             cmocka_unit_test_teardown(order_and_late_connect, teardown),
             cmocka_unit_test_teardown(many_tables, teardown),

@@ -151,6 +151,133 @@ static void escapes_names(void **state)
                         "\"text\",\"typeoid\":25,\"value\":1}],\"pk\":[]}\n");
 }
 
+/* Names are escaped by the sink's own writer, eight bytes at a time where
+ * it can: it must write what wc_json_append_string() writes, wherever in
+ * the name the byte to escape is. */
+static void names_escape_like_json(void **state)
+{
+        static const char specials[] = {'"',  '\\',   '\n', '\x01',
+                                        0x1f, '\x7f', 'a',  (char)0xc3};
+        char name[48];
+        (void)state;
+
+        for (size_t len = 1; len < 40; len++) {
+                for (size_t pos = 0; pos < len; pos++) {
+                        for (size_t k = 0; k < sizeof(specials); k++) {
+                                struct walcast_column col = {.name = name,
+                                                             .name_len =
+                                                                 (uint32_t)len,
+                                                             .type = "t",
+                                                             .type_len = 1,
+                                                             .value = "1",
+                                                             .value_len = 1};
+                                struct walcast_signal c =
+                                    base(WALCAST_SIG_INSERT);
+                                struct wc_buf got, want;
+
+                                memset(name, 'n', len);
+                                name[pos] = specials[k];
+                                name[len] = '\0';
+                                c.schema = name;
+                                c.txn = NULL;
+                                c.columns = (struct walcast_columns){&col, 1};
+                                c.pk = (struct walcast_columns){NULL, 0};
+                                wc_buf_init(&got);
+                                wc_buf_init(&want);
+                                assert_int_equal(
+                                    wc_format_signal(&got, &c, NULL), 0);
+                                assert_int_equal(
+                                    wc_buf_append_str(&want,
+                                                      "{\"op\":\"insert\","
+                                                      "\"schema\":"),
+                                    0);
+                                assert_int_equal(
+                                    wc_json_append_string(&want, name, len), 0);
+                                assert_int_equal(
+                                    wc_buf_append_str(&want,
+                                                      ",\"table\":\"t\","
+                                                      "\"lsn\":\"0/1547700\","
+                                                      "\"columns\":[{"
+                                                      "\"name\":"),
+                                    0);
+                                assert_int_equal(
+                                    wc_json_append_string(&want, name, len), 0);
+                                assert_int_equal(
+                                    wc_buf_append_str(&want, ",\"type\":\"t\","
+                                                             "\"value\":1}],"
+                                                             "\"pk\":[]}\n"),
+                                    0);
+                                assert_string_equal(got.data, want.data);
+                                wc_buf_free(&got);
+                                wc_buf_free(&want);
+                        }
+                }
+        }
+}
+
+/* Formatting a transaction's part once and reusing it for each line gives
+ * the same lines; a line fails whole, leaving the buffer as it was. */
+static void txn_part_once(void **state)
+{
+        struct walcast_signal c = base(WALCAST_SIG_INSERT);
+        struct wc_buf part, a, b;
+        (void)state;
+
+        c.columns = (struct walcast_columns){row, 3};
+        wc_buf_init(&part);
+        wc_buf_init(&a);
+        wc_buf_init(&b);
+        assert_int_equal(wc_format_txn(&part, &txn, WHEN), 0);
+        assert_string_equal(part.data, "," TXN);
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(wc_format_line(&a, &c, part.data, part.len),
+                                 0);
+                assert_int_equal(wc_format_signal(&b, &c, WHEN), 0);
+        }
+        assert_string_equal(a.data, b.data);
+        c.kind = WALCAST_SIG_COMMIT;
+        assert_int_equal(wc_format_line(&a, &c, part.data, part.len), -EINVAL);
+        assert_int_equal(a.len, b.len);
+        wc_buf_free(&part);
+        wc_buf_free(&a);
+        wc_buf_free(&b);
+}
+
+/* The lists' text as wal2json sent it (ABI 1.1) is copied when the signal
+ * has it: the line is the same. */
+static void lists_text_copied(void **state)
+{
+        static const char row_json[] = ROW, key_json[] = KEY, pk_json[] = PK;
+        struct walcast_signal c = base(WALCAST_SIG_UPDATE);
+        (void)state;
+
+        c.columns = (struct walcast_columns){row, 3};
+        c.identity = (struct walcast_columns){key, 1};
+        c.columns_json = row_json;
+        c.columns_json_len = sizeof(row_json) - 1;
+        c.identity_json = key_json;
+        c.identity_json_len = sizeof(key_json) - 1;
+        c.pk_json = pk_json;
+        c.pk_json_len = sizeof(pk_json) - 1;
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
+        /* the text is what is written, not the columns (here a marker) */
+        c.columns_json = "[\"as sent\"]";
+        c.columns_json_len = 11;
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":[\"as sent\"],\"identity\":" KEY
+                        ",\"pk\":" PK "}\n");
+        /* a signal of ABI 1.0 has no such fields: never read */
+        c.size = offsetof(struct walcast_signal, columns_json);
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
+}
+
 static void other_signals_have_no_line(void **state)
 {
         static const uint32_t kinds[] = {WALCAST_SIG_BEGIN, WALCAST_SIG_COMMIT,
@@ -263,6 +390,9 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(formats_each_op),
             cmocka_unit_test(escapes_names),
+            cmocka_unit_test(names_escape_like_json),
+            cmocka_unit_test(txn_part_once),
+            cmocka_unit_test(lists_text_copied),
             cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
             cmocka_unit_test(open_errors_name_the_file),

@@ -63,7 +63,7 @@ extern "C" {
 #endif
 
 #define WALCAST_ABI_MAJOR 1
-#define WALCAST_ABI_MINOR 0
+#define WALCAST_ABI_MINOR 1
 
 /* Handler and host call results. */
 #define WALCAST_OK    0
@@ -162,6 +162,26 @@ struct walcast_signal {
         const char *content;    /* message: JSON string text, quoted */
         uint32_t content_len;
         uint32_t reserved;
+
+        /*
+         * ABI 1.1 (check size).  columns, identity and pk as the JSON
+         * text wal2json sent, when that text is exactly the list in this
+         * canonical form, so that a sink writing it can copy it:
+         *   [{"name":"id","type":"bigint","typeoid":20,"value":1},...]
+         * no whitespace; name and type as JSON strings without escapes;
+         * "typeoid" present exactly when type_oid is nonzero; "value" as
+         * in the column, absent in pk.  NULL (and length 0) when the text
+         * is in any other form, and when walcastd changed the list (an
+         * update's new row completed from the old row).  Not
+         * NUL-terminated; borrowed like the rest of the signal.
+         */
+        const char *columns_json;
+        const char *identity_json;
+        const char *pk_json;
+        uint32_t columns_json_len;
+        uint32_t identity_json_len;
+        uint32_t pk_json_len;
+        uint32_t reserved2;
 };
 
 struct walcast_plugin; /* the host's handle for one loaded plugin */
