@@ -124,12 +124,14 @@ static int parse_offset(const char **p, const char *end, int64_t *ret_sec)
 
 int wc_time_parse(const char *s, size_t len, int64_t *ret_us)
 {
-        const char *p = s, *end = s + len;
+        const char *p = s, *end;
         int64_t year = 0, days, sec, off, us;
         int ydigits = 0, mon, day, hh, mm, ss, frac = 0, fdigits = 0;
 
+        /* before any arithmetic: NULL + 0 is undefined too */
         if (!s)
                 return -EINVAL;
+        end = s + len;
         /* PostgreSQL pads years to four digits and prints more past 9999. */
         while (p < end && *p >= '0' && *p <= '9' && ydigits < 7) {
                 year = year * 10 + (*p++ - '0');

@@ -416,7 +416,7 @@ def case_dockerfile(c):
     check(not stale, "test-only packages no longer in .ci/packages: %s"
           % stale)
     for needed in ("build-essential", "cmake", "pkg-config", "libpq-dev",
-                   "libyaml-dev", "libjsmn-dev", "librdkafka-dev"):
+                   "libyaml-dev", "librdkafka-dev"):
         check(needed in packages and needed not in test_only,
               "the build stage would lack %s" % needed)
     check(re.search(r"cmake --build", btext) and
