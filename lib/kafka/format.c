@@ -1,12 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-/* The bytes of a Kafka message: key, envelope, topic.  Column values go
- * out as the JSON text wal2json sent, never decoded and re-encoded. */
+/*
+ * The bytes of a Kafka message: key, envelope, topic.  Column values go
+ * out as the JSON text wal2json sent, never decoded and re-encoded.
+ *
+ * This runs for every change, so each function reserves the worst case
+ * of what it writes once and then writes through a plain pointer: no
+ * capacity check, call or snprintf per piece.  What is the same for every
+ * change of a table (source.db, .schema, .table) or of a transaction
+ * (txId, source.ts_ms) is formatted once by the caller, with
+ * wc_kafka_format_source and wc_kafka_format_txn.
+ */
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
 #include "core/topic.h"
 #include "kafka/kafka.h"
+
+/* Room for a JSON string literal of len bytes: every byte \u00XX at
+ * worst, and the quotes. */
+#define STR_MAX(len) ((size_t)(len)*6 + 2)
+/* Room for an int64 in decimal, sign included. */
+#define INT_MAX_DIGITS 20
 
 static const struct walcast_column *find_column(const struct walcast_columns *l,
                                                 const struct walcast_column *c)
@@ -18,77 +35,186 @@ static const struct walcast_column *find_column(const struct walcast_columns *l,
         return NULL;
 }
 
-/* Undoes a partial append; wc_buf keeps its text NUL-terminated. */
-static void truncate_to(struct wc_buf *out, size_t len)
+static inline char *put(char *p, const void *s, size_t len)
 {
-        out->len = len;
-        if (out->data)
-                out->data[len] = '\0';
+        memcpy(p, s, len);
+        return p + len;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* s as a JSON string literal.  Names are short and almost always plain:
+ * a byte loop beats anything cleverer here. */
+static char *put_str(char *p, const char *s, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+
+        *p++ = '"';
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                        *p++ = (char)c;
+                        continue;
+                }
+                *p++ = '\\';
+                switch (c) {
+                case '"':
+                case '\\':
+                        *p++ = (char)c;
+                        break;
+                case '\n':
+                        *p++ = 'n';
+                        break;
+                case '\t':
+                        *p++ = 't';
+                        break;
+                case '\r':
+                        *p++ = 'r';
+                        break;
+                case '\b':
+                        *p++ = 'b';
+                        break;
+                case '\f':
+                        *p++ = 'f';
+                        break;
+                default:
+                        p = PUT_LIT(p, "u00");
+                        *p++ = hex[c >> 4];
+                        *p++ = hex[c & 0xf];
+                }
+        }
+        *p++ = '"';
+        return p;
+}
+
+char *wc_kafka_put_uint(char *p, uint64_t v)
+{
+        char tmp[INT_MAX_DIGITS];
+        size_t i = sizeof(tmp);
+
+        do {
+                tmp[--i] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        return put(p, tmp + i, sizeof(tmp) - i);
+}
+
+static char *put_int(char *p, int64_t v)
+{
+        if (v >= 0)
+                return wc_kafka_put_uint(p, (uint64_t)v);
+        *p++ = '-';
+        return wc_kafka_put_uint(p, (uint64_t)0 - (uint64_t)v);
 }
 
 /* A column's value; a column without one (a key description) is null. */
-static int append_value(struct wc_buf *out, const struct walcast_column *c)
+static char *put_value(char *p, const struct walcast_column *c)
 {
         if (!c->value || c->value_len == 0)
-                return wc_buf_append(out, "null", 4);
-        return wc_buf_append(out, c->value, c->value_len);
+                return PUT_LIT(p, "null");
+        return put(p, c->value, c->value_len);
+}
+
+static size_t value_max(const struct walcast_column *c)
+{
+        return c->value && c->value_len ? c->value_len : 4;
+}
+
+/* What put_row may write at most. */
+static size_t row_max(const struct walcast_columns *cols)
+{
+        size_t n = 2;
+
+        if (!cols)
+                return 4;
+        for (uint32_t i = 0; i < cols->count; i++)
+                n += STR_MAX(cols->items[i].name_len) + 2 +
+                     value_max(&cols->items[i]);
+        return n;
+}
+
+static char *put_row(char *p, const struct walcast_columns *cols)
+{
+        if (!cols)
+                return PUT_LIT(p, "null");
+        *p++ = '{';
+        for (uint32_t i = 0; i < cols->count; i++) {
+                const struct walcast_column *c = &cols->items[i];
+
+                if (i > 0)
+                        *p++ = ',';
+                p = put_str(p, c->name, c->name_len);
+                *p++ = ':';
+                p = put_value(p, c);
+        }
+        *p++ = '}';
+        return p;
+}
+
+/* Ends a write through a pointer: wc_buf keeps its text NUL-terminated
+ * (the reservation always leaves room for it). */
+static void finish(struct wc_buf *out, char *p)
+{
+        out->len = (size_t)(p - out->data);
+        out->data[out->len] = '\0';
 }
 
 int wc_kafka_format_key(struct wc_buf *out, const struct walcast_columns *pk,
                         const struct walcast_columns *row)
 {
-        size_t start = out->len;
+        const struct walcast_column *found[8], **cols = found;
+        size_t max = 2;
+        int r = 0;
+        char *p;
 
         if (!pk || pk->count == 0 || !row)
                 return -ENOENT;
-        if (wc_buf_append_char(out, '{') < 0)
-                goto err_nomem;
+        if (pk->count > sizeof(found) / sizeof(found[0])) {
+                cols = calloc(pk->count, sizeof(*cols));
+                if (!cols)
+                        return -ENOMEM;
+        }
         for (uint32_t i = 0; i < pk->count; i++) {
                 const struct walcast_column *c =
                     find_column(row, &pk->items[i]);
 
+                /* nothing is invented: a key column without a value
+                 * (an unchanged TOASTed key) makes no key */
                 if (!c || !c->value || c->value_len == 0) {
-                        truncate_to(out, start);
-                        return -ENOENT;
+                        r = -ENOENT;
+                        goto out;
                 }
-                if ((i > 0 && wc_buf_append_char(out, ',') < 0) ||
-                    wc_json_append_string(out, c->name, c->name_len) < 0 ||
-                    wc_buf_append_char(out, ':') < 0 ||
-                    append_value(out, c) < 0)
-                        goto err_nomem;
+                cols[i] = c;
+                max += STR_MAX(c->name_len) + 2 + c->value_len;
         }
-        if (wc_buf_append_char(out, '}') < 0)
-                goto err_nomem;
-        return 0;
-
-err_nomem:
-        truncate_to(out, start);
-        return -ENOMEM;
+        if (wc_buf_reserve(out, max) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        p = out->data + out->len;
+        *p++ = '{';
+        for (uint32_t i = 0; i < pk->count; i++) {
+                if (i > 0)
+                        *p++ = ',';
+                p = put_str(p, cols[i]->name, cols[i]->name_len);
+                *p++ = ':';
+                p = put(p, cols[i]->value, cols[i]->value_len);
+        }
+        *p++ = '}';
+        finish(out, p);
+out:
+        if (cols != found)
+                free(cols);
+        return r;
 }
 
 int wc_kafka_format_row(struct wc_buf *out, const struct walcast_columns *cols)
 {
-        if (!cols)
-                return wc_buf_append(out, "null", 4);
-        if (wc_buf_append_char(out, '{') < 0)
+        if (wc_buf_reserve(out, row_max(cols)) < 0)
                 return -ENOMEM;
-        for (uint32_t i = 0; i < cols->count; i++) {
-                const struct walcast_column *c = &cols->items[i];
-
-                if ((i > 0 && wc_buf_append_char(out, ',') < 0) ||
-                    wc_json_append_string(out, c->name, c->name_len) < 0 ||
-                    wc_buf_append_char(out, ':') < 0 ||
-                    append_value(out, c) < 0)
-                        return -ENOMEM;
-        }
-        return wc_buf_append_char(out, '}');
-}
-
-static int append_str_or_null(struct wc_buf *out, const char *s)
-{
-        if (!s)
-                return wc_buf_append(out, "null", 4);
-        return wc_json_append_string(out, s, strlen(s));
+        finish(out, put_row(out->data + out->len, cols));
+        return 0;
 }
 
 /* Floor division: a commit time before 1970 stays in its millisecond. */
@@ -97,12 +223,115 @@ static int64_t us_to_ms(int64_t us)
         return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
 }
 
-static int append_int(struct wc_buf *out, int64_t v)
+static size_t str_or_null_max(const char *s)
 {
-        if (v < 0 && wc_buf_append_char(out, '-') < 0)
+        return s ? STR_MAX(strlen(s)) : 4;
+}
+
+static char *put_str_or_null(char *p, const char *s)
+{
+        if (!s)
+                return PUT_LIT(p, "null");
+        return put_str(p, s, strlen(s));
+}
+
+#define SOURCE_HEAD                                                            \
+        ",\"source\":{\"connector\":\"walcast\",\"version\":"                  \
+        "\"" WALCAST_VERSION "\",\"db\":"
+
+int wc_kafka_format_source(struct wc_buf *out, const char *database,
+                           const char *schema, const char *table)
+{
+        char *p;
+
+        if (wc_buf_reserve(
+                out, sizeof(SOURCE_HEAD) + 32 + str_or_null_max(database) +
+                         str_or_null_max(schema) + str_or_null_max(table)) < 0)
                 return -ENOMEM;
-        return wc_buf_append_uint(out, v < 0 ? (uint64_t)0 - (uint64_t)v
-                                             : (uint64_t)v);
+        p = out->data + out->len;
+        p = PUT_LIT(p, SOURCE_HEAD);
+        p = put_str_or_null(p, database);
+        p = PUT_LIT(p, ",\"schema\":");
+        p = put_str_or_null(p, schema);
+        p = PUT_LIT(p, ",\"table\":");
+        p = put_str_or_null(p, table);
+        /* numbers, as Debezium's PostgreSQL connector has them */
+        p = PUT_LIT(p, ",\"lsn\":");
+        finish(out, p);
+        return 0;
+}
+
+int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
+{
+        char *p;
+
+        if (wc_buf_reserve(out, 48 + 2 * INT_MAX_DIGITS) < 0)
+                return -ENOMEM;
+        p = out->data + out->len;
+        p = PUT_LIT(p, ",\"txId\":");
+        if (t)
+                p = wc_kafka_put_uint(p, t->xid);
+        else
+                p = PUT_LIT(p, "null");
+        p = PUT_LIT(p, ",\"ts_ms\":");
+        if (t && t->commit_time_us)
+                p = put_int(p, us_to_ms(t->commit_time_us));
+        else
+                p = PUT_LIT(p, "null");
+        p = PUT_LIT(p, "},\"op\":\"");
+        finish(out, p);
+        return 0;
+}
+
+int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
+                             const struct wc_str *txn,
+                             const struct walcast_signal *s, char op,
+                             const struct walcast_columns *before,
+                             const struct walcast_columns *after,
+                             int64_t now_ms)
+{
+        /* wal2json left out unchanged TOASTed values and no old row had
+         * them: say so, rather than let "after" pass for the whole row */
+        const struct walcast_columns *missing =
+            s->size >= offsetof(struct walcast_signal, missing) +
+                            sizeof(s->missing) &&
+                    s->missing.count > 0
+                ? &s->missing
+                : NULL;
+        size_t max = 64 + row_max(before) + row_max(after) + source->len +
+                     txn->len + 2 * INT_MAX_DIGITS;
+        char *p;
+
+        if (missing)
+                for (uint32_t i = 0; i < missing->count; i++)
+                        max += STR_MAX(missing->items[i].name_len) + 1;
+        if (wc_buf_reserve(out, max) < 0)
+                return -ENOMEM;
+        p = out->data + out->len;
+        p = PUT_LIT(p, "{\"before\":");
+        p = put_row(p, before);
+        p = PUT_LIT(p, ",\"after\":");
+        p = put_row(p, after);
+        p = put(p, source->ptr, source->len);
+        p = wc_kafka_put_uint(p, s->lsn);
+        p = put(p, txn->ptr, txn->len);
+        *p++ = op;
+        p = PUT_LIT(p, "\",\"ts_ms\":");
+        p = put_int(p, now_ms);
+        if (missing) {
+                p = PUT_LIT(p, ",\"missing\":[");
+                for (uint32_t i = 0; i < missing->count; i++) {
+                        const struct walcast_column *c = &missing->items[i];
+
+                        if (i > 0)
+                                *p++ = ',';
+                        p = put_str(p, c->name, c->name_len);
+                }
+                *p++ = ']';
+        }
+        *p++ = '}';
+        finish(out, p);
+        return 0;
 }
 
 int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,
@@ -110,60 +339,21 @@ int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,
                           const struct walcast_columns *after,
                           const char *database, int64_t now_ms)
 {
-        const struct walcast_txn *t = s->txn;
-        size_t start = out->len;
-        int r = 0;
+        struct wc_buf src, txn;
+        int r = -ENOMEM;
 
-        r |= wc_buf_append_str(out, "{\"before\":");
-        r |= wc_kafka_format_row(out, before);
-        r |= wc_buf_append_str(out, ",\"after\":");
-        r |= wc_kafka_format_row(out, after);
-        r |= wc_buf_append_str(out,
-                               ",\"source\":{\"connector\":\"walcast\","
-                               "\"version\":\"" WALCAST_VERSION "\",\"db\":");
-        r |= append_str_or_null(out, database);
-        r |= wc_buf_append_str(out, ",\"schema\":");
-        r |= append_str_or_null(out, s->schema);
-        r |= wc_buf_append_str(out, ",\"table\":");
-        r |= append_str_or_null(out, s->table);
-        /* numbers, as Debezium's PostgreSQL connector has them */
-        r |= wc_buf_append_str(out, ",\"lsn\":");
-        r |= wc_buf_append_uint(out, s->lsn);
-        r |= wc_buf_append_str(out, ",\"txId\":");
-        if (t)
-                r |= wc_buf_append_uint(out, t->xid);
-        else
-                r |= wc_buf_append(out, "null", 4);
-        r |= wc_buf_append_str(out, ",\"ts_ms\":");
-        if (t && t->commit_time_us)
-                r |= append_int(out, us_to_ms(t->commit_time_us));
-        else
-                r |= wc_buf_append(out, "null", 4);
-        r |= wc_buf_append_str(out, "},\"op\":\"");
-        r |= wc_buf_append_char(out, op);
-        r |= wc_buf_append_str(out, "\",\"ts_ms\":");
-        r |= append_int(out, now_ms);
-        /* wal2json left out unchanged TOASTed values and no old row had
-         * them: say so, rather than let "after" pass for the whole row */
-        if (s->size >=
-                offsetof(struct walcast_signal, missing) + sizeof(s->missing) &&
-            s->missing.count > 0) {
-                r |= wc_buf_append_str(out, ",\"missing\":[");
-                for (uint32_t i = 0; i < s->missing.count; i++) {
-                        const struct walcast_column *c = &s->missing.items[i];
-
-                        if (i > 0)
-                                r |= wc_buf_append_char(out, ',');
-                        r |= wc_json_append_string(out, c->name, c->name_len);
-                }
-                r |= wc_buf_append_char(out, ']');
-        }
-        r |= wc_buf_append_char(out, '}');
-        if (r) {
-                truncate_to(out, start);
-                return -ENOMEM;
-        }
-        return 0;
+        wc_buf_init(&src);
+        wc_buf_init(&txn);
+        if (wc_kafka_format_source(&src, database, s->schema, s->table) < 0 ||
+            wc_kafka_format_txn(&txn, s->txn) < 0)
+                goto out;
+        r = wc_kafka_format_envelope(out, &(struct wc_str){src.data, src.len},
+                                     &(struct wc_str){txn.data, txn.len}, s, op,
+                                     before, after, now_ms);
+out:
+        wc_buf_free(&src);
+        wc_buf_free(&txn);
+        return r;
 }
 
 int wc_kafka_format_topic(struct wc_buf *out, const char *tmpl,

@@ -72,6 +72,33 @@ int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,
                           const char *database, int64_t now_ms);
 
 /*
+ * The envelope in three parts, for the sink's hot path: what is the same
+ * for every change of a table and of a transaction is formatted once.
+ *
+ * wc_kafka_format_source appends
+ *   ,"source":{"connector":"walcast","version":..,"db":..,"schema":..,
+ *   "table":..,"lsn":
+ * (database, schema, table may be NULL: null).  wc_kafka_format_txn
+ * appends
+ *   ,"txId":..,"ts_ms":..},"op":"
+ * from t (NULL: both null).  wc_kafka_format_envelope appends the whole
+ * value from those two and the change, the same bytes as
+ * wc_kafka_format_value.  0 or -ENOMEM; nothing is appended on failure.
+ */
+int wc_kafka_format_source(struct wc_buf *out, const char *database,
+                           const char *schema, const char *table);
+int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t);
+int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
+                             const struct wc_str *txn,
+                             const struct walcast_signal *s, char op,
+                             const struct walcast_columns *before,
+                             const struct walcast_columns *after,
+                             int64_t now_ms);
+
+/* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end. */
+char *wc_kafka_put_uint(char *p, uint64_t v);
+
+/*
  * Appends the topic of s's table: tmpl with {prefix}, {database},
  * {schema}, {namespace}, {tenant} and {table} filled in.  The name is not
  * checked (wc_topic_name_valid).  0, -ENOMEM or -EINVAL (a template the

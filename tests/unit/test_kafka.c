@@ -362,6 +362,87 @@ static void test_value(void **state)
         }
 }
 
+/* The hot path's parts make the same bytes as wc_kafka_format_value, and
+ * escape names the way JSON wants them. */
+static void test_value_parts(void **state)
+{
+        static const struct walcast_column ctl[] = {
+            COL("a\x01\x1f\b\f\r\t\\", "1")};
+        static const struct walcast_column nine[] = {
+            COL("k1", "1"), COL("k2", "2"), COL("k3", "3"),
+            COL("k4", "4"), COL("k5", "5"), COL("k6", "6"),
+            COL("k7", "7"), COL("k8", "8"), COL("k9", "\"x\"")};
+        static const struct walcast_column nine_pk[] = {
+            PK("k9"), PK("k8"), PK("k7"), PK("k6"), PK("k5"),
+            PK("k4"), PK("k3"), PK("k2"), PK("k1")};
+        const struct walcast_columns cols = {row, 4}, key = {row, 1};
+        const struct walcast_columns ctl_cols = {ctl, 1};
+        struct walcast_signal s = sig(WALCAST_SIG_UPDATE, "town6-govikon", "t");
+        struct wc_buf src, tx, a, b;
+        char num[24];
+
+        (void)state;
+        wc_buf_init(&src);
+        wc_buf_init(&tx);
+        wc_buf_init(&a);
+        wc_buf_init(&b);
+        assert_int_equal(wc_kafka_format_source(&src, "app", s.schema, s.table),
+                         0);
+        assert_string_equal(src.data,
+                            ",\"source\":{\"connector\":\"walcast\","
+                            "\"version\":\"" WALCAST_VERSION
+                            "\",\"db\":\"app\",\"schema\":\"town6-govikon\","
+                            "\"table\":\"t\",\"lsn\":");
+        assert_int_equal(wc_kafka_format_txn(&tx, &txn), 0);
+        assert_string_equal(tx.data,
+                            ",\"txId\":728,\"ts_ms\":1795614503648},\"op\":\"");
+        for (int i = 0; i < 2; i++) {
+                const struct walcast_columns *before = i ? &key : NULL;
+
+                wc_buf_reset(&a);
+                wc_buf_reset(&b);
+                assert_int_equal(wc_buf_append_str(&a, "<"), 0);
+                assert_int_equal(wc_buf_append_str(&b, "<"), 0);
+                assert_int_equal(wc_kafka_format_envelope(
+                                     &a, &(struct wc_str){src.data, src.len},
+                                     &(struct wc_str){tx.data, tx.len}, &s, 'u',
+                                     before, &cols, 1795614504000),
+                                 0);
+                assert_int_equal(wc_kafka_format_value(&b, &s, 'u', before,
+                                                       &cols, "app",
+                                                       1795614504000),
+                                 0);
+                assert_string_equal(a.data, b.data);
+                assert_int_equal(a.len, strlen(a.data));
+        }
+
+        /* every control character escaped; a row of one column */
+        wc_buf_reset(&a);
+        assert_int_equal(wc_kafka_format_row(&a, &ctl_cols), 0);
+        assert_string_equal(a.data, "{\"a\\u0001\\u001f\\b\\f\\r\\t\\\\\":1}");
+
+        /* a key of more columns than the sink keeps on its stack */
+        wc_buf_reset(&a);
+        assert_int_equal(
+            wc_kafka_format_key(&a, &(struct walcast_columns){nine_pk, 9},
+                                &(struct walcast_columns){nine, 9}),
+            0);
+        assert_string_equal(a.data,
+                            "{\"k9\":\"x\",\"k8\":8,\"k7\":7,\"k6\":6,"
+                            "\"k5\":5,\"k4\":4,\"k3\":3,\"k2\":2,\"k1\":1}");
+
+        /* decimal, all 64 bits */
+        *wc_kafka_put_uint(num, UINT64_MAX) = '\0';
+        assert_string_equal(num, "18446744073709551615");
+        *wc_kafka_put_uint(num, 0) = '\0';
+        assert_string_equal(num, "0");
+
+        wc_buf_free(&src);
+        wc_buf_free(&tx);
+        wc_buf_free(&a);
+        wc_buf_free(&b);
+}
+
 /* ---- the plugin, against a fake host ---- */
 
 #define MAX_HANDLERS 16
@@ -929,6 +1010,7 @@ int main(void)
             cmocka_unit_test(test_topic_expansion),
             cmocka_unit_test(test_key),
             cmocka_unit_test(test_value),
+            cmocka_unit_test(test_value_parts),
             cmocka_unit_test(test_plugin_acks),
             cmocka_unit_test(test_plugin_queue_full),
             cmocka_unit_test(test_plugin_permanent_error),
