@@ -1360,7 +1360,7 @@ def chaos_kill9_run(c, rng, cfg, slot, workload, progress, kills=5,
                 and progress() > base
         wait_until(moved, timeout=120, interval=0.1,
                    what="walcastd %s to confirm something" % d.name)
-        time.sleep(rng.uniform(0.0, 2.5))
+        time.sleep(rng.uniform(0.0, 1.5))
         check(d.poll() is None, "%s exited\n%s" % (d.name, d.describe()))
         s = c.slot(slot)
         d.kill()

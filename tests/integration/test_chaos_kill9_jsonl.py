@@ -37,7 +37,7 @@ def test():
     cfg = h.write_config(os.path.join(c.tmp, "kill9.yaml"), c.dsn(), "kill9",
                          None,
                          filt={"schemas": {"include": [h.CHAOS_SCHEMA_GLOB]}},
-                         extra=sink + os.environ.get("WC_CHAOS_EXTRA_YAML", ""))
+                         extra=sink)
     lines = h.LineCounter(out)
     secs, mid = h.chaos_kill9_run(c, rng, cfg, "kill9", w, lines,
                                   kills=KILLS, changes=CHANGES)
