@@ -1288,12 +1288,12 @@ def kafka_sink_yaml(boot, props=None, topic=None):
     lines = ["  - kafka:"]
     if topic is not None:
         lines.append("      topic: " + yq(topic))
+    # back quickly after a broker outage
+    allp = {"linger.ms": 5, "reconnect.backoff.max.ms": 500}
+    allp.update(props or {})
     lines += ["      properties:",
-              "        bootstrap.servers: " + yq(boot),
-              "        linger.ms: 5",
-              # back quickly after a broker outage
-              "        reconnect.backoff.max.ms: 500"]
-    for k, v in (props or {}).items():
+              "        bootstrap.servers: " + yq(boot)]
+    for k, v in allp.items():
         lines.append("        %s: %s" % (k, v))
     return "\n".join(lines) + "\n"
 

@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, fail  # noqa: E402
 
-CHANGES = 40000
-WRITE_SECONDS = 48
+CHANGES = 30000
+WRITE_SECONDS = 40
 OUTAGE_SECONDS = 30
 DOWN_BROKER = 2
 PARTITIONS = 3

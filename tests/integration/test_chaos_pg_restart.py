@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check  # noqa: E402
 
-CHANGES = 36000
-WRITE_SECONDS = 24
+CHANGES = 24000
+WRITE_SECONDS = 16
 MODES = ("fast", "immediate")
 
 

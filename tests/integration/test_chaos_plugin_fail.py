@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check  # noqa: E402
 
-CHANGES = 25000
-WRITE_SECONDS = 15
+CHANGES = 20000
+WRITE_SECONDS = 12
 FAIL_COMMIT_EVERY = 50
 
 

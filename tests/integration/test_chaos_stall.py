@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, fail  # noqa: E402
 
-CHANGES = 30000
-WRITE_SECONDS = 24
+CHANGES = 24000
+WRITE_SECONDS = 20
 STALL_SECONDS = 12
 SENDER_TIMEOUT = "5s"
 TIMEOUT_MSG = "terminating walsender process due to replication timeout"
@@ -44,9 +44,9 @@ def test():
     w = h.ChaosWorkload(c, rng, big_every=0)
     w.setup()
     out = os.path.join(c.tmp, "recorder.jsonl")
-    # the stall begins at the 100th commit, a few seconds into the stream
+    # the stall begins at the 40th commit, a few seconds into the stream
     sink = h.recorder_sink_yaml({"out": out, "pending": "true",
-                                 "stall_at_commit": 100,
+                                 "stall_at_commit": 40,
                                  "stall_seconds": STALL_SECONDS})
     # status_interval well below wal_sender_timeout, as documented
     cfg = h.write_config(os.path.join(c.tmp, "stall.yaml"), c.dsn(),
