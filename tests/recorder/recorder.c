@@ -98,9 +98,9 @@ struct recorder {
         uint64_t commits;           /* commit handler calls */
         uint32_t *failed_xids;      /* commits failed once already */
         size_t nfailed, capfailed;
-        uint64_t stall_at;          /* 0: never stall */
+        uint64_t stall_at; /* 0: never stall */
         uint64_t stall_seconds;
-        bool stalled;       /* acknowledgements held, throttling */
+        bool stalled; /* acknowledgements held, throttling */
         bool stall_done;
         int stall_fd;
         bool stall_watched;
@@ -711,8 +711,8 @@ static int32_t rec_init(const struct walcast_host *host,
                         errbuf, errlen) < 0 ||
             parse_count(host, self, "stall_at_commit", &r->stall_at, errbuf,
                         errlen) < 0 ||
-            parse_count(host, self, "stall_seconds", &r->stall_seconds,
-                        errbuf, errlen) < 0)
+            parse_count(host, self, "stall_seconds", &r->stall_seconds, errbuf,
+                        errlen) < 0)
                 goto fail;
         v = host->config_get(self, "pending");
         if (v && strcmp(v, "true") == 0) {
