@@ -888,3 +888,507 @@ def main(fn):
                             "passed" if rc == 0 else "FAILED",
                             time.monotonic() - t0))
     sys.exit(rc)
+
+
+# --------------------------------------------------------------------------
+# chaos tests (test_chaos_*.py): a multi-tenant workload whose committed
+# changes can be told from the database alone, the faults, and the
+# comparison of what a sink delivered with what committed
+
+CHAOS_SCHEMAS = ("t1-acme", "t2-beta", "t3-gamma", "t4-delta")
+CHAOS_SCHEMA_GLOB = "t?-*"
+
+
+def chaos_seed():
+    """The random seed of a chaos test: WC_CHAOS_SEED, or a fresh one; it
+    is logged so that a failing run can be repeated."""
+    import random
+    s = os.environ.get("WC_CHAOS_SEED")
+    seed = int(s) if s else int.from_bytes(os.urandom(4), "big")
+    log("random seed %d (set WC_CHAOS_SEED=%d to repeat)" % (seed, seed))
+    return random.Random(seed)
+
+
+def chaos_batch_changes(n):
+    """Changes of one workload transaction of n rows (see ChaosWorkload)."""
+    return n + n // 2 + n // 4 + n // 4 + 1
+
+
+class ChaosWorkload:
+    """Writes changes to the tenant schemas CHAOS_SCHEMAS from one client
+    connection (psql) per schema, in many smallish transactions, in a
+    background thread each.
+
+    Transaction ("batch") b of schema s with n rows (base = 10000 * b):
+
+        INSERT   items ids base+1 .. base+n            ver 0
+        UPDATE   items ver = ver + 1, ids base+1 .. base+n/2      -> ver 1
+        UPDATE   items ver = ver + 1, ids base+1 .. base+n/4      -> ver 2
+        DELETE   items ids base+n-n/4+1 .. base+n
+        UPDATE   counters ver = ver + 1 WHERE id = 1   (one row per schema,
+                 so its k-th committed batch writes ver k)
+        INSERT   chaos.txlog (batch, schema, n)
+
+    Every change is identified by (schema, table, op, id, ver) — ver None
+    for a delete.  chaos.txlog commits with its batch, so the expected set
+    is computed from what the database says committed, whatever the
+    client saw; the row counts and counters are checked against it too.
+    The chaos schema itself is not a tenant: configs include only
+    CHAOS_SCHEMA_GLOB."""
+
+    def __init__(self, cluster, rng, schemas=CHAOS_SCHEMAS, min_rows=8,
+                 max_rows=120, big_every=60, big_rows=3000):
+        self.c = cluster
+        self.rng = rng
+        self.schemas = schemas
+        self.min_rows, self.max_rows = min_rows, max_rows
+        self.big_every, self.big_rows = big_every, big_rows
+        self.threads = []
+        self.stop_ev = None
+        self.attempted = 0        # changes in scripts psql ran to the end
+        self.failures = []        # (schema, error text) of failed scripts
+        self.next_batch = 1
+        self._lock = None
+
+    def setup(self):
+        ddl = ["CREATE SCHEMA IF NOT EXISTS chaos;",
+               "CREATE TABLE IF NOT EXISTS chaos.txlog (batch bigint "
+               "PRIMARY KEY, schema text NOT NULL, n int NOT NULL);"]
+        for s in self.schemas:
+            ddl += ['CREATE SCHEMA "%s";' % s,
+                    'CREATE TABLE "%s".items (id bigint PRIMARY KEY, '
+                    'ver int NOT NULL, payload text);' % s,
+                    'CREATE TABLE "%s".counters (id int PRIMARY KEY, '
+                    'ver bigint NOT NULL);' % s,
+                    'INSERT INTO "%s".counters VALUES (1, 0);' % s]
+        self.c.sql("\n".join(ddl))
+
+    def _batch_sql(self, s, b, n):
+        base = 10000 * b
+        q = '"%s"' % s
+        return (
+            "BEGIN;"
+            "INSERT INTO {q}.items SELECT g, 0, 'b{b}-' || g FROM "
+            "generate_series({a}, {z}) g;"
+            "UPDATE {q}.items SET ver = ver + 1 WHERE id BETWEEN {a} AND {h};"
+            "UPDATE {q}.items SET ver = ver + 1 WHERE id BETWEEN {a} AND {f};"
+            "DELETE FROM {q}.items WHERE id BETWEEN {d} AND {z};"
+            "UPDATE {q}.counters SET ver = ver + 1 WHERE id = 1;"
+            "INSERT INTO chaos.txlog VALUES ({b}, '{s}', {n});"
+            "COMMIT;\n").format(q=q, s=s, b=b, n=n, a=base + 1, z=base + n,
+                                h=base + n // 2, f=base + n // 4,
+                                d=base + n - n // 4 + 1)
+
+    def _rows(self, rng):
+        if self.big_every and rng.randrange(self.big_every) == 0:
+            return self.big_rows
+        return rng.randint(self.min_rows, self.max_rows)
+
+    def start(self, changes, seconds=None, chunk=8):
+        """Starts writing about `changes` changes, spread over `seconds`
+        (None: as fast as the server takes them)."""
+        import random
+        import threading
+        self._lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        share = changes // len(self.schemas)
+        for i, s in enumerate(self.schemas):
+            rng = random.Random(self.rng.random())
+            t = threading.Thread(target=self._writer,
+                                 args=(s, share, seconds, chunk, rng),
+                                 daemon=True, name="writer-" + s)
+            self.threads.append(t)
+        self.t0 = time.monotonic()
+        for t in self.threads:
+            t.start()
+
+    def _take_batch(self):
+        with self._lock:
+            b = self.next_batch
+            self.next_batch += 1
+            return b
+
+    def _writer(self, s, share, seconds, chunk, rng):
+        done = 0
+        while done < share and not self.stop_ev.is_set():
+            script, planned = [], 0
+            for _ in range(chunk):
+                n = self._rows(rng)
+                script.append(self._batch_sql(s, self._take_batch(), n))
+                planned += chaos_batch_changes(n)
+                if done + planned >= share:
+                    break
+            r = self.c.sql("".join(script), check=False)
+            if r is None:
+                # the server went away (or restarts): what committed is in
+                # chaos.txlog; go on with new batch numbers once it is back
+                with self._lock:
+                    self.failures.append(s)
+                self.stop_ev.wait(0.5)
+                continue
+            done += planned
+            with self._lock:
+                self.attempted += planned
+            if seconds:
+                ahead = self.t0 + seconds * done / share - time.monotonic()
+                if ahead > 0:
+                    self.stop_ev.wait(ahead)
+
+    def running(self):
+        return any(t.is_alive() for t in self.threads)
+
+    def progress(self):
+        with self._lock:
+            return self.attempted
+
+    def wait(self, timeout=600):
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                self.stop_ev.set()
+                fail("the workload did not finish within %.0fs" % timeout)
+        log("workload: %d changes in scripts that completed, %d failed "
+            "scripts, in %.1fs" % (self.attempted, len(self.failures),
+                                   time.monotonic() - self.t0))
+
+    def stop(self):
+        if self.stop_ev:
+            self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+    def expected(self):
+        """The set of change ids that committed, from the database; checks
+        that the tables agree with chaos.txlog."""
+        rows = self.c.sql_rows("SELECT schema, batch, n FROM chaos.txlog", 3)
+        exp = set()
+        batches, alive = {}, {}
+        for s, b, n in rows:
+            b, n = int(b), int(n)
+            base = 10000 * b
+            for i in range(base + 1, base + n + 1):
+                exp.add((s, "items", "I", i, 0))
+            for i in range(base + 1, base + n // 2 + 1):
+                exp.add((s, "items", "U", i, 1))
+            for i in range(base + 1, base + n // 4 + 1):
+                exp.add((s, "items", "U", i, 2))
+            for i in range(base + n - n // 4 + 1, base + n + 1):
+                exp.add((s, "items", "D", i, None))
+            batches[s] = batches.get(s, 0) + 1
+            alive[s] = alive.get(s, 0) + n - n // 4
+        for s in self.schemas:
+            ver, cnt = self.c.sql_rows(
+                'SELECT (SELECT ver FROM "%s".counters WHERE id = 1)::text, '
+                '(SELECT count(*) FROM "%s".items)::text' % (s, s), 2)[0]
+            check(int(ver) == batches.get(s, 0),
+                  "%s.counters is at %s, but chaos.txlog has %d batches"
+                  % (s, ver, batches.get(s, 0)))
+            check(int(cnt) == alive.get(s, 0),
+                  "%s.items has %s rows, chaos.txlog says %d"
+                  % (s, cnt, alive.get(s, 0)))
+            for v in range(1, int(ver) + 1):
+                exp.add((s, "counters", "U", 1, v))
+        return exp
+
+
+def _row_of(cols):
+    if isinstance(cols, dict):
+        return cols
+    return {c["name"]: c.get("value") for c in cols or []}
+
+
+def chaos_change_id(schema, table, op, row):
+    """(schema, table, op, id, ver) of a change; op is I, U or D."""
+    i = row.get("id")
+    i = int(i) if i is not None else None
+    if op == "D":
+        return (schema, table, op, i, None)
+    v = row.get("ver")
+    return (schema, table, op, i, int(v) if v is not None else None)
+
+
+_OPS = {"insert": "I", "update": "U", "delete": "D"}
+
+
+def chaos_read_lines(path, kind_key):
+    """Change ids of a JSON-lines output, in file order: the file sink
+    (kind_key "op"), the jsonl plugin ("signal") or the recorder ("kind").
+    Only insert, update and delete lines of tenant schemas count (the
+    jsonl plugin's bulk_delete lines repeat its delete lines).  A partial
+    last line (a crash) is ignored."""
+    out = []
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return out
+    with f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            e = json.loads(raw)
+            op = _OPS.get(e.get(kind_key))
+            if op is None or e.get("schema") == "chaos":
+                continue
+            if op == "D":
+                if kind_key == "kind":    # recorder: key values
+                    row = {"id": e["key"][0]}
+                else:
+                    row = _row_of(e.get("identity"))
+            else:
+                row = _row_of(e.get("columns"))
+            out.append(chaos_change_id(e["schema"], e["table"], op, row))
+    return out
+
+
+def chaos_result(test, faults, expected, delivered, seconds, extra=None):
+    """Compares delivered change ids (with repeats) with the expected set,
+    prints the one result line
+
+        CHAOS {"test":..., "faults":..., "written":N, "delivered":N,
+               "duplicates":N, "lost":N, "unexpected":N, "seconds":N}
+
+    and fails when a committed change is missing (or something that never
+    committed was delivered)."""
+    import collections
+    cnt = collections.Counter(delivered)
+    distinct = set(cnt)
+    lost = expected - distinct
+    unexpected = distinct - expected
+    res = {"test": test, "faults": faults, "written": len(expected),
+           "delivered": len(delivered),
+           "duplicates": len(delivered) - len(distinct),
+           "lost": len(lost), "unexpected": len(unexpected),
+           "seconds": round(seconds, 1)}
+    if extra:
+        res.update(extra)
+    print("CHAOS " + json.dumps(res, separators=(",", ":")), flush=True)
+    if lost:
+        fail("%d committed changes were not delivered, e.g. %s"
+             % (len(lost), sorted(lost, key=repr)[:5]))
+    if unexpected:
+        fail("%d delivered changes never committed, e.g. %s"
+             % (len(unexpected), sorted(unexpected, key=repr)[:5]))
+    return res
+
+
+def chaos_wait_confirmed(c, slot, target, procs=(), timeout=300,
+                         what=None):
+    """Waits until the slot's confirmed_flush_lsn reaches target (an int),
+    failing early if one of procs exits."""
+    def done():
+        for p in procs:
+            if p.poll() is not None:
+                fail("%s exited\n%s" % (p.name, p.describe()))
+        s = c.slot(slot)
+        return s and s["confirmed_flush_lsn"] and \
+            lsn_int(s["confirmed_flush_lsn"]) >= target
+    wait_until(done, timeout=timeout, interval=0.25,
+               what=what or "slot %s to confirm %s" % (slot,
+                                                        lsn_str(target)))
+
+
+def chaos_wait_slot_free(c, slot, timeout=30):
+    """After a crash of walcastd, the walsender notices the closed socket
+    and releases the slot; systemd's RestartSec gives it that time."""
+    def free():
+        s = c.slot(slot)
+        return s is None or s["active"] == "false"
+    wait_until(free, timeout=timeout, interval=0.1,
+               what="slot %s to be released" % slot)
+
+
+def chaos_start_walcastd(cfg, tmpdir, name, attempts=5):
+    """Starts walcastd as systemd would (Restart=on-failure): a start that
+    fails, e.g. because the server is still restarting or the previous
+    walsender still holds the slot, is tried again after a second."""
+    for i in range(attempts):
+        p = start_walcastd(cfg, tmpdir, name="%s-%d" % (name, i)
+                           if i else name, ready=False)
+        try:
+            p.wait_ready(timeout=60)
+            return p
+        except TestFailure:
+            if p.poll() is None or i == attempts - 1:
+                raise
+            log("%s exited %s at start (%s); starting it again" % (
+                p.name, p.poll(), p.stderr().strip().splitlines()[-1:]))
+            time.sleep(1)
+
+
+# --------------------------------------------------------------------------
+# the mock Kafka cluster and reading topics back (for the chaos tests;
+# test_kafka.py has its own)
+
+class KafkaMock:
+    """tests/tools/kafka_mock as a process: bootstrap servers from its
+    first line, commands on its stdin, one answer line each.  Stopped by
+    its own pid at exit."""
+
+    def __init__(self, tmpdir, brokers=3):
+        path = os.environ.get("WC_KAFKA_MOCK")
+        if not path:
+            fail("WC_KAFKA_MOCK is not set (the kafka_mock target is not "
+                 "built)")
+        self.errpath = os.path.join(tmpdir, "kafka_mock-%d.stderr"
+                                    % time.monotonic_ns())
+        self._err = open(self.errpath, "wb")
+        self.p = subprocess.Popen([path, str(brokers)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self._err)
+        _cleanups.append(self.stop)
+        self.bootstrap = self._line(10)
+        check("127.0.0.1:" in self.bootstrap,
+              "kafka_mock printed %r, not its servers" % self.bootstrap)
+
+    def _line(self, timeout):
+        import select
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.p.stdout], [], [],
+                                              left)[0]:
+                fail("kafka_mock did not answer within %ds" % timeout)
+            b = os.read(self.p.stdout.fileno(), 1)
+            if not b:
+                fail("kafka_mock exited: %s" % self.stderr())
+            buf += b
+        return buf.decode().strip()
+
+    def stderr(self):
+        with open(self.errpath, "rb") as f:
+            return f.read().decode(errors="replace")[-2000:]
+
+    def cmd(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+        r = self._line(10)
+        check(r == "ok", "kafka_mock %r: %s" % (line, r))
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.close()   # EOF: a clean stop
+                self.p.wait(timeout=15)
+            except (subprocess.TimeoutExpired, BrokenPipeError):
+                self.p.kill()
+                self.p.wait()
+        if not self._err.closed:
+            self._err.close()
+
+
+def kcat_path():
+    p = shutil.which("kcat")
+    if not p:
+        fail("kcat is not installed (Debian package kcat)")
+    return p
+
+
+def kafka_sink_yaml(boot, props=None, topic=None):
+    """YAML text of one `- kafka:` sink item."""
+    lines = ["  - kafka:"]
+    if topic is not None:
+        lines.append("      topic: " + yq(topic))
+    # back quickly after a broker outage
+    allp = {"linger.ms": 5, "reconnect.backoff.max.ms": 500}
+    allp.update(props or {})
+    lines += ["      properties:",
+              "        bootstrap.servers: " + yq(boot)]
+    for k, v in allp.items():
+        lines.append("        %s: %s" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+def kafka_change_ids(boot, topics, prefix="walcast", timeout=180):
+    """Change ids of every record in topics (kcat, one process per topic,
+    all at once), in partition order; tombstones are not changes.  A
+    topic is PREFIX.SCHEMA.TABLE."""
+    procs = []
+    for t in topics:
+        argv = [kcat_path(), "-b", boot, "-C", "-t", t, "-o", "beginning",
+                "-e", "-q", "-f", "%s\\n"]
+        procs.append((t, subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)))
+    ops = {"c": "I", "u": "U", "d": "D"}
+    out = []
+    for t, p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for _, q in procs:
+                q.kill()
+                q.wait()
+            fail("kcat -C %s did not finish in %ds" % (t, timeout))
+        check(p.returncode == 0, "kcat -C %s failed (%d): %s"
+              % (t, p.returncode, stderr.decode(errors="replace")[-2000:]))
+        schema, table = t[len(prefix) + 1:].rsplit(".", 1)
+        for line in stdout.split(b"\n"):
+            if not line or line == b"NULL" or line == b"null":
+                continue
+            v = json.loads(line)
+            if v is None:
+                continue
+            op = ops[v["op"]]
+            row = v["before"] if op == "D" else v["after"]
+            out.append(chaos_change_id(schema, table, op, row))
+    return out
+
+
+def chaos_kill9_run(c, rng, cfg, slot, workload, progress, kills=5,
+                    changes=200000, write_seconds=None, name="walcastd"):
+    """The kill -9 chaos: starts walcastd, starts the workload, and kills
+    walcastd with SIGKILL `kills` times at random moments (each after it
+    has made some progress since its start, so that every kill lands
+    mid-stream), starting it again after each as systemd would; then
+    lets the last one confirm everything and stops it.  progress() counts
+    what the sink has so far (lines, records).  Returns (seconds, number
+    of kills that left unconfirmed changes behind)."""
+    t0 = time.monotonic()
+    d = chaos_start_walcastd(cfg, c.tmp, name)
+    workload.start(changes, seconds=write_seconds)
+    mid = 0
+    for k in range(kills):
+        # every run confirms something before its kill (so the test moves
+        # forward), then dies at a random moment while changes are in
+        # flight
+        conf0 = lsn_int(c.slot(slot)["confirmed_flush_lsn"])
+        base = progress()
+
+        def moved():
+            check(d.poll() is None, "%s exited\n%s" % (d.name, d.describe()))
+            return lsn_int(c.slot(slot)["confirmed_flush_lsn"]) > conf0 \
+                and progress() > base
+        wait_until(moved, timeout=120, interval=0.1,
+                   what="walcastd %s to confirm something" % d.name)
+        time.sleep(rng.uniform(0.0, 1.5))
+        check(d.poll() is None, "%s exited\n%s" % (d.name, d.describe()))
+        s = c.slot(slot)
+        d.kill()
+        conf = lsn_int(s["confirmed_flush_lsn"])
+        behind = lsn_int(c.current_lsn()) > conf
+        mid += 1 if behind else 0
+        log("kill -9 #%d of %s after %.1fs: slot confirmed %s, %s; workload "
+            "at %d changes" % (k + 1, d.name, time.monotonic() - t0,
+                               lsn_str(conf), "changes in flight"
+                               if behind else "nothing in flight",
+                               workload.progress()))
+        chaos_wait_slot_free(c, slot)
+        d = chaos_start_walcastd(cfg, c.tmp, "%s-%d" % (name, k + 2))
+    workload.wait()
+    target = c.wait_flushed()
+    chaos_wait_confirmed(c, slot, target, [d])
+    d.stop()
+    return time.monotonic() - t0, mid
+
+
+def recorder_sink_yaml(config, path=None):
+    """YAML text of one `- plugin:` sink item loading tests/recorder."""
+    so = path or os.environ.get("WC_RECORDER_SO")
+    if not so:
+        fail("WC_RECORDER_SO is not set (the recorder plugin target is not "
+             "built)")
+    lines = ["  - plugin:", "      path: " + yq(so), "      config:"]
+    for k, v in config.items():
+        lines.append("        %s: %s" % (k, yq(str(v))))
+    return "\n".join(lines) + "\n"

@@ -14,6 +14,19 @@
  *               the instance's whole life, so the replayed call succeeds.
  *   pending     "true": commit returns WALCAST_PENDING; a timerfd watched
  *               through host->watch_fd acknowledges a few ms later.
+ *   fail_commit_every
+ *               N: the commit of a transaction whose xid is a multiple of
+ *               N returns WALCAST_ERROR (a sink that could not take a
+ *               transaction whole), once per transaction: its replay
+ *               succeeds.  About one transaction in N fails.  (Counting
+ *               calls instead would fail the same transaction again and
+ *               again when every replay restarts at the same position.)
+ *   stall_at_commit, stall_seconds
+ *               with pending: from the Nth commit on, hold every
+ *               acknowledgement for S seconds (a sink whose server is
+ *               stuck) and call host->throttle(self, 1) meanwhile; then
+ *               acknowledge what waited and throttle(self, 0).  Once per
+ *               instance.
  *
  * Lines (keys absent when they do not apply):
  *   {"kind":"insert","call":7,"schema":"town6-govikon","table":"t",
@@ -27,6 +40,8 @@
  *   answered WALCAST_PENDING has "pending":true and is followed later by
  *   {"kind":"ack","txn_id":N,"status":0}.
  *   A call that returned WALCAST_ERROR has "failed":true.
+ *   A stall writes {"kind":"stall","seconds":S} when it starts and
+ *   {"kind":"unstall","held":N} when it ends.
  * Values are copied as the JSON text walcastd passed, never re-encoded.
  * Each line goes out with one write(2) on an O_APPEND descriptor before
  * the handler returns, so a test can read the file while walcastd runs.
@@ -79,6 +94,16 @@ struct recorder {
         uint64_t fail_every; /* 0: never fail */
         uint64_t calls;      /* data handler calls over the instance's life */
         bool pending;
+        uint64_t fail_commit_every; /* 0: never fail a commit */
+        uint64_t commits;           /* commit handler calls */
+        uint32_t *failed_xids;      /* commits failed once already */
+        size_t nfailed, capfailed;
+        uint64_t stall_at; /* 0: never stall */
+        uint64_t stall_seconds;
+        bool stalled; /* acknowledgements held, throttling */
+        bool stall_done;
+        int stall_fd;
+        bool stall_watched;
         int timer_fd;
         bool timer_watched;
         bool timer_armed;
@@ -398,16 +423,107 @@ static int arm_timer(struct recorder *r)
         return 0;
 }
 
+static void on_timer(void *userdata, int fd, uint32_t revents);
+
+/* Whether the commit of xid fails: a multiple of fail_commit_every that
+ * has not failed before. */
+static bool fail_commit(struct recorder *r, uint32_t xid)
+{
+        if (!r->fail_commit_every || xid % r->fail_commit_every != 0)
+                return false;
+        for (size_t i = 0; i < r->nfailed; i++)
+                if (r->failed_xids[i] == xid)
+                        return false;
+        if (r->nfailed == r->capfailed) {
+                size_t cap = r->capfailed ? r->capfailed * 2 : 64;
+                uint32_t *p = realloc(r->failed_xids, cap * sizeof(*p));
+
+                if (!p)
+                        return false;
+                r->failed_xids = p;
+                r->capfailed = cap;
+        }
+        r->failed_xids[r->nfailed++] = xid;
+        return true;
+}
+
+/* A stall begins: hold the acknowledgements, stop walcastd reading, and
+ * end it stall_seconds later. */
+static int start_stall(struct recorder *r)
+{
+        struct itimerspec its = {{0, 0}, {(time_t)r->stall_seconds, 0}};
+        size_t len = r->line.len;
+        char *saved;
+
+        if (timerfd_settime(r->stall_fd, 0, &its, NULL) < 0)
+                return -errno;
+        r->stalled = true;
+        r->stall_done = true;
+        r->host->throttle(r->self, 1);
+        r->host->log(r->self, WALCAST_LOG_INFO,
+                     "stalling: acknowledgements held for %" PRIu64 " s",
+                     r->stall_seconds);
+        /* the commit line being built waits while the stall line goes */
+        saved = malloc(len ? len : 1);
+        if (!saved)
+                return -ENOMEM;
+        memcpy(saved, r->line.p, len);
+        r->line.len = 0;
+        putf(&r->line, "{\"kind\":\"stall\",\"seconds\":%" PRIu64,
+             r->stall_seconds);
+        (void)emit(r);
+        r->line.len = 0;
+        put(&r->line, saved, len);
+        free(saved);
+        return 0;
+}
+
+/* The stall is over: acknowledge what waited, read again. */
+static void on_stall_end(void *userdata, int fd, uint32_t revents)
+{
+        struct recorder *r = userdata;
+        uint64_t expirations;
+        size_t held = r->nacks;
+
+        (void)revents;
+        if (read(fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
+                return;
+        r->stalled = false;
+        r->line.len = 0;
+        putf(&r->line, "{\"kind\":\"unstall\",\"held\":%zu", held);
+        (void)emit(r);
+        r->host->log(r->self, WALCAST_LOG_INFO,
+                     "stall over: acknowledging %zu transactions", held);
+        r->host->throttle(r->self, 0);
+        /* revents 0: acknowledge now, whether or not the timer fired */
+        on_timer(r, r->timer_fd, 0);
+}
+
 static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 {
         struct recorder *r = userdata;
         int e;
 
+        r->commits++;
         r->line.len = 0;
         puts_(&r->line, "{\"kind\":\"commit\"");
         put_txn(&r->line, s->txn);
+        if (s->txn && fail_commit(r, s->txn->xid)) {
+                puts_(&r->line, ",\"failed\":true");
+                (void)emit(r);
+                return WALCAST_ERROR;
+        }
         if (!r->pending || !s->txn)
                 return emit(r);
+        if (r->stall_at && !r->stall_done && r->commits >= r->stall_at) {
+                e = start_stall(r);
+                if (e < 0) {
+                        r->host->log(r->self, WALCAST_LOG_ERR,
+                                     "timerfd_settime: %s", strerror(-e));
+                        r->line.len = 0;
+                        return WALCAST_ERROR;
+                }
+        }
 
         puts_(&r->line, ",\"pending\":true");
         if (r->nacks == r->capacks) {
@@ -435,16 +551,20 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
         return WALCAST_PENDING;
 }
 
-/* The timer fired: acknowledge every commit answered pending so far. */
+/* The timer fired: acknowledge every commit answered pending so far
+ * (unless a stall holds them). */
 static void on_timer(void *userdata, int fd, uint32_t revents)
 {
         struct recorder *r = userdata;
         uint64_t expirations;
         size_t n;
 
-        if (read(fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
+        if (read(fd, &expirations, sizeof(expirations)) < 0 &&
+            errno == EAGAIN && revents != 0)
                 return;
         r->timer_armed = false;
+        if (r->stalled)
+                return;
         /* ack may make walcastd call us again: take the list first */
         n = r->nacks;
         r->nacks = 0;
@@ -469,14 +589,42 @@ static void rec_close(void *state)
                 return;
         if (r->timer_watched)
                 r->host->unwatch_fd(r->self, r->timer_fd);
+        if (r->stall_watched)
+                r->host->unwatch_fd(r->self, r->stall_fd);
+        if (r->stall_fd >= 0)
+                close(r->stall_fd);
         if (r->timer_fd >= 0)
                 close(r->timer_fd);
         if (r->fd >= 0)
                 close(r->fd);
         free(r->acks);
+        free(r->failed_xids);
         free(r->line.p);
         free(r->path);
         free(r);
+}
+
+/* An optional positive integer option; 0 when absent.  -1 names a bad
+ * value in errbuf. */
+static int parse_count(const struct walcast_host *host,
+                       struct walcast_plugin *self, const char *key,
+                       uint64_t *ret, char *errbuf, size_t errlen)
+{
+        const char *v = host->config_get(self, key);
+        char *end;
+
+        *ret = 0;
+        if (!v || !*v)
+                return 0;
+        errno = 0;
+        *ret = strtoull(v, &end, 10);
+        if (errno || *end || *ret == 0) {
+                snprintf(errbuf, errlen,
+                         "\"%s\" must be a positive integer, not \"%s\"", key,
+                         v);
+                return -1;
+        }
+        return 0;
 }
 
 /* Parses kinds ("insert,delete") into a mask; -1 names a bad entry. */
@@ -543,6 +691,7 @@ static int32_t rec_init(const struct walcast_host *host,
         r->self = self;
         r->fd = -1;
         r->timer_fd = -1;
+        r->stall_fd = -1;
 
         v = host->config_get(self, "fail_every");
         if (v && *v) {
@@ -558,6 +707,13 @@ static int32_t rec_init(const struct walcast_host *host,
                         goto fail;
                 }
         }
+        if (parse_count(host, self, "fail_commit_every", &r->fail_commit_every,
+                        errbuf, errlen) < 0 ||
+            parse_count(host, self, "stall_at_commit", &r->stall_at, errbuf,
+                        errlen) < 0 ||
+            parse_count(host, self, "stall_seconds", &r->stall_seconds, errbuf,
+                        errlen) < 0)
+                goto fail;
         v = host->config_get(self, "pending");
         if (v && strcmp(v, "true") == 0) {
                 r->pending = true;
@@ -567,6 +723,12 @@ static int32_t rec_init(const struct walcast_host *host,
                 goto fail;
         }
 
+        if (r->stall_at && (!r->pending || !r->stall_seconds)) {
+                snprintf(errbuf, errlen,
+                         "\"stall_at_commit\" needs \"pending\": true and "
+                         "\"stall_seconds\"");
+                goto fail;
+        }
         r->path = strdup(out);
         if (!r->path) {
                 snprintf(errbuf, errlen, "out of memory");
@@ -591,6 +753,21 @@ static int32_t rec_init(const struct walcast_host *host,
                         goto fail;
                 }
                 r->timer_watched = true;
+        }
+        if (r->stall_at) {
+                r->stall_fd =
+                    timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+                if (r->stall_fd < 0) {
+                        snprintf(errbuf, errlen, "timerfd_create: %s",
+                                 strerror(errno));
+                        goto fail;
+                }
+                if (host->watch_fd(self, r->stall_fd, POLLIN, on_stall_end,
+                                   r) != WALCAST_OK) {
+                        snprintf(errbuf, errlen, "watch_fd failed");
+                        goto fail;
+                }
+                r->stall_watched = true;
         }
 
         for (int k = 0; k < WALCAST_SIG__COUNT; k++) {
