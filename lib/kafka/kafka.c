@@ -643,6 +643,11 @@ static int producer_start(struct state *st, char *errbuf, size_t errlen)
         rd_kafka_set_log_queue(st->rk, NULL);
         st->mainq = rd_kafka_queue_get_main(st->rk);
         rd_kafka_queue_io_event_enable(st->mainq, st->pipe[1], "1", 1);
+        /* librdkafka writes a wake-up only when the queue goes from empty
+         * to not empty: events queued before this line (log lines, with
+         * `debug` set) would hold it non-empty and silent for good */
+        if (write(st->pipe[1], "1", 1) < 0 && errno != EAGAIN)
+                return -errno;
         st->fatal = false;
         return 0;
 }
