@@ -37,7 +37,11 @@
  * millisecond before the next read: a few large reads instead of many
  * small ones cost the client and the walsender less (docs/performance.md). */
 #define BATCH_BYTES 65536
-#define HOLDOFF_MS  1
+/* While reading waits, the server's keepalive requests go unread: a
+ * status message at least this often answers them anyway, whatever
+ * status_interval says (wal_sender_timeout may be as short as 2 s). */
+#define PAUSED_STATUS_MS 1000
+#define HOLDOFF_MS       1
 
 enum state {
         ST_STREAMING,
@@ -1045,6 +1049,17 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         return 0;
 }
 
+/* When the next status message is due: every status_interval, and at
+ * least every PAUSED_STATUS_MS while nothing is read. */
+static int64_t status_due(struct runner *rn, bool reading)
+{
+        int64_t soon = rn->status_ok_ms + PAUSED_STATUS_MS;
+
+        if (reading && !paused(rn))
+                return rn->next_status_ms;
+        return soon < rn->next_status_ms ? soon : rn->next_status_ms;
+}
+
 static int stream_step(struct runner *rn)
 {
         int r;
@@ -1064,7 +1079,7 @@ static int stream_step(struct runner *rn)
         /* a trickle: let more arrive before reading again */
         rn->holdoff =
             rn->batch_bytes > 0 && rn->batch_bytes < BATCH_BYTES && !paused(rn);
-        if (rn->status_now || now_ms() >= rn->next_status_ms)
+        if (rn->status_now || now_ms() >= status_due(rn, true))
                 r = send_status(rn);
         return r;
 }
@@ -1094,7 +1109,7 @@ static int loop(struct runner *rn)
         while (!rn->stop) {
                 bool with_stream = rn->state == ST_STREAMING;
                 int64_t deadline =
-                    with_stream ? rn->next_status_ms : rn->retry_at_ms;
+                    with_stream ? status_due(rn, true) : rn->retry_at_ms;
 
                 if (rn->next_watchdog_ms && rn->next_watchdog_ms < deadline)
                         deadline = rn->next_watchdog_ms;
@@ -1163,16 +1178,15 @@ static int finish(struct runner *rn)
         /* tail confirms nothing: its stdout sink writes out at close */
         while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > 0 &&
                !rn->replay && now_ms() < deadline) {
-                int64_t until = rn->next_status_ms < deadline
-                                    ? rn->next_status_ms
-                                    : deadline;
+                int64_t due = status_due(rn, false);
+                int64_t until = due < deadline ? due : deadline;
 
                 r = poll_once(rn, until, false);
                 if (r < 0)
                         return r;
                 /* a long drain still answers for the connection, so
                  * wal_sender_timeout does not end it meanwhile */
-                if (now_ms() >= rn->next_status_ms && send_status(rn) < 0)
+                if (now_ms() >= due && send_status(rn) < 0)
                         break;
         }
         if (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->o->tail)

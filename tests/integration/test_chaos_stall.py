@@ -9,6 +9,8 @@ in pg_stat_replication) serves the slot throughout, the server never logs
 "terminating walsender process due to replication timeout", walcastd
 never reconnects, nothing is confirmed during the stall, and afterwards
 every committed change — as the database records it — is delivered.
+status_interval is 10 s, longer than wal_sender_timeout: while it does
+not read, walcastd answers the server at least every second anyway.
 
 Prints one line: CHAOS {"test":"stall-sink",...}.
 """
@@ -48,9 +50,11 @@ def test():
     sink = h.recorder_sink_yaml({"out": out, "pending": "true",
                                  "stall_at_commit": 40,
                                  "stall_seconds": STALL_SECONDS})
-    # status_interval well below wal_sender_timeout, as documented
+    # status_interval (10 s, the default) above wal_sender_timeout (5 s):
+    # while reading waits, the server's keepalive requests go unread, and
+    # walcastd must answer at least every second on its own
     cfg = h.write_config(os.path.join(c.tmp, "stall.yaml"), c.dsn(),
-                         "stall", None, status_interval="2s",
+                         "stall", None, status_interval="10s",
                          filt={"schemas": {"include": [h.CHAOS_SCHEMA_GLOB]}},
                          extra="sinks:\n" + sink)
     logpos = os.path.getsize(c.logfile)
