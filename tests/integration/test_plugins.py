@@ -784,14 +784,28 @@ def case_jsonl(c):
     want = ["begin", "insert", "insert", "update", "delete", "bulk_delete",
             "commit"]
 
+    def without_empty(lines):
+        """Drops the begin + commit of transactions that had nothing for
+        this plugin: autovacuum's catalog updates, say, come and go at
+        any time."""
+        out = []
+        for l in lines:
+            if (l.get("signal") == "commit" and out and
+                    out[-1].get("signal") == "begin"):
+                out.pop()
+                continue
+            out.append(l)
+        return out
+
     def lines_of(path, n):
         def enough():
             if d.poll() is not None:
                 fail("walcastd exited\n" + d.describe())
-            return len(h.read_jsonl(path, complete_only=True)) >= n
+            return len(without_empty(h.read_jsonl(
+                path, complete_only=True))) >= n
         h.wait_until(enough, timeout=30, what="%d lines in %s" % (n, path))
         time.sleep(0.3)
-        return h.read_jsonl(path)
+        return without_empty(h.read_jsonl(path))
 
     txn(300000)
     got = lines_of(audit, len(want))
@@ -811,7 +825,7 @@ def case_jsonl(c):
     sigs2 = [l.get("signal") for l in got2]
     check(sigs2 == want, "jsonl after SIGHUP: signals %s, expected %s"
           % (sigs2, want))
-    old = h.read_jsonl(rotated)
+    old = without_empty(h.read_jsonl(rotated))
     check(len(old) == len(want), "jsonl: the rotated file got %d lines "
           "after SIGHUP (has %d, expected %d)" % (len(old) - len(want),
                                                   len(old), len(want)))
