@@ -596,8 +596,8 @@ static int open_checked(struct runner *rn)
         }
         if (r == -ENOENT && guarded) {
                 info = wc_stream_get_info(rn->stream);
-                v = wc_state_check(&rn->saved, info->system_id, false, 0, why,
-                                   sizeof(why));
+                (void)wc_state_check(&rn->saved, info->system_id, false, 0, why,
+                                     sizeof(why));
                 return refuse_slot(rn, why);
         }
         if (r == -ENOENT && had_slot && create) {
@@ -1324,10 +1324,13 @@ int wc_run(const struct wc_run_opts *o)
                 if (r == 0)
                         r = wc_state_read(rn.state_path, &rn.saved, rn.err,
                                           sizeof(rn.err));
+                if (r == -ENAMETOOLONG) {
+                        log_error("state_dir is too long: %s", o->state_dir);
+                        r = -EEXIST; /* exit 78: a configuration matter */
+                        goto out;
+                }
                 if (r < 0) {
-                        log_error("%s", r == -ENAMETOOLONG
-                                            ? "state_dir is too long"
-                                            : rn.err);
+                        log_error("%s", rn.err);
                         r = -ESTALE; /* exit 69: an operator must look */
                         goto out;
                 }
