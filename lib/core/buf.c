@@ -84,16 +84,24 @@ int wc_buf_printf(struct wc_buf *b, const char *fmt, ...)
         return 0;
 }
 
-int wc_buf_append_uint(struct wc_buf *b, uint64_t v)
+char *wc_put_uint(char *o, uint64_t v)
 {
-        char tmp[20];
+        char tmp[WC_UINT_MAX_DIGITS];
         size_t i = sizeof(tmp);
 
         do {
                 tmp[--i] = (char)('0' + v % 10);
                 v /= 10;
         } while (v);
-        return wc_buf_append(b, tmp + i, sizeof(tmp) - i);
+        memcpy(o, tmp + i, sizeof(tmp) - i);
+        return o + (sizeof(tmp) - i);
+}
+
+int wc_buf_append_uint(struct wc_buf *b, uint64_t v)
+{
+        char tmp[WC_UINT_MAX_DIGITS];
+
+        return wc_buf_append(b, tmp, (size_t)(wc_put_uint(tmp, v) - tmp));
 }
 
 void wc_verrorf(char *errbuf, size_t errlen, const char *fmt, va_list ap)

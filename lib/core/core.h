@@ -128,6 +128,22 @@ int wc_buf_printf(struct wc_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends v in decimal. */
 int wc_buf_append_uint(struct wc_buf *b, uint64_t v);
+
+/*
+ * Writers into memory the caller reserved for the worst case (e.g. with
+ * wc_buf_reserve()); each returns the byte after what it wrote.
+ */
+#define WC_UINT_MAX_DIGITS 20
+/* v in decimal: at most WC_UINT_MAX_DIGITS bytes. */
+char *wc_put_uint(char *o, uint64_t v);
+/* A byte that JSON escapes, as wc_json_append_string() escapes it
+ * (\" \\ \n \t \r \b \f, else \u00XX): at most WC_JSON_ESCAPE_MAX. */
+#define WC_JSON_ESCAPE_MAX 6
+char *wc_json_put_escape(char *o, unsigned char c);
+/* s as a JSON string literal, quotes included, byte for byte what
+ * wc_json_append_string() writes: at most WC_JSON_STRING_MAX(n). */
+#define WC_JSON_STRING_MAX(n) ((size_t)(n)*WC_JSON_ESCAPE_MAX + 2)
+char *wc_json_put_string(char *o, const char *s, size_t n);
 static inline void wc_buf_reset(struct wc_buf *b)
 {
         b->len = 0;

@@ -45,9 +45,61 @@ static size_t plain_span(const char *s, size_t len)
         return i;
 }
 
-int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
+char *wc_json_put_escape(char *o, unsigned char c)
 {
         static const char hex[] = "0123456789abcdef";
+
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+                *o++ = (char)c;
+                break;
+        case '\n':
+                *o++ = 'n';
+                break;
+        case '\t':
+                *o++ = 't';
+                break;
+        case '\r':
+                *o++ = 'r';
+                break;
+        case '\b':
+                *o++ = 'b';
+                break;
+        case '\f':
+                *o++ = 'f';
+                break;
+        default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 0xf];
+                break;
+        }
+        return o;
+}
+
+/* Names and types are short: a test per byte, copying as it goes, costs
+ * less than finding a plain run and calling memcpy for it. */
+char *wc_json_put_string(char *o, const char *s, size_t n)
+{
+        *o++ = '"';
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (must_escape(c))
+                        o = wc_json_put_escape(o, c);
+                else
+                        *o++ = (char)c;
+        }
+        *o++ = '"';
+        return o;
+}
+
+int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
+{
         size_t start = b->len;
         size_t i = 0;
         int r;
@@ -62,8 +114,8 @@ int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
         for (;;) {
                 size_t run = plain_span(s + i, len - i);
                 unsigned char c;
-                char esc[6];
-                size_t n = 2;
+                char esc[WC_JSON_ESCAPE_MAX];
+                size_t n;
 
                 memcpy(b->data + b->len, s + i, run);
                 b->len += run;
@@ -71,38 +123,7 @@ int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
                 if (i == len)
                         break;
                 c = (unsigned char)s[i++];
-                esc[0] = '\\';
-                switch (c) {
-                case '"':
-                        esc[1] = '"';
-                        break;
-                case '\\':
-                        esc[1] = '\\';
-                        break;
-                case '\n':
-                        esc[1] = 'n';
-                        break;
-                case '\t':
-                        esc[1] = 't';
-                        break;
-                case '\r':
-                        esc[1] = 'r';
-                        break;
-                case '\b':
-                        esc[1] = 'b';
-                        break;
-                case '\f':
-                        esc[1] = 'f';
-                        break;
-                default:
-                        esc[1] = 'u';
-                        esc[2] = '0';
-                        esc[3] = '0';
-                        esc[4] = hex[c >> 4];
-                        esc[5] = hex[c & 0xf];
-                        n = 6;
-                        break;
-                }
+                n = (size_t)(wc_json_put_escape(esc, c) - esc);
                 /* Room for this escape, the rest unescaped and the quote. */
                 r = wc_buf_reserve(b, n + (len - i) + 1);
                 if (r < 0)

@@ -22,95 +22,12 @@
 /* Everything of a line but names, values, columns and the transaction's
  * fragment, with room to spare. */
 #define LINE_FIXED 256
-/* Worst case of escaping one byte: \u00XX */
-#define ESCAPED_MAX 6
-
 static inline char *put(char *o, const void *p, size_t n)
 {
         /* a view of nothing may be NULL */
         if (n)
                 memcpy(o, p, n);
         return o + n;
-}
-
-static char *put_uint(char *o, uint64_t v)
-{
-        char tmp[20];
-        size_t i = sizeof(tmp);
-
-        do {
-                tmp[--i] = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
-        return put(o, tmp + i, sizeof(tmp) - i);
-}
-
-/* What wc_json_append_string() writes for a byte that needs escaping. */
-static char *put_escape(char *o, unsigned char c)
-{
-        static const char hex[] = "0123456789abcdef";
-
-        *o++ = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-                *o++ = (char)c;
-                break;
-        case '\n':
-                *o++ = 'n';
-                break;
-        case '\t':
-                *o++ = 't';
-                break;
-        case '\r':
-                *o++ = 'r';
-                break;
-        case '\b':
-                *o++ = 'b';
-                break;
-        case '\f':
-                *o++ = 'f';
-                break;
-        default:
-                o = put(o, "u00", 3);
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 0xf];
-                break;
-        }
-        return o;
-}
-
-/* The bytes a JSON string cannot hold as they are. */
-static const unsigned char must_escape[256] = {
-    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
-    [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
-    [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
-    [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
-    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
-    [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
-};
-
-/*
- * s as a JSON string literal, quotes included, byte for byte what
- * wc_json_append_string() writes; o has room for ESCAPED_MAX * n + 2.
- * Names and types are short: one table look-up per byte, copying as it
- * goes, costs less than finding a plain run and calling memcpy for it.
- */
-static char *put_string(char *o, const char *s, size_t n)
-{
-        const unsigned char *u = (const unsigned char *)s;
-
-        *o++ = '"';
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = u[i];
-
-                if (must_escape[c])
-                        o = put_escape(o, c);
-                else
-                        *o++ = (char)c;
-        }
-        *o++ = '"';
-        return o;
 }
 
 static char *put_lsn(char *o, wc_lsn lsn)
@@ -152,7 +69,7 @@ static size_t columns_bound(const struct walcast_columns *l, bool values)
                 const struct walcast_column *c = &l->items[i];
 
                 n += COLUMN_FIXED +
-                     ESCAPED_MAX * ((size_t)c->name_len + c->type_len) +
+                     WC_JSON_ESCAPE_MAX * ((size_t)c->name_len + c->type_len) +
                      (values ? c->value_len : 0);
         }
         return n;
@@ -165,12 +82,12 @@ static char *put_columns(char *o, const struct walcast_columns *l, bool values)
                 const struct walcast_column *c = &l->items[i];
 
                 o = i ? PUT(o, ",{\"name\":") : PUT(o, "{\"name\":");
-                o = put_string(o, c->name, c->name_len);
+                o = wc_json_put_string(o, c->name, c->name_len);
                 o = PUT(o, ",\"type\":");
-                o = put_string(o, c->type, c->type_len);
+                o = wc_json_put_string(o, c->type, c->type_len);
                 if (c->type_oid) {
                         o = PUT(o, ",\"typeoid\":");
-                        o = put_uint(o, c->type_oid);
+                        o = wc_put_uint(o, c->type_oid);
                 }
                 if (values) {
                         o = PUT(o, ",\"value\":");
@@ -203,7 +120,7 @@ int wc_format_txn(struct wc_buf *out, const struct walcast_txn *t,
                 return r;
         o = out->data + out->len;
         o = PUT(o, ",\"xid\":");
-        o = put_uint(o, t->xid);
+        o = wc_put_uint(o, t->xid);
         o = PUT(o, ",\"commit_lsn\":");
         o = put_lsn(o, t->commit_lsn);
         o = PUT(o, ",\"end_lsn\":");
@@ -261,11 +178,11 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         bound += txn_len;
         if (msg) {
                 prefix_len = strlen(s->prefix);
-                bound += ESCAPED_MAX * prefix_len + s->content_len;
+                bound += WC_JSON_ESCAPE_MAX * prefix_len + s->content_len;
         } else {
                 schema_len = strlen(s->schema);
                 table_len = strlen(s->table);
-                bound += ESCAPED_MAX * (schema_len + table_len);
+                bound += WC_JSON_ESCAPE_MAX * (schema_len + table_len);
         }
         struct list lc =
             list_of(s, &s->columns, &s->columns_json, &s->columns_json_len);
@@ -289,9 +206,9 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         *o++ = '"';
         if (!msg) {
                 o = PUT(o, ",\"schema\":");
-                o = put_string(o, s->schema, schema_len);
+                o = wc_json_put_string(o, s->schema, schema_len);
                 o = PUT(o, ",\"table\":");
-                o = put_string(o, s->table, table_len);
+                o = wc_json_put_string(o, s->table, table_len);
         }
         o = PUT(o, ",\"lsn\":");
         o = put_lsn(o, s->lsn);
@@ -312,7 +229,7 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 o = s->transactional ? PUT(o, ",\"transactional\":true")
                                      : PUT(o, ",\"transactional\":false");
                 o = PUT(o, ",\"prefix\":");
-                o = put_string(o, s->prefix, prefix_len);
+                o = wc_json_put_string(o, s->prefix, prefix_len);
                 o = PUT(o, ",\"content\":");
                 o = put(o, s->content, s->content_len);
         }

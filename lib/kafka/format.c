@@ -19,12 +19,6 @@
 #include "core/topic.h"
 #include "kafka/kafka.h"
 
-/* Room for a JSON string literal of len bytes: every byte \u00XX at
- * worst, and the quotes. */
-#define STR_MAX(len) ((size_t)(len)*6 + 2)
-/* Room for an int64 in decimal, sign included. */
-#define INT_MAX_DIGITS 20
-
 static const struct walcast_column *find_column(const struct walcast_columns *l,
                                                 const struct walcast_column *c)
 {
@@ -43,69 +37,14 @@ static inline char *put(char *p, const void *s, size_t len)
 
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-/* s as a JSON string literal.  Names are short and almost always plain:
- * a byte loop beats anything cleverer here. */
-static char *put_str(char *p, const char *s, size_t len)
-{
-        static const char hex[] = "0123456789abcdef";
-
-        *p++ = '"';
-        for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)s[i];
-
-                if (c >= 0x20 && c != '"' && c != '\\') {
-                        *p++ = (char)c;
-                        continue;
-                }
-                *p++ = '\\';
-                switch (c) {
-                case '"':
-                case '\\':
-                        *p++ = (char)c;
-                        break;
-                case '\n':
-                        *p++ = 'n';
-                        break;
-                case '\t':
-                        *p++ = 't';
-                        break;
-                case '\r':
-                        *p++ = 'r';
-                        break;
-                case '\b':
-                        *p++ = 'b';
-                        break;
-                case '\f':
-                        *p++ = 'f';
-                        break;
-                default:
-                        p = PUT_LIT(p, "u00");
-                        *p++ = hex[c >> 4];
-                        *p++ = hex[c & 0xf];
-                }
-        }
-        *p++ = '"';
-        return p;
-}
-
-char *wc_kafka_put_uint(char *p, uint64_t v)
-{
-        char tmp[INT_MAX_DIGITS];
-        size_t i = sizeof(tmp);
-
-        do {
-                tmp[--i] = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
-        return put(p, tmp + i, sizeof(tmp) - i);
-}
-
+/* At most WC_UINT_MAX_DIGITS bytes too: INT64_MIN is a sign and 19
+ * digits. */
 static char *put_int(char *p, int64_t v)
 {
         if (v >= 0)
-                return wc_kafka_put_uint(p, (uint64_t)v);
+                return wc_put_uint(p, (uint64_t)v);
         *p++ = '-';
-        return wc_kafka_put_uint(p, (uint64_t)0 - (uint64_t)v);
+        return wc_put_uint(p, (uint64_t)0 - (uint64_t)v);
 }
 
 /* A column's value; a column without one (a key description) is null. */
@@ -129,7 +68,7 @@ static size_t row_max(const struct walcast_columns *cols)
         if (!cols)
                 return 4;
         for (uint32_t i = 0; i < cols->count; i++)
-                n += STR_MAX(cols->items[i].name_len) + 2 +
+                n += WC_JSON_STRING_MAX(cols->items[i].name_len) + 2 +
                      value_max(&cols->items[i]);
         return n;
 }
@@ -144,7 +83,7 @@ static char *put_row(char *p, const struct walcast_columns *cols)
 
                 if (i > 0)
                         *p++ = ',';
-                p = put_str(p, c->name, c->name_len);
+                p = wc_json_put_string(p, c->name, c->name_len);
                 *p++ = ':';
                 p = put_value(p, c);
         }
@@ -186,7 +125,7 @@ int wc_kafka_format_key(struct wc_buf *out, const struct walcast_columns *pk,
                         goto out;
                 }
                 cols[i] = c;
-                max += STR_MAX(c->name_len) + 2 + c->value_len;
+                max += WC_JSON_STRING_MAX(c->name_len) + 2 + c->value_len;
         }
         if (wc_buf_reserve(out, max) < 0) {
                 r = -ENOMEM;
@@ -197,7 +136,7 @@ int wc_kafka_format_key(struct wc_buf *out, const struct walcast_columns *pk,
         for (uint32_t i = 0; i < pk->count; i++) {
                 if (i > 0)
                         *p++ = ',';
-                p = put_str(p, cols[i]->name, cols[i]->name_len);
+                p = wc_json_put_string(p, cols[i]->name, cols[i]->name_len);
                 *p++ = ':';
                 p = put(p, cols[i]->value, cols[i]->value_len);
         }
@@ -225,14 +164,14 @@ static int64_t us_to_ms(int64_t us)
 
 static size_t str_or_null_max(const char *s)
 {
-        return s ? STR_MAX(strlen(s)) : 4;
+        return s ? WC_JSON_STRING_MAX(strlen(s)) : 4;
 }
 
 static char *put_str_or_null(char *p, const char *s)
 {
         if (!s)
                 return PUT_LIT(p, "null");
-        return put_str(p, s, strlen(s));
+        return wc_json_put_string(p, s, strlen(s));
 }
 
 #define SOURCE_HEAD                                                            \
@@ -265,12 +204,12 @@ int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
 {
         char *p;
 
-        if (wc_buf_reserve(out, 48 + 2 * INT_MAX_DIGITS) < 0)
+        if (wc_buf_reserve(out, 48 + 2 * WC_UINT_MAX_DIGITS) < 0)
                 return -ENOMEM;
         p = out->data + out->len;
         p = PUT_LIT(p, ",\"txId\":");
         if (t)
-                p = wc_kafka_put_uint(p, t->xid);
+                p = wc_put_uint(p, t->xid);
         else
                 p = PUT_LIT(p, "null");
         p = PUT_LIT(p, ",\"ts_ms\":");
@@ -299,12 +238,13 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
                 ? &s->missing
                 : NULL;
         size_t max = 64 + row_max(before) + row_max(after) + source->len +
-                     txn->len + 2 * INT_MAX_DIGITS;
+                     txn->len + 2 * WC_UINT_MAX_DIGITS;
         char *p;
 
         if (missing)
                 for (uint32_t i = 0; i < missing->count; i++)
-                        max += STR_MAX(missing->items[i].name_len) + 1;
+                        max +=
+                            WC_JSON_STRING_MAX(missing->items[i].name_len) + 1;
         if (wc_buf_reserve(out, max) < 0)
                 return -ENOMEM;
         p = out->data + out->len;
@@ -313,7 +253,7 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
         p = PUT_LIT(p, ",\"after\":");
         p = put_row(p, after);
         p = put(p, source->ptr, source->len);
-        p = wc_kafka_put_uint(p, s->lsn);
+        p = wc_put_uint(p, s->lsn);
         p = put(p, txn->ptr, txn->len);
         *p++ = op;
         p = PUT_LIT(p, "\",\"ts_ms\":");
@@ -325,7 +265,7 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
 
                         if (i > 0)
                                 *p++ = ',';
-                        p = put_str(p, c->name, c->name_len);
+                        p = wc_json_put_string(p, c->name, c->name_len);
                 }
                 *p++ = ']';
         }

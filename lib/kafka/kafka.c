@@ -337,10 +337,9 @@ static const struct txn_text *txn_text(struct state *st,
                 return NULL;
         /* decimal, so that a consumer compares positions as numbers */
         x->commit_lsn_len =
-            (size_t)(wc_kafka_put_uint(x->commit_lsn_txt, t->commit_lsn) -
+            (size_t)(wc_put_uint(x->commit_lsn_txt, t->commit_lsn) -
                      x->commit_lsn_txt);
-        x->xid_len =
-            (size_t)(wc_kafka_put_uint(x->xid_txt, t->xid) - x->xid_txt);
+        x->xid_len = (size_t)(wc_put_uint(x->xid_txt, t->xid) - x->xid_txt);
         x->id = t->id;
         x->xid = t->xid;
         x->commit_lsn = t->commit_lsn;
@@ -358,7 +357,7 @@ static rd_kafka_headers_t *make_headers(const struct txn_text *x,
         if (!hdrs)
                 return NULL;
         rd_kafka_header_add(hdrs, "walcast.lsn", 11, lsn,
-                            wc_kafka_put_uint(lsn, s->lsn) - lsn);
+                            wc_put_uint(lsn, s->lsn) - lsn);
         rd_kafka_header_add(hdrs, "walcast.commit_lsn", 18, x->commit_lsn_txt,
                             (ssize_t)x->commit_lsn_len);
         rd_kafka_header_add(hdrs, "walcast.xid", 11, x->xid_txt,

@@ -95,9 +95,6 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
                              const struct walcast_columns *after,
                              int64_t now_ms);
 
-/* Writes v in decimal at p (at most 20 bytes, no NUL); returns the end. */
-char *wc_kafka_put_uint(char *p, uint64_t v);
-
 /*
  * Appends the topic of s's table: tmpl with {prefix}, {database},
  * {schema}, {namespace}, {tenant} and {table} filled in.  The name is not

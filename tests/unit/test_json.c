@@ -421,12 +421,47 @@ static void time_round_trips(void **state)
         }
 }
 
+/* The writers into reserved memory match the appending ones, byte for
+ * byte, for every byte value and at the bounds they promise. */
+static void put_matches_append(void **state)
+{
+        char all[256], out[WC_JSON_STRING_MAX(256)], num[WC_UINT_MAX_DIGITS];
+        struct wc_buf b;
+        char *end;
+
+        (void)state;
+        for (int i = 0; i < 256; i++)
+                all[i] = (char)i;
+        wc_buf_init(&b);
+        assert_int_equal(wc_json_append_string(&b, all, sizeof(all)), 0);
+        end = wc_json_put_string(out, all, sizeof(all));
+        assert_int_equal((size_t)(end - out), b.len);
+        assert_memory_equal(out, b.data, b.len);
+
+        /* the worst case is what the bound says */
+        memset(all, 1, sizeof(all));
+        end = wc_json_put_string(out, all, sizeof(all));
+        assert_int_equal((size_t)(end - out), WC_JSON_STRING_MAX(256));
+
+        wc_buf_reset(&b);
+        assert_int_equal(wc_buf_append_uint(&b, UINT64_MAX), 0);
+        end = wc_put_uint(num, UINT64_MAX);
+        assert_int_equal((size_t)(end - num), WC_UINT_MAX_DIGITS);
+        assert_memory_equal(num, "18446744073709551615", WC_UINT_MAX_DIGITS);
+        assert_string_equal(b.data, "18446744073709551615");
+        end = wc_put_uint(num, 0);
+        assert_int_equal(end - num, 1);
+        assert_int_equal(num[0], '0');
+        wc_buf_free(&b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(append_plain),
             cmocka_unit_test(append_escapes),
             cmocka_unit_test(append_appends),
+            cmocka_unit_test(put_matches_append),
             cmocka_unit_test(append_grows),
             cmocka_unit_test(unescape_plain),
             cmocka_unit_test(unescape_simple),

@@ -432,9 +432,9 @@ static void test_value_parts(void **state)
                             "\"k5\":5,\"k4\":4,\"k3\":3,\"k2\":2,\"k1\":1}");
 
         /* decimal, all 64 bits */
-        *wc_kafka_put_uint(num, UINT64_MAX) = '\0';
+        *wc_put_uint(num, UINT64_MAX) = '\0';
         assert_string_equal(num, "18446744073709551615");
-        *wc_kafka_put_uint(num, 0) = '\0';
+        *wc_put_uint(num, 0) = '\0';
         assert_string_equal(num, "0");
 
         wc_buf_free(&src);
