@@ -22,9 +22,6 @@ Needs WC_KAFKA_MOCK (the kafka_mock binary) and kcat on PATH.
 import collections
 import json
 import os
-import select
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -44,75 +41,10 @@ VERSION = None  # walcastd --version, filled in by test()
 
 
 # --------------------------------------------------------------------------
-# the mock cluster
-
-class KafkaMock:
-    """tests/tools/kafka_mock as a process: bootstrap servers from its
-    first line, commands on its stdin, one answer line each."""
-
-    def __init__(self, tmpdir, brokers=3):
-        path = os.environ.get("WC_KAFKA_MOCK")
-        if not path:
-            fail("WC_KAFKA_MOCK is not set (the kafka_mock target is not "
-                 "built)")
-        self.errpath = os.path.join(tmpdir, "kafka_mock-%d.stderr"
-                                    % time.monotonic_ns())
-        self._err = open(self.errpath, "wb")
-        self.p = subprocess.Popen([path, str(brokers)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self._err)
-        h._cleanups.append(self.stop)
-        self.bootstrap = self._line(10)
-        check("127.0.0.1:" in self.bootstrap,
-              "kafka_mock printed %r, not its servers" % self.bootstrap)
-
-    def _line(self, timeout):
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.p.stdout], [], [],
-                                              left)[0]:
-                fail("kafka_mock did not answer within %ds" % timeout)
-            b = os.read(self.p.stdout.fileno(), 1)
-            if not b:
-                fail("kafka_mock exited: %s" % self.stderr())
-            buf += b
-        return buf.decode().strip()
-
-    def stderr(self):
-        with open(self.errpath, "rb") as f:
-            return f.read().decode(errors="replace")[-2000:]
-
-    def cmd(self, line):
-        self.p.stdin.write((line + "\n").encode())
-        self.p.stdin.flush()
-        r = self._line(10)
-        check(r == "ok", "kafka_mock %r: %s" % (line, r))
-
-    def stop(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.close()   # EOF: a clean stop
-                self.p.wait(timeout=15)
-            except (subprocess.TimeoutExpired, BrokenPipeError):
-                self.p.kill()
-                self.p.wait()
-        if not self._err.closed:
-            self._err.close()
-
-
-# --------------------------------------------------------------------------
-# reading topics back
-
-def kcat():
-    p = shutil.which("kcat")
-    if not p:
-        fail("kcat is not installed (Debian package kcat)")
-    return p
-
+# the mock cluster (harness.KafkaMock) and its metadata
 
 def metadata(boot):
-    r = h.run([kcat(), "-b", boot, "-L", "-J"], timeout=30)
+    r = h.run([h.kcat_path(), "-b", boot, "-L", "-J"], timeout=30)
     check(r.returncode == 0, "kcat -L failed: %s" % r.stderr)
     return json.loads(r.stdout)
 
@@ -145,7 +77,7 @@ def consume_many(boot, parts, timeout=120):
     partition order; one kcat each, all at once."""
     procs = []
     for topic, partition in parts:
-        argv = [kcat(), "-b", boot, "-C", "-t", topic, "-o", "beginning",
+        argv = [h.kcat_path(), "-b", boot, "-C", "-t", topic, "-o", "beginning",
                 "-e", "-J", "-q"]
         if partition is not None:
             argv += ["-p", str(partition)]
@@ -445,7 +377,7 @@ def workload(c):
 
 
 def case_workload(c):
-    mock = KafkaMock(c.tmp, brokers=3)
+    mock = h.KafkaMock(c.tmp, brokers=3)
     create_topics(mock, TABLES)
     cfg = write_kafka_config(c, "kafka-workload", "kafka_workload",
                              kafka_sink(mock.bootstrap))
@@ -506,7 +438,7 @@ BAD_MESSAGE = ('table "bad schema"."t" makes the topic name '
 
 
 def case_bad_names(c):
-    mock = KafkaMock(c.tmp, brokers=1)
+    mock = h.KafkaMock(c.tmp, brokers=1)
     # at configuration time: the template alone decides
     cfg = write_kafka_config(c, "kafka-badtpl", "kafka_bad",
                              kafka_sink(mock.bootstrap, topic="all changes"))
@@ -565,7 +497,7 @@ def case_bad_names(c):
 # 3. a broker down
 
 def case_broker_down(c):
-    mock = KafkaMock(c.tmp, brokers=3)
+    mock = h.KafkaMock(c.tmp, brokers=3)
     tables = [(s, "tickets") for s in SCHEMAS]
     create_topics(mock, tables)
     lead = {topic_of(s, t): leaders(mock.bootstrap, topic_of(s, t))
@@ -687,7 +619,7 @@ def case_broker_down(c):
 
 def test():
     global VERSION
-    kcat()
+    h.kcat_path()
     r = h.run([h.binary("walcastd"), "--version"])
     VERSION = r.stdout.split()[-1]
     c = h.Cluster()
