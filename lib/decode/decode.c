@@ -821,6 +821,22 @@ static bool at_null(const struct wc_decoder *d)
         return d->end - d->p >= 4 && memcmp(d->p, "null", 4) == 0;
 }
 
+/* The string value at d->p (after any whitespace), as scan_string()
+ * finds it: 1 when it holds escapes, 0 when not, or an error naming
+ * `what` when the value is not a string. */
+HOT int string_at(struct wc_decoder *d, const char *what, char **ret_body,
+                  size_t *ret_len)
+{
+        if (d->p >= d->end || *d->p != '"') {
+                skip_ws(d);
+                if (d->p >= d->end)
+                        return truncated(d);
+                if (*d->p != '"')
+                        return fail(d, "\"%s\" is not a string", what);
+        }
+        return scan_string(d, ret_body, ret_len);
+}
+
 /* A string value decoded in place: names, and the few scalars we read.
  * NUL-terminated where its closing quote was. */
 HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
@@ -830,14 +846,7 @@ HOT int name(struct wc_decoder *d, const char *what, bool nonempty,
         size_t n = 0;
         int r;
 
-        if (d->p >= d->end || *d->p != '"') {
-                skip_ws(d);
-                if (d->p >= d->end)
-                        return truncated(d);
-                if (*d->p != '"')
-                        return fail(d, "\"%s\" is not a string", what);
-        }
-        r = scan_string(d, &s, &n);
+        r = string_at(d, what, &s, &n);
         if (r < 0)
                 return r;
         /* Names travel as C strings: decoded into the decoder's storage,
@@ -872,14 +881,7 @@ HOT int string_value(struct wc_decoder *d, const char *what, const char **ret_s,
         size_t n = 0;
         int r;
 
-        if (d->p >= d->end || *d->p != '"') {
-                skip_ws(d);
-                if (d->p >= d->end)
-                        return truncated(d);
-                if (*d->p != '"')
-                        return fail(d, "\"%s\" is not a string", what);
-        }
-        r = scan_string(d, &s, &n);
+        r = string_at(d, what, &s, &n);
         if (r < 0)
                 return r;
         if (r > 0) {
