@@ -950,6 +950,15 @@ class ChaosWorkload:
         self.next_batch = 1
         self._lock = None
 
+    def kafka_topics(self, mock, partitions, prefix="walcast"):
+        """Creates the topics of the workload's tables on the mock cluster
+        (PREFIX.SCHEMA.TABLE, `partitions` each); returns their names."""
+        topics = ["%s.%s.%s" % (prefix, s, t) for s in self.schemas
+                  for t in ("items", "counters")]
+        for t in topics:
+            mock.cmd("topic %s %d" % (t, partitions))
+        return topics
+
     def setup(self):
         ddl = ["CREATE SCHEMA IF NOT EXISTS chaos;",
                "CREATE TABLE IF NOT EXISTS chaos.txlog (batch bigint "

@@ -124,10 +124,7 @@ def test():
     w = h.ChaosWorkload(c, rng, big_every=0)
     w.setup()
     mock = h.KafkaMock(c.tmp, brokers=3)
-    topics = ["walcast.%s.%s" % (s, t) for s in w.schemas
-              for t in ("items", "counters")]
-    for t in topics:
-        mock.cmd("topic %s %d" % (t, PARTITIONS))
+    topics = w.kafka_topics(mock, PARTITIONS)
     lead = leaders(mock.bootstrap)
     live = [(t, p) for t in topics for p, b in lead[t].items()
             if b != DOWN_BROKER]

@@ -30,10 +30,7 @@ def test():
     w = h.ChaosWorkload(c, rng)
     w.setup()
     mock = h.KafkaMock(c.tmp, brokers=1)
-    topics = ["walcast.%s.%s" % (s, t) for s in w.schemas
-              for t in ("items", "counters")]
-    for t in topics:
-        mock.cmd("topic %s %d" % (t, PARTITIONS))
+    topics = w.kafka_topics(mock, PARTITIONS)
     cfg = h.write_config(os.path.join(c.tmp, "kill9.yaml"), c.dsn(), "kill9",
                          None,
                          filt={"schemas": {"include": [h.CHAOS_SCHEMA_GLOB]}},
