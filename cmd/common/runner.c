@@ -277,8 +277,6 @@ static bool over_limits(struct runner *rn)
                           (unsigned long long)changes,
                           (unsigned long long)bytes);
         rn->limited = over;
-        SET(rn->m->in_flight_changes, changes);
-        SET(rn->m->in_flight_bytes, bytes);
         return over;
 }
 
@@ -287,11 +285,8 @@ static bool over_limits(struct runner *rn)
  * acknowledged. */
 static bool paused(struct runner *rn)
 {
-        bool p = wc_plugin_host_throttled(rn->host) || over_limits(rn) ||
-                 (rn->next_cfg && !rn->in_txn);
-
-        SET(rn->m->paused, p);
-        return p;
+        return wc_plugin_host_throttled(rn->host) || over_limits(rn) ||
+               (rn->next_cfg && !rn->in_txn);
 }
 
 /* ---- the state file ---- */
@@ -329,6 +324,7 @@ static wc_lsn record_position(struct runner *rn, wc_lsn flush)
 
 static int send_status(struct runner *rn)
 {
+        uint64_t load_changes, load_bytes;
         wc_lsn flush;
         char a[WC_LSN_STRLEN];
         int r;
@@ -340,6 +336,12 @@ static int send_status(struct runner *rn)
         flush = rn->o->tail
                     ? WC_LSN_INVALID
                     : record_position(rn, wc_checkpoint_confirmed(rn->cp));
+        /* here, not per message (a paused loop still sends status
+         * messages), and before the server can see the position */
+        wc_checkpoint_load(rn->cp, &load_changes, &load_bytes);
+        SET(rn->m->in_flight_changes, load_changes);
+        SET(rn->m->in_flight_bytes, load_bytes);
+        SET(rn->m->paused, paused(rn));
         r = wc_stream_send_status(rn->stream, flush, rn->err, sizeof(rn->err));
         if (r == 0)
                 r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
