@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +17,6 @@ int wc_state_path(const char *dir, const char *slot, char *buf, size_t len)
                      dir[0] && dir[strlen(dir) - 1] == '/' ? "" : "/", slot);
 
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        wc_verrorf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-        return r;
 }
 
 static int copy_field(char *dst, size_t cap, const char *v, size_t len)
@@ -114,24 +100,24 @@ int wc_state_read(const char *path, struct wc_slot_state *ret, char *errbuf,
         if (fd < 0 && errno == ENOENT)
                 return 0;
         if (fd < 0)
-                return fail(errbuf, errlen, -errno,
-                            "cannot open the state file %s: %s", path,
-                            strerror(errno));
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot open the state file %s: %s", path,
+                               strerror(errno));
         while ((n = read(fd, text + len, sizeof(text) - len)) > 0)
                 len += (size_t)n;
         if (n < 0) {
                 int e = errno;
                 close(fd);
-                return fail(errbuf, errlen, -e,
-                            "cannot read the state file %s: %s", path,
-                            strerror(e));
+                return wc_fail(errbuf, errlen, -e,
+                               "cannot read the state file %s: %s", path,
+                               strerror(e));
         }
         close(fd);
         if (len > STATE_MAX)
-                return fail(errbuf, errlen, -EINVAL,
-                            "the state file %s is larger than %d bytes: it "
-                            "is not a walcast state file",
-                            path, STATE_MAX);
+                return wc_fail(errbuf, errlen, -EINVAL,
+                               "the state file %s is larger than %d bytes: it "
+                               "is not a walcast state file",
+                               path, STATE_MAX);
         for (size_t at = 0; at < len;) {
                 const char *line = text + at;
                 const char *nl = memchr(line, '\n', len - at);
@@ -142,21 +128,21 @@ int wc_state_read(const char *path, struct wc_slot_state *ret, char *errbuf,
                 if (ll == 0 || line[0] == '#')
                         continue;
                 if (parse_line(line, ll, &st, &seen) < 0)
-                        return fail(errbuf, errlen, -EINVAL,
-                                    "the state file %s is damaged at line %u "
-                                    "(\"%.*s\"): restore it, or accept the "
-                                    "slot as it is with `walcast slot create "
-                                    "--force`",
-                                    path, lineno, (int)(ll > 60 ? 60 : ll),
-                                    line);
+                        return wc_fail(
+                            errbuf, errlen, -EINVAL,
+                            "the state file %s is damaged at line %u "
+                            "(\"%.*s\"): restore it, or accept the "
+                            "slot as it is with `walcast slot create "
+                            "--force`",
+                            path, lineno, (int)(ll > 60 ? 60 : ll), line);
         }
         if (seen != 31)
-                return fail(errbuf, errlen, -EINVAL,
-                            "the state file %s is incomplete (it needs "
-                            "system_id, timeline, database, slot and "
-                            "confirmed_lsn): restore it, or accept the slot "
-                            "as it is with `walcast slot create --force`",
-                            path);
+                return wc_fail(errbuf, errlen, -EINVAL,
+                               "the state file %s is incomplete (it needs "
+                               "system_id, timeline, database, slot and "
+                               "confirmed_lsn): restore it, or accept the slot "
+                               "as it is with `walcast slot create --force`",
+                               path);
         *ret = st;
         return 1;
 }
@@ -196,16 +182,16 @@ int wc_state_write(const char *path, const struct wc_slot_state *st,
                      st->system_id, st->timeline, st->database, st->slot,
                      wc_lsn_format(st->confirmed, lsn));
         if (n < 0 || (size_t)n >= sizeof(text))
-                return fail(errbuf, errlen, -EINVAL, "state too long");
+                return wc_fail(errbuf, errlen, -EINVAL, "state too long");
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-                return fail(errbuf, errlen, -ENAMETOOLONG,
-                            "state file name too long: %s", path);
+                return wc_fail(errbuf, errlen, -ENAMETOOLONG,
+                               "state file name too long: %s", path);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd < 0)
-                return fail(errbuf, errlen, -errno,
-                            "cannot write the state file %s: %s; check that "
-                            "the state directory exists and is writable",
-                            tmp, strerror(errno));
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot write the state file %s: %s; check that "
+                               "the state directory exists and is writable",
+                               tmp, strerror(errno));
         r = write(fd, text, (size_t)n) == n ? 0 : (errno ? -errno : -EIO);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
@@ -215,25 +201,25 @@ int wc_state_write(const char *path, const struct wc_slot_state *st,
                 r = -errno;
         if (r < 0) {
                 (void)unlink(tmp);
-                return fail(errbuf, errlen, r,
-                            "cannot write the state file %s: %s", path,
-                            strerror(-r));
+                return wc_fail(errbuf, errlen, r,
+                               "cannot write the state file %s: %s", path,
+                               strerror(-r));
         }
         r = sync_dir(path);
         if (r < 0)
-                return fail(errbuf, errlen, r,
-                            "cannot sync the directory of the state file "
-                            "%s: %s",
-                            path, strerror(-r));
+                return wc_fail(errbuf, errlen, r,
+                               "cannot sync the directory of the state file "
+                               "%s: %s",
+                               path, strerror(-r));
         return 0;
 }
 
 int wc_state_remove(const char *path, char *errbuf, size_t errlen)
 {
         if (unlink(path) < 0 && errno != ENOENT)
-                return fail(errbuf, errlen, -errno,
-                            "cannot remove the state file %s: %s", path,
-                            strerror(errno));
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot remove the state file %s: %s", path,
+                               strerror(errno));
         return 0;
 }
 

@@ -118,3 +118,13 @@ void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)
         wc_verrorf(errbuf, errlen, fmt, ap);
         va_end(ap);
 }
+
+int wc_fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        wc_verrorf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+        return err;
+}

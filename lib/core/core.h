@@ -109,6 +109,10 @@ void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void wc_verrorf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+/* wc_errorf(), then returns err: `return wc_fail(errbuf, errlen, -EIO,
+ * ...);` */
+int wc_fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Growable byte buffer.  Owns data. */
 struct wc_buf {

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +46,6 @@ struct wc_stream {
         wc_stream_notice_fn notice_fn;
         void *notice_userdata;
 };
-
-static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        wc_verrorf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-        return err;
-}
 
 /* libpq's messages span lines ("...failed: FATAL:  ...\n\tIs the server
  * running"); a log line wants one line without the trailing newline. */
@@ -159,48 +145,48 @@ static int server_error(struct wc_stream *s, const PGresult *res,
         one_line(primary ? primary : PQerrorMessage(s->conn), msg, sizeof(msg));
 
         if (contains(msg, "may not be used as an output plugin"))
-                return fail(errbuf, errlen, -ENOPKG,
-                            "%s: the server does not allow wal2json as an "
-                            "output plugin (%s): add it to the superuser "
-                            "setting output_plugin_libraries in "
-                            "postgresql.conf, e.g. output_plugin_libraries "
-                            "= 'pgoutput, test_decoding, wal2json', and "
-                            "reload the server",
-                            what, msg);
+                return wc_fail(errbuf, errlen, -ENOPKG,
+                               "%s: the server does not allow wal2json as an "
+                               "output plugin (%s): add it to the superuser "
+                               "setting output_plugin_libraries in "
+                               "postgresql.conf, e.g. output_plugin_libraries "
+                               "= 'pgoutput, test_decoding, wal2json', and "
+                               "reload the server",
+                               what, msg);
         if (contains(msg, "could not access file \"wal2json\"") ||
             (contains(msg, "could not load library") &&
              contains(msg, "wal2json")))
-                return fail(errbuf, errlen, -ENOPKG,
-                            "%s: wal2json is not installed on the server "
-                            "(%s): install its package there, e.g. "
-                            "postgresql-15-wal2json on Debian",
-                            what, msg);
+                return wc_fail(errbuf, errlen, -ENOPKG,
+                               "%s: wal2json is not installed on the server "
+                               "(%s): install its package there, e.g. "
+                               "postgresql-15-wal2json on Debian",
+                               what, msg);
         if (contains(msg, "wal_level"))
-                return fail(errbuf, errlen, -ENOTSUP,
-                            "%s: %s: set wal_level = logical in "
-                            "postgresql.conf and restart the server",
-                            what, msg);
+                return wc_fail(errbuf, errlen, -ENOTSUP,
+                               "%s: %s: set wal_level = logical in "
+                               "postgresql.conf and restart the server",
+                               what, msg);
         if (contains(msg, "is active for PID"))
-                return fail(errbuf, errlen, -EBUSY,
-                            "%s: %s: another walcastd or client is reading "
-                            "this slot; stop it or use another slot",
-                            what, msg);
+                return wc_fail(errbuf, errlen, -EBUSY,
+                               "%s: %s: another walcastd or client is reading "
+                               "this slot; stop it or use another slot",
+                               what, msg);
         if (state && strcmp(state, "42704") == 0)
-                return fail(errbuf, errlen, -ENOENT, "%s: %s", what, msg);
+                return wc_fail(errbuf, errlen, -ENOENT, "%s: %s", what, msg);
         if (contains(msg, "can no longer get changes") ||
             contains(msg, "has been invalidated"))
-                return fail(errbuf, errlen, -ESTALE,
-                            "%s: the slot was invalidated (%s): the server "
-                            "removed WAL it still needed, so changes were "
-                            "lost; recreate the slot with "
-                            "`walcast slot drop` and `walcast slot create` "
-                            "after taking a new snapshot of the data",
-                            what, msg);
+                return wc_fail(errbuf, errlen, -ESTALE,
+                               "%s: the slot was invalidated (%s): the server "
+                               "removed WAL it still needed, so changes were "
+                               "lost; recreate the slot with "
+                               "`walcast slot drop` and `walcast slot create` "
+                               "after taking a new snapshot of the data",
+                               what, msg);
         if (PQstatus(s->conn) == CONNECTION_BAD)
-                return fail(errbuf, errlen, -EPIPE,
-                            "%s: connection to %s lost: %s", what, s->server,
-                            msg);
-        return fail(errbuf, errlen, -EIO, "%s: %s", what, msg);
+                return wc_fail(errbuf, errlen, -EPIPE,
+                               "%s: connection to %s lost: %s", what, s->server,
+                               msg);
+        return wc_fail(errbuf, errlen, -EIO, "%s: %s", what, msg);
 }
 
 /* Runs a command that must succeed with `expect`; *ret_res owned by the
@@ -235,17 +221,18 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
             contains(msg, "password is required") ||
             contains(msg, "no password supplied") ||
             contains(msg, "no pg_hba.conf entry"))
-                return fail(errbuf, errlen, -EACCES,
-                            "could not connect to %s: authentication failed "
-                            "for role \"%s\": %s",
-                            s->server, user ? user : "", msg);
+                return wc_fail(errbuf, errlen, -EACCES,
+                               "could not connect to %s: authentication failed "
+                               "for role \"%s\": %s",
+                               s->server, user ? user : "", msg);
         if (contains(msg, "replication role") ||
             contains(msg, "permission denied to start WAL sender"))
-                return fail(errbuf, errlen, -EPERM,
-                            "could not connect to %s: role \"%s\" lacks the "
-                            "REPLICATION attribute (%s): run ALTER ROLE "
-                            "\"%s\" REPLICATION as a superuser",
-                            s->server, user ? user : "", msg, user ? user : "");
+                return wc_fail(errbuf, errlen, -EPERM,
+                               "could not connect to %s: role \"%s\" lacks the "
+                               "REPLICATION attribute (%s): run ALTER ROLE "
+                               "\"%s\" REPLICATION as a superuser",
+                               s->server, user ? user : "", msg,
+                               user ? user : "");
         if (contains(msg, "Connection refused") ||
             contains(msg, "could not connect") ||
             contains(msg, "timeout expired") ||
@@ -255,11 +242,12 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
             contains(msg, "No such file or directory") ||
             contains(msg, "the database system is starting up") ||
             contains(msg, "the database system is shutting down"))
-                return fail(errbuf, errlen, -EHOSTUNREACH,
-                            "could not connect to %s: server unreachable: %s",
-                            s->server, msg);
-        return fail(errbuf, errlen, -EIO, "could not connect to %s: %s",
+                return wc_fail(
+                    errbuf, errlen, -EHOSTUNREACH,
+                    "could not connect to %s: server unreachable: %s",
                     s->server, msg);
+        return wc_fail(errbuf, errlen, -EIO, "could not connect to %s: %s",
+                       s->server, msg);
 }
 
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
@@ -280,12 +268,12 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         int r;
 
         if (s->conn)
-                return fail(errbuf, errlen, -EALREADY, "already connected");
+                return wc_fail(errbuf, errlen, -EALREADY, "already connected");
         parsed = PQconninfoParse(dsn, &errmsg);
         if (!parsed) {
-                r = fail(errbuf, errlen, -EINVAL,
-                         "source.dsn is not a valid connection string: %s",
-                         errmsg ? errmsg : "out of memory");
+                r = wc_fail(errbuf, errlen, -EINVAL,
+                            "source.dsn is not a valid connection string: %s",
+                            errmsg ? errmsg : "out of memory");
                 PQfreemem(errmsg);
                 return r;
         }
@@ -296,12 +284,12 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                      *user_options ? " " : "");
         PQconninfoFree(parsed);
         if (r < 0)
-                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
         vals[4] = options;
         s->conn = PQconnectdbParams(keys, vals, 1);
         free(options);
         if (!s->conn)
-                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
         host = PQhost(s->conn);
         port = PQport(s->conn);
         snprintf(s->server, sizeof(s->server), "%s%s%s",
@@ -317,10 +305,11 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                 return r;
         if (PQntuples(res) != 1 || PQnfields(res) < 4) {
                 PQclear(res);
-                return fail(errbuf, errlen, -EIO,
-                            "IDENTIFY_SYSTEM on %s returned an unexpected "
-                            "result: is this a PostgreSQL 10 or later server?",
-                            s->server);
+                return wc_fail(
+                    errbuf, errlen, -EIO,
+                    "IDENTIFY_SYSTEM on %s returned an unexpected "
+                    "result: is this a PostgreSQL 10 or later server?",
+                    s->server);
         }
         snprintf(s->info.system_id, sizeof(s->info.system_id), "%s",
                  PQgetvalue(res, 0, 0));
@@ -328,10 +317,10 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         (void)wc_lsn_parse(PQgetvalue(res, 0, 2), &s->info.xlogpos);
         if (PQgetisnull(res, 0, 3)) {
                 PQclear(res);
-                return fail(errbuf, errlen, -EIO,
-                            "the connection to %s has no database: add "
-                            "dbname= to source.dsn",
-                            s->server);
+                return wc_fail(errbuf, errlen, -EIO,
+                               "the connection to %s has no database: add "
+                               "dbname= to source.dsn",
+                               s->server);
         }
         snprintf(s->info.dbname, sizeof(s->info.dbname), "%s",
                  PQgetvalue(res, 0, 3));
@@ -342,11 +331,11 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         if (r < 0)
                 return r;
         if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "logical")) {
-                r = fail(errbuf, errlen, -ENOTSUP,
-                         "wal_level is \"%s\" on %s, logical decoding needs "
-                         "\"logical\": set wal_level = logical in "
-                         "postgresql.conf and restart the server",
-                         PQgetvalue(res, 0, 0), s->server);
+                r = wc_fail(errbuf, errlen, -ENOTSUP,
+                            "wal_level is \"%s\" on %s, logical decoding needs "
+                            "\"logical\": set wal_level = logical in "
+                            "postgresql.conf and restart the server",
+                            PQgetvalue(res, 0, 0), s->server);
         }
         PQclear(res);
         return r;
@@ -369,7 +358,7 @@ int wc_stream_slot_status(struct wc_stream *s, const char *slot,
 
         lit = PQescapeLiteral(s->conn, slot, strlen(slot));
         if (!lit)
-                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
         /* A walsender in database mode runs plain SQL too. */
         r = asprintf(&sql,
                      "SELECT plugin, slot_type, database, active_pid, "
@@ -380,7 +369,7 @@ int wc_stream_slot_status(struct wc_stream *s, const char *slot,
                      lit);
         PQfreemem(lit);
         if (r < 0)
-                return fail(errbuf, errlen, -ENOMEM, "out of memory");
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
         r = run(s, sql, PGRES_TUPLES_OK,
                 "could not look up the replication slot", &res, errbuf, errlen);
         free(sql);
@@ -435,37 +424,40 @@ static int check_slot(struct wc_stream *s, const char *slot,
                       size_t errlen)
 {
         if (strcmp(st->slot_type, "logical") != 0)
-                return fail(errbuf, errlen, -EEXIST,
-                            "replication slot \"%s\" is a %s slot, walcast "
-                            "needs a logical one: choose another source.slot",
-                            slot, st->slot_type);
+                return wc_fail(
+                    errbuf, errlen, -EEXIST,
+                    "replication slot \"%s\" is a %s slot, walcast "
+                    "needs a logical one: choose another source.slot",
+                    slot, st->slot_type);
         if (strcmp(st->plugin, "wal2json") != 0)
-                return fail(errbuf, errlen, -EEXIST,
-                            "replication slot \"%s\" uses the output plugin "
-                            "\"%s\", walcast needs wal2json: choose another "
-                            "source.slot",
-                            slot, st->plugin);
+                return wc_fail(errbuf, errlen, -EEXIST,
+                               "replication slot \"%s\" uses the output plugin "
+                               "\"%s\", walcast needs wal2json: choose another "
+                               "source.slot",
+                               slot, st->plugin);
         if (strcmp(st->database, s->info.dbname) != 0)
-                return fail(errbuf, errlen, -EEXIST,
-                            "replication slot \"%s\" belongs to database "
-                            "\"%s\", not \"%s\": fix dbname in source.dsn or "
-                            "choose another source.slot",
-                            slot, st->database, s->info.dbname);
+                return wc_fail(
+                    errbuf, errlen, -EEXIST,
+                    "replication slot \"%s\" belongs to database "
+                    "\"%s\", not \"%s\": fix dbname in source.dsn or "
+                    "choose another source.slot",
+                    slot, st->database, s->info.dbname);
         if (strcmp(st->wal_status, "lost") == 0)
-                return fail(errbuf, errlen, -ESTALE,
-                            "replication slot \"%s\" was invalidated "
-                            "(wal_status lost): the server removed WAL it "
-                            "still needed, so changes were lost; drop and "
-                            "recreate the slot (walcast slot drop, walcast "
-                            "slot create) after taking a new snapshot of the "
-                            "data",
-                            slot);
+                return wc_fail(
+                    errbuf, errlen, -ESTALE,
+                    "replication slot \"%s\" was invalidated "
+                    "(wal_status lost): the server removed WAL it "
+                    "still needed, so changes were lost; drop and "
+                    "recreate the slot (walcast slot drop, walcast "
+                    "slot create) after taking a new snapshot of the "
+                    "data",
+                    slot);
         if (st->active_pid != 0)
-                return fail(errbuf, errlen, -EBUSY,
-                            "replication slot \"%s\" is active for PID %d: "
-                            "another walcastd or client is reading it; stop "
-                            "it or use another slot",
-                            slot, st->active_pid);
+                return wc_fail(errbuf, errlen, -EBUSY,
+                               "replication slot \"%s\" is active for PID %d: "
+                               "another walcastd or client is reading it; stop "
+                               "it or use another slot",
+                               slot, st->active_pid);
         return 0;
 }
 
@@ -491,11 +483,12 @@ int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
                 return 0;
         }
         if (!cfg->create_slot && !cfg->temporary)
-                return fail(errbuf, errlen, -ENOENT,
-                            "replication slot \"%s\" does not exist on %s and "
-                            "source.create_slot is false: create it with "
-                            "`walcast slot create`, or set create_slot: true",
-                            cfg->slot, s->server);
+                return wc_fail(
+                    errbuf, errlen, -ENOENT,
+                    "replication slot \"%s\" does not exist on %s and "
+                    "source.create_slot is false: create it with "
+                    "`walcast slot create`, or set create_slot: true",
+                    cfg->slot, s->server);
         r = wc_stream_slot_create(s, cfg->slot, cfg->temporary, errbuf, errlen);
         if (r < 0)
                 return r;
@@ -545,7 +538,7 @@ static int start_once(struct wc_stream *s, wc_lsn start, bool numeric,
         if (!r)
                 r = wc_buf_append_char(&sql, ')');
         if (r < 0) {
-                r = fail(errbuf, errlen, r, "out of memory");
+                r = wc_fail(errbuf, errlen, r, "out of memory");
                 goto err_free_sql;
         }
 
@@ -584,8 +577,8 @@ int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
         if (r < 0)
                 return r;
         if (PQsetnonblocking(s->conn, 1) != 0)
-                return fail(errbuf, errlen, -EIO,
-                            "could not make the connection non-blocking");
+                return wc_fail(errbuf, errlen, -EIO,
+                               "could not make the connection non-blocking");
         s->streaming = true;
         return 0;
 }
@@ -612,8 +605,8 @@ static void put_be64(char *p, uint64_t v)
 static int stream_ended(struct wc_stream *s, char *errbuf, size_t errlen)
 {
         PGresult *res;
-        int r = fail(errbuf, errlen, -ECONNRESET,
-                     "the server ended the replication stream");
+        int r = wc_fail(errbuf, errlen, -ECONNRESET,
+                        "the server ended the replication stream");
 
         s->streaming = false;
         while ((res = PQgetResult(s->conn)) != NULL) {
@@ -645,9 +638,9 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
         if (n == 0) {
                 if (!PQconsumeInput(s->conn)) {
                         one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
-                        return fail(errbuf, errlen, -EPIPE,
-                                    "connection to %s lost: %s", s->server,
-                                    msg);
+                        return wc_fail(errbuf, errlen, -EPIPE,
+                                       "connection to %s lost: %s", s->server,
+                                       msg);
                 }
                 n = PQgetCopyData(s->conn, &buf, 1);
                 if (n == 0)
@@ -657,8 +650,8 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                 return stream_ended(s, errbuf, errlen);
         if (n < 0) {
                 one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
-                return fail(errbuf, errlen, -EPIPE, "connection to %s lost: %s",
-                            s->server, msg);
+                return wc_fail(errbuf, errlen, -EPIPE,
+                               "connection to %s lost: %s", s->server, msg);
         }
         s->copybuf = buf;
 
@@ -686,14 +679,14 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                 };
                 return 1;
         default:
-                return fail(errbuf, errlen, -EBADMSG,
-                            "unexpected replication message type 0x%02x "
-                            "(%d bytes) from %s",
-                            (unsigned char)buf[0], n, s->server);
+                return wc_fail(errbuf, errlen, -EBADMSG,
+                               "unexpected replication message type 0x%02x "
+                               "(%d bytes) from %s",
+                               (unsigned char)buf[0], n, s->server);
         }
-        return fail(errbuf, errlen, -EBADMSG,
-                    "truncated replication message '%c' (%d bytes) from %s",
-                    buf[0], n, s->server);
+        return wc_fail(errbuf, errlen, -EBADMSG,
+                       "truncated replication message '%c' (%d bytes) from %s",
+                       buf[0], n, s->server);
 }
 
 int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
@@ -714,8 +707,9 @@ int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
         msg[33] = 0; /* no reply requested */
         if (PQputCopyData(s->conn, msg, sizeof(msg)) != 1) {
                 one_line(PQerrorMessage(s->conn), err, sizeof(err));
-                return fail(errbuf, errlen, -EPIPE,
-                            "could not send status to %s: %s", s->server, err);
+                return wc_fail(errbuf, errlen, -EPIPE,
+                               "could not send status to %s: %s", s->server,
+                               err);
         }
         return 0;
 }
@@ -727,8 +721,8 @@ int wc_stream_flush(struct wc_stream *s, char *errbuf, size_t errlen)
 
         if (r < 0) {
                 one_line(PQerrorMessage(s->conn), err, sizeof(err));
-                return fail(errbuf, errlen, -EPIPE, "could not send to %s: %s",
-                            s->server, err);
+                return wc_fail(errbuf, errlen, -EPIPE,
+                               "could not send to %s: %s", s->server, err);
         }
         return r;
 }
@@ -752,9 +746,9 @@ int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
                 return 0;
         if (PQputCopyEnd(s->conn, NULL) != 1) {
                 one_line(PQerrorMessage(s->conn), err, sizeof(err));
-                return fail(errbuf, errlen, -EPIPE,
-                            "could not end the copy with %s: %s", s->server,
-                            err);
+                return wc_fail(errbuf, errlen, -EPIPE,
+                               "could not end the copy with %s: %s", s->server,
+                               err);
         }
         for (;;) {
                 struct pollfd pfd = {.fd = PQsocket(s->conn)};
@@ -773,10 +767,10 @@ int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
                 if (n < 0)
                         break;
                 if (left <= 0)
-                        return fail(errbuf, errlen, -ETIMEDOUT,
-                                    "the server did not end the stream "
-                                    "within %d ms",
-                                    timeout_ms);
+                        return wc_fail(errbuf, errlen, -ETIMEDOUT,
+                                       "the server did not end the stream "
+                                       "within %d ms",
+                                       timeout_ms);
                 pfd.events = POLLIN | (f == 1 ? POLLOUT : 0);
                 if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
                         break;
