@@ -39,7 +39,10 @@ def test():
     cfg = h.write_config(os.path.join(c.tmp, "fail.yaml"), c.dsn(),
                          "plugin_fail", None, status_interval="250ms",
                          filt={"schemas": {"include": [h.CHAOS_SCHEMA_GLOB]}},
-                         extra="sinks:\n" + sink)
+                         extra="sinks:\n" + sink +
+                         # every replay is logged, the ones after a failure
+                         # in a row at debug: count them all
+                         "log:\n  level: debug\n")
     t0 = time.monotonic()
     d = h.start_walcastd(cfg, c.tmp, name="walcastd-fail")
     w.start(CHANGES, seconds=WRITE_SECONDS)
