@@ -66,7 +66,67 @@ def _fn_name(s, with_file=False):
     return fn
 
 
+def consume(ctx, rundir, who, slot, end, nchanges, tag=None):
+    """One consumer under callgrind on `slot` up to `end`: "walcastd" (file
+    sink to /dev/null, stopped once the slot is confirmed up to `end`) or
+    "pg_recvlogical" (to /dev/null, stops itself at -E).  Returns the
+    instructions in all, per change, the top functions and, for walcastd,
+    the inclusive instructions of its stages."""
+    cl = ctx.cluster
+    name = "%s.%s" % (who, tag) if tag else who
+    cgout = os.path.join(rundir, "callgrind.%s.out" % name)
+    vg = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cgout]
+    if who == "walcastd":
+        cfg = os.path.join(rundir, "callgrind.%s.yaml" % name)
+        with open(cfg, "w") as f:
+            f.write("source:\n  dsn: \"%s\"\n  slot: %s\n"
+                    "  create_slot: false\n  status_interval: %s\n"
+                    "sinks:\n  - file:\n      path: /dev/null\n"
+                    "      fsync: false\n"
+                    % (ctx.dsn, slot, STATUS_INTERVAL))
+        argv = vg + [ctx.walcastd, "-c", cfg]
+    else:
+        argv = vg + [os.path.join(ctx.pgbin, "pg_recvlogical"),
+                     "-d", ctx.dsn, "-S", slot, "--start", "-E",
+                     lsn_str(end), "--no-loop", "-f", "/dev/null"]
+        for k, v in ctx.w2j_options:
+            argv += ["-o", "%s=%s" % (k, v)]
+    errpath = os.path.join(rundir, "callgrind.%s.stderr" % name)
+    with open(errpath, "wb") as errf:
+        child = Child(argv, "callgrind " + name, stderr=errf)
+    t0 = time.monotonic()
+    deadline = t0 + 900
+    while child.running():
+        if who == "walcastd" and cl.slot_state(slot)[1] >= end:
+            child.stop(60)
+            break
+        if time.monotonic() > deadline:
+            child.stop(10)
+            raise RuntimeError("callgrind %s did not finish" % name)
+        child.wait(0.1)
+    if child.status != 0:
+        raise RuntimeError("callgrind %s exited with %s:\n%s"
+                           % (name, child.status,
+                              open(errpath, errors="replace").read()[-3000:]))
+    total, excl = _annotate(cgout, False)
+    entry = {"total_ir": total, "ir_per_change": total / nchanges,
+             "changes": nchanges, "seconds": time.monotonic() - t0,
+             "top": [(ir, _fn_name(f, True)) for ir, f in excl[:20]]}
+    if who == "walcastd":
+        _, incl = _annotate(cgout, True)
+        byname = {}
+        for ir, f in incl:
+            byname.setdefault(_fn_name(f), ir)
+        entry["stages"] = [(label, fn, byname.get(fn))
+                           for label, fn in STAGES]
+    log("callgrind %s: %.0f instructions per change"
+        % (name, entry["ir_per_change"]))
+    return entry
+
+
 def run(ctx, rundir, changes, per=5, with_recv=True):
+    """The fixed workload: `changes` changes in small transactions of
+    `per`, consumed by walcastd and (with_recv) pg_recvlogical."""
     cl = ctx.cluster
     slots = {"walcastd": "cg_walcast"}
     if with_recv:
@@ -80,53 +140,6 @@ def run(ctx, rundir, changes, per=5, with_recv=True):
     res = {"changes": nchanges, "workload": "%d transactions of %d changes"
            % (ntx, per)}
     for who, slot in slots.items():
-        cgout = os.path.join(rundir, "callgrind.%s.out" % who)
-        vg = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cgout]
-        if who == "walcastd":
-            cfg = os.path.join(rundir, "callgrind.yaml")
-            with open(cfg, "w") as f:
-                f.write("source:\n  dsn: \"%s\"\n  slot: %s\n"
-                        "  create_slot: false\n  status_interval: %s\n"
-                        "sinks:\n  - file:\n      path: /dev/null\n"
-                        "      fsync: false\n"
-                        % (ctx.dsn, slot, STATUS_INTERVAL))
-            argv = vg + [ctx.walcastd, "-c", cfg]
-        else:
-            argv = vg + [os.path.join(ctx.pgbin, "pg_recvlogical"),
-                         "-d", ctx.dsn, "-S", slot, "--start", "-E",
-                         lsn_str(end), "--no-loop", "-f", "/dev/null"]
-            for k, v in ctx.w2j_options:
-                argv += ["-o", "%s=%s" % (k, v)]
-        errpath = os.path.join(rundir, "callgrind.%s.stderr" % who)
-        with open(errpath, "wb") as errf:
-            child = Child(argv, "callgrind " + who, stderr=errf)
-        t0 = time.monotonic()
-        deadline = t0 + 900
-        while child.running():
-            if who == "walcastd" and cl.slot_state(slot)[1] >= end:
-                child.stop(60)
-                break
-            if time.monotonic() > deadline:
-                child.stop(10)
-                raise RuntimeError("callgrind %s did not finish" % who)
-            child.wait(0.1)
-        if child.status != 0:
-            raise RuntimeError("callgrind %s exited with %s:\n%s"
-                               % (who, child.status,
-                                  open(errpath, errors="replace").read()[-3000:]))
-        total, excl = _annotate(cgout, False)
-        entry = {"total_ir": total, "ir_per_change": total / nchanges,
-                 "seconds": time.monotonic() - t0,
-                 "top": [(ir, _fn_name(f, True)) for ir, f in excl[:20]]}
-        if who == "walcastd":
-            _, incl = _annotate(cgout, True)
-            byname = {}
-            for ir, f in incl:
-                byname.setdefault(_fn_name(f), ir)
-            entry["stages"] = [(label, fn, byname.get(fn))
-                               for label, fn in STAGES]
-        res[who] = entry
+        res[who] = consume(ctx, rundir, who, slot, end, nchanges)
         cl.drop_slot(slot)
-        log("callgrind %s: %.0f instructions per change"
-            % (who, entry["ir_per_change"]))
     return res

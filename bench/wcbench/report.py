@@ -298,6 +298,30 @@ def render(res, consumers, labels):
             L.append(table(["walcastd top functions (self)",
                             "instructions/change", "%"], rows))
             L.append("")
+    by_wl = [wl for wl in res["workloads"] if wl.get("callgrind")]
+    if by_wl:
+        L.append("### callgrind by workload: walcastd, file sink /dev/null, "
+                 "instructions per change")
+        L.append("")
+        stages = ["wc_stream_read", "wc_decoder_decode", "wc_route_match",
+                  "wc_bus_dispatch"]
+        rows = []
+        for wl in by_wl:
+            e = wl["callgrind"]
+            incl = {fn: ir for _, fn, ir in e.get("stages", [])}
+            top = e["top"][0] if e["top"] else (0, "-")
+            rows.append([wl["name"], _fmt_int(e["changes"]),
+                         _fmt_int(e["ir_per_change"])]
+                        + [_fmt_int(incl[fn] / e["changes"])
+                           if incl.get(fn) is not None else "-"
+                           for fn in stages]
+                        + ["%s (%s)" % (top[1],
+                                        _fmt_int(top[0] / e["changes"]))])
+        L.append(table(["workload", "changes", "whole process",
+                        "receive", "decode", "route", "dispatch + sink",
+                        "top function (self)"], rows,
+                       ["l", "r", "r", "r", "r", "r", "r", "l"]))
+        L.append("")
     L.append("### targets (issue 7)")
     L.append("")
     rows = []
