@@ -51,8 +51,25 @@
 /* For the few helpers every byte or token goes through. */
 #define HOT __attribute__((always_inline)) static inline
 
+/*
+ * What the entry at one index of a column list looked like the last time:
+ * its text as sent from the '{' up to its value (the whole entry when it
+ * has none), and what that text decoded to.  A table's changes repeat
+ * their column entries byte for byte, so a memcmp() with this text
+ * replaces the checking and decoding of names, types and type OIDs.
+ * Kept only for entries whose keys came in wal2json's order.
+ */
+struct col_memo {
+        char *text; /* the text, then the decoded name and type */
+        size_t len; /* of the text; 0 when there is no memo */
+        size_t cap;
+        size_t canon; /* the entry's canonical length without its value */
+        struct walcast_column col;
+};
+
 struct col_vec {
         struct walcast_column *items;
+        struct col_memo *memo;
         size_t cap;
 };
 
@@ -188,9 +205,14 @@ void wc_decoder_free(struct wc_decoder *d)
                 free(d->names);
                 d->names = next;
         }
-        free(d->cols.items);
-        free(d->ident.items);
-        free(d->pk.items);
+        struct col_vec *vecs[] = {&d->cols, &d->ident, &d->pk};
+
+        for (size_t i = 0; i < sizeof(vecs) / sizeof(vecs[0]); i++) {
+                for (size_t j = 0; j < vecs[i]->cap; j++)
+                        free(vecs[i]->memo[j].text);
+                free(vecs[i]->memo);
+                free(vecs[i]->items);
+        }
         free(d);
 }
 
@@ -960,13 +982,50 @@ HOT int uint32_value(struct wc_decoder *d, const char *what, uint32_t *ret)
         return uint32_value_slow(d, what, ret);
 }
 
+static inline int hex_nibble(unsigned char c)
+{
+        if ((unsigned)(c - '0') < 10u)
+                return c - '0';
+        if ((unsigned)((c | 0x20) - 'a') < 6u)
+                return (c | 0x20) - 'a' + 10;
+        return -1;
+}
+
+/* Up to eight hex digits at p (before end) into *ret; the byte after
+ * them, or NULL when there are none or more. */
+HOT const char *hex32(const char *p, const char *end, uint32_t *ret)
+{
+        const char *s = p;
+        uint32_t v = 0;
+        int h;
+
+        while (p < end && p - s < 9 &&
+               (h = hex_nibble((unsigned char)*p)) >= 0) {
+                v = v << 4 | (uint32_t)h;
+                p++;
+        }
+        if (p == s || p - s > 8 || p >= end)
+                return NULL;
+        *ret = v;
+        return p;
+}
+
 static int lsn_value(struct wc_decoder *d, const char *what, wc_lsn *ret)
 {
         const char *s = NULL;
         char q[48];
         size_t n = 0;
+        uint32_t hi, lo;
         int r;
 
+        /* "HI/LO" as wal2json writes it; anything else the long way */
+        s = d->p;
+        if (s < d->end && *s == '"' && (s = hex32(s + 1, d->end, &hi)) &&
+            *s == '/' && (s = hex32(s + 1, d->end, &lo)) && *s == '"') {
+                d->p = (char *)s + 1;
+                *ret = (wc_lsn)hi << 32 | lo;
+                return 0;
+        }
         r = string_value(d, what, &s, &n);
         if (r < 0)
                 return r;
@@ -1060,6 +1119,68 @@ static int col_key(const char *s, size_t n)
         return -1;
 }
 
+/* The top-level key at d->p as wal2json writes it (no escapes, the colon
+ * right after): which it is, with d->p past the colon and any whitespace
+ * after it; -1 (d->p unchanged) when it is not one of those. */
+HOT int top_key_at(struct wc_decoder *d)
+{
+        const char *p = d->p;
+        size_t n = (size_t)(d->end - p);
+        int k = -1;
+        size_t len = 0;
+
+#define TRY(lit, key)                                                          \
+        if (k < 0 && n >= sizeof(lit) - 1 &&                                   \
+            memcmp(p, lit, sizeof(lit) - 1) == 0) {                            \
+                k = key;                                                       \
+                len = sizeof(lit) - 1;                                         \
+        }
+        if (n < 6 || p[0] != '"')
+                return -1;
+        switch (p[1]) {
+        case 'a':
+                TRY("\"action\":", K_ACTION);
+                break;
+        case 'x':
+                TRY("\"xid\":", K_XID);
+                break;
+        case 't':
+                TRY("\"timestamp\":", K_TIMESTAMP);
+                TRY("\"table\":", K_TABLE);
+                TRY("\"transactional\":", K_TRANSACTIONAL);
+                break;
+        case 'o':
+                TRY("\"origin\":", K_ORIGIN);
+                break;
+        case 'l':
+                TRY("\"lsn\":", K_LSN);
+                break;
+        case 'n':
+                TRY("\"nextlsn\":", K_NEXTLSN);
+                break;
+        case 's':
+                TRY("\"schema\":", K_SCHEMA);
+                break;
+        case 'c':
+                TRY("\"columns\":", K_COLUMNS);
+                TRY("\"content\":", K_CONTENT);
+                break;
+        case 'i':
+                TRY("\"identity\":", K_IDENTITY);
+                break;
+        case 'p':
+                TRY("\"pk\":", K_PK);
+                TRY("\"prefix\":", K_PREFIX);
+                break;
+        }
+#undef TRY
+        if (k >= 0) {
+                d->p += len;
+                skip_ws(d);
+        }
+        return k;
+}
+
 /*
  * The key at d->p (which must be one): which of `names` it is, with d->p
  * moved past its colon and the whitespace after it.  Raw bytes equal to a
@@ -1115,6 +1236,7 @@ static int key_index(struct wc_decoder *d, const char *const *names, int count,
 static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
 {
         struct walcast_column *grown;
+        struct col_memo *memo;
         size_t cap;
 
         if (n <= v->cap)
@@ -1126,6 +1248,11 @@ static int reserve_cols(struct wc_decoder *d, struct col_vec *v, size_t n)
         if (!grown)
                 return fail_nomem(d);
         v->items = grown;
+        memo = realloc(v->memo, cap * sizeof(*memo));
+        if (!memo)
+                return fail_nomem(d);
+        memset(memo + v->cap, 0, (cap - v->cap) * sizeof(*memo));
+        v->memo = memo;
         v->cap = cap;
         return 0;
 }
@@ -1182,17 +1309,49 @@ static size_t canonical_len(const struct walcast_column *col, bool with_value)
         return n;
 }
 
+/* Remembers the entry text[0..len) and what it decoded to in m; without
+ * memory, forgets what m held (the next entry takes the long way). */
+static void memo_set(struct col_memo *m, const char *text, size_t len,
+                     const struct walcast_column *col, size_t canon)
+{
+        size_t need = len + col->name_len + 1 + col->type_len + 1;
+        char *name, *type;
+
+        if (need > m->cap) {
+                char *grown = realloc(m->text, need);
+
+                if (!grown) {
+                        m->len = 0;
+                        return;
+                }
+                m->text = grown;
+                m->cap = need;
+        }
+        name = m->text + len;
+        type = name + col->name_len + 1;
+        memcpy(m->text, text, len);
+        memcpy(name, col->name, col->name_len + 1);
+        memcpy(type, col->type, col->type_len + 1);
+        m->len = len;
+        m->canon = canon;
+        m->col = *col;
+        m->col.name = name;
+        m->col.type = type;
+}
+
 /*
  * One {"name":..,"type":..,"typeoid":..,"value":..} at d->p.  *ret_canon
  * is the length the entry has in canonical form when its keys came in the
- * canonical order, 0 when not.
+ * canonical order, 0 when not; then the entry is also remembered in m.
  */
 static int column(struct wc_decoder *d, const char *what, bool with_value,
-                  struct walcast_column *col, size_t *ret_canon)
+                  struct walcast_column *col, size_t *ret_canon,
+                  struct col_memo *m)
 {
         unsigned seen = 0;
         int guess = C_NAME;
         bool ordered = true;
+        const char *entry, *value_at = NULL;
         size_t n = 0;
         int r;
 
@@ -1202,7 +1361,7 @@ static int column(struct wc_decoder *d, const char *what, bool with_value,
         if (*d->p != '{')
                 return fail(d, "an entry of \"%s\" is not an object", what);
         col->type_oid = 0;
-        col->value = d->p;
+        col->value = entry = d->p;
         col->value_len = 0;
         d->p++;
         skip_ws(d);
@@ -1254,6 +1413,7 @@ static int column(struct wc_decoder *d, const char *what, bool with_value,
                 default:
                         /* the JSON text as sent: strings keep quotes and
                          * escapes */
+                        value_at = d->p;
                         r = any_value(d, &v, &n);
                         col->value = v;
                         col->value_len = (uint32_t)n;
@@ -1272,8 +1432,63 @@ check:
                             !(seen & KB(C_NAME))   ? "name"
                             : !(seen & KB(C_TYPE)) ? "type"
                                                    : "value");
-        *ret_canon = ordered ? canonical_len(col, with_value) : 0;
+        *ret_canon = 0;
+        if (ordered) {
+                /* in order, "value" came last */
+                size_t canon = canonical_len(col, with_value);
+
+                *ret_canon = canon;
+                if (with_value)
+                        memo_set(m, entry, (size_t)(value_at - entry), col,
+                                 canon - col->value_len);
+                else
+                        memo_set(m, entry, (size_t)(d->p - entry), col, canon);
+        }
         return 0;
+}
+
+/*
+ * The entry at d->p when it starts with the text m remembers: *col as
+ * then, with the value read now.  Returns 1 with *ret_canon set when it
+ * did, 0 (d->p unchanged) when the entry must take the long way, or an
+ * error, which is the one the long way would give.
+ */
+HOT int column_memo(struct wc_decoder *d, bool with_value,
+                    const struct col_memo *m, struct walcast_column *col,
+                    size_t *ret_canon)
+{
+        char *entry = d->p;
+        const char *v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!m->len || (size_t)(d->end - entry) < m->len ||
+            memcmp(entry, m->text, m->len) != 0)
+                return 0;
+        *col = m->col;
+        d->p += m->len;
+        if (!with_value) {
+                /* the whole entry */
+                col->value = entry;
+                col->value_len = 0;
+                *ret_canon = m->canon;
+                return 1;
+        }
+        r = any_value(d, &v, &n);
+        if (r < 0)
+                return r;
+        r = next_member(d, '}');
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* a key after "value": the long way says which */
+                d->p = entry;
+                return 0;
+        }
+        col->value = v;
+        col->value_len = (uint32_t)n;
+        *ret_canon = m->canon + n;
+        return 1;
 }
 
 /*
@@ -1310,7 +1525,11 @@ static int column_list(struct wc_decoder *d, enum key k, struct col_vec *v,
                         }
                         size_t len = 0;
 
-                        r = column(d, what, k != K_PK, &v->items[count], &len);
+                        r = column_memo(d, k != K_PK, &v->memo[count],
+                                        &v->items[count], &len);
+                        if (r == 0)
+                                r = column(d, what, k != K_PK, &v->items[count],
+                                           &len, &v->memo[count]);
                         if (r < 0)
                                 return r;
                         in_order = in_order && len;
@@ -1360,7 +1579,9 @@ static int decode_message(struct wc_decoder *d)
                 size_t len = 0;
                 int key;
 
-                key = key_index(d, key_names, K__COUNT, top_key, NULL);
+                key = top_key_at(d);
+                if (key < 0)
+                        key = key_index(d, key_names, K__COUNT, top_key, NULL);
                 if (key < 0)
                         return key;
                 if (seen & KB(key))

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the wal2json decoder: any bytes must decode or be
- * refused with -EBADMSG and a message, never crash, overrun or leak.
+ * refused with -EBADMSG and a message, never crash, overrun or leak; and
+ * the decoder that has seen every earlier input (with its remembered
+ * column entries) must decode them as a new decoder does.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "change_diff.h"
 #include "decode/decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,10 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* one decoder for the whole run, as the daemon has: state left
          * behind by one input must not hurt the next */
         static struct wc_decoder *d;
-        const struct wc_change *ch = NULL;
-        char err[512];
-        char *msg;
-        int r;
+        struct wc_decoder *fresh;
+        const struct wc_change *ch = NULL, *fch = NULL;
+        char err[512], ferr[512];
+        char *msg, *fmsg;
+        int r, fr;
 
         if (!d)
                 d = wc_decoder_new();
@@ -67,11 +71,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         /* an exact-size heap copy: ASan catches a read or write past it */
         msg = malloc(size ? size : 1);
-        if (!msg)
-                return 0;
+        fmsg = malloc(size ? size : 1);
+        fresh = wc_decoder_new();
+        if (!msg || !fmsg || !fresh)
+                abort();
         memcpy(msg, data, size);
-        err[0] = '\0';
+        memcpy(fmsg, data, size);
+        err[0] = ferr[0] = '\0';
         r = wc_decoder_decode(d, msg, size, 0x1547700, &ch, err, sizeof(err));
+        fr = wc_decoder_decode(fresh, fmsg, size, 0x1547700, &fch, ferr,
+                               sizeof(ferr));
+        if (r != fr || strcmp(err, ferr) != 0 ||
+            (r == 0 && change_diff(ch, msg, fch, fmsg)))
+                abort();
         /* the message is never modified, whatever happened */
         if (size && memcmp(msg, data, size) != 0)
                 abort();
@@ -99,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             48) != 0)
                         abort();
         }
+        wc_decoder_free(fresh);
+        free(fmsg);
         free(msg);
         return 0;
 }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "change_diff.h"
 #include "decode/decode.h"
 
 #define AT      0x1547700 /* printed as 0/1547700 */
@@ -1413,25 +1414,14 @@ static void reuse_across_messages(void **state)
                                     wc_decoder_decode(fresh, m2, all[f].len[i],
                                                       AT, &c2, NULL, 0),
                                     0);
-                                assert_int_equal(c1->op, c2->op);
-                                assert_true(c1->lsn == c2->lsn);
-                                assert_true(c1->time_us == c2->time_us);
-                                assert_int_equal(c1->columns.count,
-                                                 c2->columns.count);
-                                assert_int_equal(c1->identity.count,
-                                                 c2->identity.count);
-                                assert_int_equal(c1->pk.count, c2->pk.count);
-                                for (size_t c = 0; c < c1->columns.count; c++) {
-                                        const struct walcast_column *a =
-                                            &c1->columns.items[c];
-                                        const struct walcast_column *z =
-                                            &c2->columns.items[c];
+                                {
+                                        const char *what =
+                                            change_diff(c1, m1, c2, m2);
 
-                                        assert_string_equal(a->name, z->name);
-                                        assert_int_equal(a->value_len,
-                                                         z->value_len);
-                                        assert_memory_equal(a->value, z->value,
-                                                            a->value_len);
+                                        if (what)
+                                                fail_msg("%s:%zu: %s differ",
+                                                         recorded[f], i + 1,
+                                                         what);
                                 }
                                 wc_decoder_free(fresh);
                                 free(m1);
@@ -1445,6 +1435,89 @@ static void reuse_across_messages(void **state)
                 lines_free(&all[f]);
         lines_free(&bad);
         assert_true(decoded > 3000);
+}
+
+/* Decodes msg[0..len) with d and with a new decoder: both must succeed
+ * or fail alike, with the same message. */
+static void agree(struct wc_decoder *d, const char *msg, size_t len,
+                  const char *what, size_t lineno, size_t pos)
+{
+        char *m1 = malloc(len + 1), *m2 = malloc(len + 1);
+        char e1[512] = "", e2[512] = "";
+        const struct wc_change *c1 = NULL, *c2 = NULL;
+        struct wc_decoder *fresh = wc_decoder_new();
+        int r1, r2;
+
+        assert_non_null(m1);
+        assert_non_null(m2);
+        assert_non_null(fresh);
+        memcpy(m1, msg, len);
+        memcpy(m2, msg, len);
+        r1 = wc_decoder_decode(d, m1, len, AT, &c1, e1, sizeof(e1));
+        r2 = wc_decoder_decode(fresh, m2, len, AT, &c2, e2, sizeof(e2));
+        if (r1 != r2 || strcmp(e1, e2) != 0)
+                fail_msg("%s:%zu, byte %zu changed: %d \"%s\" against a new "
+                         "decoder's %d \"%s\"",
+                         what, lineno, pos, r1, e1, r2, e2);
+        if (r1 == 0 && change_diff(c1, m1, c2, m2))
+                fail_msg("%s:%zu, byte %zu changed: %s differ", what, lineno,
+                         pos, change_diff(c1, m1, c2, m2));
+        wc_decoder_free(fresh);
+        free(m1);
+        free(m2);
+}
+
+static void remembered_entries_agree(void **state)
+{
+        struct decoded *x = *state;
+        /* what a byte becomes: JSON's punctuation, a letter, a digit */
+        static const char subst[] = "},\" x7";
+        size_t variants = 0;
+
+        /* The decoder remembers the column entries of the last message;
+         * every message one byte off from the last, anywhere in it, must
+         * decode (or fail) as with a decoder that remembers nothing. */
+        for (size_t f = 0; f < sizeof(recorded) / sizeof(recorded[0]); f++) {
+                struct lines l;
+
+                lines_read(recorded[f], &l);
+                for (size_t i = 0; i < l.count; i++) {
+                        size_t len = l.len[i];
+                        char *v = malloc(len + 1);
+                        /* long lines (TOASTed values): every byte of the
+                         * first 600, then a sample */
+                        size_t step = 1;
+
+                        assert_non_null(v);
+                        for (size_t p = 0; p < len; p += step) {
+                                if (p >= 600)
+                                        step = 37;
+                                for (size_t k = 0; k <= sizeof(subst) - 1;
+                                     k++) {
+                                        size_t n = len;
+
+                                        decode_copy(x, l.line[i], len);
+                                        memcpy(v, l.line[i], len);
+                                        if (k == sizeof(subst) - 1) {
+                                                /* the byte dropped */
+                                                memmove(v + p, v + p + 1,
+                                                        len - p - 1);
+                                                n--;
+                                        } else if (v[p] == subst[k]) {
+                                                continue;
+                                        } else {
+                                                v[p] = subst[k];
+                                        }
+                                        agree(x->d, v, n, recorded[f], i + 1,
+                                              p);
+                                        variants++;
+                                }
+                        }
+                        free(v);
+                }
+                lines_free(&l);
+        }
+        assert_true(variants > 100000);
 }
 
 /* An insert with n integer columns c0..c{n-1}, values i * 3. */
@@ -1551,6 +1624,8 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(nul_bytes, setup, teardown),
             cmocka_unit_test_setup_teardown(reuse_across_messages, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(remembered_entries_agree, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(many_columns_grow, setup, teardown),
             cmocka_unit_test_setup_teardown(deep_nesting, setup, teardown),
