@@ -22,18 +22,46 @@ struct wc_tablemap {
         void (*free_value)(void *);
 };
 
-/* FNV-1a over schema, a NUL, and table. */
+#define HASH_MUL 0x9e3779b97f4a7c15ull
+
+static inline uint64_t hash_word(uint64_t h, uint64_t w)
+{
+        h = (h ^ w) * HASH_MUL;
+        return h ^ (h >> 32);
+}
+
+/* s[0..n) eight bytes at a time: names are hashed for every change. */
+static uint64_t hash_part(uint64_t h, const char *s, size_t n)
+{
+        uint64_t w;
+        size_t i = 0;
+
+        for (; i + 8 <= n; i += 8) {
+                memcpy(&w, s + i, 8);
+                h = hash_word(h, w);
+        }
+        if (i < n) {
+                if (n >= 8) {
+                        /* the last eight bytes, overlapping the word before */
+                        memcpy(&w, s + n - 8, 8);
+                } else {
+                        w = 0;
+                        for (size_t j = 0; j < n; j++)
+                                w = w << 8 | (unsigned char)s[j];
+                }
+                h = hash_word(h, w);
+        }
+        return h;
+}
+
+/* The lengths first, so that where schema ends and table begins counts. */
 static uint64_t hash(const char *schema, size_t slen, const char *table,
                      size_t tlen)
 {
-        uint64_t h = 0xcbf29ce484222325ull;
+        uint64_t h = hash_word(0xcbf29ce484222325ull,
+                               (uint64_t)slen << 32 ^ (uint64_t)tlen);
 
-        for (size_t i = 0; i < slen; i++)
-                h = (h ^ (unsigned char)schema[i]) * 0x100000001b3ull;
-        h *= 0x100000001b3ull;
-        for (size_t i = 0; i < tlen; i++)
-                h = (h ^ (unsigned char)table[i]) * 0x100000001b3ull;
-        return h;
+        return hash_part(hash_part(h, schema, slen), table, tlen);
 }
 
 struct wc_tablemap *wc_tablemap_new(size_t max_entries,

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "core/tablemap.h"
 
 static void lsn_round_trips(void **state)
 {
@@ -154,6 +155,83 @@ static void schema_split(void **state)
         assert_int_equal(tenant.len, 1);
 }
 
+/* Names of every length around the hash's eight-byte words, and pairs
+ * that are the same bytes split differently. */
+static void tablemap_finds_what_it_holds(void **state)
+{
+        static const char *const names[] = {
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "bcdefghi",
+            "town6-govikon",
+            "town6-hinwil",
+            "abcdefghabcdefgh",
+            "abcdefghabcdefghX",
+            "c",
+            "bc",
+        };
+        size_t n = sizeof(names) / sizeof(names[0]);
+        struct wc_tablemap *m = wc_tablemap_new(10000, NULL);
+        uintptr_t v = 1;
+
+        (void)state;
+        assert_non_null(m);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                        const char *s = names[i], *t = names[j];
+
+                        assert_null(
+                            wc_tablemap_get(m, s, strlen(s), t, strlen(t)));
+                        assert_int_equal(wc_tablemap_put(m, s, strlen(s), t,
+                                                         strlen(t),
+                                                         (void *)v++),
+                                         0);
+                }
+        assert_int_equal(wc_tablemap_count(m), n * n);
+        v = 1;
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++) {
+                        const char *s = names[i], *t = names[j];
+
+                        assert_ptr_equal(
+                            wc_tablemap_get(m, s, strlen(s), t, strlen(t)),
+                            (void *)v++);
+                }
+        /* "ab"."c" is not "a"."bc"; a prefix is not the name */
+        assert_ptr_not_equal(wc_tablemap_get(m, "ab", 2, "c", 1),
+                             wc_tablemap_get(m, "a", 1, "bc", 2));
+        assert_null(wc_tablemap_get(m, "abcdefgh", 8, "abcdefg", 6));
+        assert_null(wc_tablemap_get(m, "x", 1, "a", 1));
+        wc_tablemap_clear(m);
+        assert_int_equal(wc_tablemap_count(m), 0);
+        assert_null(wc_tablemap_get(m, "a", 1, "a", 1));
+        wc_tablemap_free(m);
+}
+
+/* At its limit the map empties itself before the next insertion. */
+static void tablemap_stays_bounded(void **state)
+{
+        struct wc_tablemap *m = wc_tablemap_new(100, NULL);
+        char t[32];
+
+        (void)state;
+        assert_non_null(m);
+        for (int i = 0; i < 1000; i++) {
+                int len = snprintf(t, sizeof(t), "t%d", i);
+
+                assert_int_equal(
+                    wc_tablemap_put(m, "s", 1, t, (size_t)len, (void *)1), 0);
+                assert_true(wc_tablemap_count(m) <= 100);
+                assert_non_null(wc_tablemap_get(m, "s", 1, t, (size_t)len));
+        }
+        wc_tablemap_free(m);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -163,6 +241,8 @@ int main(void)
             cmocka_unit_test(buf_grows_and_formats),
             cmocka_unit_test(op_names),
             cmocka_unit_test(schema_split),
+            cmocka_unit_test(tablemap_finds_what_it_holds),
+            cmocka_unit_test(tablemap_stays_bounded),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
