@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 
-from .pgwire import PgConn
+from .pgwire import PgConn, PgError
 from .procs import at_cleanup, log
 
 PGBIN = os.environ.get("WC_PGBIN", "/usr/lib/postgresql/15/bin")
@@ -194,9 +194,20 @@ class Cluster:
         self.sql("SELECT pg_create_logical_replication_slot('%s', 'wal2json')"
                  % name)
 
-    def drop_slot(self, name):
-        self.sql("SELECT pg_drop_replication_slot(slot_name) FROM "
-                 "pg_replication_slots WHERE slot_name = '%s'" % name)
+    def drop_slot(self, name, timeout=30.0):
+        """Drops the slot once its walsender is gone: a consumer that has
+        just exited leaves the slot active until the server notices."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sql("SELECT pg_drop_replication_slot(slot_name) FROM "
+                         "pg_replication_slots WHERE slot_name = '%s'"
+                         % name)
+                return
+            except PgError as e:
+                if "is active" not in str(e) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def slot_state(self, name):
         """(active_pid or None, confirmed_flush_lsn as int)."""
