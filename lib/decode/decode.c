@@ -30,6 +30,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+/* Long strings are scanned with AVX2 where the CPU has it. */
+#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX2_SCAN 1
+#include <immintrin.h>
+#endif
 
 #include "decode/decode.h"
 
@@ -94,6 +99,7 @@ struct wc_decoder {
         size_t ts_len;
         int64_t ts_us;
         char ts_text[TS_CACHE_MAX];
+        bool avx2; /* scan long strings with scan_avx2() */
 
         /* Per call. */
         char *msg;
@@ -191,7 +197,19 @@ struct wc_decoder *wc_decoder_new(void)
                 return NULL;
         }
         d->nest_cap = NEST_INITIAL;
+        wc_decoder_set_avx2(d, true);
         return d;
+}
+
+void wc_decoder_set_avx2(struct wc_decoder *d, bool on)
+{
+#if HAVE_AVX2_SCAN
+        __builtin_cpu_init();
+        d->avx2 = on && __builtin_cpu_supports("avx2");
+#else
+        (void)on;
+        d->avx2 = false;
+#endif
 }
 
 void wc_decoder_free(struct wc_decoder *d)
@@ -407,6 +425,55 @@ static inline uint64_t has_byte(uint64_t x, uint64_t c)
         return has_less(x ^ (ONES * c), 1);
 }
 
+/* What may follow a backslash, but 'u'. */
+static const bool short_escape[256] = {
+    ['"'] = true, ['\\'] = true, ['/'] = true, ['b'] = true,
+    ['f'] = true, ['n'] = true,  ['r'] = true, ['t'] = true,
+};
+
+#if HAVE_AVX2_SCAN
+/*
+ * From q, 32 bytes at a time, past plain bytes and two-byte escapes
+ * (setting *escaped when it passes one): the first other byte that needs
+ * a look (a quote, a \u escape, a control character, a byte >= 0x80), or
+ * where fewer than 32 bytes are left.  For long strings only: a call
+ * costs more than the first 16 bytes inline.
+ */
+__attribute__((target("avx2"), noinline)) static const unsigned char *
+scan_avx2(const unsigned char *q, const unsigned char *end, int *escaped)
+{
+        const __m256i quote = _mm256_set1_epi8('"');
+        const __m256i backslash = _mm256_set1_epi8('\\');
+        const __m256i space = _mm256_set1_epi8(0x20);
+
+        while (end - q >= 32) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)q);
+                __m256i m = _mm256_or_si256(
+                    _mm256_or_si256(_mm256_cmpeq_epi8(x, quote),
+                                    _mm256_cmpeq_epi8(x, backslash)),
+                    _mm256_cmpgt_epi8(space, x));
+                uint32_t mask = (uint32_t)_mm256_movemask_epi8(m);
+
+                while (mask) {
+                        unsigned i = (unsigned)__builtin_ctz(mask);
+
+                        if (q[i] != '\\' || end - (q + i) < 2 ||
+                            !short_escape[q[i + 1]])
+                                return q + i;
+                        *escaped = 1;
+                        if (i >= 30) {
+                                q += i + 2;
+                                goto next_block;
+                        }
+                        mask &= ~((4u << i) - 1);
+                }
+                q += 32;
+        next_block:;
+        }
+        return q;
+}
+#endif
+
 static inline bool plain_byte(unsigned char c)
 {
         return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
@@ -440,11 +507,34 @@ HOT int scan_string(struct wc_decoder *d, char **ret_body, size_t *ret_len)
                             _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
                         unsigned mask = (unsigned)_mm_movemask_epi8(m);
 
-                        if (mask) {
-                                q += __builtin_ctz(mask);
-                                goto special;
+                        /* two-byte escapes (a JSON document in a text
+                         * column is full of \") are stepped over here,
+                         * without leaving the block */
+                        while (mask) {
+                                unsigned i = (unsigned)__builtin_ctz(mask);
+
+                                if (q[i] != '\\' || end - (q + i) < 2 ||
+                                    !short_escape[q[i + 1]]) {
+                                        q += i;
+                                        goto special;
+                                }
+                                escaped = 1;
+                                if (i >= 14) {
+                                        q += i + 2;
+                                        goto next_block;
+                                }
+                                mask &= ~((4u << i) - 1);
                         }
                         q += 16;
+#if HAVE_AVX2_SCAN
+                        /* sixteen plain bytes: perhaps a long string */
+                        if (d->avx2 && end - q >= 64) {
+                                q = scan_avx2(q, end, &escaped);
+                                if (end - q >= 32)
+                                        goto special;
+                        }
+#endif
+                next_block:;
                 }
 #endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

@@ -14,6 +14,7 @@
 #ifndef WALCAST_DECODE_H
 #define WALCAST_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/core.h"
@@ -34,5 +35,9 @@ void wc_decoder_free(struct wc_decoder *d);
 int wc_decoder_decode(struct wc_decoder *d, char *msg, size_t len, wc_lsn at,
                       const struct wc_change **ret_change, char *errbuf,
                       size_t errlen);
+
+/* With on false, long strings are scanned 16 bytes at a time even where
+ * the CPU has AVX2 (for tests, which compare the two). */
+void wc_decoder_set_avx2(struct wc_decoder *d, bool on);
 
 #endif

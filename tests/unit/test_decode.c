@@ -1451,6 +1451,8 @@ static void agree(struct wc_decoder *d, const char *msg, size_t len,
         assert_non_null(m1);
         assert_non_null(m2);
         assert_non_null(fresh);
+        /* and the other string scanner, where there are two */
+        wc_decoder_set_avx2(fresh, false);
         memcpy(m1, msg, len);
         memcpy(m2, msg, len);
         r1 = wc_decoder_decode(d, m1, len, AT, &c1, e1, sizeof(e1));
@@ -1518,6 +1520,74 @@ static void remembered_entries_agree(void **state)
                 lines_free(&l);
         }
         assert_true(variants > 100000);
+}
+
+/* Long string values with one byte that needs a look at every offset
+ * around the scanners' 16- and 32-byte blocks: both scanners (AVX2 where
+ * the CPU has it, SSE2) must agree, and the plain and escaped ones must
+ * decode. */
+static void long_strings(void **state)
+{
+        struct decoded *x = *state;
+        static const char *const specials[] = {
+            "\\\"",
+            "\\\\",
+            "\\n",
+            "\\u00e9",
+            "\\ud83d\\ude00",
+            "\xc3\xa9",
+            "\xf0\x9f\x98\x80",
+            "\x01",
+            "\xc3",
+            "\\x",
+            "\\u12",
+            "\\\"\\\"\\\"",
+            "\\",
+        };
+        size_t ok = 0, bad = 0;
+
+        for (size_t sp = 0; sp < sizeof(specials) / sizeof(specials[0]); sp++)
+                for (size_t at = 0; at < 140; at++) {
+                        struct wc_buf b;
+
+                        wc_buf_init(&b);
+                        assert_int_equal(
+                            wc_buf_append_str(&b,
+                                              "{\"action\":\"I\",\"schema\":"
+                                              "\"s\",\"table\":\"t\","
+                                              "\"columns\":[{\"name\":\"c\","
+                                              "\"type\":\"text\",\"value\":\""),
+                            0);
+                        for (size_t i = 0; i < at; i++)
+                                assert_int_equal(wc_buf_append_char(
+                                                     &b, (char)('a' + i % 26)),
+                                                 0);
+                        assert_int_equal(wc_buf_append_str(&b, specials[sp]),
+                                         0);
+                        for (size_t i = 0; i < 100; i++)
+                                assert_int_equal(wc_buf_append_char(&b, 'z'),
+                                                 0);
+                        assert_int_equal(wc_buf_append_str(&b, "\"}]}"), 0);
+                        agree(x->d, b.data, b.len, "long_strings", sp, at);
+                        {
+                                char *m = malloc(b.len);
+                                const struct wc_change *ch = NULL;
+
+                                assert_non_null(m);
+                                memcpy(m, b.data, b.len);
+                                if (wc_decoder_decode(x->d, m, b.len, AT, &ch,
+                                                      NULL, 0) == 0)
+                                        ok++;
+                                else
+                                        bad++;
+                                free(m);
+                        }
+                        wc_buf_free(&b);
+                }
+        /* 8 of them are valid; a raw 0x01, a cut UTF-8 sequence, \x, a
+         * cut \u and a backslash before 'z' are not */
+        assert_int_equal(ok, 8 * 140);
+        assert_int_equal(bad, 5 * 140);
 }
 
 /* An insert with n integer columns c0..c{n-1}, values i * 3. */
@@ -1627,6 +1697,7 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(remembered_entries_agree, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(long_strings, setup, teardown),
             cmocka_unit_test_setup_teardown(many_columns_grow, setup, teardown),
             cmocka_unit_test_setup_teardown(deep_nesting, setup, teardown),
         };
