@@ -88,7 +88,9 @@ struct runner {
         bool stop;
         bool replay; /* a sink failed: replay from the confirmed position */
         bool status_now;
-        bool want_write;    /* libpq has output queued */
+        bool want_write; /* libpq has output queued */
+        /* libpq may hold input that poll() will not report: read first */
+        bool read_pending;
         size_t batch_bytes; /* read since the stream was last polled */
         bool holdoff;       /* next poll: leave the socket for HOLDOFF_MS */
         long changes;
@@ -506,6 +508,7 @@ static int read_batch(struct runner *rn)
         struct wc_stream_msg m;
         int r;
 
+        rn->read_pending = false;
         for (int i = 0; i < BATCH_MESSAGES && !rn->stop && !rn->replay; i++) {
                 if (paused(rn))
                         return 0;
@@ -529,6 +532,8 @@ static int read_batch(struct runner *rn)
                 if (r < 0)
                         return r;
         }
+        /* the batch is full: more may wait in libpq's buffer */
+        rn->read_pending = !rn->stop && !rn->replay;
         return 0;
 }
 
@@ -736,6 +741,8 @@ static int start_stream(struct runner *rn)
         SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
+        /* what came with the reply to START_REPLICATION */
+        rn->read_pending = true;
         log_info("streaming changes from %sslot \"%s\" at %s%s",
                  rn->o->temporary ? "temporary " : "", rn->slot,
                  wc_lsn_format(info->slot_confirmed, lsn),
@@ -1117,6 +1124,8 @@ static int loop(struct runner *rn)
                         deadline = rn->next_watchdog_ms;
                 if (rn->hb && rn->next_heartbeat_ms < deadline)
                         deadline = rn->next_heartbeat_ms;
+                if (with_stream && rn->read_pending && !paused(rn))
+                        deadline = now_ms();
                 if (with_stream && rn->holdoff) {
                         with_stream = false;
                         rn->holdoff = false;
