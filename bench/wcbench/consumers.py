@@ -15,17 +15,18 @@ W2J_OPTIONS = [("format-version", "2"), ("include-transaction", "1"),
                ("include-type-oids", "1")]
 NUMERIC_OPTION = ("numeric-data-types-as-string", "1")
 
-# walcastd reports its confirmed position this often (the minimum): the
-# run of a walcastd consumer ends when the server shows the slot
-# confirmed up to the end position.
+# walcastd reports its confirmed position this often (the minimum).  A
+# measured run no longer waits for it: walcastd --endpos sends the final
+# status as soon as the end position is acknowledged and exits, like
+# pg_recvlogical -E.  The latency and profile runs still use it.
 STATUS_INTERVAL = "100ms"
 POLL_S = 0.02
 
 
 class Consumer:
     """kind: 'recv' (pg_recvlogical, stops itself at --endpos) or
-    'walcast' (walcastd, stopped with SIGTERM once the slot's
-    confirmed_flush_lsn reaches the end position)."""
+    'walcast' (walcastd, stops itself at --endpos once the end position
+    is acknowledged by its sinks and confirmed to the server)."""
 
     def __init__(self, name, label, kind, sink):
         self.name, self.label, self.kind, self.sink = name, label, kind, sink
@@ -69,7 +70,7 @@ class Consumer:
         lines += ["log:", "  level: info"]
         with open(cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
-        return [ctx.walcastd, "-c", cfg]
+        return [ctx.walcastd, "-c", cfg, "--endpos", endpos_str]
 
 
 CONSUMERS = [
@@ -84,8 +85,8 @@ CONSUMERS = [
     # The Kafka sink to tests/tools/kafka_mock (librdkafka's mock cluster,
     # one broker, a fresh one per run: it keeps every message in memory).
     # Available when the build has kafka_mock (built with the tests); the
-    # run ends like the other walcastd runs, when the confirmed position
-    # (which waits for Kafka's delivery reports) reaches the end.
+    # run ends like the other walcastd runs, when walcastd exits at the end
+    # position (its confirmed position waits for Kafka's delivery reports).
     Consumer("walcast-kafka", "walcastd, Kafka sink (mock cluster)",
              "walcast", "kafka"),
 ]
@@ -99,9 +100,9 @@ class RunFailed(Exception):
 
 def run(ctx, consumer, slot, endpos, rundir, timeout=900.0):
     """Consumes `slot` up to `endpos` with `consumer`; returns a dict of
-    measurements.  The cluster connection polls the slot every 20 ms (the
-    same for every consumer) to find the walsender and, for walcastd, the
-    end of the run."""
+    measurements.  Every consumer stops itself at `endpos` and the run ends
+    when it exits; meanwhile the cluster connection polls the slot every
+    20 ms (the same for every consumer) to find the walsender."""
     mock = None
     if consumer.sink == "kafka":
         from .kafka import Mock
@@ -135,7 +136,7 @@ def _run(ctx, consumer, slot, endpos, rundir, timeout):
         # process at fork time (Linux keeps the pre-exec peak): sample the
         # program's own VmHWM instead, which only grows.
         hwm = max(hwm, vm_hwm_kb(child.pid))
-        pid, confirmed, wait = ctx.cluster.slot_monitor(slot)
+        pid, _, wait = ctx.cluster.slot_monitor(slot)
         if pid:
             # the walsender waits on WalSenderWriteData when the client
             # does not take the data as fast as it is produced
@@ -145,18 +146,9 @@ def _run(ctx, consumer, slot, endpos, rundir, timeout):
             c = proc_cpu_seconds(pid)
             if c is not None:
                 ws_cpu = c
-        if consumer.kind == "recv":
-            if child.wait(POLL_S):
-                t_end = child.t_end
-                break
-        else:
-            if confirmed >= endpos:
-                t_end = time.monotonic()
-                hwm = max(hwm, vm_hwm_kb(child.pid))
-                child.stop()
-                break
-            if child.wait(POLL_S):
-                break
+        if child.wait(POLL_S):
+            t_end = child.t_end
+            break
         if time.monotonic() > deadline:
             child.stop(5)
             raise RunFailed("%s on slot %s: not done after %.0f s\n%s"
@@ -165,6 +157,15 @@ def _run(ctx, consumer, slot, endpos, rundir, timeout):
         raise RunFailed("%s on slot %s exited with %s before the end "
                         "position\n%s" % (consumer.name, slot, child.status,
                                           tail(errpath)))
+    if consumer.kind == "walcast":
+        # walcastd exits 0 at --endpos only once the server has the
+        # position: hold it to that
+        confirmed = ctx.cluster.slot_monitor(slot)[1]
+        if confirmed < endpos:
+            raise RunFailed("%s on slot %s exited with the slot confirmed "
+                            "at %s, short of the end position %s\n%s"
+                            % (consumer.name, slot, lsn_str(confirmed),
+                               lsn_str(endpos), tail(errpath)))
     return {
         "wall": t_end - child.t_start,
         "cpu": child.cpu_seconds(),

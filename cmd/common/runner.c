@@ -83,12 +83,17 @@ struct runner {
         bool limited; /* reading waits for the limits (logged at debug) */
         wc_lsn keepalive_end; /* walEnd of the last keepalive */
         wc_lsn sent_flush;    /* last flush position sent */
+        /* the stream is read up to here: the end of the last transaction
+         * read, or the position it started at */
+        wc_lsn read_to;
 
         int sigfd;
         bool stop;
         bool replay; /* a sink failed: replay from the confirmed position */
         bool status_now;
-        bool want_write;    /* libpq has output queued */
+        bool want_write; /* libpq has output queued */
+        /* libpq may hold input that poll() will not report: read first */
+        bool read_pending;
         size_t batch_bytes; /* read since the stream was last polled */
         bool holdoff;       /* next poll: leave the socket for HOLDOFF_MS */
         long changes;
@@ -135,6 +140,20 @@ const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len)
         memcpy(buf, env, n);
         buf[n] = '\0';
         return buf;
+}
+
+int wc_endpos_parse(const char *arg, wc_lsn *ret_lsn)
+{
+        wc_lsn lsn;
+
+        if (wc_lsn_parse(arg, &lsn) < 0 || lsn == WC_LSN_INVALID) {
+                log_error("--endpos wants a WAL position after 0/0 such as "
+                          "0/16B3748, not \"%s\"",
+                          arg);
+                return -EINVAL;
+        }
+        *ret_lsn = lsn;
+        return 0;
 }
 
 int wc_exit_code_for(int err)
@@ -280,13 +299,23 @@ static bool over_limits(struct runner *rn)
         return over;
 }
 
+/* --endpos: everything up to the end position has been read, up to a
+ * transaction boundary; what follows is for the next run. */
+static bool read_to_endpos(const struct runner *rn)
+{
+        wc_lsn end = rn->o->endpos;
+
+        return end && !rn->in_txn &&
+               (rn->read_to >= end || rn->keepalive_end >= end);
+}
+
 /* Reading waits while a sink is behind, while too much waits for the
- * sinks, and while a reload waits for the transactions in flight to be
- * acknowledged. */
+ * sinks, while a reload waits for the transactions in flight to be
+ * acknowledged, and once the end position is read. */
 static bool paused(struct runner *rn)
 {
         return wc_plugin_host_throttled(rn->host) || over_limits(rn) ||
-               (rn->next_cfg && !rn->in_txn);
+               (rn->next_cfg && !rn->in_txn) || read_to_endpos(rn);
 }
 
 /* ---- the state file ---- */
@@ -322,6 +351,24 @@ static wc_lsn record_position(struct runner *rn, wc_lsn flush)
 
 /* ---- the stream ---- */
 
+/* With nothing in flight and no transaction open, everything the server
+ * sent before its last keepalive is done. */
+static void advance_idle(struct runner *rn)
+{
+        if (!rn->in_txn && !rn->replay)
+                wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
+}
+
+/* --endpos: every sink has acknowledged everything up to the end
+ * position (the server may not have been told yet). */
+static bool endpos_acked(struct runner *rn)
+{
+        if (!rn->o->endpos || rn->in_txn || rn->replay)
+                return false;
+        advance_idle(rn);
+        return wc_checkpoint_confirmed(rn->cp) >= rn->o->endpos;
+}
+
 static int send_status(struct runner *rn)
 {
         uint64_t load_changes, load_bytes;
@@ -329,10 +376,7 @@ static int send_status(struct runner *rn)
         char a[WC_LSN_STRLEN];
         int r;
 
-        /* with nothing in flight and no transaction open, everything the
-         * server sent before its last keepalive is done */
-        if (!rn->in_txn && !rn->replay)
-                wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
+        advance_idle(rn);
         flush = rn->o->tail
                     ? WC_LSN_INVALID
                     : record_position(rn, wc_checkpoint_confirmed(rn->cp));
@@ -460,6 +504,7 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 break;
         case WC_OP_COMMIT:
                 rn->in_txn = false;
+                rn->read_to = rn->txn.end_lsn;
                 return commit(rn);
         default:
                 if (!wc_route_match(rn->route, c))
@@ -506,6 +551,7 @@ static int read_batch(struct runner *rn)
         struct wc_stream_msg m;
         int r;
 
+        rn->read_pending = false;
         for (int i = 0; i < BATCH_MESSAGES && !rn->stop && !rn->replay; i++) {
                 if (paused(rn))
                         return 0;
@@ -529,6 +575,8 @@ static int read_batch(struct runner *rn)
                 if (r < 0)
                         return r;
         }
+        /* the batch is full: more may wait in libpq's buffer */
+        rn->read_pending = !rn->stop && !rn->replay;
         return 0;
 }
 
@@ -736,6 +784,12 @@ static int start_stream(struct runner *rn)
         SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
+        rn->read_to = wc_checkpoint_confirmed(rn->cp);
+        /* what came with the reply to START_REPLICATION */
+        rn->read_pending = true;
+        /* the end position is passed already: stop without waiting */
+        if (endpos_acked(rn))
+                rn->status_now = true;
         log_info("streaming changes from %sslot \"%s\" at %s%s",
                  rn->o->temporary ? "temporary " : "", rn->slot,
                  wc_lsn_format(info->slot_confirmed, lsn),
@@ -1051,12 +1105,15 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         return 0;
 }
 
-/* When the next status message is due: every status_interval, and at
- * least every PAUSED_STATUS_MS while nothing is read. */
+/* When the next status message is due: every status_interval, at least
+ * every PAUSED_STATUS_MS while nothing is read, and at once when one is
+ * owed. */
 static int64_t status_due(struct runner *rn, bool reading)
 {
         int64_t soon = rn->status_ok_ms + PAUSED_STATUS_MS;
 
+        if (rn->status_now)
+                return now_ms();
         if (reading && !paused(rn))
                 return rn->next_status_ms;
         return soon < rn->next_status_ms ? soon : rn->next_status_ms;
@@ -1064,6 +1121,9 @@ static int64_t status_due(struct runner *rn, bool reading)
 
 static int stream_step(struct runner *rn)
 {
+        wc_lsn end = rn->o->endpos;
+        char a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
+        bool at_end;
         int r;
 
         if (rn->want_write) {
@@ -1081,8 +1141,20 @@ static int stream_step(struct runner *rn)
         /* a trickle: let more arrive before reading again */
         rn->holdoff =
             rn->batch_bytes > 0 && rn->batch_bytes < BATCH_BYTES && !paused(rn);
-        if (rn->status_now || now_ms() >= status_due(rn, true))
+        /* the end position is acknowledged: tell the server now, not at
+         * the next status_interval, and stop */
+        at_end = endpos_acked(rn);
+        if (at_end || rn->status_now || now_ms() >= status_due(rn, true))
                 r = send_status(rn);
+        /* tail confirms nothing: what its sink has taken is as far as
+         * it goes */
+        if (r == 0 && at_end && (rn->o->tail || rn->sent_flush >= end)) {
+                log_info("reached the end position %s (confirmed %s): "
+                         "stopping",
+                         wc_lsn_format(end, a),
+                         wc_lsn_format(wc_checkpoint_confirmed(rn->cp), b));
+                rn->stop = true;
+        }
         return r;
 }
 
@@ -1117,6 +1189,8 @@ static int loop(struct runner *rn)
                         deadline = rn->next_watchdog_ms;
                 if (rn->hb && rn->next_heartbeat_ms < deadline)
                         deadline = rn->next_heartbeat_ms;
+                if (with_stream && rn->read_pending && !paused(rn))
+                        deadline = now_ms();
                 if (with_stream && rn->holdoff) {
                         with_stream = false;
                         rn->holdoff = false;

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/core.h"
+
 struct wc_config;
 
 /* Exit codes (DESIGN.md, sysexits.h). */
@@ -30,15 +32,24 @@ struct wc_run_opts {
         const char *config_path;
         /* walcastd: where the slot's state file is; NULL: none */
         const char *state_dir;
+        /* --endpos: stop cleanly once everything up to here is
+         * acknowledged by every sink and confirmed to the server (tail:
+         * printed); reading stops at the first transaction boundary at or
+         * past it.  WC_LSN_INVALID: run until stopped. */
+        wc_lsn endpos;
 };
 
-/* Runs until stopped by a signal, an error or the limit; returns the
- * process exit code and has logged why. */
+/* Runs until stopped by a signal, an error, the limit or the end
+ * position; returns the process exit code and has logged why. */
 int wc_run(const struct wc_run_opts *o);
 
 /* The state directory: the config's state_dir, else the first directory
  * of $STATE_DIRECTORY (systemd's StateDirectory=), else NULL. */
 const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len);
+
+/* The value of --endpos: 0, or -EINVAL (logged, naming the option) when
+ * `arg` is not an LSN or is 0/0. */
+int wc_endpos_parse(const char *arg, wc_lsn *ret_lsn);
 
 /* The exit code for a negative errno from lib/stream. */
 int wc_exit_code_for(int err);

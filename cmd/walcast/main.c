@@ -18,7 +18,8 @@ static void usage(FILE *f)
         fprintf(f,
                 "usage: walcast check -c FILE\n"
                 "       walcast slot status|create|drop -c FILE [--force]\n"
-                "       walcast tail -c FILE [--slot NAME] [--limit N]\n"
+                "       walcast tail -c FILE [--slot NAME] [--limit N] "
+                "[--endpos LSN]\n"
                 "       walcast --version\n"
                 "\n"
                 "  check        validate the configuration (exit 0, or 78)\n"
@@ -34,13 +35,16 @@ static void usage(FILE *f)
                 "  tail         print changes as JSON lines, from a "
                 "temporary slot, or\n"
                 "               peek at --slot NAME without confirming "
-                "anything\n");
+                "anything;\n"
+                "               --endpos LSN stops once the changes up to "
+                "LSN are printed\n");
 }
 
 struct args {
         const char *config;
         const char *slot;
         long limit;
+        wc_lsn endpos;
         bool force;
 };
 
@@ -51,6 +55,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             {"config", required_argument, NULL, 'c'},
             {"slot", required_argument, NULL, 's'},
             {"limit", required_argument, NULL, 'n'},
+            {"endpos", required_argument, NULL, 'E'},
             {"force", no_argument, NULL, 'f'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
@@ -59,7 +64,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         int c;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "c:E:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
                         a->config = optarg;
@@ -76,6 +81,10 @@ static int parse_args(int argc, char **argv, struct args *a)
                                           optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case 'E':
+                        if (wc_endpos_parse(optarg, &a->endpos) < 0)
+                                return -EINVAL;
                         break;
                 case 'f':
                         a->force = true;
@@ -329,8 +338,10 @@ int main(int argc, char **argv)
                 code = cmd_slot(verb, cfg, a.slot ? a.slot : cfg->source.slot,
                                 a.force);
         } else {
-                struct wc_run_opts o = {
-                    .cfg = cfg, .tail = true, .limit = a.limit};
+                struct wc_run_opts o = {.cfg = cfg,
+                                        .tail = true,
+                                        .limit = a.limit,
+                                        .endpos = a.endpos};
                 if (a.slot) {
                         o.slot = a.slot;
                 } else {

@@ -11,7 +11,7 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: walcastd -c FILE [--check]\n"
+        fprintf(f, "usage: walcastd -c FILE [--endpos LSN] [--check]\n"
                    "       walcastd --version\n"
                    "\n"
                    "Streams committed changes of a PostgreSQL database from a "
@@ -19,6 +19,10 @@ static void usage(FILE *f)
                    "FILE.\n"
                    "\n"
                    "  -c, --config FILE  the YAML configuration\n"
+                   "  -E, --endpos LSN   stop cleanly (exit 0) once "
+                   "everything up to LSN is\n"
+                   "                     acknowledged by every sink and "
+                   "confirmed to the server\n"
                    "      --check        validate the configuration and "
                    "exit (0, or 78 if invalid)\n"
                    "      --version      print the version and exit\n"
@@ -29,6 +33,7 @@ int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
             {"config", required_argument, NULL, 'c'},
+            {"endpos", required_argument, NULL, 'E'},
             {"check", no_argument, NULL, 'C'},
             {"version", no_argument, NULL, 'V'},
             {"help", no_argument, NULL, 'h'},
@@ -36,15 +41,20 @@ int main(int argc, char **argv)
         };
         const char *path = NULL;
         bool check = false;
+        wc_lsn endpos = WC_LSN_INVALID;
         struct wc_config *cfg;
         char err[1024], sd[4096];
         int c, code;
 
         wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
-        while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "c:E:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
                         path = optarg;
+                        break;
+                case 'E':
+                        if (wc_endpos_parse(optarg, &endpos) < 0)
+                                return WC_EXIT_CONFIG;
                         break;
                 case 'C':
                         check = true;
@@ -69,6 +79,8 @@ int main(int argc, char **argv)
                 log_error("%s", err);
                 return WC_EXIT_CONFIG;
         }
+        /* with --check, --endpos is only checked (above): a script can
+         * check the exact command line it will run */
         if (check) {
                 printf("%s: configuration is valid\n", path);
                 wc_config_free(cfg);
@@ -80,7 +92,8 @@ int main(int argc, char **argv)
         code = wc_run(&(struct wc_run_opts){
             .cfg = cfg,
             .config_path = path,
-            .state_dir = wc_state_dir(cfg, sd, sizeof(sd))});
+            .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
+            .endpos = endpos});
         wc_config_free(cfg);
         return code;
 }
