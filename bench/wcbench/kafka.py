@@ -131,8 +131,10 @@ VALGRIND_SLOWDOWN = 20
 # instructions (malloc, memcpy, system calls) go to whoever called them,
 # walcast or librdkafka.
 # "???" is code valgrind finds no object for (PLT stubs): also neutral.
+# So is a malloc put in with LD_PRELOAD (see callgrind()'s env).
 _NEUTRAL_OBJ = ("libc.so", "libc-", "ld-linux", "libpthread", "libm.so",
-                "vgpreload", "???")
+                "vgpreload", "???", "libmimalloc", "libjemalloc",
+                "libtcmalloc")
 # What librdkafka brings along: its compression codecs, and the SASL
 # library it initializes when a producer starts.
 _RDKAFKA_OBJ = ("librdkafka", "liblz4", "libzstd", "libsnappy", "libz.so",
@@ -325,7 +327,7 @@ def split_callgrind(path):
 
 
 def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
-              linger_ms=None, properties=None, timeout=1800):
+              linger_ms=None, properties=None, env=None, timeout=1800):
     """Runs walcastd with the Kafka sink (to a fresh kafka_mock) under
     callgrind, every thread, on a fixed workload, and splits its
     instructions between walcast and librdkafka.
@@ -337,7 +339,9 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
     a tombstone).  linger_ms: librdkafka's linger.ms under valgrind,
     default DEFAULT_LINGER_MS * VALGRIND_SLOWDOWN (see there).
     properties: more librdkafka properties for the sink (a dict of
-    strings), e.g. {"compression.type": "none"}.
+    strings), e.g. {"compression.type": "none"}.  env: the environment
+    of walcastd (None: this process's), e.g. with LD_PRELOAD of another
+    malloc.
 
     The slot is created before the workload; walcastd is stopped when the
     slot's confirmed_flush_lsn reaches the end position (everything was
@@ -381,7 +385,8 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
         argv += [ctx.walcastd, "-c", cfg]
         errpath = os.path.join(rundir, "callgrind.%s.stderr" % slot)
         with open(errpath, "wb") as errf:
-            child = Child(argv, "callgrind walcastd kafka", stderr=errf)
+            child = Child(argv, "callgrind walcastd kafka", stderr=errf,
+                          env=env)
         t0 = time.monotonic()
         while child.running():
             if cl.slot_state(slot)[1] >= end:
