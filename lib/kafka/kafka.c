@@ -1123,9 +1123,9 @@ static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
              * report) amortized over more messages; costs up to 20 ms of
              * latency */
             {"linger.ms", "20"},
-            /* ~5x fewer bytes for the brokers; zstd costs 1.5x the CPU
-             * or more, none saves 3,000-5,000 instructions a message
-             * (bench/kafka.md) */
+            /* ~5x fewer bytes for the brokers, the cheapest codec (zstd
+             * costs a quarter to a third more CPU in all); none saves
+             * 10-15 % of walcastd's instructions (bench/kafka.md) */
             {"compression.type", "lz4"},
             /* memory bounded whatever the row width: Java's
              * buffer.memory; a full queue throttles the stream */
