@@ -388,8 +388,10 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
             child = Child(argv, "callgrind walcastd kafka", stderr=errf,
                           env=env)
         t0 = time.monotonic()
+        reached = False
         while child.running():
             if cl.slot_state(slot)[1] >= end:
+                reached = True
                 child.stop(120)
                 break
             if time.monotonic() > t0 + timeout:
@@ -398,11 +400,12 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
                                    "finish in %d s" % (workload, timeout))
             child.wait(0.1)
         seconds = time.monotonic() - t0
-        if child.status != 0:
+        if child.status != 0 or not reached:
+            # a profile of part of the workload would pass for a cheap run
             with open(errpath, errors="replace") as f:
                 raise RuntimeError("callgrind walcastd (kafka) exited with "
-                                   "%s:\n%s" % (child.status,
-                                                f.read()[-3000:]))
+                                   "%s before the end position:\n%s"
+                                   % (child.status, f.read()[-3000:]))
     finally:
         if mock:
             mock.stop()
