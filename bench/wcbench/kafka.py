@@ -345,9 +345,13 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
 
     The slot is created before the workload; walcastd is stopped when the
     slot's confirmed_flush_lsn reaches the end position (everything was
-    delivered and acknowledged).  Returns a dict: workload, changes,
-    messages, properties, seconds, total_ir, ir_per_change, parts (a list
-    of (label, instructions per change)), top (the 25 functions with the
+    delivered and acknowledged).  Raises RuntimeError when walcastd fails
+    or does not get there within timeout seconds.  Returns a dict:
+    workload, changes, messages, properties (those set for the run),
+    seconds, total_ir, ir_per_change, per_change (instructions per change
+    of "sink", "librdkafka", "codec" (part of librdkafka's), "rest",
+    "other": see split_callgrind), parts (the same as a list of (label,
+    instructions per change), for a table), top (the 25 functions with the
     most instructions of their own: (instructions, "object: function")),
     callgrind_out."""
     from .procs import Child, log
@@ -417,7 +421,7 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
              ("librdkafka, all threads (with its codecs)",
               s["librdkafka"] / n),
              ("  of which compression codecs", s["codec"] / n),
-             ("walcast: the rest (receive, decode, route, bus, acks)",
+             ("walcast: the rest (receive, decode, route, bus, checkpoint)",
               s["rest"] / n),
              ("other (start-up, the C library called by neither)",
               s["other"] / n)]
@@ -429,4 +433,6 @@ def callgrind(ctx, rundir, workload="small", changes=50000, per=5,
     return {"workload": workload, "changes": nchanges,
             "messages": nmessages, "properties": props, "seconds": seconds,
             "total_ir": s["total"], "ir_per_change": s["total"] / n,
+            "per_change": {k: s[k] / n for k in ("sink", "librdkafka",
+                                                 "codec", "rest", "other")},
             "parts": parts, "top": top, "callgrind_out": cgout}
