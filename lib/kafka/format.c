@@ -39,7 +39,7 @@ static inline char *put(char *p, const void *s, size_t len)
 
 /* At most WC_UINT_MAX_DIGITS bytes too: INT64_MIN is a sign and 19
  * digits. */
-static char *put_int(char *p, int64_t v)
+char *wc_kafka_put_int(char *p, int64_t v)
 {
         if (v >= 0)
                 return wc_put_uint(p, (uint64_t)v);
@@ -214,7 +214,7 @@ int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
                 p = PUT_LIT(p, "null");
         p = PUT_LIT(p, ",\"ts_ms\":");
         if (t && t->commit_time_us)
-                p = put_int(p, us_to_ms(t->commit_time_us));
+                p = wc_kafka_put_int(p, us_to_ms(t->commit_time_us));
         else
                 p = PUT_LIT(p, "null");
         p = PUT_LIT(p, "},\"op\":\"");
@@ -222,12 +222,11 @@ int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
         return 0;
 }
 
-int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
-                             const struct wc_str *txn,
-                             const struct walcast_signal *s, char op,
-                             const struct walcast_columns *before,
-                             const struct walcast_columns *after,
-                             int64_t now_ms)
+int wc_kafka_format_envelope_parts(struct wc_buf *out,
+                                   const struct wc_kafka_parts *parts,
+                                   const struct walcast_signal *s, char op,
+                                   const struct walcast_columns *before,
+                                   const struct walcast_columns *after)
 {
         /* wal2json left out unchanged TOASTed values and no old row had
          * them: say so, rather than let "after" pass for the whole row */
@@ -237,8 +236,8 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
                     s->missing.count > 0
                 ? &s->missing
                 : NULL;
-        size_t max = 64 + row_max(before) + row_max(after) + source->len +
-                     txn->len + 2 * WC_UINT_MAX_DIGITS;
+        size_t max = 64 + row_max(before) + row_max(after) + parts->source.len +
+                     parts->txn.len + parts->lsn.len + parts->ts_ms.len;
         char *p;
 
         if (missing)
@@ -252,12 +251,12 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
         p = put_row(p, before);
         p = PUT_LIT(p, ",\"after\":");
         p = put_row(p, after);
-        p = put(p, source->ptr, source->len);
-        p = wc_put_uint(p, s->lsn);
-        p = put(p, txn->ptr, txn->len);
+        p = put(p, parts->source.ptr, parts->source.len);
+        p = put(p, parts->lsn.ptr, parts->lsn.len);
+        p = put(p, parts->txn.ptr, parts->txn.len);
         *p++ = op;
         p = PUT_LIT(p, "\",\"ts_ms\":");
-        p = put_int(p, now_ms);
+        p = put(p, parts->ts_ms.ptr, parts->ts_ms.len);
         if (missing) {
                 p = PUT_LIT(p, ",\"missing\":[");
                 for (uint32_t i = 0; i < missing->count; i++) {
@@ -272,6 +271,25 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
         *p++ = '}';
         finish(out, p);
         return 0;
+}
+
+int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
+                             const struct wc_str *txn,
+                             const struct walcast_signal *s, char op,
+                             const struct walcast_columns *before,
+                             const struct walcast_columns *after,
+                             int64_t now_ms)
+{
+        char lsn[WC_UINT_MAX_DIGITS], ts[WC_UINT_MAX_DIGITS];
+        struct wc_kafka_parts parts = {
+            .source = *source,
+            .txn = *txn,
+            .lsn = {lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)},
+            .ts_ms = {ts, (size_t)(wc_kafka_put_int(ts, now_ms) - ts)},
+        };
+
+        return wc_kafka_format_envelope_parts(out, &parts, s, op, before,
+                                              after);
 }
 
 int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,

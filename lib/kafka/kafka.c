@@ -117,6 +117,11 @@ struct state {
          * Reset whenever the map may drop entries. */
         struct table_entry *last;
         struct txn_text txt;
+        /* now_ms() of the last message and its text: a millisecond holds
+         * dozens of changes */
+        int64_t ts_ms;
+        char ts_txt[WC_UINT_MAX_DIGITS];
+        size_t ts_len;
         struct txn_rec *txns; /* every record not yet freed */
         struct txn_rec *cur;  /* the transaction being streamed */
         uint64_t in_producer; /* produced, delivery not reported yet */
@@ -349,15 +354,14 @@ static const struct txn_text *txn_text(struct state *st,
 }
 
 static rd_kafka_headers_t *make_headers(const struct txn_text *x,
-                                        const struct walcast_signal *s)
+                                        const struct wc_str *lsn)
 {
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
-        char lsn[24];
 
         if (!hdrs)
                 return NULL;
-        rd_kafka_header_add(hdrs, "walcast.lsn", 11, lsn,
-                            wc_put_uint(lsn, s->lsn) - lsn);
+        rd_kafka_header_add(hdrs, "walcast.lsn", 11, lsn->ptr,
+                            (ssize_t)lsn->len);
         rd_kafka_header_add(hdrs, "walcast.commit_lsn", 18, x->commit_lsn_txt,
                             (ssize_t)x->commit_lsn_len);
         rd_kafka_header_add(hdrs, "walcast.xid", 11, x->xid_txt,
@@ -455,10 +459,10 @@ static void held_flush(struct state *st)
  */
 static int produce(struct state *st, const struct table_entry *e,
                    struct txn_rec *t, const struct txn_text *x,
-                   const struct walcast_signal *s, const struct wc_buf *key,
+                   const struct wc_str *lsn, const struct wc_buf *key,
                    const struct wc_buf *value)
 {
-        rd_kafka_headers_t *hdrs = make_headers(x, s);
+        rd_kafka_headers_t *hdrs = make_headers(x, lsn);
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
         const char *topic = rd_kafka_topic_name(e->rkt);
 
@@ -821,6 +825,20 @@ static void log_no_key(struct state *st, const struct walcast_signal *s)
             printable(tq, sizeof(tq), s->table, strlen(s->table), 63));
 }
 
+/* The envelope's ts_ms: the time now, its text made again only when the
+ * millisecond changed. */
+static struct wc_str ts_text(struct state *st)
+{
+        int64_t now = now_ms();
+
+        if (now != st->ts_ms || st->ts_len == 0) {
+                st->ts_ms = now;
+                st->ts_len =
+                    (size_t)(wc_kafka_put_int(st->ts_txt, now) - st->ts_txt);
+        }
+        return (struct wc_str){st->ts_txt, st->ts_len};
+}
+
 /*
  * Formats and produces one message: key from row (a table without
  * primary key gets a null key), value the envelope (none: a tombstone).
@@ -834,10 +852,15 @@ static int32_t send_change(struct state *st, const struct table_entry *e,
         struct txn_rec *t = txn_get(st, s->txn);
         const struct txn_text *x = txn_text(st, s->txn);
         const struct wc_buf *key = NULL;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_kafka_parts parts;
         int r;
 
         if (!t || !x)
                 return WALCAST_ERROR;
+        /* decimal, in the envelope and in a header */
+        parts.lsn =
+            (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
         wc_buf_reset(&st->key);
         if (key_row && s->pk.count > 0) {
                 r = wc_kafka_format_key(&st->key, &s->pk, key_row);
@@ -850,14 +873,15 @@ static int32_t send_change(struct state *st, const struct table_entry *e,
                 key = &st->key;
         }
         wc_buf_reset(&st->value);
-        if (wc_kafka_format_envelope(
-                &st->value, &(struct wc_str){e->source, e->source_len},
-                &(struct wc_str){x->json.data, x->json.len}, s, op, before,
-                after, now_ms()) < 0)
+        parts.source = (struct wc_str){e->source, e->source_len};
+        parts.txn = (struct wc_str){x->json.data, x->json.len};
+        parts.ts_ms = ts_text(st);
+        if (wc_kafka_format_envelope_parts(&st->value, &parts, s, op, before,
+                                           after) < 0)
                 return WALCAST_ERROR;
-        if (produce(st, e, t, x, s, key, &st->value) < 0)
+        if (produce(st, e, t, x, &parts.lsn, key, &st->value) < 0)
                 return WALCAST_ERROR;
-        if (tombstone && produce(st, e, t, x, s, key, NULL) < 0)
+        if (tombstone && produce(st, e, t, x, &parts.lsn, key, NULL) < 0)
                 return WALCAST_ERROR;
         return WALCAST_OK;
 }
@@ -1099,9 +1123,9 @@ static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
              * report) amortized over more messages; costs up to 20 ms of
              * latency */
             {"linger.ms", "20"},
-            /* ~5x fewer bytes for the brokers; zstd costs 1.5x the CPU
-             * or more, none saves 3,000-5,000 instructions a message
-             * (bench/kafka.md) */
+            /* ~5x fewer bytes for the brokers, the cheapest codec (zstd
+             * costs a quarter to a third more CPU in all); none saves
+             * 10-15 % of walcastd's instructions (bench/kafka.md) */
             {"compression.type", "lz4"},
             /* memory bounded whatever the row width: Java's
              * buffer.memory; a full queue throttles the stream */

@@ -96,6 +96,27 @@ int wc_kafka_format_envelope(struct wc_buf *out, const struct wc_str *source,
                              int64_t now_ms);
 
 /*
+ * The same envelope from text made beforehand: what a table, a
+ * transaction and a change share with other messages is formatted once.
+ * lsn (s->lsn in decimal) is also the walcast.lsn header; ts_ms is the
+ * time walcast handled the change (wc_kafka_put_int).  0 or -ENOMEM.
+ */
+struct wc_kafka_parts {
+        struct wc_str source; /* wc_kafka_format_source */
+        struct wc_str txn;    /* wc_kafka_format_txn */
+        struct wc_str lsn;
+        struct wc_str ts_ms;
+};
+int wc_kafka_format_envelope_parts(struct wc_buf *out,
+                                   const struct wc_kafka_parts *parts,
+                                   const struct walcast_signal *s, char op,
+                                   const struct walcast_columns *before,
+                                   const struct walcast_columns *after);
+
+/* v in decimal with its sign: at most WC_UINT_MAX_DIGITS bytes. */
+char *wc_kafka_put_int(char *p, int64_t v);
+
+/*
  * Appends the topic of s's table: tmpl with {prefix}, {database},
  * {schema}, {namespace}, {tenant} and {table} filled in.  The name is not
  * checked (wc_topic_name_valid).  0, -ENOMEM or -EINVAL (a template the

@@ -502,8 +502,12 @@ def case_broker_down(c):
     create_topics(mock, tables)
     lead = {topic_of(s, t): leaders(mock.bootstrap, topic_of(s, t))
             for s, t in tables}
-    down_broker = 2
-    check(any(b == down_broker for ls in lead.values() for b in ls.values()),
+    # the mock cluster places leaders at random, and 12 partitions over 3
+    # brokers leave broker 2 without any about once in a hundred runs:
+    # then another broker that leads some goes down instead
+    led = {b for ls in lead.values() for b in ls.values()}
+    down_broker = next((b for b in (2, 3, 1) if b in led), 2)
+    check(down_broker in led,
           "broker %d leads no partition: %r" % (down_broker, lead))
     # a queue of 200 messages fills during the outage: walcastd must stop
     # reading instead of buffering
