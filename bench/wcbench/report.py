@@ -298,6 +298,16 @@ def render(res, consumers, labels):
             L.append(table(["walcastd top functions (self)",
                             "instructions/change", "%"], rows))
             L.append("")
+    ck = res.get("callgrind_kafka")
+    if ck:
+        L.append("### callgrind: walcastd with the Kafka sink, %s changes "
+                 "(%s messages), instructions per change"
+                 % (_fmt_int(ck["changes"]), _fmt_int(ck["messages"])))
+        L.append("")
+        L.append(table(["part", "instructions/change"],
+                       [[label, _fmt_int(v)] for label, v in ck["parts"]]
+                       + [["whole process", _fmt_int(ck["ir_per_change"])]]))
+        L.append("")
     by_wl = [wl for wl in res["workloads"] if wl.get("callgrind")]
     if by_wl:
         L.append("### callgrind by workload: walcastd, file sink /dev/null, "
