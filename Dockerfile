@@ -29,11 +29,13 @@ RUN set -eux; \
 
 FROM debian:12-slim
 # Runtime libraries only: libpq (PostgreSQL), libyaml (configuration),
-# librdkafka (Kafka), libmicrohttpd (metrics), libsystemd (sd_notify).
+# librdkafka (Kafka), libmicrohttpd (metrics), libsystemd (sd_notify),
+# libmimalloc (walcastd's malloc).
 RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates libpq5 libyaml-0-2 librdkafka1 libmicrohttpd12 libsystemd0; \
+        ca-certificates libpq5 libyaml-0-2 librdkafka1 libmicrohttpd12 libsystemd0 \
+        libmimalloc2.0; \
     rm -rf /var/lib/apt/lists/*; \
     useradd --system --user-group --home-dir /var/lib/walcast --create-home \
         --shell /usr/sbin/nologin walcast

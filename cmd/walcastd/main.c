@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/runner.h"
 #include "config/config.h"
+#include "malloc.h"
 
 static void usage(FILE *f)
 {
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
         bool check = false;
         wc_lsn endpos = WC_LSN_INVALID;
         struct wc_config *cfg;
-        char err[1024], sd[4096];
+        char err[1024], sd[4096], alloc[128];
         int c, code;
 
         wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
@@ -88,7 +89,9 @@ int main(int argc, char **argv)
         }
         wc_log_set_level(cfg->log.level);
         wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
-        log_info("walcastd %s starting with %s", WALCAST_VERSION, path);
+        wc_malloc_describe(alloc, sizeof(alloc));
+        log_info("walcastd %s starting with %s (malloc: %s)", WALCAST_VERSION,
+                 path, alloc);
         code = wc_run(&(struct wc_run_opts){
             .cfg = cfg,
             .config_path = path,

@@ -59,7 +59,7 @@ SERVICES = ("postgres", "kafka", "walcastd", "workload")
 CONFIG_IN_CONTAINER = "/etc/walcast/walcast.yaml"
 # what the runtime stage must install, by purpose
 RUNTIME_PACKAGES = {"libpq5", "libyaml-0-2", "librdkafka1", "libmicrohttpd12",
-                    "libsystemd0"}
+                    "libsystemd0", "libmimalloc2.0"}
 # in every Debian image: the C library and the compiler's runtime
 BASE_PACKAGES = {"libc6", "libgcc-s1"}
 
