@@ -1246,13 +1246,22 @@ static int finish(struct runner *rn)
 {
         int64_t deadline = now_ms() + (int64_t)rn->cfg->shutdown_timeout_ms;
         char lsn[WC_LSN_STRLEN];
+        /* The transaction being read is tracked from its begin, but its
+         * commit will not come from a stream no longer read: nothing can
+         * acknowledge it, so it is not waited for.  It is read again from
+         * the confirmed position at the next start. */
+        size_t open = rn->in_txn ? 1 : 0;
         int r;
 
         wc_notify("STOPPING=1");
         if (rn->state != ST_STREAMING)
                 return 0;
+        if (open && !rn->o->tail)
+                log_info("stopping in the middle of transaction %u (%llu "
+                         "changes given to the sinks): it is read again at the next start",
+                         rn->txn.xid, (unsigned long long)rn->txn_changes);
         /* tail confirms nothing: its stdout sink writes out at close */
-        while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > 0 &&
+        while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > open &&
                !rn->replay && now_ms() < deadline) {
                 int64_t due = status_due(rn, false);
                 int64_t until = due < deadline ? due : deadline;
@@ -1265,11 +1274,11 @@ static int finish(struct runner *rn)
                 if (now_ms() >= due && send_status(rn) < 0)
                         break;
         }
-        if (wc_checkpoint_in_flight(rn->cp) > 0 && !rn->o->tail)
+        if (wc_checkpoint_in_flight(rn->cp) > open && !rn->o->tail)
                 log_warning("%zu transactions were not acknowledged within "
                             "shutdown_timeout; they will be sent again at the "
                             "next start",
-                            wc_checkpoint_in_flight(rn->cp));
+                            wc_checkpoint_in_flight(rn->cp) - open);
         r = send_status(rn);
         if (r < 0) {
                 log_error("%s", rn->err);
