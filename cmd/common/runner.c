@@ -78,6 +78,7 @@ struct runner {
 
         enum state state;
         bool in_txn;
+        bool finishing; /* stopping: reading on to the open one's commit */
         struct walcast_txn txn;
         uint64_t txn_changes, txn_bytes; /* the open transaction's load */
         bool limited; /* reading waits for the limits (logged at debug) */
@@ -552,7 +553,11 @@ static int read_batch(struct runner *rn)
         int r;
 
         rn->read_pending = false;
-        for (int i = 0; i < BATCH_MESSAGES && !rn->stop && !rn->replay; i++) {
+        /* stopping: on to the commit of the transaction being read
+         * (finish_txn), and not a message further */
+        for (int i = 0; i < BATCH_MESSAGES && !rn->replay &&
+                        (!rn->stop || (rn->finishing && rn->in_txn));
+             i++) {
                 if (paused(rn))
                         return 0;
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
@@ -576,7 +581,7 @@ static int read_batch(struct runner *rn)
                         return r;
         }
         /* the batch is full: more may wait in libpq's buffer */
-        rn->read_pending = !rn->stop && !rn->replay;
+        rn->read_pending = (!rn->stop || rn->finishing) && !rn->replay;
         return 0;
 }
 
@@ -1240,26 +1245,71 @@ static int loop(struct runner *rn)
         return 0;
 }
 
+/*
+ * A stop that came inside a transaction reads on to its commit, within the
+ * shutdown deadline, so that a routine stop repeats nothing at the next
+ * start.  Reading keeps to the limits and the sinks' backpressure as
+ * always, and ends exactly at the commit (read_batch).  Not for tail,
+ * whose Ctrl-C and --limit stop where they are.  A failure is logged and
+ * ends the reading: what is in flight is sent again at the next start.
+ */
+static void finish_txn(struct runner *rn, int64_t deadline)
+{
+        int r;
+
+        if (!rn->in_txn || rn->o->tail || rn->replay)
+                return;
+        log_info("reading transaction %u to its commit before stopping",
+                 rn->txn.xid);
+        rn->finishing = true;
+        while (rn->in_txn && !rn->replay && now_ms() < deadline) {
+                int64_t due = status_due(rn, true);
+                int64_t until = due < deadline ? due : deadline;
+
+                if (rn->read_pending && !paused(rn))
+                        until = now_ms();
+                r = poll_once(rn, until, true);
+                if (r == 0 && rn->want_write) {
+                        r = wc_stream_flush(rn->stream, rn->err,
+                                            sizeof(rn->err));
+                        rn->want_write = r == 1;
+                        r = r < 0 ? r : 0;
+                }
+                if (r == 0)
+                        r = read_batch(rn);
+                if (r == 0 && (rn->status_now || now_ms() >= due))
+                        r = send_status(rn);
+                if (r < 0) {
+                        log_error("%s", rn->err);
+                        break;
+                }
+        }
+        rn->finishing = false;
+}
+
 /* A clean stop: let the sinks acknowledge what they have, confirm it, end
  * the copy. */
 static int finish(struct runner *rn)
 {
         int64_t deadline = now_ms() + (int64_t)rn->cfg->shutdown_timeout_ms;
         char lsn[WC_LSN_STRLEN];
-        /* The transaction being read is tracked from its begin, but its
-         * commit will not come from a stream no longer read: nothing can
-         * acknowledge it, so it is not waited for.  It is read again from
-         * the confirmed position at the next start. */
-        size_t open = rn->in_txn ? 1 : 0;
+        size_t open;
         int r;
 
         wc_notify("STOPPING=1");
         if (rn->state != ST_STREAMING)
                 return 0;
+        finish_txn(rn, deadline);
+        /* The transaction still being read is tracked from its begin, but
+         * its commit will not come from a stream no longer read: nothing
+         * can acknowledge it, so it is not waited for.  It is read again
+         * from the confirmed position at the next start. */
+        open = rn->in_txn ? 1 : 0;
         if (open && !rn->o->tail)
-                log_info("stopping in the middle of transaction %u (%llu "
-                         "changes given to the sinks): it is read again at the next start",
-                         rn->txn.xid, (unsigned long long)rn->txn_changes);
+                log_notice("stopping without the commit of transaction %u "
+                           "(%llu changes given to the sinks): it is read "
+                           "whole again at the next start",
+                           rn->txn.xid, (unsigned long long)rn->txn_changes);
         /* tail confirms nothing: its stdout sink writes out at close */
         while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > open &&
                !rn->replay && now_ms() < deadline) {
