@@ -224,3 +224,26 @@ int wc_kafka_sink_add(struct wc_plugin_host *h, const char *name,
         wc_sink_kv_free(&kv);
         return r;
 }
+
+static const char *kv_get(void *ud, const char *key)
+{
+        const struct wc_sink_kv *s = ud;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->kv[i].key, key) == 0)
+                        return s->kv[i].value;
+        return NULL;
+}
+
+int wc_kafka_sink_check(const struct wc_kafka_sink_config *k, const char *dsn,
+                        char *errbuf, size_t errlen)
+{
+        struct wc_sink_kv kv;
+        int r = wc_kafka_sink_kv(k, dsn, &kv, errbuf, errlen);
+
+        if (r < 0)
+                return r;
+        r = wc_kafka_check_properties(kv_get, &kv, errbuf, errlen);
+        wc_sink_kv_free(&kv);
+        return r;
+}

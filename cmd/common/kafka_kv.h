@@ -41,4 +41,9 @@ int wc_kafka_sink_add(struct wc_plugin_host *h, const char *name,
                       const struct wc_kafka_sink_config *k, const char *dsn,
                       char *errbuf, size_t errlen);
 
+/* Checks k's librdkafka properties as wc_kafka_sink_add() would set them,
+ * without making a producer (wc_kafka_check_properties). */
+int wc_kafka_sink_check(const struct wc_kafka_sink_config *k, const char *dsn,
+                        char *errbuf, size_t errlen);
+
 #endif

@@ -904,6 +904,12 @@ static void request_reload(struct runner *rn)
                   (unsigned long long)ts.tv_sec * 1000000ull +
                       (unsigned long long)ts.tv_nsec / 1000);
         cfg = wc_config_load(rn->o->config_path, rn->err, sizeof(rn->err));
+        /* what --check checks: a sink that could not start is refused
+         * here, before the sinks in force are let go */
+        if (cfg && wc_check_sinks(cfg, rn->err, sizeof(rn->err)) < 0) {
+                wc_config_free(cfg);
+                cfg = NULL;
+        }
         if (!cfg) {
                 log_error("reload refused, the configuration in force stays: "
                           "%s",
@@ -1341,6 +1347,28 @@ static int finish(struct runner *rn)
         if (!rn->o->tail)
                 log_info("stopped; confirmed position %s",
                          wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
+        return 0;
+}
+
+int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
+{
+        char err[2048];
+
+        for (size_t i = 0; i < cfg->nsinks; i++) {
+                const struct wc_sink_config *s = &cfg->sinks[i];
+                int r = 0;
+
+                if (s->type == WC_SINK_KAFKA)
+                        r = wc_kafka_sink_check(&s->u.kafka, cfg->source.dsn,
+                                                err, sizeof(err));
+                else if (s->type == WC_SINK_PLUGIN)
+                        r = wc_plugin_check(s->u.plugin.path, err, sizeof(err));
+                if (r < 0) {
+                        wc_errorf(errbuf, errlen, "%s:%u:%u: %s", cfg->path,
+                                  s->line, s->column, err);
+                        return r;
+                }
+        }
         return 0;
 }
 

@@ -51,6 +51,15 @@ const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len);
  * `arg` is not an LSN or is 0/0. */
 int wc_endpos_parse(const char *arg, wc_lsn *ret_lsn);
 
+/*
+ * What `--check` adds to the configuration loader's checks: every Kafka
+ * sink's librdkafka properties as its producer would be configured, and
+ * every plugin loaded and checked short of starting it (its init is not
+ * called).  No server or broker is contacted.  0, or a negative errno with
+ * "FILE:LINE:COL: message" in errbuf.
+ */
+int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen);
+
 /* The exit code for a negative errno from lib/stream. */
 int wc_exit_code_for(int err);
 

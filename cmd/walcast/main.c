@@ -332,8 +332,15 @@ int main(int argc, char **argv)
                 return WC_EXIT_CONFIG;
 
         if (strcmp(cmd, "check") == 0) {
-                printf("%s: configuration is valid\n", a.config);
-                code = WC_EXIT_OK;
+                char err[2048];
+
+                if (wc_check_sinks(cfg, err, sizeof(err)) < 0) {
+                        log_error("%s", err);
+                        code = WC_EXIT_CONFIG;
+                } else {
+                        printf("%s: configuration is valid\n", a.config);
+                        code = WC_EXIT_OK;
+                }
         } else if (verb) {
                 code = cmd_slot(verb, cfg, a.slot ? a.slot : cfg->source.slot,
                                 a.force);

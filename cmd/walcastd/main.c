@@ -83,6 +83,11 @@ int main(int argc, char **argv)
         /* with --check, --endpos is only checked (above): a script can
          * check the exact command line it will run */
         if (check) {
+                if (wc_check_sinks(cfg, err, sizeof(err)) < 0) {
+                        log_error("%s", err);
+                        wc_config_free(cfg);
+                        return WC_EXIT_CONFIG;
+                }
                 printf("%s: configuration is valid\n", path);
                 wc_config_free(cfg);
                 return WC_EXIT_OK;

@@ -1110,9 +1110,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
-                                  struct walcast_plugin *self, char *errbuf,
-                                  size_t errlen)
+static rd_kafka_conf_t *make_conf(wc_kafka_get_fn get, void *ud,
+                                  char *errbuf, size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1137,7 +1136,7 @@ static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
             {"partitioner", "murmur2_random"},
             {"log.connection.close", "false"},
         };
-        const char *names = host->config_get(self, "properties");
+        const char *names = get(ud, "properties");
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         char key[1100];
 
@@ -1155,7 +1154,7 @@ static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
                 const char *value;
 
                 snprintf(key, sizeof(key), "properties.%.*s", (int)len, p);
-                value = host->config_get(self, key);
+                value = get(ud, key);
                 if (!value) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"%.*s\" has no value",
@@ -1185,6 +1184,29 @@ static rd_kafka_conf_t *make_conf(const struct walcast_host *host,
 err_destroy:
         rd_kafka_conf_destroy(conf);
         return NULL;
+}
+
+int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+                              size_t errlen)
+{
+        rd_kafka_conf_t *conf = make_conf(get, ud, errbuf, errlen);
+
+        if (!conf)
+                return -EINVAL;
+        rd_kafka_conf_destroy(conf);
+        return 0;
+}
+
+struct host_get {
+        const struct walcast_host *host;
+        struct walcast_plugin *self;
+};
+
+static const char *host_get(void *ud, const char *key)
+{
+        struct host_get *g = ud;
+
+        return g->host->config_get(g->self, key);
 }
 
 static void close_state(void *state)
@@ -1318,7 +1340,8 @@ static int32_t init(const struct walcast_host *host,
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf = make_conf(host, self, errbuf, errlen);
+        st->conf = make_conf(host_get, &(struct host_get){host, self}, errbuf,
+                             errlen);
         if (!st->conf)
                 goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);

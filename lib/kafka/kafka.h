@@ -41,6 +41,19 @@
  */
 const struct walcast_plugin_descriptor *wc_kafka_plugin(void);
 
+/* A sink's configuration by key, as above; NULL for a key not set. */
+typedef const char *(*wc_kafka_get_fn)(void *ud, const char *key);
+
+/*
+ * Checks the librdkafka properties of a sink as init would set them
+ * (walcast's defaults, then "properties"), without making a producer or
+ * reaching a broker: an unknown property or a value librdkafka refuses is
+ * an error naming it.  For `walcastd --check`.  0 or -EINVAL with errbuf
+ * set.
+ */
+int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+                              size_t errlen);
+
 /*
  * Appends the message key: the columns named by pk, with their values
  * from row (the new row for insert and update, the identity for delete),

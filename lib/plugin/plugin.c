@@ -362,13 +362,14 @@ static int check_permissions(const char *path, char *errbuf, size_t errlen)
         return r;
 }
 
-int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
-                        const struct wc_pattern_list *schemas,
-                        const struct wc_kv *config, size_t nconfig,
-                        char *errbuf, size_t errlen)
+/* Opens the shared object at path and checks it as far as that can be
+ * done without starting it: everything wc_plugin_host_load() refuses
+ * but a failing init.  0 with *ret_dl and *ret_d, or a negative errno. */
+static int open_plugin(const char *path, void **ret_dl,
+                       const struct walcast_plugin_descriptor **ret_d,
+                       char *errbuf, size_t errlen)
 {
         const struct walcast_plugin_descriptor *d;
-        struct walcast_plugin *p;
         walcast_entry_fn entry;
         const char *err;
         void *dl;
@@ -441,19 +442,48 @@ int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
                 r = -EPROTO;
                 goto err_dlclose;
         }
-        p = plugin_new(h, path, schemas, config, nconfig);
-        if (!p) {
-                wc_errorf(errbuf, errlen, "out of memory");
-                r = -ENOMEM;
-                goto err_dlclose;
-        }
-        p->dl = dl;
-        p->d = d;
-        return start_plugin(h, p, errbuf, errlen);
+        *ret_dl = dl;
+        *ret_d = d;
+        return 0;
 
 err_dlclose:
         dlclose(dl);
         return r;
+}
+
+int wc_plugin_check(const char *path, char *errbuf, size_t errlen)
+{
+        const struct walcast_plugin_descriptor *d;
+        void *dl;
+        int r = open_plugin(path, &dl, &d, errbuf, errlen);
+
+        if (r == 0)
+                dlclose(dl);
+        return r;
+}
+
+int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
+                        const struct wc_pattern_list *schemas,
+                        const struct wc_kv *config, size_t nconfig,
+                        char *errbuf, size_t errlen)
+{
+        const struct walcast_plugin_descriptor *d;
+        struct walcast_plugin *p;
+        void *dl;
+        int r;
+
+        r = open_plugin(path, &dl, &d, errbuf, errlen);
+        if (r < 0)
+                return r;
+        p = plugin_new(h, path, schemas, config, nconfig);
+        if (!p) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                dlclose(dl);
+                return -ENOMEM;
+        }
+        p->dl = dl;
+        p->d = d;
+        return start_plugin(h, p, errbuf, errlen);
 }
 
 struct commit_ctx {

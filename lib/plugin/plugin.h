@@ -45,6 +45,14 @@ struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
 void wc_plugin_host_free(struct wc_plugin_host *h);
 
 /*
+ * Checks the shared object at path as wc_plugin_host_load() would, short
+ * of starting it: loaded (its constructors run), then unloaded; its init
+ * is not called.  For `walcastd --check`.  0 or a negative errno with
+ * errbuf set.
+ */
+int wc_plugin_check(const char *path, char *errbuf, size_t errlen);
+
+/*
  * Loads the shared object at path (absolute).  Refused, with a message
  * naming the file: missing, writable by group or others (the file or its
  * directory), not a shared object, no entry symbol, another ABI major,

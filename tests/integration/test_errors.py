@@ -2,7 +2,8 @@
 """Errors: what walcastd (and walcast tail) say and how they exit.
 
 Configuration: --version, --check / walcast check with a good config (0), a
-bad value and an unknown key (78, "FILE:LINE:COL: message").
+bad value, an unknown key, an unknown librdkafka property and a plugin
+built for another ABI (78, "FILE:LINE:COL: message").
 Server side (exit 1 unless noted), each message with the given words:
 unreachable, wrong password, role without REPLICATION, wal_level=replica,
 wal2json not installed, wal2json not in output_plugin_libraries, slot active
@@ -146,6 +147,34 @@ def case_check_unknown_key(ctx):
                "source:\n  dsn: %s\n  slot: ok_slot\n  create_slot: true\n"
                "  status_interval: 1s\n  no_such_key: 1\nsinks:\n"
                "  - file:\n      path: /dev/null\n" % dsn, 6)
+
+
+def case_check_sinks(ctx):
+    """--check loads what the daemon's sinks would: a librdkafka property
+    librdkafka does not know, and a plugin built for another ABI, are
+    refused by the check (not only at start), naming the sink's line."""
+    dsn = h.yq(ctx.c.dsn())
+    head = ("source:\n  dsn: %s\n  slot: ok_slot\n  create_slot: true\n"
+            "sinks:\n  - file:\n      path: /dev/null\n" % dsn)
+    bad_config(ctx, "bad_kafka_property",
+               head + "  - kafka:\n      topic: \"{schema}.{table}\"\n"
+               "      properties:\n"
+               "        bootstrap.servers: \"127.0.0.1:9\"\n"
+               "        compresion.type: lz4\n", 8)
+    path = os.path.join(ctx.c.tmp, "bad_kafka_property.yaml")
+    for r, what in zip(run_check(path), ("walcastd --check",
+                                         "walcast check")):
+        check("compresion.type" in r.stderr, "%s does not name the property: "
+              "%r" % (what, r.stderr))
+    abi2 = os.environ.get("WC_ABI2_SO")
+    check(abi2, "WC_ABI2_SO (tests/plugins/abi2.c) is not set")
+    bad_config(ctx, "bad_plugin_abi",
+               head + "  - plugin:\n      path: %s\n" % h.yq(abi2), 8)
+    path = os.path.join(ctx.c.tmp, "bad_plugin_abi.yaml")
+    for r, what in zip(run_check(path), ("walcastd --check",
+                                         "walcast check")):
+        check("built for walcast plugin ABI 2" in r.stderr,
+              "%s does not say the ABI: %r" % (what, r.stderr))
 
 
 def case_unreachable(ctx):
@@ -328,6 +357,7 @@ def test():
             ("check: valid config", case_check_good),
             ("check: bad values", case_check_bad_value),
             ("check: unknown key", case_check_unknown_key),
+            ("check: Kafka properties and plugins", case_check_sinks),
             ("server unreachable", case_unreachable),
             ("authentication failed", case_auth),
             ("role without REPLICATION", case_no_replication),

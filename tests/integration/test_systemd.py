@@ -121,6 +121,18 @@ def test():
                  what="the refusal logged")
     check('unknown key "bogus"' in d.stderr(),
           "the refusal names the bad key:\n" + d.stderr())
+    # so is one with a sink that could not start (checked as --check
+    # does), before the sinks in force are let go
+    with open(cfg, "w") as f:
+        f.write(good + '  - kafka:\n      topic: "{schema}.{table}"\n'
+                '      properties:\n'
+                '        bootstrap.servers: "127.0.0.1:9"\n'
+                '        compresion.type: lz4\n')
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: d.stderr().count("reload refused") == 2, timeout=10,
+                 what="the second refusal logged")
+    check('"compresion.type"' in d.stderr(),
+          "the refusal names the Kafka property:\n" + d.stderr())
     c.sql('INSERT INTO "town6-a".t VALUES (2); INSERT INTO "org-b".t '
           'VALUES (2);')
     h.wait_until(lambda: cnt() >= 4, timeout=20, what="4 lines")
