@@ -6,8 +6,8 @@
  * (WALCAST_MIMALLOC, see the top-level CMakeLists.txt), so that it takes
  * the place of malloc for every library in the process.  librdkafka makes
  * and frees half a dozen blocks for each Kafka message, a whole batch at
- * a time, and on that pattern glibc's malloc costs the Kafka sink about a
- * third more CPU (docs/kafka.md has the figures).
+ * a time, and on that pattern glibc's malloc costs the Kafka sink 15-70 %
+ * more CPU per change (bench/kafka.md has the figures).
  *
  * Whether the replacement took is a property of how the process was
  * linked and loaded (link order, LD_PRELOAD), so it is checked here on a
