@@ -320,6 +320,8 @@ static void fill_signal(struct walcast_signal *sig, uint32_t kind,
                 sig->prefix = c->prefix;
                 sig->content = c->content.ptr;
                 sig->content_len = (uint32_t)c->content.len;
+                sig->content_flags =
+                    c->content_base64 ? WALCAST_CONTENT_BASE64 : 0;
         }
 }
 

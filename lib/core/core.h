@@ -93,7 +93,11 @@ struct wc_change {
         bool transactional;
         const char *prefix;
         size_t prefix_len;
-        struct wc_str content; /* JSON text of the content string */
+        /* JSON text of the content string; when content_base64, a JSON
+         * string of the base64 of the content's bytes instead, since they
+         * are not UTF-8 text (pg_logical_emit_message with bytes) */
+        struct wc_str content;
+        bool content_base64;
 
         /* The text of "columns", "identity" and "pk" as sent, when it is
          * exactly their canonical form (struct walcast_signal's
@@ -148,6 +152,9 @@ char *wc_json_put_escape(char *o, unsigned char c);
  * wc_json_append_string() writes: at most WC_JSON_STRING_MAX(n). */
 #define WC_JSON_STRING_MAX(n) ((size_t)(n)*WC_JSON_ESCAPE_MAX + 2)
 char *wc_json_put_string(char *o, const char *s, size_t n);
+/* p[0..n) in base64 (RFC 4648, padded): WC_BASE64_LEN(n) bytes. */
+#define WC_BASE64_LEN(n) (((size_t)(n) + 2) / 3 * 4)
+char *wc_base64_put(char *o, const unsigned char *p, size_t n);
 static inline void wc_buf_reset(struct wc_buf *b)
 {
         b->len = 0;

@@ -100,6 +100,10 @@ struct wc_decoder {
         int64_t ts_us;
         char ts_text[TS_CACHE_MAX];
         bool avx2; /* scan long strings with scan_avx2() */
+        /* scan_string: bytes that are not UTF-8 are let through (a
+         * message's content), and saw_bytes says there were some */
+        bool bytes_ok, saw_bytes;
+        struct wc_buf content; /* a content as base64 (content_base64()) */
 
         /* Per call. */
         char *msg;
@@ -217,6 +221,7 @@ void wc_decoder_free(struct wc_decoder *d)
         if (!d)
                 return;
         free(d->nest);
+        wc_buf_free(&d->content);
         while (d->names) {
                 struct names_chunk *next = d->names->next;
 
@@ -620,9 +625,16 @@ HOT int scan_string(struct wc_decoder *d, char **ret_body, size_t *ret_len)
                 {
                         size_t k = utf8_seq(q, (size_t)(end - q));
 
-                        if (k == 0)
-                                return fail(d, "invalid UTF-8 at offset %zu",
-                                            offset(d, (const char *)q));
+                        if (k == 0) {
+                                if (!d->bytes_ok)
+                                        return fail(d,
+                                                    "invalid UTF-8 at offset "
+                                                    "%zu",
+                                                    offset(d,
+                                                           (const char *)q));
+                                d->saw_bytes = true;
+                                k = 1;
+                        }
                         q += k;
                 }
         }
@@ -630,6 +642,37 @@ HOT int scan_string(struct wc_decoder *d, char **ret_body, size_t *ret_len)
         *ret_len = (size_t)((const char *)q - (open + 1));
         d->p = (char *)q + 1;
         return escaped;
+}
+
+/*
+ * The content of a logical message whose bytes are not UTF-8 text
+ * (pg_logical_emit_message with a bytea that is not): JSON cannot carry
+ * them, so the change carries a JSON string of their base64 instead,
+ * made in d->content.  wal2json writes such bytes as they are, its
+ * escapes aside, which are decoded first.  The message itself is left as
+ * it is (errors quote it).  0, or a negative errno with the error set.
+ */
+static int content_base64(struct wc_decoder *d, const char *body, size_t n,
+                          struct wc_str *ret)
+{
+        size_t m, at;
+        char *o;
+
+        wc_buf_reset(&d->content);
+        if (wc_buf_reserve(&d->content, n + 1 + WC_BASE64_LEN(n) + 3) < 0)
+                return fail(d, "out of memory");
+        memcpy(d->content.data, body, n);
+        if (wc_json_unescape_inplace(d->content.data, n, &m) < 0)
+                return fail(d, "invalid escape in \"content\"");
+        at = n + 1;
+        o = d->content.data + at;
+        *o++ = '"';
+        o = wc_base64_put(o, (const unsigned char *)d->content.data, m);
+        *o++ = '"';
+        *o = '\0';
+        ret->ptr = d->content.data + at;
+        ret->len = (size_t)(o - ret->ptr);
+        return 0;
 }
 
 enum prim { P_NUMBER, P_TRUE, P_FALSE, P_NULL };
@@ -1798,11 +1841,21 @@ static int decode_message(struct wc_decoder *d)
                                 return truncated(d);
                         if (*d->p != '"')
                                 return fail(d, "\"content\" is not a string");
+                        d->bytes_ok = true;
+                        d->saw_bytes = false;
                         r = scan_string(d, &body, &n);
+                        d->bytes_ok = false;
                         if (r < 0)
                                 return r;
-                        ch->content.ptr = open;
-                        ch->content.len = (size_t)(d->p - open);
+                        ch->content_base64 = d->saw_bytes;
+                        if (!d->saw_bytes) {
+                                ch->content.ptr = open;
+                                ch->content.len = (size_t)(d->p - open);
+                                break;
+                        }
+                        r = content_base64(d, body, n, &ch->content);
+                        if (r < 0)
+                                return r;
                         break;
                 }
                 }

@@ -60,6 +60,12 @@ static struct list list_of(const struct walcast_signal *s,
         return l;
 }
 
+/* The signal has content_flags (ABI 1.2). */
+static bool has_content_flags(const struct walcast_signal *s)
+{
+        return s->size >= offsetof(struct walcast_signal, reserved3);
+}
+
 /* Room a column list needs at most, its key excepted. */
 static size_t columns_bound(const struct walcast_columns *l, bool values)
 {
@@ -230,7 +236,12 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                                      : PUT(o, ",\"transactional\":false");
                 o = PUT(o, ",\"prefix\":");
                 o = wc_json_put_string(o, s->prefix, prefix_len);
-                o = PUT(o, ",\"content\":");
+                /* bytes that are not text: their base64, under a key
+                 * of its own so that no reader takes it for the text */
+                o = has_content_flags(s) &&
+                            (s->content_flags & WALCAST_CONTENT_BASE64)
+                        ? PUT(o, ",\"content_base64\":")
+                        : PUT(o, ",\"content\":");
                 o = put(o, s->content, s->content_len);
         }
         o = PUT(o, "}\n");

@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +289,14 @@ static void put_line(struct jsonl *j, const struct walcast_signal *sig)
                         put_json_string(j, sig->prefix, strlen(sig->prefix));
                 else
                         put_str(j, "null");
-                put_str(j, ",\"content\":");
+                /* bytes that are not text arrive as their base64 (ABI
+                 * 1.2): under a key of their own */
+                put_str(j, sig->size >= offsetof(struct walcast_signal,
+                                                 reserved3) &&
+                                   (sig->content_flags &
+                                    WALCAST_CONTENT_BASE64)
+                               ? ",\"content_base64\":"
+                               : ",\"content\":");
                 put_raw_json(j, sig->content, sig->content_len);
                 put_str(j, sig->transactional ? ",\"transactional\":true"
                                               : ",\"transactional\":false");

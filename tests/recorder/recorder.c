@@ -56,6 +56,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,7 +384,11 @@ static int32_t on_data(void *userdata, const struct walcast_signal *s)
         case WALCAST_SIG_MESSAGE:
                 puts_(b, ",\"prefix\":");
                 put_cstr(b, s->prefix);
-                puts_(b, ",\"content\":");
+                puts_(b, s->size >= offsetof(struct walcast_signal,
+                                             reserved3) &&
+                                 (s->content_flags & WALCAST_CONTENT_BASE64)
+                             ? ",\"content_base64\":"
+                             : ",\"content\":");
                 if (s->content)
                         put(b, s->content, s->content_len);
                 else

@@ -114,6 +114,34 @@ static void buf_grows_and_formats(void **state)
         wc_buf_free(NULL);
 }
 
+/* RFC 4648's test vectors, and every byte value. */
+static void base64_vectors(void **state)
+{
+        static const char *const want[] = {"",         "Zg==",     "Zm8=",
+                                           "Zm9v",     "Zm9vYg==", "Zm9vYmE=",
+                                           "Zm9vYmFy"};
+        unsigned char all[256];
+        char out[400], *o;
+
+        (void)state;
+        for (size_t n = 0; n <= 6; n++) {
+                o = wc_base64_put(out, (const unsigned char *)"foobar", n);
+                assert_int_equal((size_t)(o - out), WC_BASE64_LEN(n));
+                *o = '\0';
+                assert_string_equal(out, want[n]);
+        }
+        for (size_t i = 0; i < 256; i++)
+                all[i] = (unsigned char)i;
+        o = wc_base64_put(out, all, 3);
+        *o = '\0';
+        assert_string_equal(out, "AAEC");
+        o = wc_base64_put(out, all + 250, 6);
+        *o = '\0';
+        assert_string_equal(out, "+vv8/f7/");
+        assert_int_equal((size_t)(wc_base64_put(out, all, 256) - out),
+                         WC_BASE64_LEN(256));
+}
+
 static void op_names(void **state)
 {
         (void)state;
@@ -240,6 +268,7 @@ int main(void)
             cmocka_unit_test(lsn_format_matches_printf),
             cmocka_unit_test(buf_grows_and_formats),
             cmocka_unit_test(op_names),
+            cmocka_unit_test(base64_vectors),
             cmocka_unit_test(schema_split),
             cmocka_unit_test(tablemap_finds_what_it_holds),
             cmocka_unit_test(tablemap_stays_bounded),

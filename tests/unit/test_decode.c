@@ -28,7 +28,7 @@ static const char *const recorded[] = {
     "basic.jsonl",       "types.jsonl",       "escapes.jsonl",
     "identifiers.jsonl", "identity.jsonl",    "wide.jsonl",
     "tz_kolkata.jsonl",  "tz_la.jsonl",       "tz_kathmandu.jsonl",
-    "origin.jsonl",      "handwritten.jsonl",
+    "origin.jsonl",      "handwritten.jsonl", "binary_message.jsonl",
 };
 
 struct lines {
@@ -871,6 +871,54 @@ static void expect_error(struct decoded *x, const char *msg, int want,
         free(copy);
 }
 
+/*
+ * binary_message.jsonl: pg_logical_emit_message(true, 'bin',
+ * '\x41ff22c35c0a42'::bytea).  wal2json writes the bytes as they are, its
+ * escapes aside (\" \\ \n here), so the content is not UTF-8 text; the
+ * change carries the base64 of the bytes instead, escapes decoded.  Bytes
+ * that are not UTF-8 anywhere else are still an error.
+ */
+static void binary_message_content(void **state)
+{
+        struct decoded *x = *state;
+        const struct wc_change *ch;
+        const char *hand = "{\"action\":\"M\",\"xid\":null,\"timestamp\":"
+                           "null,\"lsn\":\"0/1539E00\",\"transactional\":"
+                           "false,\"prefix\":\"p\",\"content\":"
+                           "\"\xfe\\u00e9\\u0000x\"}";
+
+        decode_line(x, "binary_message.jsonl", 2);
+        ch = x->ch;
+        assert_int_equal(ch->op, WC_OP_MESSAGE);
+        assert_true(ch->transactional);
+        assert_int_equal(ch->xid, 724);
+        assert_string_equal(ch->prefix, "bin");
+        assert_true(ch->content_base64);
+        assert_view(ch->content, "\"Qf8iw1wKQg==\"");
+
+        /* \u escapes decode to their UTF-8 (\u0000 to a zero byte) before
+         * the base64: fe c3 a9 00 78 */
+        decode_copy(x, hand, strlen(hand));
+        assert_true(x->ch->content_base64);
+        assert_view(x->ch->content, "\"/sOpAHg=\"");
+
+        /* text stays as sent */
+        decode_line(x, "basic.jsonl", 20);
+        assert_false(x->ch->content_base64);
+        assert_view(x->ch->content, "\"non-transactional hello\"");
+
+        /* not in a prefix, a name or a value */
+        expect_error(x,
+                     "{\"action\":\"M\",\"transactional\":false,"
+                     "\"prefix\":\"p\xff\",\"content\":\"\"}",
+                     -EBADMSG, "invalid UTF-8 at offset 47");
+        expect_error(x,
+                     "{\"action\":\"I\",\"lsn\":\"0/1\",\"schema\":\"s\","
+                     "\"table\":\"t\",\"columns\":[{\"name\":\"a\","
+                     "\"type\":\"text\",\"value\":\"\xff\"}]}",
+                     -EBADMSG, "invalid UTF-8 at offset 97");
+}
+
 static void error_messages(void **state)
 {
         struct decoded *x = *state;
@@ -1675,6 +1723,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(basic_update_delete_truncate, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(basic_messages, setup, teardown),
+            cmocka_unit_test_setup_teardown(binary_message_content, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(types, setup, teardown),
             cmocka_unit_test_setup_teardown(escapes, setup, teardown),
             cmocka_unit_test_setup_teardown(identifiers, setup, teardown),

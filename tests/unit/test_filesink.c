@@ -131,6 +131,19 @@ static void formats_each_op(void **state)
         expect_line(&c, "{\"op\":\"message\",\"lsn\":\"0/1547F68\"," TXN
                         ",\"transactional\":true,\"prefix\":\"walcast\","
                         "\"content\":\"hi\"}\n");
+        /* bytes that are not text arrive as their base64, and go under a
+         * key of their own */
+        c.content = "\"Qf9C\"";
+        c.content_len = 6;
+        c.content_flags = WALCAST_CONTENT_BASE64;
+        expect_line(&c, "{\"op\":\"message\",\"lsn\":\"0/1547F68\"," TXN
+                        ",\"transactional\":true,\"prefix\":\"walcast\","
+                        "\"content_base64\":\"Qf9C\"}\n");
+        /* a plugin-side signal of ABI 1.1 has no flags: content as ever */
+        c.size = offsetof(struct walcast_signal, content_flags);
+        expect_line(&c, "{\"op\":\"message\",\"lsn\":\"0/1547F68\"," TXN
+                        ",\"transactional\":true,\"prefix\":\"walcast\","
+                        "\"content\":\"Qf9C\"}\n");
 }
 
 static void escapes_names(void **state)

@@ -63,7 +63,7 @@ extern "C" {
 #endif
 
 #define WALCAST_ABI_MAJOR 1
-#define WALCAST_ABI_MINOR 1
+#define WALCAST_ABI_MINOR 2
 
 /* Handler and host call results. */
 #define WALCAST_OK    0
@@ -182,7 +182,18 @@ struct walcast_signal {
         uint32_t identity_json_len;
         uint32_t pk_json_len;
         uint32_t reserved2;
+
+        /*
+         * ABI 1.2 (check size).  message: WALCAST_CONTENT_BASE64 when the
+         * content's bytes are not UTF-8 text (pg_logical_emit_message with
+         * a bytea that is not): JSON cannot carry them, so content is then
+         * a JSON string of their base64 (RFC 4648, padded).  0 otherwise.
+         */
+        uint32_t content_flags;
+        uint32_t reserved3;
 };
+
+#define WALCAST_CONTENT_BASE64 1u
 
 struct walcast_plugin; /* the host's handle for one loaded plugin */
 
