@@ -465,6 +465,7 @@ static int produce(struct state *st, const struct table_entry *e,
         rd_kafka_headers_t *hdrs = make_headers(x, lsn);
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
         const char *topic = rd_kafka_topic_name(e->rkt);
+        char why[256];
 
         if (!hdrs)
                 return -ENOMEM;
@@ -508,7 +509,13 @@ static int produce(struct state *st, const struct table_entry *e,
                 return 0;
         }
         rd_kafka_headers_destroy(hdrs);
-        if (err == RD_KAFKA_RESP_ERR__FATAL)
+        /* a producer in a fatal state refuses with the error that made it
+         * fatal (an idempotent producer refused its id: "Cluster
+         * authorization failed"), possibly before the error event is
+         * served: the next change starts a new one either way */
+        if (err == RD_KAFKA_RESP_ERR__FATAL ||
+            rd_kafka_fatal_error(st->rk, why, sizeof(why)) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
                 st->fatal = true;
         report_failure(st, err, topic, key ? key->data : NULL,
                        key ? key->len : 0);
