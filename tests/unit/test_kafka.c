@@ -860,7 +860,7 @@ static void plugin_fatal(bool first_waits)
             RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
         st = plugin_start(kv);
         if (first_waits)
-                usleep(1500 * 1000);
+                usleep(3000 * 1000); /* the refusal takes milliseconds */
         b = sig(WALCAST_SIG_BEGIN, NULL, NULL);
         b.txn = &t1;
         assert_int_equal(emit(WALCAST_SIG_BEGIN, &b), WALCAST_OK);
