@@ -1275,18 +1275,12 @@ static void finish_txn(struct runner *rn, int64_t deadline)
                 if (rn->read_pending && !paused(rn))
                         until = now_ms();
                 r = poll_once(rn, until, true);
-                if (r == 0 && rn->want_write) {
-                        r = wc_stream_flush(rn->stream, rn->err,
-                                            sizeof(rn->err));
-                        rn->want_write = r == 1;
-                        r = r < 0 ? r : 0;
-                }
                 if (r == 0)
-                        r = read_batch(rn);
-                if (r == 0 && (rn->status_now || now_ms() >= due))
-                        r = send_status(rn);
+                        r = stream_step(rn);
                 if (r < 0) {
-                        log_error("%s", rn->err);
+                        /* a message that does not decode said so itself */
+                        if (r != -EBADMSG)
+                                log_error("%s", rn->err);
                         break;
                 }
         }
