@@ -229,10 +229,7 @@ static const char *kv_get(void *ud, const char *key)
 {
         const struct wc_sink_kv *s = ud;
 
-        for (size_t i = 0; i < s->n; i++)
-                if (strcmp(s->kv[i].key, key) == 0)
-                        return s->kv[i].value;
-        return NULL;
+        return wc_kv_get(s->kv, s->n, key);
 }
 
 int wc_kafka_sink_check(const struct wc_kafka_sink_config *k, const char *dsn,

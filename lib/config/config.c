@@ -1737,6 +1737,14 @@ static void sink_free(struct wc_sink_config *s)
         }
 }
 
+const char *wc_kv_get(const struct wc_kv *kv, size_t n, const char *key)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(kv[i].key, key) == 0)
+                        return kv[i].value;
+        return NULL;
+}
+
 void wc_config_free(struct wc_config *c)
 {
         if (!c)

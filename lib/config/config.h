@@ -43,6 +43,9 @@ struct wc_kv {
         char *value;
 };
 
+/* The value of key among kv[0..n), or NULL. */
+const char *wc_kv_get(const struct wc_kv *kv, size_t n, const char *key);
+
 struct wc_plugin_sink_config {
         char *path; /* absolute path of the shared object */
         /* schemas the plugin receives (exact names, globs, namespaces);

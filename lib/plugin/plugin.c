@@ -92,10 +92,7 @@ static const char *api_config_get(struct walcast_plugin *self, const char *key)
 {
         if (!self || !key)
                 return NULL;
-        for (size_t i = 0; i < self->nconfig; i++)
-                if (strcmp(self->config[i].key, key) == 0)
-                        return self->config[i].value;
-        return NULL;
+        return wc_kv_get(self->config, self->nconfig, key);
 }
 
 static int32_t api_ack(struct walcast_plugin *self, uint64_t txn_id,
