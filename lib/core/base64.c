@@ -9,8 +9,8 @@ char *wc_base64_put(char *o, const unsigned char *p, size_t n)
         size_t i = 0;
 
         for (; n - i >= 3; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
-                             p[i + 2];
+                uint32_t v =
+                    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
                 *o++ = abc[v >> 18];
                 *o++ = abc[v >> 12 & 63];

@@ -630,8 +630,7 @@ HOT int scan_string(struct wc_decoder *d, char **ret_body, size_t *ret_len)
                                         return fail(d,
                                                     "invalid UTF-8 at offset "
                                                     "%zu",
-                                                    offset(d,
-                                                           (const char *)q));
+                                                    offset(d, (const char *)q));
                                 d->saw_bytes = true;
                                 k = 1;
                         }

@@ -1117,8 +1117,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-static rd_kafka_conf_t *make_conf(wc_kafka_get_fn get, void *ud,
-                                  char *errbuf, size_t errlen)
+static rd_kafka_conf_t *make_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
+                                  size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1347,8 +1347,8 @@ static int32_t init(const struct walcast_host *host,
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf = make_conf(host_get, &(struct host_get){host, self}, errbuf,
-                             errlen);
+        st->conf =
+            make_conf(host_get, &(struct host_get){host, self}, errbuf, errlen);
         if (!st->conf)
                 goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);

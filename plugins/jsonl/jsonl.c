@@ -293,8 +293,7 @@ static void put_line(struct jsonl *j, const struct walcast_signal *sig)
                  * 1.2): under a key of their own */
                 put_str(j, sig->size >= offsetof(struct walcast_signal,
                                                  reserved3) &&
-                                   (sig->content_flags &
-                                    WALCAST_CONTENT_BASE64)
+                                   (sig->content_flags & WALCAST_CONTENT_BASE64)
                                ? ",\"content_base64\":"
                                : ",\"content\":");
                 put_raw_json(j, sig->content, sig->content_len);

@@ -117,9 +117,8 @@ static void buf_grows_and_formats(void **state)
 /* RFC 4648's test vectors, and every byte value. */
 static void base64_vectors(void **state)
 {
-        static const char *const want[] = {"",         "Zg==",     "Zm8=",
-                                           "Zm9v",     "Zm9vYg==", "Zm9vYmE=",
-                                           "Zm9vYmFy"};
+        static const char *const want[] = {
+            "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
         unsigned char all[256];
         char out[400], *o;
 

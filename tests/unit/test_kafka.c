@@ -868,8 +868,7 @@ static void plugin_fatal(bool first_waits)
         r = emit(WALCAST_SIG_INSERT, &s);
         if (r == WALCAST_OK) {
                 assert_false(first_waits);
-                assert_int_equal(emit(WALCAST_SIG_COMMIT, &b),
-                                 WALCAST_PENDING);
+                assert_int_equal(emit(WALCAST_SIG_COMMIT, &b), WALCAST_PENDING);
                 pump_until_acks(1);
                 assert_int_equal(fake.acks[0].status, WALCAST_ERROR);
                 assert_non_null(
