@@ -439,7 +439,8 @@ static int track(struct runner *rn, wc_lsn end_lsn)
                                   &rn->txn.id);
 
         if (r < 0)
-                log_error("out of memory tracking transactions");
+                wc_errorf(rn->err, sizeof(rn->err),
+                          "out of memory tracking transactions");
         return r;
 }
 
@@ -460,6 +461,9 @@ static int commit(struct runner *rn)
                 handler_failed(rn, &e);
                 return 0;
         }
+        if (r < 0)
+                wc_errorf(rn->err, sizeof(rn->err), "commit dispatch: %s",
+                          strerror(-r));
         return r;
 }
 
@@ -482,11 +486,8 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
 
         r = wc_decoder_decode(rn->dec, m->data, m->len, m->data_start, &c,
                               rn->err, sizeof(rn->err));
-        if (r < 0) {
-                /* never skip a change: stop before confirming past it */
-                log_error("%s", rn->err);
+        if (r < 0) /* never skip a change: stop before confirming past it */
                 return r;
-        }
         switch (c->op) {
         case WC_OP_BEGIN:
                 rn->in_txn = true;
@@ -542,7 +543,8 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 return 0;
         }
         if (r < 0)
-                log_error("signal dispatch: %s", strerror(-r));
+                wc_errorf(rn->err, sizeof(rn->err), "signal dispatch: %s",
+                          strerror(-r));
         return r;
 }
 
@@ -774,6 +776,14 @@ static int start_stream(struct runner *rn)
         wc_buf_free(&filter_tables);
         if (r < 0)
                 return r;
+        if (!rn->cp && info->encoding[0] && strcmp(info->encoding, "UTF8"))
+                log_warning("database \"%s\" on %s has server_encoding %s: "
+                            "wal2json passes its text on unconverted, and "
+                            "walcastd stops at the first change whose text "
+                            "is not UTF-8 (docs/reliability.md); walcast "
+                            "needs a UTF8 database",
+                            info->dbname, wc_stream_server(rn->stream),
+                            info->encoding);
         if (!info->numeric_as_string && !rn->cp)
                 log_warning("wal2json on %s does not know the option "
                             "numeric-data-types-as-string: numeric NaN and "
@@ -1220,15 +1230,12 @@ static int loop(struct runner *rn)
                         apply_reload(rn);
                 if (rn->state == ST_STREAMING && !rn->replay) {
                         r = stream_step(rn);
-                        if (r < 0 && r != -EBADMSG && transient(r) &&
-                            !rn->o->tail) {
+                        if (r < 0)
                                 log_error("%s", rn->err);
+                        if (r < 0 && transient(r) && !rn->o->tail)
                                 rn->replay = true;
-                        } else if (r < 0) {
-                                if (r != -EBADMSG)
-                                        log_error("%s", rn->err);
+                        else if (r < 0)
                                 return r;
-                        }
                 }
                 if (rn->replay && rn->state == ST_STREAMING) {
                         drop_stream(rn);
@@ -1251,6 +1258,15 @@ static int loop(struct runner *rn)
         return 0;
 }
 
+/* After the error that names it. */
+static void log_undecodable(void)
+{
+        log_error("walcastd stops before that message: it confirms nothing "
+                  "past it, and stops there again at every start until the "
+                  "message can be read (docs/reliability.md, \"A message "
+                  "that does not decode\")");
+}
+
 /*
  * A stop that came inside a transaction reads on to its commit, within the
  * shutdown deadline, so that a routine stop repeats nothing at the next
@@ -1258,13 +1274,15 @@ static int loop(struct runner *rn)
  * always, and ends exactly at the commit (read_batch).  Not for tail,
  * whose Ctrl-C and --limit stop where they are.  A failure is logged and
  * ends the reading: what is in flight is sent again at the next start.
+ * One that is not the connection's (a message that does not decode) is
+ * returned, for the exit status the main loop would have given it.
  */
-static void finish_txn(struct runner *rn, int64_t deadline)
+static int finish_txn(struct runner *rn, int64_t deadline)
 {
-        int r;
+        int r = 0;
 
         if (!rn->in_txn || rn->o->tail || rn->replay)
-                return;
+                return 0;
         log_info("reading transaction %u to its commit before stopping",
                  rn->txn.xid);
         rn->finishing = true;
@@ -1278,28 +1296,29 @@ static void finish_txn(struct runner *rn, int64_t deadline)
                 if (r == 0)
                         r = stream_step(rn);
                 if (r < 0) {
-                        /* a message that does not decode said so itself */
-                        if (r != -EBADMSG)
-                                log_error("%s", rn->err);
+                        log_error("%s", rn->err);
+                        if (r == -EBADMSG)
+                                log_undecodable();
                         break;
                 }
         }
         rn->finishing = false;
+        return r < 0 && !transient(r) ? r : 0;
 }
 
 /* A clean stop: let the sinks acknowledge what they have, confirm it, end
- * the copy. */
-static int finish(struct runner *rn)
+ * the copy.  read_on: first read on to the open transaction's commit. */
+static int finish(struct runner *rn, bool read_on)
 {
         int64_t deadline = now_ms() + (int64_t)rn->cfg->shutdown_timeout_ms;
         char lsn[WC_LSN_STRLEN];
         size_t open;
-        int r;
+        int failed, r;
 
         wc_notify("STOPPING=1");
         if (rn->state != ST_STREAMING)
                 return 0;
-        finish_txn(rn, deadline);
+        failed = read_on ? finish_txn(rn, deadline) : 0;
         /* The transaction still being read is tracked from its begin, but
          * its commit will not come from a stream no longer read: nothing
          * can acknowledge it, so it is not waited for.  It is read again
@@ -1341,7 +1360,7 @@ static int finish(struct runner *rn)
         if (!rn->o->tail)
                 log_info("stopped; confirmed position %s",
                          wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
-        return 0;
+        return failed;
 }
 
 int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
@@ -1530,8 +1549,17 @@ int wc_run(const struct wc_run_opts *o)
         rn.next_watchdog_ms = wc_notify_watchdog_ms() ? now_ms() : 0;
         wc_notify("READY=1\nSTATUS=streaming slot %s", rn.slot);
         r = loop(&rn);
-        if (r == 0)
-                r = finish(&rn);
+        if (r == 0) {
+                r = finish(&rn, true);
+        } else if (r == -EBADMSG) {
+                /* A message that does not decode (or a replication message
+                 * that does not parse) stops the reading before it, but
+                 * the stream is sound: what the sinks acknowledged up to
+                 * there is confirmed, so that the next start repeats
+                 * nothing before it.  The exit status stays 1. */
+                log_undecodable();
+                (void)finish(&rn, false);
+        }
 out:
         /* plugins close before the stream, which their acks refer to */
         wc_plugin_host_free(rn.host);

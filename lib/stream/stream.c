@@ -264,6 +264,7 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         PQconninfoOption *parsed;
         char *errmsg = NULL, *options = NULL;
         PGresult *res = NULL;
+        const char *enc;
         const char *host, *port, *user_options = "";
         int r;
 
@@ -325,6 +326,9 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         snprintf(s->info.dbname, sizeof(s->info.dbname), "%s",
                  PQgetvalue(res, 0, 3));
         PQclear(res);
+        enc = PQparameterStatus(s->conn, "server_encoding");
+        snprintf(s->info.encoding, sizeof(s->info.encoding), "%s",
+                 enc ? enc : "");
 
         r = run(s, "SHOW wal_level", PGRES_TUPLES_OK,
                 "could not read wal_level", &res, errbuf, errlen);

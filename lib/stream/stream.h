@@ -57,6 +57,7 @@ struct wc_stream_info {
         uint32_t timeline;
         wc_lsn xlogpos;
         char dbname[64];
+        char encoding[32];     /* the database's server_encoding */
         bool slot_created;     /* this open created the slot */
         wc_lsn slot_confirmed; /* the slot's confirmed_flush_lsn */
         /* false when wal2json lacks numeric-data-types-as-string, so NaN

@@ -7,14 +7,22 @@ built for another ABI (78, "FILE:LINE:COL: message").
 Server side (exit 1 unless noted), each message with the given words:
 unreachable, wrong password, role without REPLICATION, wal_level=replica,
 wal2json not installed, wal2json not in output_plugin_libraries, slot active
-for another PID (walcastd waits and retries, tail exits 1), slot missing with create_slot: false (69), slot
-invalidated (69); and a warning for a table whose UPDATE/DELETE wal2json
-drops for lack of a replica identity.
+for another PID (walcastd waits and retries, tail exits 1), slot missing
+with create_slot: false (69), slot invalidated (69); and a warning for a
+table whose UPDATE/DELETE wal2json drops for lack of a replica identity.
+A change that does not decode (text that is not UTF-8, from a SQL_ASCII
+database, which is warned of at the start): exit 1 naming its position;
+what came before it is confirmed, and the next start stops at the same
+message, repeating nothing before it and skipping nothing.  A replication
+message that does not parse (through a proxy that garbles the type of the
+first XLogData): exit 1 with the error said (it used to exit silently).
 """
 
 import os
 import re
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -273,6 +281,151 @@ def case_active_and_warning(ctx):
     c.sql("SELECT pg_drop_replication_slot('busy_slot')")
 
 
+def case_undecodable(ctx):
+    c, db = ctx.c, "ascii_db"
+    c.sql("CREATE DATABASE %s ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+          "LC_CTYPE 'C' TEMPLATE template0" % db)
+    c.sql("CREATE TABLE t (id int PRIMARY KEY, v text)", dbname=db)
+    cfg, out = ctx.cfg("undecodable", dsn=c.dsn(dbname=db))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-undecodable")
+    try:
+        c.sql("INSERT INTO t VALUES (1, 'ASCII')", dbname=db)
+        c.sql("BEGIN; INSERT INTO t VALUES (2, 'ASCII');"
+              "INSERT INTO t VALUES (3, E'not UTF-8: \\xff'); COMMIT",
+              dbname=db)
+        c.sql("INSERT INTO t VALUES (4, 'ASCII')", dbname=db)
+        rc = d.wait(timeout=30)
+    finally:
+        d.kill()
+    err = d.stderr()
+    at = re.search(r"<3>could not decode wal2json message at (\S+): "
+                   r"invalid UTF-8", err)
+    check(rc == 1 and at, "exit %s, expected 1 with the decode error\n%s"
+          % (rc, d.describe()))
+    check("server_encoding SQL_ASCII" in err and "needs a UTF8 database"
+          in err, "no warning of the database's encoding\n" + d.describe())
+    check("<3>walcastd stops before that message" in err,
+          "no word of what the stop means\n" + d.describe())
+    first = h.read_jsonl(out)
+    ids = [int(e["columns"][0]["value"]) for e in first]
+    check(ids[:1] == [1] and 4 not in ids, "output %r: expected row 1, "
+          "perhaps row 2, and nothing after the bad row" % ids)
+    # what was acknowledged before the bad message is confirmed: the
+    # next start does not repeat it
+    conf = h.lsn_int(c.slot("undecodable")["confirmed_flush_lsn"])
+    check(conf == h.lsn_int(first[0]["end_lsn"]),
+          "confirmed_flush_lsn %s, expected %s, the end of the transaction "
+          "before the bad one" % (h.lsn_str(conf), first[0]["end_lsn"]))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-undecodable2",
+                         ready=False)
+    rc = d.wait(timeout=30)
+    again = re.search(r"could not decode wal2json message at (\S+):",
+                      d.stderr())
+    check(rc == 1 and again and again.group(1) == at.group(1),
+          "started again: exit %s, not 1 at %s\n%s"
+          % (rc, at.group(1), d.describe()))
+    ids2 = [int(e["columns"][0]["value"])
+            for e in h.read_jsonl(out)[len(first):]]
+    check(1 not in ids2 and 4 not in ids2,
+          "started again, it wrote %r: row 1 again or the row after the bad "
+          "one" % ids2)
+    c.sql("SELECT pg_drop_replication_slot('undecodable')")
+
+
+class GarblingProxy:
+    """A TCP proxy to the cluster that passes everything on, except that it
+    turns the first XLogData ('w') of the server's CopyData into type 'z'.
+    For a DSN with sslmode=disable and gssencmode=disable, so that the
+    server's side is a plain run of typed messages."""
+
+    def __init__(self, port):
+        self.up_port = port
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.garbled = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                cli, _ = self.lsock.accept()
+            except OSError:
+                return
+            srv = socket.create_connection(("127.0.0.1", self.up_port))
+            threading.Thread(target=self._pipe, args=(cli, srv),
+                             daemon=True).start()
+            threading.Thread(target=self._from_server, args=(srv, cli),
+                             daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            x.close()
+
+    def _from_server(self, srv, cli):
+        buf = b""
+        try:
+            while True:
+                data = srv.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while len(buf) >= 5:
+                    n = 1 + int.from_bytes(buf[1:5], "big")
+                    if len(buf) < n:
+                        break
+                    msg = bytearray(buf[:n])
+                    buf = buf[n:]
+                    if (msg[0:1] == b"d" and msg[5:6] == b"w" and
+                            not self.garbled.is_set()):
+                        msg[5:6] = b"z"
+                        self.garbled.set()
+                    out += bytes(msg)
+                cli.sendall(out)
+        except OSError:
+            pass
+        for x in (srv, cli):
+            x.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+def case_unparsable(ctx):
+    c = ctx.c
+    proxy = GarblingProxy(c.port)
+    try:
+        dsn = ("host=127.0.0.1 port=%d dbname=postgres user=postgres "
+               "sslmode=disable gssencmode=disable" % proxy.port)
+        cfg, _ = ctx.cfg("unparsable", dsn=dsn)
+        d = h.start_walcastd(cfg, c.tmp, name="walcastd-unparsable")
+        try:
+            c.sql('INSERT INTO "%s".marker VALUES (100)' % SCHEMA)
+            rc = d.wait(timeout=30)
+        finally:
+            d.kill()
+        check(proxy.garbled.is_set(), "the proxy saw no XLogData")
+        err = d.stderr()
+        check(rc == 1 and "<3>unexpected replication message type 0x7a" in
+              err and "<3>walcastd stops before that message" in err,
+              "exit %s; expected 1 with the error said\n%s"
+              % (rc, d.describe()))
+    finally:
+        proxy.close()
+    c.sql("SELECT pg_drop_replication_slot('unparsable')")
+
+
 def case_invalidated(ctx):
     c = ctx.c
     drop_all_slots(c)
@@ -363,6 +516,8 @@ def test():
             ("role without REPLICATION", case_no_replication),
             ("slot missing, create_slot false", case_missing_slot),
             ("slot active + no-key warning", case_active_and_warning),
+            ("a change that does not decode", case_undecodable),
+            ("a replication message that does not parse", case_unparsable),
             ("slot invalidated", case_invalidated),
             ("wal2json not allowed", case_not_allowed),
             ("wal2json not installed", case_not_installed),

@@ -19,9 +19,15 @@ signal comes: the walsender is frozen (SIGSTOP) part-way through it.
 2. cut short: shutdown_timeout 3 s and the walsender stays frozen;
    walcastd exits 0 promptly, confirms nothing up to the commit, and once
    started again writes the whole transaction.
+3. undecodable: the transaction's last row cannot be read (text that is
+   not UTF-8, from a SQL_ASCII database); reading on to the commit meets
+   it, and walcastd exits 1 with the decode error, as it would have
+   without the stop (it used to exit 0), confirming nothing of the
+   transaction.
 """
 
 import os
+import re
 import signal
 import sys
 import time
@@ -39,14 +45,16 @@ def ids_of(lines):
                      if col["name"] == "id")) for e in lines]
 
 
-def frozen_inside(c, slot, table, out):
-    """Runs one transaction of ROWS inserts into table and freezes the
-    walsender once walcastd has written some of it but not all.  Returns
-    (walsender pid, lines written)."""
+def frozen_inside(c, slot, table, out, dbname="postgres", last="'x'"):
+    """Runs one transaction of ROWS inserts into table (v of the last row
+    is the SQL expression `last`) and freezes the walsender once walcastd
+    has written some of it but not all.  Returns (walsender pid, lines
+    written)."""
     c.sql('CREATE TABLE "%s".%s (id int PRIMARY KEY, v text)'
-          % (SCHEMA, table))
-    c.sql('INSERT INTO "%s".%s SELECT g, repeat(\'x\', 100) FROM '
-          'generate_series(1, %d) g' % (SCHEMA, table, ROWS))
+          % (SCHEMA, table), dbname=dbname)
+    c.sql('INSERT INTO "%s".%s SELECT g, CASE WHEN g < %d THEN '
+          'repeat(\'x\', 100) ELSE %s END FROM generate_series(1, %d) g'
+          % (SCHEMA, table, ROWS, last, ROWS), dbname=dbname)
     cnt = h.LineCounter(out)
     h.wait_until(lambda: cnt() > 0, timeout=60,
                  what="the first changes of the transaction")
@@ -153,6 +161,55 @@ def case_cut_short(c):
         d.kill()
 
 
+def case_undecodable(c):
+    db = "ascii_db"
+    c.sql("CREATE DATABASE %s ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+          "LC_CTYPE 'C' TEMPLATE template0" % db)
+    c.sql('CREATE SCHEMA "%s"' % SCHEMA, dbname=db)
+    slot, out = "stop_bad", os.path.join(c.tmp, "bad.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "bad.yaml"), c.dsn(dbname=db),
+                         slot, out, extra="shutdown_timeout: 120s\n")
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-bad")
+    walsender = None
+    try:
+        walsender, _ = frozen_inside(c, slot, "b", out, dbname=db,
+                                     last="E'not UTF-8: \\xff'")
+        d.send(signal.SIGTERM)
+        time.sleep(0.5)
+        os.kill(walsender, signal.SIGCONT)
+        walsender = None
+        rc = d.wait(timeout=150)
+        err = d.stderr()
+        check(rc == 1, "walcastd exited %d, not 1, after a message that "
+              "does not decode\n%s" % (rc, d.describe()))
+        check("to its commit before stopping" in err,
+              "no word of reading on to the commit\n" + d.describe())
+        check("could not decode wal2json message at" in err and
+              "invalid UTF-8" in err and
+              "stops before that message" in err,
+              "the decode error is not told\n" + d.describe())
+        at = re.search(r"could not decode wal2json message at (\S+):", err)
+        commit = h.lsn_int(h.read_jsonl(out)[0]["commit_lsn"])
+        conf = h.lsn_int(c.slot(slot)["confirmed_flush_lsn"])
+        check(conf <= commit, "confirmed_flush_lsn %s is past %s, the commit "
+              "of the transaction that does not decode"
+              % (h.lsn_str(conf), h.lsn_str(commit)))
+        # never skipped: the next start stops at the same message
+        d = h.start_walcastd(cfg, c.tmp, name="walcastd-bad2", ready=False)
+        rc = d.wait(timeout=150)
+        again = re.search(r"could not decode wal2json message at (\S+):",
+                          d.stderr())
+        check(rc == 1 and again and again.group(1) == at.group(1),
+              "started again: exit %d, not 1 at the message at %s\n%s"
+              % (rc, at.group(1), d.describe()))
+    finally:
+        if walsender:
+            os.kill(walsender, signal.SIGCONT)
+        d.kill()
+        c.sql("SELECT pg_drop_replication_slot('%s')" % slot, dbname=db,
+              check=False)
+
+
 def test():
     c = h.Cluster()
     c.sql('CREATE SCHEMA "%s"' % SCHEMA)
@@ -161,6 +218,8 @@ def test():
               case_finished, c)
     cases.run("cut short by shutdown_timeout: prompt, read again whole",
               case_cut_short, c)
+    cases.run("undecodable: reading on to the commit meets a bad message, "
+              "exit 1", case_undecodable, c)
     return cases.finish()
 
 
