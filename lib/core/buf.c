@@ -84,15 +84,36 @@ int wc_buf_printf(struct wc_buf *b, const char *fmt, ...)
         return 0;
 }
 
+/* two digits per division: LSNs, xids and timestamps are 10-16 digits */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
 char *wc_put_uint(char *o, uint64_t v)
 {
         char tmp[WC_UINT_MAX_DIGITS];
         size_t i = sizeof(tmp);
 
-        do {
-                tmp[--i] = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
+        while (v >= 100) {
+                unsigned d = (unsigned)(v % 100) * 2;
+
+                v /= 100;
+                tmp[--i] = digit_pairs[d + 1];
+                tmp[--i] = digit_pairs[d];
+        }
+        if (v >= 10) {
+                tmp[--i] = digit_pairs[v * 2 + 1];
+                tmp[--i] = digit_pairs[v * 2];
+        } else {
+                tmp[--i] = (char)('0' + v);
+        }
         memcpy(o, tmp + i, sizeof(tmp) - i);
         return o + (sizeof(tmp) - i);
 }

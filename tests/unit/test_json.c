@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* JSON string helpers and timestamp parsing/formatting. */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -455,6 +456,37 @@ static void put_matches_append(void **state)
         wc_buf_free(&b);
 }
 
+/* every length and every digit pair, against printf */
+static void put_uint_matches_printf(void **state)
+{
+        char got[WC_UINT_MAX_DIGITS + 1], want[32];
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        (void)state;
+
+        for (uint64_t v = 0; v < 100000; v++) {
+                *wc_put_uint(got, v) = '\0';
+                snprintf(want, sizeof(want), "%" PRIu64, v);
+                assert_string_equal(got, want);
+        }
+        for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
+                uint64_t vs[] = {p - 1, p, p + 1, p * 10 - 1, p * 9 + 99};
+
+                for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+                        *wc_put_uint(got, vs[i]) = '\0';
+                        snprintf(want, sizeof(want), "%" PRIu64, vs[i]);
+                        assert_string_equal(got, want);
+                }
+        }
+        for (int i = 0; i < 100000; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *wc_put_uint(got, x >> (i % 64)) = '\0';
+                snprintf(want, sizeof(want), "%" PRIu64, x >> (i % 64));
+                assert_string_equal(got, want);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -462,6 +494,7 @@ int main(void)
             cmocka_unit_test(append_escapes),
             cmocka_unit_test(append_appends),
             cmocka_unit_test(put_matches_append),
+            cmocka_unit_test(put_uint_matches_printf),
             cmocka_unit_test(append_grows),
             cmocka_unit_test(unescape_plain),
             cmocka_unit_test(unescape_simple),
