@@ -127,9 +127,9 @@ struct walcast_txn {
  *   insert             schema, table, lsn, txn, columns (new row), pk
  *   update             ... columns (new row), identity (old key, or the
  *                      whole old row under REPLICA IDENTITY FULL), pk;
- *                      missing lists columns wal2json did not send
- *                      (unchanged TOASTed values) when the old row does not
- *                      supply them
+ *                      missing is reserved and empty (count 0): wal2json
+ *                      does not say which columns it left out, see
+ *                      docs/plugins.md
  *   delete             ... identity (the primary key, or the whole old row
  *                      under REPLICA IDENTITY FULL), pk
  *   bulk_delete        ... keys[nkeys]: the primary key of each deleted
