@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -103,6 +104,79 @@ def make_tmpdir():
             shutil.rmtree(d, ignore_errors=True)
     _cleanups.append(rm)
     return d
+
+
+class PgProxy:
+    """A TCP proxy to a cluster, for faults of the wire: what the client
+    sends goes through untouched; each message the server sends (type byte,
+    length, body) goes through on_message(msg), which returns the bytes to
+    pass on in its place (b"" to hold or drop it; several messages at
+    once).  What one read of the server's socket yields is passed on in
+    one send.  For a DSN with sslmode and gssencmode disabled (dsn()), so
+    that the server's side is a plain run of typed messages."""
+
+    def __init__(self, port, on_message):
+        self.up_port = port
+        self.on_message = on_message
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def dsn(self, user="postgres", dbname="postgres"):
+        return ("host=127.0.0.1 port=%d dbname=%s user=%s sslmode=disable "
+                "gssencmode=disable" % (self.port, dbname, user))
+
+    def _accept(self):
+        while True:
+            try:
+                cli, _ = self.lsock.accept()
+            except OSError:
+                return
+            srv = socket.create_connection(("127.0.0.1", self.up_port))
+            threading.Thread(target=self._to_server, args=(cli, srv),
+                             daemon=True).start()
+            threading.Thread(target=self._from_server, args=(srv, cli),
+                             daemon=True).start()
+
+    @staticmethod
+    def _to_server(cli, srv):
+        try:
+            while True:
+                data = cli.recv(65536)
+                if not data:
+                    break
+                srv.sendall(data)
+        except OSError:
+            pass
+        for x in (cli, srv):
+            x.close()
+
+    def _from_server(self, srv, cli):
+        buf = b""
+        try:
+            while True:
+                data = srv.recv(65536)
+                if not data:
+                    break
+                buf += data
+                out = b""
+                while len(buf) >= 5:
+                    n = 1 + int.from_bytes(buf[1:5], "big")
+                    if len(buf) < n:
+                        break
+                    out += self.on_message(buf[:n])
+                    buf = buf[n:]
+                if out:
+                    cli.sendall(out)
+        except OSError:
+            pass
+        for x in (srv, cli):
+            x.close()
+
+    def close(self):
+        self.lsock.close()
 
 
 def free_port():

@@ -16,7 +16,12 @@ end position delivers the new rows and repeats none of the first ones
   unconfirmed, until the sink acknowledges, then stops;
 - `walcast tail --slot NAME --endpos LSN` prints the changes up to LSN and
   stops, without moving the slot;
-- a bad value: exit 78 with a message naming --endpos.
+- a bad value: exit 78 with a message naming --endpos;
+- a transaction that comes in the same read as the server's reply to
+  START_REPLICATION, with nothing after it (harness.PgProxy joins them and
+  drops the keepalives that follow): poll() never reports it, and a loop
+  that waits for the socket before reading what libpq already holds sits
+  out status_interval (fixed in beed0b2; this is its test).
 """
 
 import os
@@ -282,6 +287,47 @@ def case_bad_value(c, cfg):
           % (r.returncode, r.stderr))
 
 
+def case_with_reply(c):
+    slot = "endpos_reply"
+    state = {"hold": None, "released": False}
+
+    def join(msg):
+        kind = msg[0:1]
+        if state["released"]:
+            # nothing more for poll() to see; CopyDone and the rest of
+            # the stop go through
+            return b"" if kind == b"d" and msg[5:6] == b"k" else msg
+        if kind == b"W":  # CopyBothResponse: hold it, and what follows
+            state["hold"] = msg
+            return b""
+        if state["hold"] is None:
+            return msg
+        if kind == b"d" and msg[5:6] == b"k":
+            return b""
+        state["hold"] += msg
+        if kind == b"d" and b'"action":"C"' in msg:
+            state["released"] = True
+            return state["hold"]
+        return b""
+
+    proxy = h.PgProxy(c.port, join)
+    try:
+        out = os.path.join(c.tmp, "reply.jsonl")
+        cfg = h.write_config(os.path.join(c.tmp, "reply.yaml"), proxy.dsn(),
+                             slot, out, status_interval="30s")
+        r = h.walcast("slot", "create", "-c", cfg)
+        check(r.returncode == 0, "slot create: %s" % r.stderr)
+        ids = insert(c, 90000, 1, 3)
+        end = end_of_wal(c)
+        run_to(c, cfg, end, "walcastd-reply")
+        check(state["released"], "the proxy did not see the transaction "
+              "after the reply to START_REPLICATION")
+        check_once(inserted_ids(out), ids, "with the reply")
+    finally:
+        proxy.close()
+        c.sql("SELECT pg_drop_replication_slot('%s')" % slot, check=False)
+
+
 def test():
     c = h.Cluster()
     c.sql('CREATE SCHEMA "%s"; CREATE TABLE "%s".t (id int PRIMARY KEY, '
@@ -304,6 +350,7 @@ def test():
     cases.run("prompt", case_prompt)
     cases.run("held", case_held, c)
     cases.run("tail", case_tail, c)
+    cases.run("with the reply to START_REPLICATION", case_with_reply, c)
     return cases.finish()
 
 

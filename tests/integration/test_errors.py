@@ -15,14 +15,12 @@ database, which is warned of at the start): exit 1 naming its position;
 what came before it is confirmed, and the next start stops at the same
 message, repeating nothing before it and skipping nothing.  A replication
 message that does not parse (through a proxy that garbles the type of the
-first XLogData): exit 1 with the error said (it used to exit silently).
+first XLogData, harness.PgProxy): exit 1 with the error said (it used to exit silently).
 """
 
 import os
 import re
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -332,90 +330,27 @@ def case_undecodable(ctx):
     c.sql("SELECT pg_drop_replication_slot('undecodable')")
 
 
-class GarblingProxy:
-    """A TCP proxy to the cluster that passes everything on, except that it
-    turns the first XLogData ('w') of the server's CopyData into type 'z'.
-    For a DSN with sslmode=disable and gssencmode=disable, so that the
-    server's side is a plain run of typed messages."""
-
-    def __init__(self, port):
-        self.up_port = port
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(4)
-        self.port = self.lsock.getsockname()[1]
-        self.garbled = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                cli, _ = self.lsock.accept()
-            except OSError:
-                return
-            srv = socket.create_connection(("127.0.0.1", self.up_port))
-            threading.Thread(target=self._pipe, args=(cli, srv),
-                             daemon=True).start()
-            threading.Thread(target=self._from_server, args=(srv, cli),
-                             daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for x in (a, b):
-            x.close()
-
-    def _from_server(self, srv, cli):
-        buf = b""
-        try:
-            while True:
-                data = srv.recv(65536)
-                if not data:
-                    break
-                buf += data
-                out = b""
-                while len(buf) >= 5:
-                    n = 1 + int.from_bytes(buf[1:5], "big")
-                    if len(buf) < n:
-                        break
-                    msg = bytearray(buf[:n])
-                    buf = buf[n:]
-                    if (msg[0:1] == b"d" and msg[5:6] == b"w" and
-                            not self.garbled.is_set()):
-                        msg[5:6] = b"z"
-                        self.garbled.set()
-                    out += bytes(msg)
-                cli.sendall(out)
-        except OSError:
-            pass
-        for x in (srv, cli):
-            x.close()
-
-    def close(self):
-        self.lsock.close()
-
-
 def case_unparsable(ctx):
     c = ctx.c
-    proxy = GarblingProxy(c.port)
+    garbled = []
+
+    def garble(msg):
+        """the first XLogData ('w' in CopyData) becomes type 'z'"""
+        if msg[0:1] == b"d" and msg[5:6] == b"w" and not garbled:
+            garbled.append(msg)
+            return msg[:5] + b"z" + msg[6:]
+        return msg
+
+    proxy = h.PgProxy(c.port, garble)
     try:
-        dsn = ("host=127.0.0.1 port=%d dbname=postgres user=postgres "
-               "sslmode=disable gssencmode=disable" % proxy.port)
-        cfg, _ = ctx.cfg("unparsable", dsn=dsn)
+        cfg, _ = ctx.cfg("unparsable", dsn=proxy.dsn())
         d = h.start_walcastd(cfg, c.tmp, name="walcastd-unparsable")
         try:
             c.sql('INSERT INTO "%s".marker VALUES (100)' % SCHEMA)
             rc = d.wait(timeout=30)
         finally:
             d.kill()
-        check(proxy.garbled.is_set(), "the proxy saw no XLogData")
+        check(garbled, "the proxy saw no XLogData")
         err = d.stderr()
         check(rc == 1 and "<3>unexpected replication message type 0x7a" in
               err and "<3>walcastd stops before that message" in err,
