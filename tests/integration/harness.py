@@ -636,6 +636,22 @@ def start_walcastd(config, tmpdir, name=None, ready=True, extra_args=()):
     return p
 
 
+def undecodable_at(stderr):
+    """The position walcastd's decode error names, or None."""
+    m = re.search(r"could not decode wal2json message at (\S+):", stderr)
+    return m.group(1) if m else None
+
+
+def check_stops_again(config, tmpdir, at, name, timeout=60.0):
+    """A message that does not decode is never skipped: walcastd started
+    again exits 1 at the same position."""
+    d = start_walcastd(config, tmpdir, name=name, ready=False)
+    rc = d.wait(timeout=timeout)
+    check(rc == 1 and undecodable_at(d.stderr()) == at,
+          "started again: exit %s, not 1 at the message at %s\n%s"
+          % (rc, at, d.describe()))
+
+
 def run(argv, timeout=60.0, input=None):
     """Runs a short command; returns CompletedProcess with text output."""
     try:

@@ -27,7 +27,6 @@ signal comes: the walsender is frozen (SIGSTOP) part-way through it.
 """
 
 import os
-import re
 import signal
 import sys
 import time
@@ -188,20 +187,14 @@ def case_undecodable(c):
               "invalid UTF-8" in err and
               "stops before that message" in err,
               "the decode error is not told\n" + d.describe())
-        at = re.search(r"could not decode wal2json message at (\S+):", err)
+        at = h.undecodable_at(err)
         commit = h.lsn_int(h.read_jsonl(out)[0]["commit_lsn"])
         conf = h.lsn_int(c.slot(slot)["confirmed_flush_lsn"])
         check(conf <= commit, "confirmed_flush_lsn %s is past %s, the commit "
               "of the transaction that does not decode"
               % (h.lsn_str(conf), h.lsn_str(commit)))
         # never skipped: the next start stops at the same message
-        d = h.start_walcastd(cfg, c.tmp, name="walcastd-bad2", ready=False)
-        rc = d.wait(timeout=150)
-        again = re.search(r"could not decode wal2json message at (\S+):",
-                          d.stderr())
-        check(rc == 1 and again and again.group(1) == at.group(1),
-              "started again: exit %d, not 1 at the message at %s\n%s"
-              % (rc, at.group(1), d.describe()))
+        h.check_stops_again(cfg, c.tmp, at, "walcastd-bad2", timeout=150)
     finally:
         if walsender:
             os.kill(walsender, signal.SIGCONT)
