@@ -130,6 +130,7 @@ struct state {
         bool throttled;
         bool fatal; /* the producer hit a fatal error: start another */
         bool closing;
+        bool all_down; /* every broker was down: say when one is back */
 
         /* the last failure reported, so that a replay failing the same way
          * is not logged as a new error each time */
@@ -541,6 +542,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         report_failure(st, m->err, rd_kafka_topic_name(m->rkt),
                                        m->key, m->key_len);
                 txn_fail(st, t);
+        } else if (st->all_down) {
+                st->all_down = false;
+                st->host->log(st->self, WALCAST_LOG_NOTICE,
+                              "Kafka is reachable again: deliveries go on");
         }
         t->outstanding--;
         txn_settle(st, t);
@@ -579,12 +584,23 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                 st->fatal = true;
                 return;
         }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+                char servers[1024];
+                size_t n = sizeof(servers);
+
+                if (rd_kafka_conf_get(st->conf, "bootstrap.servers", servers,
+                                      &n) != RD_KAFKA_CONF_OK)
+                        snprintf(servers, sizeof(servers), "(unknown)");
+                st->all_down = true;
+                st->host->log(st->self, WALCAST_LOG_WARNING,
+                              "%s (bootstrap.servers %s): librdkafka keeps "
+                              "trying; changes wait for delivery and are "
+                              "confirmed to PostgreSQL only once delivered",
+                              reason, servers);
+                return;
+        }
         /* the log callback said it already, at its level */
-        st->host->log(st->self,
-                      err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
-                          ? WALCAST_LOG_WARNING
-                          : WALCAST_LOG_DEBUG,
-                      "%s", reason);
+        st->host->log(st->self, WALCAST_LOG_DEBUG, "%s", reason);
 }
 
 /* Serves the main queue: delivery reports, logs, errors. */

@@ -15,6 +15,9 @@ tests/tools kafka_mock process, over TCP) -> kcat.
    small enough to fill: the slot's confirmed_flush_lsn never passes a
    change that Kafka does not have, and after the broker is back every
    change arrives (duplicates only as the headers let a consumer drop).
+4. every broker down (a cluster of one): walcastd warns, naming
+   bootstrap.servers, keeps running and confirms nothing of what waits;
+   once the broker is back it says so, and every change is in Kafka.
 
 Needs WC_KAFKA_MOCK (the kafka_mock binary) and kcat on PATH.
 """
@@ -621,6 +624,51 @@ def case_broker_down(c):
     mock.stop()
 
 
+# --------------------------------------------------------------------------
+# 4. every broker down
+
+def case_all_down(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = topic_of(GOV, "tickets")
+    create_topics(mock, [(GOV, "tickets")])
+    cfg = write_kafka_config(c, "kafka-alldown", "kafka_alldown",
+                             kafka_sink(mock.bootstrap))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-kafka-alldown")
+    ids = list(range(300001, 300005))
+    ins = "INSERT INTO \"%s\".tickets VALUES (%d, 'all down', NULL)"
+    c.sql(ins % (GOV, ids[0]))
+    wait_confirmed(c, "kafka_alldown", d)
+    mock.cmd("down 1")
+    for i in ids[1:]:
+        c.sql(ins % (GOV, i))
+    end = c.wait_flushed()
+    h.wait_until(lambda: "brokers are down" in d.stderr(), timeout=30,
+                 what="the warning that every broker is down\n"
+                 + d.describe())
+    warn = next(l for l in d.stderr().splitlines()
+                if "brokers are down" in l)
+    check(warn.startswith("<4>") and mock.bootstrap in warn and
+          "confirmed to PostgreSQL only once delivered" in warn,
+          "the warning does not name the servers and what happens: %r"
+          % warn)
+    time.sleep(3)
+    conf = h.lsn_int(c.slot("kafka_alldown")["confirmed_flush_lsn"])
+    check(conf < end, "the slot confirmed %s with every broker down"
+          % h.lsn_str(conf))
+    check(d.poll() is None, "walcastd exited\n" + d.describe())
+    mock.cmd("up 1")
+    wait_confirmed(c, "kafka_alldown", d, timeout=60)
+    check("<5>plugin \"kafka\": Kafka is reachable again" in d.stderr(),
+          "no word that Kafka is back\n" + d.describe())
+    got = sorted({int(r.key["id"]) for r in consume(mock.bootstrap, topic)
+                  if int(r.key["id"]) in ids})
+    check(got == ids, "in Kafka after the outage: ids %r, expected %r"
+          % (got, ids))
+    d.stop()
+    drop_slot(c, "kafka_alldown")
+    mock.stop()
+
+
 def test():
     global VERSION
     h.kcat_path()
@@ -634,6 +682,8 @@ def test():
     cases.run("names that cannot be topics", case_bad_names, c)
     cases.run("a broker down for 10 s: nothing confirmed early, nothing "
               "lost", case_broker_down, c)
+    cases.run("every broker down: said, nothing confirmed, then delivered",
+              case_all_down, c)
     return cases.finish()
 
 
