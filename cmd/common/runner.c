@@ -1225,8 +1225,10 @@ static int loop(struct runner *rn)
                         break;
                 watchdog(rn);
                 heartbeat_tick(rn);
+                /* no checkpoint yet: the first start waits (a busy
+                 * slot), and nothing was ever in flight */
                 if (rn->next_cfg && !rn->in_txn &&
-                    wc_checkpoint_in_flight(rn->cp) == 0)
+                    (!rn->cp || wc_checkpoint_in_flight(rn->cp) == 0))
                         apply_reload(rn);
                 if (rn->state == ST_STREAMING && !rn->replay) {
                         r = stream_step(rn);

@@ -7,7 +7,8 @@ built for another ABI (78, "FILE:LINE:COL: message").
 Server side (exit 1 unless noted), each message with the given words:
 unreachable, wrong password, role without REPLICATION, wal_level=replica,
 wal2json not installed, wal2json not in output_plugin_libraries, slot active
-for another PID (walcastd waits and retries, tail exits 1), slot missing
+for another PID (walcastd waits and retries, and takes a SIGHUP reload
+meanwhile; tail exits 1), slot missing
 with create_slot: false (69), slot invalidated (69); and a warning for a
 table whose UPDATE/DELETE wal2json drops for lack of a replica identity.
 A change that does not decode (text that is not UTF-8, from a SQL_ASCII
@@ -20,6 +21,7 @@ first XLogData, harness.PgProxy): exit 1 with the error said (it used to exit si
 
 import os
 import re
+import signal
 import sys
 import time
 
@@ -241,6 +243,13 @@ def case_active_and_warning(ctx):
         check(err2.count("is active for PID") == 1,
               "the busy slot was not logged exactly once while retrying:\n"
               + err2)
+        # a reload (logrotate's SIGHUP) while waiting: it used to crash
+        # on the checkpoint the first start had not made yet
+        d2.send(signal.SIGHUP)
+        h.wait_until(lambda: "reloaded" in d2.stderr() or d2.poll(),
+                     timeout=10, what="the reload while waiting")
+        check(d2.poll() is None and "reloaded" in d2.stderr(),
+              "SIGHUP while waiting for the slot\n" + d2.describe())
         d2.stop()
         expect_exit([h.binary("walcast"), "tail", "-c", cfg2, "--slot",
                      "busy_slot"], c, "tail-active", ["is active for PID"],
