@@ -64,6 +64,7 @@ struct runner {
          * source section of o->cfg, which needs a restart to change */
         struct wc_config *reloaded;
         struct wc_config *next_cfg; /* waits for a transaction boundary */
+        int64_t reload_by_ms;       /* then for what is in flight, until this */
         struct wc_metrics *m;       /* read by the metrics thread */
         struct wc_metrics_server *metrics_server;
         struct wc_heartbeat *hb;
@@ -950,8 +951,35 @@ static void request_reload(struct runner *rn)
         wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
         wc_config_free(rn->next_cfg);
         rn->next_cfg = cfg;
+        rn->reload_by_ms = now_ms() + (int64_t)src->shutdown_timeout_ms;
         log_info("reloading %s at the next transaction boundary",
                  rn->o->config_path);
+}
+
+/*
+ * A reload waits at a transaction boundary for the sinks to acknowledge
+ * what they have, as a stop does, within shutdown_timeout.  Sinks that do
+ * not (a broker that cannot be reached, often the very thing the new
+ * configuration mends) would hold it for good: past the timeout the
+ * stream is dropped as for a replay, so that nothing is in flight, the
+ * new configuration applies, and what was not acknowledged is read again
+ * from the confirmed position and goes to the new sinks.
+ */
+static void reload_overdue(struct runner *rn)
+{
+        char lsn[WC_LSN_STRLEN];
+
+        if (!rn->next_cfg || rn->in_txn || rn->state != ST_STREAMING ||
+            wc_checkpoint_in_flight(rn->cp) == 0 || now_ms() < rn->reload_by_ms)
+                return;
+        log_warning("reload: %zu transactions were not acknowledged within "
+                    "shutdown_timeout; reloading all the same: they are read "
+                    "again from %s and go to the new sinks",
+                    wc_checkpoint_in_flight(rn->cp),
+                    wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
+        drop_stream(rn);
+        rn->state = ST_BACKOFF;
+        rn->retry_at_ms = now_ms();
 }
 
 static int load_plugins(struct runner *rn);
@@ -1210,6 +1238,10 @@ static int loop(struct runner *rn)
                         deadline = rn->next_watchdog_ms;
                 if (rn->hb && rn->next_heartbeat_ms < deadline)
                         deadline = rn->next_heartbeat_ms;
+                /* at a boundary, the reload waits no longer than this;
+                 * inside a transaction the reading goes on to one */
+                if (rn->next_cfg && !rn->in_txn && rn->reload_by_ms < deadline)
+                        deadline = rn->reload_by_ms;
                 if (with_stream && rn->read_pending && !paused(rn))
                         deadline = now_ms();
                 if (with_stream && rn->holdoff) {
@@ -1225,6 +1257,7 @@ static int loop(struct runner *rn)
                         break;
                 watchdog(rn);
                 heartbeat_tick(rn);
+                reload_overdue(rn);
                 /* no checkpoint yet: the first start waits (a busy
                  * slot), and nothing was ever in flight */
                 if (rn->next_cfg && !rn->in_txn &&

@@ -18,6 +18,9 @@ tests/tools kafka_mock process, over TCP) -> kcat.
 4. every broker down (a cluster of one): walcastd warns, naming
    bootstrap.servers, keeps running and confirms nothing of what waits;
    once the broker is back it says so, and every change is in Kafka.
+5. a reload that mends bootstrap.servers while no broker can be reached:
+   it does not wait for the old sink beyond shutdown_timeout, and what
+   was waiting is delivered through the new one.
 
 Needs WC_KAFKA_MOCK (the kafka_mock binary) and kcat on PATH.
 """
@@ -25,6 +28,7 @@ Needs WC_KAFKA_MOCK (the kafka_mock binary) and kcat on PATH.
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -669,6 +673,47 @@ def case_all_down(c):
     mock.stop()
 
 
+def case_reload_mends(c):
+    """A reload that mends bootstrap.servers while nothing can be
+    delivered: it waits shutdown_timeout for the old sink, then applies
+    all the same, and what was waiting goes to the new one."""
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = topic_of(GOV, "tickets")
+    create_topics(mock, [(GOV, "tickets")])
+    nowhere = "127.0.0.1:%d" % h.free_port()
+    extra = "shutdown_timeout: 3s\n"
+    cfg = write_kafka_config(c, "kafka-mend", "kafka_mend",
+                             kafka_sink(nowhere), extra)
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-kafka-mend")
+    ids = list(range(310001, 310004))
+    for i in ids:
+        c.sql("INSERT INTO \"%s\".tickets VALUES (%d, 'mend', NULL)"
+              % (GOV, i))
+    h.wait_until(lambda: "brokers are down" in d.stderr(), timeout=30,
+                 what="the warning that every broker is down\n"
+                 + d.describe())
+    write_kafka_config(c, "kafka-mend", "kafka_mend",
+                       kafka_sink(mock.bootstrap), extra)
+    t0 = time.monotonic()
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: "reloaded" in d.stderr() or d.poll() is not None,
+                 timeout=30, what="the reload\n" + d.describe())
+    took = time.monotonic() - t0
+    err = d.stderr()
+    check("were not acknowledged within shutdown_timeout; reloading all "
+          "the same" in err and d.poll() is None,
+          "no word of the reload going ahead\n" + d.describe())
+    h.log("reloaded %.1f s after SIGHUP" % took)
+    wait_confirmed(c, "kafka_mend", d, timeout=60)
+    got = sorted({int(r.key["id"]) for r in consume(mock.bootstrap, topic)
+                  if int(r.key["id"]) in ids})
+    check(got == ids, "in Kafka after the reload: ids %r, expected %r"
+          % (got, ids))
+    d.stop()
+    drop_slot(c, "kafka_mend")
+    mock.stop()
+
+
 def test():
     global VERSION
     h.kcat_path()
@@ -684,6 +729,8 @@ def test():
               "lost", case_broker_down, c)
     cases.run("every broker down: said, nothing confirmed, then delivered",
               case_all_down, c)
+    cases.run("a reload mends bootstrap.servers while nothing can be "
+              "delivered", case_reload_mends, c)
     return cases.finish()
 
 
