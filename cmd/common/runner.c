@@ -1296,8 +1296,8 @@ static int loop(struct runner *rn)
 /* After the error that names it. */
 static void log_undecodable(void)
 {
-        log_error("walcastd stops before that message: it confirms nothing "
-                  "past it, and stops there again at every start until the "
+        log_error("stopping before that message: nothing past it is "
+                  "confirmed, and every start stops there again until the "
                   "message can be read (docs/reliability.md, \"A message "
                   "that does not decode\")");
 }

@@ -311,7 +311,7 @@ def case_undecodable(ctx):
           % (rc, d.describe()))
     check("server_encoding SQL_ASCII" in err and "needs a UTF8 database"
           in err, "no warning of the database's encoding\n" + d.describe())
-    check("<3>walcastd stops before that message" in err,
+    check("<3>stopping before that message" in err,
           "no word of what the stop means\n" + d.describe())
     first = h.read_jsonl(out)
     ids = [int(e["columns"][0]["value"]) for e in first]
@@ -355,7 +355,7 @@ def case_unparsable(ctx):
         check(garbled, "the proxy saw no XLogData")
         err = d.stderr()
         check(rc == 1 and "<3>unexpected replication message type 0x7a" in
-              err and "<3>walcastd stops before that message" in err,
+              err and "<3>stopping before that message" in err,
               "exit %s; expected 1 with the error said\n%s"
               % (rc, d.describe()))
     finally:

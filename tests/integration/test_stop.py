@@ -185,7 +185,7 @@ def case_undecodable(c):
               "no word of reading on to the commit\n" + d.describe())
         check("could not decode wal2json message at" in err and
               "invalid UTF-8" in err and
-              "stops before that message" in err,
+              "<3>stopping before that message" in err,
               "the decode error is not told\n" + d.describe())
         at = h.undecodable_at(err)
         commit = h.lsn_int(h.read_jsonl(out)[0]["commit_lsn"])
