@@ -240,11 +240,16 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                         COUNT(rn->m->sinks[i].errors, 1);
         }
         if (status != WALCAST_OK) {
-                if (!rn->replay && !rn->o->tail)
+                /* once per failed attempt; said in full the first time */
+                if (!rn->replay && !rn->o->tail && ++rn->failures == 1)
                         log_error("plugin \"%s\" could not deliver a "
                                   "transaction: replaying from the last "
                                   "confirmed position",
                                   plugin);
+                else if (!rn->replay && !rn->o->tail)
+                        log_notice("plugin \"%s\" could not deliver again "
+                                   "(%u times in a row); still retrying",
+                                   plugin, rn->failures);
                 request_replay(rn);
                 return;
         }
@@ -397,6 +402,10 @@ static int send_status(struct runner *rn)
         if (flush != rn->sent_flush) {
                 log_debug("confirmed %s", wc_lsn_format(flush, a));
                 /* progress: the next failure starts its backoff afresh */
+                if (rn->failures > 1)
+                        log_notice("delivering again after %u failed "
+                                   "attempts",
+                                   rn->failures);
                 rn->backoff_ms = 0;
                 rn->failures = 0;
         }
@@ -737,15 +746,18 @@ static int start_stream(struct runner *rn)
         const char *extra[7];
         size_t n = 0;
         char lsn[WC_LSN_STRLEN];
+        bool quiet = rn->failures > 1 || rn->start_failures > 0;
         int r;
 
         r = open_checked(rn);
         if (r < 0)
                 return r;
         info = wc_stream_get_info(rn->stream);
-        log_info("connected to %s: system %s, timeline %u, database \"%s\"",
-                 wc_stream_server(rn->stream), info->system_id, info->timeline,
-                 info->dbname);
+        /* a replay that is one of a series says it at debug level */
+        wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
+               "connected to %s: system %s, timeline %u, database \"%s\"",
+               wc_stream_server(rn->stream), info->system_id, info->timeline,
+               info->dbname);
         if (info->slot_created && !rn->o->temporary)
                 log_notice("created replication slot \"%s\"", rn->slot);
 
@@ -795,6 +807,8 @@ static int start_stream(struct runner *rn)
                 rn->cp = wc_checkpoint_new(info->slot_confirmed);
                 if (!rn->cp)
                         return -ENOMEM;
+                /* where the slot is: sending it again is no progress */
+                rn->sent_flush = info->slot_confirmed;
         }
         rn->state = ST_STREAMING;
         SET(rn->m->streaming, 1);
@@ -806,12 +820,13 @@ static int start_stream(struct runner *rn)
         /* the end position is passed already: stop without waiting */
         if (endpos_acked(rn))
                 rn->status_now = true;
-        log_info("streaming changes from %sslot \"%s\" at %s%s",
-                 rn->o->temporary ? "temporary " : "", rn->slot,
-                 wc_lsn_format(info->slot_confirmed, lsn),
-                 rn->o->tail && !rn->o->temporary
-                     ? " (peeking: no position is confirmed)"
-                     : "");
+        wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
+               "streaming changes from %sslot \"%s\" at %s%s",
+               rn->o->temporary ? "temporary " : "", rn->slot,
+               wc_lsn_format(info->slot_confirmed, lsn),
+               rn->o->tail && !rn->o->temporary
+                   ? " (peeking: no position is confirmed)"
+                   : "");
         return 0;
 }
 

@@ -16,7 +16,10 @@ database, which is warned of at the start): exit 1 naming its position;
 what came before it is confirmed, and the next start stops at the same
 message, repeating nothing before it and skipping nothing.  A replication
 message that does not parse (through a proxy that garbles the type of the
-first XLogData, harness.PgProxy): exit 1 with the error said (it used to exit silently).
+first XLogData, harness.PgProxy): exit 1 with the error said (it used to
+exit silently).  A sink that fails at every attempt (/dev/full): its error
+once, the attempts after it as notices, the reconnections quiet, and the
+recovery said once a reload mends it.
 """
 
 import os
@@ -363,6 +366,44 @@ def case_unparsable(ctx):
     c.sql("SELECT pg_drop_replication_slot('unparsable')")
 
 
+def case_sink_keeps_failing(ctx):
+    """A sink that fails at every attempt (a file sink on /dev/full): the
+    error is said once, the attempts after it counted at notice level and
+    the reconnections at debug level; a reload mends the path and the
+    recovery is said."""
+    c = ctx.c
+    c.sql('CREATE TABLE "%s".full_t (id int PRIMARY KEY)' % SCHEMA)
+    cfg, out = ctx.cfg("sink_full")
+    with open(cfg) as f:
+        good = f.read()
+    with open(cfg, "w") as f:
+        f.write(good.replace(h.yq(out), h.yq("/dev/full")))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-sink-full")
+    try:
+        c.sql('INSERT INTO "%s".full_t VALUES (1)' % SCHEMA)
+        h.wait_until(lambda: "could not deliver again (3 times" in d.stderr()
+                     or d.poll() is not None, timeout=30,
+                     what="the third failed attempt")
+        with open(cfg, "w") as f:
+            f.write(good)
+        d.send(signal.SIGHUP)
+        h.wait_until(lambda: "delivering again after" in d.stderr() or
+                     d.poll() is not None, timeout=60,
+                     what="the recovery\n" + d.describe())
+        err = d.stderr()
+        first = '<3>plugin "file:/dev/full" could not deliver a transaction'
+        check(err.count(first) == 1 and "<6>replaying from" in err and
+              err.count("<6>connected to") == 2,
+              "a sink failing at every attempt: expected its error once, "
+              "\"connected to\" twice (the start and the first replay) and "
+              "the rest quiet\n" + d.describe())
+        check(any(e.get("table") == "full_t" for e in h.read_jsonl(out)),
+              "the row is not in the mended file sink")
+    finally:
+        d.stop()
+    c.sql("SELECT pg_drop_replication_slot('sink_full')")
+
+
 def case_invalidated(ctx):
     c = ctx.c
     drop_all_slots(c)
@@ -455,6 +496,7 @@ def test():
             ("slot active + no-key warning", case_active_and_warning),
             ("a change that does not decode", case_undecodable),
             ("a replication message that does not parse", case_unparsable),
+            ("a sink that keeps failing", case_sink_keeps_failing),
             ("slot invalidated", case_invalidated),
             ("wal2json not allowed", case_not_allowed),
             ("wal2json not installed", case_not_installed),
