@@ -1374,7 +1374,8 @@ static int finish(struct runner *rn, bool read_on)
          * can acknowledge it, so it is not waited for.  It is read again
          * from the confirmed position at the next start. */
         open = rn->in_txn ? 1 : 0;
-        if (open && !rn->o->tail)
+        /* (after a message that does not decode, its error said more) */
+        if (open && !rn->o->tail && read_on && !failed)
                 log_notice("stopping without the commit of transaction %u "
                            "(%llu changes given to the sinks): it is read "
                            "whole again at the next start",
