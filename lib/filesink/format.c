@@ -53,7 +53,7 @@ static struct list list_of(const struct walcast_signal *s,
 {
         struct list l = {cols, NULL, 0};
 
-        if (s->size >= offsetof(struct walcast_signal, reserved2) && *json) {
+        if (WALCAST_HAS_FIELD(s, struct walcast_signal, pk_json_len) && *json) {
                 l.json = *json;
                 l.json_len = *json_len;
         }
@@ -63,7 +63,7 @@ static struct list list_of(const struct walcast_signal *s,
 /* The signal has content_flags (ABI 1.2). */
 static bool has_content_flags(const struct walcast_signal *s)
 {
-        return s->size >= offsetof(struct walcast_signal, reserved3);
+        return WALCAST_HAS_FIELD(s, struct walcast_signal, content_flags);
 }
 
 /* Room a column list needs at most, its key excepted. */

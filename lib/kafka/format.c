@@ -231,8 +231,7 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
         /* wal2json left out unchanged TOASTed values and no old row had
          * them: say so, rather than let "after" pass for the whole row */
         const struct walcast_columns *missing =
-            s->size >= offsetof(struct walcast_signal, missing) +
-                            sizeof(s->missing) &&
+            WALCAST_HAS_FIELD(s, struct walcast_signal, missing) &&
                     s->missing.count > 0
                 ? &s->missing
                 : NULL;

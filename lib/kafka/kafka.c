@@ -1298,8 +1298,7 @@ static int32_t init(const struct walcast_host *host,
 
         /* throttle came with ABI 1.0's last member: a host without it
          * could not hold back a stream the queue cannot take */
-        if (host->size < offsetof(struct walcast_host, throttle) +
-                             sizeof(host->throttle) ||
+        if (!WALCAST_HAS_FIELD(host, struct walcast_host, throttle) ||
             !host->throttle) {
                 wc_errorf(errbuf, errlen, "the host cannot throttle");
                 return WALCAST_ERROR;

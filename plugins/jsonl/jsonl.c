@@ -26,7 +26,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,8 +290,8 @@ static void put_line(struct jsonl *j, const struct walcast_signal *sig)
                         put_str(j, "null");
                 /* bytes that are not text arrive as their base64 (ABI
                  * 1.2): under a key of their own */
-                put_str(j, sig->size >= offsetof(struct walcast_signal,
-                                                 reserved3) &&
+                put_str(j, WALCAST_HAS_FIELD(sig, struct walcast_signal,
+                                             content_flags) &&
                                    (sig->content_flags & WALCAST_CONTENT_BASE64)
                                ? ",\"content_base64\":"
                                : ",\"content\":");

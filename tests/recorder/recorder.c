@@ -56,7 +56,6 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,11 +383,11 @@ static int32_t on_data(void *userdata, const struct walcast_signal *s)
         case WALCAST_SIG_MESSAGE:
                 puts_(b, ",\"prefix\":");
                 put_cstr(b, s->prefix);
-                puts_(b,
-                      s->size >= offsetof(struct walcast_signal, reserved3) &&
-                              (s->content_flags & WALCAST_CONTENT_BASE64)
-                          ? ",\"content_base64\":"
-                          : ",\"content\":");
+                puts_(b, WALCAST_HAS_FIELD(s, struct walcast_signal,
+                                           content_flags) &&
+                                 (s->content_flags & WALCAST_CONTENT_BASE64)
+                             ? ",\"content_base64\":"
+                             : ",\"content\":");
                 if (s->content)
                         put(b, s->content, s->content_len);
                 else

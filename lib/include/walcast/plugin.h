@@ -65,6 +65,16 @@ extern "C" {
 #define WALCAST_ABI_MAJOR 1
 #define WALCAST_ABI_MINOR 2
 
+/*
+ * Whether p, a struct walcast_signal or walcast_host from the host (or
+ * anything with a `size` member giving its length), holds field: check
+ * before reading a member added after ABI 1.0.  A compile-time test, so a
+ * plugin built with it runs on any 1.x host.  Since the 1.2 header.
+ */
+#define WALCAST_HAS_FIELD(p, type, field)                                      \
+        ((size_t)(p)->size >=                                                  \
+         offsetof(type, field) + sizeof(((type *)0)->field))
+
 /* Handler and host call results. */
 #define WALCAST_OK    0
 #define WALCAST_ERROR (-1)
