@@ -631,6 +631,22 @@ def case_broker_down(c):
 # --------------------------------------------------------------------------
 # 4. every broker down
 
+def wait_all_down(d):
+    """Waits for walcastd's warning that no broker answers; returns it."""
+    h.wait_until(lambda: "brokers are down" in d.stderr(), timeout=30,
+                 what=lambda: "the warning that every broker is down\n"
+                 + d.describe())
+    return next(l for l in d.stderr().splitlines()
+                if "brokers are down" in l)
+
+
+def check_ids_in(mock, topic, ids, when):
+    """Every id of ids is the key of a message in topic."""
+    got = sorted({int(r.key["id"]) for r in consume(mock.bootstrap, topic)
+                  if int(r.key["id"]) in ids})
+    check(got == ids, "in Kafka %s: ids %r, expected %r" % (when, got, ids))
+
+
 def case_all_down(c):
     mock = h.KafkaMock(c.tmp, brokers=1)
     topic = topic_of(GOV, "tickets")
@@ -646,11 +662,7 @@ def case_all_down(c):
     for i in ids[1:]:
         c.sql(ins % (GOV, i))
     end = c.wait_flushed()
-    h.wait_until(lambda: "brokers are down" in d.stderr(), timeout=30,
-                 what="the warning that every broker is down\n"
-                 + d.describe())
-    warn = next(l for l in d.stderr().splitlines()
-                if "brokers are down" in l)
+    warn = wait_all_down(d)
     check(warn.startswith("<4>") and mock.bootstrap in warn and
           "confirmed to PostgreSQL only once delivered" in warn,
           "the warning does not name the servers and what happens: %r"
@@ -664,10 +676,7 @@ def case_all_down(c):
     wait_confirmed(c, "kafka_alldown", d, timeout=60)
     check("<5>plugin \"kafka\": Kafka is reachable again" in d.stderr(),
           "no word that Kafka is back\n" + d.describe())
-    got = sorted({int(r.key["id"]) for r in consume(mock.bootstrap, topic)
-                  if int(r.key["id"]) in ids})
-    check(got == ids, "in Kafka after the outage: ids %r, expected %r"
-          % (got, ids))
+    check_ids_in(mock, topic, ids, "after the outage")
     d.stop()
     drop_slot(c, "kafka_alldown")
     mock.stop()
@@ -689,9 +698,7 @@ def case_reload_mends(c):
     for i in ids:
         c.sql("INSERT INTO \"%s\".tickets VALUES (%d, 'mend', NULL)"
               % (GOV, i))
-    h.wait_until(lambda: "brokers are down" in d.stderr(), timeout=30,
-                 what="the warning that every broker is down\n"
-                 + d.describe())
+    wait_all_down(d)
     write_kafka_config(c, "kafka-mend", "kafka_mend",
                        kafka_sink(mock.bootstrap), extra)
     t0 = time.monotonic()
@@ -705,10 +712,7 @@ def case_reload_mends(c):
           "no word of the reload going ahead\n" + d.describe())
     h.log("reloaded %.1f s after SIGHUP" % took)
     wait_confirmed(c, "kafka_mend", d, timeout=60)
-    got = sorted({int(r.key["id"]) for r in consume(mock.bootstrap, topic)
-                  if int(r.key["id"]) in ids})
-    check(got == ids, "in Kafka after the reload: ids %r, expected %r"
-          % (got, ids))
+    check_ids_in(mock, topic, ids, "after the reload")
     d.stop()
     drop_slot(c, "kafka_mend")
     mock.stop()
