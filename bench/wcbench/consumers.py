@@ -60,7 +60,8 @@ class Consumer:
                       "      fsync: true"]
         elif self.sink == "kafka":
             from .kafka import sink_yaml
-            lines += sink_yaml(ctx.bootstrap)
+            lines += sink_yaml(ctx.bootstrap, getattr(ctx, "kafka_topic",
+                                                      None))
         elif self.sink == "jsonl":
             lines += ["  - plugin:", "      path: \"%s\"" % ctx.jsonl_so,
                       "      config:", "        file: \"%s\"" % out,
@@ -98,11 +99,15 @@ class RunFailed(Exception):
     pass
 
 
-def run(ctx, consumer, slot, endpos, rundir, timeout=900.0):
+def run(ctx, consumer, slot, endpos, rundir, timeout=900.0, before=None,
+        after=None):
     """Consumes `slot` up to `endpos` with `consumer`; returns a dict of
     measurements.  Every consumer stops itself at `endpos` and the run ends
     when it exits; meanwhile the cluster connection polls the slot every
-    20 ms (the same for every consumer) to find the walsender."""
+    20 ms (the same for every consumer) to find the walsender.
+    before(mock), after(mock): for the Kafka sink, called with the mock
+    cluster before walcastd starts (to create topics) and after it exits
+    (to read back what it produced)."""
     mock = None
     if consumer.sink == "kafka":
         from .kafka import Mock
@@ -110,7 +115,11 @@ def run(ctx, consumer, slot, endpos, rundir, timeout=900.0):
             rundir, "kafka_mock.%s.stderr" % slot))
         ctx.bootstrap = mock.bootstrap
     try:
+        if mock and before:
+            before(mock)
         r = _run(ctx, consumer, slot, endpos, rundir, timeout)
+        if mock and after:
+            after(mock)
     finally:
         if mock:
             mock.stop()

@@ -13,6 +13,12 @@ import time
 from .procs import Child
 
 PREFIX = "bench"
+TOPIC_TEMPLATE = "{prefix}.{schema}.{table}"
+
+
+def topic_of(schema, table):
+    """The topic TOPIC_TEMPLATE gives a table."""
+    return TOPIC_TEMPLATE.format(prefix=PREFIX, schema=schema, table=table)
 
 
 def find_mock(build):
@@ -21,9 +27,11 @@ def find_mock(build):
     return p if os.access(p, os.X_OK) else None
 
 
-def sink_yaml(bootstrap):
+def sink_yaml(bootstrap, topic=None):
+    """The Kafka sink's lines of a walcastd configuration; topic: a
+    template instead of TOPIC_TEMPLATE."""
     return ["  - kafka:",
-            "      topic: \"{prefix}.{schema}.{table}\"",
+            "      topic: \"%s\"" % (topic or TOPIC_TEMPLATE),
             "      prefix: %s" % PREFIX,
             "      properties:",
             "        bootstrap.servers: \"%s\"" % bootstrap]

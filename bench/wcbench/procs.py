@@ -5,6 +5,7 @@ order), registered, and killed by pid at exit.  Reaped with wait4() so
 their resource usage (CPU, peak RSS) is measured exactly."""
 
 import os
+import platform
 import signal
 import subprocess
 import threading
@@ -130,3 +131,22 @@ def children_of(pid):
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def machine():
+    """The machine a benchmark ran on, for its report."""
+    model, n = "unknown", 0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and model == "unknown":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("processor"):
+                n += 1
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) / 1024.0 / 1024.0
+    return {"cpu": model, "cores": n, "online": os.cpu_count(),
+            "mem_gb": mem, "kernel": platform.release(),
+            "load_start": "%.2f %.2f %.2f" % os.getloadavg()}

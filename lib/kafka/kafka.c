@@ -1133,8 +1133,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-static rd_kafka_conf_t *make_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
-                                  size_t errlen)
+rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
+                                   size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1212,7 +1212,7 @@ err_destroy:
 int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
                               size_t errlen)
 {
-        rd_kafka_conf_t *conf = make_conf(get, ud, errbuf, errlen);
+        rd_kafka_conf_t *conf = wc_kafka_new_conf(get, ud, errbuf, errlen);
 
         if (!conf)
                 return -EINVAL;
@@ -1363,7 +1363,7 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         st->conf =
-            make_conf(host_get, &(struct host_get){host, self}, errbuf, errlen);
+            wc_kafka_new_conf(host_get, &(struct host_get){host, self}, errbuf, errlen);
         if (!st->conf)
                 goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);

@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
 #include <walcast/plugin.h>
 
 #include "core/core.h"
@@ -53,6 +54,14 @@ typedef const char *(*wc_kafka_get_fn)(void *ud, const char *key);
  */
 int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
                               size_t errlen);
+
+/*
+ * The producer configuration the sink starts from: walcast's defaults,
+ * then "properties".  Also bench/kafka_floor's, so that it measures
+ * librdkafka as the sink sets it up.  NULL with errbuf set.
+ */
+rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
+                                   size_t errlen);
 
 /*
  * Appends the message key: the columns named by pk, with their values
