@@ -336,6 +336,7 @@ int main(int argc, char **argv)
                             RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                                 fprintf(stderr, "kafka_floor: produce: %s\n",
                                         rd_kafka_error_string(e));
+                                rd_kafka_error_destroy(e);
                                 rd_kafka_headers_destroy(h);
                                 return 1;
                         }
