@@ -84,7 +84,10 @@ struct runner {
         uint64_t txn_changes, txn_bytes; /* the open transaction's load */
         bool limited; /* reading waits for the limits (logged at debug) */
         wc_lsn keepalive_end; /* walEnd of the last keepalive */
-        wc_lsn sent_flush;    /* last flush position sent */
+        /* where the WAL before --endpos ends at the latest: the start of
+         * the page when the end position points past its header */
+        wc_lsn endpos_floor;
+        wc_lsn sent_flush; /* last flush position sent */
         /* the stream is read up to here: the end of the last transaction
          * read, or the position it started at */
         wc_lsn read_to;
@@ -584,6 +587,15 @@ static int read_batch(struct runner *rn)
                 if (m.kind == WC_MSG_KEEPALIVE) {
                         if (m.wal_end > rn->keepalive_end)
                                 rn->keepalive_end = m.wal_end;
+                        /* an end position past a page header, and the
+                         * WAL ends at that page's start: nothing lies
+                         * between them, the end is reached (else this
+                         * waits for the next record, as pg_recvlogical
+                         * -E does) */
+                        if (rn->o->endpos &&
+                            rn->keepalive_end < rn->o->endpos &&
+                            rn->keepalive_end >= rn->endpos_floor)
+                                rn->keepalive_end = rn->o->endpos;
                         if (m.reply_requested)
                                 rn->status_now = true;
                         continue;
@@ -760,6 +772,8 @@ static int start_stream(struct runner *rn)
                info->dbname);
         if (info->slot_created && !rn->o->temporary)
                 log_notice("created replication slot \"%s\"", rn->slot);
+        rn->endpos_floor = wc_lsn_page_floor(
+            rn->o->endpos, info->wal_block_size, info->wal_segment_size);
 
         wc_buf_init(&actions);
         wc_buf_init(&add_tables);

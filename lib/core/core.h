@@ -35,6 +35,23 @@ char *wc_lsn_format(wc_lsn lsn, char buf[WC_LSN_STRLEN]);
 /* Same, returning the length written (without the NUL). */
 size_t wc_lsn_format_len(wc_lsn lsn, char buf[WC_LSN_STRLEN]);
 
+/* The sizes of a WAL page's header on 64-bit servers: SizeOfXLogLongPHD
+ * on the first page of a segment, SizeOfXLogShortPHD on the others. */
+#define WC_WAL_LONG_HEADER  40
+#define WC_WAL_SHORT_HEADER 24
+
+/*
+ * A WAL position inside a page's header, or just past it, moved back to
+ * the page's start: no record ends or starts in between, so the last
+ * record before it ended there at the latest.  The server's insert
+ * position (pg_current_wal_insert_lsn()) points past the header when
+ * the WAL ends at a page's start, while what it has sent ends at the
+ * start.  Any other position comes back as it is, and every position
+ * when a size is 0 (not known).
+ */
+wc_lsn wc_lsn_page_floor(wc_lsn lsn, uint32_t block_size,
+                         uint64_t segment_size);
+
 /* A view: bytes not owned, not necessarily NUL-terminated. */
 struct wc_str {
         const char *ptr;

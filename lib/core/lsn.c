@@ -89,3 +89,19 @@ char *wc_lsn_format(wc_lsn lsn, char buf[WC_LSN_STRLEN])
         wc_lsn_format_len(lsn, buf);
         return buf;
 }
+
+wc_lsn wc_lsn_page_floor(wc_lsn lsn, uint32_t block_size, uint64_t segment_size)
+{
+        /* a segment's first page has the long header */
+        uint64_t in_seg, in_page;
+
+        if (!block_size || !segment_size)
+                return lsn;
+        in_seg = lsn % segment_size;
+        if (in_seg <= WC_WAL_LONG_HEADER)
+                return lsn - in_seg;
+        in_page = lsn % block_size;
+        if (in_page <= WC_WAL_SHORT_HEADER)
+                return lsn - in_page;
+        return lsn;
+}

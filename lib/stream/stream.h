@@ -57,7 +57,11 @@ struct wc_stream_info {
         uint32_t timeline;
         wc_lsn xlogpos;
         char dbname[64];
-        char encoding[32];     /* the database's server_encoding */
+        char encoding[32]; /* the database's server_encoding */
+        /* the server's WAL page and segment sizes in bytes, 0 when it
+         * would not say (wc_lsn_page_floor()) */
+        uint32_t wal_block_size;
+        uint64_t wal_segment_size;
         bool slot_created;     /* this open created the slot */
         wc_lsn slot_confirmed; /* the slot's confirmed_flush_lsn */
         /* false when wal2json lacks numeric-data-types-as-string, so NaN

@@ -459,9 +459,21 @@ class Cluster:
     def wait_flushed(self):
         """Waits until all WAL written so far is flushed (with
         synchronous_commit=off a commit is not flushed at once, and
-        logical decoding only reads flushed WAL)."""
-        target = lsn_int(self.sql_value(
-            "SELECT pg_current_wal_insert_lsn()::text"))
+        logical decoding only reads flushed WAL); returns where it ends.
+        That is pg_current_wal_insert_lsn(), except when the WAL ends at
+        a page's start: the insert position then points past the page's
+        header, where neither the flush position nor a slot ever gets
+        until more WAL comes."""
+        row = self.sql_rows(
+            "SELECT pg_current_wal_insert_lsn()::text, "
+            "current_setting('wal_block_size'), "
+            "pg_size_bytes(current_setting('wal_segment_size'))", 3)[0]
+        target = lsn_int(row[0])
+        block, segment = int(row[1]), int(row[2])
+        if target % segment <= 40:
+            target -= target % segment
+        elif target % block <= 24:
+            target -= target % block
 
         def flushed():
             return lsn_int(self.sql_value(

@@ -17,6 +17,10 @@ end position delivers the new rows and repeats none of the first ones
 - `walcast tail --slot NAME --endpos LSN` prints the changes up to LSN and
   stops, without moving the slot;
 - a bad value: exit 78 with a message naming --endpos;
+- the end position pg_current_wal_insert_lsn() gives when the WAL ends
+  exactly at a page's start: it points past the page's header, where the
+  server's walEnd never gets until more WAL comes; walcastd stops all the
+  same (pg_recvlogical -E would wait);
 - a transaction that comes in the same read as the server's reply to
   START_REPLICATION, with nothing after it (harness.PgProxy joins them and
   drops the keepalives that follow): poll() never reports it, and a loop
@@ -49,15 +53,8 @@ WAL_SEGMENT = 16 << 20
 
 def end_of_wal(c):
     """Where the last commit ends, once flushed: synchronous_commit is off
-    in the harness and decoding reads only flushed WAL.  At a page start
-    pg_current_wal_insert_lsn() points past the page header, where no
-    record ends: the last record then ended at the page start."""
-    lsn = c.wait_flushed()
-    if lsn % WAL_SEGMENT == 40:
-        lsn -= 40
-    elif lsn % XLOG_BLCKSZ == 24:
-        lsn -= 24
-    return lsn
+    in the harness and decoding reads only flushed WAL."""
+    return c.wait_flushed()
 
 
 def insert(c, first, txns, per):
@@ -287,6 +284,79 @@ def case_bad_value(c, cfg):
           % (r.returncode, r.stderr))
 
 
+def fill_to_page_start(c):
+    """Writes a logical message that ends the WAL exactly at a page's
+    start; returns pg_current_wal_insert_lsn() then (past the next page's
+    header), or None when other WAL came in between every time."""
+    prefix = "walcast-test.fill"
+    for _ in range(20):
+        pos = h.lsn_int(c.sql_value("SELECT pg_current_wal_insert_lsn()"
+                                    "::text"))
+        room = XLOG_BLCKSZ - pos % XLOG_BLCKSZ
+        # XLogRecord (24), the main data's header (2 bytes up to 255 of
+        # data, else 5), xl_logical_message (24), the prefix and its NUL
+        main = room - 24 - 5
+        if main <= 255:
+            main = room - 24 - 2
+        size = main - 24 - len(prefix) - 1
+        if size < 0 or pos % XLOG_BLCKSZ < 24:
+            # too little room left on this page: onto the next one
+            c.sql("SELECT pg_logical_emit_message(false, '%s', 'x')"
+                  % prefix)
+            continue
+        c.sql("SELECT pg_logical_emit_message(false, '%s', repeat('x', %d))"
+              % (prefix, size))
+        end = h.lsn_int(c.sql_value("SELECT pg_current_wal_insert_lsn()"
+                                    "::text"))
+        page = pos + room
+        if end == page + (40 if page % WAL_SEGMENT == 0 else 24):
+            h.wait_until(lambda: h.lsn_int(c.sql_value(
+                "SELECT pg_current_wal_flush_lsn()::text")) >= page,
+                timeout=10, what="the WAL flushed to %s" % h.lsn_str(page))
+            return end
+    return None
+
+
+def case_page_header(c):
+    """The WAL ends at a page's start; the end position is the insert
+    position, past that page's header."""
+    slot = "endpos_page"
+    out = os.path.join(c.tmp, "page.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "page.yaml"), c.dsn(), slot,
+                         out, status_interval=STATUS_INTERVAL)
+    r = h.walcast("slot", "create", "-c", cfg)
+    check(r.returncode == 0, "slot create: %s" % r.stderr)
+    try:
+        for attempt in range(3):
+            insert(c, 900 + attempt * 10, 1, 2)
+            end = fill_to_page_start(c)
+            check(end is not None, "could not end the WAL at a page's "
+                  "start: other WAL kept coming in")
+            page = end - (40 if (end - 40) % WAL_SEGMENT == 0 else 24)
+            # first to the page's start itself, then past its header
+            # from there: one run reads the WAL up to the page's start,
+            # the other starts there
+            d = run_to(c, cfg, page, "walcastd-page-start%d" % attempt)
+            check_confirmed(c, slot, page, d)
+            d = run_to(c, cfg, end, "walcastd-page%d" % attempt)
+            now = h.lsn_int(c.sql_value("SELECT pg_current_wal_insert_lsn()"
+                                        "::text"))
+            if now != end:
+                # other WAL came (the background writer's): the stop
+                # proves nothing, try again
+                h.log("WAL moved from %s to %s during the run: again"
+                      % (h.lsn_str(end), h.lsn_str(now)))
+                continue
+            check_confirmed(c, slot, end, d)
+            check_once(inserted_ids(out), [900 + attempt * 10,
+                                           901 + attempt * 10],
+                       "before the page's start")
+            return
+        fail("other WAL came in during each of 3 runs")
+    finally:
+        c.sql("SELECT pg_drop_replication_slot('%s')" % slot, check=False)
+
+
 def case_with_reply(c):
     slot = "endpos_reply"
     state = {"hold": None, "released": False}
@@ -351,6 +421,7 @@ def test():
     cases.run("held", case_held, c)
     cases.run("tail", case_tail, c)
     cases.run("with the reply to START_REPLICATION", case_with_reply, c)
+    cases.run("past a page header", case_page_header, c)
     return cases.finish()
 
 

@@ -70,6 +70,43 @@ static void lsn_format_matches_printf(void **state)
         }
 }
 
+static void lsn_page_floor(void **state)
+{
+        const uint64_t seg = 16 << 20;
+        const uint32_t blk = 8192;
+        static const struct {
+                wc_lsn in, out;
+        } cases[] = {
+            /* past a page's short header, or inside it: its start */
+            {0x16B374000 + 8192 * 3 + 24, 0x16B374000 + 8192 * 3},
+            {0x16B374000 + 8192 * 3 + 8, 0x16B374000 + 8192 * 3},
+            {0x16B374000 + 8192 * 3, 0x16B374000 + 8192 * 3},
+            /* a record's position on the page: as it is */
+            {0x16B374000 + 8192 * 3 + 32, 0x16B374000 + 8192 * 3 + 32},
+            {0x16B374000 + 8192 * 3 + 8184, 0x16B374000 + 8192 * 3 + 8184},
+            /* a segment's first page has the long header */
+            {(wc_lsn)5 * seg + 40, (wc_lsn)5 * seg},
+            {(wc_lsn)5 * seg + 24, (wc_lsn)5 * seg},
+            {(wc_lsn)5 * seg + 48, (wc_lsn)5 * seg + 48},
+            /* where the next page is the next segment's */
+            {(wc_lsn)6 * seg - 8, (wc_lsn)6 * seg - 8},
+        };
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                assert_true(wc_lsn_page_floor(cases[i].in, blk, seg) ==
+                            cases[i].out);
+        /* other sizes: the server's, whatever they are */
+        assert_true(wc_lsn_page_floor((wc_lsn)64 << 20 | 24, 32768,
+                                      (uint64_t)64 << 20) == (wc_lsn)64 << 20);
+        assert_true(wc_lsn_page_floor(((wc_lsn)16 << 20) + 8192 + 24, 32768,
+                                      (uint64_t)64 << 20) ==
+                    ((wc_lsn)16 << 20) + 8192 + 24);
+        /* sizes not known: nothing moves */
+        assert_true(wc_lsn_page_floor(8192 + 24, 0, seg) == 8192 + 24);
+        assert_true(wc_lsn_page_floor(8192 + 24, blk, 0) == 8192 + 24);
+}
+
 static void lsn_rejects_garbage(void **state)
 {
         static const char *const bad[] = {
@@ -263,6 +300,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(lsn_round_trips),
+            cmocka_unit_test(lsn_page_floor),
             cmocka_unit_test(lsn_rejects_garbage),
             cmocka_unit_test(lsn_format_matches_printf),
             cmocka_unit_test(buf_grows_and_formats),
