@@ -233,8 +233,20 @@ class Cluster:
     def end_position(self):
         """The WAL position after everything committed so far, once it is
         flushed (logical decoding reads only flushed WAL).  With autovacuum
-        off and nothing else running, the last commit record ends here."""
-        end = lsn_int(self.value("SELECT pg_current_wal_insert_lsn()::text"))
+        off and nothing else running, the last commit record ends here.
+        When the WAL ends at a page's start, the insert position points
+        past that page's header, which neither the flush position nor a
+        consumer's -E ever reaches until more WAL comes: the page's start
+        then."""
+        row = self.conn.query(
+            "SELECT pg_current_wal_insert_lsn()::text, "
+            "current_setting('wal_block_size'), "
+            "pg_size_bytes(current_setting('wal_segment_size'))")[0]
+        end, block, segment = lsn_int(row[0]), int(row[1]), int(row[2])
+        if end % segment <= 40:
+            end -= end % segment
+        elif end % block <= 24:
+            end -= end % block
         deadline = time.monotonic() + 30
         while lsn_int(self.value(
                 "SELECT pg_current_wal_flush_lsn()::text")) < end:
