@@ -1362,8 +1362,8 @@ static int32_t init(const struct walcast_host *host,
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf =
-            wc_kafka_new_conf(host_get, &(struct host_get){host, self}, errbuf, errlen);
+        st->conf = wc_kafka_new_conf(host_get, &(struct host_get){host, self},
+                                     errbuf, errlen);
         if (!st->conf)
                 goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);
