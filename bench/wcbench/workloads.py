@@ -2,6 +2,21 @@
 """Schemas and workloads.  Everything is generated inside the server
 (PL/pgSQL), so the client costs nothing while the WAL is written."""
 
+# bench/run's default sizes (bench/compare and bench/kafka-floor use them)
+DEFAULT_SIZES = {"small_txns": 30000, "small_per": 5, "big_rows": 300000,
+                 "wide_rows": 15000, "wide_kb": 8}
+
+
+def changes_of(name, z):
+    """The changes workload `name` writes at sizes z, by its definition
+    below."""
+    return {"small": z["small_txns"] * z["small_per"],
+            "big": z["big_rows"],
+            "update": z["big_rows"] // 3,
+            "delete": z["big_rows"] // 2,
+            "wide": z["wide_rows"]}[name]
+
+
 TENANTS = ["town6-govikon", "town6-hinwil", "org-acme", "org-globex"]
 BIG = '"town6-govikon".big'
 WIDE = '"org-acme".documents'
