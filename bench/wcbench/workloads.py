@@ -2,6 +2,10 @@
 """Schemas and workloads.  Everything is generated inside the server
 (PL/pgSQL), so the client costs nothing while the WAL is written."""
 
+import time
+
+from .procs import log
+
 # bench/run's default sizes (bench/compare and bench/kafka-floor use them)
 DEFAULT_SIZES = {"small_txns": 30000, "small_per": 5, "big_rows": 300000,
                  "wide_rows": 15000, "wide_kb": 8}
@@ -198,3 +202,26 @@ def ensure_big_sql(z):
     """Fills the big table (outside any measurement) when a workload that
     needs it runs without 'big' before it."""
     return _big_sql(z)
+
+
+def write(cl, wl, z, done, slots):
+    """Writes workload wl at sizes z into cluster cl for the slots named:
+    first what it needs (the big table, filled once: `done` holds what the
+    cluster has) and its preparation, then the slots, so that they start
+    right before it, then the workload.  Returns (its end position, the
+    seconds it took to write and flush)."""
+    if wl.needs and wl.needs not in done:
+        log("filling the big table for %s (not measured)" % wl.name)
+        cl.sql(ensure_big_sql(z))
+        done.add(wl.needs)
+    prep = prepare_sql(wl.name, z)
+    if prep:
+        cl.sql(prep)
+    for s in slots:
+        cl.create_slot(s)
+    log("%s: %s" % (wl.name, wl.describe(z)))
+    t0 = time.monotonic()
+    cl.sql(wl.sql(z))
+    end = cl.end_position()
+    done.add(wl.name)
+    return end, time.monotonic() - t0
