@@ -772,8 +772,15 @@ static int start_stream(struct runner *rn)
                info->dbname);
         if (info->slot_created && !rn->o->temporary)
                 log_notice("created replication slot \"%s\"", rn->slot);
-        rn->endpos_floor = wc_lsn_page_floor(
-            rn->o->endpos, info->wal_block_size, info->wal_segment_size);
+        rn->endpos_floor = rn->o->endpos;
+        if (rn->o->endpos) {
+                uint32_t block;
+                uint64_t segment;
+
+                wc_stream_wal_sizes(rn->stream, &block, &segment);
+                rn->endpos_floor =
+                    wc_lsn_page_floor(rn->o->endpos, block, segment);
+        }
 
         wc_buf_init(&actions);
         wc_buf_init(&add_tables);

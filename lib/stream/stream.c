@@ -107,6 +107,40 @@ const struct wc_stream_info *wc_stream_get_info(const struct wc_stream *s)
         return &s->info;
 }
 
+void wc_stream_wal_sizes(struct wc_stream *s, uint32_t *ret_block,
+                         uint64_t *ret_segment)
+{
+        PGresult *res;
+
+        *ret_block = 0;
+        *ret_segment = 0;
+        res = PQexec(s->conn,
+                     "SELECT name, setting, unit FROM pg_catalog.pg_settings "
+                     "WHERE name IN ('wal_block_size', 'wal_segment_size')");
+
+        for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK &&
+                        i < PQntuples(res) && PQnfields(res) == 3;
+             i++) {
+                const char *unit = PQgetvalue(res, i, 2);
+                char *end = NULL;
+                unsigned long long v =
+                    strtoull(PQgetvalue(res, i, 1), &end, 10);
+
+                /* bytes since PostgreSQL 11, 8 kB pages before */
+                if (!end || *end || !v)
+                        continue;
+                if (strcmp(unit, "8kB") == 0)
+                        v *= 8192;
+                else if (*unit && strcmp(unit, "B") != 0)
+                        continue;
+                if (strcmp(PQgetvalue(res, i, 0), "wal_block_size") == 0)
+                        *ret_block = (uint32_t)v;
+                else
+                        *ret_segment = v;
+        }
+        PQclear(res);
+}
+
 int wc_stream_fd(const struct wc_stream *s)
 {
         return s->conn ? PQsocket(s->conn) : -1;
@@ -250,37 +284,6 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
                        s->server, msg);
 }
 
-/* wal_block_size and wal_segment_size into s->info, in bytes; left 0
- * when the server does not say (e.g. not a plain PostgreSQL). */
-static void wal_sizes(struct wc_stream *s)
-{
-        PGresult *res = PQexec(
-            s->conn, "SELECT name, setting, unit FROM pg_catalog.pg_settings "
-                     "WHERE name IN ('wal_block_size', 'wal_segment_size')");
-
-        for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK &&
-                        i < PQntuples(res) && PQnfields(res) == 3;
-             i++) {
-                const char *unit = PQgetvalue(res, i, 2);
-                char *end = NULL;
-                unsigned long long v =
-                    strtoull(PQgetvalue(res, i, 1), &end, 10);
-
-                /* bytes since PostgreSQL 11, 8 kB pages before */
-                if (!end || *end || !v)
-                        continue;
-                if (strcmp(unit, "8kB") == 0)
-                        v *= 8192;
-                else if (*unit && strcmp(unit, "B") != 0)
-                        continue;
-                if (strcmp(PQgetvalue(res, i, 0), "wal_block_size") == 0)
-                        s->info.wal_block_size = (uint32_t)v;
-                else
-                        s->info.wal_segment_size = v;
-        }
-        PQclear(res);
-}
-
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                       size_t errlen)
 {
@@ -373,8 +376,6 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                             PQgetvalue(res, 0, 0), s->server);
         }
         PQclear(res);
-        if (r == 0)
-                wal_sizes(s);
         return r;
 }
 

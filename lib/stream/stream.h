@@ -57,11 +57,7 @@ struct wc_stream_info {
         uint32_t timeline;
         wc_lsn xlogpos;
         char dbname[64];
-        char encoding[32]; /* the database's server_encoding */
-        /* the server's WAL page and segment sizes in bytes, 0 when it
-         * would not say (wc_lsn_page_floor()) */
-        uint32_t wal_block_size;
-        uint64_t wal_segment_size;
+        char encoding[32];     /* the database's server_encoding */
         bool slot_created;     /* this open created the slot */
         wc_lsn slot_confirmed; /* the slot's confirmed_flush_lsn */
         /* false when wal2json lacks numeric-data-types-as-string, so NaN
@@ -115,6 +111,12 @@ int wc_stream_slot_drop(struct wc_stream *s, const char *slot, char *errbuf,
 int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
                    char *errbuf, size_t errlen);
 const struct wc_stream_info *wc_stream_get_info(const struct wc_stream *s);
+
+/* The server's WAL page and segment sizes in bytes, for
+ * wc_lsn_page_floor(); 0 for what it would not say (e.g. not a plain
+ * PostgreSQL).  Before wc_stream_start(): it runs a query. */
+void wc_stream_wal_sizes(struct wc_stream *s, uint32_t *ret_block,
+                         uint64_t *ret_segment);
 
 /*
  * START_REPLICATION SLOT ... LOGICAL start with wal2json's v2 options plus
