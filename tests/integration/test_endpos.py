@@ -51,12 +51,6 @@ XLOG_BLCKSZ = 8192
 WAL_SEGMENT = 16 << 20
 
 
-def end_of_wal(c):
-    """Where the last commit ends, once flushed: synchronous_commit is off
-    in the harness and decoding reads only flushed WAL."""
-    return c.wait_flushed()
-
-
 def insert(c, first, txns, per):
     """txns transactions of per rows each, ids from first; returns the
     ids."""
@@ -124,7 +118,7 @@ def case_runs(c, cfg, out):
     # run 1: three transactions, end position after the last
     first = insert(c, 1, 3, 5)
     c.sql("UPDATE \"%s\".t SET v = 'changed' WHERE id = 1" % SCHEMA)
-    end1 = end_of_wal(c)
+    end1 = c.wait_flushed()
     d = run_to(c, cfg, end1, "walcastd-run1")
     check_confirmed(c, SLOT, end1, d)
     got = inserted_ids(out)
@@ -137,7 +131,7 @@ def case_runs(c, cfg, out):
 
     # run 2: more rows, a later end position
     second = insert(c, 100, 4, 3)
-    end2 = end_of_wal(c)
+    end2 = c.wait_flushed()
     d = run_to(c, cfg, end2, "walcastd-run2")
     check_confirmed(c, SLOT, end2, d)
     got = inserted_ids(out)
@@ -151,7 +145,7 @@ def case_keepalive(c, cfg, out):
     before = h.count_lines(out)
     for i in range(3):
         c.sql("INSERT INTO other_t VALUES (%d)" % i, dbname="other")
-    end = end_of_wal(c)
+    end = c.wait_flushed()
     check(confirmed(c, SLOT) < end, "the slot is at the end position "
           "already: the case would prove nothing")
     d = run_to(c, cfg, end, "walcastd-keepalive")
@@ -197,7 +191,7 @@ def case_held(c):
     r = h.walcast("slot", "create", "-c", cfg)
     check(r.returncode == 0, "slot create: %s" % r.stderr)
     insert(c, 1000, 3, 4)
-    end = end_of_wal(c)
+    end = c.wait_flushed()
     d = h.Proc([h.binary("walcastd"), "-c", cfg, "--endpos", h.lsn_str(end)],
                c.tmp, name="walcastd-held")
     try:
@@ -235,7 +229,7 @@ def case_tail(c):
     check(r.returncode == 0, "slot create: %s" % r.stderr)
     pos = confirmed(c, slot)
     ids = insert(c, 2000, 2, 3)
-    end = end_of_wal(c)
+    end = c.wait_flushed()
     t0 = time.monotonic()
     r = h.walcast("tail", "-c", cfg, "--slot", slot, "--endpos",
                   h.lsn_str(end), timeout=30)
@@ -388,7 +382,7 @@ def case_with_reply(c):
         r = h.walcast("slot", "create", "-c", cfg)
         check(r.returncode == 0, "slot create: %s" % r.stderr)
         ids = insert(c, 90000, 1, 3)
-        end = end_of_wal(c)
+        end = c.wait_flushed()
         run_to(c, cfg, end, "walcastd-reply")
         check(state["released"], "the proxy did not see the transaction "
               "after the reply to START_REPLICATION")
