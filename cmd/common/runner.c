@@ -244,15 +244,18 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
         }
         if (status != WALCAST_OK) {
                 /* once per failed attempt; said in full the first time */
-                if (!rn->replay && !rn->o->tail && ++rn->failures == 1)
-                        log_error("plugin \"%s\" could not deliver a "
-                                  "transaction: replaying from the last "
-                                  "confirmed position",
-                                  plugin);
-                else if (!rn->replay && !rn->o->tail)
-                        log_notice("plugin \"%s\" could not deliver again "
-                                   "(%u times in a row); still retrying",
-                                   plugin, rn->failures);
+                if (!rn->replay && !rn->o->tail) {
+                        if (++rn->failures == 1)
+                                log_error("plugin \"%s\" could not deliver "
+                                          "a transaction: replaying from the "
+                                          "last confirmed position",
+                                          plugin);
+                        else
+                                log_notice("plugin \"%s\" could not deliver "
+                                           "again (%u times in a row); still "
+                                           "retrying",
+                                           plugin, rn->failures);
+                }
                 request_replay(rn);
                 return;
         }
