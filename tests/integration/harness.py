@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -646,6 +647,20 @@ def start_walcastd(config, tmpdir, name=None, ready=True, extra_args=()):
     if ready:
         p.wait_ready()
     return p
+
+
+def metrics(port):
+    """walcastd's /metrics at port: {name: value} of the unlabelled
+    integer walcast_* series."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(walcast_[a-z_]+) (\d+)$", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
 
 
 def undecodable_at(stderr):

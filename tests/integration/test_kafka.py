@@ -690,7 +690,9 @@ def case_reload_mends(c):
     topic = topic_of(GOV, "tickets")
     create_topics(mock, [(GOV, "tickets")])
     nowhere = "127.0.0.1:%d" % h.free_port()
-    extra = "shutdown_timeout: 3s\n"
+    port = h.free_port()
+    extra = "shutdown_timeout: 3s\nmetrics:\n  listen: \"127.0.0.1:%d\"\n" \
+        % port
     cfg = write_kafka_config(c, "kafka-mend", "kafka_mend",
                              kafka_sink(nowhere), extra)
     d = h.start_walcastd(cfg, c.tmp, name="walcastd-kafka-mend")
@@ -699,6 +701,12 @@ def case_reload_mends(c):
         c.sql("INSERT INTO \"%s\".tickets VALUES (%d, 'mend', NULL)"
               % (GOV, i))
     wait_all_down(d)
+    # the rows are in flight (the warning can come before they are read,
+    # and a reload with nothing in flight applies at once)
+    h.wait_until(lambda: h.metrics(port).get(
+        "walcast_in_flight_transactions", 0) >= len(ids), timeout=30,
+        what=lambda: "the rows in flight: %r\n%s" % (h.metrics(port),
+                                                      d.describe()))
     write_kafka_config(c, "kafka-mend", "kafka_mend",
                        kafka_sink(mock.bootstrap), extra)
     t0 = time.monotonic()

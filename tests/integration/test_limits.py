@@ -13,10 +13,8 @@ delivered and confirmed.
 """
 
 import os
-import re
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -25,18 +23,6 @@ from harness import check, fail  # noqa: E402
 SCHEMA = "town6-limits"
 TXNS, PER = 40, 10
 SENDER_TIMEOUT_S = 5
-
-
-def metrics(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"^(walcast_[a-z_]+) (\d+)$", line)
-        if m:
-            out[m.group(1)] = int(m.group(2))
-    return out
 
 
 def count(path):
@@ -76,11 +62,11 @@ def run_case(c, name, limits, max_seen):
             'generate_series(1, %d);\n' % (SCHEMA, PER)
             for _ in range(TXNS)))
         c.wait_flushed()
-        h.wait_until(lambda: metrics(port).get("walcast_paused") == 1,
+        h.wait_until(lambda: h.metrics(port).get("walcast_paused") == 1,
                      timeout=20, what=lambda: "walcast_paused 1 (%r)"
-                     % metrics(port))
+                     % h.metrics(port))
         time.sleep(SENDER_TIMEOUT_S + 3)  # past wal_sender_timeout
-        m = metrics(port)
+        m = h.metrics(port)
         seen = count(counted)
         h.log("%s: paused with %d of %d changes taken, in flight %d "
               "changes / %d bytes" % (name, seen, TXNS * PER,
@@ -107,7 +93,7 @@ def run_case(c, name, limits, max_seen):
         target = h.lsn_int(c.current_lsn())
         h.wait_until(lambda: h.lsn_int(c.slot(slot)["confirmed_flush_lsn"])
                      >= target, timeout=30, what="everything confirmed")
-        m = metrics(port)
+        m = h.metrics(port)
         check(m["walcast_paused"] == 0 and m["walcast_in_flight_changes"]
               == 0, "metrics after the release: %r" % m)
         d.stop()
