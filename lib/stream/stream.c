@@ -284,13 +284,26 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
                        s->server, msg);
 }
 
+/*
+ * Every setting that shapes the text wal2json writes, pinned on the
+ * replication connection: options sent at connection start override the
+ * server's, the database's and the role's (ALTER DATABASE/ROLE ... SET).
+ * DateStyle ISO is also the only timestamp format the decoder reads, and
+ * an empty search_path makes format_type() qualify every type outside
+ * pg_catalog with its schema, so that tenants' same-named types differ
+ * (README.md, "Server settings"; docs/file-format.md).
+ */
+static const char pinned_settings[] =
+    "-c datestyle=ISO -c intervalstyle=postgres -c timezone=UTC "
+    "-c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C "
+    "-c search_path= -c quote_all_identifiers=off";
+
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                       size_t errlen)
 {
         /* Later entries override earlier ones: connect_timeout is a
          * default the DSN may change, replication=database is not, and
-         * the options carry the DSN's own plus DateStyle=ISO, the only
-         * timestamp format the decoder reads. */
+         * the options carry the DSN's own and then the pinned settings. */
         const char *keys[] = {"connect_timeout", "dbname",
                               "replication",     "fallback_application_name",
                               "options",         NULL};
@@ -315,8 +328,8 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         for (PQconninfoOption *o = parsed; o->keyword; o++)
                 if (strcmp(o->keyword, "options") == 0 && o->val)
                         user_options = o->val;
-        r = asprintf(&options, "%s%s-c datestyle=ISO", user_options,
-                     *user_options ? " " : "");
+        r = asprintf(&options, "%s%s%s", user_options, *user_options ? " " : "",
+                     pinned_settings);
         PQconninfoFree(parsed);
         if (r < 0)
                 return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");

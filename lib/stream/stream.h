@@ -93,7 +93,10 @@ void wc_stream_free(struct wc_stream *s);
 void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
                                   void *userdata);
 
-/* Connects and runs IDENTIFY_SYSTEM; checks wal_level. */
+/* Connects and runs IDENTIFY_SYSTEM; checks wal_level.  The settings that
+ * shape wal2json's text are pinned on the connection (DateStyle,
+ * IntervalStyle, TimeZone, extra_float_digits, bytea_output,
+ * lc_monetary, search_path, quote_all_identifiers). */
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                       size_t errlen);
 
