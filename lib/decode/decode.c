@@ -2055,8 +2055,8 @@ static int repair_types(const char *m, size_t n, struct wc_buf *out)
                 case '[':
                         if (depth == REPAIR_DEPTH)
                                 return 0;
-                        if (depth == 1 && c == '[')
-                                in_list = list_key;
+                        if (depth == 1)
+                                in_list = c == '[' && list_key;
                         stack[depth++] = c;
                         want_key = c == '{';
                         type_value = false;

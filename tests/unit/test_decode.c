@@ -1937,6 +1937,11 @@ static void hostile_type_names_handwritten(void **state)
                      "{\"action\":\"I\",\"lsn\":\"0/1\",\"schema\":\"s-1\".e,"
                      "\"table\":\"t\",\"columns\":[]}",
                      -EBADMSG, "invalid JSON at offset 40");
+        /* nor in an object that is not a column list's entry */
+        expect_error(x,
+                     HEAD "\"columns\":[],\"identity\":{\"a\":{\"type\":"
+                          "\"s-1\".e,\"value\":1}}}",
+                     -EBADMSG, "\"identity\" is not an array");
         /* repaired, but something else is wrong: the first error */
         expect_error(x,
                      HEAD "\"columns\":[{\"name\":\"a\",\"type\":\"s-1\".e,"
