@@ -502,6 +502,15 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
 
         r = wc_decoder_decode(rn->dec, m->data, m->len, m->data_start, &c,
                               rn->err, sizeof(rn->err));
+        /* a table the filter drops cannot stop the others: what it is
+         * about is read before its columns */
+        if (r == -EBADMSG &&
+            wc_decoder_relation(rn->dec, m->data, m->len, &c) == 0 &&
+            !wc_route_match(rn->route, c)) {
+                wc_log(WC_LOG_DEBUG, "skipped a change of a filtered table: %s",
+                       rn->err);
+                return 0;
+        }
         if (r < 0) /* never skip a change: stop before confirming past it */
                 return r;
         switch (c->op) {

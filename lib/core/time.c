@@ -91,8 +91,14 @@ static int expect(const char **p, const char *end, char c)
         return 0;
 }
 
+/* PostgreSQL's largest UTC offset: a POSIX TimeZone such as 'UTC-167:59'
+ * (hours up to a week less one) prints as "+167:59". */
+#define MAX_OFFSET_HOURS 167
+
 /* "+HH", "+HH:MM" or "+HH:MM:SS" (PostgreSQL prints seconds for historic
- * local mean time offsets); also "Z" so our own output parses. */
+ * local mean time offsets, such as "-03:30:52" for America/St_Johns
+ * before 1935), with three hour digits from 100 on ("+167"); also "Z" so
+ * our own output parses. */
 static int parse_offset(const char **p, const char *end, int64_t *ret_sec)
 {
         int sign, hh, mm = 0, ss = 0;
@@ -106,7 +112,14 @@ static int parse_offset(const char **p, const char *end, int64_t *ret_sec)
                 return -EINVAL;
         sign = **p == '-' ? -1 : 1;
         (*p)++;
-        if (digits(p, end, 2, &hh) < 0 || hh > 15)
+        if (digits(p, end, 2, &hh) < 0)
+                return -EINVAL;
+        /* printed with %02d: a third digit only past 99 */
+        if (*p < end && **p >= '0' && **p <= '9' && hh >= 10) {
+                hh = hh * 10 + (**p - '0');
+                (*p)++;
+        }
+        if (hh > MAX_OFFSET_HOURS)
                 return -EINVAL;
         if (*p < end && **p == ':') {
                 (*p)++;

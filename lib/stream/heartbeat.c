@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "stream/heartbeat.h"
+#include "stream/stream.h"
 
 enum hb_state {
         HB_IDLE,       /* no beat running (connected or not) */
@@ -100,9 +101,9 @@ static int send_query(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
 
 int wc_heartbeat_begin(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
 {
-        static const char *const keys[] = {"dbname",
-                                           "fallback_application_name", NULL};
-        const char *values[] = {hb->dsn, "walcast-heartbeat", NULL};
+        /* the stream's keepalive defaults, then the DSN */
+        const char *keys[8], *values[8];
+        int n;
 
         if (hb->state != HB_IDLE)
                 return -EALREADY;
@@ -110,6 +111,14 @@ int wc_heartbeat_begin(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
                 disconnect(hb);
         if (hb->conn)
                 return send_query(hb, errbuf, errlen);
+        n = wc_stream_keepalive_defaults(hb->dsn, keys, values, 5);
+        if (n < 0)
+                n = 0;
+        keys[n] = "dbname";
+        values[n] = hb->dsn;
+        keys[n + 1] = "fallback_application_name";
+        values[n + 1] = "walcast-heartbeat";
+        keys[n + 2] = values[n + 2] = NULL;
         hb->conn = PQconnectStartParams(keys, values, 1);
         if (!hb->conn || PQstatus(hb->conn) == CONNECTION_BAD)
                 return failed(hb, errbuf, errlen, "connecting", conn_error(hb));

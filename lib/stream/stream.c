@@ -284,22 +284,96 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
                        s->server, msg);
 }
 
+/*
+ * Every setting that shapes the text wal2json writes, pinned on the
+ * replication connection: options sent at connection start override the
+ * server's, the database's and the role's (ALTER DATABASE/ROLE ... SET).
+ * DateStyle ISO is also the only timestamp format the decoder reads, and
+ * an empty search_path makes format_type() qualify every type outside
+ * pg_catalog with its schema, so that tenants' same-named types differ
+ * (README.md, "Server settings"; docs/file-format.md).
+ */
+static const char pinned_settings[] =
+    "-c datestyle=ISO -c intervalstyle=postgres -c timezone=UTC "
+    "-c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C "
+    "-c search_path= -c quote_all_identifiers=off";
+
+/* TCP keepalives and a bound on unacknowledged data, for a network path
+ * that drops packets without a word: the connection fails within about
+ * a minute instead of the system's two hours (keepalives) or fifteen
+ * minutes (retransmissions). */
+static const char *const keepalive_defaults[][2] = {
+    {"keepalives", "1"},           {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"}, {"keepalives_count", "3"},
+    {"tcp_user_timeout", "60000"},
+};
+
+#define KEEPALIVE_DEFAULTS                                                     \
+        (sizeof(keepalive_defaults) / sizeof(keepalive_defaults[0]))
+
+/* Does this libpq know the connection keyword? */
+static bool libpq_knows(const PQconninfoOption *defaults, const char *key)
+{
+        for (const PQconninfoOption *o = defaults; o && o->keyword; o++)
+                if (strcmp(o->keyword, key) == 0)
+                        return true;
+        return false;
+}
+
+int wc_stream_keepalive_defaults(const char *dsn, const char **keys,
+                                 const char **vals, size_t max)
+{
+        PQconninfoOption *parsed, *known;
+        bool set[KEEPALIVE_DEFAULTS] = {false};
+        bool service = false;
+        size_t n = 0;
+
+        parsed = PQconninfoParse(dsn, NULL);
+        if (!parsed)
+                return -EINVAL;
+        for (PQconninfoOption *o = parsed; o->keyword; o++) {
+                if (!o->val)
+                        continue;
+                if (strcmp(o->keyword, "service") == 0)
+                        service = true;
+                for (size_t i = 0; i < KEEPALIVE_DEFAULTS; i++)
+                        if (strcmp(o->keyword, keepalive_defaults[i][0]) == 0)
+                                set[i] = true;
+        }
+        PQconninfoFree(parsed);
+        /* a service file's own settings apply only where none are given:
+         * leave them to it (PGSERVICE names one too) */
+        if (service || (getenv("PGSERVICE") && *getenv("PGSERVICE")))
+                return 0;
+        known = PQconndefaults();
+        for (size_t i = 0; i < KEEPALIVE_DEFAULTS && n < max; i++) {
+                if (set[i] || !libpq_knows(known, keepalive_defaults[i][0]))
+                        continue;
+                keys[n] = keepalive_defaults[i][0];
+                vals[n] = keepalive_defaults[i][1];
+                n++;
+        }
+        PQconninfoFree(known);
+        return (int)n;
+}
+
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                       size_t errlen)
 {
-        /* Later entries override earlier ones: connect_timeout is a
-         * default the DSN may change, replication=database is not, and
-         * the options carry the DSN's own plus DateStyle=ISO, the only
-         * timestamp format the decoder reads. */
-        const char *keys[] = {"connect_timeout", "dbname",
-                              "replication",     "fallback_application_name",
-                              "options",         NULL};
-        const char *vals[] = {"10", dsn, "database", "walcast", NULL, NULL};
+        /* Later entries override earlier ones: the keepalive defaults and
+         * connect_timeout are defaults the DSN may change,
+         * replication=database is not, and the options carry the DSN's
+         * own and then the pinned settings. */
+        static const char *const fixed_keys[] = {
+            "connect_timeout", "dbname", "replication",
+            "fallback_application_name", "options"};
+        const char *keys[KEEPALIVE_DEFAULTS + 6], *vals[KEEPALIVE_DEFAULTS + 6];
         PQconninfoOption *parsed;
         char *errmsg = NULL, *options = NULL;
         PGresult *res = NULL;
         const char *enc;
         const char *host, *port, *user_options = "";
+        size_t nk;
         int r;
 
         if (s->conn)
@@ -315,12 +389,21 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
         for (PQconninfoOption *o = parsed; o->keyword; o++)
                 if (strcmp(o->keyword, "options") == 0 && o->val)
                         user_options = o->val;
-        r = asprintf(&options, "%s%s-c datestyle=ISO", user_options,
-                     *user_options ? " " : "");
+        r = asprintf(&options, "%s%s%s", user_options, *user_options ? " " : "",
+                     pinned_settings);
         PQconninfoFree(parsed);
         if (r < 0)
                 return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
-        vals[4] = options;
+        r = wc_stream_keepalive_defaults(dsn, keys, vals, KEEPALIVE_DEFAULTS);
+        nk = r > 0 ? (size_t)r : 0;
+        for (size_t i = 0; i < 5; i++)
+                keys[nk + i] = fixed_keys[i];
+        vals[nk] = "10";
+        vals[nk + 1] = dsn;
+        vals[nk + 2] = "database";
+        vals[nk + 3] = "walcast";
+        vals[nk + 4] = options;
+        keys[nk + 5] = vals[nk + 5] = NULL;
         s->conn = PQconnectdbParams(keys, vals, 1);
         free(options);
         if (!s->conn)

@@ -93,7 +93,22 @@ void wc_stream_free(struct wc_stream *s);
 void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
                                   void *userdata);
 
-/* Connects and runs IDENTIFY_SYSTEM; checks wal_level. */
+/*
+ * libpq TCP keepalive settings (keepalives, keepalives_idle 30 s,
+ * keepalives_interval 10 s, keepalives_count 3, tcp_user_timeout 60 s)
+ * that the DSN, in key=value or URI form, does not set itself: up to max
+ * keyword/value pairs (static strings) into keys and vals, to be passed
+ * before the DSN.  None when the DSN or PGSERVICE names a service (its
+ * file may set them), and only keywords this libpq knows.  The count, or -EINVAL when
+ * the DSN does not parse.
+ */
+int wc_stream_keepalive_defaults(const char *dsn, const char **keys,
+                                 const char **vals, size_t max);
+
+/* Connects and runs IDENTIFY_SYSTEM; checks wal_level.  The settings that
+ * shape wal2json's text are pinned on the connection (DateStyle,
+ * IntervalStyle, TimeZone, extra_float_digits, bytea_output,
+ * lc_monetary, search_path, quote_all_identifiers). */
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
                       size_t errlen);
 

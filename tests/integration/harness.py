@@ -785,6 +785,12 @@ W2J_OPTIONS = ("'format-version', '2', 'include-transaction', '1', "
                "'include-xids', '1'")
 
 
+ORACLE_SETTINGS = ("SET DateStyle = ISO; SET IntervalStyle = postgres; "
+                   "SET TimeZone = 'UTC'; SET extra_float_digits = 3; "
+                   "SET bytea_output = hex; SET lc_monetary = 'C'; "
+                   "SET search_path = ''; SET quote_all_identifiers = off;")
+
+
 def oracle_create(cluster, slot):
     cluster.sql("SELECT pg_create_logical_replication_slot('%s', 'wal2json')"
                 % slot)
@@ -794,7 +800,9 @@ def oracle_read(cluster, slot):
     """Expected file-sink objects (dicts in key order) for everything the
     oracle slot holds; 'commit_time' holds wal2json's timestamp text."""
     cluster.wait_flushed()
-    rows = cluster.sql("SELECT data FROM pg_logical_slot_peek_changes("
+    # the output settings walcast pins on its connection
+    rows = cluster.sql(ORACLE_SETTINGS +
+                       "SELECT data FROM pg_logical_slot_peek_changes("
                        "'%s', NULL, NULL, %s)" % (slot, W2J_OPTIONS))
     out, txn, pending = [], None, []
     for (data,) in rows:

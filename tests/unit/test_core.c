@@ -296,6 +296,78 @@ static void tablemap_stays_bounded(void **state)
         wc_tablemap_free(m);
 }
 
+/* ---- UTC offsets in timestamps ---- */
+
+static void time_offset(const char *in, const char *want_rfc3339)
+{
+        char buf[WC_TIME_STRLEN];
+        int64_t us = 0;
+
+        if (wc_time_parse(in, strlen(in), &us) != 0)
+                fail_msg("\"%s\" does not parse", in);
+        assert_string_equal(wc_time_format(us, buf), want_rfc3339);
+}
+
+/*
+ * Every offset PostgreSQL prints with DateStyle ISO, as it printed them
+ * (SET TimeZone = ...; SELECT now()::text, '1900-01-01 00:00 UTC'::...):
+ * POSIX zones up to a week less one hour either way, with minutes, and
+ * local mean time of old dates with seconds.
+ */
+static void time_parses_every_offset(void **state)
+{
+        (void)state;
+
+        /* TimeZone 'UTC-16', 'UTC-24', 'UTC-25' */
+        time_offset("2026-12-08 07:04:39.200743+16",
+                    "2026-12-07T15:04:39.200743Z");
+        time_offset("2026-12-08 15:04:39.230997+24",
+                    "2026-12-07T15:04:39.230997Z");
+        time_offset("2026-12-08 16:04:39.260348+25",
+                    "2026-12-07T15:04:39.260348Z");
+        /* 'UTC-100:30', 'UTC-167', 'UTC+167', 'UTC-167:59', 'UTC+167:59' */
+        time_offset("2026-12-11 19:34:49.706765+100:30",
+                    "2026-12-07T15:04:49.706765Z");
+        time_offset("2026-12-14 14:04:39.288625+167",
+                    "2026-12-07T15:04:39.288625Z");
+        time_offset("2026-11-30 16:04:39.316001-167",
+                    "2026-12-07T15:04:39.316001Z");
+        time_offset("2026-12-14 15:03:49.637088+167:59",
+                    "2026-12-07T15:04:49.637088Z");
+        time_offset("2026-11-30 15:05:49.664452-167:59",
+                    "2026-12-07T15:04:49.664452Z");
+        /* 'America/St_Johns' now and before 1935, 'Africa/Monrovia',
+         * 'Asia/Kolkata' in 1900, 'Pacific/Kiritimati' */
+        time_offset("2026-12-07 11:34:39.402788-03:30",
+                    "2026-12-07T15:04:39.402788Z");
+        time_offset("1899-12-31 20:29:08-03:30:52",
+                    "1900-01-01T00:00:00.000000Z");
+        time_offset("1899-12-31 23:16:52-00:43:08",
+                    "1900-01-01T00:00:00.000000Z");
+        time_offset("1900-01-01 05:21:10+05:21:10",
+                    "1900-01-01T00:00:00.000000Z");
+        time_offset("2026-12-08 05:04:39.523757+14",
+                    "2026-12-07T15:04:39.523757Z");
+
+        /* what PostgreSQL does not print */
+        static const char *const bad[] = {
+            "2026-12-08 07:04:39+168",     "2026-12-08 07:04:39-168",
+            "2026-12-08 07:04:39+999",     "2026-12-08 07:04:39+099",
+            "2026-12-08 07:04:39+016",     "2026-12-08 07:04:39+1670",
+            "2026-12-08 07:04:39+167:60",  "2026-12-08 07:04:39+16:00:60",
+            "2026-12-08 07:04:39+1",       "2026-12-08 07:04:39+167:5",
+            "2026-12-08 07:04:39+16:30:1", "2026-12-08 07:04:39+100:",
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                int64_t us = 77;
+
+                if (wc_time_parse(bad[i], strlen(bad[i]), &us) != -EINVAL)
+                        fail_msg("\"%s\" parses", bad[i]);
+                assert_true(us == 77);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -309,6 +381,7 @@ int main(void)
             cmocka_unit_test(schema_split),
             cmocka_unit_test(tablemap_finds_what_it_holds),
             cmocka_unit_test(tablemap_stays_bounded),
+            cmocka_unit_test(time_parses_every_offset),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
