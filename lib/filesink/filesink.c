@@ -336,6 +336,7 @@ static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
 {
         for (int tries = 0;; tries++) {
                 struct stat old, st;
+                char why[512];
                 int fd, r;
 
                 if (fstat(fs->fd, &old) < 0)
@@ -359,9 +360,14 @@ static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
                                        "\"%s\" was deleted %d times while "
                                        "walcastd wrote to it",
                                        fs->path, REOPEN_TRIES);
-                r = open_path(fs, &fd, &st, errbuf, errlen);
+                r = open_path(fs, &fd, &st, why, sizeof(why));
                 if (r < 0)
-                        return r;
+                        return wc_fail(errbuf, errlen, r,
+                                       "\"%s\" was deleted while walcastd "
+                                       "wrote to it, and it cannot be "
+                                       "created again (%s): nothing written "
+                                       "since is confirmed until it can",
+                                       fs->path, why);
                 if (!S_ISREG(st.st_mode)) {
                         close(fd);
                         return wc_fail(errbuf, errlen, -EINVAL,
