@@ -685,6 +685,23 @@ static int open_checked(struct runner *rn)
                         r = open_stream(rn, create);
                 v = WC_SLOT_VANISHED;
         }
+        /* a state file of another slot or database, or from the future,
+         * holds the slot to nothing: refused whatever on_slot_lost says */
+        if (guarded && (r == 0 || r == -ENOENT)) {
+                info = wc_stream_get_info(rn->stream);
+                struct wc_state_expect x = {
+                    .slot = rn->slot,
+                    .system_id = info->system_id,
+                    .database = info->dbname,
+                    .server_lsn = info->xlogpos > info->slot_confirmed
+                                      ? info->xlogpos
+                                      : info->slot_confirmed,
+                };
+                int m = wc_state_match(&rn->saved, rn->state_path, &x, rn->err,
+                                       sizeof(rn->err));
+                if (m < 0)
+                        return m;
+        }
         if (r == -ENOENT && guarded) {
                 info = wc_stream_get_info(rn->stream);
                 (void)wc_state_check(&rn->saved, info->system_id, false, 0, why,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint/state.h"
@@ -95,14 +96,39 @@ int wc_state_read(const char *path, struct wc_slot_state *ret, char *errbuf,
         unsigned seen = 0, lineno = 0;
         ssize_t n;
         size_t len = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        /* never through a symbolic link: whoever can write state_dir could
+         * point one anywhere; never blocking on a FIFO */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
         if (fd < 0 && errno == ENOENT)
                 return 0;
+        if (fd < 0 && errno == ELOOP)
+                return wc_fail(errbuf, errlen, -ELOOP,
+                               "the state file %s is a symbolic link, which "
+                               "walcast does not follow: replace it with the "
+                               "file it points to, or accept the slot as it "
+                               "is with `walcast slot create --force`",
+                               path);
         if (fd < 0)
                 return wc_fail(errbuf, errlen, -errno,
                                "cannot open the state file %s: %s", path,
                                strerror(errno));
+        if (fstat(fd, &sb) < 0) {
+                int e = errno;
+                close(fd);
+                return wc_fail(errbuf, errlen, -e,
+                               "cannot stat the state file %s: %s", path,
+                               strerror(e));
+        }
+        if (!S_ISREG(sb.st_mode)) {
+                close(fd);
+                return wc_fail(errbuf, errlen, -EINVAL,
+                               "the state file %s is not a regular file: "
+                               "remove it, or accept the slot as it is with "
+                               "`walcast slot create --force`",
+                               path);
+        }
         while ((n = read(fd, text + len, sizeof(text) - len)) > 0)
                 len += (size_t)n;
         if (n < 0) {
@@ -186,7 +212,24 @@ int wc_state_write(const char *path, const struct wc_slot_state *st,
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
                 return wc_fail(errbuf, errlen, -ENAMETOOLONG,
                                "state file name too long: %s", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        /* a temporary left by a crash is removed (a symbolic link put
+         * there is removed, not followed), and the new one must be a new
+         * file: O_EXCL fails on anything created in between */
+        if (unlink(tmp) < 0 && errno != ENOENT)
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot remove the stale temporary state file "
+                               "%s: %s; check that the state directory is "
+                               "writable",
+                               tmp, strerror(errno));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0640);
+        if (fd < 0 && errno == EEXIST)
+                return wc_fail(errbuf, errlen, -EEXIST,
+                               "cannot write the state file %s: %s appeared "
+                               "again right after it was removed; is another "
+                               "walcastd writing the state of slot \"%s\" in "
+                               "this state directory?",
+                               path, tmp, st->slot);
         if (fd < 0)
                 return wc_fail(errbuf, errlen, -errno,
                                "cannot write the state file %s: %s; check that "
@@ -261,4 +304,47 @@ enum wc_slot_verdict wc_state_check(const struct wc_slot_state *saved,
                 return WC_SLOT_MOVED;
         }
         return WC_SLOT_SAME;
+}
+
+int wc_state_match(const struct wc_slot_state *saved, const char *path,
+                   const struct wc_state_expect *x, char *errbuf, size_t errlen)
+{
+        char a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
+
+        /* another server's file: wc_state_check() says so */
+        if (!saved || strcmp(saved->system_id, x->system_id) != 0)
+                return 0;
+        if (strcmp(saved->slot, x->slot) != 0)
+                return wc_fail(errbuf, errlen, -ESTALE,
+                               "the state file %s records slot \"%s\", not "
+                               "\"%s\": it is another slot's state file "
+                               "(copied, renamed or edited), so it says "
+                               "nothing about this one; restore the state "
+                               "file of slot \"%s\", or accept the slot as it "
+                               "is with `walcast slot create --force`",
+                               path, saved->slot, x->slot, x->slot);
+        if (strcmp(saved->database, x->database) != 0)
+                return wc_fail(errbuf, errlen, -EEXIST,
+                               "the state file %s records slot \"%s\" of "
+                               "database \"%s\", but source.dsn connects to "
+                               "database \"%s\" of the same server: fix "
+                               "dbname in source.dsn; to follow database "
+                               "\"%s\" from now on instead, accept the slot "
+                               "as it is with `walcast slot create --force`",
+                               path, saved->slot, saved->database, x->database,
+                               x->database);
+        if (saved->confirmed > x->server_lsn)
+                return wc_fail(
+                    errbuf, errlen, -ESTALE,
+                    "the state file %s records the confirmed position %s, "
+                    "beyond the server's current WAL position %s: no "
+                    "position from the future was ever confirmed, so the "
+                    "file is damaged, or the server went back in time (a "
+                    "restored backup keeps its system identifier) and the "
+                    "sinks may hold changes the database no longer has; "
+                    "check the sinks, then accept the slot as it is with "
+                    "`walcast slot create --force`",
+                    path, wc_lsn_format(saved->confirmed, a),
+                    wc_lsn_format(x->server_lsn, b));
+        return 0;
 }

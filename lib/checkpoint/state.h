@@ -38,12 +38,15 @@ struct wc_slot_state {
 int wc_state_path(const char *dir, const char *slot, char *buf, size_t len);
 
 /* 1 with *ret filled, 0 when there is no file, <0 with a message naming
- * the file (unreadable, malformed). */
+ * the file (unreadable, malformed, a symbolic link: never followed, or
+ * not a regular file). */
 int wc_state_read(const char *path, struct wc_slot_state *ret, char *errbuf,
                   size_t errlen);
 
-/* Replaces the file atomically: a temporary file, fsync, rename, fsync of
- * the directory.  0 or <0 with a message. */
+/* Replaces the file atomically: a temporary file (PATH.tmp: one left by
+ * a crash, or a symbolic link put there, is removed, and the new one is
+ * created with O_EXCL), fsync, rename, fsync of the directory.  0 or <0
+ * with a message. */
 int wc_state_write(const char *path, const struct wc_slot_state *st,
                    char *errbuf, size_t errlen);
 
@@ -68,5 +71,29 @@ enum wc_slot_verdict wc_state_check(const struct wc_slot_state *saved,
                                     const char *system_id, bool slot_exists,
                                     wc_lsn slot_confirmed, char *errbuf,
                                     size_t errlen);
+
+/* What a state file must agree with besides the slot's fate. */
+struct wc_state_expect {
+        const char *slot;      /* source.slot */
+        const char *system_id; /* the server's */
+        const char *database;  /* the database the connection is to */
+        /* the server's current WAL position (IDENTIFY_SYSTEM's xlogpos),
+         * or the slot's confirmed position when that is later */
+        wc_lsn server_lsn;
+};
+
+/*
+ * Is the state file at path (read into saved) one for this slot, database
+ * and server history?  0 when it is, or when it is another server's
+ * (wc_state_check() says so).  Another slot recorded (a copied, renamed
+ * or edited file) is damage: -ESTALE.  Another database of the same
+ * server is a configuration mistake: -EEXIST.  A confirmed position
+ * beyond the server's current one was never confirmed there (damage, or
+ * a server restored to an earlier point): -ESTALE.  Each with a message
+ * saying what to do.
+ */
+int wc_state_match(const struct wc_slot_state *saved, const char *path,
+                   const struct wc_state_expect *x, char *errbuf,
+                   size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -1663,6 +1664,59 @@ err_free_scratch:
         return NULL;
 }
 
+static const char *file_kind(mode_t mode)
+{
+        if (S_ISDIR(mode))
+                return "a directory";
+        if (S_ISFIFO(mode))
+                return "a FIFO (named pipe)";
+        if (S_ISCHR(mode))
+                return "a character device";
+        if (S_ISBLK(mode))
+                return "a block device";
+        if (S_ISSOCK(mode))
+                return "a socket";
+        return "not a regular file";
+}
+
+/*
+ * Opens the configuration for reading, refusing anything but a regular
+ * file without blocking: reading a FIFO or a device (a mistyped path,
+ * /dev/stdin) waits for a writer forever, at --check and at a reload
+ * alike.  stat() keeps a device from being opened at all; O_NONBLOCK and
+ * fstat() cover a path swapped in between.
+ */
+static int open_regular(struct loader *ld, const char *path)
+{
+        struct stat st;
+        char msg[256];
+        int fd;
+
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+                goto err_kind;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
+                fail(ld, NULL, "could not open: %s",
+                     strerror_r(errno, msg, sizeof(msg)));
+                return -1;
+        }
+        if (fstat(fd, &st) < 0) {
+                fail(ld, NULL, "could not stat: %s",
+                     strerror_r(errno, msg, sizeof(msg)));
+                close(fd);
+                return -1;
+        }
+        if (S_ISREG(st.st_mode))
+                return fd;
+        close(fd);
+err_kind:
+        fail(ld, NULL,
+             "the configuration is %s, not a regular file: give -c the path "
+             "of a YAML file",
+             file_kind(st.st_mode));
+        return -1;
+}
+
 struct wc_config *wc_config_load(const char *path, char *errbuf, size_t errlen)
 {
         struct loader ld = {.name = path, .errbuf = errbuf, .errlen = errlen};
@@ -1672,14 +1726,11 @@ struct wc_config *wc_config_load(const char *path, char *errbuf, size_t errlen)
         int fd;
 
         wc_buf_init(&text);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                fail(&ld, NULL, "could not open: %s",
-                     strerror_r(errno, msg, sizeof(msg)));
+        fd = open_regular(&ld, path);
+        if (fd < 0)
                 return NULL;
-        }
-        /* read until EOF rather than trusting st_size: works for pipes and
-         * /dev/stdin too */
+        /* read until EOF rather than trusting st_size: the file may grow
+         * while it is read */
         for (;;) {
                 ssize_t n;
 

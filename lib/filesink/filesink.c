@@ -13,11 +13,18 @@
 /* Writes happen in chunks of about this size. */
 #define WRITE_CHUNK (256 * 1024)
 
+/* How often one sync follows a path whose file is deleted under it before
+ * it gives up (and the transactions are replayed). */
+#define REOPEN_TRIES 3
+
 struct wc_filesink {
         int fd;
-        bool owns_fd;
+        bool owns_fd;   /* false for stdout */
+        bool regular;   /* a regular file */
+        bool fsync;     /* fsync enabled */
         bool can_fsync; /* a regular file with fsync enabled */
         bool dirty;     /* written since the last fsync */
+        off_t synced;   /* the file's size at the last sync */
         struct wc_buf out;
         char path[4096];
 };
@@ -47,11 +54,150 @@ static int cut_partial_line(int fd, off_t size)
         return ftruncate(fd, 0) < 0 ? -errno : 1;
 }
 
+/* fsync of the directory holding path, so that a new file's name is as
+ * durable as what is written into it. */
+static int sync_dir(const char *path)
+{
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        int fd, r = 0;
+
+        if (!slash)
+                snprintf(dir, sizeof(dir), ".");
+        else if (slash == path)
+                snprintf(dir, sizeof(dir), "/");
+        else
+                snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+/*
+ * Opens (or creates) the file at fs->path for appending and cuts a partial
+ * last line: *ret_fd, and *ret_st as it is after that.  A file it creates
+ * has its directory synced (with fsync enabled).
+ */
+static int open_path(const struct wc_filesink *fs, int *ret_fd,
+                     struct stat *ret_st, char *errbuf, size_t errlen)
+{
+        const int flags = O_RDWR | O_APPEND | O_CLOEXEC;
+        bool created = false;
+        struct stat st;
+        int fd, r;
+
+        fd = open(fs->path, flags);
+        if (fd < 0 && errno == ENOENT) {
+                fd = open(fs->path, flags | O_CREAT | O_EXCL, 0640);
+                created = fd >= 0;
+                if (fd < 0 && errno == EEXIST) /* created meanwhile */
+                        fd = open(fs->path, flags);
+        }
+        if (fd < 0)
+                return wc_fail(errbuf, errlen, -errno,
+                               "could not open \"%s\": %s", fs->path,
+                               strerror(errno));
+        if (created && fs->fsync) {
+                r = sync_dir(fs->path);
+                if (r < 0) {
+                        wc_errorf(errbuf, errlen,
+                                  "could not sync the directory of \"%s\": %s",
+                                  fs->path, strerror(-r));
+                        goto err_close;
+                }
+        }
+        if (fstat(fd, &st) < 0)
+                goto err_stat;
+        if (S_ISREG(st.st_mode) && st.st_size > 0) {
+                r = cut_partial_line(fd, st.st_size);
+                if (r < 0) {
+                        wc_errorf(errbuf, errlen,
+                                  "could not repair the last line of \"%s\": "
+                                  "%s",
+                                  fs->path, strerror(-r));
+                        goto err_close;
+                }
+                if (r > 0 && fstat(fd, &st) < 0)
+                        goto err_stat;
+        }
+        *ret_fd = fd;
+        *ret_st = st;
+        return 0;
+
+err_stat:
+        r = wc_fail(errbuf, errlen, -errno, "could not stat \"%s\": %s",
+                    fs->path, strerror(errno));
+err_close:
+        close(fd);
+        return r;
+}
+
+/* The last byte of the regular file on stdout, through fd 1 or, when that
+ * is write-only (`>>`), a reading descriptor of the same file.  -errno
+ * when it cannot be read. */
+static int stdout_last_byte(off_t size)
+{
+        char c;
+        int fd, r;
+
+        if (pread(STDOUT_FILENO, &c, 1, size - 1) == 1)
+                return (unsigned char)c;
+        fd = open("/proc/self/fd/1", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = pread(fd, &c, 1, size - 1) == 1 ? (unsigned char)c : -EIO;
+        close(fd);
+        return r;
+}
+
+/*
+ * Standard output belongs to whoever started walcastd, and what is in it
+ * may not be walcast's: never truncated, never written over.  A regular
+ * file gets O_APPEND (so a descriptor opened without it cannot overwrite
+ * what is there), and a last line that does not end in a newline is
+ * ended before the first line of walcast.
+ */
+static int open_stdout(struct wc_filesink *fs, char *errbuf, size_t errlen)
+{
+        struct stat st;
+        int fl, c;
+
+        fs->fd = STDOUT_FILENO;
+        if (fstat(fs->fd, &st) < 0)
+                return wc_fail(errbuf, errlen, -errno,
+                               "could not stat standard output: %s",
+                               strerror(errno));
+        fs->regular = S_ISREG(st.st_mode);
+        fs->can_fsync = fs->regular && fs->fsync;
+        if (!fs->regular)
+                return 0;
+        fl = fcntl(fs->fd, F_GETFL);
+        if (fl < 0 ||
+            (!(fl & O_APPEND) && fcntl(fs->fd, F_SETFL, fl | O_APPEND) < 0))
+                return wc_fail(errbuf, errlen, -errno,
+                               "could not set standard output (a file) to "
+                               "append: %s",
+                               strerror(errno));
+        fs->synced = st.st_size;
+        if (st.st_size == 0)
+                return 0;
+        c = stdout_last_byte(st.st_size);
+        /* unreadable (write-only and not readable by walcastd's user):
+         * nothing tells whether a line is open, and an empty line would
+         * be added at every start, so none is */
+        if (c >= 0 && c != '\n' && wc_buf_append(&fs->out, "\n", 1) < 0)
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
+        return 0;
+}
+
 struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                                      size_t errlen)
 {
         struct wc_filesink *fs = calloc(1, sizeof(*fs));
-        struct stat st;
         int r;
 
         if (!fs) {
@@ -60,44 +206,26 @@ struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
         }
         wc_buf_init(&fs->out);
         snprintf(fs->path, sizeof(fs->path), "%s", path);
+        fs->fsync = fsync;
         if (strcmp(path, "-") == 0) {
-                fs->fd = STDOUT_FILENO;
+                r = open_stdout(fs, errbuf, errlen);
         } else {
-                fs->fd =
-                    open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-                if (fs->fd < 0) {
-                        wc_errorf(errbuf, errlen, "could not open \"%s\": %s",
-                                  path, strerror(errno));
-                        goto err_free;
+                struct stat st;
+
+                r = open_path(fs, &fs->fd, &st, errbuf, errlen);
+                if (r == 0) {
+                        fs->owns_fd = true;
+                        fs->regular = S_ISREG(st.st_mode);
+                        fs->can_fsync = fs->regular && fsync;
+                        fs->synced = st.st_size;
                 }
-                fs->owns_fd = true;
         }
-        if (fstat(fs->fd, &st) < 0) {
-                wc_errorf(errbuf, errlen, "could not stat \"%s\": %s", path,
-                          strerror(errno));
-                goto err_close;
-        }
-        if (S_ISREG(st.st_mode)) {
-                fs->can_fsync = fsync;
-                if (st.st_size > 0) {
-                        r = cut_partial_line(fs->fd, st.st_size);
-                        if (r < 0) {
-                                wc_errorf(errbuf, errlen,
-                                          "could not repair the last line of "
-                                          "\"%s\": %s",
-                                          path, strerror(-r));
-                                goto err_close;
-                        }
-                }
+        if (r < 0) {
+                wc_buf_free(&fs->out);
+                free(fs);
+                return NULL;
         }
         return fs;
-
-err_close:
-        if (fs->owns_fd)
-                close(fs->fd);
-err_free:
-        free(fs);
-        return NULL;
 }
 
 void wc_filesink_close(struct wc_filesink *fs)
@@ -161,6 +289,111 @@ int wc_filesink_queued(struct wc_filesink *fs, char *errbuf, size_t errlen)
         return 0;
 }
 
+/* Copies bytes [from, to) of `src` to the end of `dst`. */
+static int copy_range(const char *path, int src, int dst, off_t from, off_t to,
+                      char *errbuf, size_t errlen)
+{
+        char buf[65536];
+
+        while (from < to) {
+                size_t want = to - from > (off_t)sizeof(buf)
+                                  ? sizeof(buf)
+                                  : (size_t)(to - from);
+                ssize_t n = pread(src, buf, want, from);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return wc_fail(errbuf, errlen, n < 0 ? -errno : -EIO,
+                                       "could not read back what was written "
+                                       "to the deleted \"%s\": %s",
+                                       path,
+                                       n < 0 ? strerror(errno) : "short read");
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = write(dst, buf + off, (size_t)(n - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return wc_fail(errbuf, errlen, -errno,
+                                               "could not write to \"%s\": %s",
+                                               path, strerror(errno));
+                        off += w;
+                }
+                from += n;
+        }
+        return 0;
+}
+
+/*
+ * A file deleted while open (st_nlink 0) takes what is written into an
+ * inode nobody can reach.  What was written since the last sync (nothing
+ * of it acknowledged) is copied from there to a new file at the path,
+ * which is synced before anything is acknowledged; the new file is the
+ * sink's file from then on.  What was acknowledged before went with the
+ * deleted file.  On failure the sink keeps the deleted file and tries
+ * again at the next sync (the transactions are replayed meanwhile).
+ */
+static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
+{
+        for (int tries = 0;; tries++) {
+                struct stat old, st;
+                char why[512];
+                int fd, r;
+
+                if (fstat(fs->fd, &old) < 0)
+                        return wc_fail(errbuf, errlen, -errno,
+                                       "could not stat \"%s\": %s", fs->path,
+                                       strerror(errno));
+                if (old.st_nlink > 0) {
+                        fs->synced = old.st_size;
+                        return 0;
+                }
+                if (!fs->owns_fd)
+                        return wc_fail(
+                            errbuf, errlen, -ENOENT,
+                            "standard output is a file that was deleted "
+                            "while walcastd wrote to it: what is written "
+                            "there is lost, so nothing is acknowledged; "
+                            "restart walcastd with its standard output on a "
+                            "file that exists");
+                if (tries == REOPEN_TRIES)
+                        return wc_fail(errbuf, errlen, -ENOENT,
+                                       "\"%s\" was deleted %d times while "
+                                       "walcastd wrote to it",
+                                       fs->path, REOPEN_TRIES);
+                r = open_path(fs, &fd, &st, why, sizeof(why));
+                if (r < 0)
+                        return wc_fail(errbuf, errlen, r,
+                                       "\"%s\" was deleted while walcastd "
+                                       "wrote to it, and it cannot be "
+                                       "created again (%s): nothing written "
+                                       "since is confirmed until it can",
+                                       fs->path, why);
+                if (!S_ISREG(st.st_mode)) {
+                        close(fd);
+                        return wc_fail(errbuf, errlen, -EINVAL,
+                                       "\"%s\" was deleted while walcastd "
+                                       "wrote to it, and what is there now "
+                                       "is not a regular file",
+                                       fs->path);
+                }
+                r = copy_range(fs->path, fs->fd, fd, fs->synced, old.st_size,
+                               errbuf, errlen);
+                if (r == 0 && fs->fsync && fdatasync(fd) < 0)
+                        r = wc_fail(errbuf, errlen, -errno,
+                                    "could not fsync \"%s\": %s", fs->path,
+                                    strerror(errno));
+                if (r < 0) {
+                        /* no half copy stays for the next try to repeat */
+                        (void)ftruncate(fd, st.st_size);
+                        close(fd);
+                        return r;
+                }
+                close(fs->fd);
+                fs->fd = fd;
+                fs->synced = st.st_size;
+        }
+}
+
 int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen)
 {
         int r = write_out(fs, errbuf, errlen);
@@ -176,6 +409,15 @@ int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen)
                 }
         }
         fs->dirty = false;
+        /* checked after the data is down: a deletion before this point
+         * shows here, one after it takes acknowledged data only */
+        if (fs->regular) {
+                r = follow_deleted(fs, errbuf, errlen);
+                if (r < 0) {
+                        fs->dirty = true; /* sync again after a fix */
+                        return r;
+                }
+        }
         return 0;
 }
 

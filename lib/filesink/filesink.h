@@ -54,9 +54,12 @@ const struct walcast_plugin_descriptor *wc_filesink_plugin(void);
 struct wc_filesink;
 
 /*
- * Opens path for appending ("-" is stdout).  A last line left incomplete
- * by a crash is cut off: it belongs to a transaction that was never
- * acknowledged, so it will be replayed.  NULL on failure with errbuf set.
+ * Opens path for appending ("-" is stdout).  A file it creates has its
+ * directory synced too (with fsync).  A last line left incomplete by a
+ * crash is cut off: it belongs to a transaction that was never
+ * acknowledged, so it will be replayed.  Standard output is never cut nor
+ * written over: a regular file there is set to O_APPEND, and a last line
+ * without its newline gets one first.  NULL on failure with errbuf set.
  */
 struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                                      size_t errlen);
@@ -73,7 +76,10 @@ struct wc_buf *wc_filesink_queue(struct wc_filesink *fs);
 int wc_filesink_queued(struct wc_filesink *fs, char *errbuf, size_t errlen);
 
 /* Writes out what is queued and fsyncs when anything was written since
- * the last sync.  -EPIPE when stdout's reader went away. */
+ * the last sync.  A file deleted meanwhile is followed: what was written
+ * into it since the last sync is copied to a new file at the path, so
+ * that 0 means it is there.  -EPIPE when stdout's reader went away,
+ * -ENOENT when stdout is a deleted file. */
 int wc_filesink_sync(struct wc_filesink *fs, char *errbuf, size_t errlen);
 
 /* Bytes queued and not yet written. */

@@ -15,6 +15,10 @@ have been lost.
   directory: exit 69;
 - a damaged state file: exit 69 naming the file; an unwritable state
   directory: exit 78;
+- a state file from the future (a confirmed position beyond the server's
+  WAL), of another slot (exit 69) or of another database (exit 78), or a
+  symbolic link (exit 69) is refused and left as it is; a symbolic link
+  where the temporary goes is never written through;
 - without a state file, a slot dropped while walcastd reconnects is exit
   69 too, never a new slot;
 - `walcast slot drop` removes the state file, so a new start is a first
@@ -209,6 +213,65 @@ def case_bad_state(ctx):
                    rc=h.EX_CONFIG)
 
 
+def case_foreign_state(ctx):
+    """A state file that is not this slot's record: from the future, of
+    another slot, of another database, a symbolic link; and a symbolic
+    link where the temporary goes."""
+    c = ctx.c
+    with open(ctx.state) as f:
+        good = f.read()
+    st = read_state(ctx.state)
+    cfg, out = ctx.cfg()
+
+    def refused(text, name, words, rc):
+        with open(ctx.state, "w") as f:
+            f.write(text)
+        expect_refusal(ctx, cfg, name, words, rc=rc)
+        with open(ctx.state) as f:
+            check(f.read() == text, "%s: the state file was rewritten" % name)
+
+    future = h.lsn_str(h.lsn_int(c.current_lsn()) + (1 << 30))
+    refused(good.replace("confirmed_lsn=" + st["confirmed_lsn"],
+                         "confirmed_lsn=" + future),
+            "walcastd-future-state",
+            [ctx.state, future, "beyond the server's current WAL position",
+             ACCEPT], h.EX_UNAVAILABLE)
+    refused(good.replace("slot=" + SLOT, "slot=other_slot"),
+            "walcastd-other-slot-state",
+            [ctx.state, 'records slot "other_slot"', ACCEPT],
+            h.EX_UNAVAILABLE)
+    refused(good.replace("database=postgres", "database=otherdb"),
+            "walcastd-other-database-state",
+            [ctx.state, '"otherdb"', "source.dsn", ACCEPT], h.EX_CONFIG)
+
+    # a symbolic link at the state file is refused, its target untouched
+    victim = os.path.join(c.tmp, "victim.state")
+    with open(victim, "w") as f:
+        f.write(good)
+    os.unlink(ctx.state)
+    os.symlink(victim, ctx.state)
+    expect_refusal(ctx, cfg, "walcastd-symlinked-state",
+                   [ctx.state, "symbolic link", ACCEPT])
+    os.unlink(ctx.state)
+    with open(ctx.state, "w") as f:
+        f.write(good)
+
+    # a symbolic link where the temporary goes is never written through
+    precious = os.path.join(c.tmp, "precious")
+    with open(precious, "w") as f:
+        f.write("precious\n")
+    os.symlink(precious, ctx.state + ".tmp")
+    ctx.insert(60)
+    ctx.run_until_delivered(cfg, out, [60, 61, 62], "walcastd-tmp-link")
+    with open(precious) as f:
+        check(f.read() == "precious\n", "the file a symbolic link at %s.tmp "
+              "points to was overwritten" % ctx.state)
+    check(not os.path.islink(ctx.state) and
+          read_state(ctx.state).get("slot") == SLOT,
+          "the state file is not a regular file of slot %s after the run"
+          % SLOT)
+
+
 def case_vanished_while_running(ctx):
     """Without a state file: a slot dropped during a reconnect is still
     never replaced by a new one."""
@@ -261,6 +324,8 @@ def test():
                      ("slot recreated", case_recreated),
                      ("another server", case_other_server),
                      ("damaged state, no state dir", case_bad_state),
+                     ("a state file that is not this slot's",
+                      case_foreign_state),
                      ("vanished during a reconnect",
                       case_vanished_while_running),
                      ("slot drop removes the state", case_drop)]:

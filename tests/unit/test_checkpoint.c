@@ -343,6 +343,121 @@ static void state_verdicts(void **state)
         assert_non_null(strstr(err, "111"));
 }
 
+static void state_no_symlinks(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111",
+                                   .timeline = 1,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x5000},
+                             got;
+        char path[256], tmp[300], victim[256], err[512], buf[64];
+        struct stat sb;
+        FILE *f;
+        (void)state;
+
+        assert_int_equal(wc_state_path(tmpdir, "walcast", path, sizeof(path)),
+                         0);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+        write_text(victim, "precious\n");
+
+        /* a symbolic link where the temporary goes is not written
+         * through, and does not become the state file */
+        assert_int_equal(symlink(victim, tmp), 0);
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        f = fopen(victim, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        assert_string_equal(buf, "precious\n");
+        assert_int_equal(lstat(path, &sb), 0);
+        assert_true(S_ISREG(sb.st_mode));
+        assert_int_equal(lstat(tmp, &sb), -1);
+
+        /* a stale temporary left by a crash is replaced */
+        write_text(tmp, "half a sta");
+        st.confirmed = 0x6000;
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), 1);
+        assert_true(got.confirmed == 0x6000);
+
+        /* a state file that is a symbolic link is refused, not followed */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(symlink(victim, path), 0);
+        err[0] = '\0';
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), -ELOOP);
+        assert_non_null(strstr(err, path));
+        assert_non_null(strstr(err, "symbolic link"));
+        assert_non_null(strstr(err, "walcast slot create --force"));
+        /* writing replaces the link, never its target */
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        assert_int_equal(lstat(path, &sb), 0);
+        assert_true(S_ISREG(sb.st_mode));
+
+        /* nor does a FIFO block the read */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        alarm(10);
+        assert_int_equal(wc_state_read(path, &got, err, sizeof(err)), -EINVAL);
+        alarm(0);
+        assert_non_null(strstr(err, "not a regular file"));
+        unlink(path);
+}
+
+static void state_match(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111",
+                                   .timeline = 1,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x5000};
+        struct wc_state_expect x = {.slot = "walcast",
+                                    .system_id = "111",
+                                    .database = "app",
+                                    .server_lsn = 0x5000};
+        char err[1024];
+        (void)state;
+
+        assert_int_equal(wc_state_match(NULL, "s", &x, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)), 0);
+        x.server_lsn = 0x9000;
+        assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)), 0);
+
+        /* another slot's file: damage, exit 69 */
+        x.slot = "other";
+        assert_int_equal(
+            wc_state_match(&st, "/d/other.state", &x, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "/d/other.state"));
+        assert_non_null(strstr(err, "records slot \"walcast\", not "
+                                    "\"other\""));
+        assert_non_null(strstr(err, "walcast slot create --force"));
+        x.slot = "walcast";
+
+        /* another database of the same server: configuration, exit 78 */
+        x.database = "app2";
+        assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)),
+                         -EEXIST);
+        assert_non_null(strstr(err, "database \"app\""));
+        assert_non_null(strstr(err, "\"app2\""));
+        assert_non_null(strstr(err, "source.dsn"));
+        x.database = "app";
+
+        /* a confirmed position from the future: damage, exit 69 */
+        x.server_lsn = 0x4FFF;
+        assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)),
+                         -ESTALE);
+        assert_non_null(strstr(err, "0/5000"));
+        assert_non_null(strstr(err, "0/4FFF"));
+        assert_non_null(strstr(err, "walcast slot create --force"));
+
+        /* another server's file is wc_state_check()'s to report */
+        x.system_id = "222";
+        x.slot = "other";
+        assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -358,6 +473,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(state_damaged, make_tmpdir,
                                             remove_tmpdir),
             cmocka_unit_test(state_verdicts),
+            cmocka_unit_test_setup_teardown(state_no_symlinks, make_tmpdir,
+                                            remove_tmpdir),
+            cmocka_unit_test(state_match),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1945,16 +1946,48 @@ static void test_unreadable(void **state)
         c = wc_config_load(dir, errbuf, sizeof(errbuf));
         assert_null(c);
         snprintf(expected, sizeof(expected),
-                 "%s: could not read: Is a "
-                 "directory",
+                 "%s: the configuration is a directory, not a regular file: "
+                 "give -c the path of a YAML file",
                  dir);
         assert_string_equal(errbuf, expected);
         free(dir);
 
-        /* reading a stream to its end works where st_size is 0 */
+        /* a device is refused without being read */
         c = wc_config_load("/dev/null", errbuf, sizeof(errbuf));
         assert_null(c);
-        assert_string_equal(errbuf, "/dev/null: the configuration is empty");
+        assert_string_equal(errbuf,
+                            "/dev/null: the configuration is a character "
+                            "device, not a regular file: give -c the path of "
+                            "a YAML file");
+}
+
+/* A FIFO has no writer: reading it would block --check (and a reload)
+ * forever.  It is refused at once; the alarm ends a test that blocks. */
+static void test_fifo_refused(void **state)
+{
+        char dir[] = "/tmp/wc-config-XXXXXX", path[64], link[64];
+        struct wc_config *c;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/walcast.yaml", dir);
+        snprintf(link, sizeof(link), "%s/link.yaml", dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(symlink(path, link), 0);
+        alarm(10);
+        c = wc_config_load(path, errbuf, sizeof(errbuf));
+        assert_null(c);
+        assert_non_null(strstr(errbuf, path));
+        assert_non_null(strstr(errbuf, "is a FIFO (named pipe), not a "
+                                       "regular file"));
+        /* through a symbolic link too */
+        c = wc_config_load(link, errbuf, sizeof(errbuf));
+        assert_null(c);
+        assert_non_null(strstr(errbuf, "FIFO"));
+        alarm(0);
+        unlink(link);
+        unlink(path);
+        rmdir(dir);
 }
 
 static void test_small_error_buffers(void **state)
@@ -2061,6 +2094,7 @@ int main(void)
             cmocka_unit_test(test_unreadable),
             cmocka_unit_test(test_small_error_buffers),
             cmocka_unit_test(test_too_large),
+            cmocka_unit_test(test_fifo_refused),
             cmocka_unit_test(test_free_null),
         };
 

@@ -10,11 +10,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "filesink/filesink.h"
+
+/* fsync() as the sink calls it: the directories it syncs are recorded
+ * (the sink is linked statically, so this one replaces libc's) */
+static ino_t synced_dirs[16];
+static size_t nsynced_dirs;
+
+int fsync(int fd)
+{
+        struct stat st;
+
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+            nsynced_dirs < sizeof(synced_dirs) / sizeof(synced_dirs[0]))
+                synced_dirs[nsynced_dirs++] = st.st_ino;
+        return (int)syscall(SYS_fsync, fd);
+}
+
+static bool dir_was_synced(const char *dir)
+{
+        struct stat st;
+
+        assert_int_equal(stat(dir, &st), 0);
+        for (size_t i = 0; i < nsynced_dirs; i++)
+                if (synced_dirs[i] == st.st_ino)
+                        return true;
+        return false;
+}
 
 #define COL(n, t, oid, v)                                                      \
         {                                                                      \
@@ -398,6 +425,175 @@ static void open_errors_name_the_file(void **state)
         assert_non_null(strstr(err, "No such file or directory"));
 }
 
+static void creating_syncs_the_directory(void **state)
+{
+        char dir[] = "/tmp/wc-filesink-XXXXXX";
+        char path[64], err[256];
+        struct wc_filesink *fs;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/out.jsonl", dir);
+        /* without fsync nothing is synced */
+        nsynced_dirs = 0;
+        fs = wc_filesink_open(path, false, err, sizeof(err));
+        assert_non_null(fs);
+        wc_filesink_close(fs);
+        assert_false(dir_was_synced(dir));
+        unlink(path);
+
+        /* the new file's name is durable before any line is acknowledged */
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_non_null(fs);
+        assert_true(dir_was_synced(dir));
+        wc_filesink_close(fs);
+        unlink(path);
+        rmdir(dir);
+}
+
+static void deleted_file_is_followed(void **state)
+{
+        char dir[] = "/tmp/wc-filesink-XXXXXX";
+        char path[64], err[256], line[1000];
+        struct wc_filesink *fs;
+        struct stat st;
+        char *text;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/out.jsonl", dir);
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_non_null(fs);
+        assert_int_equal(
+            wc_filesink_write(fs, "{\"a\":1}\n", 8, err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+
+        /* more than a chunk goes into the file, then it is deleted, then
+         * one more line: every byte since the last sync must end up in
+         * the file at the path before the sync says 0 */
+        memset(line, 'x', sizeof(line) - 1);
+        line[sizeof(line) - 1] = '\n';
+        for (int i = 0; i < 300; i++)
+                assert_int_equal(
+                    wc_filesink_write(fs, line, sizeof(line), err, sizeof(err)),
+                    0);
+        assert_true(wc_filesink_pending(fs) < 300 * 1000);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(
+            wc_filesink_write(fs, "{\"b\":2}\n", 8, err, sizeof(err)), 0);
+        nsynced_dirs = 0;
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_true(dir_was_synced(dir));
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 300 * 1000 + 8);
+        text = slurp(path);
+        assert_memory_equal(text, line, sizeof(line));
+        assert_null(strstr(text, "\"a\""));
+
+        /* and the sink goes on in the new file */
+        assert_int_equal(
+            wc_filesink_write(fs, "{\"c\":3}\n", 8, err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 300 * 1000 + 16);
+
+        /* deleted with nothing written since the last sync: a new empty
+         * file, and later lines go there */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_string_equal(slurp(path), "");
+        assert_int_equal(
+            wc_filesink_write(fs, "{\"d\":4}\n", 8, err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_string_equal(slurp(path), "{\"d\":4}\n");
+
+        /* deleted with its directory: an error, nothing acknowledged, and
+         * once the directory is back the lines are there */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+        assert_int_equal(
+            wc_filesink_write(fs, "{\"e\":5}\n", 8, err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), -ENOENT);
+        assert_non_null(strstr(err, path));
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_string_equal(slurp(path), "{\"e\":5}\n");
+        wc_filesink_close(fs);
+        unlink(path);
+        rmdir(dir);
+}
+
+/* Opens a sink on "-" with `fd` as standard output, writes `lines`, syncs
+ * and closes it; returns the sync's result (or the open's -1). */
+static int through_stdout(int fd, const char *lines, char *err, size_t errlen)
+{
+        struct wc_filesink *fs;
+        int saved, r = -1;
+
+        fflush(stdout);
+        saved = dup(STDOUT_FILENO);
+        assert_true(saved >= 0);
+        assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+        fs = wc_filesink_open("-", true, err, errlen);
+        if (fs) {
+                r = wc_filesink_write(fs, lines, strlen(lines), err, errlen);
+                if (r == 0)
+                        r = wc_filesink_sync(fs, err, errlen);
+                wc_filesink_close(fs);
+        }
+        assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+        close(saved);
+        return r;
+}
+
+static void stdout_file_is_appended_to(void **state)
+{
+        char dir[] = "/tmp/wc-filesink-XXXXXX";
+        char path[64], err[256];
+        int fd;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/out.jsonl", dir);
+
+        /* `walcastd >> file`: a write-only, appending descriptor of a file
+         * whose last line is someone else's and not ended */
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(write(fd, "previous\n{\"cut", 14), 14);
+        close(fd);
+        fd = open(path, O_WRONLY | O_APPEND);
+        assert_int_equal(through_stdout(fd, "{\"a\":1}\n", err, sizeof(err)),
+                         0);
+        close(fd);
+        assert_string_equal(slurp(path), "previous\n{\"cut\n{\"a\":1}\n");
+
+        /* again: complete lines stay as they are, nothing is added */
+        fd = open(path, O_WRONLY | O_APPEND);
+        assert_int_equal(through_stdout(fd, "{\"b\":2}\n", err, sizeof(err)),
+                         0);
+        close(fd);
+        assert_string_equal(slurp(path),
+                            "previous\n{\"cut\n{\"a\":1}\n{\"b\":2}\n");
+
+        /* a descriptor positioned at the start (`1<> file`) writes over
+         * nothing */
+        fd = open(path, O_WRONLY);
+        assert_int_equal(through_stdout(fd, "{\"c\":3}\n", err, sizeof(err)),
+                         0);
+        close(fd);
+        assert_string_equal(
+            slurp(path), "previous\n{\"cut\n{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+
+        /* a deleted file on stdout: nothing is acknowledged */
+        fd = open(path, O_WRONLY | O_APPEND);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(through_stdout(fd, "{\"d\":4}\n", err, sizeof(err)),
+                         -ENOENT);
+        close(fd);
+        assert_non_null(strstr(err, "standard output"));
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -409,6 +605,9 @@ int main(void)
             cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
             cmocka_unit_test(open_errors_name_the_file),
+            cmocka_unit_test(creating_syncs_the_directory),
+            cmocka_unit_test(deleted_file_is_followed),
+            cmocka_unit_test(stdout_file_is_appended_to),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
