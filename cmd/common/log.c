@@ -506,6 +506,15 @@ size_t wc_log_escape(const char *in, char *out, size_t outlen)
         return j;
 }
 
+const char *wc_log_scrub(const char *in, char *out, size_t outlen)
+{
+        char clean[4096];
+
+        wc_log_redact(in, clean, sizeof(clean));
+        wc_log_escape(clean, out, outlen);
+        return out;
+}
+
 static bool json;
 
 void wc_log_set_json(bool on)

@@ -55,6 +55,10 @@ void wc_log_forget_secrets(void);
  */
 size_t wc_log_escape(const char *in, char *out, size_t outlen);
 
+/* wc_log_redact() then wc_log_escape(): what a log line would show of in,
+ * for text that goes elsewhere (sd_notify's STATUS=).  Returns out. */
+const char *wc_log_scrub(const char *in, char *out, size_t outlen);
+
 #define log_error(...)   wc_log(WC_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) wc_log(WC_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...)  wc_log(WC_LOG_NOTICE, __VA_ARGS__)

@@ -898,6 +898,8 @@ static void schedule_retry(struct runner *rn)
  * error, and try again after the backoff. */
 static void start_failed(struct runner *rn, int r)
 {
+        char scrubbed[1024];
+
         if (r != rn->start_error)
                 log_error("%s; %s", rn->err,
                           r == -EBUSY ? "waiting for it to be released, "
@@ -911,7 +913,8 @@ static void start_failed(struct runner *rn, int r)
         schedule_retry(rn);
         rn->start_failures++;
         if (r == -EBUSY)
-                wc_notify("STATUS=waiting for slot %s: %s", rn->slot, rn->err);
+                wc_notify("STATUS=waiting for slot %s: %s", rn->slot,
+                          wc_log_scrub(rn->err, scrubbed, sizeof(scrubbed)));
 }
 
 /* A (re)start succeeded. */
@@ -948,6 +951,7 @@ static void request_reload(struct runner *rn)
         const struct wc_config *src = rn->o->cfg;
         struct timespec ts;
         struct wc_config *cfg;
+        char scrubbed[1024];
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         wc_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -966,7 +970,9 @@ static void request_reload(struct runner *rn)
                 log_error("reload refused, the configuration in force stays: "
                           "%s",
                           rn->err);
-                wc_notify("READY=1\nSTATUS=reload refused: %s", rn->err);
+                /* STATUS= is one line without secrets, like a log line */
+                wc_notify("READY=1\nSTATUS=reload refused: %s",
+                          wc_log_scrub(rn->err, scrubbed, sizeof(scrubbed)));
                 return;
         }
         if (!same_str(cfg->source.dsn, src->source.dsn))

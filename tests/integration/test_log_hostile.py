@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -191,7 +192,16 @@ def case_secrets_kafka_check_and_reload(c):
     # refused (the Kafka sink's settings cannot be derived) and says why
     good = os.path.join(c.tmp, "seck-run.yaml")
     kafka_cfg(c, good, c.dsn())
-    d = h.start_walcastd(good, c.tmp, name="sec-reload")
+    # systemd's STATUS= says why a reload was refused: no secret there
+    # either (systemctl status shows it to every user)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(os.path.join(c.tmp, "notify.sock"))
+    notify.setblocking(False)
+    os.environ["NOTIFY_SOCKET"] = os.path.join(c.tmp, "notify.sock")
+    try:
+        d = h.start_walcastd(good, c.tmp, name="sec-reload")
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
     kafka_cfg(c, good, dsn)
     d.send(signal.SIGHUP)
     h.wait_until(lambda: "reload" in d.stderr() and "refused" in d.stderr(),
@@ -199,6 +209,16 @@ def case_secrets_kafka_check_and_reload(c):
                  + d.describe())
     d.stop(expect=None)
     check_clean("a reload to a bad DSN", d.stderr(), pieces, dsn)
+    msgs = []
+    while True:
+        try:
+            msgs.append(notify.recv(4096).decode(errors="replace"))
+        except BlockingIOError:
+            break
+    notify.close()
+    status = [m for m in msgs if "reload refused" in m]
+    check(status, "no STATUS=reload refused among %r" % msgs)
+    check_clean("sd_notify STATUS=", "\n".join(status), pieces, dsn)
 
 
 def test():
