@@ -235,7 +235,12 @@ void wc_log_add_dsn_secrets(const char *dsn)
             strncmp(p, "postgres://", 11) == 0) {
                 const char *rest = strstr(p, "://") + 3;
                 const char *at = strchr(rest, '@'), *q, *last = NULL;
+                const char *q0 = strchr(rest, '?');
+                const char *slash = strchr(rest, '/');
 
+                /* an '@' after "/path?" is the query's ("?user=a@b") */
+                if (at && q0 && q0 < at && slash && slash < q0)
+                        at = NULL;
                 /* user:password@ ends at the last '@' before the query:
                  * an unencoded '@' or '/' in the password is the user's
                  * mistake, not a reason to let it through */

@@ -280,6 +280,10 @@ static void redacts_dsn_secrets(void **state)
                      "pass, ss");
         dsn_redacted("host=db port=5432 dbname=app", "dbname \"app\" on db",
                      "dbname \"app\" on db");
+        /* an '@' in the query is no user info */
+        dsn_redacted("postgresql://db:5432/app?options=-c%20x@y",
+                     "could not connect to db:5432, options -c x@y",
+                     "could not connect to db:5432, options -c x@y");
 }
 
 static void log_secrets(void)
