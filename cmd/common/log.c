@@ -61,7 +61,10 @@ static const char *level_word(enum wc_log_level level)
 #define SECRET_ANYWHERE_MIN 4
 #define PIECE_DELIMS        " \t\n\r\f\v/@:?#&=,;'\""
 
+/* every logged line is compared with each: lengths kept, first bytes
+ * compared before the rest */
 static char *secrets[MAX_SECRETS];
+static size_t secret_len[MAX_SECRETS];
 static size_t nsecrets;
 
 void wc_log_forget_secrets(void)
@@ -78,12 +81,13 @@ static void add_one(const char *s, size_t len)
         if (len == 0 || nsecrets == MAX_SECRETS)
                 return;
         for (size_t i = 0; i < nsecrets; i++)
-                if (strlen(secrets[i]) == len &&
-                    memcmp(secrets[i], s, len) == 0)
+                if (secret_len[i] == len && memcmp(secrets[i], s, len) == 0)
                         return;
         dup = strndup(s, len);
-        if (dup)
-                secrets[nsecrets++] = dup;
+        if (dup) {
+                secrets[nsecrets] = dup;
+                secret_len[nsecrets++] = len;
+        }
 }
 
 static int hexval(char c)
@@ -282,10 +286,10 @@ static size_t secret_at(const char *p)
         size_t best = 0;
 
         for (size_t i = 0; i < nsecrets; i++) {
-                size_t n = strlen(secrets[i]);
+                size_t n = secret_len[i];
 
                 if (n >= SECRET_ANYWHERE_MIN && n > best &&
-                    strncmp(p, secrets[i], n) == 0)
+                    p[0] == secrets[i][0] && strncmp(p, secrets[i], n) == 0)
                         best = n;
         }
         return best;
@@ -294,8 +298,7 @@ static size_t secret_at(const char *p)
 static bool is_secret(const char *p, size_t len)
 {
         for (size_t i = 0; i < nsecrets; i++)
-                if (strlen(secrets[i]) == len &&
-                    memcmp(secrets[i], p, len) == 0)
+                if (secret_len[i] == len && memcmp(secrets[i], p, len) == 0)
                         return true;
         return false;
 }
