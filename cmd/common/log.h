@@ -27,8 +27,37 @@ void wc_log(enum wc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Copies in to out with passwords (conninfo "password=", URI user info)
- * replaced by "***".  Every logged line goes through it. */
+ * and every registered secret replaced by "***".  Every logged line goes
+ * through it. */
 void wc_log_redact(const char *in, char *out, size_t outlen);
+
+/*
+ * Secrets the logger replaces by "***" wherever a message carries them,
+ * whoever wrote it (libpq quotes pieces of a connection string it cannot
+ * read).  wc_log_add_dsn_secrets() registers the password and sslpassword
+ * of a conninfo string or URI, as its author meant them (an unquoted
+ * "password=abc def" is "abc def"), percent-decoded too, and their pieces
+ * split on whitespace and '/', '@', ':' and the like.  Pieces shorter than
+ * 4 bytes are replaced only where a message quotes them.  Call it for
+ * every DSN before anything can log an error about it: at start and at
+ * reload.  Secrets are kept until wc_log_forget_secrets().
+ */
+void wc_log_add_dsn_secrets(const char *dsn);
+void wc_log_add_secret(const char *s, size_t len);
+void wc_log_forget_secrets(void);
+
+/*
+ * Copies in to out so that it stays one line of text: \n, \r, \t, and
+ * \xHH for other control characters, DEL and bytes that are not UTF-8;
+ * \uXXXX for C1 controls, U+2028/U+2029 and bidirectional overrides.
+ * Trailing newlines and blanks are dropped; an escape is never cut in
+ * half.  Returns the length written.
+ */
+size_t wc_log_escape(const char *in, char *out, size_t outlen);
+
+/* wc_log_redact() then wc_log_escape(): what a log line would show of in,
+ * for text that goes elsewhere (sd_notify's STATUS=).  Returns out. */
+const char *wc_log_scrub(const char *in, char *out, size_t outlen);
 
 #define log_error(...)   wc_log(WC_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) wc_log(WC_LOG_WARNING, __VA_ARGS__)

@@ -924,6 +924,8 @@ static void schedule_retry(struct runner *rn)
  * error, and try again after the backoff. */
 static void start_failed(struct runner *rn, int r)
 {
+        char scrubbed[1024];
+
         if (r != rn->start_error)
                 log_error("%s; %s", rn->err,
                           r == -EBUSY ? "waiting for it to be released, "
@@ -937,7 +939,8 @@ static void start_failed(struct runner *rn, int r)
         schedule_retry(rn);
         rn->start_failures++;
         if (r == -EBUSY)
-                wc_notify("STATUS=waiting for slot %s: %s", rn->slot, rn->err);
+                wc_notify("STATUS=waiting for slot %s: %s", rn->slot,
+                          wc_log_scrub(rn->err, scrubbed, sizeof(scrubbed)));
 }
 
 /* A (re)start succeeded. */
@@ -974,12 +977,15 @@ static void request_reload(struct runner *rn)
         const struct wc_config *src = rn->o->cfg;
         struct timespec ts;
         struct wc_config *cfg;
+        char scrubbed[1024];
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         wc_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
                   (unsigned long long)ts.tv_sec * 1000000ull +
                       (unsigned long long)ts.tv_nsec / 1000);
         cfg = wc_config_load(rn->o->config_path, rn->err, sizeof(rn->err));
+        if (cfg)
+                wc_log_add_dsn_secrets(cfg->source.dsn);
         /* what --check checks: a sink that could not start is refused
          * here, before the sinks in force are let go */
         if (cfg && wc_check_sinks(cfg, rn->err, sizeof(rn->err)) < 0) {
@@ -990,7 +996,9 @@ static void request_reload(struct runner *rn)
                 log_error("reload refused, the configuration in force stays: "
                           "%s",
                           rn->err);
-                wc_notify("READY=1\nSTATUS=reload refused: %s", rn->err);
+                /* STATUS= is one line without secrets, like a log line */
+                wc_notify("READY=1\nSTATUS=reload refused: %s",
+                          wc_log_scrub(rn->err, scrubbed, sizeof(scrubbed)));
                 return;
         }
         if (!same_str(cfg->source.dsn, src->source.dsn))

@@ -119,10 +119,13 @@ static struct wc_config *load(const char *path)
         char err[1024];
         struct wc_config *cfg = wc_config_load(path, err, sizeof(err));
 
-        if (!cfg)
+        if (!cfg) {
                 log_error("%s", err);
-        else
+        } else {
                 wc_log_set_level(cfg->log.level);
+                /* before anything can quote a piece of it */
+                wc_log_add_dsn_secrets(cfg->source.dsn);
+        }
         return cfg;
 }
 

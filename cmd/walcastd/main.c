@@ -80,6 +80,8 @@ int main(int argc, char **argv)
                 log_error("%s", err);
                 return WC_EXIT_CONFIG;
         }
+        /* before anything can quote a piece of it */
+        wc_log_add_dsn_secrets(cfg->source.dsn);
         /* with --check, --endpos is only checked (above): a script can
          * check the exact command line it will run */
         if (check) {

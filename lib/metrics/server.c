@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP side of the metrics: libmicrohttpd on its own thread, three
- * read-only endpoints.  HTTP parsing is left to the library on purpose;
- * this file only maps paths to bodies.
+ * The HTTP side of the metrics: libmicrohttpd driven by a thread of ours,
+ * three read-only endpoints.  HTTP parsing is left to the library on
+ * purpose; this file maps paths to bodies and keeps slow clients from
+ * holding the endpoints: each connection gets a deadline for its request,
+ * and a client address or everyone together past their share of
+ * connections loses its oldest one instead of locking out the next.
  */
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,20 +18,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
 
 #include <microhttpd.h>
 
 #include "core/core.h"
 #include "metrics/metrics.h"
 
-/* A scraper or two and a health checker: a small cap keeps a misbehaving
- * client from holding many sockets in the daemon; the timeout frees
- * connections that went quiet. */
-#define MAX_CONNECTIONS 16u
-#define IDLE_TIMEOUT_S  10u
+/*
+ * A scraper or two and a health checker.  MHD's own connection timeout is
+ * one of idleness, which a client sending a byte a second never reaches:
+ * REQUEST_TIMEOUT_MS bounds the whole time from a connection's start (or
+ * its previous answer) to the end of the next answer.  Past PER_CLIENT
+ * connections from one address, or TOTAL in all, a new connection closes
+ * the oldest of that address (or of all) rather than waiting behind it,
+ * so a health checker is answered at once while someone holds sockets
+ * open.  MHD's own limits, higher, are only a backstop for bursts (it
+ * accepts up to 11 connections in one turn before we see them).
+ * docs/configuration.md (metrics) states these numbers.
+ */
+#define REQUEST_TIMEOUT_MS 5000
+#define PER_CLIENT         8u
+#define TOTAL              32u
+#define MHD_PER_CLIENT     (PER_CLIENT + 16u)
+#define MHD_TOTAL          (TOTAL + 32u)
+/* the longest our thread sleeps without looking at deadlines */
+#define TICK_MS 250
 /* a scrape with every sink and schema is a few tens of KiB; start big
  * enough that the usual one needs no regrowth */
 #define RENDER_RESERVE 16384
@@ -35,9 +57,27 @@
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_TEXT    "text/plain; charset=utf-8"
 
+/* One open connection, known from MHD's connection notifications.  Only
+ * the server thread touches the list (and MHD_stop_daemon() after that
+ * thread has ended). */
+struct conn {
+        struct conn *prev, *next;
+        int fd;
+        /* the client's address, IPv4 as IPv4-mapped IPv6 */
+        unsigned char addr[16];
+        int64_t since_ms; /* opened, or last answered */
+        bool closing;     /* shut down by us; MHD closes it next turn */
+};
+
 struct wc_metrics_server {
         struct MHD_Daemon *daemon;
         const struct wc_metrics *m;
+        pthread_t thread;
+        bool thread_started;
+        int stop_fd;  /* eventfd: the thread ends when it is written */
+        int epoll_fd; /* MHD's, ready when MHD has something to do */
+        struct conn *head, *tail;
+        unsigned nconns;
         /*
          * MHD explains a failed start (bind errors above all) only through
          * its logger.  The logger keeps the first message it gets on the
@@ -182,6 +222,181 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
         return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
+/* ---- connections: deadlines and shares ---- */
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ends c's connection: MHD sees the end of its stream on its next turn
+ * and closes it, with the usual notifications.  The fd is MHD's and still
+ * open: MHD closes it only after telling us (MHD_CONNECTION_NOTIFY_CLOSED),
+ * on this same thread. */
+static void conn_close(struct wc_metrics_server *s, struct conn *c)
+{
+        if (c->closing)
+                return;
+        c->closing = true;
+        s->nconns--;
+        shutdown(c->fd, SHUT_RDWR);
+}
+
+/* The open connection, other than self, that has waited longest for its
+ * request, among those from addr (or all when addr is NULL). */
+static struct conn *oldest(struct wc_metrics_server *s, const struct conn *self,
+                           const unsigned char *addr)
+{
+        struct conn *best = NULL;
+
+        for (struct conn *c = s->head; c; c = c->next) {
+                if (c == self || c->closing)
+                        continue;
+                if (addr && memcmp(c->addr, addr, sizeof(c->addr)) != 0)
+                        continue;
+                if (!best || c->since_ms < best->since_ms)
+                        best = c;
+        }
+        return best;
+}
+
+static void conn_address(struct MHD_Connection *mc, unsigned char out[16])
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+        memset(out, 0, 16);
+        if (sa && sa->sa_family == AF_INET6) {
+                memcpy(
+                    out,
+                    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                    16);
+        } else if (sa && sa->sa_family == AF_INET) {
+                out[10] = out[11] = 0xff;
+                memcpy(
+                    out + 12,
+                    &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                    4);
+        }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+        struct wc_metrics_server *s = cls;
+        struct conn *c = *socket_context, *victim;
+        const union MHD_ConnectionInfo *ci;
+        unsigned same = 0;
+
+        if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (!c)
+                        return;
+                if (!c->closing)
+                        s->nconns--;
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        s->head = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                else
+                        s->tail = c->prev;
+                free(c);
+                *socket_context = NULL;
+                return;
+        }
+        if (what != MHD_CONNECTION_NOTIFY_STARTED)
+                return;
+        ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = calloc(1, sizeof(*c));
+        if (!c || !ci) {
+                /* untracked, it has MHD's idle timeout and limits only */
+                free(c);
+                return;
+        }
+        c->fd = ci->connect_fd;
+        conn_address(mc, c->addr);
+        c->since_ms = mono_ms();
+        c->prev = s->tail;
+        if (s->tail)
+                s->tail->next = c;
+        else
+                s->head = c;
+        s->tail = c;
+        s->nconns++;
+        *socket_context = c;
+
+        for (struct conn *o = s->head; o; o = o->next)
+                if (!o->closing && memcmp(o->addr, c->addr, 16) == 0)
+                        same++;
+        if (same > PER_CLIENT && (victim = oldest(s, c, c->addr)))
+                conn_close(s, victim);
+        if (s->nconns > TOTAL && (victim = oldest(s, c, NULL)))
+                conn_close(s, victim);
+}
+
+/* A request answered: the connection's next one gets a fresh deadline. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn *c = ci ? ci->socket_context : NULL;
+
+        (void)cls;
+        (void)req_cls;
+        (void)why;
+        if (c)
+                c->since_ms = mono_ms();
+}
+
+/* Closes what is past its deadline; returns the ms to the next one. */
+static int64_t close_overdue(struct wc_metrics_server *s, int64_t now)
+{
+        int64_t next = TICK_MS;
+
+        for (struct conn *c = s->head; c; c = c->next) {
+                int64_t left = c->since_ms + REQUEST_TIMEOUT_MS - now;
+
+                if (c->closing)
+                        continue;
+                if (left <= 0)
+                        conn_close(s, c);
+                else if (left < next)
+                        next = left;
+        }
+        return next;
+}
+
+static void *serve_thread(void *arg)
+{
+        struct wc_metrics_server *s = arg;
+        struct pollfd fds[2] = {
+            {.fd = s->epoll_fd, .events = POLLIN},
+            {.fd = s->stop_fd, .events = POLLIN},
+        };
+
+        for (;;) {
+                MHD_UNSIGNED_LONG_LONG mhd_ms;
+                int64_t wait = close_overdue(s, mono_ms());
+
+                if (MHD_get_timeout(s->daemon, &mhd_ms) == MHD_YES &&
+                    mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait)
+                        wait = (int64_t)mhd_ms;
+                if (poll(fds, 2, (int)wait) < 0 && errno != EINTR)
+                        break;
+                if (fds[1].revents)
+                        break;
+                MHD_run(s->daemon);
+        }
+        return NULL;
+}
+
 /* ---- the listen address ---- */
 
 /*
@@ -260,10 +475,10 @@ err_form:
 static int start_on(struct wc_metrics_server *s, const struct addrinfo *ai,
                     unsigned port, bool wildcard)
 {
-        /* MHD_USE_AUTO: epoll rather than select, which fails once the
-         * daemon's descriptors pass FD_SETSIZE */
-        unsigned flags =
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+        /* our thread runs MHD (serve_thread), so that it can close
+         * connections between MHD's turns; epoll rather than select,
+         * which fails once the daemon's descriptors pass FD_SETSIZE */
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 
         /* ":port" means every address: one IPv6 socket that also takes
          * IPv4; a given IPv6 address gets a v6-only socket */
@@ -277,8 +492,12 @@ static int start_on(struct wc_metrics_server *s, const struct addrinfo *ai,
         s->daemon = MHD_start_daemon(
             flags, (uint16_t)port, NULL, NULL, handle, s,
             MHD_OPTION_EXTERNAL_LOGGER, log_cb, s, MHD_OPTION_SOCK_ADDR,
-            ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
-            MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
+            ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, MHD_TOTAL,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, MHD_PER_CLIENT,
+            MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(REQUEST_TIMEOUT_MS / 1000), MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+            MHD_OPTION_END);
         atomic_store(&s->starting, false);
         return s->daemon ? 0 : -EADDRNOTAVAIL;
 }
@@ -288,6 +507,7 @@ struct wc_metrics_server *wc_metrics_serve(const char *listen,
                                            char *errbuf, size_t errlen)
 {
         struct addrinfo hints = {0}, *res = NULL;
+        const union MHD_DaemonInfo *di;
         struct wc_metrics_server *s;
         char host[256], port[6], first_why[sizeof(s->why)] = "";
         bool bracketed, wildcard;
@@ -325,6 +545,12 @@ struct wc_metrics_server *wc_metrics_serve(const char *listen,
         }
         s->m = m;
         atomic_init(&s->starting, false);
+        s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->stop_fd < 0) {
+                wc_errorf(errbuf, errlen, "could not serve metrics: %s",
+                          strerror(errno));
+                goto err_free_server;
+        }
 
         /* Every address the name gave, in order, until one binds; for
          * ":port" the IPv6 wildcard first (it takes IPv4 too), then IPv4
@@ -351,10 +577,31 @@ struct wc_metrics_server *wc_metrics_serve(const char *listen,
                           first_why[0] ? first_why : "libmicrohttpd failed");
                 goto err_free_server;
         }
+        di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!di || di->epoll_fd < 0) {
+                wc_errorf(errbuf, errlen,
+                          "could not serve metrics on \"%s\": libmicrohttpd "
+                          "has no epoll descriptor",
+                          listen);
+                goto err_stop_daemon;
+        }
+        s->epoll_fd = di->epoll_fd;
+        r = pthread_create(&s->thread, NULL, serve_thread, s);
+        if (r != 0) {
+                wc_errorf(errbuf, errlen,
+                          "could not serve metrics on \"%s\": no thread: %s",
+                          listen, strerror(r));
+                goto err_stop_daemon;
+        }
+        s->thread_started = true;
         freeaddrinfo(res);
         return s;
 
+err_stop_daemon:
+        MHD_stop_daemon(s->daemon);
 err_free_server:
+        if (s->stop_fd >= 0)
+                close(s->stop_fd);
         free(s);
 err_free_res:
         freeaddrinfo(res);
@@ -365,8 +612,18 @@ void wc_metrics_server_stop(struct wc_metrics_server *s)
 {
         if (!s)
                 return;
-        /* joins the server thread: no request runs after this returns */
+        /* no request runs after this returns */
+        if (s->thread_started) {
+                uint64_t one = 1;
+
+                /* cannot fail: one write does not fill an eventfd */
+                (void)!write(s->stop_fd, &one, sizeof(one));
+                pthread_join(s->thread, NULL);
+        }
+        /* closes what is still open, through on_connection() */
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        if (s->stop_fd >= 0)
+                close(s->stop_fd);
         free(s);
 }

@@ -123,8 +123,186 @@ static void json_format(void **state)
         assert_string_equal(capture(json_lines),
                             "{\"priority\":4,\"level\":\"warning\","
                             "\"program\":\"walcastd\",\"message\":"
-                            "\"table \\\"a\\\".\\\"b\\\"\\tgone "
+                            "\"table \\\"a\\\".\\\"b\\\"\\\\tgone "
                             "password=***\"}\n");
+}
+
+static void escaped(const char *in, const char *want)
+{
+        char out[512];
+
+        wc_log_escape(in, out, sizeof(out));
+        assert_string_equal(out, want);
+}
+
+/* Nothing a name can hold ends a line or forges one: control characters,
+ * DEL, bytes that are not UTF-8, and the code points some readers take
+ * for a line break or use to reorder a line are escaped. */
+static void escapes_what_breaks_a_line(void **state)
+{
+        char small[8];
+        (void)state;
+
+        escaped("x\n<0>FORGED", "x\\n<0>FORGED");
+        escaped("a\rb\tc", "a\\rb\\tc");
+        escaped("bell\a esc\033[31m nul-less\x01 del\x7f",
+                "bell\\x07 esc\\x1b[31m nul-less\\x01 del\\x7f");
+        /* not UTF-8: a stray continuation, a lead byte cut short, an
+         * overlong '/', a surrogate, past U+10FFFF */
+        escaped("a\xff"
+                "b",
+                "a\\xff"
+                "b");
+        escaped("cut \xc3", "cut \\xc3");
+        escaped("\xc0\xaf", "\\xc0\\xaf");
+        escaped("\xed\xa0\x80", "\\xed\\xa0\\x80");
+        escaped("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+        /* UTF-8 stays as it is */
+        escaped("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x90\x98",
+                "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x90\x98");
+        /* NEL, LINE SEPARATOR, RIGHT-TO-LEFT OVERRIDE */
+        escaped("a\xc2\x85"
+                "b\xe2\x80\xa8"
+                "c\xe2\x80\xae"
+                "d",
+                "a\\u0085b\\u2028c\\u202ed");
+        /* libpq's final newline is the end of the line, not an escape */
+        escaped("connection refused\n", "connection refused");
+        escaped("two\n\tlines\n", "two\\n\\tlines");
+        /* what is printable stays, backslashes included */
+        escaped("C:\\dir \"q\" <3>", "C:\\dir \"q\" <3>");
+        /* a small buffer: cut before an escape, never inside one */
+        assert_int_equal(wc_log_escape("abcd\n", small, 6), 4);
+        assert_int_equal(wc_log_escape("abcd\nx", small, sizeof(small)), 7);
+        assert_string_equal(small, "abcd\\nx");
+        assert_int_equal(wc_log_escape("abcdef\nx", small, sizeof(small)), 6);
+        assert_string_equal(small, "abcdef");
+}
+
+static void log_forged(void)
+{
+        wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
+        log_warning("wal2json skipped a DELETE on table %s",
+                    "public.\"x\n<0>FORGED emergency\r\n<2>crit\"");
+        log_info("plugin \"%s\": %s", "p\n<3>", "bad \xff byte");
+}
+
+static void no_forged_lines(void **state)
+{
+        (void)state;
+        assert_string_equal(
+            capture(log_forged),
+            "<4>wal2json skipped a DELETE on table public.\"x\\n<0>FORGED "
+            "emergency\\r\\n<2>crit\"\n"
+            "<6>plugin \"p\\n<3>\": bad \\xff byte\n");
+}
+
+static void json_forged(void)
+{
+        wc_log_setup("walcastd", WC_LOG_STYLE_SD_DAEMON, WC_LOG_INFO);
+        wc_log_set_json(true);
+        log_warning("table %s", "\"x\n<0>\x1b\x7f\xc3(\xe2\x80\xa8\"");
+        wc_log_set_json(false);
+}
+
+/* The JSON format carries the text the text format shows: valid UTF-8,
+ * one line, nothing for a collector to split on. */
+static void json_escaping_complete(void **state)
+{
+        (void)state;
+        assert_string_equal(capture(json_forged),
+                            "{\"priority\":4,\"level\":\"warning\",\"program\":"
+                            "\"walcastd\",\"message\":\"table \\\"x\\\\n<0>"
+                            "\\\\x1b\\\\x7f\\\\xc3(\\\\u2028\\\"\"}\n");
+}
+
+static void dsn_redacted(const char *dsn, const char *in, const char *want)
+{
+        char out[512];
+
+        wc_log_forget_secrets();
+        wc_log_add_dsn_secrets(dsn);
+        wc_log_redact(in, out, sizeof(out));
+        wc_log_forget_secrets();
+        assert_string_equal(out, want);
+}
+
+/* What libpq says about a connection string it reads otherwise than its
+ * author meant quotes pieces of the password. */
+static void redacts_dsn_secrets(void **state)
+{
+        (void)state;
+        /* an unquoted password with a space: libpq's "password" is "abc",
+         * and it complains about "def" */
+        dsn_redacted("host=db password=abc def port=5432",
+                     "missing \"=\" after \"def\" in connection info string",
+                     "missing \"=\" after \"***\" in connection info string");
+        dsn_redacted("host=db password=abc def=ghi",
+                     "invalid connection option \"def\"",
+                     "invalid connection option \"***\"");
+        dsn_redacted("host=db password=s3cr3t hunter2 dbname=app",
+                     "the password was s3cr3t hunter2, or hunter2",
+                     "the password was ***, or ***");
+        dsn_redacted("password = 'a \\'secret\\' phrase' host=db",
+                     "quoted \"secret\" in it", "quoted \"***\" in it");
+        /* a URI whose password holds a '/': libpq takes "u:pa" for
+         * host:port and "ss@db:5432/app" for the database */
+        dsn_redacted("postgresql://u:pa/ss@db:5432/app",
+                     "invalid integer value \"pa\" for connection option "
+                     "\"port\"",
+                     "invalid integer value \"***\" for connection option "
+                     "\"port\"");
+        dsn_redacted("postgresql://u:pa/ss@db:5432/app",
+                     "FATAL:  database \"ss@db:5432/app\" does not exist",
+                     "FATAL:  database \"***@db:5432/app\" does not exist");
+        dsn_redacted("postgres://walcast:long/secret/pw@db/app",
+                     "could not translate host name \"walcast\" to address; "
+                     "dbname secret/pw@db/app",
+                     "could not translate host name \"walcast\" to address; "
+                     "dbname ***/pw@db/app");
+        /* percent-encoded: either form */
+        dsn_redacted("postgresql://u:p%40ss%2Fw0rd@db/app",
+                     "token \"p%40ss%2Fw0rd\" or p@ss/w0rd",
+                     "token \"***\" or ***");
+        /* the key's passphrase, in a query */
+        dsn_redacted(
+            "postgresql://db/app?sslpassword=k3y/phrase&sslmode=require",
+            "invalid percent-encoded token: \"k3y/phrase\"",
+            "invalid percent-encoded token: \"***\"");
+        dsn_redacted("host=db sslpassword=topsecret",
+                     "could not decrypt with topsecret",
+                     "could not decrypt with ***");
+        /* short pieces are not replaced in other words */
+        dsn_redacted("postgresql://u:pa/ss@db:5432/app",
+                     "connection to server at \"127.0.0.1\", port 1 failed: "
+                     "pass, ss",
+                     "connection to server at \"127.0.0.1\", port 1 failed: "
+                     "pass, ss");
+        dsn_redacted("host=db port=5432 dbname=app", "dbname \"app\" on db",
+                     "dbname \"app\" on db");
+        /* an '@' in the query is no user info */
+        dsn_redacted("postgresql://db:5432/app?options=-c%20x@y",
+                     "could not connect to db:5432, options -c x@y",
+                     "could not connect to db:5432, options -c x@y");
+}
+
+static void log_secrets(void)
+{
+        wc_log_setup("walcast", WC_LOG_STYLE_PROGRAM, WC_LOG_INFO);
+        wc_log_add_dsn_secrets("host=db password=abc def");
+        log_error("invalid source.dsn: missing \"=\" after \"def\" in "
+                  "connection info string");
+        log_error("failed for abc def\n");
+        wc_log_forget_secrets();
+}
+
+static void logged_without_secrets(void **state)
+{
+        (void)state;
+        assert_string_equal(capture(log_secrets),
+                            "walcast: error: invalid source.dsn: missing "
+                            "\"=\" after \"***\" in connection info string\n"
+                            "walcast: error: failed for ***\n");
 }
 
 int main(void)
@@ -134,6 +312,11 @@ int main(void)
             cmocka_unit_test(priorities_redaction_repeats),
             cmocka_unit_test(cli_style),
             cmocka_unit_test(json_format),
+            cmocka_unit_test(escapes_what_breaks_a_line),
+            cmocka_unit_test(no_forged_lines),
+            cmocka_unit_test(json_escaping_complete),
+            cmocka_unit_test(redacts_dsn_secrets),
+            cmocka_unit_test(logged_without_secrets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
