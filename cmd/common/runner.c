@@ -1450,7 +1450,9 @@ int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
                         r = wc_kafka_sink_check(&s->u.kafka, cfg->source.dsn,
                                                 err, sizeof(err));
                 else if (s->type == WC_SINK_PLUGIN)
-                        r = wc_plugin_check(s->u.plugin.path, err, sizeof(err));
+                        r = wc_plugin_check(
+                            s->u.plugin.path, s->u.plugin.config,
+                            s->u.plugin.nconfig, err, sizeof(err));
                 if (r < 0) {
                         wc_errorf(errbuf, errlen, "%s:%u:%u: %s", cfg->path,
                                   s->line, s->column, err);

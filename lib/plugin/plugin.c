@@ -32,7 +32,8 @@ struct walcast_plugin {
         const struct walcast_plugin_descriptor *d;
         void *state;
         bool initialized;
-        bool in_init; /* connect is only allowed in init */
+        bool in_init;  /* connect is only allowed in init */
+        bool in_check; /* check may only read its config and log */
         bool has_commit;
         bool throttled;
         const struct wc_pattern_list *schemas;
@@ -105,7 +106,8 @@ static const char *api_config_get(struct walcast_plugin *self, const char *key)
 static int32_t api_ack(struct walcast_plugin *self, uint64_t txn_id,
                        int32_t status)
 {
-        if (!self || (status != WALCAST_OK && status != WALCAST_ERROR))
+        if (!self || self->in_check ||
+            (status != WALCAST_OK && status != WALCAST_ERROR))
                 return WALCAST_ERROR;
         self->host->ops.ack(self->host->ops.ud, self->name, txn_id, status);
         return WALCAST_OK;
@@ -125,7 +127,7 @@ static int32_t api_watch_fd(struct walcast_plugin *self, int fd,
         struct wc_plugin_host *h;
         struct watch *w;
 
-        if (!self || fd < 0 || !fn)
+        if (!self || self->in_check || fd < 0 || !fn)
                 return WALCAST_ERROR;
         h = self->host;
         w = find_watch(h, fd);
@@ -151,7 +153,7 @@ static int32_t api_unwatch_fd(struct walcast_plugin *self, int fd)
         struct wc_plugin_host *h;
         struct watch *w;
 
-        if (!self)
+        if (!self || self->in_check)
                 return WALCAST_ERROR;
         h = self->host;
         w = find_watch(h, fd);
@@ -163,7 +165,7 @@ static int32_t api_unwatch_fd(struct walcast_plugin *self, int fd)
 
 static int32_t api_throttle(struct walcast_plugin *self, int32_t on)
 {
-        if (!self)
+        if (!self || self->in_check)
                 return WALCAST_ERROR;
         self->throttled = on != 0;
         return WALCAST_OK;
@@ -179,15 +181,8 @@ bool wc_plugin_host_throttled(const struct wc_plugin_host *h)
 
 /* ---- the host itself ---- */
 
-struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
-                                          const struct wc_plugin_host_ops *ops)
+static void host_api_init(struct wc_plugin_host *h)
 {
-        struct wc_plugin_host *h = calloc(1, sizeof(*h));
-
-        if (!h)
-                return NULL;
-        h->bus = bus;
-        h->ops = *ops;
         h->api = (struct walcast_host){
             .abi_major = WALCAST_ABI_MAJOR,
             .abi_minor = WALCAST_ABI_MINOR,
@@ -200,6 +195,18 @@ struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
             .unwatch_fd = api_unwatch_fd,
             .throttle = api_throttle,
         };
+}
+
+struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
+                                          const struct wc_plugin_host_ops *ops)
+{
+        struct wc_plugin_host *h = calloc(1, sizeof(*h));
+
+        if (!h)
+                return NULL;
+        h->bus = bus;
+        h->ops = *ops;
+        host_api_init(h);
         return h;
 }
 
@@ -247,7 +254,30 @@ const char *wc_plugin_owner_name(const void *owner)
         return owner ? ((const struct walcast_plugin *)owner)->name : "?";
 }
 
-/* Runs init and keeps the plugin; takes ownership of p. */
+/* The plugin's own check of its config, when its descriptor has one
+ * (ABI 1.3): 0, or -EINVAL with a message naming the plugin. */
+static int check_config(struct wc_plugin_host *h, struct walcast_plugin *p,
+                        char *errbuf, size_t errlen)
+{
+        char perr[512] = "";
+        int32_t r;
+
+        if (p->d->size < offsetof(struct walcast_plugin_descriptor, check) +
+                             sizeof(walcast_check_fn) ||
+            !p->d->check)
+                return 0;
+        p->in_check = true;
+        r = p->d->check(&h->api, p, perr, sizeof(perr));
+        p->in_check = false;
+        if (r == WALCAST_OK)
+                return 0;
+        wc_errorf(errbuf, errlen, "plugin \"%s\" refused its configuration: %s",
+                  p->name, perr[0] ? perr : "its check returned an error");
+        return -EINVAL;
+}
+
+/* Checks the config, runs init and keeps the plugin; takes ownership of
+ * p. */
 static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
                         char *errbuf, size_t errlen)
 {
@@ -262,6 +292,11 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
                 return -ENOMEM;
         }
         h->plugins = list;
+        r = check_config(h, p, errbuf, errlen);
+        if (r < 0) {
+                plugin_free(p);
+                return r;
+        }
         p->in_init = true;
         r = p->d->init(&h->api, p, &p->state, perr, sizeof(perr));
         p->in_init = false;
@@ -846,14 +881,30 @@ err_dlclose:
         return r;
 }
 
-int wc_plugin_check(const char *path, char *errbuf, size_t errlen)
+int wc_plugin_check(const char *path, const struct wc_kv *config,
+                    size_t nconfig, char *errbuf, size_t errlen)
 {
         const struct walcast_plugin_descriptor *d;
+        struct wc_plugin_host h = {0};
+        struct walcast_plugin *p;
         void *dl;
         int r = open_plugin(path, &dl, &d, errbuf, errlen);
 
-        if (r == 0)
-                dlclose(dl);
+        if (r < 0)
+                return r;
+        /* a host without a bus: the check may only read its config */
+        host_api_init(&h);
+        p = plugin_new(&h, path, NULL, config, nconfig);
+        if (!p) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                r = -ENOMEM;
+        } else {
+                p->d = d;
+                r = check_config(&h, p, errbuf, errlen);
+                free(p->name);
+                free(p);
+        }
+        dlclose(dl);
         return r;
 }
 

@@ -316,7 +316,8 @@ static void refuses_small_descriptor(void **state)
         snprintf(got, sizeof(got), "descriptor of %zu bytes",
                  offsetof(struct walcast_plugin_descriptor, close));
         snprintf(need, sizeof(need), "at least %zu",
-                 sizeof(struct walcast_plugin_descriptor));
+                 offsetof(struct walcast_plugin_descriptor, reopen) +
+                     sizeof(walcast_reopen_fn));
         expect_refused(path, -EPROTO, path, got, need, NULL);
 }
 
@@ -697,12 +698,14 @@ static void loads_what_it_checked(void **state)
 }
 
 /* Each plugin is its own file, also when the descriptor number that
- * loaded one plugin is used again for the next. */
+ * loaded one plugin is used again for the next (checked.so and old12.so
+ * open no descriptor of their own, so the next load gets the same one). */
 static void loads_each_file_once_checked(void **state)
 {
-        const char *good = install("good.so", "good.so", 0755);
+        const char *checked = install("checked.so", "checked.so", 0755);
         const char *initfail = install("initfail.so", "initfail.so", 0755);
-        const char *again = install("good.so", "again.so", 0755);
+        const char *old = install("old12.so", "old12.so", 0755);
+        struct wc_kv cfg[] = {KV("need", "x")};
         struct wc_bus *bus = wc_bus_new(100);
         struct wc_plugin_host *h;
         char err[1024] = "";
@@ -711,18 +714,67 @@ static void loads_each_file_once_checked(void **state)
         assert_non_null(bus);
         h = wc_plugin_host_new(bus, &ops);
         assert_non_null(h);
-        assert_int_equal(
-            wc_plugin_host_load(h, good, NULL, NULL, 0, err, sizeof(err)), 0);
-        /* good.so stays loaded: another file must not be taken for it */
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        /* checked.so stays loaded: another file must not be taken for it */
         assert_int_equal(
             wc_plugin_host_load(h, initfail, NULL, NULL, 0, err, sizeof(err)),
             -EINVAL);
         assert_non_null(strstr(err, "cannot reach the audit service"));
-        assert_int_equal(
-            wc_plugin_host_load(h, again, NULL, NULL, 0, err, sizeof(err)), 0);
-        assert_int_equal(
-            wc_plugin_host_load(h, good, NULL, NULL, 0, err, sizeof(err)), 0);
+        if (wc_plugin_host_load(h, old, NULL, NULL, 0, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(old, "init"), 1);
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(checked, "init need=x"), 2);
         assert_int_equal(wc_plugin_host_count(h), 3);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
+}
+
+/* ---- a plugin's own check of its config (ABI 1.3) ---- */
+
+static void plugin_checks_its_config(void **state)
+{
+        const char *checked = install("checked.so", "checked.so", 0755);
+        const char *old = install("old12.so", "old12.so", 0755);
+        const char *good = install("good.so", "good.so", 0755);
+        struct wc_kv cfg[] = {KV("need", "yes")};
+        struct wc_kv other[] = {KV("nede", "yes")};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+
+        (void)state;
+        /* what --check and a reload run: the check, not init */
+        assert_int_equal(wc_plugin_check(checked, other, 1, err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, checked));
+        assert_non_null(strstr(err, "refused its configuration: missing "
+                                    "required config key \"need\""));
+        assert_int_equal(wc_plugin_check(checked, NULL, 0, err, sizeof(err)),
+                         -EINVAL);
+        assert_int_equal(wc_plugin_check(checked, cfg, 1, err, sizeof(err)), 0);
+        /* without a check entry: a 1.2 descriptor, and a 1.3 one with
+         * check NULL */
+        assert_int_equal(wc_plugin_check(old, NULL, 0, err, sizeof(err)), 0);
+        assert_int_equal(wc_plugin_check(good, NULL, 0, err, sizeof(err)), 0);
+        assert_int_equal(nlogs, 0); /* no init ran */
+
+        /* at start: the check runs before init, and stops the plugin */
+        expect_refused(checked, -EINVAL, checked, "refused its configuration",
+                       "missing required config key \"need\"", NULL);
+        assert_int_equal(logged(checked, "init need=(null)"), 0);
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(checked, "init need=yes"), 1);
+        if (wc_plugin_host_load(h, old, NULL, NULL, 0, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(old, "init"), 1);
+        assert_int_equal(wc_plugin_host_count(h), 2);
         wc_plugin_host_free(h);
         wc_bus_free(bus);
 }
@@ -1161,6 +1213,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(loads_what_it_checked, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(loads_each_file_once_checked, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(plugin_checks_its_config, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(good_plugin_lifecycle, setup,
                                             teardown),
