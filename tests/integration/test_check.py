@@ -8,7 +8,8 @@ message that says what to fix, and walcastd refuses to start on it the
 same way, before it creates a slot:
 
 1. a source.dsn libpq cannot parse (never showing the password);
-2. a file sink whose directory does not exist, or that walcast may not
+2. a file sink whose directory does not exist (but for the state
+   directory, which systemd creates at start), or that walcast may not
    write to (checked as the postgres user: root may write anywhere);
 3. schema and table patterns with a control character;
 4. a plugin's own required keys: the jsonl plugin without `file`, or with
@@ -122,6 +123,21 @@ def case_file_sink(c):
                "  - file: { path: %s }\n"
                % h.yq(os.path.join(c.tmp, "new.jsonl")))
     expect_valid(ok)
+
+    # the state directory may be missing: systemd creates it
+    # (StateDirectory=) when it starts walcastd, after an operator's check;
+    # a directory below it may not
+    state = os.path.join(c.tmp, "state-to-be")
+    cfg = write(c, "file_state_dir", head(c, "chk_file") +
+                "state_dir: %s\nsinks:\n  - file: { path: %s }\n"
+                % (h.yq(state), h.yq(os.path.join(state, "changes.jsonl"))))
+    expect_valid(cfg)
+    below = os.path.join(state, "sub", "changes.jsonl")
+    cfg = write(c, "file_below_state_dir", head(c, "chk_file") +
+                "state_dir: %s\nsinks:\n  - file: { path: %s }\n"
+                % (h.yq(state), h.yq(below)))
+    expect_refused(cfg, 7, ['directory "%s" does not exist'
+                            % os.path.dirname(below)])
 
     if not h.IS_ROOT:
         h.log("not root: the not-writable cases need another user, skipped")
