@@ -1034,6 +1034,8 @@ static bool touches_secret(const char *dsn, const struct spans *sp,
 {
         bool found = false;
 
+        if (n == 0)
+                return false; /* "": nothing to show */
         for (size_t i = 0; i < sp->n; i++) {
                 size_t slen = sp->end[i] - sp->start[i];
                 if (slen <= n && memmem(s, n, dsn + sp->start[i], slen))
@@ -1059,41 +1061,44 @@ static bool touches_secret(const char *dsn, const struct spans *sp,
 static void dsn_reason(const char *dsn, const char *msg, char *out,
                        size_t outlen)
 {
+        static const char hex[] = "0123456789abcdef";
+        char raw[256];
         struct spans sp;
         size_t o = 0, len = strlen(msg);
 
         secret_spans(dsn, &sp);
         while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
                 len--;
-        for (size_t i = 0; i < len && o + 8 < outlen;) {
+        for (size_t i = 0; i < len && o + 8 < sizeof(raw);) {
                 const char *close;
                 size_t n;
 
                 if (msg[i] != '"' ||
                     !(close = memchr(msg + i + 1, '"', len - i - 1))) {
-                        out[o++] = msg[i++];
+                        raw[o++] = msg[i++];
                         continue;
                 }
                 n = (size_t)(close - (msg + i + 1));
                 if ((n == 1 && strchr("=]:/", msg[i + 1])) ||
                     !touches_secret(dsn, &sp, msg + i + 1, n)) {
-                        n = n + 2 < outlen - o - 1 ? n + 2 : outlen - o - 1;
-                        memcpy(out + o, msg + i, n);
+                        n = n + 2 < sizeof(raw) - o - 1 ? n + 2
+                                                        : sizeof(raw) - o - 1;
+                        memcpy(raw + o, msg + i, n);
                         o += n;
                 } else {
-                        memcpy(out + o, "\"***\"", 5);
+                        memcpy(raw + o, "\"***\"", 5);
                         o += 5;
                 }
                 i = (size_t)(close + 1 - msg);
         }
-        out[o] = '\0';
+        raw[o] = '\0';
         for (size_t i = 0; i < sp.n; i++) {
                 size_t a = sp.start[i];
                 while (a < sp.end[i]) {
                         size_t b = a;
                         while (b < sp.end[i] && !is_space(dsn[b]))
                                 b++;
-                        if (b - a >= 2 && memmem(out, o, dsn + a, b - a)) {
+                        if (b - a >= 2 && memmem(raw, o, dsn + a, b - a)) {
                                 snprintf(out, outlen,
                                          "(libpq's message is not shown: it "
                                          "quotes a secret)");
@@ -1102,6 +1107,23 @@ static void dsn_reason(const char *dsn, const char *msg, char *out,
                         a = b + 1;
                 }
         }
+        /* what libpq quotes may hold control characters: they cannot
+         * break the log line */
+        len = 0;
+        for (size_t i = 0; i < o && len + 5 < outlen; i++) {
+                unsigned char ch = (unsigned char)raw[i];
+
+                if (ch < 0x20 || ch == 0x7f) {
+                        out[len++] = '\\';
+                        out[len++] = 'x';
+                        out[len++] = hex[ch >> 4];
+                        out[len++] = hex[ch & 0xf];
+                } else {
+                        out[len++] = (char)ch;
+                }
+        }
+        if (outlen)
+                out[len] = '\0';
 }
 
 /* Whether libpq can parse dsn; its reason, without secrets, when not. */

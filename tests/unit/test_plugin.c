@@ -145,10 +145,30 @@ static const char *plugin_dir(void)
 }
 
 /* The test directory lives in the build tree, not in $TMPDIR: the host
- * refuses code under a directory others can write to, such as /tmp. */
+ * refuses code under a directory others can write to, such as /tmp.  So
+ * the build tree must not be under one either. */
 static int setup(void **state)
 {
+        char dir[1024];
+        struct stat st;
+
         (void)state;
+        snprintf(dir, sizeof(dir), "%s", plugin_dir());
+        for (;;) {
+                char *slash = strrchr(dir, '/');
+
+                if (lstat(dir, &st) == 0 &&
+                    ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+                     (st.st_mode & (S_IWGRP | S_IWOTH))))
+                        fail_msg("the build tree is under \"%s\", which "
+                                 "another user owns or can write to: the "
+                                 "plugin host refuses plugins there, so "
+                                 "these tests cannot run; build elsewhere",
+                                 dir);
+                if (!slash || slash == dir)
+                        break;
+                *slash = '\0';
+        }
         snprintf(tmpdir, sizeof(tmpdir), "%s/wc-test-plugin-XXXXXX",
                  plugin_dir());
         if (!mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0)
