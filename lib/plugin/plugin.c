@@ -569,8 +569,9 @@ static int check_dir(const char *plugin, const struct path_dir *d, char *errbuf,
                 wc_errorf(errbuf, errlen,
                           "plugin \"%s\" %s \"%s\", which is owned by uid %u: "
                           "walcastd runs only code that root or its own user "
-                          "(uid %u) alone can change; run chown root \"%s\", "
-                          "or move the plugin",
+                          "(uid %u) alone can change; move the plugin to a "
+                          "directory that root owns, or run chown root "
+                          "\"%s\"",
                           plugin, role, d->path, (unsigned)st.st_uid,
                           (unsigned)geteuid(), d->path);
                 return -EPERM;
