@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <yaml.h>
 
 #include "core/core.h"
@@ -83,6 +84,7 @@ enum key_type {
         KEY_SINKS,
         KEY_KV,    /* any mapping, flattened into wc_kv pairs */
         KEY_TOPIC, /* a Kafka topic template (core/topic.h) */
+        KEY_DSN,   /* a libpq connection string libpq can parse */
 };
 
 struct key_desc {
@@ -119,7 +121,7 @@ struct sink_type_desc {
         .description = (desc)
 
 static const struct key_desc source_keys[] = {
-    {KEY(KEY_STRING, "dsn", NULL, offsetof(struct wc_config, source.dsn),
+    {KEY(KEY_DSN, "dsn", NULL, offsetof(struct wc_config, source.dsn),
          "libpq connection string of the database to read"),
      .required = true},
     {KEY(KEY_SLOT, "slot", NULL, offsetof(struct wc_config, source.slot),
@@ -903,6 +905,246 @@ static int set_string(struct loader *ld, char **field, const char *text)
         return 0;
 }
 
+/* ---- connection strings ---- */
+
+/* Spans of a connection string that hold a secret, as [start, end). */
+struct spans {
+        size_t start[16], end[16];
+        size_t n;
+};
+
+static bool secret_keyword(const char *k, size_t len)
+{
+        return (len == 8 && strncmp(k, "password", 8) == 0) ||
+               (len == 11 && strncmp(k, "sslpassword", 11) == 0);
+}
+
+static void spans_add(struct spans *sp, size_t start, size_t end)
+{
+        if (sp->n < 16 && end > start) {
+                sp->start[sp->n] = start;
+                sp->end[sp->n] = end;
+                sp->n++;
+        }
+}
+
+static bool is_space(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+               c == '\v';
+}
+
+/* Whether s[i..] starts a "keyword =" pair. */
+static bool at_pair(const char *s, size_t i)
+{
+        size_t j = i;
+
+        while (s[j] && !is_space(s[j]) && s[j] != '=')
+                j++;
+        if (j == i)
+                return false;
+        while (is_space(s[j]))
+                j++;
+        return s[j] == '=';
+}
+
+/*
+ * Where a secret may be in dsn, generously: a password's value up to the
+ * next "keyword =" (so that "password=abc def", which libpq reads as a
+ * password "abc" and a keyword "def", hides both words), a URI's user
+ * password up to its last '@', and password query parameters.
+ */
+static void secret_spans(const char *dsn, struct spans *sp)
+{
+        size_t i = 0, len = strlen(dsn);
+
+        sp->n = 0;
+        if (strncmp(dsn, "postgresql://", 13) == 0 ||
+            strncmp(dsn, "postgres://", 11) == 0) {
+                const char *auth = strstr(dsn, "://") + 3;
+                const char *at = strrchr(auth, '@');
+                const char *colon = strchr(auth, ':');
+                const char *q = strchr(auth, '?');
+
+                if (at && colon && colon < at)
+                        spans_add(sp, (size_t)(colon + 1 - dsn),
+                                  (size_t)(at - dsn));
+                for (; q && *q; q = strchr(q, '&')) {
+                        const char *k = q + 1, *eq = strchr(k, '='),
+                                   *amp = strchr(k, '&');
+                        q = k;
+                        if (!eq || (amp && amp < eq))
+                                continue;
+                        if (secret_keyword(k, (size_t)(eq - k)))
+                                spans_add(sp, (size_t)(eq + 1 - dsn),
+                                          amp ? (size_t)(amp - dsn) : len);
+                }
+                return;
+        }
+        while (i < len) {
+                size_t k, klen, v;
+                bool quoted;
+
+                while (is_space(dsn[i]))
+                        i++;
+                k = i;
+                while (dsn[i] && !is_space(dsn[i]) && dsn[i] != '=')
+                        i++;
+                klen = i - k;
+                while (is_space(dsn[i]))
+                        i++;
+                if (dsn[i] != '=')
+                        return; /* what follows is not understood */
+                i++;
+                while (is_space(dsn[i]))
+                        i++;
+                v = i;
+                quoted = dsn[i] == '\'';
+                if (quoted)
+                        i++;
+                while (dsn[i]) {
+                        if (dsn[i] == '\\' && dsn[i + 1]) {
+                                i += 2;
+                                continue;
+                        }
+                        if (quoted ? dsn[i] == '\'' : is_space(dsn[i]))
+                                break;
+                        i++;
+                }
+                if (quoted && dsn[i])
+                        i++;
+                if (secret_keyword(dsn + k, klen)) {
+                        size_t end = i;
+                        /* up to the next pair, or the end */
+                        while (dsn[end] &&
+                               !(is_space(dsn[end - 1]) &&
+                                 !is_space(dsn[end]) && at_pair(dsn, end)))
+                                end++;
+                        while (end > i && is_space(dsn[end - 1]))
+                                end--;
+                        spans_add(sp, v, end);
+                        i = end;
+                }
+        }
+}
+
+/* Whether s[0..n) touches a secret: found in dsn only where it overlaps a
+ * span, or holding a span's text. */
+static bool touches_secret(const char *dsn, const struct spans *sp,
+                           const char *s, size_t n)
+{
+        bool found = false;
+
+        if (n == 0)
+                return false; /* "": nothing to show */
+        for (size_t i = 0; i < sp->n; i++) {
+                size_t slen = sp->end[i] - sp->start[i];
+                if (slen <= n && memmem(s, n, dsn + sp->start[i], slen))
+                        return true;
+        }
+        for (const char *p = dsn; (p = memmem(p, strlen(p), s, n)); p++) {
+                size_t at = (size_t)(p - dsn);
+                found = true;
+                for (size_t i = 0; i < sp->n; i++)
+                        if (at < sp->end[i] && at + n > sp->start[i])
+                                return true;
+        }
+        /* not in the string as written: a decoded value, maybe secret */
+        return !found;
+}
+
+/*
+ * libpq's reason for refusing dsn, without any secret: each quoted part
+ * of its message that touches a secret becomes "***" (one of "=]:/" is
+ * libpq's own text).  If a secret word still shows (a message worded
+ * otherwise), the reason is dropped.
+ */
+static void dsn_reason(const char *dsn, const char *msg, char *out,
+                       size_t outlen)
+{
+        static const char hex[] = "0123456789abcdef";
+        char raw[256];
+        struct spans sp;
+        size_t o = 0, len = strlen(msg);
+
+        secret_spans(dsn, &sp);
+        while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+                len--;
+        for (size_t i = 0; i < len && o + 8 < sizeof(raw);) {
+                const char *close;
+                size_t n;
+
+                if (msg[i] != '"' ||
+                    !(close = memchr(msg + i + 1, '"', len - i - 1))) {
+                        raw[o++] = msg[i++];
+                        continue;
+                }
+                n = (size_t)(close - (msg + i + 1));
+                if ((n == 1 && strchr("=]:/", msg[i + 1])) ||
+                    !touches_secret(dsn, &sp, msg + i + 1, n)) {
+                        n = n + 2 < sizeof(raw) - o - 1 ? n + 2
+                                                        : sizeof(raw) - o - 1;
+                        memcpy(raw + o, msg + i, n);
+                        o += n;
+                } else {
+                        memcpy(raw + o, "\"***\"", 5);
+                        o += 5;
+                }
+                i = (size_t)(close + 1 - msg);
+        }
+        raw[o] = '\0';
+        for (size_t i = 0; i < sp.n; i++) {
+                size_t a = sp.start[i];
+                while (a < sp.end[i]) {
+                        size_t b = a;
+                        while (b < sp.end[i] && !is_space(dsn[b]))
+                                b++;
+                        if (b - a >= 2 && memmem(raw, o, dsn + a, b - a)) {
+                                snprintf(out, outlen,
+                                         "(libpq's message is not shown: it "
+                                         "quotes a secret)");
+                                return;
+                        }
+                        a = b + 1;
+                }
+        }
+        /* what libpq quotes may hold control characters: they cannot
+         * break the log line */
+        len = 0;
+        for (size_t i = 0; i < o && len + 5 < outlen; i++) {
+                unsigned char ch = (unsigned char)raw[i];
+
+                if (ch < 0x20 || ch == 0x7f) {
+                        out[len++] = '\\';
+                        out[len++] = 'x';
+                        out[len++] = hex[ch >> 4];
+                        out[len++] = hex[ch & 0xf];
+                } else {
+                        out[len++] = (char)ch;
+                }
+        }
+        if (outlen)
+                out[len] = '\0';
+}
+
+/* Whether libpq can parse dsn; its reason, without secrets, when not. */
+static int dsn_check(const char *dsn, char *reason, size_t len)
+{
+        char *msg = NULL;
+        PQconninfoOption *opts = PQconninfoParse(dsn, &msg);
+
+        if (opts) {
+                PQconninfoFree(opts);
+                return 0;
+        }
+        if (msg)
+                dsn_reason(dsn, msg, reason, len);
+        else
+                snprintf(reason, len, "out of memory");
+        PQfreemem(msg);
+        return -EINVAL;
+}
+
 /* Converts the text of a scalar key into its field; at is NULL for a
  * default. */
 static int convert_scalar(struct loader *ld, const struct key_desc *k,
@@ -917,6 +1159,22 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                 if (!text[0])
                         return fail(ld, at, "empty value for \"%s\"", path);
                 return set_string(ld, field, text);
+        case KEY_DSN: {
+                char reason[256];
+
+                if (!text[0])
+                        return fail(ld, at, "empty value for \"%s\"", path);
+                /* what libpq would refuse at the first connection, after
+                 * --check said yes; never quoted: it may hold a password */
+                if (dsn_check(text, reason, sizeof(reason)) < 0)
+                        return fail(ld, at,
+                                    "\"%s\" is not a connection string "
+                                    "libpq can read: %s; write key=value "
+                                    "pairs (a value with spaces in single "
+                                    "quotes) or a postgresql:// URI",
+                                    path, reason);
+                return set_string(ld, field, text);
+        }
         case KEY_TOPIC: {
                 char msg[256];
                 unsigned fields;
@@ -1063,6 +1321,30 @@ static void pattern_list_free(struct wc_pattern_list *l)
         l->count = 0;
 }
 
+/*
+ * Patterns are pushed down to wal2json as they are (add-tables,
+ * filter-tables), which fails at START_REPLICATION, after the slot was
+ * created, on control characters: refused here, where the file says where.
+ */
+static int pattern_check(struct loader *ld, const struct node *item,
+                         const char *path, const char *text)
+{
+        char q[QUOTE_MAX];
+
+        for (const char *p = text; *p; p++) {
+                unsigned char ch = (unsigned char)*p;
+
+                if (ch < 0x20 || ch == 0x7f)
+                        return fail(ld, item,
+                                    "control character \\x%02x in pattern %s "
+                                    "in \"%s\": schema and table patterns "
+                                    "cannot hold control characters; remove "
+                                    "it",
+                                    ch, quote(q, text), path);
+        }
+        return 0;
+}
+
 static int load_patterns(struct loader *ld, const char *path,
                          const struct node *seq, struct wc_pattern_list *l)
 {
@@ -1088,6 +1370,9 @@ static int load_patterns(struct loader *ld, const char *path,
                         return r;
                 if (!text[0])
                         return fail(ld, item, "empty pattern in \"%s\"", path);
+                r = pattern_check(ld, item, path, text);
+                if (r < 0)
+                        return r;
                 l->items[i] = strdup(text);
                 if (!l->items[i])
                         return fail_oom(ld);

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <link.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "bus/bus.h"
 #include "config/config.h"
@@ -17,6 +22,8 @@
 #define DESCRIPTOR_MIN_SIZE                                                    \
         (offsetof(struct walcast_plugin_descriptor, reopen) +                  \
          sizeof(walcast_reopen_fn))
+/* Symlinks followed in one plugin path at most, as the kernel's limit. */
+#define MAX_LINKS 40
 
 struct walcast_plugin {
         struct wc_plugin_host *host;
@@ -25,7 +32,8 @@ struct walcast_plugin {
         const struct walcast_plugin_descriptor *d;
         void *state;
         bool initialized;
-        bool in_init; /* connect is only allowed in init */
+        bool in_init;  /* connect is only allowed in init */
+        bool in_check; /* check may only read its config and log */
         bool has_commit;
         bool throttled;
         const struct wc_pattern_list *schemas;
@@ -98,7 +106,8 @@ static const char *api_config_get(struct walcast_plugin *self, const char *key)
 static int32_t api_ack(struct walcast_plugin *self, uint64_t txn_id,
                        int32_t status)
 {
-        if (!self || (status != WALCAST_OK && status != WALCAST_ERROR))
+        if (!self || self->in_check ||
+            (status != WALCAST_OK && status != WALCAST_ERROR))
                 return WALCAST_ERROR;
         self->host->ops.ack(self->host->ops.ud, self->name, txn_id, status);
         return WALCAST_OK;
@@ -118,7 +127,7 @@ static int32_t api_watch_fd(struct walcast_plugin *self, int fd,
         struct wc_plugin_host *h;
         struct watch *w;
 
-        if (!self || fd < 0 || !fn)
+        if (!self || self->in_check || fd < 0 || !fn)
                 return WALCAST_ERROR;
         h = self->host;
         w = find_watch(h, fd);
@@ -144,7 +153,7 @@ static int32_t api_unwatch_fd(struct walcast_plugin *self, int fd)
         struct wc_plugin_host *h;
         struct watch *w;
 
-        if (!self)
+        if (!self || self->in_check)
                 return WALCAST_ERROR;
         h = self->host;
         w = find_watch(h, fd);
@@ -156,7 +165,7 @@ static int32_t api_unwatch_fd(struct walcast_plugin *self, int fd)
 
 static int32_t api_throttle(struct walcast_plugin *self, int32_t on)
 {
-        if (!self)
+        if (!self || self->in_check)
                 return WALCAST_ERROR;
         self->throttled = on != 0;
         return WALCAST_OK;
@@ -172,15 +181,8 @@ bool wc_plugin_host_throttled(const struct wc_plugin_host *h)
 
 /* ---- the host itself ---- */
 
-struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
-                                          const struct wc_plugin_host_ops *ops)
+static void host_api_init(struct wc_plugin_host *h)
 {
-        struct wc_plugin_host *h = calloc(1, sizeof(*h));
-
-        if (!h)
-                return NULL;
-        h->bus = bus;
-        h->ops = *ops;
         h->api = (struct walcast_host){
             .abi_major = WALCAST_ABI_MAJOR,
             .abi_minor = WALCAST_ABI_MINOR,
@@ -193,6 +195,18 @@ struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
             .unwatch_fd = api_unwatch_fd,
             .throttle = api_throttle,
         };
+}
+
+struct wc_plugin_host *wc_plugin_host_new(struct wc_bus *bus,
+                                          const struct wc_plugin_host_ops *ops)
+{
+        struct wc_plugin_host *h = calloc(1, sizeof(*h));
+
+        if (!h)
+                return NULL;
+        h->bus = bus;
+        h->ops = *ops;
+        host_api_init(h);
         return h;
 }
 
@@ -240,7 +254,30 @@ const char *wc_plugin_owner_name(const void *owner)
         return owner ? ((const struct walcast_plugin *)owner)->name : "?";
 }
 
-/* Runs init and keeps the plugin; takes ownership of p. */
+/* The plugin's own check of its config, when its descriptor has one
+ * (ABI 1.3): 0, or -EINVAL with a message naming the plugin. */
+static int check_config(struct wc_plugin_host *h, struct walcast_plugin *p,
+                        char *errbuf, size_t errlen)
+{
+        char perr[512] = "";
+        int32_t r;
+
+        if (p->d->size < offsetof(struct walcast_plugin_descriptor, check) +
+                             sizeof(walcast_check_fn) ||
+            !p->d->check)
+                return 0;
+        p->in_check = true;
+        r = p->d->check(&h->api, p, perr, sizeof(perr));
+        p->in_check = false;
+        if (r == WALCAST_OK)
+                return 0;
+        wc_errorf(errbuf, errlen, "plugin \"%s\" refused its configuration: %s",
+                  p->name, perr[0] ? perr : "its check returned an error");
+        return -EINVAL;
+}
+
+/* Checks the config, runs init and keeps the plugin; takes ownership of
+ * p. */
 static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
                         char *errbuf, size_t errlen)
 {
@@ -255,6 +292,11 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
                 return -ENOMEM;
         }
         h->plugins = list;
+        r = check_config(h, p, errbuf, errlen);
+        if (r < 0) {
+                plugin_free(p);
+                return r;
+        }
         p->in_init = true;
         r = p->d->init(&h->api, p, &p->state, perr, sizeof(perr));
         p->in_init = false;
@@ -309,54 +351,441 @@ int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
         return start_plugin(h, p, errbuf, errlen);
 }
 
-/* The daemon must not run code that others can change. */
-static int check_permissions(const char *path, char *errbuf, size_t errlen)
+/* ---- what walcastd runs: only code nobody else can change ---- */
+
+/* A directory the plugin's path depends on, and why. */
+enum dir_role {
+        DIR_OF_FILE,    /* holds the file, or is above it */
+        DIR_OF_LINK,    /* holds a symlink on the way */
+        DIR_ABOVE_LINK, /* is above such a directory */
+};
+
+struct path_dir {
+        char *path;
+        enum dir_role role;
+};
+
+struct dir_list {
+        struct path_dir *items;
+        size_t count, cap;
+};
+
+static void dir_list_free(struct dir_list *l)
 {
-        struct stat st;
-        char *copy, *dir;
+        for (size_t i = 0; i < l->count; i++)
+                free(l->items[i].path);
+        free(l->items);
+}
+
+/* Adds dir (a resolved path) and each of its ancestors up to "/", once
+ * each, nearest first; role is dir's own, DIR_OF_LINK or DIR_OF_FILE. */
+static int dir_list_add_chain(struct dir_list *l, const char *dir,
+                              enum dir_role role)
+{
+        char *p = strdup(dir);
+        size_t len;
         int r = 0;
 
-        if (stat(path, &st) < 0) {
-                wc_errorf(errbuf, errlen, "plugin \"%s\": %s", path,
-                          strerror(errno));
-                return -errno;
+        if (!p)
+                return -ENOMEM;
+        for (;;) {
+                size_t i;
+
+                for (i = 0; i < l->count; i++)
+                        if (strcmp(l->items[i].path, p) == 0)
+                                break;
+                if (i == l->count) {
+                        char *copy = strdup(p);
+                        if (l->count == l->cap) {
+                                size_t cap = l->cap ? 2 * l->cap : 16;
+                                struct path_dir *n =
+                                    realloc(l->items, cap * sizeof(*n));
+                                if (!n) {
+                                        free(copy);
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                l->items = n;
+                                l->cap = cap;
+                        }
+                        if (!copy) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        l->items[l->count++] = (struct path_dir){copy, role};
+                }
+                if (role == DIR_OF_LINK)
+                        role = DIR_ABOVE_LINK;
+                if (strcmp(p, "/") == 0)
+                        break;
+                len = strlen(p);
+                while (len > 1 && p[len - 1] != '/')
+                        len--;
+                p[len > 1 ? len - 1 : 1] = '\0';
+        }
+        free(p);
+        return r;
+}
+
+/* Removes the first k bytes of b. */
+static void drop_front(struct wc_buf *b, size_t k)
+{
+        memmove(b->data, b->data + k, b->len - k + 1);
+        b->len -= k;
+}
+
+/*
+ * Resolves path as realpath() does, component by component, so that it
+ * also learns where the symlinks on the way are: *ret_real is the
+ * resolved path, and links gets every directory that holds a symlink on
+ * the way (resolved), whoever can write to one of them can make path name
+ * other code.  0 or a negative errno (failed names the path that failed).
+ */
+static int resolve_path(const char *path, char **ret_real,
+                        struct dir_list *links, char *failed, size_t flen)
+{
+        struct wc_buf real, rest, next;
+        unsigned nlinks = 0;
+        int r = 0;
+
+        wc_buf_init(&real);
+        wc_buf_init(&rest);
+        wc_buf_init(&next);
+        if (wc_buf_append_str(&real, "/") < 0 ||
+            wc_buf_append_str(&rest, path) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        while (rest.len) {
+                const char *comp = rest.data;
+                size_t n = 0, skip;
+                size_t keep = real.len;
+                char target[PATH_MAX];
+                struct stat st;
+                ssize_t tl;
+
+                while (n < rest.len && comp[n] != '/')
+                        n++;
+                skip = n < rest.len ? n + 1 : n;
+                if (n == 0 || (n == 1 && comp[0] == '.')) {
+                        drop_front(&rest, skip);
+                        continue;
+                }
+                if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+                        /* real has no symlinks: ".." is its parent */
+                        while (real.len > 1 && real.data[real.len - 1] != '/')
+                                real.len--;
+                        if (real.len > 1)
+                                real.len--;
+                        real.data[real.len] = '\0';
+                        drop_front(&rest, skip);
+                        continue;
+                }
+                if ((real.len > 1 && wc_buf_append_char(&real, '/') < 0) ||
+                    wc_buf_append(&real, comp, n) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (lstat(real.data, &st) < 0) {
+                        r = -errno;
+                        snprintf(failed, flen, "%s", real.data);
+                        goto out;
+                }
+                if (!S_ISLNK(st.st_mode)) {
+                        drop_front(&rest, skip);
+                        continue;
+                }
+                if (++nlinks > MAX_LINKS) {
+                        r = -ELOOP;
+                        snprintf(failed, flen, "%s", path);
+                        goto out;
+                }
+                tl = readlink(real.data, target, sizeof(target) - 1);
+                if (tl < 0) {
+                        r = -errno;
+                        snprintf(failed, flen, "%s", real.data);
+                        goto out;
+                }
+                target[tl] = '\0';
+                /* back to the directory holding the link, which matters
+                 * as much as those of the file */
+                real.len = keep;
+                real.data[real.len] = '\0';
+                r = dir_list_add_chain(links, real.data, DIR_OF_LINK);
+                if (r < 0)
+                        goto out;
+                /* the link's target takes its place in what is left */
+                drop_front(&rest, n);
+                if (wc_buf_append(&next, target, (size_t)tl) < 0 ||
+                    wc_buf_append(&next, rest.data, rest.len) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                wc_buf_reset(&rest);
+                if (wc_buf_append(&rest, next.data, next.len) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                wc_buf_reset(&next);
+                if (target[0] == '/') {
+                        real.len = 1;
+                        real.data[1] = '\0';
+                }
+        }
+        *ret_real = strdup(real.data);
+        if (!*ret_real)
+                r = -ENOMEM;
+out:
+        wc_buf_free(&real);
+        wc_buf_free(&rest);
+        wc_buf_free(&next);
+        return r;
+}
+
+/* Root, and walcastd's own user, are the ones walcastd trusts anyway. */
+static bool trusted_owner(const struct stat *st)
+{
+        return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+static int check_dir(const char *plugin, const struct path_dir *d, char *errbuf,
+                     size_t errlen)
+{
+        static const char *const roles[] = {
+            [DIR_OF_FILE] = "is in directory",
+            [DIR_OF_LINK] = "is reached through a symlink in directory",
+            [DIR_ABOVE_LINK] = "is reached through a symlink under directory",
+        };
+        const char *role = roles[d->role];
+        struct stat st;
+
+        if (lstat(d->path, &st) < 0) {
+                int r = -errno;
+                wc_errorf(errbuf, errlen, "plugin \"%s\": directory \"%s\": %s",
+                          plugin, d->path, strerror(-r));
+                return r;
+        }
+        if (!trusted_owner(&st)) {
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" %s \"%s\", which is owned by uid %u: "
+                          "walcastd runs only code that root or its own user "
+                          "(uid %u) alone can change; move the plugin to a "
+                          "directory that root owns, or run chown root "
+                          "\"%s\"",
+                          plugin, role, d->path, (unsigned)st.st_uid,
+                          (unsigned)geteuid(), d->path);
+                return -EPERM;
+        }
+        if ((st.st_mode & S_IWOTH) && (st.st_mode & S_ISVTX)) {
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" %s \"%s\", which is writable by "
+                          "group or others (a sticky directory like /tmp): "
+                          "walcastd refuses to run code others can change; "
+                          "move the plugin to a directory that only root can "
+                          "write to",
+                          plugin, role, d->path);
+                return -EPERM;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" %s \"%s\", which is writable by "
+                          "group or others: walcastd refuses to run code "
+                          "others can change; move the plugin or run chmod "
+                          "go-w \"%s\"",
+                          plugin, role, d->path, d->path);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/* The checks on the open file itself. */
+static int check_file(const char *plugin, int fd, struct stat *ret_st,
+                      char *errbuf, size_t errlen)
+{
+        struct stat st;
+
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+                wc_errorf(errbuf, errlen, "plugin \"%s\": %s", plugin,
+                          strerror(-r));
+                return r;
         }
         if (!S_ISREG(st.st_mode)) {
                 wc_errorf(errbuf, errlen, "plugin \"%s\" is not a regular file",
-                          path);
+                          plugin);
                 return -EINVAL;
+        }
+        if (!trusted_owner(&st)) {
+                wc_errorf(errbuf, errlen,
+                          "plugin \"%s\" is owned by uid %u: walcastd runs "
+                          "only code that root or its own user (uid %u) alone "
+                          "can change; run chown root \"%s\"",
+                          plugin, (unsigned)st.st_uid, (unsigned)geteuid(),
+                          plugin);
+                return -EPERM;
         }
         if (st.st_mode & (S_IWGRP | S_IWOTH)) {
                 wc_errorf(errbuf, errlen,
                           "plugin \"%s\" is writable by group or others: "
                           "walcastd refuses to run code others can change; "
-                          "run chmod go-w on it",
-                          path);
+                          "run chmod go-w \"%s\"",
+                          plugin, plugin);
                 return -EPERM;
         }
-        /* the directory that matters is the one holding the file itself,
-         * not the one holding a symlink to it */
-        copy = realpath(path, NULL);
-        if (!copy) {
+        *ret_st = st;
+        return 0;
+}
+
+/*
+ * The daemon must not run code that others can change: opens the plugin
+ * at path, once, after checking that the file and every directory its
+ * path goes through (those of the file and those holding a symlink on
+ * the way, up to "/") are owned by root or walcastd's user and writable
+ * by nobody else.  The checks on the file are made on the open file, which
+ * is what the caller loads.  0 with *ret_fd and *ret_st, or a negative
+ * errno.
+ */
+static int open_checked(const char *path, int *ret_fd, struct stat *ret_st,
+                        char *errbuf, size_t errlen)
+{
+        struct dir_list links = {0}, dirs = {0};
+        char failed[PATH_MAX] = "", *real = NULL, *dir = NULL;
+        struct stat st;
+        int fd = -1, r;
+
+        r = resolve_path(path, &real, &links, failed, sizeof(failed));
+        if (r == -ENOMEM) {
                 wc_errorf(errbuf, errlen, "out of memory");
-                return -ENOMEM;
+                goto out;
         }
-        dir = dirname(copy);
-        if (stat(dir, &st) < 0) {
-                wc_errorf(errbuf, errlen, "plugin directory \"%s\": %s", dir,
-                          strerror(errno));
+        if (r < 0) {
+                if (strcmp(failed, path) == 0)
+                        wc_errorf(errbuf, errlen, "plugin \"%s\": %s", path,
+                                  strerror(-r));
+                else
+                        wc_errorf(errbuf, errlen, "plugin \"%s\": %s (at %s)",
+                                  path, strerror(-r), failed);
+                goto out;
+        }
+        /* no FIFO or device is opened (and blocked on) */
+        if (lstat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
+                wc_errorf(errbuf, errlen, "plugin \"%s\" is not a regular file",
+                          path);
+                r = -EINVAL;
+                goto out;
+        }
+        fd = open(real,
+                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
                 r = -errno;
-        } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                wc_errorf(errbuf, errlen,
-                          "plugin \"%s\" is in directory \"%s\", which is "
-                          "writable by group or others: walcastd refuses to "
-                          "run code others can change; move the plugin or run "
-                          "chmod go-w on the directory",
-                          path, dir);
-                r = -EPERM;
+                wc_errorf(errbuf, errlen, "plugin \"%s\": %s", path,
+                          strerror(-r));
+                goto out;
         }
-        free(copy);
+        r = check_file(path, fd, &st, errbuf, errlen);
+        if (r < 0)
+                goto out;
+
+        dir = strdup(real);
+        r = dir ? dir_list_add_chain(&dirs, dirname(dir), DIR_OF_FILE)
+                : -ENOMEM;
+        for (size_t i = 0; i < links.count && r == 0; i++)
+                if (links.items[i].role == DIR_OF_LINK)
+                        r = dir_list_add_chain(&dirs, links.items[i].path,
+                                               DIR_OF_LINK);
+        if (r < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < dirs.count && r == 0; i++)
+                r = check_dir(path, &dirs.items[i], errbuf, errlen);
+        if (r < 0)
+                goto out;
+        *ret_fd = fd;
+        *ret_st = st;
+        fd = -1;
+out:
+        if (fd >= 0)
+                close(fd);
+        free(dir);
+        free(real);
+        dir_list_free(&dirs);
+        dir_list_free(&links);
         return r;
+}
+
+/*
+ * Whether the shared object dl was mapped from the file st describes:
+ * /proc/self/maps names the file (device and inode) of the mapping that
+ * holds its dynamic section.  glibc finds an object it has loaded by
+ * name before it looks at the file, and the name /proc/self/fd/N outlives
+ * the descriptor: this tells a stale name from the file just checked.
+ */
+static bool object_is_file(void *dl, const struct stat *st)
+{
+        struct link_map *lm = NULL;
+        uintptr_t addr;
+        char line[4096];
+        bool found = false;
+        FILE *f;
+
+        if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) < 0 || !lm || !lm->l_ld)
+                return false;
+        addr = (uintptr_t)lm->l_ld;
+        f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                unsigned long long start, end, off, ino;
+                unsigned maj, min;
+
+                if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &start, &end,
+                           &off, &maj, &min, &ino) != 6)
+                        continue;
+                if (addr < start || addr >= end)
+                        continue;
+                found = ino == (unsigned long long)st->st_ino &&
+                        maj == major(st->st_dev) && min == minor(st->st_dev);
+                break;
+        }
+        fclose(f);
+        return found;
+}
+
+/* dlopen() of the open file fd, which st describes; NULL with *ret_err
+ * (dlerror()'s message, or NULL). */
+static void *dlopen_fd(int fd, const struct stat *st, const char **ret_err)
+{
+        char name[64];
+        int cur = fd, dup_fd = -1;
+        void *dl = NULL;
+
+        *ret_err = NULL;
+        for (int tries = 0; tries < 16; tries++) {
+                int next;
+
+                snprintf(name, sizeof(name), "/proc/self/fd/%d", cur);
+                dl = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+                if (!dl) {
+                        *ret_err = dlerror();
+                        break;
+                }
+                if (object_is_file(dl, st))
+                        break;
+                /* an object loaded earlier through a descriptor of this
+                 * number: another number */
+                dlclose(dl);
+                dl = NULL;
+                next = fcntl(cur, F_DUPFD_CLOEXEC, cur + 1);
+                if (next < 0)
+                        break;
+                if (dup_fd >= 0)
+                        close(dup_fd);
+                dup_fd = cur = next;
+        }
+        if (dup_fd >= 0)
+                close(dup_fd);
+        return dl;
 }
 
 /* Opens the shared object at path and checks it as far as that can be
@@ -369,21 +798,26 @@ static int open_plugin(const char *path, void **ret_dl,
         const struct walcast_plugin_descriptor *d;
         walcast_entry_fn entry;
         const char *err;
+        struct stat st;
         void *dl;
-        int r;
+        int fd, r;
 
         if (path[0] != '/') {
                 wc_errorf(errbuf, errlen, "plugin \"%s\": use an absolute path",
                           path);
                 return -EINVAL;
         }
-        r = check_permissions(path, errbuf, errlen);
+        r = open_checked(path, &fd, &st, errbuf, errlen);
         if (r < 0)
                 return r;
-
-        dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        dl = dlopen_fd(fd, &st, &err);
+        /* the mapping keeps the file: the descriptor is no longer needed */
+        close(fd);
         if (!dl) {
-                err = dlerror();
+                /* dlerror() names the descriptor: the path says more */
+                if (err && strncmp(err, "/proc/self/fd/", 14) == 0 &&
+                    strstr(err, ": "))
+                        err = strstr(err, ": ") + 2;
                 if (err && (strstr(err, "invalid ELF header") ||
                             strstr(err, "file too short") ||
                             strstr(err, "not an ELF")))
@@ -448,14 +882,30 @@ err_dlclose:
         return r;
 }
 
-int wc_plugin_check(const char *path, char *errbuf, size_t errlen)
+int wc_plugin_check(const char *path, const struct wc_kv *config,
+                    size_t nconfig, char *errbuf, size_t errlen)
 {
         const struct walcast_plugin_descriptor *d;
+        struct wc_plugin_host h = {0};
+        struct walcast_plugin *p;
         void *dl;
         int r = open_plugin(path, &dl, &d, errbuf, errlen);
 
-        if (r == 0)
-                dlclose(dl);
+        if (r < 0)
+                return r;
+        /* a host without a bus: the check may only read its config */
+        host_api_init(&h);
+        p = plugin_new(&h, path, NULL, config, nconfig);
+        if (!p) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                r = -ENOMEM;
+        } else {
+                p->d = d;
+                r = check_config(&h, p, errbuf, errlen);
+                free(p->name);
+                free(p);
+        }
+        dlclose(dl);
         return r;
 }
 

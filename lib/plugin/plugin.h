@@ -46,17 +46,20 @@ void wc_plugin_host_free(struct wc_plugin_host *h);
 
 /*
  * Checks the shared object at path as wc_plugin_host_load() would, short
- * of starting it: loaded (its constructors run), then unloaded; its init
- * is not called.  For `walcastd --check`.  0 or a negative errno with
- * errbuf set.
+ * of starting it: loaded (its constructors run), its check function (ABI
+ * 1.3) run on config, then unloaded; its init is not called.  For
+ * `walcastd --check` and reloads.  0 or a negative errno with errbuf set.
  */
-int wc_plugin_check(const char *path, char *errbuf, size_t errlen);
+int wc_plugin_check(const char *path, const struct wc_kv *config,
+                    size_t nconfig, char *errbuf, size_t errlen);
 
 /*
  * Loads the shared object at path (absolute).  Refused, with a message
- * naming the file: missing, writable by group or others (the file or its
- * directory), not a shared object, no entry symbol, another ABI major,
- * a descriptor too small, init failed (with the plugin's message).
+ * naming the file: missing, owned by someone but root or walcastd's user
+ * or writable by group or others (the file, a directory on its resolved
+ * path, or one holding a symlink on the way), not a shared object, no
+ * entry symbol, another ABI major, a descriptor too small, its check or
+ * its init failed (with the plugin's message).
  * schemas and config are borrowed for the host's lifetime.
  * 0 or a negative errno.
  */

@@ -671,14 +671,14 @@ static void jsonl_reopen(void *state)
                              strerror(-r));
 }
 
-static int32_t jsonl_init(const struct walcast_host *host,
-                          struct walcast_plugin *self, void **ret_state,
-                          char *errbuf, size_t errlen)
+/* The config alone: `walcastd --check`, reloads and the start call it
+ * (ABI 1.3), and init too, for older hosts that do not. */
+static int32_t jsonl_check(const struct walcast_host *host,
+                           struct walcast_plugin *self, char *errbuf,
+                           size_t errlen)
 {
         const char *file = host->config_get(self, "file");
         const char *fsync_value = host->config_get(self, "fsync");
-        struct jsonl *j;
-        int r;
 
         if (!file || !*file) {
                 snprintf(errbuf, errlen,
@@ -693,6 +693,20 @@ static int32_t jsonl_init(const struct walcast_host *host,
                          fsync_value);
                 return WALCAST_ERROR;
         }
+        return WALCAST_OK;
+}
+
+static int32_t jsonl_init(const struct walcast_host *host,
+                          struct walcast_plugin *self, void **ret_state,
+                          char *errbuf, size_t errlen)
+{
+        const char *file = host->config_get(self, "file");
+        const char *fsync_value = host->config_get(self, "fsync");
+        struct jsonl *j;
+        int r;
+
+        if (jsonl_check(host, self, errbuf, errlen) != WALCAST_OK)
+                return WALCAST_ERROR;
 
         j = calloc(1, sizeof(*j));
         if (!j)
@@ -747,4 +761,5 @@ err_free:
         return WALCAST_ERROR;
 }
 
-WALCAST_PLUGIN_DEFINE("jsonl", "1.0", jsonl_init, jsonl_close, jsonl_reopen);
+WALCAST_PLUGIN_DEFINE_CHECKED("jsonl", "1.0", jsonl_init, jsonl_close,
+                              jsonl_reopen, jsonl_check);

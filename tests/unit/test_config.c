@@ -408,7 +408,7 @@ static void test_any_order_and_anchor(void **state)
 
         (void)state;
         c = load("log: {level: warning}\n" SINKS
-                 "source:\n  slot: &s walcast\n  dsn: x\n");
+                 "source:\n  slot: &s walcast\n  dsn: dbname=x\n");
         assert_non_null(c);
         assert_string_equal(c->source.slot, "walcast");
         assert_int_equal(c->log.level, WC_LOG_WARNING);
@@ -451,7 +451,7 @@ static void test_env_expansion(void **state)
         setenv("WC_B", "y", 1);
         setenv("WC_EMPTY", "", 1);
         setenv("WC_DOLLAR", "${WC_A}", 1);
-        c = load("source:\n  dsn: \"${WC_A}${WC_B}-$$-$-$${WC_A}-"
+        c = load("source:\n  dsn: \"dbname=${WC_A}${WC_B}-$$-$-$${WC_A}-"
                  "${WC_EMPTY}-${WC_DOLLAR}-a$b-$\"\n"
                  "  slot: walcast\n" SINKS
                  "filter:\n  schemas: {include: [\"${WC_A}-*\"]}\n"
@@ -459,7 +459,8 @@ static void test_env_expansion(void **state)
         assert_string_equal(errbuf, "");
         assert_non_null(c);
         /* "$$" is "$", a lone "$" is itself, values are not re-expanded */
-        assert_string_equal(c->source.dsn, "xy-$-$-${WC_A}--${WC_A}-a$b-$");
+        assert_string_equal(c->source.dsn,
+                            "dbname=xy-$-$-${WC_A}--${WC_A}-a$b-$");
         assert_list(&c->filter.schemas_include, 1, "x-*");
         assert_int_equal(c->filter.ops, WC_OP_BIT(WC_OP_INSERT));
         wc_config_free(c);
@@ -489,9 +490,10 @@ static void test_env_errors(void **state)
                             "invalid-env-unset.yaml:2:8: environment variable "
                             "\"WALCAST_TEST_UNSET\" is not set");
 
-        assert_error("source:\n  dsn: x\n  slot: ${WALCAST_TEST_UNSET}\n" SINKS,
-                     "walcast.yaml:3:9: environment variable "
-                     "\"WALCAST_TEST_UNSET\" is not set");
+        assert_error(
+            "source:\n  dsn: dbname=x\n  slot: ${WALCAST_TEST_UNSET}\n" SINKS,
+            "walcast.yaml:3:9: environment variable "
+            "\"WALCAST_TEST_UNSET\" is not set");
         assert_error("source:\n  dsn: \"a ${HOME\"\n  slot: walcast\n" SINKS,
                      "walcast.yaml:2:8: missing \"}\" after \"${\" in "
                      "\"source.dsn\"");
@@ -702,7 +704,7 @@ static void test_wrong_types(void **state)
         assert_error("source:\n  dsn: {host: x}\n  slot: walcast\n" SINKS,
                      "walcast.yaml:2:8: expected a string for \"source.dsn\", "
                      "found a mapping");
-        assert_error("source:\n  dsn: x\n  slot: [walcast]\n" SINKS,
+        assert_error("source:\n  dsn: dbname=x\n  slot: [walcast]\n" SINKS,
                      "walcast.yaml:3:9: expected a string for \"source.slot\", "
                      "found a sequence");
         assert_error(SOURCE "  create_slot: {}\n" SINKS,
@@ -785,7 +787,7 @@ static void test_missing_values(void **state)
         (void)state;
         assert_error("source:\n  dsn:\n  slot: walcast\n" SINKS,
                      "walcast.yaml:2:3: missing value for \"source.dsn\"");
-        assert_error("source:\n  dsn: x\n  slot: ~\n" SINKS,
+        assert_error("source:\n  dsn: dbname=x\n  slot: ~\n" SINKS,
                      "walcast.yaml:3:3: missing value for \"source.slot\"");
         assert_error(SOURCE "  create_slot: null\n" SINKS,
                      "walcast.yaml:4:3: missing value for "
@@ -833,7 +835,7 @@ static void test_missing_required_keys(void **state)
         assert_error(SOURCE,
                      "walcast.yaml:1:1: missing required key \"sinks\" at "
                      "the top level");
-        assert_error(SINKS "source:\n  dsn: x\n",
+        assert_error(SINKS "source:\n  dsn: dbname=x\n",
                      "walcast.yaml:4:1: missing required key \"slot\" in "
                      "\"source\"");
         assert_error(SINKS "source:\n", "walcast.yaml:4:1: missing required "
@@ -940,7 +942,8 @@ static void test_bad_slot_names(void **state)
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 snprintf(text, sizeof(text),
-                         "source:\n  dsn: x\n  slot: \"%s\"\n" SINKS, bad[i]);
+                         "source:\n  dsn: dbname=x\n  slot: \"%s\"\n" SINKS,
+                         bad[i]);
                 snprintf(msg, sizeof(msg),
                          "walcast.yaml:3:9: invalid slot name \"%s\": use 1 "
                          "to 63 characters of a-z, 0-9 and _",
@@ -950,8 +953,8 @@ static void test_bad_slot_names(void **state)
 
         memset(long_name, 'a', 64);
         long_name[64] = '\0';
-        snprintf(text, sizeof(text), "source:\n  dsn: x\n  slot: %s\n" SINKS,
-                 long_name);
+        snprintf(text, sizeof(text),
+                 "source:\n  dsn: dbname=x\n  slot: %s\n" SINKS, long_name);
         snprintf(msg, sizeof(msg),
                  "walcast.yaml:3:9: invalid slot name \"%s\": use 1 to 63 "
                  "characters of a-z, 0-9 and _",
@@ -959,17 +962,17 @@ static void test_bad_slot_names(void **state)
         assert_error(text, msg);
         /* 63 is still fine */
         long_name[63] = '\0';
-        snprintf(text, sizeof(text), "source:\n  dsn: x\n  slot: %s\n" SINKS,
-                 long_name);
+        snprintf(text, sizeof(text),
+                 "source:\n  dsn: dbname=x\n  slot: %s\n" SINKS, long_name);
         c = load(text);
         assert_non_null(c);
         wc_config_free(c);
 
-        assert_error("source:\n  dsn: x\n  slot: \"\"\n" SINKS,
+        assert_error("source:\n  dsn: dbname=x\n  slot: \"\"\n" SINKS,
                      "walcast.yaml:3:9: invalid slot name \"\": use 1 to 63 "
                      "characters of a-z, 0-9 and _");
         /* a plain 123 is a string of digits, which is a valid name */
-        c = load("source:\n  dsn: x\n  slot: 123\n" SINKS);
+        c = load("source:\n  dsn: dbname=x\n  slot: 123\n" SINKS);
         assert_non_null(c);
         assert_string_equal(c->source.slot, "123");
         wc_config_free(c);
@@ -1154,7 +1157,7 @@ static void test_syntax_errors(void **state)
         assert_string_equal(basename_error(),
                             "invalid-syntax.yaml:4:1: found unexpected end of "
                             "stream (while scanning a quoted scalar at 2:8)");
-        assert_error("source:\n  dsn: x\n slot: y\n",
+        assert_error("source:\n  dsn: dbname=x\n slot: y\n",
                      "walcast.yaml:3:2: did not find expected key (while "
                      "parsing a block mapping at 1:1)");
         assert_error("source: [a, b\n",
@@ -1163,7 +1166,7 @@ static void test_syntax_errors(void **state)
         assert_error("source: a: b\n",
                      "walcast.yaml:1:10: mapping values are not allowed in "
                      "this context");
-        assert_error("source:\n\tdsn: x\n",
+        assert_error("source:\n\tdsn: dbname=x\n",
                      "walcast.yaml:2:1: found character that cannot start "
                      "any token (while scanning for the next token at 2:1)");
         assert_error("a: *\n",
@@ -1221,35 +1224,36 @@ static void test_message_quoting(void **state)
 
         (void)state;
         assert_error(
-            "source:\n  dsn: x\n  slot: \"a\\\"b\\\\c\\nd\\te\"\n" SINKS,
+            "source:\n  dsn: dbname=x\n  slot: \"a\\\"b\\\\c\\nd\\te\"\n" SINKS,
             "walcast.yaml:3:9: invalid slot name \"a\\\"b\\\\c\\x0ad"
             "\\x09e\": use 1 to 63 characters of a-z, 0-9 and _");
         memset(name, 'A', 200);
         name[200] = '\0';
-        snprintf(text, sizeof(text), "source:\n  dsn: x\n  slot: %s\n" SINKS,
-                 name);
+        snprintf(text, sizeof(text),
+                 "source:\n  dsn: dbname=x\n  slot: %s\n" SINKS, name);
         assert_error(text,
                      "walcast.yaml:3:9: invalid slot name \"AAAAAAAAAAAAAAAAA"
                      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
                      "...\": use 1 to 63 characters of a-z, 0-9 and _");
         /* a cut never splits a UTF-8 sequence */
-        assert_error("source:\n  dsn: x\n  slot: \"\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\"\n" SINKS,
-                     "walcast.yaml:3:9: invalid slot name \"\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
-                     "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6...\": use 1 to "
-                     "63 characters of a-z, 0-9 and _");
+        assert_error(
+            "source:\n  dsn: dbname=x\n  slot: \"\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\"\n" SINKS,
+            "walcast.yaml:3:9: invalid slot name \"\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6"
+            "\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6\xc3\xb6...\": use 1 to "
+            "63 characters of a-z, 0-9 and _");
         /* ...and keeps the last one when it is whole */
         oe = "\xc3\xb6";
-        snprintf(text, sizeof(text), "source:\n  dsn: x\n  slot: \"a");
+        snprintf(text, sizeof(text), "source:\n  dsn: dbname=x\n  slot: \"a");
         for (int i = 0; i < 36; i++)
                 strcat(text, oe);
         strcat(text, "\"\n" SINKS);
@@ -2034,6 +2038,144 @@ static void test_too_large(void **state)
         unlink(path);
 }
 
+/* A DSN libpq cannot parse fails at load, where the file says, with
+ * libpq's reason and never a word of a password. */
+static void test_dsn_unparseable(void **state)
+{
+        static const struct {
+                const char *dsn;    /* as written in double quotes */
+                const char *reason; /* libpq's, redacted */
+                const char *secret[3];
+        } cases[] = {
+            /* libpq reads a password "abc" and a keyword "def" */
+            {"host=h password=abc def",
+             "missing \"=\" after \"***\" in connection info string",
+             {"abc", "def"}},
+            {"password=abc\\\\ def x port=5",
+             "missing \"=\" after \"***\" in connection info string",
+             {"abc", "def", "x"}},
+            {"host=x password = 'a b' c",
+             "missing \"=\" after \"***\" in connection info string",
+             {"'a b'", "\"c\""}},
+            {"dbname=app passwrd=secret",
+             "invalid connection option \"passwrd\"",
+             {"secret"}},
+            {"host=h password='sesame",
+             "unterminated quoted string in connection info string",
+             {"sesame"}},
+            {"dbname",
+             "missing \"=\" after \"dbname\" in connection info "
+             "string",
+             {NULL}},
+            /* what libpq quotes cannot break the log line */
+            {"dbname=app \\e",
+             "missing \"=\" after \"\\x1b\" in connection info string",
+             {NULL}},
+            {"postgresql://u:p%zzsecret@h/db",
+             "invalid percent-encoded token: \"***\"",
+             {"zzsecret"}},
+            {"postgresql://u:pw@[::1/db",
+             "end of string reached when looking for matching \"]\" in "
+             "IPv6 host address in URI: \"***\"",
+             {"pw@"}},
+            {"postgresql://h/db?password=s3cr3t&x",
+             "missing key/value separator \"=\" in URI query parameter: "
+             "\"x\"",
+             {"s3cr3t"}},
+        };
+        char text[512], want[1024];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct wc_config *c;
+
+                snprintf(text, sizeof(text),
+                         "source:\n  dsn: \"%s\"\n  slot: walcast\n" SINKS,
+                         cases[i].dsn);
+                snprintf(want, sizeof(want),
+                         "walcast.yaml:2:8: \"source.dsn\" is not a "
+                         "connection string libpq can read: %s; write "
+                         "key=value pairs (a value with spaces in single "
+                         "quotes) or a postgresql:// URI",
+                         cases[i].reason);
+                c = load(text);
+                if (c)
+                        wc_config_free(c);
+                assert_null(c);
+                assert_string_equal(errbuf, want);
+                for (size_t j = 0; j < 3 && cases[i].secret[j]; j++)
+                        if (strstr(errbuf, cases[i].secret[j]))
+                                fail_msg("\"%s\" shows \"%s\"", errbuf,
+                                         cases[i].secret[j]);
+        }
+        /* what libpq reads is accepted as it is */
+        {
+                static const char *const good[] = {
+                    "dbname=app",
+                    "host=/run/postgresql dbname=app",
+                    "host=h password='a b' dbname=app",
+                    "postgresql://walcast:pw@127.0.0.1:5432/app",
+                    "postgres:///app",
+                };
+                for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                        struct wc_config *c;
+                        snprintf(
+                            text, sizeof(text),
+                            "source:\n  dsn: \"%s\"\n  slot: walcast\n" SINKS,
+                            good[i]);
+                        c = load(text);
+                        if (!c)
+                                fail_msg("%s: %s", good[i], errbuf);
+                        assert_string_equal(c->source.dsn, good[i]);
+                        wc_config_free(c);
+                }
+        }
+}
+
+/* Patterns are pushed down to wal2json unescaped: a control character
+ * in one failed at START_REPLICATION, after the slot was created. */
+static void test_pattern_control_characters(void **state)
+{
+        (void)state;
+        assert_error(SOURCE SINKS
+                     "filter:\n  tables:\n    include: [\"public.a\\nb\"]\n",
+                     "walcast.yaml:9:15: control character \\x0a in pattern "
+                     "\"public.a\\x0ab\" in \"filter.tables.include\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+        assert_error(SOURCE SINKS
+                     "filter:\n  tables:\n    exclude: [ok, \"a\\tb\"]\n",
+                     "walcast.yaml:9:19: control character \\x09 in pattern "
+                     "\"a\\x09b\" in \"filter.tables.exclude\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+        assert_error(SOURCE SINKS
+                     "filter:\n  schemas:\n    include: [\"x\\u007f\"]\n",
+                     "walcast.yaml:9:15: control character \\x7f in pattern "
+                     "\"x\\x7f\" in \"filter.schemas.include\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+        assert_error(SOURCE SINKS
+                     "filter:\n  schemas:\n    exclude:\n      - \"\\r\"\n",
+                     "walcast.yaml:10:9: control character \\x0d in pattern "
+                     "\"\\x0d\" in \"filter.schemas.exclude\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+        /* a plugin's schemas and a Kafka sink's filter too */
+        assert_error(PLUGIN
+                     "      path: /x.so\n      schemas: [\"a\\u0001\"]\n",
+                     "walcast.yaml:7:17: control character \\x01 in pattern "
+                     "\"a\\x01\" in \"sinks[0].plugin.schemas\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+        assert_error(SOURCE "sinks:\n  - kafka:\n      tables:\n"
+                            "        exclude: [\"t\\e\"]\n",
+                     "walcast.yaml:7:19: control character \\x1b in pattern "
+                     "\"t\\x1b\" in \"sinks[0].kafka.tables.exclude\": schema "
+                     "and table patterns cannot hold control characters; "
+                     "remove it");
+}
+
 static void test_free_null(void **state)
 {
         (void)state;
@@ -2044,6 +2186,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_duration_parse),
+            cmocka_unit_test(test_dsn_unparseable),
+            cmocka_unit_test(test_pattern_control_characters),
             cmocka_unit_test(test_slot_name_valid),
             cmocka_unit_test(test_minimal_defaults),
             cmocka_unit_test(test_full_file),

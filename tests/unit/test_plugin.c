@@ -7,10 +7,12 @@
  * sink through the host.
  *
  * The plugins come from tests/plugins (WC_TEST_PLUGIN_DIR); each test
- * copies the ones it loads into a fresh directory of mode 0755, since the
- * host refuses code in directories others can write to.
+ * copies the ones it loads into a fresh directory of mode 0755 under it,
+ * since the host refuses code in directories others can write to (and
+ * under them: /tmp is no place for the test directory).
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -142,13 +144,33 @@ static const char *plugin_dir(void)
         return d;
 }
 
+/* The test directory lives in the build tree, not in $TMPDIR: the host
+ * refuses code under a directory others can write to, such as /tmp.  So
+ * the build tree must not be under one either. */
 static int setup(void **state)
 {
-        const char *base = getenv("TMPDIR");
+        char dir[1024];
+        struct stat st;
 
         (void)state;
+        snprintf(dir, sizeof(dir), "%s", plugin_dir());
+        for (;;) {
+                char *slash = strrchr(dir, '/');
+
+                if (lstat(dir, &st) == 0 &&
+                    ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+                     (st.st_mode & (S_IWGRP | S_IWOTH))))
+                        fail_msg("the build tree is under \"%s\", which "
+                                 "another user owns or can write to: the "
+                                 "plugin host refuses plugins there, so "
+                                 "these tests cannot run; build elsewhere",
+                                 dir);
+                if (!slash || slash == dir)
+                        break;
+                *slash = '\0';
+        }
         snprintf(tmpdir, sizeof(tmpdir), "%s/wc-test-plugin-XXXXXX",
-                 base && *base ? base : "/tmp");
+                 plugin_dir());
         if (!mkdtemp(tmpdir) || chmod(tmpdir, 0755) < 0)
                 return -1;
         return 0;
@@ -314,7 +336,8 @@ static void refuses_small_descriptor(void **state)
         snprintf(got, sizeof(got), "descriptor of %zu bytes",
                  offsetof(struct walcast_plugin_descriptor, close));
         snprintf(need, sizeof(need), "at least %zu",
-                 sizeof(struct walcast_plugin_descriptor));
+                 offsetof(struct walcast_plugin_descriptor, reopen) +
+                     sizeof(walcast_reopen_fn));
         expect_refused(path, -EPROTO, path, got, need, NULL);
 }
 
@@ -510,6 +533,270 @@ static void refuses_relative_and_odd_paths(void **state)
         expect_refused("", -EINVAL, "\"\"", "absolute path", NULL);
         /* a directory is no plugin */
         expect_refused(tmpdir, -EINVAL, tmpdir, "not a regular file", NULL);
+}
+
+/* ---- who owns the path, and whether what was checked is what runs ---- */
+
+/* Not root, and not this process's user: a user walcastd must not trust. */
+#define OTHER_UID 65534
+
+static void need_root(void)
+{
+        if (geteuid() != 0)
+                skip(); /* chown to another user needs root (CI runs as root) */
+}
+
+static void refuses_others_files_and_directories(void **state)
+{
+        char sub[1100], deep[1200], path[1300], msg[1400], src[4096];
+
+        (void)state;
+        need_root();
+        snprintf(sub, sizeof(sub), "%s/a", tmpdir);
+        snprintf(deep, sizeof(deep), "%s/b", sub);
+        snprintf(path, sizeof(path), "%s/good.so", deep);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        assert_int_equal(mkdir(deep, 0755), 0);
+        assert_int_equal(chmod(sub, 0755), 0);
+        assert_int_equal(chmod(deep, 0755), 0);
+        snprintf(src, sizeof(src), "%s/good.so", plugin_dir());
+        copy_file(src, path, 0755);
+        expect_loads(path);
+
+        /* the file belongs to another user, mode 0755 all the same */
+        assert_int_equal(chown(path, OTHER_UID, 0), 0);
+        snprintf(msg, sizeof(msg), "is owned by uid %d", OTHER_UID);
+        expect_refused(path, -EPERM, path, msg, "chown root", NULL);
+        assert_int_equal(chown(path, 0, 0), 0);
+        expect_loads(path);
+
+        /* its directory belongs to another user */
+        assert_int_equal(chown(deep, OTHER_UID, 0), 0);
+        snprintf(msg, sizeof(msg),
+                 "is in directory \"%s\", which is owned "
+                 "by uid %d",
+                 deep, OTHER_UID);
+        expect_refused(path, -EPERM, path, msg, "chown root", NULL);
+        assert_int_equal(chown(deep, 0, 0), 0);
+
+        /* a directory two levels up: whoever can write there can rename
+         * the directory below and put another in its place */
+        assert_int_equal(chmod(sub, 0775), 0);
+        snprintf(msg, sizeof(msg),
+                 "is in directory \"%s\", which is "
+                 "writable by group or others",
+                 sub);
+        expect_refused(path, -EPERM, path, msg, "chmod go-w", NULL);
+        assert_int_equal(chmod(sub, 0757), 0);
+        expect_refused(path, -EPERM, path, msg, NULL);
+        assert_int_equal(chmod(sub, 0755), 0);
+        assert_int_equal(chown(sub, OTHER_UID, OTHER_UID), 0);
+        snprintf(msg, sizeof(msg),
+                 "is in directory \"%s\", which is owned "
+                 "by uid %d",
+                 sub, OTHER_UID);
+        expect_refused(path, -EPERM, path, msg, NULL);
+        assert_int_equal(chown(sub, 0, 0), 0);
+
+        /* sticky and world-writable, like /tmp: anyone can add a file or
+         * a directory of their own there */
+        assert_int_equal(chmod(sub, 01777), 0);
+        snprintf(msg, sizeof(msg),
+                 "is in directory \"%s\", which is "
+                 "writable by group or others (a sticky directory",
+                 sub);
+        expect_refused(path, -EPERM, path, msg, "move the plugin", NULL);
+        assert_int_equal(chmod(sub, 0755), 0);
+        expect_loads(path);
+}
+
+/* A symlink is as safe as the directory that holds it: whoever can write
+ * there can point it elsewhere. */
+static void refuses_symlink_in_writable_directory(void **state)
+{
+        char safe[1100], open_dir[1100], target[1200], link[1200], msg[1400],
+            src[4096];
+
+        (void)state;
+        snprintf(safe, sizeof(safe), "%s/safe", tmpdir);
+        snprintf(open_dir, sizeof(open_dir), "%s/links", tmpdir);
+        snprintf(target, sizeof(target), "%s/good.so", safe);
+        snprintf(link, sizeof(link), "%s/good.so", open_dir);
+        assert_int_equal(mkdir(safe, 0755), 0);
+        assert_int_equal(mkdir(open_dir, 0755), 0);
+        assert_int_equal(chmod(safe, 0755), 0);
+        assert_int_equal(chmod(open_dir, 0755), 0);
+        snprintf(src, sizeof(src), "%s/good.so", plugin_dir());
+        copy_file(src, target, 0755);
+        assert_int_equal(symlink("../safe/good.so", link), 0);
+        expect_loads(link);
+
+        assert_int_equal(chmod(open_dir, 0777), 0);
+        snprintf(msg, sizeof(msg),
+                 "is reached through a symlink in "
+                 "directory \"%s\", which is writable by group or others",
+                 open_dir);
+        expect_refused(link, -EPERM, link, msg, NULL);
+        assert_int_equal(chmod(open_dir, 0755), 0);
+        expect_loads(link);
+
+        if (geteuid() == 0) {
+                assert_int_equal(chown(open_dir, OTHER_UID, 0), 0);
+                snprintf(msg, sizeof(msg),
+                         "is reached through a symlink in "
+                         "directory \"%s\", which is owned by uid %d",
+                         open_dir, OTHER_UID);
+                expect_refused(link, -EPERM, link, msg, NULL);
+                assert_int_equal(chown(open_dir, 0, 0), 0);
+        }
+        /* a symlink to a directory: the link's directory counts, the
+         * target's too */
+        {
+                char dlink[1200], via[1300];
+                snprintf(dlink, sizeof(dlink), "%s/dir", open_dir);
+                snprintf(via, sizeof(via), "%s/good.so", dlink);
+                assert_int_equal(symlink(safe, dlink), 0);
+                expect_loads(via);
+                assert_int_equal(chmod(open_dir, 0775), 0);
+                expect_refused(via, -EPERM, via, "through a symlink", open_dir,
+                               NULL);
+                assert_int_equal(chmod(open_dir, 0755), 0);
+                assert_int_equal(chmod(safe, 0775), 0);
+                expect_refused(via, -EPERM, via, "is in directory", safe, NULL);
+                assert_int_equal(chmod(safe, 0755), 0);
+        }
+}
+
+/*
+ * dlopen() as the host calls it, with a hook: when swap_src is set, the
+ * file there is renamed over swap_dst just before the real dlopen() runs,
+ * that is after the host checked the plugin.  The static library resolves
+ * dlopen to this definition.
+ */
+static const char *swap_src, *swap_dst;
+
+void *dlopen(const char *file, int mode)
+{
+        static void *(*real)(const char *, int);
+
+        if (!real)
+                *(void **)&real = dlsym(RTLD_NEXT, "dlopen");
+        if (swap_src && !(mode & RTLD_NOLOAD)) {
+                assert_int_equal(rename(swap_src, swap_dst), 0);
+                swap_src = NULL;
+        }
+        return real(file, mode);
+}
+
+/* The file checked is the file loaded, whatever happens to its path. */
+static void loads_what_it_checked(void **state)
+{
+        const char *path = install("good.so", "plugin.so", 0755);
+        const char *other = install("initfail.so", "other.so", 0755);
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+        int r;
+
+        (void)state;
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        swap_src = other;
+        swap_dst = path;
+        r = wc_plugin_host_load(h, path, NULL, NULL, 0, err, sizeof(err));
+        /* the swap happened, between the checks and the loading */
+        assert_null(swap_src);
+        swap_dst = NULL;
+        if (r != 0)
+                fail_msg("the file that replaced %s after the checks was "
+                         "loaded: %s",
+                         path, err);
+        assert_int_equal(wc_plugin_host_count(h), 1);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
+}
+
+/* Each plugin is its own file, also when the descriptor number that
+ * loaded one plugin is used again for the next (checked.so and old12.so
+ * open no descriptor of their own, so the next load gets the same one). */
+static void loads_each_file_once_checked(void **state)
+{
+        const char *checked = install("checked.so", "checked.so", 0755);
+        const char *initfail = install("initfail.so", "initfail.so", 0755);
+        const char *old = install("old12.so", "old12.so", 0755);
+        struct wc_kv cfg[] = {KV("need", "x")};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+
+        (void)state;
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        /* checked.so stays loaded: another file must not be taken for it */
+        assert_int_equal(
+            wc_plugin_host_load(h, initfail, NULL, NULL, 0, err, sizeof(err)),
+            -EINVAL);
+        assert_non_null(strstr(err, "cannot reach the audit service"));
+        if (wc_plugin_host_load(h, old, NULL, NULL, 0, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(old, "init"), 1);
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(checked, "init need=x"), 2);
+        assert_int_equal(wc_plugin_host_count(h), 3);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
+}
+
+/* ---- a plugin's own check of its config (ABI 1.3) ---- */
+
+static void plugin_checks_its_config(void **state)
+{
+        const char *checked = install("checked.so", "checked.so", 0755);
+        const char *old = install("old12.so", "old12.so", 0755);
+        const char *good = install("good.so", "good.so", 0755);
+        struct wc_kv cfg[] = {KV("need", "yes")};
+        struct wc_kv other[] = {KV("nede", "yes")};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+
+        (void)state;
+        /* what --check and a reload run: the check, not init */
+        assert_int_equal(wc_plugin_check(checked, other, 1, err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, checked));
+        assert_non_null(strstr(err, "refused its configuration: missing "
+                                    "required config key \"need\""));
+        assert_int_equal(wc_plugin_check(checked, NULL, 0, err, sizeof(err)),
+                         -EINVAL);
+        assert_int_equal(wc_plugin_check(checked, cfg, 1, err, sizeof(err)), 0);
+        /* without a check entry: a 1.2 descriptor, and a 1.3 one with
+         * check NULL */
+        assert_int_equal(wc_plugin_check(old, NULL, 0, err, sizeof(err)), 0);
+        assert_int_equal(wc_plugin_check(good, NULL, 0, err, sizeof(err)), 0);
+        assert_int_equal(nlogs, 0); /* no init ran */
+
+        /* at start: the check runs before init, and stops the plugin */
+        expect_refused(checked, -EINVAL, checked, "refused its configuration",
+                       "missing required config key \"need\"", NULL);
+        assert_int_equal(logged(checked, "init need=(null)"), 0);
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_load(h, checked, NULL, cfg, 1, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(checked, "init need=yes"), 1);
+        if (wc_plugin_host_load(h, old, NULL, NULL, 0, err, sizeof(err)))
+                fail_msg("%s", err);
+        assert_int_equal(logged(old, "init"), 1);
+        assert_int_equal(wc_plugin_host_count(h), 2);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
 }
 
 /* ---- a good plugin ---- */
@@ -939,6 +1226,16 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(refuses_relative_and_odd_paths,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                refuses_others_files_and_directories, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                refuses_symlink_in_writable_directory, setup, teardown),
+            cmocka_unit_test_setup_teardown(loads_what_it_checked, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(loads_each_file_once_checked, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(plugin_checks_its_config, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(good_plugin_lifecycle, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_failures_reach_the_caller,

@@ -63,7 +63,7 @@ extern "C" {
 #endif
 
 #define WALCAST_ABI_MAJOR 1
-#define WALCAST_ABI_MINOR 2
+#define WALCAST_ABI_MINOR 3
 
 /*
  * Whether p, a struct walcast_signal or walcast_host from the host (or
@@ -289,6 +289,18 @@ typedef int32_t (*walcast_init_fn)(const struct walcast_host *host,
 typedef void (*walcast_close_fn)(void *state);
 /* reopen: walcastd got SIGHUP (logrotate): reopen files; may be NULL. */
 typedef void (*walcast_reopen_fn)(void *state);
+/*
+ * check (ABI 1.3, may be NULL): validates the plugin's `config:` block
+ * alone, without starting anything: read it with host->config_get; no
+ * connect, watch_fd, ack or throttle (they fail), no file, socket or
+ * thread.  walcastd calls it for `walcastd --check`, `walcast check`, a
+ * reload (before the configuration in force is let go) and at start
+ * before init.  On a bad config return WALCAST_ERROR with a message in
+ * errbuf naming the key: `missing required config key "file"`.
+ */
+typedef int32_t (*walcast_check_fn)(const struct walcast_host *host,
+                                    struct walcast_plugin *self, char *errbuf,
+                                    size_t errlen);
 
 /* What the entry symbol returns.  The first two fields never move. */
 struct walcast_plugin_descriptor {
@@ -301,6 +313,8 @@ struct walcast_plugin_descriptor {
         walcast_init_fn init;
         walcast_close_fn close;
         walcast_reopen_fn reopen;
+        /* ABI 1.3: the host reads it only when size covers it */
+        walcast_check_fn check;
 };
 
 /* The one symbol a plugin exports. */
@@ -314,8 +328,15 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
 #endif
 
 /* Defines the entry symbol with a descriptor for this header's ABI; use
- * it once, at file scope, followed by a semicolon. */
+ * it once, at file scope, followed by a semicolon.  A plugin with a check
+ * function uses WALCAST_PLUGIN_DEFINE_CHECKED instead (since the 1.3
+ * header). */
 #define WALCAST_PLUGIN_DEFINE(name_, version_, init_, close_, reopen_)         \
+        WALCAST_PLUGIN_DEFINE_CHECKED(name_, version_, init_, close_, reopen_, \
+                                      NULL)
+
+#define WALCAST_PLUGIN_DEFINE_CHECKED(name_, version_, init_, close_, reopen_, \
+                                      check_)                                  \
         WALCAST_EXPORT const struct walcast_plugin_descriptor *                \
         walcast_plugin_entry(void);                                            \
         const struct walcast_plugin_descriptor *walcast_plugin_entry(void)     \
@@ -329,7 +350,8 @@ typedef const struct walcast_plugin_descriptor *(*walcast_entry_fn)(void);
                     (version_),                                                \
                     (init_),                                                   \
                     (close_),                                                  \
-                    (reopen_)};                                                \
+                    (reopen_),                                                 \
+                    (check_)};                                                 \
                 return &d;                                                     \
         }                                                                      \
         /* takes the caller's ';', which C99 does not allow on its own */      \
