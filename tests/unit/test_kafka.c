@@ -326,6 +326,18 @@ static void test_value(void **state)
         free(v);
         s.missing = (struct walcast_columns){NULL, 0};
 
+        /* unchanged TOASTed columns completed from the identity (ABI 1.3)
+         * are named, so that a consumer can tell */
+        s.completed = (struct walcast_columns){missing, 1};
+        v = value_of(&s, 'u', NULL, &cols, NULL);
+        assert_string_equal(v, "{\"before\":null,\"after\":{\"id\":42,"
+                               "\"title\":\"a \\\"b\\\"\"}," SOURCE_JSON(
+                                   "null") ",\"op\":\"u\","
+                                           "\"ts_ms\":1795614504000,"
+                                           "\"completed\":[\"big\"]}");
+        free(v);
+        s.completed = (struct walcast_columns){NULL, 0};
+
         s.kind = WALCAST_SIG_DELETE;
         v = value_of(&s, 'd', &key, NULL, "app");
         assert_string_equal(
