@@ -260,10 +260,6 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 o = PUT(o, ",\"columns\":");
                 o = put_list(o, &lc, true);
         }
-        if (done) {
-                o = PUT(o, ",\"completed\":");
-                o = put_names(o, done);
-        }
         if (ident) {
                 o = PUT(o, ",\"identity\":");
                 o = put_list(o, &li, true);
@@ -271,6 +267,11 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         if (pk) {
                 o = PUT(o, ",\"pk\":");
                 o = put_list(o, &lp, false);
+        }
+        /* added after the keys of 0.1: at the end (docs/file-format.md) */
+        if (done) {
+                o = PUT(o, ",\"completed\":");
+                o = put_names(o, done);
         }
         if (msg) {
                 o = s->transactional ? PUT(o, ",\"transactional\":true")

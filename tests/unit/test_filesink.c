@@ -105,8 +105,8 @@ static void formats_each_op(void **state)
         c.completed = (struct walcast_columns){row + 2, 1};
         expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
                         "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
-                        ",\"columns\":" ROW ",\"completed\":[\"gone\"],"
-                        "\"identity\":" KEY ",\"pk\":" PK "}\n");
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        ",\"completed\":[\"gone\"]}\n");
         c.size = (uint32_t)offsetof(struct walcast_signal, completed);
         expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
                         "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
