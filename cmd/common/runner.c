@@ -23,6 +23,7 @@
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
+#include "stream/catalog.h"
 #include "stream/heartbeat.h"
 #include "stream/stream.h"
 
@@ -71,6 +72,9 @@ struct runner {
         struct wc_heartbeat *hb;
         int64_t next_heartbeat_ms;
         bool heartbeat_failing; /* its last beat failed (logged once) */
+
+        /* why wal2json skipped a change, per table (stream/catalog.h) */
+        struct wc_catalog *catalog;
 
         /* the slot's state file (checkpoint/state.h); path "" for none */
         char state_path[4200];
@@ -185,24 +189,28 @@ static const char *signal_name(uint32_t kind)
 }
 
 /* wal2json drops the UPDATE and DELETE of a table without primary key or
- * replica identity and says so only in a WARNING: make it loud. */
+ * replica identity and says so only in a WARNING: make it loud, with the
+ * cause the catalog gives (looked up once per table, bounded in time). */
 static void on_notice(void *userdata, const char *severity, const char *msg)
 {
         static const char marker[] = "no tuple identifier for ";
+        struct runner *rn = userdata;
         const char *p = strstr(msg, marker);
-        (void)userdata;
 
         if (p) {
                 const char *what = p + strlen(marker);
                 const char *in = strstr(what, " in table ");
                 int oplen = in ? (int)(in - what) : 0;
                 const char *table = in ? in + strlen(" in table ") : "?";
-                log_warning("wal2json skipped %s %.*s on table %s: it has no "
-                            "primary key or replica identity, so this change "
-                            "is lost; add a primary key or run ALTER TABLE %s "
-                            "REPLICA IDENTITY FULL",
+                char why[1536];
+
+                if (!rn->catalog)
+                        rn->catalog = wc_catalog_new(rn->o->cfg->source.dsn);
+                wc_catalog_why_unidentified(rn->catalog, table, why,
+                                            sizeof(why));
+                log_warning("wal2json skipped %s %.*s on table %s: %s",
                             oplen > 0 && strchr("AEIOU", what[0]) ? "an" : "a",
-                            oplen, what, table, table);
+                            oplen, what, table, why);
                 return;
         }
         if (strcmp(severity, "WARNING") == 0 || strcmp(severity, "ERROR") == 0)
@@ -1572,6 +1580,44 @@ int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
         return 0;
 }
 
+static bool identity_included(void *ud, const char *schema, const char *table)
+{
+        struct wc_change c = {.op = WC_OP_DELETE,
+                              .schema = schema,
+                              .schema_len = strlen(schema),
+                              .table = table,
+                              .table_len = strlen(table)};
+        struct runner *rn = ud;
+
+        if (wc_route_match(rn->route, &c))
+                return true;
+        c.op = WC_OP_UPDATE;
+        return wc_route_match(rn->route, &c);
+}
+
+static void identity_report(void *ud, int level, const char *msg)
+{
+        (void)ud;
+        wc_log(level, "%s", msg);
+}
+
+/* At start: say which included tables wal2json cannot identify rows of,
+ * and what the sinks do instead (stream/catalog.h). */
+static void check_identities(struct runner *rn)
+{
+        bool kafka = false;
+        char err[1024];
+
+        for (size_t i = 0; i < rn->cfg->nsinks; i++)
+                kafka = kafka || rn->cfg->sinks[i].type == WC_SINK_KAFKA;
+        if (wc_catalog_identity_report(rn->cfg->source.dsn, kafka, 20,
+                                       identity_included, identity_report, rn,
+                                       err, sizeof(err)) < 0)
+                log_notice("could not check the replica identity of the "
+                           "included tables: %s",
+                           err);
+}
+
 static int load_plugins(struct runner *rn)
 {
         const struct wc_config *cfg = rn->cfg;
@@ -1731,6 +1777,8 @@ int wc_run(const struct wc_run_opts *o)
                 log_error("%s", rn.err);
                 goto out;
         }
+        if (!o->tail)
+                check_identities(&rn);
         /* the slot streams (or is waited for) and every sink started */
         rn.status_ok_ms = now_ms();
         rn.next_watchdog_ms = wc_notify_watchdog_ms() ? now_ms() : 0;
@@ -1756,6 +1804,7 @@ out:
         wc_decoder_free(rn.dec);
         wc_stream_free(rn.stream);
         wc_heartbeat_free(rn.hb);
+        wc_catalog_free(rn.catalog);
         wc_config_free(rn.next_cfg);
         wc_config_free(rn.reloaded);
         /* the server reads the metrics: it stops before they go */

@@ -57,6 +57,8 @@ struct bulk {
 struct wc_bus {
         /* an update's new row completed from its old row */
         struct walcast_column *merged;
+        /* the columns of merged that came from the old row */
+        struct walcast_column *completed;
         size_t capmerged;
         struct handler **handlers;
         size_t nhandlers, caphandlers;
@@ -102,6 +104,7 @@ void wc_bus_free(struct wc_bus *b)
         free(b->bulk.out_cols);
         free(b->bulk.out_keys);
         free(b->merged);
+        free(b->completed);
         free(b);
 }
 
@@ -386,10 +389,15 @@ static int bulk_add(struct bulk *k, const struct walcast_columns *identity,
                     const struct walcast_columns *pk)
 {
         /* the primary key: under REPLICA IDENTITY FULL the identity is the
-         * whole old row, of which only the key columns are kept */
+         * whole old row, of which only the key columns are kept; under
+         * USING INDEX an index without every key column is all the WAL
+         * holds, and is the key (never an empty one) */
         bool pk_only = pk->count > 0 && identity->count > pk->count;
         const struct walcast_columns *key = identity;
         int r = 0;
+
+        for (uint32_t i = 0; i < pk->count && pk_only; i++)
+                pk_only = has_column(identity, &pk->items[i]);
 
         if (k->nkeys == k->capkeys) {
                 size_t cap = k->capkeys ? k->capkeys * 2 : 64;
@@ -519,31 +527,67 @@ void wc_bus_reset(struct wc_bus *b)
 }
 
 /*
- * wal2json leaves unchanged TOASTed values out of an update's new row.
- * Under REPLICA IDENTITY FULL the old row holds them, unchanged by
- * definition, so the row handed on is complete; otherwise they stay
- * absent (never invented).
+ * wal2json leaves an unchanged TOASTed value out of an update's new row,
+ * and writes the identity it sends (the key, the index's columns, or the
+ * whole old row under REPLICA IDENTITY FULL) with the values of the key or
+ * old row.  A column the identity carries and the new row lacks can only
+ * be such a value, and its old value is its new value: it is filled in,
+ * whatever the replica identity and the counts, and named in
+ * sig->completed.  A column neither list has stays absent (never
+ * invented).
+ *
+ * wal2json writes both lists in table (attnum) order, so the identity's
+ * order places each completed column after the new-row columns that
+ * precede it in the identity: under FULL, where the identity is the whole
+ * row, that is the table's order exactly.  Under USING INDEX a completed
+ * column goes right after the identity column before it (first when
+ * there is none); where the table has columns outside the index between
+ * the two, the WAL does not say which side of them it belongs on.
  */
 static int complete_update(struct wc_bus *b, struct walcast_signal *sig)
 {
-        uint32_t n = sig->columns.count;
+        const struct walcast_columns *nc = &sig->columns, *id = &sig->identity;
+        uint32_t n = 0, nd = 0, next = 0;
+        bool any = false;
 
-        if (sig->identity.count <= sig->columns.count)
+        for (uint32_t i = 0; i < id->count && !any; i++)
+                any = !has_column(nc, &id->items[i]);
+        if (!any)
                 return 0;
-        if (sig->columns.count + sig->identity.count > b->capmerged) {
-                size_t cap = sig->columns.count + sig->identity.count;
+        if (nc->count + id->count > b->capmerged) {
+                size_t cap = nc->count + id->count;
                 struct walcast_column *p = realloc(b->merged, cap * sizeof(*p));
+                struct walcast_column *q;
                 if (!p)
                         return -ENOMEM;
                 b->merged = p;
+                q = realloc(b->completed, cap * sizeof(*q));
+                if (!q)
+                        return -ENOMEM;
+                b->completed = q;
                 b->capmerged = cap;
         }
-        memcpy(b->merged, sig->columns.items,
-               sig->columns.count * sizeof(*b->merged));
-        for (uint32_t i = 0; i < sig->identity.count; i++)
-                if (!has_column(&sig->columns, &sig->identity.items[i]))
-                        b->merged[n++] = sig->identity.items[i];
+        for (uint32_t i = 0; i < id->count; i++) {
+                const struct walcast_column *c = &id->items[i];
+                uint32_t at = next;
+
+                while (at < nc->count &&
+                       !(nc->items[at].name_len == c->name_len &&
+                         memcmp(nc->items[at].name, c->name, c->name_len) == 0))
+                        at++;
+                if (at < nc->count) {
+                        /* in both: the new row up to it, in its order */
+                        while (next <= at)
+                                b->merged[n++] = nc->items[next++];
+                } else if (!has_column(nc, c)) {
+                        b->merged[n++] = *c;
+                        b->completed[nd++] = *c;
+                }
+        }
+        while (next < nc->count)
+                b->merged[n++] = nc->items[next++];
         sig->columns = (struct walcast_columns){b->merged, n};
+        sig->completed = (struct walcast_columns){b->completed, nd};
         /* the text sent is no longer the row handed on */
         sig->columns_json = NULL;
         sig->columns_json_len = 0;

@@ -60,6 +60,40 @@ static struct list list_of(const struct walcast_signal *s,
         return l;
 }
 
+/* The columns of an update's new row that walcastd completed (ABI 1.3). */
+static const struct walcast_columns *
+completed_of(const struct walcast_signal *s)
+{
+        if (s->kind != WALCAST_SIG_UPDATE ||
+            !WALCAST_HAS_FIELD(s, struct walcast_signal, completed) ||
+            s->completed.count == 0)
+                return NULL;
+        return &s->completed;
+}
+
+/* Room for a list of the column names of l. */
+static size_t names_bound(const struct walcast_columns *l)
+{
+        size_t n = 2;
+
+        for (uint32_t i = 0; i < l->count; i++)
+                n += 3 + WC_JSON_ESCAPE_MAX * (size_t)l->items[i].name_len;
+        return n;
+}
+
+static char *put_names(char *o, const struct walcast_columns *l)
+{
+        *o++ = '[';
+        for (uint32_t i = 0; i < l->count; i++) {
+                if (i)
+                        *o++ = ',';
+                o = wc_json_put_string(o, l->items[i].name,
+                                       l->items[i].name_len);
+        }
+        *o++ = ']';
+        return o;
+}
+
 /* The signal has content_flags (ABI 1.2). */
 static bool has_content_flags(const struct walcast_signal *s)
 {
@@ -171,6 +205,7 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         bool ident = s->kind == WALCAST_SIG_DELETE ||
                      (s->kind == WALCAST_SIG_UPDATE && s->identity.count);
         bool pk = s->kind != WALCAST_SIG_TRUNCATE && !msg;
+        const struct walcast_columns *done = completed_of(s);
         size_t op_len = 0, schema_len = 0, table_len = 0, prefix_len = 0;
         const char *op = op_name(s->kind, &op_len);
         size_t bound = LINE_FIXED;
@@ -200,6 +235,8 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 bound += lc.json ? lc.json_len : columns_bound(lc.cols, true);
         if (ident)
                 bound += li.json ? li.json_len : columns_bound(li.cols, true);
+        if (done)
+                bound += 16 + names_bound(done);
         if (pk)
                 bound += lp.json ? lp.json_len : columns_bound(lp.cols, false);
         r = wc_buf_reserve(out, bound);
@@ -230,6 +267,11 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         if (pk) {
                 o = PUT(o, ",\"pk\":");
                 o = put_list(o, &lp, false);
+        }
+        /* added after the keys of 0.1: at the end (docs/file-format.md) */
+        if (done) {
+                o = PUT(o, ",\"completed\":");
+                o = put_names(o, done);
         }
         if (msg) {
                 o = s->transactional ? PUT(o, ",\"transactional\":true")

@@ -222,6 +222,32 @@ int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
         return 0;
 }
 
+/* What put_names may write at most (none for NULL), its key excepted. */
+static size_t names_max(const struct walcast_columns *l)
+{
+        size_t n = 2;
+
+        if (!l)
+                return 0;
+        for (uint32_t i = 0; i < l->count; i++)
+                n += WC_JSON_STRING_MAX(l->items[i].name_len) + 1;
+        return n + 16;
+}
+
+/* The column names of l as a JSON array. */
+static char *put_names(char *p, const struct walcast_columns *l)
+{
+        *p++ = '[';
+        for (uint32_t i = 0; i < l->count; i++) {
+                if (i > 0)
+                        *p++ = ',';
+                p = wc_json_put_string(p, l->items[i].name,
+                                       l->items[i].name_len);
+        }
+        *p++ = ']';
+        return p;
+}
+
 int wc_kafka_format_envelope_parts(struct wc_buf *out,
                                    const struct wc_kafka_parts *parts,
                                    const struct walcast_signal *s, char op,
@@ -235,14 +261,18 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
                     s->missing.count > 0
                 ? &s->missing
                 : NULL;
+        /* unchanged TOASTed values walcastd filled in from the identity */
+        const struct walcast_columns *completed =
+            s->kind == WALCAST_SIG_UPDATE &&
+                    WALCAST_HAS_FIELD(s, struct walcast_signal, completed) &&
+                    s->completed.count > 0
+                ? &s->completed
+                : NULL;
         size_t max = 64 + row_max(before) + row_max(after) + parts->source.len +
-                     parts->txn.len + parts->lsn.len + parts->ts_ms.len;
+                     parts->txn.len + parts->lsn.len + parts->ts_ms.len +
+                     names_max(missing) + names_max(completed);
         char *p;
 
-        if (missing)
-                for (uint32_t i = 0; i < missing->count; i++)
-                        max +=
-                            WC_JSON_STRING_MAX(missing->items[i].name_len) + 1;
         if (wc_buf_reserve(out, max) < 0)
                 return -ENOMEM;
         p = out->data + out->len;
@@ -257,15 +287,12 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
         p = PUT_LIT(p, "\",\"ts_ms\":");
         p = put(p, parts->ts_ms.ptr, parts->ts_ms.len);
         if (missing) {
-                p = PUT_LIT(p, ",\"missing\":[");
-                for (uint32_t i = 0; i < missing->count; i++) {
-                        const struct walcast_column *c = &missing->items[i];
-
-                        if (i > 0)
-                                *p++ = ',';
-                        p = wc_json_put_string(p, c->name, c->name_len);
-                }
-                *p++ = ']';
+                p = PUT_LIT(p, ",\"missing\":");
+                p = put_names(p, missing);
+        }
+        if (completed) {
+                p = PUT_LIT(p, ",\"completed\":");
+                p = put_names(p, completed);
         }
         *p++ = '}';
         finish(out, p);

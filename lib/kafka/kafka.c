@@ -15,6 +15,12 @@
  * messages (with everything after it, to keep the order), the host is told
  * to stop reading the stream, and the FIFO is retried whenever delivery
  * reports have freed room.
+ *
+ * A change is keyed by its primary key.  Where the WAL does not hold it
+ * (a delete under REPLICA IDENTITY USING INDEX on an index without it),
+ * the change is keyed by what the WAL holds, the identity's columns, with
+ * a walcast.key header saying so: a change is never refused for its key,
+ * which would replay it forever and stall every sink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +73,8 @@ struct held {
 struct table_entry {
         bool pass; /* this sink's filter lets the table through */
         bool bad;  /* its topic name is illegal (already reported) */
+        /* the WAL lacked the primary key of an old row (logged once) */
+        bool warned_key;
         rd_kafka_topic_t *rkt;
         /* the envelope's source up to "lsn": (wc_kafka_format_source) */
         char *source;
@@ -131,6 +139,9 @@ struct state {
         bool fatal; /* the producer hit a fatal error: start another */
         bool closing;
         bool all_down; /* every broker was down: say when one is back */
+        /* the walcast.key header of the message being produced: NULL for
+         * the primary key (no header), "identity" or "none" */
+        const char *key_header;
 
         /* the last failure reported, so that a replay failing the same way
          * is not logged as a new error each time */
@@ -470,6 +481,9 @@ static int produce(struct state *st, const struct table_entry *e,
 
         if (!hdrs)
                 return -ENOMEM;
+        if (st->key_header)
+                rd_kafka_header_add(hdrs, "walcast.key", 11, st->key_header,
+                                    -1);
         /* nothing may overtake what is held */
         if (!st->held) {
                 /* produceva: no varargs to walk for every message */
@@ -834,18 +848,50 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         return e;
 }
 
-static void log_no_key(struct state *st, const struct walcast_signal *s)
+/*
+ * The WAL does not hold the primary key of s's old row: under REPLICA
+ * IDENTITY USING INDEX on an index without it, the identity is the
+ * index's columns.  Said once per table: what the sink does instead
+ * (docs/kafka.md, "Replica identity").
+ */
+static void warn_key(struct state *st, struct table_entry *e,
+                     const struct walcast_signal *s)
 {
         char sq[256], tq[256];
 
+        if (e->warned_key)
+                return;
+        e->warned_key = true;
         st->host->log(
-            st->self, WALCAST_LOG_ERR,
-            "a change of \"%s\".\"%s\" lacks the value of a primary "
-            "key column (an unchanged TOASTed key?): cannot form "
-            "its message key; set REPLICA IDENTITY FULL on the "
-            "table",
+            st->self, WALCAST_LOG_WARNING,
+            "table \"%s\".\"%s\": the WAL does not hold the primary key of "
+            "its old rows (REPLICA IDENTITY USING INDEX on an index without "
+            "it?): its deletes are keyed by the identity's columns, with "
+            "header walcast.key: identity and no tombstone, and an update "
+            "that changes the primary key cannot remove the old key from a "
+            "compacted topic; run ALTER TABLE ... REPLICA IDENTITY DEFAULT "
+            "or FULL for compaction",
             printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
             printable(tq, sizeof(tq), s->table, strlen(s->table), 63));
+}
+
+/*
+ * The key of a change whose key_row lacks a primary-key column: what the
+ * WAL holds, never a stall.  The identity's columns as a JSON object
+ * (header walcast.key: identity), or a null key when there is none
+ * (walcast.key: none).
+ */
+static int fallback_key(struct state *st, struct table_entry *e,
+                        const struct walcast_signal *s)
+{
+        warn_key(st, e, s);
+        wc_buf_reset(&st->key);
+        if (s->identity.count == 0) {
+                st->key_header = "none";
+                return 0;
+        }
+        st->key_header = "identity";
+        return wc_kafka_format_row(&st->key, &s->identity);
 }
 
 /* The envelope's ts_ms: the time now, its text made again only when the
@@ -866,7 +912,7 @@ static struct wc_str ts_text(struct state *st)
  * Formats and produces one message: key from row (a table without
  * primary key gets a null key), value the envelope (none: a tombstone).
  */
-static int32_t send_change(struct state *st, const struct table_entry *e,
+static int32_t send_change(struct state *st, struct table_entry *e,
                            const struct walcast_signal *s, char op,
                            const struct walcast_columns *key_row,
                            const struct walcast_columns *before,
@@ -885,15 +931,18 @@ static int32_t send_change(struct state *st, const struct table_entry *e,
         parts.lsn =
             (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
         wc_buf_reset(&st->key);
+        st->key_header = NULL;
         if (key_row && s->pk.count > 0) {
                 r = wc_kafka_format_key(&st->key, &s->pk, key_row);
                 if (r == -ENOENT) {
-                        log_no_key(st, s);
-                        return WALCAST_ERROR;
+                        /* no message had this key: nothing to tombstone */
+                        r = fallback_key(st, e, s);
+                        tombstone = false;
                 }
                 if (r < 0)
                         return WALCAST_ERROR;
-                key = &st->key;
+                if (!st->key_header || s->identity.count > 0)
+                        key = &st->key;
         }
         wc_buf_reset(&st->value);
         parts.source = (struct wc_str){e->source, e->source_len};
@@ -950,9 +999,12 @@ static int32_t on_update(void *userdata, const struct walcast_signal *s)
                         key_row = before;
                 } else if (r < 0) {
                         return WALCAST_ERROR;
-                } else if (wc_kafka_format_key(&st->key2, &s->pk, before) ==
-                               0 &&
-                           !same(&st->key, &st->key2)) {
+                } else if ((r = wc_kafka_format_key(&st->key2, &s->pk,
+                                                    before)) == -ENOENT) {
+                        /* the old key is not in the WAL: if it changed, it
+                         * stays in a compacted topic */
+                        warn_key(st, e, s);
+                } else if (r == 0 && !same(&st->key, &st->key2)) {
                         /* a new key is a new row to a keyed consumer: the
                          * old key is deleted (and compacted away), the new
                          * one created, as Debezium does */

@@ -86,7 +86,9 @@ int wc_kafka_format_row(struct wc_buf *out, const struct walcast_columns *cols);
  * database may be NULL (null).  s->txn gives txId and the commit time
  * (source.ts_ms); now_ms is the time walcast handled the change.  When
  * s->missing is not empty (an update without unchanged TOASTed values),
- * "missing" lists those column names.  0 or -ENOMEM.
+ * "missing" lists those column names; when an update's s->completed is
+ * not empty (ABI 1.3: unchanged TOASTed values walcastd filled in from
+ * the identity), "completed" lists theirs.  0 or -ENOMEM.
  */
 int wc_kafka_format_value(struct wc_buf *out, const struct walcast_signal *s,
                           char op, const struct walcast_columns *before,

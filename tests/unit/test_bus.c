@@ -30,6 +30,7 @@ struct call {
         const struct walcast_txn *txn;
         uint64_t txn_id;
         char *columns, *identity, *pk, *keys;
+        char *completed; /* ABI 1.3 */
         uint32_t nkeys;
         /* ABI 1.1: the lists' text as sent (borrowed: compared by
          * pointer) */
@@ -123,6 +124,8 @@ static int32_t rec(void *userdata, const struct walcast_signal *s)
         c->columns = cols_text(&s->columns);
         c->identity = cols_text(&s->identity);
         c->pk = cols_text(&s->pk);
+        assert_true(WALCAST_HAS_FIELD(s, struct walcast_signal, completed));
+        c->completed = cols_text(&s->completed);
         c->prefix = dup_s(s->prefix);
         c->content = dup_n(s->content, s->content_len);
         c->content_len = s->content_len;
@@ -162,6 +165,7 @@ static void clear_calls(void)
                 free(c->columns);
                 free(c->identity);
                 free(c->pk);
+                free(c->completed);
                 free(c->keys);
         }
         ncalls = 0;
@@ -753,6 +757,121 @@ static void update_completed_from_old_row(void **state)
         assert_string_equal(calls[0].columns, "");
         assert_int_equal(count_char(calls[0].identity, ';'), 4);
         assert_string_equal(trace(), "D");
+        wc_bus_free(b);
+}
+
+/*
+ * Issue 22 item 2: a column the identity carries and the new row lacks is
+ * an unchanged TOASTed value, completed whatever the replica identity and
+ * the column counts, in table order, and named in `completed`.  r1 (a, t)
+ * and r2 (a, t, c) with t TOASTed, after UPDATE ... SET a = 2, as wal2json
+ * writes them under USING INDEX on (a, t) and under FULL.
+ */
+static void update_completed_whatever_identity(void **state)
+{
+        static const struct walcast_column r1_new[] = {
+            COL("a", "integer", 23, "2")};
+        static const struct walcast_column r1_old[] = {
+            COL("a", "integer", 23, "1"), COL("t", "text", 25, "\"BIG\"")};
+        static const struct walcast_column r2_new[] = {
+            COL("a", "integer", 23, "2"), COL("c", "integer", 23, "null")};
+        static const struct walcast_column r2_index[] = {
+            COL("a", "integer", 23, "1"), COL("t", "text", 25, "\"BIG\"")};
+        static const struct walcast_column r2_full[] = {
+            COL("a", "integer", 23, "1"), COL("t", "text", 25, "\"BIG\""),
+            COL("c", "integer", 23, "null")};
+        /* DEFAULT: id is the key, big TOASTed and unchanged */
+        static const struct walcast_column d_new[] = {
+            COL("id", "integer", 23, "1"), COL("small", "text", 25, "\"b\"")};
+        static const struct walcast_column d_key[] = {
+            COL("id", "integer", 23, "1")};
+        static const char t_done[] = "t:text:25=\"BIG\";";
+        struct wc_bus *b = wc_bus_new(100);
+        struct hd upd = {"U", WALCAST_OK};
+        struct wc_change c = change(WC_OP_UPDATE, "public", "r1", 0x700);
+
+        (void)state;
+        assert_non_null(b);
+        on(b, WALCAST_SIG_UPDATE, NULL, NULL, &upd, &owner_a, NULL);
+
+        /* r1, USING INDEX and FULL alike: a new, t completed */
+        c.columns = (struct walcast_columns){r1_new, 1};
+        c.identity = (struct walcast_columns){r1_old, 2};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_int_equal(ncalls, 1);
+        assert_string_equal(calls[0].columns,
+                            "a:integer:23=2;t:text:25=\"BIG\";");
+        assert_string_equal(calls[0].completed, t_done);
+        assert_string_equal(trace(), "U");
+
+        /* r2 under USING INDEX (a, t): as many identity columns as new
+         * ones, t is completed all the same, before c (table order) */
+        c = change(WC_OP_UPDATE, "public", "r2", 0x800);
+        c.columns = (struct walcast_columns){r2_new, 2};
+        c.identity = (struct walcast_columns){r2_index, 2};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_string_equal(
+            calls[0].columns,
+            "a:integer:23=2;t:text:25=\"BIG\";c:integer:23=null;");
+        assert_string_equal(calls[0].completed, t_done);
+        assert_null(calls[0].columns_json);
+        assert_string_equal(trace(), "U");
+
+        /* r2 under FULL: the identity's order is the table's */
+        c.identity = (struct walcast_columns){r2_full, 3};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_string_equal(
+            calls[0].columns,
+            "a:integer:23=2;t:text:25=\"BIG\";c:integer:23=null;");
+        assert_string_equal(calls[0].completed, t_done);
+        assert_string_equal(trace(), "U");
+
+        /* DEFAULT: the key supplies nothing, big stays absent and nothing
+         * says it is (wal2json does not) */
+        c = change(WC_OP_UPDATE, "public", "d", 0x900);
+        c.columns = (struct walcast_columns){d_new, 2};
+        c.identity = (struct walcast_columns){d_key, 1};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_string_equal(calls[0].columns,
+                            "id:integer:23=1;small:text:25=\"b\";");
+        assert_string_equal(calls[0].completed, "");
+        assert_string_equal(trace(), "U");
+
+        /* an insert or delete never has completed columns */
+        c = change(WC_OP_DELETE, "public", "r2", 0xa00);
+        c.identity = (struct walcast_columns){r2_index, 2};
+        on(b, WALCAST_SIG_DELETE, NULL, NULL, &upd, &owner_a, NULL);
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        assert_string_equal(calls[0].completed, "");
+        assert_string_equal(trace(), "U");
+        wc_bus_free(b);
+}
+
+/* A bulk_delete key under USING INDEX on columns without the primary key
+ * is the identity, never an empty key. */
+static void bulk_key_index_without_pk(void **state)
+{
+        static const struct walcast_column ident[] = {
+            COL("email", "text", 25, "\"a@b\""),
+            COL("tenant", "integer", 23, "3")};
+        static const struct walcast_column pk[] = {
+            {.name = "id", .name_len = 2, .type = "integer", .type_len = 7}};
+        struct wc_bus *b = wc_bus_new(100);
+        struct hd h = {"h", WALCAST_OK};
+        struct wc_change c = change(WC_OP_DELETE, "public", "u", 0x100);
+
+        (void)state;
+        assert_non_null(b);
+        on(b, WALCAST_SIG_BULK_DELETE, NULL, NULL, &h, &owner_a, NULL);
+        c.identity = (struct walcast_columns){ident, 2};
+        c.pk = (struct walcast_columns){pk, 1};
+        assert_int_equal(wc_bus_dispatch(b, &c, &txn1, NULL), 0);
+        commit(b, &txn1);
+        assert_int_equal(ncalls, 1);
+        assert_int_equal(calls[0].nkeys, 1);
+        assert_non_null(strstr(calls[0].keys, "email"));
+        assert_non_null(strstr(calls[0].keys, "tenant"));
+        trace();
         wc_bus_free(b);
 }
 
@@ -1478,6 +1597,9 @@ int main(void)
             cmocka_unit_test_teardown(owner_schemas_narrow, teardown),
             cmocka_unit_test_teardown(each_kind_and_its_fields, teardown),
             cmocka_unit_test_teardown(update_completed_from_old_row, teardown),
+            cmocka_unit_test_teardown(update_completed_whatever_identity,
+                                      teardown),
+            cmocka_unit_test_teardown(bulk_key_index_without_pk, teardown),
             cmocka_unit_test_teardown(lists_text_passed_on, teardown),
             cmocka_unit_test_teardown(bad_arguments, teardown),
             cmocka_unit_test_teardown(order_and_late_connect, teardown),

@@ -127,6 +127,21 @@ static void formats_each_op(void **state)
                         ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
                         "}\n");
 
+        /* unchanged TOASTed columns walcastd completed are named (ABI
+         * 1.3); a host of an older ABI has no such field */
+        c.completed = (struct walcast_columns){row + 2, 1};
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        ",\"completed\":[\"gone\"]}\n");
+        c.size = (uint32_t)offsetof(struct walcast_signal, completed);
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        "}\n");
+        c.size = sizeof(c);
+        c.completed = (struct walcast_columns){NULL, 0};
+
         /* an update without identity leaves the key out */
         c.identity = (struct walcast_columns){NULL, 0};
         expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","

@@ -326,6 +326,18 @@ static void test_value(void **state)
         free(v);
         s.missing = (struct walcast_columns){NULL, 0};
 
+        /* unchanged TOASTed columns completed from the identity (ABI 1.3)
+         * are named, so that a consumer can tell */
+        s.completed = (struct walcast_columns){missing, 1};
+        v = value_of(&s, 'u', NULL, &cols, NULL);
+        assert_string_equal(v, "{\"before\":null,\"after\":{\"id\":42,"
+                               "\"title\":\"a \\\"b\\\"\"}," SOURCE_JSON(
+                                   "null") ",\"op\":\"u\","
+                                           "\"ts_ms\":1795614504000,"
+                                           "\"completed\":[\"big\"]}");
+        free(v);
+        s.completed = (struct walcast_columns){NULL, 0};
+
         s.kind = WALCAST_SIG_DELETE;
         v = value_of(&s, 'd', &key, NULL, "app");
         assert_string_equal(
@@ -750,6 +762,72 @@ static void test_plugin_acks(void **state)
         mock_stop(&m);
 }
 
+/* Issue 15 item 4: under REPLICA IDENTITY USING INDEX on an index without
+ * the primary key, a delete's identity lacks the key.  It was refused and
+ * replayed forever; it is now keyed by the identity, the table is warned
+ * about once, and the transaction is delivered. */
+static size_t count_str(const char *hay, const char *needle)
+{
+        size_t n = 0;
+
+        for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+                n++;
+        return n;
+}
+
+static void test_plugin_identity_key(void **state)
+{
+        static const struct walcast_column ident[] = {COL("email", "\"a@b\""),
+                                                      COL("tenant", "\"t\"")};
+        static const struct walcast_column new_row[] = {
+            COL("id", "2"), COL("email", "\"a@b\""), COL("tenant", "\"t\"")};
+        struct mock m;
+        const char *kv[] = {"properties",
+                            "bootstrap.servers\nlinger.ms",
+                            "properties.bootstrap.servers",
+                            NULL,
+                            "properties.linger.ms",
+                            "1",
+                            NULL};
+        struct walcast_txn t1 = {.id = 201, .xid = 9};
+        struct walcast_signal b, s;
+        void *st;
+
+        (void)state;
+        mock_start(&m);
+        kv[3] = rd_kafka_mock_cluster_bootstraps(m.mc);
+        st = plugin_start(kv);
+
+        b = sig(WALCAST_SIG_BEGIN, NULL, NULL);
+        b.txn = &t1;
+        assert_int_equal(emit(WALCAST_SIG_BEGIN, &b), WALCAST_OK);
+        s = sig(WALCAST_SIG_DELETE, "public", "users");
+        s.txn = &t1;
+        s.identity = (struct walcast_columns){ident, 2};
+        s.pk = (struct walcast_columns){ins_pk, 1};
+        assert_int_equal(emit(WALCAST_SIG_DELETE, &s), WALCAST_OK);
+        assert_int_equal(emit(WALCAST_SIG_DELETE, &s), WALCAST_OK);
+        /* an update whose old row lacks the key goes out under the new
+         * key */
+        s = sig(WALCAST_SIG_UPDATE, "public", "users");
+        s.txn = &t1;
+        s.columns = (struct walcast_columns){new_row, 3};
+        s.identity = (struct walcast_columns){ident, 2};
+        s.pk = (struct walcast_columns){ins_pk, 1};
+        assert_int_equal(emit(WALCAST_SIG_UPDATE, &s), WALCAST_OK);
+        /* once per table */
+        assert_int_equal(
+            count_str(fake.log, "the WAL does not hold the primary key"), 1);
+        assert_non_null(strstr(fake.log, "table \"public\".\"users\""));
+        b.kind = WALCAST_SIG_COMMIT;
+        assert_int_equal(emit(WALCAST_SIG_COMMIT, &b), WALCAST_PENDING);
+        pump_until_acks(1);
+        assert_int_equal(fake.acks[0].status, WALCAST_OK);
+
+        wc_kafka_plugin()->close(st);
+        mock_stop(&m);
+}
+
 /* A queue with room for 5 messages takes 200: the sink holds the rest,
  * throttles the host, and sends them as reports free room. */
 static void test_plugin_queue_full(void **state)
@@ -1049,6 +1127,7 @@ int main(void)
             cmocka_unit_test(test_value),
             cmocka_unit_test(test_value_parts),
             cmocka_unit_test(test_plugin_acks),
+            cmocka_unit_test(test_plugin_identity_key),
             cmocka_unit_test(test_plugin_queue_full),
             cmocka_unit_test(test_plugin_permanent_error),
             cmocka_unit_test(test_plugin_fatal),

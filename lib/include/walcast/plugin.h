@@ -142,12 +142,14 @@ struct walcast_txn {
  *                      whole old row under REPLICA IDENTITY FULL), pk;
  *                      missing is reserved and empty (count 0): wal2json
  *                      does not say which columns it left out, see
- *                      docs/plugins.md
+ *                      docs/plugins.md; completed (ABI 1.3) names the
+ *                      unchanged TOASTed columns filled in from identity
  *   delete             ... identity (the primary key, or the whole old row
  *                      under REPLICA IDENTITY FULL), pk
  *   bulk_delete        ... keys[nkeys]: the primary key of each deleted
- *                      row (its identity when the table has none), in WAL
- *                      order; lsn is the first row's
+ *                      row (its identity when the table has none, or
+ *                      when a USING INDEX identity lacks a key column),
+ *                      in WAL order; lsn is the first row's
  *   truncate           schema, table, lsn, txn
  *   message            lsn, prefix, content; txn only when transactional
  */
@@ -204,6 +206,18 @@ struct walcast_signal {
          */
         uint32_t content_flags;
         uint32_t reserved3;
+
+        /*
+         * ABI 1.3 (check size).  update: the columns of `columns` that
+         * walcastd filled in from `identity` because wal2json left them
+         * out of the new row (an unchanged TOASTed value: its old value is
+         * its new value), as the same name, type and value; count 0 when
+         * none was.  Whatever the replica identity: a column the identity
+         * carries is completed, one it does not stays absent from
+         * `columns`, and wal2json does not say that it is absent (see
+         * docs/plugins.md).  Empty for every other kind.
+         */
+        struct walcast_columns completed;
 };
 
 #define WALCAST_CONTENT_BASE64 1u

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "core/core.h"
+#include "core/tablemap.h"
+#include "stream/catalog.h"
+
+/* Seconds a lookup may take to connect, and again to run. */
+#define CATALOG_TIMEOUT_S "3"
+/* Tables whose cause is remembered; beyond that, looked up again. */
+#define CACHE_MAX 4096u
+
+/* The columns both queries end with, and what they mean. */
+#define IDENT_COLUMNS                                                          \
+        "c.relreplident::text, "                                               \
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = "      \
+        "c.oid AND i.indisprimary), "                                          \
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = "      \
+        "c.oid AND i.indisreplident), "                                        \
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_index p, pg_catalog.pg_index r "  \
+        "WHERE p.indrelid = c.oid AND p.indisprimary AND r.indrelid = c.oid "  \
+        "AND r.indisreplident AND NOT (p.indkey::int2[] <@ "                   \
+        "r.indkey::int2[])) "
+
+static const char one_sql[] =
+    "SELECT " IDENT_COLUMNS
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+    "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind "
+    "IN ('r', 'p')";
+
+/* Only what may not be WC_IDENT_OK: every FULL table and every DEFAULT one
+ * with a key is left out by the server. */
+static const char scan_sql[] =
+    "SELECT " IDENT_COLUMNS ", n.nspname, c.relname "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+    "c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
+    "('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_' AND "
+    "(c.relreplident IN ('n', 'i') OR (c.relreplident = 'd' AND NOT EXISTS "
+    "(SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "
+    "i.indisprimary))) ORDER BY n.nspname, c.relname";
+
+struct wc_catalog {
+        char *dsn;
+        struct wc_tablemap *seen; /* schema.table -> its sentence */
+};
+
+/* An ordinary connection with the source DSN, bounded in time: the DSN's
+ * own connect_timeout and replication are overridden, its options kept. */
+static PGconn *connect_db(const char *dsn, char *errbuf, size_t errlen)
+{
+        const char *keys[] = {"dbname",      "connect_timeout",
+                              "replication", "fallback_application_name",
+                              "options",     NULL};
+        const char *vals[] = {
+            dsn, CATALOG_TIMEOUT_S, "false", "walcast-catalog", NULL, NULL};
+        PQconninfoOption *parsed;
+        const char *user_options = "";
+        char *errmsg = NULL, *options = NULL;
+        PGconn *conn;
+
+        parsed = PQconninfoParse(dsn, &errmsg);
+        if (!parsed) {
+                wc_errorf(errbuf, errlen, "invalid source.dsn: %s",
+                          errmsg ? errmsg : "out of memory");
+                PQfreemem(errmsg);
+                return NULL;
+        }
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+                if (strcmp(o->keyword, "options") == 0 && o->val)
+                        user_options = o->val;
+        if (asprintf(&options, "%s%s-c statement_timeout=%s000", user_options,
+                     *user_options ? " " : "", CATALOG_TIMEOUT_S) < 0) {
+                PQconninfoFree(parsed);
+                wc_errorf(errbuf, errlen, "out of memory");
+                return NULL;
+        }
+        PQconninfoFree(parsed);
+        vals[4] = options;
+        conn = PQconnectdbParams(keys, vals, 1);
+        free(options);
+        if (!conn) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                return NULL;
+        }
+        if (PQstatus(conn) != CONNECTION_OK) {
+                const char *m = PQerrorMessage(conn);
+                size_t n = strlen(m);
+
+                while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
+                        n--;
+                wc_errorf(errbuf, errlen, "could not connect: %.*s", (int)n, m);
+                PQfinish(conn);
+                return NULL;
+        }
+        return conn;
+}
+
+static bool is_true(const char *v)
+{
+        return v && v[0] == 't';
+}
+
+/* The identity of one row of either query (columns 0 to 3). */
+static enum wc_ident classify(const PGresult *res, int row)
+{
+        const char *ri = PQgetvalue(res, row, 0);
+        bool has_pk = is_true(PQgetvalue(res, row, 1));
+        bool has_index = is_true(PQgetvalue(res, row, 2));
+        bool index_lacks_pk = is_true(PQgetvalue(res, row, 3));
+
+        switch (ri[0]) {
+        case 'n':
+                return WC_IDENT_NOTHING;
+        case 'd':
+                return has_pk ? WC_IDENT_OK : WC_IDENT_NO_PK;
+        case 'i':
+                if (!has_index)
+                        return WC_IDENT_INDEX_DROPPED;
+                return has_pk && index_lacks_pk ? WC_IDENT_INDEX_NO_PK
+                                                : WC_IDENT_OK;
+        default:
+                return WC_IDENT_OK;
+        }
+}
+
+static void query_failed(PGconn *conn, const PGresult *res, char *errbuf,
+                         size_t errlen)
+{
+        const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+        size_t n = strlen(m);
+
+        while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
+                n--;
+        wc_errorf(errbuf, errlen, "catalog query failed: %.*s", (int)n, m);
+}
+
+int wc_catalog_identity(const char *dsn, const char *schema, const char *table,
+                        enum wc_ident *ret_ident, char *errbuf, size_t errlen)
+{
+        const char *params[] = {schema, table};
+        PGconn *conn = connect_db(dsn, errbuf, errlen);
+        PGresult *res;
+        int r = 0;
+
+        if (!conn)
+                return -EIO;
+        res = PQexecParams(conn, one_sql, 2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_failed(conn, res, errbuf, errlen);
+                r = -EIO;
+        } else {
+                *ret_ident =
+                    PQntuples(res) == 0 ? WC_IDENT_NO_TABLE : classify(res, 0);
+        }
+        PQclear(res);
+        PQfinish(conn);
+        return r;
+}
+
+/* s as a quoted SQL identifier, cut to fit. */
+static const char *quote_ident(char *out, size_t outlen, const char *s)
+{
+        size_t o = 0;
+
+        if (outlen < 3)
+                return "";
+        out[o++] = '"';
+        for (; *s && o + 3 < outlen; s++) {
+                if (*s == '"')
+                        out[o++] = '"';
+                out[o++] = *s;
+        }
+        out[o++] = '"';
+        out[o] = '\0';
+        return out;
+}
+
+void wc_catalog_explain(enum wc_ident ident, const char *schema,
+                        const char *table, bool kafka, char *out, size_t outlen)
+{
+        char sq[300], tq[300], name[620];
+
+        snprintf(name, sizeof(name), "%s.%s",
+                 quote_ident(sq, sizeof(sq), schema),
+                 quote_ident(tq, sizeof(tq), table));
+        switch (ident) {
+        case WC_IDENT_NO_PK:
+                wc_errorf(out, outlen,
+                          "table %s has no primary key (and REPLICA IDENTITY "
+                          "DEFAULT): wal2json cannot identify its rows, so "
+                          "its updates and deletes are lost; add a primary "
+                          "key or run ALTER TABLE %s REPLICA IDENTITY FULL",
+                          name, name);
+                break;
+        case WC_IDENT_NOTHING:
+                wc_errorf(out, outlen,
+                          "table %s has REPLICA IDENTITY NOTHING: wal2json "
+                          "cannot identify its rows, so its updates and "
+                          "deletes are lost; run ALTER TABLE %s REPLICA "
+                          "IDENTITY DEFAULT (with a primary key) or FULL",
+                          name, name);
+                break;
+        case WC_IDENT_INDEX_DROPPED:
+                wc_errorf(out, outlen,
+                          "table %s has REPLICA IDENTITY USING INDEX, but that "
+                          "index was dropped: wal2json cannot identify its "
+                          "rows, so its updates and deletes are lost; run "
+                          "ALTER TABLE %s REPLICA IDENTITY DEFAULT (with a "
+                          "primary key), FULL, or USING INDEX on a unique "
+                          "index",
+                          name, name);
+                break;
+        case WC_IDENT_INDEX_NO_PK:
+                if (kafka)
+                        wc_errorf(
+                            out, outlen,
+                            "table %s has REPLICA IDENTITY USING INDEX on an "
+                            "index without its primary key: the Kafka sink "
+                            "keys its deletes by the index's columns (header "
+                            "walcast.key: identity, no tombstone) and cannot "
+                            "remove the old key when an update changes the "
+                            "primary key, so a compacted topic keeps it; run "
+                            "ALTER TABLE %s REPLICA IDENTITY DEFAULT or FULL "
+                            "for a compacted topic",
+                            name, name);
+                else
+                        wc_errorf(out, outlen,
+                                  "table %s has REPLICA IDENTITY USING INDEX "
+                                  "on an index without its primary key: its "
+                                  "deletes and key-changing updates carry "
+                                  "the index's columns as identity, not the "
+                                  "primary key",
+                                  name);
+                break;
+        case WC_IDENT_NO_TABLE:
+                wc_errorf(out, outlen,
+                          "table %s no longer exists; it had no primary key, "
+                          "REPLICA IDENTITY NOTHING, or a dropped replica "
+                          "identity index",
+                          name);
+                break;
+        case WC_IDENT_OK:
+                wc_errorf(out, outlen,
+                          "table %s has a replica identity now, but had none "
+                          "wal2json could use when the change was written "
+                          "(no primary key, REPLICA IDENTITY NOTHING, or a "
+                          "dropped replica identity index)",
+                          name);
+                break;
+        default:
+                wc_errorf(out, outlen,
+                          "table %s has no primary key, has REPLICA IDENTITY "
+                          "NOTHING, or its replica identity index was "
+                          "dropped, so its updates and deletes are lost; add "
+                          "a primary key or run ALTER TABLE %s REPLICA "
+                          "IDENTITY FULL",
+                          name, name);
+                break;
+        }
+}
+
+struct wc_catalog *wc_catalog_new(const char *dsn)
+{
+        struct wc_catalog *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->dsn = strdup(dsn ? dsn : "");
+        c->seen = wc_tablemap_new(CACHE_MAX, free);
+        if (!c->dsn || !c->seen) {
+                wc_catalog_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+void wc_catalog_free(struct wc_catalog *c)
+{
+        if (!c)
+                return;
+        free(c->dsn);
+        wc_tablemap_free(c->seen);
+        free(c);
+}
+
+/* Splits wal2json's "schema"."table" (names as they are, not escaped);
+ * false when it is not of that form. */
+static bool split_quoted(const char *q, char *schema, size_t slen, char *table,
+                         size_t tlen)
+{
+        size_t n = strlen(q);
+        const char *dot;
+
+        if (n < 5 || q[0] != '"' || q[n - 1] != '"')
+                return false;
+        dot = strstr(q + 1, "\".\"");
+        if (!dot || (size_t)(dot - q - 1) >= slen ||
+            (size_t)(q + n - 1 - (dot + 3)) >= tlen)
+                return false;
+        memcpy(schema, q + 1, (size_t)(dot - q - 1));
+        schema[dot - q - 1] = '\0';
+        memcpy(table, dot + 3, (size_t)(q + n - 1 - (dot + 3)));
+        table[q + n - 1 - (dot + 3)] = '\0';
+        return true;
+}
+
+void wc_catalog_why_unidentified(struct wc_catalog *c, const char *quoted,
+                                 char *out, size_t outlen)
+{
+        char schema[256], table[256], err[512], *s;
+        enum wc_ident ident = WC_IDENT_UNKNOWN;
+
+        if (!split_quoted(quoted, schema, sizeof(schema), table,
+                          sizeof(table))) {
+                wc_catalog_explain(WC_IDENT_UNKNOWN, quoted, "?", false, out,
+                                   outlen);
+                return;
+        }
+        s = c ? wc_tablemap_get(c->seen, schema, strlen(schema), table,
+                                strlen(table))
+              : NULL;
+        if (s) {
+                snprintf(out, outlen, "%s", s);
+                return;
+        }
+        if (!c || wc_catalog_identity(c->dsn, schema, table, &ident, err,
+                                      sizeof(err)) < 0) {
+                size_t n;
+
+                wc_catalog_explain(WC_IDENT_UNKNOWN, schema, table, false, out,
+                                   outlen);
+                n = strlen(out);
+                if (c && n < outlen)
+                        snprintf(out + n, outlen - n,
+                                 " (looking it up in the catalog failed: %s)",
+                                 err);
+        } else {
+                wc_catalog_explain(ident, schema, table, false, out, outlen);
+        }
+        /* once per table, whatever the answer: a failing lookup is not
+         * tried again for every change */
+        if (c && (s = strdup(out)) != NULL)
+                (void)wc_tablemap_put(c->seen, schema, strlen(schema), table,
+                                      strlen(table), s);
+}
+
+int wc_catalog_identity_report(const char *dsn, bool kafka, size_t max,
+                               wc_catalog_included_fn included,
+                               wc_catalog_report_fn report, void *ud,
+                               char *errbuf, size_t errlen)
+{
+        PGconn *conn = connect_db(dsn, errbuf, errlen);
+        PGresult *res;
+        size_t shown = 0, more = 0;
+        char msg[1536];
+        int r = 0;
+
+        if (!conn)
+                return -EIO;
+        res = PQexec(conn, scan_sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_failed(conn, res, errbuf, errlen);
+                r = -EIO;
+                goto out;
+        }
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *schema = PQgetvalue(res, i, 4);
+                const char *table = PQgetvalue(res, i, 5);
+                enum wc_ident ident = classify(res, i);
+
+                if (ident == WC_IDENT_OK ||
+                    (included && !included(ud, schema, table)))
+                        continue;
+                if (shown == max) {
+                        more++;
+                        continue;
+                }
+                shown++;
+                wc_catalog_explain(ident, schema, table, kafka, msg,
+                                   sizeof(msg));
+                report(ud, ident == WC_IDENT_INDEX_NO_PK ? 5 : 4, msg);
+        }
+        if (more) {
+                snprintf(msg, sizeof(msg),
+                         "and %zu more table%s without a primary key or with "
+                         "another replica identity than DEFAULT or FULL",
+                         more, more == 1 ? "" : "s");
+                report(ud, 4, msg);
+        }
+out:
+        PQclear(res);
+        PQfinish(conn);
+        return r;
+}
