@@ -244,6 +244,42 @@ def check_partition_filter(parent, leaf):
           "a filter on the partitions: %r" % tables)
 
 
+def check_kill9_repeats(c):
+    """What a kill -9 repeats is everything after the last status message,
+    not only what was in flight (README.md, Delivery): with a long
+    status_interval, transactions the file sink wrote and synced seconds
+    before the kill come again."""
+    for doc in ("README.md", "docs/reliability.md"):
+        with open(os.path.join(SRC, doc)) as f:
+            text = " ".join(f.read().split())
+        check("at most what was in flight" not in text
+              and "at most the ones that were in flight" not in text,
+              "%s still says a crash repeats at most what was in flight"
+              % doc)
+    out = os.path.join(c.tmp, "kill9.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "kill9.yaml"), c.dsn(),
+                         "kill9", out, status_interval="1h")
+    d = h.start_walcastd(cfg, c.tmp, name="kill9-a")
+    for i in range(3):
+        c.sql("INSERT INTO \"town6-govikon\".tickets VALUES (%d, 'k')"
+              % (100 + i))
+    cnt = h.LineCounter(out)
+    h.wait_until(lambda: cnt() >= 3, timeout=30, what="3 lines")
+    h.time.sleep(2)   # written and synced long since: nothing in flight
+    first = read_lines(out)
+    confirmed = h.lsn_int(c.slot("kill9")["confirmed_flush_lsn"])
+    check(confirmed < h.lsn_int(first[0][0]["end_lsn"]),
+          "walcastd confirmed before its status_interval")
+    d.kill()
+    d = h.start_walcastd(cfg, c.tmp, name="kill9-b")
+    h.wait_until(lambda: cnt() >= 6, timeout=30, what="the replay")
+    d.stop()
+    lines = read_lines(out)
+    check([t for _, t in lines[3:]] == [t for _, t in first],
+          "after kill -9, the 3 transactions written before it come again "
+          "(none was in flight): got %r" % [t for _, t in lines])
+
+
 # The settings every PostgreSQL walcast supports (10 and later) knows.  A
 # server refuses to start on a setting its build does not know, so the
 # example file sets nothing else; output_plugin_libraries exists only in
@@ -329,6 +365,7 @@ def test():
     cases.run("float warning", check_float_warning, procs["docs"].stderr())
     cases.run("partition filter", check_partition_filter,
               read_lines(outs["parent"]), read_lines(outs["leaf"]))
+    cases.run("kill -9 repeats", check_kill9_repeats, c)
     cases.run("postgresql.conf", check_postgresql_conf, c)
     return cases.finish()
 
