@@ -12,8 +12,18 @@ time with six fraction digits, ...).
 
 An example that matches no real line fails the test with the nearest real
 line and where the two differ: fix the example (or the code).
+
+docs/kafka.md's complete envelope examples (key, headers, value) are
+compared the same way with what the Kafka sink sends to the mock cluster,
+when the Kafka sink is built.  Further cases hold what the docs say about
+the same run: the start-up warning names every type whose NaN and
+Infinity wal2json 2.5 sends as null; a filter naming a partitioned
+table's parent matches nothing; a kill -9 repeats everything since the
+last status message; config/postgresql.conf sets only what every server
+knows.
 """
 
+import json
 import os
 import re
 import sys
@@ -27,7 +37,7 @@ SRC = os.path.dirname(os.path.dirname(os.path.dirname(
 
 # values that differ from run to run: compared by kind and format only
 VOLATILE = {"lsn", "xid", "commit_lsn", "end_lsn", "commit_time",
-            "commit_time_us"}
+            "commit_time_us", "txId", "ts_ms"}
 FIRST_USER_OID = 16384
 
 LSN_RE = re.compile(r"^[0-9A-F]{1,8}/[0-9A-F]{1,8}$")
@@ -280,6 +290,119 @@ def check_kill9_repeats(c):
           "(none was in flight): got %r" % [t for _, t in lines])
 
 
+KAFKA_TOPIC = "walcast.town6-govikon.tickets"
+# docs/kafka.md, "Examples", in database "app"
+KAFKA_SETUP = ('CREATE SCHEMA "town6-govikon";'
+               'CREATE TABLE "town6-govikon".tickets (id bigint PRIMARY KEY, '
+               '  title text, done boolean);'
+               "INSERT INTO \"town6-govikon\".tickets VALUES (2, 'b', NULL)")
+KAFKA_WORKLOAD = [
+    "INSERT INTO \"town6-govikon\".tickets VALUES (1, 'hello', NULL)",
+    "UPDATE \"town6-govikon\".tickets SET done = true WHERE id = 1",
+    "DELETE FROM \"town6-govikon\".tickets WHERE id = 1",
+    "UPDATE \"town6-govikon\".tickets SET id = 3 WHERE id = 2",
+    "TRUNCATE \"town6-govikon\".tickets",
+]
+
+
+def kafka_examples():
+    """(line, key, headers, value) of each complete message example in
+    docs/kafka.md's Examples section: a `key`, `headers`, `value` triple
+    in a plain code block.  Abbreviated ones (with "...") are left out."""
+    out, fence, cur, section = [], False, None, False
+    with open(os.path.join(SRC, "docs", "kafka.md"), encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if line.startswith("#"):
+                section = line.lstrip("#").strip() == "Examples"
+            if line.startswith("```"):
+                fence = not fence
+                continue
+            if not (fence and section):
+                continue
+            m = re.match(r"^(key|headers|value)\s+(.*)$", line)
+            if not m:
+                continue
+            if m.group(1) == "key":
+                cur = {"line": n, "key": m.group(2)}
+            elif cur is not None:
+                cur[m.group(1)] = m.group(2)
+                if m.group(1) == "value":
+                    if "..." not in line and "headers" in cur:
+                        out.append(cur)
+                    cur = None
+    return out
+
+
+def check_kafka_examples(real):
+    """docs/kafka.md's envelope examples against the messages the Kafka
+    sink produced: the key as text, the headers by name and form, the
+    value as the file sink's lines are compared."""
+    examples = kafka_examples()
+    check(len(examples) >= 4, "docs/kafka.md: only %d complete examples "
+          "found" % len(examples))
+    bad = []
+    for ex in examples:
+        ex_val = None if ex["value"] == "null" else h.loads(ex["value"])
+        ex_hdr = [p.split("=", 1) for p in ex["headers"].split()]
+        diffs = []
+        for key, hdrs, payload in real:
+            if key != (None if ex["key"] == "null" else ex["key"]) or (
+                    (ex_val is None) != (payload is None)):
+                continue
+            names = [k for k, _ in ex_hdr]
+            if [k for k, _ in hdrs] != names or not all(
+                    re.match(r"^\d+$", v) for _, v in hdrs + ex_hdr):
+                diffs.append((True, "headers %r, example %r" % (hdrs, ex_hdr)))
+                continue
+            val = None if payload is None else h.loads(payload)
+            d = diff(ex_val, val) if ex_val is not None else None
+            if d is None:
+                diffs = None
+                break
+            same_op = ex_val is None or ex_val.get("op") == val.get("op")
+            diffs.append((not same_op, "%s\n    nearest: %s" % (d, payload)))
+        if diffs is not None:
+            bad.append("docs/kafka.md:%d: %s" % (
+                ex["line"], min(diffs)[1] if diffs
+                else "no message with the key %s and a%s value"
+                % (ex["key"], " null" if ex_val is None else "")))
+    check(not bad, "%d Kafka example(s) differ from what walcast sends:\n"
+          % len(bad) + "\n".join(bad))
+    h.log("docs/kafka.md: %d examples match" % len(examples))
+
+
+def kafka_run(c):
+    """KAFKA_WORKLOAD through the Kafka sink: [(key, headers, value)] as
+    kcat reads them back."""
+    c.sql("CREATE DATABASE app")
+    c.sql(KAFKA_SETUP, dbname="app")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    mock.cmd("topic %s 1" % KAFKA_TOPIC)
+    cfg = h.write_config(os.path.join(c.tmp, "kafka.yaml"),
+                         c.dsn(dbname="app"), "kafkadocs", None,
+                         extra="sinks:\n" + h.kafka_sink_yaml(mock.bootstrap))
+    d = h.start_walcastd(cfg, c.tmp, name="kafka")
+    for sql in KAFKA_WORKLOAD:
+        c.sql(sql, dbname="app")
+    end = h.lsn_int(c.current_lsn())
+    h.wait_until(lambda: h.lsn_int(c.slot("kafkadocs")["confirmed_flush_lsn"]
+                                   or "0/0") >= end,
+                 timeout=60, what="the Kafka changes confirmed")
+    d.stop()
+    r = h.run([h.kcat_path(), "-b", mock.bootstrap, "-C", "-t", KAFKA_TOPIC,
+               "-o", "beginning", "-e", "-J", "-q"], timeout=60)
+    check(r.returncode == 0, "kcat -C failed: %s" % r.stderr)
+    out = []
+    for line in r.stdout.splitlines():
+        if line.strip():
+            m = json.loads(line)
+            hd = m.get("headers") or []
+            out.append((m.get("key"), list(zip(hd[0::2], hd[1::2])),
+                        m.get("payload")))
+    return out
+
+
 # The settings every PostgreSQL walcast supports (10 and later) knows.  A
 # server refuses to start on a setting its build does not know, so the
 # example file sets nothing else; output_plugin_libraries exists only in
@@ -366,6 +489,10 @@ def test():
     cases.run("partition filter", check_partition_filter,
               read_lines(outs["parent"]), read_lines(outs["leaf"]))
     cases.run("kill -9 repeats", check_kill9_repeats, c)
+    if os.environ.get("WC_KAFKA_MOCK"):
+        cases.run("kafka.md", lambda: check_kafka_examples(kafka_run(c)))
+    else:
+        h.log("SKIP kafka.md: the Kafka sink is not built (no WC_KAFKA_MOCK)")
     cases.run("postgresql.conf", check_postgresql_conf, c)
     return cases.finish()
 
