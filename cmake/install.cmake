@@ -134,11 +134,90 @@ install(FILES ${PROJECT_SOURCE_DIR}/config/walcast.sysusers
 install(FILES ${PROJECT_SOURCE_DIR}/config/walcast.yaml
               ${PROJECT_SOURCE_DIR}/config/postgresql.conf
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
-# every page of docs/ but the man pages' sources, which install as man
-# pages (cmake/man.cmake)
-file(GLOB wc_docs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
+# The documentation: README.md, LICENSE and every page of docs/ but the man
+# pages' sources (those install as man pages, cmake/man.cmake) go into
+# DOCDIR, the bench reports the pages cite into DOCDIR/bench.  The pages
+# link to each other as they lie in the source tree (docs/x.md,
+# ../config/walcast.yaml, ../lib/include/walcast/plugin.h), which is not
+# where they are installed: each link to a file installed here is
+# rewritten, when installing, to where that file is installed, so that the
+# installed pages read where they are (tests/integration/test_install.py
+# follows every link).  Each entry: source path, then destination
+# directory relative to DOCDIR ("."), or "@include" for INCLUDEDIR.
+file(GLOB wc_docs RELATIVE ${PROJECT_SOURCE_DIR} CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/docs/*.md)
 list(FILTER wc_docs EXCLUDE REGEX "\\.[1-8]\\.md$")
-install(FILES ${PROJECT_SOURCE_DIR}/README.md ${wc_docs}
-        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+set(wc_doc_map README.md . LICENSE . bench/README.md bench bench/kafka.md bench
+    config/walcast.yaml examples config/postgresql.conf examples
+    lib/include/walcast/plugin.h @include/walcast)
+foreach(doc ${wc_docs})
+  list(APPEND wc_doc_map ${doc} .)
+endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(CODE "
+set(WALCAST_DOC_SRC \"${PROJECT_SOURCE_DIR}\")
+set(WALCAST_DOC_MAP \"${wc_doc_map}\")
+set(WALCAST_DOC_DIR_REL \"${CMAKE_INSTALL_DOCDIR}\")
+set(WALCAST_DOC_INCLUDEDIR_REL \"${CMAKE_INSTALL_INCLUDEDIR}\")
+")
+install(CODE [[
+function(walcast_doc_dir rel ret)
+  if(IS_ABSOLUTE "${rel}")
+    set(${ret} "${rel}" PARENT_SCOPE)
+  else()
+    set(${ret} "${CMAKE_INSTALL_PREFIX}/${rel}" PARENT_SCOPE)
+  endif()
+endfunction()
+walcast_doc_dir("${WALCAST_DOC_DIR_REL}" docdir)
+walcast_doc_dir("${WALCAST_DOC_INCLUDEDIR_REL}" incdir)
+# where each mapped file lands: wc_dest_<source path> (a variable name
+# may hold any character)
+set(pages "")
+list(LENGTH WALCAST_DOC_MAP n)
+math(EXPR last "${n} - 1")
+foreach(i RANGE 0 ${last} 2)
+  math(EXPR j "${i} + 1")
+  list(GET WALCAST_DOC_MAP ${i} src)
+  list(GET WALCAST_DOC_MAP ${j} dir)
+  get_filename_component(name "${src}" NAME)
+  if(dir MATCHES "^@include(.*)$")
+    set(dest "${incdir}${CMAKE_MATCH_1}/${name}")
+  elseif(dir STREQUAL ".")
+    set(dest "${docdir}/${name}")
+  else()
+    set(dest "${docdir}/${dir}/${name}")
+  endif()
+  set("wc_dest_${src}" "${dest}")
+  if(src MATCHES "\\.md$")
+    list(APPEND pages "${src}")
+  endif()
+endforeach()
+foreach(src ${pages})
+  file(READ "${WALCAST_DOC_SRC}/${src}" text)
+  get_filename_component(src_dir "${WALCAST_DOC_SRC}/${src}" DIRECTORY)
+  get_filename_component(dest_dir "${wc_dest_${src}}" DIRECTORY)
+  # "](" marks a link's target; a "]" in a list element would stop
+  # CMake from splitting the list, so the matches are taken without it
+  string(REPLACE "](" "@wc_link@(" scan "${text}")
+  string(REGEX MATCHALL "@wc_link@\\([^()#: ]+[)#]" links "${scan}")
+  if(links)
+    list(REMOVE_DUPLICATES links)
+  endif()
+  foreach(link ${links})
+    string(REGEX REPLACE "^@wc_link@\\((.*)[)#]$" "\\1" target "${link}")
+    get_filename_component(abs "${src_dir}/${target}" ABSOLUTE)
+    file(RELATIVE_PATH linked "${WALCAST_DOC_SRC}" "${abs}")
+    if(DEFINED "wc_dest_${linked}")
+      file(RELATIVE_PATH to "${dest_dir}" "${wc_dest_${linked}}")
+      string(REPLACE "](${target})" "](${to})" text "${text}")
+      string(REPLACE "](${target}#" "](${to}#" text "${text}")
+    endif()
+  endforeach()
+  set(out "${WALCAST_STAGING}/doc/${src}")
+  file(WRITE "${out}" "${text}")
+  get_filename_component(dest_dir_install "${wc_dest_${src}}" DIRECTORY)
+  file(INSTALL DESTINATION "${dest_dir_install}" TYPE FILE FILES "${out}")
+endforeach()
+]])
 
 include(${CMAKE_CURRENT_LIST_DIR}/man.cmake)

@@ -858,9 +858,10 @@ static int start_stream(struct runner *rn)
                             info->encoding);
         if (!info->numeric_as_string && !rn->cp)
                 log_warning("wal2json on %s does not know the option "
-                            "numeric-data-types-as-string: numeric NaN and "
-                            "Infinity values arrive as null; upgrade wal2json "
-                            "(2.6 or later) to keep them",
+                            "numeric-data-types-as-string: NaN and "
+                            "Infinity in real, double precision and numeric "
+                            "columns arrive as null; upgrade wal2json (2.6 "
+                            "or later) to keep them",
                             wc_stream_server(rn->stream));
         if (!rn->cp) {
                 rn->cp = wc_checkpoint_new(info->slot_confirmed);

@@ -16,7 +16,12 @@
    nothing, `man -l` shows NAME and SYNOPSIS, and lexgrog (what mandb
    uses for whatis) reads the NAME line.  Without groff and man only the
    roff structure is checked.
-4. md2man: the converter escapes what roff would misread (a line starting
+4. doclinks: the documentation reads where it is installed: every
+   relative link of every installed page (README.md, docs/, the bench
+   reports) leads to an installed file, and an anchor to a heading of it;
+   the same links hold in the source tree; no page names a DESIGN.md,
+   which the project does not ship.
+5. md2man: the converter escapes what roff would misread (a line starting
    with ".", hyphens, backslashes) so that the text renders as written,
    and refuses Markdown it does not support, naming file and line.
 """
@@ -220,6 +225,82 @@ def case_man(ctx):
         h.log("neither groff nor man: only the roff structure was checked")
 
 
+LINK_RE = re.compile(r"\]\(([^()\s]+)\)")
+
+
+def slug(heading):
+    """The anchor GitHub gives a Markdown heading."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+def anchors(path):
+    out, fence = set(), False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("```"):
+                fence = not fence
+            elif not fence and re.match(r"#{1,6} ", line):
+                out.add(slug(line.lstrip("#")))
+    return out
+
+
+def broken_links(page):
+    """The relative links of a Markdown page that lead nowhere."""
+    bad = []
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    for target in LINK_RE.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue                      # https:, mailto:
+        path, _, anchor = target.partition("#")
+        dest = os.path.normpath(os.path.join(os.path.dirname(page), path)) \
+            if path else page
+        if not os.path.isfile(dest):
+            bad.append("%s: %s (no file %s)" % (page, target, dest))
+        elif anchor and dest.endswith(".md") and anchor not in anchors(dest):
+            bad.append("%s: %s (no heading #%s in %s)"
+                       % (page, target, anchor, dest))
+    return bad
+
+
+def case_doclinks(ctx):
+    tree = ctx["tree"]
+    pages = []
+    for d, _, names in os.walk(tree.docdir):
+        pages += [os.path.join(d, n) for n in names if n.endswith(".md")]
+    for want in ("README.md", "configuration.md", "file-format.md"):
+        check(os.path.join(tree.docdir, want) in pages,
+              "%s is not installed in %s" % (want, tree.docdir))
+    bad = []
+    for page in sorted(pages):
+        bad += broken_links(page)
+    check(not bad, "%d broken link(s) in the installed docs:\n  %s"
+          % (len(bad), "\n  ".join(bad)))
+    src = [os.path.join(SRC, "README.md")] + [
+        os.path.join(d, n) for sub in ("docs", "bench")
+        for d, _, names in os.walk(os.path.join(SRC, sub))
+        for n in names if n.endswith(".md")]
+    bad = []
+    for page in sorted(src):
+        bad += broken_links(page)
+    check(not bad, "%d broken link(s) in the source tree's docs:\n  %s"
+          % (len(bad), "\n  ".join(bad)))
+    named = []
+    mandir = tree.mandir if man_enabled(ctx["cache"]) else None
+    for d in (tree.docdir, mandir):
+        for root, _, names in os.walk(d) if d else ():
+            for n in names:
+                with open(os.path.join(root, n), "rb") as f:
+                    if b"DESIGN.md" in f.read():
+                        named.append(os.path.join(root, n))
+    check(not named, "installed docs name DESIGN.md, which is not "
+          "shipped: %s" % named)
+    h.log("doclinks: %d installed pages, every relative link resolves"
+          % len(pages))
+
+
 def md2man(src, dst):
     return h.run([sys.executable, MD2MAN, "--version", "9.9", src, dst])
 
@@ -293,6 +374,7 @@ def main():
         ctx["tree"] = Tree(c, prefix)
         cases.run("prefix", case_prefix, ctx)
         cases.run("man", case_man, ctx)
+        cases.run("doclinks", case_doclinks, ctx)
     cases.run("destdir", case_destdir, ctx)
     cases.run("md2man", case_md2man, ctx)
     return cases.finish()

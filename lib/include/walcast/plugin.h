@@ -31,8 +31,11 @@
  * Rules:
  * - C99, fixed-width types; this header needs no other walcast header.
  * - Everything a handler receives is BORROWED for the duration of the
- *   call: copy what you keep.  Strings are NUL-terminated UTF-8 unless a
- *   length is given with them.
+ *   call: copy what you keep.  Strings are UTF-8 and NUL-terminated
+ *   (schema, table, prefix, a column's name and type, whose name_len and
+ *   type_len are given too), except these, which are read by their
+ *   length only: ns and tenant, a column's value, a message's content
+ *   and the ABI 1.1 columns_json, identity_json and pk_json.
  * - Handlers run on walcastd's single thread, inside its poll() loop.
  *   Never block: hand long work to a file descriptor the host watches
  *   (host->watch_fd) and acknowledge later (host->ack).
@@ -68,8 +71,10 @@ extern "C" {
 /*
  * Whether p, a struct walcast_signal or walcast_host from the host (or
  * anything with a `size` member giving its length), holds field: check
- * before reading a member added after ABI 1.0.  A compile-time test, so a
- * plugin built with it runs on any 1.x host.  Since the 1.2 header.
+ * before reading a member added after ABI 1.0.  A run-time check: it
+ * compares the size the host put into the struct with where field ends,
+ * so a plugin built against a newer 1.x header still runs on an older
+ * 1.x host and finds the field absent there.  Since the 1.2 header.
  */
 #define WALCAST_HAS_FIELD(p, type, field)                                      \
         ((size_t)(p)->size >=                                                  \
@@ -93,7 +98,8 @@ enum walcast_signal_kind {
         WALCAST_SIG_INSERT = 1,
         WALCAST_SIG_UPDATE = 2,
         WALCAST_SIG_DELETE = 3,
-        /* consecutive deletes of one table in one transaction, by key */
+        /* a run of deletes of one table in one transaction, by key (see
+         * struct walcast_signal) */
         WALCAST_SIG_BULK_DELETE = 4,
         WALCAST_SIG_TRUNCATE = 5,
         /* pg_logical_emit_message() */
@@ -108,7 +114,8 @@ enum walcast_signal_kind {
  * "Type names"), and the value as the JSON
  * text wal2json sent (numbers bare, strings quoted and escaped, SQL NULL
  * as "null"); value_len is 0 in primary-key descriptions.  name and type
- * are NUL-terminated, value is not. */
+ * are NUL-terminated (name_len and type_len exclude the NUL); value is
+ * not: read value_len bytes. */
 struct walcast_column {
         const char *name;
         uint32_t name_len;
@@ -138,7 +145,8 @@ struct walcast_txn {
  * One signal.  Which fields are set depends on kind:
  *   begin, commit      txn
  *   insert             schema, table, lsn, txn, columns (new row), pk
- *   update             ... columns (new row), identity (old key, or the
+ *   update             ... columns (new row), identity (the old key,
+ *                      sent with every update by wal2json 2.5, or the
  *                      whole old row under REPLICA IDENTITY FULL), pk;
  *                      missing is reserved and empty (count 0): wal2json
  *                      does not say which columns it left out, see
@@ -149,7 +157,15 @@ struct walcast_txn {
  *   bulk_delete        ... keys[nkeys]: the primary key of each deleted
  *                      row (its identity when the table has none, or
  *                      when a USING INDEX identity lacks a key column),
- *                      in WAL order; lsn is the first row's
+ *                      with values, in WAL order; lsn is the first row's.
+ *                      One run is the deletes of one table that follow
+ *                      each other in one transaction with no other change
+ *                      between them, whether one DELETE statement or
+ *                      several made them (the WAL does not mark where a
+ *                      statement ends); a run longer than
+ *                      signals.bulk_delete_batch comes as several
+ *                      signals.  A handler connected to delete gets
+ *                      each of these rows as a delete too.
  *   truncate           schema, table, lsn, txn
  *   message            lsn, prefix, content; txn only when transactional
  */
