@@ -108,6 +108,7 @@ struct runner {
         unsigned failures; /* in a row, for the log */
         wc_lsn failed_at;
         int start_error; /* of the last failed (re)start, logged once */
+        int fatal;       /* the loop ends with this error */
         unsigned start_failures;
         bool ready_sent;
         int64_t status_ok_ms; /* the last status message that went out */
@@ -1023,42 +1024,88 @@ static void reload_overdue(struct runner *rn)
 
 static int load_plugins(struct runner *rn);
 
-/* Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
- * is in flight, so no acknowledgement can be lost; a plugin that fails to
- * start leaves everything as it was. */
+/* A signal bus and plugin host with the sinks of rn->cfg.  0, or <0 with
+ * nothing left behind (the sinks' error is logged). */
+static int start_sinks(struct runner *rn)
+{
+        int r;
+
+        rn->bus = wc_bus_new(rn->cfg->signals.bulk_delete_batch);
+        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
+        r = rn->host ? load_plugins(rn) : -ENOMEM;
+        if (r < 0) {
+                wc_plugin_host_free(rn->host);
+                wc_bus_free(rn->bus);
+                rn->host = NULL;
+                rn->bus = NULL;
+        }
+        return r;
+}
+
+/*
+ * Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
+ * is in flight, so no acknowledgement can be lost.  The sinks in force
+ * close first: a file sink writes out what it holds before the new one
+ * opens (and repairs) the same file, and a plugin rebuilt at the same
+ * path is loaded anew (dlopen() of a path still open returns the code
+ * already loaded).  When the new sinks do not start, those of the
+ * configuration in force start again; when even they do not, walcastd
+ * stops (exit 1) rather than stream into no sink.  A reload that changes
+ * what wal2json is asked to skip restarts the stream from the confirmed
+ * position with the new options: the running stream has skipped what the
+ * new filter may want.
+ */
 static void apply_reload(struct runner *rn)
 {
         const struct wc_config *old_cfg = rn->cfg;
-        struct wc_route *old_route = rn->route;
-        struct wc_bus *old_bus = rn->bus;
-        struct wc_plugin_host *old_host = rn->host;
+        struct wc_route *route;
         struct wc_config *cfg = rn->next_cfg;
+        char lsn[WC_LSN_STRLEN];
+        int same = wc_route_pushdown_same(&old_cfg->filter, &cfg->filter);
 
         rn->next_cfg = NULL;
-        rn->cfg = cfg;
-        rn->route = wc_route_new(&cfg->filter);
-        rn->bus = wc_bus_new(cfg->signals.bulk_delete_batch);
-        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
-        if (!rn->route || !rn->bus || !rn->host || load_plugins(rn) < 0) {
-                wc_plugin_host_free(rn->host);
-                wc_bus_free(rn->bus);
-                wc_route_free(rn->route);
-                rn->cfg = old_cfg;
-                rn->route = old_route;
-                rn->bus = old_bus;
-                rn->host = old_host;
+        route = wc_route_new(&cfg->filter);
+        if (!route) {
                 wc_config_free(cfg);
+                log_error("reload failed: out of memory; the configuration "
+                          "in force stays");
+                wc_notify("READY=1\nSTATUS=reload failed");
+                return;
+        }
+        wc_plugin_host_free(rn->host);
+        wc_bus_free(rn->bus);
+        rn->cfg = cfg;
+        if (start_sinks(rn) < 0) {
+                wc_route_free(route);
+                rn->cfg = old_cfg;
+                wc_config_free(cfg);
+                if (start_sinks(rn) < 0) {
+                        log_error("reload failed, and the sinks of the "
+                                  "configuration in force did not start "
+                                  "again either: stopping");
+                        rn->fatal = -EIO;
+                        return;
+                }
                 log_error("reload failed; the configuration in force stays");
                 wc_notify("READY=1\nSTATUS=reload failed");
                 return;
         }
-        wc_plugin_host_free(old_host);
-        wc_bus_free(old_bus);
-        wc_route_free(old_route);
+        wc_route_free(rn->route);
+        rn->route = route;
+        /* old_cfg is o->cfg or the last reload's */
         wc_config_free(rn->reloaded);
         rn->reloaded = cfg;
         log_info("reloaded %s", rn->o->config_path);
         wc_notify("READY=1");
+        if (same == 1 || rn->state != ST_STREAMING)
+                return;
+        /* no keepalive of the old stream may move the position on */
+        log_info("reload: the changes wal2json is asked to skip differ; "
+                 "streaming again from %s with the new filter",
+                 wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
+        drop_stream(rn);
+        rn->state = ST_BACKOFF;
+        rn->retry_at_ms = now_ms();
 }
 
 static void read_signals(struct runner *rn)
@@ -1302,6 +1349,8 @@ static int loop(struct runner *rn)
                 if (rn->next_cfg && !rn->in_txn &&
                     (!rn->cp || wc_checkpoint_in_flight(rn->cp) == 0))
                         apply_reload(rn);
+                if (rn->fatal)
+                        return rn->fatal;
                 if (rn->state == ST_STREAMING && !rn->replay) {
                         r = stream_step(rn);
                         if (r < 0)
