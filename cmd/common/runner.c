@@ -42,6 +42,17 @@
  * status_interval says (wal_sender_timeout may be as short as 2 s). */
 #define PAUSED_STATUS_MS 1000
 #define HOLDOFF_MS       1
+/* The receive timeout when the server's wal_sender_timeout is 0 or not
+ * known, the least it can be, and how many times a run of receive
+ * timeouts doubles it (a server decoding a long transaction whose
+ * changes are all filtered out says nothing meanwhile: the next attempt
+ * waits longer).  docs/reliability.md, "A silent server". */
+#define RECV_TIMEOUT_DEFAULT_MS 60000
+#define RECV_TIMEOUT_MIN_MS     2000
+#define RECV_TIMEOUT_DOUBLINGS  4
+/* An answer to a reply request takes a round trip; this long without
+ * one, the server is not heard (not ready, no watchdog) */
+#define REPLY_GRACE_MS 5000
 
 enum state {
         ST_STREAMING,
@@ -109,6 +120,17 @@ struct runner {
         wc_lsn failed_at;
         int start_error; /* of the last failed (re)start, logged once */
         int fatal;       /* the loop ends with this error */
+        /* liveness (check_heard): the server's wal_sender_timeout (-1
+         * unknown), receive timeouts in a row without a commit read in
+         * between, reading paused until (then nothing is heard, and
+         * nothing is expected), a reply asked for, the server not heard */
+        int64_t sender_timeout_ms;
+        unsigned recv_timeouts;
+        wc_lsn recv_timeout_at;
+        int64_t listen_from_ms;
+        bool reply_asked;
+        bool unheard;
+        bool server_lost; /* the stream ended for the server's part */
         unsigned start_failures;
         bool ready_sent;
         int64_t status_ok_ms; /* the last status message that went out */
@@ -786,6 +808,8 @@ static int start_stream(struct runner *rn)
                     wc_lsn_page_floor(rn->o->endpos, block, segment);
         }
 
+        rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
+
         wc_buf_init(&actions);
         wc_buf_init(&add_tables);
         wc_buf_init(&filter_tables);
@@ -836,6 +860,9 @@ static int start_stream(struct runner *rn)
                 rn->sent_flush = info->slot_confirmed;
         }
         rn->state = ST_STREAMING;
+        rn->reply_asked = false;
+        rn->unheard = false;
+        rn->listen_from_ms = 0;
         SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
@@ -907,6 +934,7 @@ static void start_failed(struct runner *rn, int r)
         else
                 log_debug("%s", rn->err);
         rn->start_error = r;
+        rn->server_lost = true;
         wc_stream_free(rn->stream);
         rn->stream = NULL;
         schedule_retry(rn);
@@ -1254,6 +1282,125 @@ static int64_t status_due(struct runner *rn, bool reading)
         return soon < rn->next_status_ms ? soon : rn->next_status_ms;
 }
 
+/* ---- liveness ---- */
+
+/* How long the server may say nothing before the stream is given up. */
+static int64_t recv_timeout_ms(const struct runner *rn)
+{
+        int64_t t = rn->sender_timeout_ms > 0 ? rn->sender_timeout_ms
+                                              : RECV_TIMEOUT_DEFAULT_MS;
+        unsigned k = rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS
+                         ? rn->recv_timeouts
+                         : RECV_TIMEOUT_DOUBLINGS;
+
+        if (t < RECV_TIMEOUT_MIN_MS)
+                t = RECV_TIMEOUT_MIN_MS;
+        return t << k;
+}
+
+/* Past this much silence, a reply is asked for; past this plus the
+ * grace, the server is not heard. */
+static int64_t ask_after_ms(const struct runner *rn)
+{
+        return recv_timeout_ms(rn) / 2;
+}
+
+static int64_t unheard_after_ms(const struct runner *rn)
+{
+        int64_t half = recv_timeout_ms(rn) / 2;
+
+        return half + (half < REPLY_GRACE_MS ? half : REPLY_GRACE_MS);
+}
+
+/* The last time the server was heard, or reading began again after a
+ * pause (while the socket is not read, nothing can be heard). */
+static int64_t last_heard(const struct runner *rn)
+{
+        int64_t h = wc_stream_heard_ms(rn->stream);
+
+        return h > rn->listen_from_ms ? h : rn->listen_from_ms;
+}
+
+/* When check_heard() has something to do next. */
+static int64_t liveness_due(const struct runner *rn)
+{
+        int64_t h = last_heard(rn);
+
+        if (!rn->reply_asked)
+                return h + ask_after_ms(rn);
+        if (!rn->unheard)
+                return h + unheard_after_ms(rn);
+        return h + recv_timeout_ms(rn);
+}
+
+/*
+ * The server sends a keepalive at the latest when half its
+ * wal_sender_timeout passed without word from walcast, and answers a
+ * status message that asks for one at once.  Silence for half the receive
+ * timeout asks for one; no answer within REPLY_GRACE_MS makes the server
+ * unheard (walcast_streaming 0, /readyz not ready, no WATCHDOG=1); silence
+ * for the whole receive timeout gives the stream up (-ETIMEDOUT, which
+ * reconnects and replays from the confirmed position).
+ */
+static int check_heard(struct runner *rn)
+{
+        int64_t now = now_ms(), quiet;
+        char a[WC_LSN_STRLEN];
+        int r;
+
+        if (paused(rn))
+                rn->listen_from_ms = now;
+        quiet = now - last_heard(rn);
+        if (quiet < ask_after_ms(rn)) {
+                if (rn->unheard)
+                        log_notice("%s is heard again",
+                                   wc_stream_server(rn->stream));
+                rn->reply_asked = false;
+                rn->unheard = false;
+                rn->server_lost = false;
+                SET(rn->m->streaming, 1);
+                /* a commit read: whatever made the server silent is over */
+                if (rn->read_to > rn->recv_timeout_at)
+                        rn->recv_timeouts = 0;
+                return 0;
+        }
+        if (!rn->reply_asked) {
+                log_debug("nothing from %s for %lld ms: asking for a "
+                          "keepalive",
+                          wc_stream_server(rn->stream), (long long)quiet);
+                r = wc_stream_request_reply(rn->stream, rn->sent_flush, rn->err,
+                                            sizeof(rn->err));
+                if (r == 0)
+                        r = wc_stream_flush(rn->stream, rn->err,
+                                            sizeof(rn->err));
+                if (r < 0)
+                        return r;
+                rn->want_write = r == 1;
+                rn->reply_asked = true;
+        }
+        if (quiet >= unheard_after_ms(rn) && !rn->unheard) {
+                log_warning("nothing from %s for %lld ms, not even an answer "
+                            "to a keepalive request: not ready; reconnecting "
+                            "after %lld ms of silence",
+                            wc_stream_server(rn->stream), (long long)quiet,
+                            (long long)recv_timeout_ms(rn));
+                rn->unheard = true;
+                SET(rn->m->streaming, 0);
+        }
+        if (quiet < recv_timeout_ms(rn))
+                return 0;
+        wc_errorf(rn->err, sizeof(rn->err),
+                  "nothing heard from %s for %lld ms (the receive timeout, "
+                  "from the server's wal_sender_timeout): reconnecting and "
+                  "reading again from %s",
+                  wc_stream_server(rn->stream), (long long)quiet,
+                  wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
+        if (rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS)
+                rn->recv_timeouts++;
+        rn->recv_timeout_at = rn->read_to;
+        return -ETIMEDOUT;
+}
+
 static int stream_step(struct runner *rn)
 {
         wc_lsn end = rn->o->endpos;
@@ -1271,6 +1418,9 @@ static int stream_step(struct runner *rn)
          * status messages keep the server from timing out */
         rn->batch_bytes = 0;
         r = read_batch(rn);
+        if (r < 0)
+                return r;
+        r = check_heard(rn);
         if (r < 0)
                 return r;
         /* a trickle: let more arrive before reading again */
@@ -1306,7 +1456,11 @@ static void watchdog(struct runner *rn)
 
         if (!every || now < rn->next_watchdog_ms)
                 return;
-        if (rn->state == ST_BACKOFF || now - rn->status_ok_ms <= fresh)
+        /* and only while the server is heard: a connection that is up
+         * but silent (a network path that drops packets) is no health */
+        if ((rn->state == ST_BACKOFF && !rn->server_lost) ||
+            (rn->state == ST_STREAMING && !rn->unheard &&
+             now - rn->status_ok_ms <= fresh))
                 wc_notify("WATCHDOG=1");
         rn->next_watchdog_ms = now + every;
 }
@@ -1328,6 +1482,8 @@ static int loop(struct runner *rn)
                  * inside a transaction the reading goes on to one */
                 if (rn->next_cfg && !rn->in_txn && rn->reload_by_ms < deadline)
                         deadline = rn->reload_by_ms;
+                if (with_stream && liveness_due(rn) < deadline)
+                        deadline = liveness_due(rn);
                 if (with_stream && rn->read_pending && !paused(rn))
                         deadline = now_ms();
                 if (with_stream && rn->holdoff) {
@@ -1355,9 +1511,10 @@ static int loop(struct runner *rn)
                         r = stream_step(rn);
                         if (r < 0)
                                 log_error("%s", rn->err);
-                        if (r < 0 && transient(r) && !rn->o->tail)
+                        if (r < 0 && transient(r) && !rn->o->tail) {
                                 rn->replay = true;
-                        else if (r < 0)
+                                rn->server_lost = true;
+                        } else if (r < 0)
                                 return r;
                 }
                 if (rn->replay && rn->state == ST_STREAMING) {
