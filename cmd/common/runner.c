@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "decode/decode.h"
 #include "filesink/filesink.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
@@ -253,6 +254,14 @@ static void request_replay(struct runner *rn)
                 rn->stop = true;
 }
 
+/* walcast_lag_seconds is 0 while this holds (metrics.h). */
+static void note_caught_up(struct runner *rn)
+{
+        SET(rn->m->caught_up, rn->state == ST_STREAMING && rn->stream &&
+                                  !rn->unheard && !rn->in_txn && rn->cp &&
+                                  wc_checkpoint_in_flight(rn->cp) == 0);
+}
+
 static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                        int32_t status)
 {
@@ -284,6 +293,7 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
         }
         /* an id from before a replay is unknown now: nothing to do */
         (void)wc_checkpoint_ack(rn->cp, txn_id);
+        note_caught_up(rn);
 }
 
 static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
@@ -443,6 +453,7 @@ static int send_status(struct runner *rn)
         SET(rn->m->confirmed_lsn,
             rn->o->tail ? wc_checkpoint_confirmed(rn->cp) : flush);
         SET(rn->m->in_flight, wc_checkpoint_in_flight(rn->cp));
+        note_caught_up(rn);
         rn->status_ok_ms = now_ms();
         if (!rn->o->tail) {
                 int64_t dt = rn->status_ok_ms - rn->status_at_ms;
@@ -496,6 +507,7 @@ static int commit(struct runner *rn)
         COUNT(rn->m->transactions, 1);
         if (rn->txn.commit_time_us)
                 SET(rn->m->last_commit_time_us, rn->txn.commit_time_us);
+        note_caught_up(rn);
         if (r == -ECANCELED) {
                 handler_failed(rn, &e);
                 return 0;
@@ -538,6 +550,7 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 };
                 rn->txn_changes = 0;
                 rn->txn_bytes = m->len;
+                SET(rn->m->caught_up, 0);
                 r = track(rn, c->end_lsn);
                 if (r < 0)
                         return r;
@@ -858,7 +871,12 @@ static int start_stream(struct runner *rn)
                         return -ENOMEM;
                 /* where the slot is: sending it again is no progress */
                 rn->sent_flush = info->slot_confirmed;
+                /* the metrics are right before the first status message */
+                SET(rn->m->confirmed_lsn, info->slot_confirmed);
         }
+        if (info->xlogpos >
+            atomic_load_explicit(&rn->m->server_wal_end, memory_order_relaxed))
+                SET(rn->m->server_wal_end, info->xlogpos);
         rn->state = ST_STREAMING;
         rn->reply_asked = false;
         rn->unheard = false;
@@ -890,6 +908,7 @@ static void drop_stream(struct runner *rn)
         wc_stream_free(rn->stream);
         rn->stream = NULL;
         SET(rn->m->streaming, 0);
+        SET(rn->m->caught_up, 0);
         wc_checkpoint_reset(rn->cp);
         wc_bus_reset(rn->bus);
         rn->in_txn = false;
@@ -1386,6 +1405,7 @@ static int check_heard(struct runner *rn)
                             (long long)recv_timeout_ms(rn));
                 rn->unheard = true;
                 SET(rn->m->streaming, 0);
+                SET(rn->m->caught_up, 0);
         }
         if (quiet < recv_timeout_ms(rn))
                 return 0;
@@ -1497,6 +1517,8 @@ static int loop(struct runner *rn)
                         return r;
                 if (rn->stop)
                         break;
+                /* a sink that cannot deliver makes walcastd not ready */
+                SET(rn->m->sinks_ready, wc_kafka_sinks_down() == 0);
                 watchdog(rn);
                 heartbeat_tick(rn);
                 reload_overdue(rn);
@@ -1688,14 +1710,12 @@ static int load_plugins(struct runner *rn)
                             {"path", s->u.file.path},
                             {"fsync", s->u.file.fsync ? "true" : "false"},
                         };
-                        char name[4200];
-                        snprintf(name, sizeof(name), "file:%s", s->u.file.path);
                         /* the file sink reads its config during init only */
-                        r = wc_plugin_host_add(rn->host, name,
+                        r = wc_plugin_host_add(rn->host, s->name,
                                                wc_filesink_plugin(), NULL, kv,
                                                2, rn->err, sizeof(rn->err));
                 } else if (s->type == WC_SINK_KAFKA) {
-                        r = wc_kafka_sink_add(rn->host, "kafka", &s->u.kafka,
+                        r = wc_kafka_sink_add(rn->host, s->name, &s->u.kafka,
                                               cfg->source.dsn, rn->err,
                                               sizeof(rn->err));
                 } else {
@@ -1703,7 +1723,12 @@ static int load_plugins(struct runner *rn)
                         r = wc_plugin_host_load(rn->host, p->path, &p->schemas,
                                                 p->config, p->nconfig, rn->err,
                                                 sizeof(rn->err));
+                        if (r == 0 && strcmp(s->name, p->path) != 0)
+                                r = wc_plugin_host_name_last(rn->host, s->name);
                 }
+                /* a series from the start, before any acknowledgement */
+                if (r == 0)
+                        (void)wc_metrics_add_sink(rn->m, s->name);
                 if (r < 0) {
                         log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
                                   rn->err);
