@@ -1133,7 +1133,8 @@ static void apply_reload(struct runner *rn)
                         rn->fatal = -EIO;
                         return;
                 }
-                log_error("reload failed; the configuration in force stays");
+                log_error("reload failed; the sinks of the configuration "
+                          "in force started again, and it stays");
                 wc_notify("READY=1\nSTATUS=reload failed");
                 return;
         }

@@ -123,11 +123,38 @@ def case_plugin_rebuilt(c):
           "the old plugin still wrote after the reload")
 
 
+def case_new_sinks_fail(c):
+    """New sinks that do not start (a file in a directory that does not
+    exist): the sinks in force, closed first, start again and go on."""
+    c.sql("CREATE TABLE fb (id int PRIMARY KEY);")
+    out = os.path.join(c.tmp, "fallback.jsonl")
+    cfg = os.path.join(c.tmp, "fallback.yaml")
+    h.write_config(cfg, c.dsn(), "fallback", out)
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-fallback")
+    c.sql("INSERT INTO fb VALUES (1);")
+    h.wait_until(lambda: h.count_lines(out) >= 1, timeout=20,
+                 what="the first line")
+    h.write_config(cfg, c.dsn(), "fallback",
+                   os.path.join(c.tmp, "no-such-dir", "x.jsonl"))
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: "reload " in d.stderr() and
+                 ("reload failed" in d.stderr() or
+                  "reload refused" in d.stderr()), timeout=20,
+                 what="the failed reload\n" + d.describe())
+    c.sql("INSERT INTO fb VALUES (2);")
+    h.wait_until(lambda: ids_in(out) == [1, 2], timeout=20,
+                 what="row 2 in the file of the sinks in force\n"
+                 + d.describe())
+    check(d.poll() is None, "walcastd exited\n" + d.describe())
+    d.stop()
+
+
 def test():
     c = h.Cluster()
     cases = h.Cases()
     cases.run("a half-written line and a reload", case_half_line, c)
     cases.run("a rebuilt plugin and a reload", case_plugin_rebuilt, c)
+    cases.run("new sinks that do not start", case_new_sinks_fail, c)
     return cases.finish()
 
 
