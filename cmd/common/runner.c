@@ -1466,9 +1466,11 @@ static int stream_step(struct runner *rn)
 
 /*
  * WATCHDOG=1 at half of $WATCHDOG_USEC, only while the loop is healthy:
- * its status messages keep reaching the server (which holds for an idle
- * database too), or it is waiting out a backoff before a replay.  A hung
- * loop or a dead connection stops the pings and systemd restarts it.
+ * its status messages go out and the server is heard (check_heard: which
+ * holds for an idle database too), or it is waiting out a backoff before
+ * a replay that a sink, not the server, made necessary.  A hung loop, a
+ * dead or silent connection, or a server that cannot be reached stops the
+ * pings, and systemd restarts it.
  */
 static void watchdog(struct runner *rn)
 {
@@ -1477,8 +1479,8 @@ static void watchdog(struct runner *rn)
 
         if (!every || now < rn->next_watchdog_ms)
                 return;
-        /* and only while the server is heard: a connection that is up
-         * but silent (a network path that drops packets) is no health */
+        /* a connection that is up but silent (a network path that drops
+         * packets) is no health */
         if ((rn->state == ST_BACKOFF && !rn->server_lost) ||
             (rn->state == ST_STREAMING && !rn->unheard &&
              now - rn->status_ok_ms <= fresh))
