@@ -69,10 +69,12 @@ def case_start(c):
     h.log("at start: confirmed %s, lag %s bytes, slot at %s, WAL end %s"
           % (h.lsn_str(int(m["walcast_confirmed_lsn"])),
              int(m["walcast_lag_bytes"]), h.lsn_str(slot_at), h.lsn_str(end)))
-    check(m["walcast_confirmed_lsn"] == slot_at,
+    # (what was delivered since may be confirmed already: a status
+    # message goes out every second while reading waits for the sinks)
+    check(slot_at <= m["walcast_confirmed_lsn"] <= end,
           "walcast_confirmed_lsn is %d at start, the slot is at %d"
           % (m["walcast_confirmed_lsn"], slot_at))
-    check(0 < m["walcast_lag_bytes"] <= end - slot_at + 65536,
+    check(m["walcast_lag_bytes"] <= end - slot_at + 65536,
           "walcast_lag_bytes is %d at start; the slot is %d bytes behind"
           % (m["walcast_lag_bytes"], end - slot_at))
     d.stop()
