@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "decode/decode.h"
 #include "filesink/filesink.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
@@ -44,6 +45,17 @@
  * status_interval says (wal_sender_timeout may be as short as 2 s). */
 #define PAUSED_STATUS_MS 1000
 #define HOLDOFF_MS       1
+/* The receive timeout when the server's wal_sender_timeout is 0 or not
+ * known, the least it can be, and how many times a run of receive
+ * timeouts doubles it (a server decoding a long transaction whose
+ * changes are all filtered out says nothing meanwhile: the next attempt
+ * waits longer).  docs/reliability.md, "A silent server". */
+#define RECV_TIMEOUT_DEFAULT_MS 60000
+#define RECV_TIMEOUT_MIN_MS     2000
+#define RECV_TIMEOUT_DOUBLINGS  4
+/* An answer to a reply request takes a round trip; this long without
+ * one, the server is not heard (not ready, no watchdog) */
+#define REPLY_GRACE_MS 5000
 
 enum state {
         ST_STREAMING,
@@ -113,6 +125,18 @@ struct runner {
         unsigned failures; /* in a row, for the log */
         wc_lsn failed_at;
         int start_error; /* of the last failed (re)start, logged once */
+        int fatal;       /* the loop ends with this error */
+        /* liveness (check_heard): the server's wal_sender_timeout (-1
+         * unknown), receive timeouts in a row without a commit read in
+         * between, reading paused until (then nothing is heard, and
+         * nothing is expected), a reply asked for, the server not heard */
+        int64_t sender_timeout_ms;
+        unsigned recv_timeouts;
+        wc_lsn recv_timeout_at;
+        int64_t listen_from_ms;
+        bool reply_asked;
+        bool unheard;
+        bool server_lost; /* the stream ended for the server's part */
         unsigned start_failures;
         bool ready_sent;
         int64_t status_ok_ms; /* the last status message that went out */
@@ -239,6 +263,14 @@ static void request_replay(struct runner *rn)
                 rn->stop = true;
 }
 
+/* walcast_lag_seconds is 0 while this holds (metrics.h). */
+static void note_caught_up(struct runner *rn)
+{
+        SET(rn->m->caught_up, rn->state == ST_STREAMING && rn->stream &&
+                                  !rn->unheard && !rn->in_txn && rn->cp &&
+                                  wc_checkpoint_in_flight(rn->cp) == 0);
+}
+
 static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                        int32_t status)
 {
@@ -270,6 +302,7 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
         }
         /* an id from before a replay is unknown now: nothing to do */
         (void)wc_checkpoint_ack(rn->cp, txn_id);
+        note_caught_up(rn);
 }
 
 static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
@@ -429,6 +462,7 @@ static int send_status(struct runner *rn)
         SET(rn->m->confirmed_lsn,
             rn->o->tail ? wc_checkpoint_confirmed(rn->cp) : flush);
         SET(rn->m->in_flight, wc_checkpoint_in_flight(rn->cp));
+        note_caught_up(rn);
         rn->status_ok_ms = now_ms();
         if (!rn->o->tail) {
                 int64_t dt = rn->status_ok_ms - rn->status_at_ms;
@@ -482,6 +516,7 @@ static int commit(struct runner *rn)
         COUNT(rn->m->transactions, 1);
         if (rn->txn.commit_time_us)
                 SET(rn->m->last_commit_time_us, rn->txn.commit_time_us);
+        note_caught_up(rn);
         if (r == -ECANCELED) {
                 handler_failed(rn, &e);
                 return 0;
@@ -533,6 +568,7 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 };
                 rn->txn_changes = 0;
                 rn->txn_bytes = m->len;
+                SET(rn->m->caught_up, 0);
                 r = track(rn, c->end_lsn);
                 if (r < 0)
                         return r;
@@ -820,6 +856,8 @@ static int start_stream(struct runner *rn)
                     wc_lsn_page_floor(rn->o->endpos, block, segment);
         }
 
+        rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
+
         wc_buf_init(&actions);
         wc_buf_init(&add_tables);
         wc_buf_init(&filter_tables);
@@ -869,8 +907,16 @@ static int start_stream(struct runner *rn)
                         return -ENOMEM;
                 /* where the slot is: sending it again is no progress */
                 rn->sent_flush = info->slot_confirmed;
+                /* the metrics are right before the first status message */
+                SET(rn->m->confirmed_lsn, info->slot_confirmed);
         }
+        if (info->xlogpos >
+            atomic_load_explicit(&rn->m->server_wal_end, memory_order_relaxed))
+                SET(rn->m->server_wal_end, info->xlogpos);
         rn->state = ST_STREAMING;
+        rn->reply_asked = false;
+        rn->unheard = false;
+        rn->listen_from_ms = 0;
         SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
@@ -898,6 +944,7 @@ static void drop_stream(struct runner *rn)
         wc_stream_free(rn->stream);
         rn->stream = NULL;
         SET(rn->m->streaming, 0);
+        SET(rn->m->caught_up, 0);
         wc_checkpoint_reset(rn->cp);
         wc_bus_reset(rn->bus);
         rn->in_txn = false;
@@ -944,6 +991,7 @@ static void start_failed(struct runner *rn, int r)
         else
                 log_debug("%s", rn->err);
         rn->start_error = r;
+        rn->server_lost = true;
         wc_stream_free(rn->stream);
         rn->stream = NULL;
         schedule_retry(rn);
@@ -1067,42 +1115,89 @@ static void reload_overdue(struct runner *rn)
 
 static int load_plugins(struct runner *rn);
 
-/* Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
- * is in flight, so no acknowledgement can be lost; a plugin that fails to
- * start leaves everything as it was. */
+/* A signal bus and plugin host with the sinks of rn->cfg.  0, or <0 with
+ * nothing left behind (the sinks' error is logged). */
+static int start_sinks(struct runner *rn)
+{
+        int r;
+
+        rn->bus = wc_bus_new(rn->cfg->signals.bulk_delete_batch);
+        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
+        r = rn->host ? load_plugins(rn) : -ENOMEM;
+        if (r < 0) {
+                wc_plugin_host_free(rn->host);
+                wc_bus_free(rn->bus);
+                rn->host = NULL;
+                rn->bus = NULL;
+        }
+        return r;
+}
+
+/*
+ * Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
+ * is in flight, so no acknowledgement can be lost.  The sinks in force
+ * close first: a file sink writes out what it holds before the new one
+ * opens (and repairs) the same file, and a plugin rebuilt at the same
+ * path is loaded anew (dlopen() of a path still open returns the code
+ * already loaded).  When the new sinks do not start, those of the
+ * configuration in force start again; when even they do not, walcastd
+ * stops (exit 1) rather than stream into no sink.  A reload that changes
+ * what wal2json is asked to skip restarts the stream from the confirmed
+ * position with the new options: the running stream has skipped what the
+ * new filter may want.
+ */
 static void apply_reload(struct runner *rn)
 {
         const struct wc_config *old_cfg = rn->cfg;
-        struct wc_route *old_route = rn->route;
-        struct wc_bus *old_bus = rn->bus;
-        struct wc_plugin_host *old_host = rn->host;
+        struct wc_route *route;
         struct wc_config *cfg = rn->next_cfg;
+        char lsn[WC_LSN_STRLEN];
+        int same = wc_route_pushdown_same(&old_cfg->filter, &cfg->filter);
 
         rn->next_cfg = NULL;
-        rn->cfg = cfg;
-        rn->route = wc_route_new(&cfg->filter);
-        rn->bus = wc_bus_new(cfg->signals.bulk_delete_batch);
-        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
-        if (!rn->route || !rn->bus || !rn->host || load_plugins(rn) < 0) {
-                wc_plugin_host_free(rn->host);
-                wc_bus_free(rn->bus);
-                wc_route_free(rn->route);
-                rn->cfg = old_cfg;
-                rn->route = old_route;
-                rn->bus = old_bus;
-                rn->host = old_host;
+        route = wc_route_new(&cfg->filter);
+        if (!route) {
                 wc_config_free(cfg);
-                log_error("reload failed; the configuration in force stays");
+                log_error("reload failed: out of memory; the configuration "
+                          "in force stays");
                 wc_notify("READY=1\nSTATUS=reload failed");
                 return;
         }
-        wc_plugin_host_free(old_host);
-        wc_bus_free(old_bus);
-        wc_route_free(old_route);
+        wc_plugin_host_free(rn->host);
+        wc_bus_free(rn->bus);
+        rn->cfg = cfg;
+        if (start_sinks(rn) < 0) {
+                wc_route_free(route);
+                rn->cfg = old_cfg;
+                wc_config_free(cfg);
+                if (start_sinks(rn) < 0) {
+                        log_error("reload failed, and the sinks of the "
+                                  "configuration in force did not start "
+                                  "again either: stopping");
+                        rn->fatal = -EIO;
+                        return;
+                }
+                log_error("reload failed; the sinks of the configuration "
+                          "in force started again, and it stays");
+                wc_notify("READY=1\nSTATUS=reload failed");
+                return;
+        }
+        wc_route_free(rn->route);
+        rn->route = route;
+        /* old_cfg is o->cfg or the last reload's */
         wc_config_free(rn->reloaded);
         rn->reloaded = cfg;
         log_info("reloaded %s", rn->o->config_path);
         wc_notify("READY=1");
+        if (same == 1 || rn->state != ST_STREAMING)
+                return;
+        /* no keepalive of the old stream may move the position on */
+        log_info("reload: the changes wal2json is asked to skip differ; "
+                 "streaming again from %s with the new filter",
+                 wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
+        drop_stream(rn);
+        rn->state = ST_BACKOFF;
+        rn->retry_at_ms = now_ms();
 }
 
 static void read_signals(struct runner *rn)
@@ -1251,6 +1346,126 @@ static int64_t status_due(struct runner *rn, bool reading)
         return soon < rn->next_status_ms ? soon : rn->next_status_ms;
 }
 
+/* ---- liveness ---- */
+
+/* How long the server may say nothing before the stream is given up. */
+static int64_t recv_timeout_ms(const struct runner *rn)
+{
+        int64_t t = rn->sender_timeout_ms > 0 ? rn->sender_timeout_ms
+                                              : RECV_TIMEOUT_DEFAULT_MS;
+        unsigned k = rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS
+                         ? rn->recv_timeouts
+                         : RECV_TIMEOUT_DOUBLINGS;
+
+        if (t < RECV_TIMEOUT_MIN_MS)
+                t = RECV_TIMEOUT_MIN_MS;
+        return t << k;
+}
+
+/* Past this much silence, a reply is asked for; past this plus the
+ * grace, the server is not heard. */
+static int64_t ask_after_ms(const struct runner *rn)
+{
+        return recv_timeout_ms(rn) / 2;
+}
+
+static int64_t unheard_after_ms(const struct runner *rn)
+{
+        int64_t half = recv_timeout_ms(rn) / 2;
+
+        return half + (half < REPLY_GRACE_MS ? half : REPLY_GRACE_MS);
+}
+
+/* The last time the server was heard, or reading began again after a
+ * pause (while the socket is not read, nothing can be heard). */
+static int64_t last_heard(const struct runner *rn)
+{
+        int64_t h = wc_stream_heard_ms(rn->stream);
+
+        return h > rn->listen_from_ms ? h : rn->listen_from_ms;
+}
+
+/* When check_heard() has something to do next. */
+static int64_t liveness_due(const struct runner *rn)
+{
+        int64_t h = last_heard(rn);
+
+        if (!rn->reply_asked)
+                return h + ask_after_ms(rn);
+        if (!rn->unheard)
+                return h + unheard_after_ms(rn);
+        return h + recv_timeout_ms(rn);
+}
+
+/*
+ * The server sends a keepalive at the latest when half its
+ * wal_sender_timeout passed without word from walcast, and answers a
+ * status message that asks for one at once.  Silence for half the receive
+ * timeout asks for one; no answer within REPLY_GRACE_MS makes the server
+ * unheard (walcast_streaming 0, /readyz not ready, no WATCHDOG=1); silence
+ * for the whole receive timeout gives the stream up (-ETIMEDOUT, which
+ * reconnects and replays from the confirmed position).
+ */
+static int check_heard(struct runner *rn)
+{
+        int64_t now = now_ms(), quiet;
+        char a[WC_LSN_STRLEN];
+        int r;
+
+        if (paused(rn))
+                rn->listen_from_ms = now;
+        quiet = now - last_heard(rn);
+        if (quiet < ask_after_ms(rn)) {
+                if (rn->unheard)
+                        log_notice("%s is heard again",
+                                   wc_stream_server(rn->stream));
+                rn->reply_asked = false;
+                rn->unheard = false;
+                rn->server_lost = false;
+                SET(rn->m->streaming, 1);
+                /* a commit read: whatever made the server silent is over */
+                if (rn->read_to > rn->recv_timeout_at)
+                        rn->recv_timeouts = 0;
+                return 0;
+        }
+        if (!rn->reply_asked) {
+                log_debug("nothing from %s for %lld ms: asking for a "
+                          "keepalive",
+                          wc_stream_server(rn->stream), (long long)quiet);
+                r = wc_stream_request_reply(rn->stream, rn->sent_flush, rn->err,
+                                            sizeof(rn->err));
+                if (r == 0)
+                        r = wc_stream_flush(rn->stream, rn->err,
+                                            sizeof(rn->err));
+                if (r < 0)
+                        return r;
+                rn->want_write = r == 1;
+                rn->reply_asked = true;
+        }
+        if (quiet >= unheard_after_ms(rn) && !rn->unheard) {
+                log_warning("nothing from %s for %lld ms, not even an answer "
+                            "to a keepalive request: not ready; reconnecting "
+                            "after %lld ms of silence",
+                            wc_stream_server(rn->stream), (long long)quiet,
+                            (long long)recv_timeout_ms(rn));
+                rn->unheard = true;
+                SET(rn->m->streaming, 0);
+                SET(rn->m->caught_up, 0);
+        }
+        if (quiet < recv_timeout_ms(rn))
+                return 0;
+        wc_errorf(rn->err, sizeof(rn->err),
+                  "nothing heard from %s for %lld ms (the receive timeout, "
+                  "from the server's wal_sender_timeout): reconnecting and "
+                  "reading again from %s",
+                  wc_stream_server(rn->stream), (long long)quiet,
+                  wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
+        if (rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS)
+                rn->recv_timeouts++;
+        rn->recv_timeout_at = rn->read_to;
+        return -ETIMEDOUT;
+}
+
 static int stream_step(struct runner *rn)
 {
         wc_lsn end = rn->o->endpos;
@@ -1268,6 +1483,9 @@ static int stream_step(struct runner *rn)
          * status messages keep the server from timing out */
         rn->batch_bytes = 0;
         r = read_batch(rn);
+        if (r < 0)
+                return r;
+        r = check_heard(rn);
         if (r < 0)
                 return r;
         /* a trickle: let more arrive before reading again */
@@ -1292,9 +1510,11 @@ static int stream_step(struct runner *rn)
 
 /*
  * WATCHDOG=1 at half of $WATCHDOG_USEC, only while the loop is healthy:
- * its status messages keep reaching the server (which holds for an idle
- * database too), or it is waiting out a backoff before a replay.  A hung
- * loop or a dead connection stops the pings and systemd restarts it.
+ * its status messages go out and the server is heard (check_heard: which
+ * holds for an idle database too), or it is waiting out a backoff before
+ * a replay that a sink, not the server, made necessary.  A hung loop, a
+ * dead or silent connection, or a server that cannot be reached stops the
+ * pings, and systemd restarts it.
  */
 static void watchdog(struct runner *rn)
 {
@@ -1303,7 +1523,11 @@ static void watchdog(struct runner *rn)
 
         if (!every || now < rn->next_watchdog_ms)
                 return;
-        if (rn->state == ST_BACKOFF || now - rn->status_ok_ms <= fresh)
+        /* a connection that is up but silent (a network path that drops
+         * packets) is no health */
+        if ((rn->state == ST_BACKOFF && !rn->server_lost) ||
+            (rn->state == ST_STREAMING && !rn->unheard &&
+             now - rn->status_ok_ms <= fresh))
                 wc_notify("WATCHDOG=1");
         rn->next_watchdog_ms = now + every;
 }
@@ -1325,6 +1549,8 @@ static int loop(struct runner *rn)
                  * inside a transaction the reading goes on to one */
                 if (rn->next_cfg && !rn->in_txn && rn->reload_by_ms < deadline)
                         deadline = rn->reload_by_ms;
+                if (with_stream && liveness_due(rn) < deadline)
+                        deadline = liveness_due(rn);
                 if (with_stream && rn->read_pending && !paused(rn))
                         deadline = now_ms();
                 if (with_stream && rn->holdoff) {
@@ -1338,6 +1564,8 @@ static int loop(struct runner *rn)
                         return r;
                 if (rn->stop)
                         break;
+                /* a sink that cannot deliver makes walcastd not ready */
+                SET(rn->m->sinks_ready, wc_kafka_sinks_down() == 0);
                 watchdog(rn);
                 heartbeat_tick(rn);
                 reload_overdue(rn);
@@ -1346,13 +1574,16 @@ static int loop(struct runner *rn)
                 if (rn->next_cfg && !rn->in_txn &&
                     (!rn->cp || wc_checkpoint_in_flight(rn->cp) == 0))
                         apply_reload(rn);
+                if (rn->fatal)
+                        return rn->fatal;
                 if (rn->state == ST_STREAMING && !rn->replay) {
                         r = stream_step(rn);
                         if (r < 0)
                                 log_error("%s", rn->err);
-                        if (r < 0 && transient(r) && !rn->o->tail)
+                        if (r < 0 && transient(r) && !rn->o->tail) {
                                 rn->replay = true;
-                        else if (r < 0)
+                                rn->server_lost = true;
+                        } else if (r < 0)
                                 return r;
                 }
                 if (rn->replay && rn->state == ST_STREAMING) {
@@ -1641,14 +1872,12 @@ static int load_plugins(struct runner *rn)
                             {"path", s->u.file.path},
                             {"fsync", s->u.file.fsync ? "true" : "false"},
                         };
-                        char name[4200];
-                        snprintf(name, sizeof(name), "file:%s", s->u.file.path);
                         /* the file sink reads its config during init only */
-                        r = wc_plugin_host_add(rn->host, name,
+                        r = wc_plugin_host_add(rn->host, s->name,
                                                wc_filesink_plugin(), NULL, kv,
                                                2, rn->err, sizeof(rn->err));
                 } else if (s->type == WC_SINK_KAFKA) {
-                        r = wc_kafka_sink_add(rn->host, "kafka", &s->u.kafka,
+                        r = wc_kafka_sink_add(rn->host, s->name, &s->u.kafka,
                                               cfg->source.dsn, rn->err,
                                               sizeof(rn->err));
                 } else {
@@ -1656,7 +1885,12 @@ static int load_plugins(struct runner *rn)
                         r = wc_plugin_host_load(rn->host, p->path, &p->schemas,
                                                 p->config, p->nconfig, rn->err,
                                                 sizeof(rn->err));
+                        if (r == 0 && strcmp(s->name, p->path) != 0)
+                                r = wc_plugin_host_name_last(rn->host, s->name);
                 }
+                /* a series from the start, before any acknowledgement */
+                if (r == 0)
+                        (void)wc_metrics_add_sink(rn->m, s->name);
                 if (r < 0) {
                         log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
                                   rn->err);

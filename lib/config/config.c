@@ -252,6 +252,8 @@ static const struct key_desc root_keys[] = {
 };
 
 static const struct key_desc file_keys[] = {
+    {KEY(KEY_STRING, "name", NULL, offsetof(struct wc_file_sink_config, name),
+         "what logs and metrics call this sink; default from its kind")},
     {KEY(KEY_STRING, "path", NULL, offsetof(struct wc_file_sink_config, path),
          "file to append JSON lines to; \"-\" is stdout"),
      .required = true},
@@ -261,6 +263,8 @@ static const struct key_desc file_keys[] = {
 };
 
 static const struct key_desc plugin_keys[] = {
+    {KEY(KEY_STRING, "name", NULL, offsetof(struct wc_plugin_sink_config, name),
+         "what logs and metrics call this sink; default from its kind")},
     {KEY(KEY_ABS_PATH, "path", NULL,
          offsetof(struct wc_plugin_sink_config, path),
          "the plugin's shared object"),
@@ -296,6 +300,8 @@ static const struct key_desc kafka_tables_keys[] = {
 };
 
 static const struct key_desc kafka_keys[] = {
+    {KEY(KEY_STRING, "name", NULL, offsetof(struct wc_kafka_sink_config, name),
+         "what logs and metrics call this sink; default from its kind")},
     {KEY(KEY_TOPIC, "topic", "{prefix}.{schema}.{table}",
          offsetof(struct wc_kafka_sink_config, topic), "topic name template")},
     {KEY(KEY_STRING, "prefix", "walcast",
@@ -332,6 +338,11 @@ static const struct sink_type_desc sink_types[] = {
 };
 
 /* Duplicate keys are found with a bit per table row. */
+/* `name` is read through any member of the union */
+_Static_assert(offsetof(struct wc_file_sink_config, name) == 0 &&
+                   offsetof(struct wc_plugin_sink_config, name) == 0 &&
+                   offsetof(struct wc_kafka_sink_config, name) == 0,
+               "name first in every sink type");
 _Static_assert(ARRAY_SIZE(root_keys) <= 32, "too many keys for the seen mask");
 _Static_assert(ARRAY_SIZE(source_keys) <= 32, "too many keys");
 _Static_assert(ARRAY_SIZE(filter_keys) <= 32, "too many keys");
@@ -1791,6 +1802,126 @@ static int kafka_check(struct loader *ld, const char *path,
         return 0;
 }
 
+/* The name a sink has without `name:`. */
+static int default_sink_name(const struct wc_sink_config *s, size_t i,
+                             bool numbered, char **ret)
+{
+        static const char *const kinds[] = {
+            [WC_SINK_FILE] = "file",
+            [WC_SINK_PLUGIN] = "plugin",
+            [WC_SINK_KAFKA] = "kafka",
+        };
+        int n;
+
+        if (numbered)
+                n = asprintf(ret, "%s#%zu", kinds[s->type], i + 1);
+        else if (s->type == WC_SINK_FILE)
+                n = asprintf(ret, "file:%s", s->u.file.path);
+        else if (s->type == WC_SINK_PLUGIN)
+                n = asprintf(ret, "%s", s->u.plugin.path);
+        else
+                n = asprintf(ret, "kafka");
+        return n < 0 ? -ENOMEM : 0;
+}
+
+static bool name_taken(const struct wc_config *c, size_t upto, const char *name,
+                       size_t *ret_at)
+{
+        for (size_t j = 0; j < upto; j++)
+                if (c->sinks[j].name && strcmp(c->sinks[j].name, name) == 0) {
+                        *ret_at = j;
+                        return true;
+                }
+        return false;
+}
+
+/*
+ * Gives every sink its name: its `name:` (unique, printable), else its
+ * default, numbered when two defaults (or a default and a `name:`) would
+ * be the same, so that two sinks of one kind are two metric series.
+ */
+static int name_sinks(struct loader *ld, const char *path,
+                      const struct node *seq, struct wc_config *c)
+{
+        char q[QUOTE_MAX];
+        size_t at;
+
+        for (size_t i = 0; i < c->nsinks; i++) {
+                const char *given = c->sinks[i].u.file.name;
+                const struct node *n;
+
+                if (!given)
+                        continue;
+                n = mapping_get(seq->kids[i]->kids[1], "name");
+                for (const char *p = given; *p; p++)
+                        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                                return fail(ld, n,
+                                            "the name of %s[%zu] has a "
+                                            "control character: use "
+                                            "printable text",
+                                            path, i);
+                if (strlen(given) >= 100)
+                        return fail(ld, n,
+                                    "the name of %s[%zu] is longer than 99 "
+                                    "bytes",
+                                    path, i);
+                if (name_taken(c, c->nsinks, given, &at))
+                        return fail(ld, n,
+                                    "sinks %zu and %zu are both named %s: "
+                                    "give each sink a name of its own",
+                                    at + 1, i + 1, quote(q, given));
+                c->sinks[i].name = strdup(given);
+                if (!c->sinks[i].name)
+                        return fail_oom(ld);
+        }
+        for (size_t i = 0; i < c->nsinks; i++) {
+                struct wc_sink_config *s = &c->sinks[i];
+                bool clash = false;
+                char *mine;
+
+                if (s->name)
+                        continue;
+                if (default_sink_name(s, i, false, &mine) < 0)
+                        return fail_oom(ld);
+                clash = name_taken(c, c->nsinks, mine, &at);
+                for (size_t j = 0; j < c->nsinks && !clash; j++) {
+                        char *other;
+
+                        if (j == i || c->sinks[j].u.file.name)
+                                continue;
+                        if (default_sink_name(&c->sinks[j], j, false, &other) <
+                            0) {
+                                free(mine);
+                                return fail_oom(ld);
+                        }
+                        clash = strcmp(mine, other) == 0;
+                        free(other);
+                }
+                if (clash) {
+                        free(mine);
+                        if (default_sink_name(s, i, true, &mine) < 0)
+                                return fail_oom(ld);
+                        if (name_taken(c, c->nsinks, mine, &at)) {
+                                free(mine);
+                                return fail(ld, seq->kids[i],
+                                            "%s[%zu] has no name of its own "
+                                            "(its default is taken): give it "
+                                            "one with name:",
+                                            path, i);
+                        }
+                }
+                s->name = mine;
+        }
+        /* a path that reads like a numbered default ("kafka#2") */
+        for (size_t i = 1; i < c->nsinks; i++)
+                if (name_taken(c, i, c->sinks[i].name, &at))
+                        return fail(ld, seq->kids[i],
+                                    "sinks %zu and %zu are both called %s: "
+                                    "give one a name with name:",
+                                    at + 1, i + 1, quote(q, c->sinks[i].name));
+        return 0;
+}
+
 static int load_sinks(struct loader *ld, const char *path,
                       const struct node *key, const struct node *seq,
                       struct wc_config *c)
@@ -1815,7 +1946,7 @@ static int load_sinks(struct loader *ld, const char *path,
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return name_sinks(ld, path, seq, c);
 }
 
 static int load_key(struct loader *ld, const struct key_desc *k,
@@ -2052,6 +2183,8 @@ err_free_text:
 
 static void sink_free(struct wc_sink_config *s)
 {
+        free(s->name);
+        free(s->u.file.name); /* the same member in every type */
         switch (s->type) {
         case WC_SINK_FILE:
                 free(s->u.file.path);

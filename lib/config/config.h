@@ -46,7 +46,10 @@ struct wc_kv {
 /* The value of key among kv[0..n), or NULL. */
 const char *wc_kv_get(const struct wc_kv *kv, size_t n, const char *key);
 
+/* Each sink type's struct starts with the `name:` it was given (NULL
+ * when none), at the same place in the union of struct wc_sink_config. */
 struct wc_plugin_sink_config {
+        char *name;
         char *path; /* absolute path of the shared object */
         /* schemas the plugin receives (exact names, globs, namespaces);
          * empty: every schema the global filter passes */
@@ -56,6 +59,7 @@ struct wc_plugin_sink_config {
 };
 
 struct wc_file_sink_config {
+        char *name;
         char *path; /* "-" is stdout */
         bool fsync; /* default true; ignored for stdout, pipes, ttys */
 };
@@ -63,6 +67,7 @@ struct wc_file_sink_config {
 /* The Kafka sink (docs/kafka.md).  topic and prefix were checked as far
  * as the configuration alone decides (core/topic.h). */
 struct wc_kafka_sink_config {
+        char *name;
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */
         char *prefix;    /* default "walcast" */
         bool tombstones; /* a null-value message after each delete; true */
@@ -77,6 +82,11 @@ struct wc_kafka_sink_config {
 struct wc_sink_config {
         enum wc_sink_type type;
         unsigned line, column; /* where the sink was defined */
+        /* what logs and the metrics' sink label call it, distinct among
+         * the sinks: `name:`, else "file:PATH", the plugin's path or
+         * "kafka", else (when two would be the same) "file#N", "plugin#N"
+         * or "kafka#N" with N its place in the list from 1 */
+        char *name;
         union {
                 struct wc_file_sink_config file;
                 struct wc_plugin_sink_config plugin;

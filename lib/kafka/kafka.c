@@ -153,6 +153,22 @@ struct state {
 
 /* ---- small helpers ---- */
 
+/* Kafka sinks of this process whose brokers are all down; only walcastd's
+ * thread, which serves librdkafka's callbacks, touches it. */
+static int sinks_down;
+
+int wc_kafka_sinks_down(void)
+{
+        return sinks_down;
+}
+
+static void set_all_down(struct state *st, bool down)
+{
+        if (down != st->all_down)
+                sinks_down += down ? 1 : -1;
+        st->all_down = down;
+}
+
 static int64_t now_ms(void)
 {
         struct timespec ts;
@@ -557,7 +573,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                                        m->key, m->key_len);
                 txn_fail(st, t);
         } else if (st->all_down) {
-                st->all_down = false;
+                set_all_down(st, false);
                 st->host->log(st->self, WALCAST_LOG_NOTICE,
                               "Kafka is reachable again: deliveries go on");
         }
@@ -605,7 +621,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                 if (rd_kafka_conf_get(st->conf, "bootstrap.servers", servers,
                                       &n) != RD_KAFKA_CONF_OK)
                         snprintf(servers, sizeof(servers), "(unknown)");
-                st->all_down = true;
+                set_all_down(st, true);
                 st->host->log(st->self, WALCAST_LOG_WARNING,
                               "%s (bootstrap.servers %s): librdkafka keeps "
                               "trying; changes wait for delivery and are "
@@ -1299,6 +1315,7 @@ static void close_state(void *state)
                 rd_kafka_flush(st->rk, CLOSE_FLUSH_MS);
                 serve(st);
         }
+        set_all_down(st, false);
         producer_stop(st);
         wc_tablemap_free(st->tables);
         if (st->pipe[0] >= 0) {

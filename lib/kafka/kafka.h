@@ -42,6 +42,11 @@
  */
 const struct walcast_plugin_descriptor *wc_kafka_plugin(void);
 
+/* How many Kafka sinks of this process have every broker down now
+ * (librdkafka's "all brokers down" until a delivery succeeds): they cannot
+ * deliver, so walcastd is not ready. */
+int wc_kafka_sinks_down(void);
+
 /* A sink's configuration by key, as above; NULL for a key not set. */
 typedef const char *(*wc_kafka_get_fn)(void *ud, const char *key);
 

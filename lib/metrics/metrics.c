@@ -60,6 +60,7 @@ void wc_metrics_init(struct wc_metrics *m)
         atomic_init(&m->reconnects, 0);
         atomic_init(&m->streaming, 0);
         atomic_init(&m->sinks_ready, 0);
+        atomic_init(&m->caught_up, 0);
         for (size_t i = 0; i < WC_METRICS_MAX_SINKS; i++) {
                 memset(m->sinks[i].name, 0, sizeof(m->sinks[i].name));
                 atomic_init(&m->sinks[i].acks, 0);
@@ -315,10 +316,12 @@ int wc_metrics_render(const struct wc_metrics *m, int64_t now_us,
                    wal_end > confirmed ? wal_end - confirmed : 0);
 
         commit_us = LOAD(m->last_commit_time_us);
-        if (commit_us != 0 && now_us > commit_us)
+        /* an idle database is no lag, however old its last commit */
+        if (commit_us != 0 && now_us > commit_us && !LOAD(m->caught_up))
                 lag_us = (uint64_t)now_us - (uint64_t)commit_us;
         put_family(&o, "walcast_lag_seconds", "gauge",
-                   "Time since the commit of the last transaction received.");
+                   "Time since the commit of the last transaction received; "
+                   "0 while everything received is delivered.");
         /* integer arithmetic: exact microseconds, no locale, no rounding */
         put(&o, "walcast_lag_seconds ");
         put_uint(&o, lag_us / 1000000);
@@ -363,9 +366,11 @@ int wc_metrics_render(const struct wc_metrics *m, int64_t now_us,
         streaming = LOAD(m->streaming) != 0;
         ready = streaming && LOAD(m->sinks_ready) != 0;
         put_single(&o, "walcast_streaming", "gauge",
-                   "1 while replication is streaming.", (uint64_t)streaming);
+                   "1 while replication is streaming and the server is "
+                   "heard.",
+                   (uint64_t)streaming);
         put_single(&o, "walcast_ready", "gauge",
-                   "1 while streaming and every sink is ready.",
+                   "1 while streaming and every sink is ready to deliver.",
                    (uint64_t)ready);
 
         n = atomic_load_explicit(&m->nschemas, memory_order_acquire);

@@ -51,8 +51,15 @@ struct wc_metrics {
         atomic_int paused; /* 1 while reading waits for the sinks */
         atomic_uint_fast64_t replays;
         atomic_uint_fast64_t reconnects;
-        atomic_int streaming;   /* 1 while START_REPLICATION is active */
-        atomic_int sinks_ready; /* 1 once every sink started */
+        /* 1 while START_REPLICATION is active and the server is heard */
+        atomic_int streaming;
+        /* 1 while every sink started and none knows it cannot deliver
+         * (a Kafka sink with every broker down) */
+        atomic_int sinks_ready;
+        /* 1 while streaming with nothing in flight and no transaction
+         * open: everything the server sent is delivered, so there is no
+         * lag in seconds, however long ago the last commit was */
+        atomic_int caught_up;
 
         struct wc_metrics_sink sinks[WC_METRICS_MAX_SINKS];
         atomic_size_t nsinks;
@@ -73,7 +80,8 @@ void wc_metrics_count_schema(struct wc_metrics *m, const char *schema,
                              size_t len);
 
 /* Renders the Prometheus text format into out (any thread).  now_us is
- * the current Unix time, for the lag in seconds.  0 or -ENOMEM. */
+ * the current Unix time, for the lag in seconds: the time since the last
+ * commit received, 0 while caught up.  0 or -ENOMEM. */
 int wc_metrics_render(const struct wc_metrics *m, int64_t now_us,
                       struct wc_buf *out);
 

@@ -244,6 +244,20 @@ void wc_plugin_host_free(struct wc_plugin_host *h)
         free(h);
 }
 
+int wc_plugin_host_name_last(struct wc_plugin_host *h, const char *name)
+{
+        char *copy;
+
+        if (h->nplugins == 0)
+                return -ENOENT;
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        free(h->plugins[h->nplugins - 1]->name);
+        h->plugins[h->nplugins - 1]->name = copy;
+        return 0;
+}
+
 size_t wc_plugin_host_count(const struct wc_plugin_host *h)
 {
         return h->nplugins;

@@ -75,6 +75,11 @@ int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
                        const struct wc_kv *config, size_t nconfig, char *errbuf,
                        size_t errlen);
 
+/* Renames the plugin added last (a loaded one is named by its path):
+ * what its messages and acknowledgements are reported under from now
+ * on.  0, -ENOENT or -ENOMEM. */
+int wc_plugin_host_name_last(struct wc_plugin_host *h, const char *name);
+
 size_t wc_plugin_host_count(const struct wc_plugin_host *h);
 
 /* The name of a bus owner (a plugin), for messages. */

@@ -200,3 +200,27 @@ int wc_route_pushdown(const struct wc_filter_config *f, struct wc_buf *actions,
         }
         return r;
 }
+
+int wc_route_pushdown_same(const struct wc_filter_config *a,
+                           const struct wc_filter_config *b)
+{
+        struct wc_buf x[3], y[3];
+        int r;
+
+        for (size_t i = 0; i < 3; i++) {
+                wc_buf_init(&x[i]);
+                wc_buf_init(&y[i]);
+        }
+        r = wc_route_pushdown(a, &x[0], &x[1], &x[2]);
+        if (r == 0)
+                r = wc_route_pushdown(b, &y[0], &y[1], &y[2]);
+        for (size_t i = 0; i < 3 && r == 0; i++)
+                if (x[i].len != y[i].len ||
+                    (x[i].len && memcmp(x[i].data, y[i].data, x[i].len)))
+                        r = -1;
+        for (size_t i = 0; i < 3; i++) {
+                wc_buf_free(&x[i]);
+                wc_buf_free(&y[i]);
+        }
+        return r == 0 ? 1 : r == -1 ? 0 : r;
+}

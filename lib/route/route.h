@@ -37,4 +37,13 @@ bool wc_route_match(struct wc_route *r, const struct wc_change *c);
 int wc_route_pushdown(const struct wc_filter_config *f, struct wc_buf *actions,
                       struct wc_buf *add_tables, struct wc_buf *filter_tables);
 
+/*
+ * Would a and b push the same options down to wal2json?  A stream started
+ * with a's options skips what b may want (or passes what b drops), so a
+ * reload from a to b restarts the stream when they differ.  1 same, 0
+ * different, -ENOMEM.
+ */
+int wc_route_pushdown_same(const struct wc_filter_config *a,
+                           const struct wc_filter_config *b);
+
 #endif

@@ -42,7 +42,8 @@ struct wc_stream {
         char server[300];
         char slot[64];
         bool streaming;
-        bool temporary; /* the slot is TEMPORARY */
+        bool temporary;   /* the slot is TEMPORARY */
+        int64_t heard_ms; /* monotonic: the last message from the server */
         wc_stream_notice_fn notice_fn;
         void *notice_userdata;
 };
@@ -675,6 +676,8 @@ err_free_sql:
         return r;
 }
 
+static int64_t mono_ms(void);
+
 int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
                     char *errbuf, size_t errlen)
 {
@@ -701,6 +704,7 @@ int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
                 return wc_fail(errbuf, errlen, -EIO,
                                "could not make the connection non-blocking");
         s->streaming = true;
+        s->heard_ms = mono_ms();
         return 0;
 }
 
@@ -775,6 +779,7 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                                "connection to %s lost: %s", s->server, msg);
         }
         s->copybuf = buf;
+        s->heard_ms = mono_ms();
 
         switch (buf[0]) {
         case 'w':
@@ -810,8 +815,47 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                        buf[0], n, s->server);
 }
 
+static int send_status(struct wc_stream *s, wc_lsn flush, bool reply,
+                       char *errbuf, size_t errlen);
+
 int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
                           size_t errlen)
+{
+        return send_status(s, flush, false, errbuf, errlen);
+}
+
+int wc_stream_request_reply(struct wc_stream *s, wc_lsn flush, char *errbuf,
+                            size_t errlen)
+{
+        return send_status(s, flush, true, errbuf, errlen);
+}
+
+int64_t wc_stream_heard_ms(const struct wc_stream *s)
+{
+        return s->heard_ms;
+}
+
+int64_t wc_stream_sender_timeout_ms(struct wc_stream *s)
+{
+        PGresult *res = PQexec(s->conn, "SELECT setting, unit FROM "
+                                        "pg_catalog.pg_settings WHERE name = "
+                                        "'wal_sender_timeout'");
+        int64_t ms = -1;
+
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            PQnfields(res) == 2 && strcmp(PQgetvalue(res, 0, 1), "ms") == 0) {
+                char *end = NULL;
+                long long v = strtoll(PQgetvalue(res, 0, 0), &end, 10);
+
+                if (end && !*end && v >= 0)
+                        ms = v;
+        }
+        PQclear(res);
+        return ms;
+}
+
+static int send_status(struct wc_stream *s, wc_lsn flush, bool reply,
+                       char *errbuf, size_t errlen)
 {
         char msg[34];
         struct timespec ts;
@@ -825,7 +869,7 @@ int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
         put_be64(msg + 9, flush);  /* flushed */
         put_be64(msg + 17, flush); /* applied */
         put_be64(msg + 25, (uint64_t)wc_pg_time_from_unix(now));
-        msg[33] = 0; /* no reply requested */
+        msg[33] = reply ? 1 : 0; /* the server answers with a keepalive */
         if (PQputCopyData(s->conn, msg, sizeof(msg)) != 1) {
                 one_line(PQerrorMessage(s->conn), err, sizeof(err));
                 return wc_fail(errbuf, errlen, -EPIPE,

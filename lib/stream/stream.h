@@ -154,6 +154,21 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
 int wc_stream_send_status(struct wc_stream *s, wc_lsn flush, char *errbuf,
                           size_t errlen);
 
+/* The same, asking the server to answer at once (with a keepalive): a
+ * server that is there is heard from within a round trip. */
+int wc_stream_request_reply(struct wc_stream *s, wc_lsn flush, char *errbuf,
+                            size_t errlen);
+
+/* CLOCK_MONOTONIC milliseconds of the last message read from the server
+ * (or of the start of the stream). */
+int64_t wc_stream_heard_ms(const struct wc_stream *s);
+
+/* The server's wal_sender_timeout in milliseconds (0: disabled), or -1
+ * when it would not say.  Before wc_stream_start(): it runs a query.
+ * The server sends a keepalive at the latest when half of it passed
+ * without word from the client, and answers wc_stream_request_reply(). */
+int64_t wc_stream_sender_timeout_ms(struct wc_stream *s);
+
 /* Sends queued output: 0 done, 1 more to send (poll for POLLOUT), <0. */
 int wc_stream_flush(struct wc_stream *s, char *errbuf, size_t errlen);
 

@@ -2182,6 +2182,62 @@ static void test_free_null(void **state)
         wc_config_free(NULL);
 }
 
+/* Every sink has a name of its own: the metrics' sink label and what
+ * the log calls it.  Two sinks of one kind are two series. */
+static void test_sink_names(void **state)
+{
+        struct wc_config *c;
+        (void)state;
+
+        c = load(SOURCE "sinks:\n"
+                        "  - file: {path: /a.jsonl}\n"
+                        "  - kafka: {properties: {bootstrap.servers: x}}\n"
+                        "  - plugin: {path: /p.so}\n");
+        assert_non_null(c);
+        assert_string_equal(c->sinks[0].name, "file:/a.jsonl");
+        assert_string_equal(c->sinks[1].name, "kafka");
+        assert_string_equal(c->sinks[2].name, "/p.so");
+        wc_config_free(c);
+
+        /* two of a kind: numbered by their place in the list */
+        c = load(SOURCE "sinks:\n"
+                        "  - kafka: {properties: {bootstrap.servers: x}}\n"
+                        "  - file: {path: /a.jsonl}\n"
+                        "  - kafka: {properties: {bootstrap.servers: y}}\n"
+                        "  - plugin: {path: /p.so}\n"
+                        "  - plugin: {path: /p.so}\n");
+        assert_non_null(c);
+        assert_string_equal(c->sinks[0].name, "kafka#1");
+        assert_string_equal(c->sinks[1].name, "file:/a.jsonl");
+        assert_string_equal(c->sinks[2].name, "kafka#3");
+        assert_string_equal(c->sinks[3].name, "plugin#4");
+        assert_string_equal(c->sinks[4].name, "plugin#5");
+        wc_config_free(c);
+
+        /* name: wins; a default it takes is numbered */
+        c = load(SOURCE "sinks:\n"
+                        "  - kafka:\n"
+                        "      name: orders\n"
+                        "      properties: {bootstrap.servers: x}\n"
+                        "  - kafka: {properties: {bootstrap.servers: y}}\n"
+                        "  - file: {path: /a.jsonl, name: kafka}\n");
+        assert_non_null(c);
+        assert_string_equal(c->sinks[0].name, "orders");
+        assert_string_equal(c->sinks[1].name, "kafka#2");
+        assert_string_equal(c->sinks[2].name, "kafka");
+        wc_config_free(c);
+
+        assert_error(SOURCE "sinks:\n"
+                            "  - file: {path: /a.jsonl, name: x}\n"
+                            "  - file: {path: /b.jsonl, name: x}\n",
+                     "walcast.yaml:6:34: sinks 1 and 2 are both named \"x\": "
+                     "give each sink a name of its own");
+        assert_error(SOURCE "sinks:\n"
+                            "  - file: {path: /a.jsonl, name: \"a\\tb\"}\n",
+                     "walcast.yaml:5:34: the name of sinks[0] has a control "
+                     "character: use printable text");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2215,6 +2271,7 @@ int main(void)
             cmocka_unit_test(test_bad_durations),
             cmocka_unit_test(test_bad_slot_names),
             cmocka_unit_test(test_bad_log_level),
+            cmocka_unit_test(test_sink_names),
             cmocka_unit_test(test_log_format_and_metrics),
             cmocka_unit_test(test_bad_ops),
             cmocka_unit_test(test_bad_sinks),

@@ -109,7 +109,7 @@ static const char full_expected[] =
     "# TYPE walcast_lag_bytes gauge\n"
     "walcast_lag_bytes 1000\n"
     "# HELP walcast_lag_seconds Time since the commit of the last "
-    "transaction received.\n"
+    "transaction received; 0 while everything received is delivered.\n"
     "# TYPE walcast_lag_seconds gauge\n"
     "walcast_lag_seconds 2.500000\n"
     "# HELP walcast_in_flight_transactions Transactions received but not "
@@ -144,10 +144,12 @@ static const char full_expected[] =
     "# HELP walcast_reconnects_total Reconnections to the server.\n"
     "# TYPE walcast_reconnects_total counter\n"
     "walcast_reconnects_total 1\n"
-    "# HELP walcast_streaming 1 while replication is streaming.\n"
+    "# HELP walcast_streaming 1 while replication is streaming and the "
+    "server is heard.\n"
     "# TYPE walcast_streaming gauge\n"
     "walcast_streaming 1\n"
-    "# HELP walcast_ready 1 while streaming and every sink is ready.\n"
+    "# HELP walcast_ready 1 while streaming and every sink is ready to "
+    "deliver.\n"
     "# TYPE walcast_ready gauge\n"
     "walcast_ready 1\n"
     "# HELP walcast_schema_changes_total Changes received, by schema; "
@@ -377,6 +379,24 @@ static void test_sinks(void **state)
         assert_int_equal(wc_metrics_add_sink(m, "kafka"), 0);
         assert_int_equal(atomic_load(&m->sinks[0].acks), 5);
         assert_int_equal(atomic_load(&m->nsinks), 2);
+        /* two sinks of one kind, named apart (config: "kafka#3"), are
+         * two series */
+        assert_int_equal(wc_metrics_add_sink(m, "kafka#3"), 2);
+        add(&m->sinks[2].acks, 7);
+        {
+                char *text = render(m, NOW_US);
+
+                assert_int_equal(
+                    sample(text, "walcast_sink_acks_total{sink=\"kafka\"} "),
+                    5);
+                assert_int_equal(
+                    sample(text, "walcast_sink_acks_total{sink=\"kafka#3\"} "),
+                    7);
+                free(text);
+        }
+        wc_metrics_init(m);
+        assert_int_equal(wc_metrics_add_sink(m, "kafka"), 0);
+        assert_int_equal(wc_metrics_add_sink(m, "file"), 1);
 
         for (int i = 2; i < WC_METRICS_MAX_SINKS; i++) {
                 snprintf(name, sizeof(name), "sink%d", i);
@@ -433,6 +453,18 @@ static void test_lag(void **state)
         atomic_store(&m->last_commit_time_us, NOW_US - 999999);
         text = render(m, NOW_US);
         assert_non_null(strstr(text, "\nwalcast_lag_seconds 0.999999\n"));
+        free(text);
+
+        /* caught up (nothing in flight, no transaction open): an idle
+         * database's last commit an hour ago is no lag */
+        atomic_store(&m->last_commit_time_us, NOW_US - 3600000000ll);
+        atomic_store(&m->caught_up, 1);
+        text = render(m, NOW_US);
+        assert_non_null(strstr(text, "\nwalcast_lag_seconds 0.000000\n"));
+        free(text);
+        atomic_store(&m->caught_up, 0);
+        text = render(m, NOW_US);
+        assert_non_null(strstr(text, "\nwalcast_lag_seconds 3600.000000\n"));
         free(text);
 
         /* a commit stamped in our future (clock skew) is no lag */

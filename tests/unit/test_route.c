@@ -189,6 +189,54 @@ static void pushdown(void **state)
         wc_buf_free(&filter);
 }
 
+/* A reload restarts the stream exactly when what wal2json is asked for
+ * changes: each pushed-down key, widened or narrowed. */
+static void pushdown_same(void **state)
+{
+        struct wc_filter_config a = {
+            .schemas_exclude = LIST("scratch"),
+            .tables_include = LIST("public.rfa"),
+            .tables_exclude = LIST("public.secret"),
+            .ops = WC_OP_BIT(WC_OP_INSERT),
+        };
+        struct wc_filter_config b = a;
+        (void)state;
+
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 1);
+        /* what stays on walcast's side is no reason to restart */
+        b.schemas_include = LIST("town6");
+        b.schemas_exclude = LIST("scratch", "*-archive");
+        b.ops |= WC_OP_BIT(WC_OP_MESSAGE);
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 1);
+
+        b = a;
+        b.tables_include = LIST("public.rfa", "public.rfb");
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
+        b.tables_include = LIST("public.*");
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+        b.tables_include = NONE;
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+
+        b = a;
+        b.ops |= WC_OP_BIT(WC_OP_DELETE);
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
+        b.ops = WC_OPS_DATA;
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+
+        b = a;
+        b.schemas_exclude = NONE;
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+        b.schemas_exclude = LIST("scratch", "other");
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+
+        b = a;
+        b.tables_exclude = NONE;
+        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
+        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -197,6 +245,7 @@ int main(void)
             cmocka_unit_test(filter_decisions),
             cmocka_unit_test(cache_survives_many_tables),
             cmocka_unit_test(pushdown),
+            cmocka_unit_test(pushdown_same),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
