@@ -107,6 +107,20 @@ def make_tmpdir():
     return d
 
 
+def trusted_tmpdir():
+    """A temporary directory for plugins walcastd is to load: walcastd
+    refuses code under a directory others can change (make_tmpdir()'s,
+    under the sticky /tmp, owned by postgres), so this one is in the
+    build tree of WALCASTD, owned by whoever runs the tests like every
+    directory above it.  Removed at the end."""
+    build = os.path.dirname(os.path.dirname(os.path.realpath(
+        binary("walcastd"))))
+    d = tempfile.mkdtemp(prefix="it-trusted-", dir=build)
+    os.chmod(d, 0o755)
+    _cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
 class PgProxy:
     """A TCP proxy to a cluster, for faults of the wire: what the client
     sends goes through untouched; each message the server sends (type byte,

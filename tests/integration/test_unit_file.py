@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -195,15 +194,6 @@ def case_template():
 # --------------------------------------------------------------------------
 # 2. installed
 
-def trusted_tmpdir(build):
-    """A temporary directory in the build tree (owned by whoever runs the
-    tests, like every directory above it), removed at the end."""
-    d = tempfile.mkdtemp(prefix="it-prefix-", dir=build)
-    os.chmod(d, 0o755)
-    h._cleanups.append(lambda: shutil.rmtree(d, ignore_errors=True))
-    return d
-
-
 class Installed:
     def __init__(self):
         self.build = installtree.build_dir()
@@ -218,7 +208,7 @@ class Installed:
         self.tmp = h.make_tmpdir()
         # walcastd loads the installed jsonl plugin only from a path that
         # nobody but root or its own user can change: not under /tmp
-        self.prefix = os.path.join(trusted_tmpdir(self.build), "prefix")
+        self.prefix = os.path.join(h.trusted_tmpdir(), "prefix")
         installtree.install(self.build, self.prefix)
         c = self.cache
         self.notify_reload = c.get("WALCAST_SYSTEMD_NOTIFY_RELOAD") in (
