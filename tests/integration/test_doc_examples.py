@@ -43,6 +43,11 @@ FIRST_USER_OID = 16384
 LSN_RE = re.compile(r"^[0-9A-F]{1,8}/[0-9A-F]{1,8}$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d+))?Z$")
 
+# A value that does not compress, short enough for a btree entry and long
+# enough to be stored out of line: an example shows it as "…" (LONG).
+BIG = "".join("%08x" % ((i * 2654435761) & 0xffffffff) for i in range(300))
+LONG = "\u2026"
+
 # One transaction per statement unless grouped; the statements that give
 # the examples.  \x, quotes and backslashes as the examples show them.
 WORKLOAD = [
@@ -67,7 +72,12 @@ WORKLOAD = [
     # docs/plugins.md (the jsonl plugin)
     'CREATE TABLE "town6-govikon".invoice (id bigint PRIMARY KEY, '
     '  paid boolean);'
-    'CREATE TABLE "town6-govikon".draft (id int);',
+    'CREATE TABLE "town6-govikon".draft (id int);'
+    # docs/file-format.md, unchanged TOASTed values: t goes out of line
+    'CREATE TABLE public.r2 (a int NOT NULL, t text NOT NULL, c int);'
+    'ALTER TABLE public.r2 ALTER t SET STORAGE EXTERNAL;'
+    'CREATE UNIQUE INDEX r2_at ON public.r2 (a, t);'
+    'ALTER TABLE public.r2 REPLICA IDENTITY USING INDEX r2_at;',
     "INSERT INTO \"town6-govikon\".tickets VALUES (1, 'hello')",
     "INSERT INTO \"town6-govikon\".t VALUES "
     "  (1, E'a\"b\\\\c\\n\u00e9', '\\xdead')",
@@ -83,6 +93,8 @@ WORKLOAD = [
     "  (1, 'NaN', '-Infinity', 'Infinity')",
     "INSERT INTO public.counted VALUES (1, 5, true)",
     "INSERT INTO public.events VALUES (1, '2026-11-25')",
+    "INSERT INTO public.r2 VALUES (1, '%s', 7)" % BIG,
+    "UPDATE public.r2 SET a = 2",
     "INSERT INTO \"town6-govikon\".invoice VALUES (2, false), (3, false);"
     "INSERT INTO \"town6-govikon\".draft VALUES (1)",
     "BEGIN;"
@@ -181,6 +193,8 @@ def diff(ex, real, path="", user_type=False):
                 return d
         return None
     if user_type and unqualified(ex) == unqualified(real):
+        return None
+    if ex == LONG and isinstance(real, str) and len(real) > 2000:
         return None
     if ex != real:
         return "%s: %r in the example, %r in the output" % (path, ex, real)
