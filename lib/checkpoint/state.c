@@ -173,27 +173,6 @@ int wc_state_read(const char *path, struct wc_slot_state *ret, char *errbuf,
         return 1;
 }
 
-static int sync_dir(const char *path)
-{
-        char dir[4096];
-        const char *slash = strrchr(path, '/');
-        int fd, r = 0;
-
-        if (!slash)
-                snprintf(dir, sizeof(dir), ".");
-        else if (slash == path)
-                snprintf(dir, sizeof(dir), "/");
-        else
-                snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 int wc_state_write(const char *path, const struct wc_slot_state *st,
                    char *errbuf, size_t errlen)
 {
@@ -248,7 +227,7 @@ int wc_state_write(const char *path, const struct wc_slot_state *st,
                                "cannot write the state file %s: %s", path,
                                strerror(-r));
         }
-        r = sync_dir(path);
+        r = wc_sync_dir(path);
         if (r < 0)
                 return wc_fail(errbuf, errlen, r,
                                "cannot sync the directory of the state file "

@@ -135,6 +135,10 @@ void wc_verrorf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
 int wc_fail(char *errbuf, size_t errlen, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* fsync of the directory holding path, so that a new or renamed file's
+ * name is as durable as what is written into it.  0 or -errno. */
+int wc_sync_dir(const char *path);
+
 /* Growable byte buffer.  Owns data. */
 struct wc_buf {
         char *data;

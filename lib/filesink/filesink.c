@@ -54,29 +54,6 @@ static int cut_partial_line(int fd, off_t size)
         return ftruncate(fd, 0) < 0 ? -errno : 1;
 }
 
-/* fsync of the directory holding path, so that a new file's name is as
- * durable as what is written into it. */
-static int sync_dir(const char *path)
-{
-        char dir[4096];
-        const char *slash = strrchr(path, '/');
-        int fd, r = 0;
-
-        if (!slash)
-                snprintf(dir, sizeof(dir), ".");
-        else if (slash == path)
-                snprintf(dir, sizeof(dir), "/");
-        else
-                snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 /*
  * Opens (or creates) the file at fs->path for appending and cuts a partial
  * last line: *ret_fd, and *ret_st as it is after that.  A file it creates
@@ -102,7 +79,7 @@ static int open_path(const struct wc_filesink *fs, int *ret_fd,
                                "could not open \"%s\": %s", fs->path,
                                strerror(errno));
         if (created && fs->fsync) {
-                r = sync_dir(fs->path);
+                r = wc_sync_dir(fs->path);
                 if (r < 0) {
                         wc_errorf(errbuf, errlen,
                                   "could not sync the directory of \"%s\": %s",
