@@ -121,6 +121,63 @@ def trusted_tmpdir():
     return d
 
 
+class Notify:
+    """A systemd notification socket (NOTIFY_SOCKET) at path.  Receives on
+    a thread, so that each message is stamped when it arrives."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.05)
+        self.msgs = []  # (monotonic time, text)
+        self.lock = threading.Lock()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        _cleanups.append(self.close)
+
+    def _run(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.msgs.append((time.monotonic(), data.decode()))
+
+    def close(self):
+        self.done = True
+        self.thread.join(2)
+        self.sock.close()
+
+    def drain(self):
+        time.sleep(0.1)
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.drain()
+            for i, (_, m) in enumerate(self.msgs):
+                if pred(m):
+                    return i
+        fail("no %s notification within %.0fs; got %r"
+               % (what, timeout, [m for _, m in self.msgs]))
+
+    def index(self, pred, start=0):
+        for i in range(start, len(self.msgs)):
+            if pred(self.msgs[i][1]):
+                return i
+        return -1
+
+    def pings(self, since=0.0, until=None):
+        """The times of the WATCHDOG=1 messages in [since, until)."""
+        with self.lock:
+            return [t for t, m in self.msgs if m == "WATCHDOG=1" and
+                    t >= since and (until is None or t < until)]
+
+
 class PgProxy:
     """A TCP proxy to a cluster, for faults of the wire: what the client
     sends goes through untouched; each message the server sends (type byte,

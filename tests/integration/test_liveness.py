@@ -11,9 +11,7 @@ stream again, ping again, and have lost nothing.
 """
 
 import os
-import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,40 +21,6 @@ import harness as h  # noqa: E402
 from harness import check  # noqa: E402
 
 SENDER_TIMEOUT_S = 4
-
-
-class Notify:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.05)
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.done = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        h._cleanups.append(self.close)
-
-    def _run(self):
-        while not self.done:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.msgs.append((time.monotonic(), data.decode()))
-
-    def close(self):
-        self.done = True
-        self.thread.join(2)
-        self.sock.close()
-
-    def pings(self, since=0.0, until=None):
-        with self.lock:
-            return [t for t, m in self.msgs if m == "WATCHDOG=1" and
-                    t >= since and (until is None or t < until)]
 
 
 def readyz(port):
@@ -86,7 +50,7 @@ def test():
     cfg = h.write_config(os.path.join(c.tmp, "live.yaml"),
                          proxy.dsn() + " connect_timeout=2", "live", out,
                          extra="metrics:\n  listen: 127.0.0.1:%d\n" % port)
-    n = Notify(os.path.join(c.tmp, "notify.sock"))
+    n = h.Notify(os.path.join(c.tmp, "notify.sock"))
     os.environ["NOTIFY_SOCKET"] = os.path.join(c.tmp, "notify.sock")
     os.environ["WATCHDOG_USEC"] = "1000000"
     try:

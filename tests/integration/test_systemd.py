@@ -10,65 +10,12 @@ a change; a bad one is refused and the configuration in force stays.
 
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check  # noqa: E402
-
-
-class Notify:
-    """Receives on a thread, so that each message is stamped when it
-    arrives."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.05)
-        self.msgs = []  # (monotonic time, text)
-        self.lock = threading.Lock()
-        self.done = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        h._cleanups.append(self.close)
-
-    def _run(self):
-        while not self.done:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.msgs.append((time.monotonic(), data.decode()))
-
-    def close(self):
-        self.done = True
-        self.thread.join(2)
-        self.sock.close()
-
-    def drain(self):
-        time.sleep(0.1)
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.drain()
-            for i, (_, m) in enumerate(self.msgs):
-                if pred(m):
-                    return i
-        h.fail("no %s notification within %.0fs; got %r"
-               % (what, timeout, [m for _, m in self.msgs]))
-
-    def index(self, pred, start=0):
-        for i in range(start, len(self.msgs)):
-            if pred(self.msgs[i][1]):
-                return i
-        return -1
 
 
 def test():
@@ -79,7 +26,7 @@ def test():
     out = os.path.join(c.tmp, "out.jsonl")
     cfg = os.path.join(c.tmp, "w.yaml")
     h.write_config(cfg, c.dsn(), "sd", out)
-    n = Notify(os.path.join(c.tmp, "notify.sock"))
+    n = h.Notify(os.path.join(c.tmp, "notify.sock"))
     os.environ["NOTIFY_SOCKET"] = os.path.join(c.tmp, "notify.sock")
     os.environ["WATCHDOG_USEC"] = "1000000"
     try:
