@@ -383,17 +383,30 @@ def strace_usable(tmp):
     return strace, None
 
 
-def child_pid(pid, timeout=10.0):
-    """The process strace started (its only child)."""
+def child_pid(pid, exe, timeout=10.0):
+    """The process strace started: its child that runs exe.  strace forks
+    short-lived children of its own at start (to test what ptrace can
+    do), so the first child seen may be one of those, gone a moment
+    later."""
+    exe = os.path.realpath(exe)
+
     def find():
         try:
-            for tid in os.listdir("/proc/%d/task" % pid):
-                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                    kids = f.read().split()
-                if kids:
-                    return int(kids[0])
+            tasks = os.listdir("/proc/%d/task" % pid)
         except OSError:
             return None
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            for k in kids:
+                try:
+                    if os.path.realpath("/proc/%d/exe" % k) == exe:
+                        return k
+                except OSError:
+                    continue
         return None
     return h.wait_until(find, timeout=timeout, what="the traced walcastd")
 
@@ -475,7 +488,7 @@ def case_syscalls(inst):
             del os.environ["ASAN_OPTIONS"]
     pid = None
     try:
-        pid = child_pid(p.pid)
+        pid = child_pid(p.pid, h.binary("walcastd"))
         p.wait_ready(timeout=60)
         cluster.sql('INSERT INTO "town6-sys".t SELECT g, \'v\' || g '
                     'FROM generate_series(1, 50) g; '
