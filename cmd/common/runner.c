@@ -18,7 +18,7 @@
 #include "common/notify.h"
 #include "common/runner.h"
 #include "config/config.h"
-#include "decode/decode.h"
+#include "decode/decoder.h"
 #include "filesink/filesink.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
@@ -672,6 +672,7 @@ static int open_stream(struct runner *rn, bool create)
         struct wc_stream_config sc = {
             .dsn = rn->o->cfg->source.dsn,
             .slot = rn->slot,
+            .plugin = wc_decoder_default->plugin,
             .create_slot = create,
             .temporary = rn->o->temporary,
         };
@@ -828,9 +829,8 @@ static int open_checked(struct runner *rn)
 static int start_stream(struct runner *rn)
 {
         const struct wc_stream_info *info;
-        struct wc_buf actions, add_tables, filter_tables;
-        const char *extra[7];
-        size_t n = 0;
+        const struct wc_decoder_ops *dec = rn->dec->ops;
+        struct wc_decoder_options opts;
         char lsn[WC_LSN_STRLEN];
         bool quiet = rn->failures > 1 || rn->start_failures > 0;
         int r;
@@ -858,49 +858,31 @@ static int start_stream(struct runner *rn)
 
         rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
 
-        wc_buf_init(&actions);
-        wc_buf_init(&add_tables);
-        wc_buf_init(&filter_tables);
-        r = wc_route_pushdown(&rn->cfg->filter, &actions, &add_tables,
-                              &filter_tables);
-        if (r == 0 && actions.len) {
-                extra[n++] = "actions";
-                extra[n++] = actions.data;
-        }
-        if (r == 0 && add_tables.len) {
-                extra[n++] = "add-tables";
-                extra[n++] = add_tables.data;
-        }
-        if (r == 0 && filter_tables.len) {
-                extra[n++] = "filter-tables";
-                extra[n++] = filter_tables.data;
-        }
-        extra[n] = NULL;
+        wc_decoder_options_init(&opts);
+        r = dec->options(&rn->cfg->filter, &opts);
         if (r == 0)
-                r = wc_stream_start(rn->stream, WC_LSN_INVALID, extra, rn->err,
-                                    sizeof(rn->err));
+                r = wc_stream_start(rn->stream, WC_LSN_INVALID, opts.kv,
+                                    dec->optional, rn->err, sizeof(rn->err));
         else
                 snprintf(rn->err, sizeof(rn->err), "out of memory");
-        wc_buf_free(&actions);
-        wc_buf_free(&add_tables);
-        wc_buf_free(&filter_tables);
+        wc_decoder_options_free(&opts);
         if (r < 0)
                 return r;
         if (!rn->cp && info->encoding[0] && strcmp(info->encoding, "UTF8"))
                 log_warning("database \"%s\" on %s has server_encoding %s: "
-                            "wal2json passes its text on unconverted, and "
+                            "%s passes its text on unconverted, and "
                             "walcastd stops at the first change whose text "
                             "is not UTF-8 (docs/reliability.md); walcast "
                             "needs a UTF8 database",
                             info->dbname, wc_stream_server(rn->stream),
-                            info->encoding);
-        if (!info->numeric_as_string && !rn->cp)
-                log_warning("wal2json on %s does not know the option "
-                            "numeric-data-types-as-string: NaN and "
-                            "Infinity in real, double precision and numeric "
-                            "columns arrive as null; upgrade wal2json (2.6 "
-                            "or later) to keep them",
-                            wc_stream_server(rn->stream));
+                            info->encoding, dec->name);
+        for (unsigned i = 0; info->optional_refused >> i && !rn->cp; i++)
+                if (info->optional_refused & 1u << i)
+                        log_warning("%s on %s does not know the option %s: "
+                                    "%s",
+                                    dec->name, wc_stream_server(rn->stream),
+                                    dec->optional[2 * i],
+                                    dec->optional_lost[i]);
         if (!rn->cp) {
                 rn->cp = wc_checkpoint_new(info->slot_confirmed);
                 if (!rn->cp)
@@ -1142,9 +1124,9 @@ static int start_sinks(struct runner *rn)
  * already loaded).  When the new sinks do not start, those of the
  * configuration in force start again; when even they do not, walcastd
  * stops (exit 1) rather than stream into no sink.  A reload that changes
- * what wal2json is asked to skip restarts the stream from the confirmed
- * position with the new options: the running stream has skipped what the
- * new filter may want.
+ * what the output plugin is asked to skip restarts the stream from the
+ * confirmed position with the new options: the running stream has skipped what
+ * the new filter may want.
  */
 static void apply_reload(struct runner *rn)
 {
@@ -1152,7 +1134,8 @@ static void apply_reload(struct runner *rn)
         struct wc_route *route;
         struct wc_config *cfg = rn->next_cfg;
         char lsn[WC_LSN_STRLEN];
-        int same = wc_route_pushdown_same(&old_cfg->filter, &cfg->filter);
+        int same = wc_decoder_options_same(rn->dec->ops, &old_cfg->filter,
+                                           &cfg->filter);
 
         rn->next_cfg = NULL;
         route = wc_route_new(&cfg->filter);
@@ -1192,8 +1175,9 @@ static void apply_reload(struct runner *rn)
         if (same == 1 || rn->state != ST_STREAMING)
                 return;
         /* no keepalive of the old stream may move the position on */
-        log_info("reload: the changes wal2json is asked to skip differ; "
+        log_info("reload: the changes %s is asked to skip differ; "
                  "streaming again from %s with the new filter",
+                 rn->dec->ops->name,
                  wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
         drop_stream(rn);
         rn->state = ST_BACKOFF;
@@ -1949,7 +1933,7 @@ int wc_run(const struct wc_run_opts *o)
                 log_info("metrics on http://%s/metrics",
                          o->cfg->metrics.listen);
         }
-        rn.dec = wc_decoder_new();
+        rn.dec = wc_decoder_new(wc_decoder_default);
         rn.route = wc_route_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;

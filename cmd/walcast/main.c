@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/runner.h"
 #include "config/config.h"
+#include "decode/decoder.h"
 #include "stream/stream.h"
 
 static void usage(FILE *f)
@@ -201,7 +202,8 @@ static int slot_create(struct wc_stream *s, const char *slot, bool force,
                 st.exists = false;
         }
         if (!st.exists) {
-                r = wc_stream_slot_create(s, slot, false, err, errlen);
+                r = wc_stream_slot_create(s, slot, wc_decoder_default->plugin,
+                                          false, err, errlen);
                 if (r < 0)
                         return r;
                 printf("created replication slot \"%s\"\n", slot);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Filters: which changes walcast passes on, and what of that the server
- * can be told to skip.
+ * Filters: which changes walcast passes on.  What of that the server can
+ * be told to skip is the decoder's (decode/decoder.h: options).
  *
  * Patterns are those of core/pattern.h.  A change passes when its schema
  * and table are included (an empty include list includes everything) and
@@ -26,24 +26,5 @@ void wc_route_free(struct wc_route *r);
 
 /* Does the change pass?  Begin and commit always pass. */
 bool wc_route_match(struct wc_route *r, const struct wc_change *c);
-
-/*
- * wal2json options that make the server skip what the filter drops anyway:
- * "actions", "add-tables", "filter-tables".  Only what is certainly
- * excluded is pushed (new tenant schemas appear at any time, so globs and
- * namespaces stay on our side).  Each output buffer is left empty when
- * that option should not be sent.  0 or -ENOMEM.
- */
-int wc_route_pushdown(const struct wc_filter_config *f, struct wc_buf *actions,
-                      struct wc_buf *add_tables, struct wc_buf *filter_tables);
-
-/*
- * Would a and b push the same options down to wal2json?  A stream started
- * with a's options skips what b may want (or passes what b drops), so a
- * reload from a to b restarts the stream when they differ.  1 same, 0
- * different, -ENOMEM.
- */
-int wc_route_pushdown_same(const struct wc_filter_config *a,
-                           const struct wc_filter_config *b);
 
 #endif

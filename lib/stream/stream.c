@@ -13,34 +13,13 @@
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
 #define PG_EPOCH_OFFSET_US (946684800LL * 1000000LL)
 
-const char *const wc_stream_base_options[] = {
-    "format-version",
-    "2",
-    "include-transaction",
-    "1",
-    "include-xids",
-    "1",
-    "include-lsn",
-    "1",
-    "include-pk",
-    "1",
-    "include-timestamp",
-    "1",
-    "include-type-oids",
-    "1",
-    NULL,
-};
-
-/* Newer wal2json keeps NaN, Infinity and full precision this way; older
- * builds reject the option, and walcast then goes on without it. */
-static const char numeric_option[] = "numeric-data-types-as-string";
-
 struct wc_stream {
         PGconn *conn;
         char *copybuf; /* last buffer from PQgetCopyData */
         struct wc_stream_info info;
         char server[300];
         char slot[64];
+        char plugin[64]; /* the output plugin, for slots and messages */
         bool streaming;
         bool temporary;   /* the slot is TEMPORARY */
         int64_t heard_ms; /* monotonic: the last message from the server */
@@ -170,8 +149,9 @@ static bool contains(const char *hay, const char *needle)
 static int server_error(struct wc_stream *s, const PGresult *res,
                         const char *what, char *errbuf, size_t errlen)
 {
-        char msg[1024];
+        char msg[1024], file[128];
         const char *primary = NULL, *state = NULL;
+        const char *plugin = s->plugin[0] ? s->plugin : "the output plugin";
 
         if (res) {
                 primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -181,21 +161,21 @@ static int server_error(struct wc_stream *s, const PGresult *res,
 
         if (contains(msg, "may not be used as an output plugin"))
                 return wc_fail(errbuf, errlen, -ENOPKG,
-                               "%s: the server does not allow wal2json as an "
+                               "%s: the server does not allow %s as an "
                                "output plugin (%s): add it to the superuser "
                                "setting output_plugin_libraries in "
                                "postgresql.conf, e.g. output_plugin_libraries "
-                               "= 'pgoutput, test_decoding, wal2json', and "
+                               "= 'pgoutput, test_decoding, %s', and "
                                "reload the server",
-                               what, msg);
-        if (contains(msg, "could not access file \"wal2json\"") ||
-            (contains(msg, "could not load library") &&
-             contains(msg, "wal2json")))
+                               what, plugin, msg, plugin);
+        snprintf(file, sizeof(file), "could not access file \"%s\"", plugin);
+        if (contains(msg, file) ||
+            (contains(msg, "could not load library") && contains(msg, plugin)))
                 return wc_fail(errbuf, errlen, -ENOPKG,
-                               "%s: wal2json is not installed on the server "
+                               "%s: %s is not installed on the server "
                                "(%s): install its package there, e.g. "
-                               "postgresql-15-wal2json on Debian",
-                               what, msg);
+                               "postgresql-15-%s on Debian",
+                               what, plugin, msg, plugin);
         if (contains(msg, "wal_level"))
                 return wc_fail(errbuf, errlen, -ENOTSUP,
                                "%s: %s: set wal_level = logical in "
@@ -286,7 +266,7 @@ static int classify_connect_error(struct wc_stream *s, char *errbuf,
 }
 
 /*
- * Every setting that shapes the text wal2json writes, pinned on the
+ * Every setting that shapes the text the output plugin writes, pinned on the
  * replication connection: options sent at connection start override the
  * server's, the database's and the role's (ALTER DATABASE/ROLE ... SET).
  * DateStyle ISO is also the only timestamp format the decoder reads, and
@@ -515,15 +495,18 @@ int wc_stream_slot_status(struct wc_stream *s, const char *slot,
         return 0;
 }
 
-int wc_stream_slot_create(struct wc_stream *s, const char *slot, bool temporary,
-                          char *errbuf, size_t errlen)
+int wc_stream_slot_create(struct wc_stream *s, const char *slot,
+                          const char *plugin, bool temporary, char *errbuf,
+                          size_t errlen)
 {
         char sql[256], what[160];
 
+        if (plugin != s->plugin)
+                snprintf(s->plugin, sizeof(s->plugin), "%s", plugin);
         snprintf(sql, sizeof(sql),
-                 "CREATE_REPLICATION_SLOT \"%s\" %sLOGICAL wal2json "
+                 "CREATE_REPLICATION_SLOT \"%s\" %sLOGICAL %s "
                  "NOEXPORT_SNAPSHOT",
-                 slot, temporary ? "TEMPORARY " : "");
+                 slot, temporary ? "TEMPORARY " : "", s->plugin);
         snprintf(what, sizeof(what), "could not create replication slot \"%s\"",
                  slot);
         return run(s, sql, PGRES_TUPLES_OK, what, NULL, errbuf, errlen);
@@ -551,12 +534,12 @@ static int check_slot(struct wc_stream *s, const char *slot,
                     "replication slot \"%s\" is a %s slot, walcast "
                     "needs a logical one: choose another source.slot",
                     slot, st->slot_type);
-        if (strcmp(st->plugin, "wal2json") != 0)
+        if (strcmp(st->plugin, s->plugin) != 0)
                 return wc_fail(errbuf, errlen, -EEXIST,
                                "replication slot \"%s\" uses the output plugin "
-                               "\"%s\", walcast needs wal2json: choose another "
+                               "\"%s\", walcast needs %s: choose another "
                                "source.slot",
-                               slot, st->plugin);
+                               slot, st->plugin, s->plugin);
         if (strcmp(st->database, s->info.dbname) != 0)
                 return wc_fail(
                     errbuf, errlen, -EEXIST,
@@ -590,6 +573,7 @@ int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
         int r;
 
         snprintf(s->slot, sizeof(s->slot), "%s", cfg->slot);
+        snprintf(s->plugin, sizeof(s->plugin), "%s", cfg->plugin);
         s->temporary = cfg->temporary;
         r = wc_stream_connect(s, cfg->dsn, errbuf, errlen);
         if (r < 0)
@@ -611,7 +595,8 @@ int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
                     "source.create_slot is false: create it with "
                     "`walcast slot create`, or set create_slot: true",
                     cfg->slot, s->server);
-        r = wc_stream_slot_create(s, cfg->slot, cfg->temporary, errbuf, errlen);
+        r = wc_stream_slot_create(s, cfg->slot, cfg->plugin, cfg->temporary,
+                                  errbuf, errlen);
         if (r < 0)
                 return r;
         s->info.slot_created = true;
@@ -639,8 +624,11 @@ static int append_option(struct wc_buf *sql, const char *k, const char *v)
         return r;
 }
 
-static int start_once(struct wc_stream *s, wc_lsn start, bool numeric,
-                      const char *const *extra, char *errbuf, size_t errlen)
+/* START_REPLICATION with `options` and the pairs of `optional` whose bit
+ * in `refused` is clear. */
+static int start_once(struct wc_stream *s, wc_lsn start,
+                      const char *const *options, const char *const *optional,
+                      unsigned refused, char *errbuf, size_t errlen)
 {
         char lsn[WC_LSN_STRLEN], what[160];
         struct wc_buf sql;
@@ -650,13 +638,11 @@ static int start_once(struct wc_stream *s, wc_lsn start, bool numeric,
         wc_buf_init(&sql);
         r = wc_buf_printf(&sql, "START_REPLICATION SLOT \"%s\" LOGICAL %s (",
                           s->slot, wc_lsn_format(start, lsn));
-        for (size_t i = 0; wc_stream_base_options[i] && !r; i += 2)
-                r = append_option(&sql, wc_stream_base_options[i],
-                                  wc_stream_base_options[i + 1]);
-        if (numeric && !r)
-                r = append_option(&sql, numeric_option, "1");
-        for (size_t i = 0; extra && extra[i] && !r; i += 2)
-                r = append_option(&sql, extra[i], extra[i + 1]);
+        for (size_t i = 0; options && options[i] && !r; i += 2)
+                r = append_option(&sql, options[i], options[i + 1]);
+        for (size_t i = 0; optional && optional[i] && !r; i += 2)
+                if (!(refused & 1u << (i / 2)))
+                        r = append_option(&sql, optional[i], optional[i + 1]);
         if (!r)
                 r = wc_buf_append_char(&sql, ')');
         if (r < 0) {
@@ -678,26 +664,38 @@ err_free_sql:
 
 static int64_t mono_ms(void);
 
-int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
+/* The optional pair the server's error names and that was sent, or -1. */
+static int refused_option(const char *const *optional, unsigned refused,
+                          const char *errbuf)
+{
+        for (size_t i = 0; optional && optional[i] && i / 2 < 32; i += 2)
+                if (!(refused & 1u << (i / 2)) && strstr(errbuf, optional[i]))
+                        return (int)(i / 2);
+        return -1;
+}
+
+int wc_stream_start(struct wc_stream *s, wc_lsn start,
+                    const char *const *options, const char *const *optional,
                     char *errbuf, size_t errlen)
 {
-        int r;
+        unsigned refused = 0;
+        int r, k;
 
-        r = start_once(s, start, true, extra, errbuf, errlen);
-        if (r == -EIO && strstr(errbuf, numeric_option)) {
-                /* An older wal2json: numerics stay bare JSON numbers and
-                 * NaN/Infinity arrive as null.  The caller warns.  The
-                 * failed command dropped a temporary slot with it. */
+        r = start_once(s, start, options, optional, refused, errbuf, errlen);
+        while (r == -EIO &&
+               (k = refused_option(optional, refused, errbuf)) >= 0) {
+                /* An older plugin: the caller warns about what is lost.
+                 * The failed command dropped a temporary slot with it. */
+                refused |= 1u << k;
                 r = 0;
                 if (s->temporary)
-                        r = wc_stream_slot_create(s, s->slot, true, errbuf,
-                                                  errlen);
+                        r = wc_stream_slot_create(s, s->slot, s->plugin, true,
+                                                  errbuf, errlen);
                 if (r == 0)
-                        r = start_once(s, start, false, extra, errbuf, errlen);
-                s->info.numeric_as_string = false;
-        } else {
-                s->info.numeric_as_string = r == 0;
+                        r = start_once(s, start, options, optional, refused,
+                                       errbuf, errlen);
         }
+        s->info.optional_refused = refused;
         if (r < 0)
                 return r;
         if (PQsetnonblocking(s->conn, 1) != 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The replication connection: libpq with replication=database, slot
- * lookup and creation, START_REPLICATION ... LOGICAL with wal2json, the
+ * lookup and creation, START_REPLICATION ... LOGICAL with the output
+ * plugin and options a decoder names (decode/decoder.h), the
  * CopyBoth stream of 'w' (XLogData) and 'k' (keepalive) messages, and 'r'
  * standby status updates.
  *
@@ -11,7 +12,7 @@
  *   -EACCES        authentication failed
  *   -EPERM         the role lacks REPLICATION
  *   -ENOTSUP       wal_level is not logical
- *   -ENOPKG        wal2json is not installed, or not allowed by
+ *   -ENOPKG        the output plugin is not installed, or not allowed by
  *                  output_plugin_libraries
  *   -EBUSY         the slot is active for another process
  *   -ENOENT        the slot does not exist (and may not be created)
@@ -33,10 +34,11 @@
 struct wc_stream;
 
 struct wc_stream_config {
-        const char *dsn;  /* libpq conninfo or URI */
-        const char *slot; /* validated [a-z0-9_]{1,63} */
-        bool create_slot; /* create when missing */
-        bool temporary;   /* create a TEMPORARY slot (walcast tail) */
+        const char *dsn;    /* libpq conninfo or URI */
+        const char *slot;   /* validated [a-z0-9_]{1,63} */
+        const char *plugin; /* the output plugin the slot must have */
+        bool create_slot;   /* create when missing */
+        bool temporary;     /* create a TEMPORARY slot (walcast tail) */
 };
 
 struct wc_slot_status {
@@ -60,9 +62,9 @@ struct wc_stream_info {
         char encoding[32];     /* the database's server_encoding */
         bool slot_created;     /* this open created the slot */
         wc_lsn slot_confirmed; /* the slot's confirmed_flush_lsn */
-        /* false when wal2json lacks numeric-data-types-as-string, so NaN
-         * and Infinity numerics arrive as null */
-        bool numeric_as_string;
+        /* bit i: the server did not know the optional option pair i of
+         * wc_stream_start(), which went on without it */
+        unsigned optional_refused;
 };
 
 enum wc_stream_msg_kind {
@@ -81,8 +83,8 @@ struct wc_stream_msg {
         size_t len;
 };
 
-/* Called for every notice or warning the server sends (wal2json warns
- * about tables whose updates and deletes it drops). */
+/* Called for every notice or warning the server sends (an output plugin
+ * may warn about tables whose updates and deletes it drops). */
 typedef void (*wc_stream_notice_fn)(void *userdata, const char *severity,
                                     const char *message);
 
@@ -99,14 +101,14 @@ void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
  * that the DSN, in key=value or URI form, does not set itself: up to max
  * keyword/value pairs (static strings) into keys and vals, to be passed
  * before the DSN.  None when the DSN or PGSERVICE names a service (its
- * file may set them), and only keywords this libpq knows.  The count, or -EINVAL when
- * the DSN does not parse.
+ * file may set them), and only keywords this libpq knows.  The count, or
+ * -EINVAL when the DSN does not parse.
  */
 int wc_stream_keepalive_defaults(const char *dsn, const char **keys,
                                  const char **vals, size_t max);
 
 /* Connects and runs IDENTIFY_SYSTEM; checks wal_level.  The settings that
- * shape wal2json's text are pinned on the connection (DateStyle,
+ * shape the output plugin's text are pinned on the connection (DateStyle,
  * IntervalStyle, TimeZone, extra_float_digits, bytea_output,
  * lc_monetary, search_path, quote_all_identifiers). */
 int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
@@ -116,8 +118,9 @@ int wc_stream_connect(struct wc_stream *s, const char *dsn, char *errbuf,
 int wc_stream_slot_status(struct wc_stream *s, const char *slot,
                           struct wc_slot_status *ret_status, char *errbuf,
                           size_t errlen);
-int wc_stream_slot_create(struct wc_stream *s, const char *slot, bool temporary,
-                          char *errbuf, size_t errlen);
+int wc_stream_slot_create(struct wc_stream *s, const char *slot,
+                          const char *plugin, bool temporary, char *errbuf,
+                          size_t errlen);
 int wc_stream_slot_drop(struct wc_stream *s, const char *slot, char *errbuf,
                         size_t errlen);
 
@@ -134,11 +137,16 @@ void wc_stream_wal_sizes(struct wc_stream *s, uint32_t *ret_block,
                          uint64_t *ret_segment);
 
 /*
- * START_REPLICATION SLOT ... LOGICAL start with wal2json's v2 options plus
- * `extra` (NULL-terminated key, value pairs, e.g. "actions", "insert").
- * start 0 resumes from the slot's confirmed position.
+ * START_REPLICATION SLOT ... LOGICAL start with `options`, then `optional`
+ * (both NULL-terminated key, value pairs, opaque here; either may be
+ * NULL).  When the server refuses the command with an error that names
+ * the key of an optional pair, it is started again without that pair
+ * (a temporary slot, which the failed command dropped, is made again);
+ * info.optional_refused says which were left out.  start 0 resumes from
+ * the slot's confirmed position.
  */
-int wc_stream_start(struct wc_stream *s, wc_lsn start, const char *const *extra,
+int wc_stream_start(struct wc_stream *s, wc_lsn start,
+                    const char *const *options, const char *const *optional,
                     char *errbuf, size_t errlen);
 
 /* The socket to poll. */
@@ -176,9 +184,6 @@ int wc_stream_flush(struct wc_stream *s, char *errbuf, size_t errlen);
  * waits for its end of the stream, up to timeout_ms. */
 int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
                    size_t errlen);
-
-/* The START_REPLICATION options walcast always sends (tests, docs). */
-extern const char *const wc_stream_base_options[];
 
 /* "host:port" of the connection, for messages. */
 const char *wc_stream_server(const struct wc_stream *s);

@@ -12,7 +12,8 @@
 #include <string.h>
 
 #include "change_diff.h"
-#include "decode/decode.h"
+#include "decode/decoder.h"
+#include "decode/wal2json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,17 +68,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int r, fr;
 
         if (!d)
-                d = wc_decoder_new();
+                d = wc_decoder_new(&wc_wal2json);
         if (!d)
                 abort();
         /* an exact-size heap copy: ASan catches a read or write past it */
         msg = malloc(size ? size : 1);
         fmsg = malloc(size ? size : 1);
-        fresh = wc_decoder_new();
+        fresh = wc_decoder_new(&wc_wal2json);
         if (!msg || !fmsg || !fresh)
                 abort();
         /* and the other string scanner, where there are two */
-        wc_decoder_set_avx2(fresh, false);
+        wc_wal2json_set_avx2(fresh, false);
         memcpy(msg, data, size);
         memcpy(fmsg, data, size);
         err[0] = ferr[0] = '\0';

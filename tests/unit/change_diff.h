@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "decode/decode.h"
+#include "decode/decoder.h"
 
 /* The same string, or both absent. */
 static inline int cd_same_str(const char *a, size_t alen, const char *b,

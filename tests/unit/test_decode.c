@@ -18,7 +18,16 @@
 #include <cmocka.h>
 
 #include "change_diff.h"
-#include "decode/decode.h"
+#include "config/config.h"
+#include "core/pattern.h"
+#include "decode/decoder.h"
+#include "decode/wal2json.h"
+
+#define LIST(...)                                                              \
+        ((struct wc_pattern_list){(char *[]){__VA_ARGS__},                     \
+                                  sizeof((char *[]){__VA_ARGS__}) /            \
+                                      sizeof(char *)})
+#define NONE ((struct wc_pattern_list){NULL, 0})
 
 #define AT      0x1547700 /* printed as 0/1547700 */
 #define AT_TEXT "0/1547700"
@@ -136,7 +145,7 @@ static int setup(void **state)
 
         if (!x)
                 return -1;
-        x->d = wc_decoder_new();
+        x->d = wc_decoder_new(&wc_wal2json);
         if (!x->d) {
                 free(x);
                 return -1;
@@ -930,7 +939,7 @@ static void error_messages(void **state)
         const struct wc_change *ch;
         char err[512];
 
-        /* the example in decode.h, to the byte */
+        /* the example in wal2json.h, to the byte */
         assert_int_equal(wc_decoder_decode(x->d, copy, strlen(copy), AT, &ch,
                                            err, sizeof(err)),
                          -EBADMSG);
@@ -1297,7 +1306,7 @@ static void same_columns(const struct walcast_columns *a,
 static void whitespace_anywhere(void **state)
 {
         struct decoded *x = *state;
-        struct wc_decoder *d2 = wc_decoder_new();
+        struct wc_decoder *d2 = wc_decoder_new(&wc_wal2json);
         size_t total = 0;
 
         assert_non_null(d2);
@@ -1456,7 +1465,7 @@ static void reuse_across_messages(void **state)
                                     wc_decoder_decode(x->d, m1, all[f].len[i],
                                                       AT, &c1, NULL, 0),
                                     0);
-                                fresh = wc_decoder_new();
+                                fresh = wc_decoder_new(&wc_wal2json);
                                 assert_non_null(fresh);
                                 assert_int_equal(
                                     wc_decoder_decode(fresh, m2, all[f].len[i],
@@ -1493,14 +1502,14 @@ static void agree(struct wc_decoder *d, const char *msg, size_t len,
         char *m1 = malloc(len + 1), *m2 = malloc(len + 1);
         char e1[512] = "", e2[512] = "";
         const struct wc_change *c1 = NULL, *c2 = NULL;
-        struct wc_decoder *fresh = wc_decoder_new();
+        struct wc_decoder *fresh = wc_decoder_new(&wc_wal2json);
         int r1, r2;
 
         assert_non_null(m1);
         assert_non_null(m2);
         assert_non_null(fresh);
         /* and the other string scanner, where there are two */
-        wc_decoder_set_avx2(fresh, false);
+        wc_wal2json_set_avx2(fresh, false);
         memcpy(m1, msg, len);
         memcpy(m2, msg, len);
         r1 = wc_decoder_decode(d, m1, len, AT, &c1, e1, sizeof(e1));
@@ -2020,6 +2029,144 @@ static void relation_of_undecodable(void **state)
         assert_string_equal(x->ch->table, "ta ble");
 }
 
+static void pushdown(void **state)
+{
+        struct wc_buf actions, add, filter;
+        struct wc_filter_config f = {
+            .schemas_include = LIST("town6"),
+            .schemas_exclude = LIST("*-archive", "scratch", "we.ird"),
+            .tables_include = LIST("town6-govikon.tickets", "town6-bern.users"),
+            .tables_exclude = LIST("*.upgrade_state", "secrets", "x*", "a.b,c"),
+            .ops = WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_UPDATE) |
+                   WC_OP_BIT(WC_OP_MESSAGE),
+        };
+        (void)state;
+
+        wc_buf_init(&actions);
+        wc_buf_init(&add);
+        wc_buf_init(&filter);
+        assert_int_equal(wc_wal2json_pushdown(&f, &actions, &add, &filter), 0);
+        assert_string_equal(actions.data, "insert,update");
+        assert_string_equal(add.data, "town6-govikon.tickets,town6-bern.users");
+        f.tables_include = LIST("*.tickets", "town6-bern.*");
+        assert_int_equal(wc_wal2json_pushdown(&f, &actions, &add, &filter), 0);
+        assert_string_equal(add.data, "*.tickets,town6-bern.*");
+        /* globs and names wal2json would need escaped stay on our side */
+        assert_string_equal(filter.data, "*.upgrade_state,*.secrets,scratch.*");
+
+        /* every data op selected: no "actions"; a glob include: no
+         * add-tables */
+        f.ops = WC_OPS_DATA;
+        f.tables_include = LIST("town6-govikon.tickets", "*.us*");
+        f.tables_exclude = NONE;
+        f.schemas_exclude = NONE;
+        assert_int_equal(wc_wal2json_pushdown(&f, &actions, &add, &filter), 0);
+        assert_int_equal(actions.len, 0);
+        assert_int_equal(add.len, 0);
+        assert_int_equal(filter.len, 0);
+        wc_buf_free(&actions);
+        wc_buf_free(&add);
+        wc_buf_free(&filter);
+}
+
+/* A reload restarts the stream exactly when what wal2json is asked for
+ * changes: each pushed-down key, widened or narrowed. */
+static void pushdown_same(void **state)
+{
+        struct wc_filter_config a = {
+            .schemas_exclude = LIST("scratch"),
+            .tables_include = LIST("public.rfa"),
+            .tables_exclude = LIST("public.secret"),
+            .ops = WC_OP_BIT(WC_OP_INSERT),
+        };
+        struct wc_filter_config b = a;
+        (void)state;
+
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 1);
+        /* what stays on walcast's side is no reason to restart */
+        b.schemas_include = LIST("town6");
+        b.schemas_exclude = LIST("scratch", "*-archive");
+        b.ops |= WC_OP_BIT(WC_OP_MESSAGE);
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 1);
+
+        b = a;
+        b.tables_include = LIST("public.rfa", "public.rfb");
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &b, &a), 0);
+        b.tables_include = LIST("public.*");
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+        b.tables_include = NONE;
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+
+        b = a;
+        b.ops |= WC_OP_BIT(WC_OP_DELETE);
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &b, &a), 0);
+        b.ops = WC_OPS_DATA;
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+
+        b = a;
+        b.schemas_exclude = NONE;
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+        b.schemas_exclude = LIST("scratch", "other");
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+
+        b = a;
+        b.tables_exclude = NONE;
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &a, &b), 0);
+        assert_int_equal(wc_decoder_options_same(&wc_wal2json, &b, &a), 0);
+}
+
+/* The options a stream starts with: the fixed ones, then the pushdown;
+ * numeric-data-types-as-string is optional (the stream drops it when the
+ * server's wal2json does not know it). */
+static void start_options(void **state)
+{
+        struct wc_decoder_options o;
+        struct wc_filter_config f = {
+            .tables_include = LIST("public.rfa"),
+            .ops = WC_OP_BIT(WC_OP_INSERT),
+        };
+        static const char *const want[] = {
+            "format-version",
+            "2",
+            "include-transaction",
+            "1",
+            "include-xids",
+            "1",
+            "include-lsn",
+            "1",
+            "include-pk",
+            "1",
+            "include-timestamp",
+            "1",
+            "include-type-oids",
+            "1",
+            "actions",
+            "insert",
+            "add-tables",
+            "public.rfa",
+            NULL,
+        };
+        size_t i;
+        (void)state;
+
+        wc_decoder_options_init(&o);
+        assert_int_equal(wc_wal2json.options(&f, &o), 0);
+        for (i = 0; want[i]; i++)
+                assert_string_equal(o.kv[i], want[i]);
+        assert_null(o.kv[i]);
+        wc_decoder_options_free(&o);
+        assert_int_equal(wc_wal2json.options(NULL, &o), 0);
+        assert_int_equal(o.n, 7);
+        wc_decoder_options_free(&o);
+        assert_string_equal(wc_wal2json.plugin, "wal2json");
+        assert_string_equal(wc_wal2json.optional[0],
+                            "numeric-data-types-as-string");
+        assert_null(wc_wal2json.optional[2]);
+        assert_true(wc_decoder_default == &wc_wal2json);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2060,6 +2207,9 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(hostile_type_names_handwritten,
                                             setup, teardown),
+            cmocka_unit_test(pushdown),
+            cmocka_unit_test(pushdown_same),
+            cmocka_unit_test(start_options),
             cmocka_unit_test_setup_teardown(relation_of_undecodable, setup,
                                             teardown),
         };

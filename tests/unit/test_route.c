@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Schema/table/op filters, the decision cache, and what is pushed to
- * wal2json. */
+/* Schema/table/op filters and the decision cache. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,94 +148,6 @@ static void cache_survives_many_tables(void **state)
         wc_route_free(r);
 }
 
-static void pushdown(void **state)
-{
-        struct wc_buf actions, add, filter;
-        struct wc_filter_config f = {
-            .schemas_include = LIST("town6"),
-            .schemas_exclude = LIST("*-archive", "scratch", "we.ird"),
-            .tables_include = LIST("town6-govikon.tickets", "town6-bern.users"),
-            .tables_exclude = LIST("*.upgrade_state", "secrets", "x*", "a.b,c"),
-            .ops = WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_UPDATE) |
-                   WC_OP_BIT(WC_OP_MESSAGE),
-        };
-        (void)state;
-
-        wc_buf_init(&actions);
-        wc_buf_init(&add);
-        wc_buf_init(&filter);
-        assert_int_equal(wc_route_pushdown(&f, &actions, &add, &filter), 0);
-        assert_string_equal(actions.data, "insert,update");
-        assert_string_equal(add.data, "town6-govikon.tickets,town6-bern.users");
-        f.tables_include = LIST("*.tickets", "town6-bern.*");
-        assert_int_equal(wc_route_pushdown(&f, &actions, &add, &filter), 0);
-        assert_string_equal(add.data, "*.tickets,town6-bern.*");
-        /* globs and names wal2json would need escaped stay on our side */
-        assert_string_equal(filter.data, "*.upgrade_state,*.secrets,scratch.*");
-
-        /* every data op selected: no "actions"; a glob include: no
-         * add-tables */
-        f.ops = WC_OPS_DATA;
-        f.tables_include = LIST("town6-govikon.tickets", "*.us*");
-        f.tables_exclude = NONE;
-        f.schemas_exclude = NONE;
-        assert_int_equal(wc_route_pushdown(&f, &actions, &add, &filter), 0);
-        assert_int_equal(actions.len, 0);
-        assert_int_equal(add.len, 0);
-        assert_int_equal(filter.len, 0);
-        wc_buf_free(&actions);
-        wc_buf_free(&add);
-        wc_buf_free(&filter);
-}
-
-/* A reload restarts the stream exactly when what wal2json is asked for
- * changes: each pushed-down key, widened or narrowed. */
-static void pushdown_same(void **state)
-{
-        struct wc_filter_config a = {
-            .schemas_exclude = LIST("scratch"),
-            .tables_include = LIST("public.rfa"),
-            .tables_exclude = LIST("public.secret"),
-            .ops = WC_OP_BIT(WC_OP_INSERT),
-        };
-        struct wc_filter_config b = a;
-        (void)state;
-
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 1);
-        /* what stays on walcast's side is no reason to restart */
-        b.schemas_include = LIST("town6");
-        b.schemas_exclude = LIST("scratch", "*-archive");
-        b.ops |= WC_OP_BIT(WC_OP_MESSAGE);
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 1);
-
-        b = a;
-        b.tables_include = LIST("public.rfa", "public.rfb");
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
-        b.tables_include = LIST("public.*");
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-        b.tables_include = NONE;
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-
-        b = a;
-        b.ops |= WC_OP_BIT(WC_OP_DELETE);
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
-        b.ops = WC_OPS_DATA;
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-
-        b = a;
-        b.schemas_exclude = NONE;
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-        b.schemas_exclude = LIST("scratch", "other");
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-
-        b = a;
-        b.tables_exclude = NONE;
-        assert_int_equal(wc_route_pushdown_same(&a, &b), 0);
-        assert_int_equal(wc_route_pushdown_same(&b, &a), 0);
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -244,8 +155,6 @@ int main(void)
             cmocka_unit_test(table_patterns),
             cmocka_unit_test(filter_decisions),
             cmocka_unit_test(cache_survives_many_tables),
-            cmocka_unit_test(pushdown),
-            cmocka_unit_test(pushdown_same),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

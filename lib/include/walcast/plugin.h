@@ -111,8 +111,8 @@ enum walcast_signal_kind {
 /* A column: name, type as PostgreSQL's format_type() prints it with an
  * empty search_path (types outside pg_catalog schema-qualified and
  * quoted as SQL needs: "town6-govikon".status; docs/file-format.md,
- * "Type names"), and the value as the JSON
- * text wal2json sent (numbers bare, strings quoted and escaped, SQL NULL
+ * "Type names"), and the column's value as JSON text
+ * (numbers bare, strings quoted and escaped, SQL NULL
  * as "null"); value_len is 0 in primary-key descriptions.  name and type
  * are NUL-terminated (name_len and type_len exclude the NUL); value is
  * not: read value_len bytes. */
