@@ -988,7 +988,8 @@ static int list_topics(const struct demo *d)
                                 5000))
                                 total += hi - lo;
                 }
-                say("%s: %lld messages\n", t->topic, (long long)total);
+                say("%s: %lld message%s\n", t->topic, (long long)total,
+                    total == 1 ? "" : "s");
                 found++;
         }
         if (!found)
@@ -1034,7 +1035,7 @@ static void print_kept(const struct demo *d)
         snprintf(psql, sizeof(psql), "%s/psql", d->bindir);
         say("\nthe server keeps running, as user %s, PID %ld, in %s:\n"
             "  dsn:     %s\n"
-            "  psql:    %s%s \"%s\"\n"
+            "  psql:    %s \"%s\"\n"
             "  config:  %s\n"
             "  watch:   walcast tail -c %s\n"
             "  stream:  walcastd -c %s\n"
@@ -1042,7 +1043,6 @@ static void print_kept(const struct demo *d)
             "  remove:  rm -rf %s   (once it has stopped)\n"
             "\n",
             d->user, (long)d->postgres, d->tmp, d->dsn,
-            d->drop_privileges ? "runuser -u postgres -- " : "",
             access(psql, X_OK) == 0 ? psql : "psql", d->dsn, d->config,
             d->config, d->config, (long)d->postgres, d->tmp);
         say("--- %s:\n", d->config);
@@ -1232,8 +1232,9 @@ out:
         }
         if (r < 0)
                 return WC_EXIT_FAILURE;
-        say("walcast demo: done: %ld lines from walcastd; stopped walcastd "
-            "and the server, removed %s\n",
-            d.lines, d.tmp);
+        if (d.sink != SINK_KAFKA)
+                say("walcast demo: done: %ld lines from walcastd\n", d.lines);
+        say("walcast demo: stopped walcastd and the server, removed %s\n",
+            d.tmp);
         return WC_EXIT_OK;
 }
