@@ -66,13 +66,40 @@ def procs_under(path):
     return out
 
 
+_seen = set()
+
+
+def _reap(pg, daemon, tmp):
+    """What a demo that failed left behind, stopped by the PIDs it
+    printed (a server's backends follow their postmaster)."""
+    for pid, sig in ((daemon, signal.SIGKILL), (pg, signal.SIGQUIT)):
+        if alive(pid):
+            h.log("stopping PID %d that the demo left" % pid)
+            os.kill(pid, sig)
+            try:
+                h.wait_until(lambda: not alive(pid), timeout=10)
+            except h.TestFailure:
+                os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def where(out):
     """(server PID, walcastd PID, directory) from the demo's first lines."""
     m = HEAD.search(out)
     check(m, "no 'PID N, in DIR' line for the server:\n" + out)
     d = DAEMON.search(out)
     check(d, "no walcastd PID line:\n" + out)
-    return int(m.group(1)), int(d.group(1)), m.group(2)
+    w = int(m.group(1)), int(d.group(1)), m.group(2)
+    if w not in _seen:
+        _seen.add(w)
+        h._cleanups.append(lambda: _reap(*w))
+    return w
+
+
+def track(out):
+    """Cleans up at exit what the demo that printed out may leave."""
+    if HEAD.search(out) and DAEMON.search(out):
+        where(out)
 
 
 def check_gone(out):
@@ -96,6 +123,7 @@ def lines_of(out, prefix):
 
 
 def check_file_sink(r, who):
+    track(r.stdout)
     check(r.returncode == 0, "%s: walcast demo exited %d\nstdout:\n%s\n"
           "stderr:\n%s" % (who, r.returncode, r.stdout, r.stderr))
     for n in range(1, 6):
@@ -135,6 +163,7 @@ def nobody_can_run():
 
 def test_keep():
     r = demo("--keep")
+    track(r.stdout)
     check(r.returncode == 0, "--keep exited %d\n%s\n%s"
           % (r.returncode, r.stdout, r.stderr))
     pg, daemon, tmp = where(r.stdout)
@@ -203,6 +232,7 @@ def test_sigint():
             fail("the demo ended before step 2: %s\n%s"
                  % (out, p.stderr.read()))
         out += line
+    where(out)  # cleaned up even if the demo fails to
     p.send_signal(signal.SIGINT)
     try:
         rest, err = p.communicate(timeout=60)
@@ -228,6 +258,7 @@ def main():
         h.log("demo as nobody ok")
 
     r = demo("--sink", "plugin")
+    track(r.stdout)
     check(r.returncode == 0, "--sink plugin exited %d\n%s\n%s"
           % (r.returncode, r.stdout, r.stderr))
     sig = lines_of(r.stdout, '{"signal":')
@@ -244,6 +275,7 @@ def main():
         tmp = h.make_tmpdir()
         mock = h.KafkaMock(tmp, brokers=1)
         r = demo("--sink", "kafka", "--bootstrap", mock.bootstrap)
+        track(r.stdout)
         check(r.returncode == 0, "--sink kafka exited %d\n%s\n%s"
               % (r.returncode, r.stdout, r.stderr))
         # 4 inserts, an update, 3 deletes and their tombstones
