@@ -1028,35 +1028,42 @@ static void teardown(struct demo *d)
                 nftw(d->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void print_file(const char *path)
+{
+        char buf[4096];
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                fwrite(buf, 1, (size_t)n, stdout);
+        close(fd);
+        fflush(stdout);
+}
+
 static void print_kept(const struct demo *d)
 {
-        char psql[PATH_MAX + 32];
+        char psql[PATH_MAX + 32], self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
+        self[n > 0 ? n : 0] = '\0';
         snprintf(psql, sizeof(psql), "%s/psql", d->bindir);
         say("\nthe server keeps running, as user %s, PID %ld, in %s:\n"
             "  dsn:     %s\n"
             "  psql:    %s \"%s\"\n"
             "  config:  %s\n"
-            "  watch:   walcast tail -c %s\n"
-            "  stream:  walcastd -c %s\n"
+            "  watch:   %s tail -c %s\n"
+            "  stream:  %s -c %s\n"
             "  stop:    kill -INT %ld\n"
             "  remove:  rm -rf %s   (once it has stopped)\n"
             "\n",
             d->user, (long)d->postgres, d->tmp, d->dsn,
             access(psql, X_OK) == 0 ? psql : "psql", d->dsn, d->config,
-            d->config, d->config, (long)d->postgres, d->tmp);
+            n > 0 ? self : "walcast", d->config, d->walcastd, d->config,
+            (long)d->postgres, d->tmp);
         say("--- %s:\n", d->config);
-        {
-                char buf[4096];
-                ssize_t n;
-                int fd = open(d->config, O_RDONLY | O_CLOEXEC);
-
-                while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0)
-                        fwrite(buf, 1, (size_t)n, stdout);
-                if (fd >= 0)
-                        close(fd);
-                fflush(stdout);
-        }
+        print_file(d->config);
 }
 
 static void usage_demo(FILE *f)
