@@ -114,8 +114,9 @@ struct spawn_opts {
 
 /*
  * Starts argv in a process group of its own, as the server's user when
- * asked.  Returns the PID, or -1 with errno set.  In the child, only
- * async-signal-safe calls until exec.
+ * asked.  Returns the PID, or -1 with errno set.  The demo has one
+ * thread whenever it forks (librdkafka's start after the last spawn),
+ * so the child may look PATH up before exec.
  */
 static pid_t spawn(const struct demo *d, char *const argv[],
                    const struct spawn_opts *o)
@@ -540,6 +541,7 @@ static int init_cluster(struct demo *d)
                         "--auth-host=reject", "--no-locale", "-E", "UTF8",
                         "--no-sync", NULL};
         struct spawn_opts o = {.as_server_user = true};
+        pid_t pid;
         int st;
 
         snprintf(bin, sizeof(bin), "%s/initdb", d->bindir);
@@ -549,8 +551,13 @@ static int init_cluster(struct demo *d)
                 log_error("could not create \"%s\": %s", logp, strerror(errno));
                 return -errno;
         }
-        st = wait_child(spawn(d, argv, &o));
+        pid = spawn(d, argv, &o);
         close(o.out_fd);
+        if (pid < 0) {
+                log_error("could not start \"%s\": %s", bin, strerror(errno));
+                return -EIO;
+        }
+        st = wait_child(pid);
         if (interrupted)
                 return -EINTR;
         if (st != 0) {
@@ -1179,6 +1186,8 @@ int wc_demo_main(int argc, char **argv)
                 r = pick_user(&d);
         if (r < 0)
                 return WC_EXIT_FAILURE;
+        if (interrupted)
+                return WC_EXIT_OK; /* nothing started yet */
 
         r = make_tmp(&d);
         if (r == 0)
