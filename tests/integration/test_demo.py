@@ -14,7 +14,8 @@
    walcastd --check; the test then stops the server by its PID;
 6. a server without wal2json (--pg-bindir at a bin directory whose lib
    directory lacks it): the documented message, exit 1, nothing left;
-7. SIGINT in the middle: exit 0, everything stopped and removed.
+7. SIGINT to the demo's process group in the middle (Ctrl-C): exit 0,
+   everything stopped and removed.
 """
 
 import os
@@ -220,9 +221,12 @@ def test_no_wal2json():
 
 
 def test_sigint():
+    # a process group of its own, signalled as a whole, as a terminal's
+    # Ctrl-C does
     p = subprocess.Popen([h.binary("walcast"), "demo"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, text=True)
+                         stdin=subprocess.DEVNULL, text=True,
+                         start_new_session=True)
     out = ""
     deadline = time.monotonic() + 60
     while "== 2/5" not in out:
@@ -233,7 +237,7 @@ def test_sigint():
                  % (out, p.stderr.read()))
         out += line
     where(out)  # cleaned up even if the demo fails to
-    p.send_signal(signal.SIGINT)
+    os.killpg(p.pid, signal.SIGINT)
     try:
         rest, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
