@@ -46,6 +46,13 @@
 
 enum demo_sink { SINK_FILE, SINK_PLUGIN, SINK_KAFKA };
 
+/* What a pipe from walcastd gave that is not a whole line yet. */
+struct pipe_in {
+        int fd;
+        size_t len;
+        char buf[65536];
+};
+
 struct demo {
         /* the command line */
         bool keep;
@@ -70,9 +77,8 @@ struct demo {
         char dsn[PATH_MAX + 128];
         pid_t postgres;
         pid_t daemon;
-        int out_fd; /* walcastd's standard output */
-        char line[65536];
-        size_t len;
+        struct pipe_in out; /* walcastd's standard output: the changes */
+        struct pipe_in log; /* its standard error, shown as it comes */
         long lines;
         PGconn *conn;
 };
@@ -773,67 +779,105 @@ static int write_config(const struct demo *d)
         return r;
 }
 
-/* Prints the complete lines walcastd wrote so far. */
-static void drain(struct demo *d)
+/* One line of walcastd's log, "<4>text" (sd-daemon priorities), on our
+ * standard error as "walcastd: warning: text". */
+static void show_log_line(const char *line, size_t len)
 {
-        for (;;) {
-                ssize_t n = read(d->out_fd, d->line + d->len,
-                                 sizeof(d->line) - 1 - d->len);
-                char *nl, *start = d->line;
+        static const char *const level[8] = {"error: ", "error: ",   "error: ",
+                                             "error: ", "warning: ", "",
+                                             "",        ""};
+
+        if (len >= 3 && line[0] == '<' && line[1] >= '0' && line[1] <= '7' &&
+            line[2] == '>') {
+                fprintf(stderr, "walcastd: %s%.*s", level[line[1] - '0'],
+                        (int)(len - 3), line + 3);
+                return;
+        }
+        fprintf(stderr, "walcastd: %.*s", (int)len, line);
+}
+
+/* Prints the complete lines of p so far: changes on standard output,
+ * log lines on standard error. */
+static void drain_pipe(struct demo *d, struct pipe_in *p)
+{
+        bool is_log = p == &d->log;
+
+        while (p->fd >= 0) {
+                ssize_t n =
+                    read(p->fd, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+                char *nl, *start = p->buf;
 
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         break;
-                d->len += (size_t)n;
+                p->len += (size_t)n;
                 while ((nl = memchr(start, '\n',
-                                    d->len - (size_t)(start - d->line)))) {
-                        fwrite(start, 1, (size_t)(nl - start) + 1, stdout);
-                        d->lines++;
+                                    p->len - (size_t)(start - p->buf)))) {
+                        size_t len = (size_t)(nl - start) + 1;
+
+                        if (is_log) {
+                                show_log_line(start, len);
+                        } else {
+                                fwrite(start, 1, len, stdout);
+                                d->lines++;
+                        }
                         start = nl + 1;
                 }
-                d->len -= (size_t)(start - d->line);
-                memmove(d->line, start, d->len);
-                if (d->len == sizeof(d->line) - 1) { /* a giant line */
-                        fwrite(d->line, 1, d->len, stdout);
-                        d->len = 0;
+                p->len -= (size_t)(start - p->buf);
+                memmove(p->buf, start, p->len);
+                if (p->len == sizeof(p->buf) - 1) { /* a giant line */
+                        fwrite(p->buf, 1, p->len, is_log ? stderr : stdout);
+                        p->len = 0;
                 }
         }
         fflush(stdout);
 }
 
+static void drain(struct demo *d)
+{
+        drain_pipe(d, &d->out);
+        drain_pipe(d, &d->log);
+}
+
 static int start_daemon(struct demo *d)
 {
-        char logp[PATH_MAX + 32];
         char *argv[] = {d->walcastd, "-c", d->config, NULL};
         struct spawn_opts o = {0};
-        int fds[2];
+        int out[2], log[2] = {-1, -1};
 
-        snprintf(logp, sizeof(logp), "%s/walcastd.log", d->tmp);
-        if (pipe2(fds, O_CLOEXEC) < 0)
+        if (pipe2(out, O_CLOEXEC) < 0)
                 return -errno;
-        o.out_fd = fds[1];
-        o.err_fd = open_log(d, "walcastd.log");
+        if (pipe2(log, O_CLOEXEC) < 0) {
+                int r = -errno;
+
+                close(out[0]);
+                close(out[1]);
+                return r;
+        }
+        o.out_fd = out[1];
+        o.err_fd = log[1];
         d->daemon = spawn(d, argv, &o);
-        close(fds[1]);
-        if (o.err_fd >= 0)
-                close(o.err_fd);
+        close(out[1]);
+        close(log[1]);
         if (d->daemon < 0) {
                 log_error("could not start \"%s\": %s", d->walcastd,
                           strerror(errno));
                 d->daemon = 0;
-                close(fds[0]);
+                close(out[0]);
+                close(log[0]);
                 return -EIO;
         }
-        d->out_fd = fds[0];
-        fcntl(d->out_fd, F_SETFL, O_NONBLOCK);
+        d->out.fd = out[0];
+        d->log.fd = log[0];
+        fcntl(d->out.fd, F_SETFL, O_NONBLOCK);
+        fcntl(d->log.fd, F_SETFL, O_NONBLOCK);
         return 0;
 }
 
 /* False, with what walcastd said, when it is gone. */
 static bool daemon_alive(struct demo *d)
 {
-        char logp[PATH_MAX + 32];
         int st;
 
         if (waitpid(d->daemon, &st, WNOHANG) != d->daemon)
@@ -843,8 +887,6 @@ static bool daemon_alive(struct demo *d)
         log_error("walcastd exited (%s %d)",
                   WIFEXITED(st) ? "status" : "signal",
                   WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        snprintf(logp, sizeof(logp), "%s/walcastd.log", d->tmp);
-        show_tail("walcastd's log", logp);
         return false;
 }
 
@@ -860,9 +902,10 @@ static int wait_for(struct demo *d, const char *query, const char *what)
         char v[16];
 
         for (;;) {
-                struct pollfd p = {.fd = d->out_fd, .events = POLLIN};
+                struct pollfd p[2] = {{.fd = d->out.fd, .events = POLLIN},
+                                      {.fd = d->log.fd, .events = POLLIN}};
 
-                poll(&p, 1, 50);
+                poll(p, 2, 50);
                 drain(d);
                 if (interrupted)
                         return -EINTR;
@@ -875,12 +918,8 @@ static int wait_for(struct demo *d, const char *query, const char *what)
                         return 0;
                 }
                 if (now_ms() > deadline) {
-                        char logp[PATH_MAX + 32];
-
                         log_error("walcastd did not confirm %s within %d s",
                                   what, STEP_TIMEOUT_MS / 1000);
-                        snprintf(logp, sizeof(logp), "%s/walcastd.log", d->tmp);
-                        show_tail("walcastd's log", logp);
                         return -ETIMEDOUT;
                 }
         }
@@ -1010,14 +1049,17 @@ static int list_topics(const struct demo *d)
 
 static void stop_daemon(struct demo *d)
 {
+        struct pipe_in *pipes[] = {&d->out, &d->log};
+
         if (d->daemon > 0) {
                 stop_child(d->daemon, SIGTERM, 10000);
                 d->daemon = 0;
         }
-        if (d->out_fd >= 0) {
-                drain(d);
-                close(d->out_fd);
-                d->out_fd = -1;
+        drain(d);
+        for (size_t i = 0; i < 2; i++) {
+                if (pipes[i]->fd >= 0)
+                        close(pipes[i]->fd);
+                pipes[i]->fd = -1;
         }
 }
 
@@ -1163,7 +1205,7 @@ static int parse_demo_args(int argc, char **argv, struct demo *d)
 
 int wc_demo_main(int argc, char **argv)
 {
-        struct demo d = {.out_fd = -1};
+        struct demo d = {.out.fd = -1, .log.fd = -1};
         struct sigaction sa = {.sa_handler = on_signal};
         int r;
 

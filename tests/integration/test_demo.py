@@ -127,6 +127,11 @@ def check_file_sink(r, who):
     track(r.stdout)
     check(r.returncode == 0, "%s: walcast demo exited %d\nstdout:\n%s\n"
           "stderr:\n%s" % (who, r.returncode, r.stdout, r.stderr))
+    # walcastd's warnings (an old wal2json, say) come through, marked
+    for line in r.stderr.splitlines():
+        check(re.match(r"walcastd: (warning: )?\S", line),
+              "%s: a stderr line that is not walcastd's log: %r"
+              % (who, line))
     for n in range(1, 6):
         check("== %d/5 " % n in r.stdout, "%s: no heading of step %d:\n%s"
               % (who, n, r.stdout))
