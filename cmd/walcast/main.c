@@ -12,6 +12,7 @@
 #include "common/runner.h"
 #include "config/config.h"
 #include "decode/decoder.h"
+#include "demo.h"
 #include "stream/stream.h"
 
 static void usage(FILE *f)
@@ -21,6 +22,8 @@ static void usage(FILE *f)
                 "       walcast slot status|create|drop -c FILE [--force]\n"
                 "       walcast tail -c FILE [--slot NAME] [--limit N] "
                 "[--endpos LSN]\n"
+                "       walcast demo [--keep] [--port N] "
+                "[--sink file|plugin|kafka] [--bootstrap HOST:PORT]\n"
                 "       walcast --version\n"
                 "\n"
                 "  check        validate the configuration (exit 0, or 78)\n"
@@ -38,7 +41,13 @@ static void usage(FILE *f)
                 "               peek at --slot NAME without confirming "
                 "anything;\n"
                 "               --endpos LSN stops once the changes up to "
-                "LSN are printed\n");
+                "LSN are printed\n"
+                "  demo         run walcastd on a throwaway PostgreSQL while a "
+                "short workload\n"
+                "               runs, print the changes, then stop and "
+                "remove everything;\n"
+                "               --keep leaves the server running for your "
+                "own statements\n");
 }
 
 struct args {
@@ -316,6 +325,8 @@ int main(int argc, char **argv)
                 usage(stdout);
                 return WC_EXIT_OK;
         }
+        if (strcmp(cmd, "demo") == 0)
+                return wc_demo_main(argc - 1, argv + 1);
         if (strcmp(cmd, "slot") == 0) {
                 if (argc < 3 ||
                     (strcmp(argv[2], "status") && strcmp(argv[2], "create") &&
