@@ -245,14 +245,11 @@ static void on_notice(void *userdata, const char *severity, const char *msg)
 
 /* ---- what the plugin host reports ---- */
 
-static void plugin_log(void *ud, const char *plugin, int level, const char *msg)
+static void plugin_log(void *ud, const char *plugin, enum wc_log_level level,
+                       const char *msg)
 {
         (void)ud;
-        if (level < WC_LOG_ERR)
-                level = WC_LOG_ERR;
-        if (level > WC_LOG_DEBUG)
-                level = WC_LOG_DEBUG;
-        wc_log((enum wc_log_level)level, "plugin \"%s\": %s", plugin, msg);
+        wc_log(level, "plugin \"%s\": %s", plugin, msg);
 }
 
 static void request_replay(struct runner *rn)
