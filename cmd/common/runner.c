@@ -23,7 +23,7 @@
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
-#include "route/route.h"
+#include "core/filter.h"
 #include "stream/catalog.h"
 #include "stream/heartbeat.h"
 #include "stream/stream.h"

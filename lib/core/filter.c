@@ -6,7 +6,7 @@
 #include "config/config.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
-#include "route/route.h"
+#include "core/filter.h"
 
 /* Enough for tens of thousands of tenant tables; when full the cache
  * empties itself, which costs a few pattern matches per table again. */

@@ -11,7 +11,7 @@
 
 #include "config/config.h"
 #include "core/pattern.h"
-#include "route/route.h"
+#include "core/filter.h"
 
 #define LIST(...)                                                              \
         ((struct wc_pattern_list){(char *[]){__VA_ARGS__},                     \
