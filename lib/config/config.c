@@ -2180,10 +2180,7 @@ static void sink_free(struct wc_sink_config *s)
                 free(s->u.kafka.topic);
                 free(s->u.kafka.prefix);
                 wc_kv_free(s->u.kafka.properties, s->u.kafka.nproperties);
-                wc_pattern_list_free(&s->u.kafka.filter.schemas_include);
-                wc_pattern_list_free(&s->u.kafka.filter.schemas_exclude);
-                wc_pattern_list_free(&s->u.kafka.filter.tables_include);
-                wc_pattern_list_free(&s->u.kafka.filter.tables_exclude);
+                wc_filter_config_free(&s->u.kafka.filter);
                 break;
         }
 }
@@ -2199,10 +2196,7 @@ void wc_config_free(struct wc_config *c)
         free(c->state_dir);
         free(c->heartbeat.action_query);
         free(c->heartbeat.prefix);
-        wc_pattern_list_free(&c->filter.schemas_include);
-        wc_pattern_list_free(&c->filter.schemas_exclude);
-        wc_pattern_list_free(&c->filter.tables_include);
-        wc_pattern_list_free(&c->filter.tables_exclude);
+        wc_filter_config_free(&c->filter);
         for (size_t i = 0; i < c->nsinks; i++)
                 sink_free(&c->sinks[i]);
         free(c->sinks);

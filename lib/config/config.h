@@ -15,16 +15,9 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "core/filter.h"
 #include "core/kv.h"
 #include "core/pattern.h"
-
-struct wc_filter_config {
-        struct wc_pattern_list schemas_include; /* empty: every schema */
-        struct wc_pattern_list schemas_exclude;
-        struct wc_pattern_list tables_include; /* "table" or "schema.table" */
-        struct wc_pattern_list tables_exclude;
-        unsigned ops; /* WC_OP_BIT() mask; default WC_OPS_DATA */
-};
 
 enum wc_sink_type {
         WC_SINK_FILE = 1,

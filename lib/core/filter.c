@@ -3,10 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
-#include "core/filter.h"
 
 /* Enough for tens of thousands of tenant tables; when full the cache
  * empties itself, which costs a few pattern matches per table again. */
@@ -16,45 +15,65 @@
 #define PASS ((void *)2)
 #define DROP ((void *)1)
 
-struct wc_route {
+struct wc_filter {
         const struct wc_filter_config *f;
         struct wc_tablemap *cache;
 };
 
-static bool any_schema(const struct wc_pattern_list *l, const char *schema)
+void wc_filter_config_free(struct wc_filter_config *f)
 {
-        for (size_t i = 0; i < l->count; i++)
-                if (wc_pattern_schema_match(l->items[i], schema))
-                        return true;
-        return false;
+        wc_pattern_list_free(&f->schemas_include);
+        wc_pattern_list_free(&f->schemas_exclude);
+        wc_pattern_list_free(&f->tables_include);
+        wc_pattern_list_free(&f->tables_exclude);
 }
 
-static bool any_table(const struct wc_pattern_list *l, const char *schema,
-                      const char *table)
-{
-        for (size_t i = 0; i < l->count; i++)
-                if (wc_pattern_table_match(l->items[i], schema, table))
-                        return true;
-        return false;
-}
-
-static bool decide(const struct wc_filter_config *f, const char *schema,
-                   const char *table)
+bool wc_filter_table_pass(const struct wc_filter_config *f, const char *schema,
+                          const char *table)
 {
         if (f->schemas_include.count &&
-            !any_schema(&f->schemas_include, schema))
+            !wc_pattern_list_schema_match(&f->schemas_include, schema))
                 return false;
-        if (any_schema(&f->schemas_exclude, schema))
+        if (wc_pattern_list_schema_match(&f->schemas_exclude, schema))
                 return false;
         if (f->tables_include.count &&
-            !any_table(&f->tables_include, schema, table))
+            !wc_pattern_list_table_match(&f->tables_include, schema, table))
                 return false;
-        return !any_table(&f->tables_exclude, schema, table);
+        return !wc_pattern_list_table_match(&f->tables_exclude, schema, table);
 }
 
-struct wc_route *wc_route_new(const struct wc_filter_config *f)
+int wc_filter_ops_parse(const char *list, unsigned *ret_ops)
 {
-        struct wc_route *r = calloc(1, sizeof(*r));
+        unsigned ops = 0;
+        const char *p = list;
+
+        while (*p) {
+                size_t len = strcspn(p, ",");
+                bool found = false;
+
+                for (int op = 0; op < WC_OP__COUNT && !found; op++) {
+                        const char *name = wc_op_name((enum wc_op)op);
+
+                        /* begin and commit are no ops a filter selects */
+                        if (!(WC_OP_BIT(op) & WC_OPS_DATA) ||
+                            strlen(name) != len || memcmp(name, p, len) != 0)
+                                continue;
+                        ops |= WC_OP_BIT(op);
+                        found = true;
+                }
+                if (!found)
+                        return -EINVAL;
+                p += len;
+                if (*p == ',')
+                        p++;
+        }
+        *ret_ops = ops;
+        return 0;
+}
+
+struct wc_filter *wc_filter_new(const struct wc_filter_config *f)
+{
+        struct wc_filter *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return NULL;
@@ -67,7 +86,7 @@ struct wc_route *wc_route_new(const struct wc_filter_config *f)
         return r;
 }
 
-void wc_route_free(struct wc_route *r)
+void wc_filter_free(struct wc_filter *r)
 {
         if (!r)
                 return;
@@ -75,7 +94,7 @@ void wc_route_free(struct wc_route *r)
         free(r);
 }
 
-bool wc_route_match(struct wc_route *r, const struct wc_change *c)
+bool wc_filter_match(struct wc_filter *r, const struct wc_change *c)
 {
         void *cached;
         bool pass;
@@ -91,7 +110,7 @@ bool wc_route_match(struct wc_route *r, const struct wc_change *c)
                                  c->table_len);
         if (cached)
                 return cached == PASS;
-        pass = decide(r->f, c->schema, c->table);
+        pass = wc_filter_table_pass(r->f, c->schema, c->table);
         /* failing to cache only costs speed */
         (void)wc_tablemap_put(r->cache, c->schema, c->schema_len, c->table,
                               c->table_len, pass ? PASS : DROP);
