@@ -23,7 +23,7 @@
 #include "filesink/filesink.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
-#include "plugin/plugin.h"
+#include "host/host.h"
 #include "stream/catalog.h"
 #include "stream/heartbeat.h"
 #include "stream/stream.h"

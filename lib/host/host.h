@@ -12,8 +12,8 @@
  * handler returns WALCAST_OK, later through host->ack() after
  * WALCAST_PENDING.
  */
-#ifndef WALCAST_PLUGIN_HOST_H
-#define WALCAST_PLUGIN_HOST_H
+#ifndef WALCAST_HOST_H
+#define WALCAST_HOST_H
 
 #include <poll.h>
 #include <stdbool.h>

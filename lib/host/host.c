@@ -17,7 +17,7 @@
 #include "bus/bus.h"
 #include "core/kv.h"
 #include "core/pattern.h"
-#include "plugin/plugin.h"
+#include "host/host.h"
 
 /* The descriptor as ABI 1.0 defines it: anything smaller is refused. */
 #define DESCRIPTOR_MIN_SIZE                                                    \

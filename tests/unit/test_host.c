@@ -33,7 +33,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "filesink/filesink.h"
-#include "plugin/plugin.h"
+#include "host/host.h"
 
 /* ---- what the host reported ---- */
 
