@@ -107,7 +107,7 @@ struct state {
         char *prefix;
         char *database;
         bool tombstones;
-        struct wc_filter_config filter; /* this sink's, ops aside */
+        struct wc_filter_config filter; /* what of the stream it publishes */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
