@@ -23,13 +23,14 @@ from .procs import Child, log
 STAGES = [
     ("receive (libpq, socket)", "wc_stream_read"),
     ("decode", "wc_decoder_decode"),
-    ("route", "wc_route_match"),
+    ("filter", "wc_filter_match"),
     ("dispatch + sinks", "wc_bus_dispatch"),
     ("begin", "wc_bus_begin"),
     ("commit", "wc_plugin_host_commit"),
     ("timers, syncs, acks", "wc_plugin_host_dispatch"),
     ("status messages", "wc_stream_send_status"),
 ]
+OLD_NAMES = {"wc_filter_match": "wc_route_match"}
 
 _FN_RE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?:\s+\[.*\])?$")
 
@@ -117,7 +118,10 @@ def consume(ctx, rundir, who, slot, end, nchanges, tag=None):
         byname = {}
         for ir, f in incl:
             byname.setdefault(_fn_name(f), ir)
-        entry["stages"] = [(label, fn, byname.get(fn))
+        # wc_route_match: the stream filter's name before it moved into
+        # lib/core, so that a build from before still shows the stage
+        entry["stages"] = [(label, fn,
+                            byname.get(fn, byname.get(OLD_NAMES.get(fn))))
                            for label, fn in STAGES]
     log("callgrind %s: %.0f instructions per change"
         % (name, entry["ir_per_change"]))

@@ -313,7 +313,7 @@ def render(res, consumers, labels):
         L.append("### callgrind by workload: walcastd, file sink /dev/null, "
                  "instructions per change")
         L.append("")
-        stages = ["wc_stream_read", "wc_decoder_decode", "wc_route_match",
+        stages = ["wc_stream_read", "wc_decoder_decode", "wc_filter_match",
                   "wc_bus_dispatch"]
         rows = []
         for wl in by_wl:

@@ -12,7 +12,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "kafka/kafka.h"
-#include "plugin/plugin.h"
+#include "host/host.h"
 
 void wc_sink_kv_free(struct wc_sink_kv *s)
 {

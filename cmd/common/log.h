@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
+#include "core/core.h"
 
 enum wc_log_style {
         WC_LOG_STYLE_SD_DAEMON, /* "<3>message" */

@@ -18,12 +18,12 @@
 #include "common/notify.h"
 #include "common/runner.h"
 #include "config/config.h"
+#include "core/filter.h"
 #include "decode/decoder.h"
 #include "filesink/filesink.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
-#include "plugin/plugin.h"
-#include "route/route.h"
+#include "host/host.h"
 #include "stream/catalog.h"
 #include "stream/heartbeat.h"
 #include "stream/stream.h"
@@ -68,7 +68,7 @@ struct runner {
         const char *slot;
         struct wc_stream *stream;
         struct wc_decoder *dec;
-        struct wc_route *route;
+        struct wc_filter *route;
         struct wc_bus *bus;
         struct wc_plugin_host *host;
         struct wc_checkpoint *cp;
@@ -245,14 +245,11 @@ static void on_notice(void *userdata, const char *severity, const char *msg)
 
 /* ---- what the plugin host reports ---- */
 
-static void plugin_log(void *ud, const char *plugin, int level, const char *msg)
+static void plugin_log(void *ud, const char *plugin, enum wc_log_level level,
+                       const char *msg)
 {
         (void)ud;
-        if (level < WC_LOG_ERR)
-                level = WC_LOG_ERR;
-        if (level > WC_LOG_DEBUG)
-                level = WC_LOG_DEBUG;
-        wc_log((enum wc_log_level)level, "plugin \"%s\": %s", plugin, msg);
+        wc_log(level, "plugin \"%s\": %s", plugin, msg);
 }
 
 static void request_replay(struct runner *rn)
@@ -550,7 +547,7 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
          * about is read before its columns */
         if (r == -EBADMSG &&
             wc_decoder_relation(rn->dec, m->data, m->len, &c) == 0 &&
-            !wc_route_match(rn->route, c)) {
+            !wc_filter_match(rn->route, c)) {
                 wc_log(WC_LOG_DEBUG, "skipped a change of a filtered table: %s",
                        rn->err);
                 return 0;
@@ -579,7 +576,7 @@ static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
                 rn->read_to = rn->txn.end_lsn;
                 return commit(rn);
         default:
-                if (!wc_route_match(rn->route, c))
+                if (!wc_filter_match(rn->route, c))
                         return 0;
                 if (!rn->cfg->heartbeat.deliver && is_heartbeat(rn, c))
                         return 0;
@@ -1131,14 +1128,14 @@ static int start_sinks(struct runner *rn)
 static void apply_reload(struct runner *rn)
 {
         const struct wc_config *old_cfg = rn->cfg;
-        struct wc_route *route;
+        struct wc_filter *route;
         struct wc_config *cfg = rn->next_cfg;
         char lsn[WC_LSN_STRLEN];
         int same = wc_decoder_options_same(rn->dec->ops, &old_cfg->filter,
                                            &cfg->filter);
 
         rn->next_cfg = NULL;
-        route = wc_route_new(&cfg->filter);
+        route = wc_filter_new(&cfg->filter);
         if (!route) {
                 wc_config_free(cfg);
                 log_error("reload failed: out of memory; the configuration "
@@ -1150,7 +1147,7 @@ static void apply_reload(struct runner *rn)
         wc_bus_free(rn->bus);
         rn->cfg = cfg;
         if (start_sinks(rn) < 0) {
-                wc_route_free(route);
+                wc_filter_free(route);
                 rn->cfg = old_cfg;
                 wc_config_free(cfg);
                 if (start_sinks(rn) < 0) {
@@ -1165,7 +1162,7 @@ static void apply_reload(struct runner *rn)
                 wc_notify("READY=1\nSTATUS=reload failed");
                 return;
         }
-        wc_route_free(rn->route);
+        wc_filter_free(rn->route);
         rn->route = route;
         /* old_cfg is o->cfg or the last reload's */
         wc_config_free(rn->reloaded);
@@ -1805,10 +1802,10 @@ static bool identity_included(void *ud, const char *schema, const char *table)
                               .table_len = strlen(table)};
         struct runner *rn = ud;
 
-        if (wc_route_match(rn->route, &c))
+        if (wc_filter_match(rn->route, &c))
                 return true;
         c.op = WC_OP_UPDATE;
-        return wc_route_match(rn->route, &c);
+        return wc_filter_match(rn->route, &c);
 }
 
 static void identity_report(void *ud, int level, const char *msg)
@@ -1934,7 +1931,7 @@ int wc_run(const struct wc_run_opts *o)
                          o->cfg->metrics.listen);
         }
         rn.dec = wc_decoder_new(wc_decoder_default);
-        rn.route = wc_route_new(&o->cfg->filter);
+        rn.route = wc_filter_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
         if (!rn.dec || !rn.route || !rn.bus || !rn.host) {
@@ -2019,7 +2016,7 @@ out:
         wc_plugin_host_free(rn.host);
         wc_bus_free(rn.bus);
         wc_checkpoint_free(rn.cp);
-        wc_route_free(rn.route);
+        wc_filter_free(rn.route);
         wc_decoder_free(rn.dec);
         wc_stream_free(rn.stream);
         wc_heartbeat_free(rn.hb);

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "bus/bus.h"
-#include "config/config.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
 
@@ -179,13 +178,8 @@ static bool wants(const struct handler *h, const char *schema,
 {
         const struct wc_pattern_list *os = h->owner_schemas;
 
-        if (os && os->count) {
-                bool any = false;
-                for (size_t i = 0; i < os->count && !any; i++)
-                        any = wc_pattern_schema_match(os->items[i], schema);
-                if (!any)
-                        return false;
-        }
+        if (os && os->count && !wc_pattern_list_schema_match(os, schema))
+                return false;
         if (h->sender && !wc_pattern_schema_match(h->sender, schema))
                 return false;
         return !h->table || wc_pattern_table_match(h->table, schema, table);

@@ -1323,15 +1323,6 @@ static int walk_section(struct loader *ld, const struct key_desc *keys,
                         const char *path, const struct node *where,
                         const struct node *map, void *base);
 
-static void pattern_list_free(struct wc_pattern_list *l)
-{
-        for (size_t i = 0; i < l->count; i++)
-                free(l->items[i]);
-        free(l->items);
-        l->items = NULL;
-        l->count = 0;
-}
-
 /*
  * Patterns are pushed down to wal2json as they are (add-tables,
  * filter-tables), which fails at START_REPLICATION, after the slot was
@@ -1434,15 +1425,6 @@ static int load_ops(struct loader *ld, const char *path, const struct node *key,
 }
 
 /* ---- a plugin's config block ---- */
-
-static void kv_free(struct wc_kv *kv, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                free(kv[i].key);
-                free(kv[i].value);
-        }
-        free(kv);
-}
 
 struct name_ref {
         const char *name;
@@ -1670,7 +1652,7 @@ static int load_kv(struct loader *ld, const struct key_desc *k,
 err_free_refs:
         free(refs);
 err_free_pairs:
-        kv_free(x.kv, x.n);
+        wc_kv_free(x.kv, x.n);
         free(x.from);
         wc_buf_free(&x.key);
         return r;
@@ -2191,27 +2173,16 @@ static void sink_free(struct wc_sink_config *s)
                 break;
         case WC_SINK_PLUGIN:
                 free(s->u.plugin.path);
-                pattern_list_free(&s->u.plugin.schemas);
-                kv_free(s->u.plugin.config, s->u.plugin.nconfig);
+                wc_pattern_list_free(&s->u.plugin.schemas);
+                wc_kv_free(s->u.plugin.config, s->u.plugin.nconfig);
                 break;
         case WC_SINK_KAFKA:
                 free(s->u.kafka.topic);
                 free(s->u.kafka.prefix);
-                kv_free(s->u.kafka.properties, s->u.kafka.nproperties);
-                pattern_list_free(&s->u.kafka.filter.schemas_include);
-                pattern_list_free(&s->u.kafka.filter.schemas_exclude);
-                pattern_list_free(&s->u.kafka.filter.tables_include);
-                pattern_list_free(&s->u.kafka.filter.tables_exclude);
+                wc_kv_free(s->u.kafka.properties, s->u.kafka.nproperties);
+                wc_filter_config_free(&s->u.kafka.filter);
                 break;
         }
-}
-
-const char *wc_kv_get(const struct wc_kv *kv, size_t n, const char *key)
-{
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(kv[i].key, key) == 0)
-                        return kv[i].value;
-        return NULL;
 }
 
 void wc_config_free(struct wc_config *c)
@@ -2225,10 +2196,7 @@ void wc_config_free(struct wc_config *c)
         free(c->state_dir);
         free(c->heartbeat.action_query);
         free(c->heartbeat.prefix);
-        pattern_list_free(&c->filter.schemas_include);
-        pattern_list_free(&c->filter.schemas_exclude);
-        pattern_list_free(&c->filter.tables_include);
-        pattern_list_free(&c->filter.tables_exclude);
+        wc_filter_config_free(&c->filter);
         for (size_t i = 0; i < c->nsinks; i++)
                 sink_free(&c->sinks[i]);
         free(c->sinks);

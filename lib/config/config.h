@@ -14,37 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A list of patterns: exact names, globs (fnmatch), or namespaces. */
-struct wc_pattern_list {
-        char **items;
-        size_t count;
-};
-
-struct wc_filter_config {
-        struct wc_pattern_list schemas_include; /* empty: every schema */
-        struct wc_pattern_list schemas_exclude;
-        struct wc_pattern_list tables_include; /* "table" or "schema.table" */
-        struct wc_pattern_list tables_exclude;
-        unsigned ops; /* WC_OP_BIT() mask; default WC_OPS_DATA */
-};
+#include "core/core.h"
+#include "core/filter.h"
+#include "core/kv.h"
+#include "core/pattern.h"
 
 enum wc_sink_type {
         WC_SINK_FILE = 1,
         WC_SINK_PLUGIN = 2,
         WC_SINK_KAFKA = 3,
 };
-
-/* A plugin's `config:` block, flattened to key/value strings: "file" for a
- * top-level scalar, "a.b" for nested mappings, "list.0" for list items.
- * Scalars keep their text (after ${NAME} expansion); an empty value or
- * null is "". */
-struct wc_kv {
-        char *key;
-        char *value;
-};
-
-/* The value of key among kv[0..n), or NULL. */
-const char *wc_kv_get(const struct wc_kv *kv, size_t n, const char *key);
 
 /* Each sink type's struct starts with the `name:` it was given (NULL
  * when none), at the same place in the union of struct wc_sink_config. */
@@ -54,7 +33,7 @@ struct wc_plugin_sink_config {
         /* schemas the plugin receives (exact names, globs, namespaces);
          * empty: every schema the global filter passes */
         struct wc_pattern_list schemas;
-        struct wc_kv *config;
+        struct wc_kv *config; /* the `config:` block (core/kv.h) */
         size_t nconfig;
 };
 
@@ -92,14 +71,6 @@ struct wc_sink_config {
                 struct wc_plugin_sink_config plugin;
                 struct wc_kafka_sink_config kafka;
         } u;
-};
-
-enum wc_log_level {
-        WC_LOG_ERR = 3,
-        WC_LOG_WARNING = 4,
-        WC_LOG_NOTICE = 5,
-        WC_LOG_INFO = 6,
-        WC_LOG_DEBUG = 7,
 };
 
 enum wc_log_format {

@@ -124,6 +124,17 @@ struct wc_change {
         struct wc_str pk_json;
 };
 
+/* Log levels: syslog priorities, the same numbers as <walcast/plugin.h>'s
+ * WALCAST_LOG_*.  lib/ does not log; it hands lines and their level to
+ * cmd/'s logger (plugin lines through the host's callbacks). */
+enum wc_log_level {
+        WC_LOG_ERR = WALCAST_LOG_ERR,
+        WC_LOG_WARNING = WALCAST_LOG_WARNING,
+        WC_LOG_NOTICE = WALCAST_LOG_NOTICE,
+        WC_LOG_INFO = WALCAST_LOG_INFO,
+        WC_LOG_DEBUG = WALCAST_LOG_DEBUG,
+};
+
 /* Writes a message into a caller's errbuf (nothing when errbuf is NULL or
  * errlen 0): the detail that functions at a boundary hand back. */
 void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)

@@ -59,3 +59,30 @@ bool wc_pattern_table_match(const char *pattern, const char *schema,
                 return m;
         }
 }
+
+bool wc_pattern_list_schema_match(const struct wc_pattern_list *l,
+                                  const char *schema)
+{
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_pattern_schema_match(l->items[i], schema))
+                        return true;
+        return false;
+}
+
+bool wc_pattern_list_table_match(const struct wc_pattern_list *l,
+                                 const char *schema, const char *table)
+{
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_pattern_table_match(l->items[i], schema, table))
+                        return true;
+        return false;
+}
+
+void wc_pattern_list_free(struct wc_pattern_list *l)
+{
+        for (size_t i = 0; i < l->count; i++)
+                free(l->items[i]);
+        free(l->items);
+        l->items = NULL;
+        l->count = 0;
+}

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "core/filter.h"
 #include "decode/wal2json.h"
 
 const char *const wc_wal2json_base_options[] = {

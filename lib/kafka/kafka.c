@@ -36,6 +36,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "core/core.h"
+#include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
 #include "core/topic.h"
@@ -97,11 +98,6 @@ struct txn_text {
         size_t commit_lsn_len, xid_len;
 };
 
-struct patterns {
-        char **items;
-        size_t count;
-};
-
 struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
@@ -111,8 +107,7 @@ struct state {
         char *prefix;
         char *database;
         bool tombstones;
-        struct patterns schemas_include, schemas_exclude;
-        struct patterns tables_include, tables_exclude;
+        struct wc_filter_config filter; /* what of the stream it publishes */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -202,37 +197,6 @@ static const char *printable(char *buf, size_t size, const char *s, size_t len,
         }
         buf[o] = '\0';
         return buf;
-}
-
-static bool any_schema(const struct patterns *l, const char *schema)
-{
-        for (size_t i = 0; i < l->count; i++)
-                if (wc_pattern_schema_match(l->items[i], schema))
-                        return true;
-        return false;
-}
-
-static bool any_table(const struct patterns *l, const char *schema,
-                      const char *table)
-{
-        for (size_t i = 0; i < l->count; i++)
-                if (wc_pattern_table_match(l->items[i], schema, table))
-                        return true;
-        return false;
-}
-
-static bool filter_pass(const struct state *st, const char *schema,
-                        const char *table)
-{
-        if (st->schemas_include.count &&
-            !any_schema(&st->schemas_include, schema))
-                return false;
-        if (any_schema(&st->schemas_exclude, schema))
-                return false;
-        if (st->tables_include.count &&
-            !any_table(&st->tables_include, schema, table))
-                return false;
-        return !any_table(&st->tables_exclude, schema, table);
 }
 
 /* ---- transactions ---- */
@@ -779,7 +743,7 @@ static struct table_entry *table_get(struct state *st,
         memcpy(e->name + slen + 1, s->table, tlen + 1);
         e->slen = slen;
         e->tlen = tlen;
-        e->pass = filter_pass(st, s->schema, s->table);
+        e->pass = wc_filter_table_pass(&st->filter, s->schema, s->table);
         if (e->pass) {
                 wc_buf_reset(&st->topic);
                 /* wc_buf keeps its text NUL-terminated */
@@ -1097,17 +1061,10 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 
 /* ---- setup ---- */
 
-static void patterns_free(struct patterns *l)
-{
-        for (size_t i = 0; i < l->count; i++)
-                free(l->items[i]);
-        free(l->items);
-}
-
 /* Reads "KEY.0", "KEY.1", ... into l.  0 or -ENOMEM. */
 static int read_patterns(const struct walcast_host *host,
                          struct walcast_plugin *self, const char *key,
-                         struct patterns *l)
+                         struct wc_pattern_list *l)
 {
         char k[128];
         size_t n = 0;
@@ -1141,43 +1098,6 @@ static char *config_dup(const struct walcast_host *host,
         const char *v = host->config_get(self, key);
 
         return strdup(v ? v : def);
-}
-
-/* "insert,delete" -> which signals to connect; -EINVAL for a name that is
- * no op of a row. */
-static int parse_ops(const char *text, bool ret_ops[WALCAST_SIG__COUNT])
-{
-        static const struct {
-                const char *name;
-                uint32_t kind;
-        } ops[] = {{"insert", WALCAST_SIG_INSERT},
-                   {"update", WALCAST_SIG_UPDATE},
-                   {"delete", WALCAST_SIG_DELETE},
-                   {"truncate", WALCAST_SIG_TRUNCATE},
-                   /* not published: accepted so that the filter's
-                    * shape is the global one */
-                   {"message", WALCAST_SIG__COUNT}};
-        const char *p = text;
-
-        while (*p) {
-                size_t len = strcspn(p, ",");
-                bool found = false;
-
-                for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-                        if (strlen(ops[i].name) == len &&
-                            memcmp(ops[i].name, p, len) == 0) {
-                                if (ops[i].kind < WALCAST_SIG__COUNT)
-                                        ret_ops[ops[i].kind] = true;
-                                found = true;
-                        }
-                }
-                if (!found)
-                        return -EINVAL;
-                p += len;
-                if (*p == ',')
-                        p++;
-        }
-        return 0;
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
@@ -1334,10 +1254,7 @@ static void close_state(void *state)
                 txn_free(st, st->txns);
         if (st->conf)
                 rd_kafka_conf_destroy(st->conf);
-        patterns_free(&st->schemas_include);
-        patterns_free(&st->schemas_exclude);
-        patterns_free(&st->tables_include);
-        patterns_free(&st->tables_exclude);
+        wc_filter_config_free(&st->filter);
         free(st->topic_tmpl);
         free(st->prefix);
         free(st->database);
@@ -1359,9 +1276,15 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_DELETE] = on_delete,
             [WALCAST_SIG_TRUNCATE] = on_truncate,
         };
+        /* the op each handler publishes, for the ops this sink selects */
+        static const enum wc_op op_of[WALCAST_SIG__COUNT] = {
+            [WALCAST_SIG_INSERT] = WC_OP_INSERT,
+            [WALCAST_SIG_UPDATE] = WC_OP_UPDATE,
+            [WALCAST_SIG_DELETE] = WC_OP_DELETE,
+            [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
+        };
         const char *tombstones = host->config_get(self, "tombstones");
         const char *ops = host->config_get(self, "ops");
-        bool want[WALCAST_SIG__COUNT] = {false};
         unsigned fields;
         struct state *st;
 
@@ -1410,18 +1333,21 @@ static int32_t init(const struct walcast_host *host,
                           "in source.dsn");
                 goto err_close;
         }
-        if (read_patterns(host, self, "schemas.include", &st->schemas_include) <
-                0 ||
-            read_patterns(host, self, "schemas.exclude", &st->schemas_exclude) <
-                0 ||
-            read_patterns(host, self, "tables.include", &st->tables_include) <
-                0 ||
-            read_patterns(host, self, "tables.exclude", &st->tables_exclude) <
-                0) {
+        if (read_patterns(host, self, "schemas.include",
+                          &st->filter.schemas_include) < 0 ||
+            read_patterns(host, self, "schemas.exclude",
+                          &st->filter.schemas_exclude) < 0 ||
+            read_patterns(host, self, "tables.include",
+                          &st->filter.tables_include) < 0 ||
+            read_patterns(host, self, "tables.exclude",
+                          &st->filter.tables_exclude) < 0) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        if (parse_ops(ops ? ops : "insert,update,delete,truncate", want) < 0) {
+        /* "message" is accepted, so that the filter's shape is the
+         * global one, but not published */
+        if (wc_filter_ops_parse(ops ? ops : "insert,update,delete,truncate",
+                                &st->filter.ops) < 0) {
                 wc_errorf(errbuf, errlen, "invalid ops \"%s\"", ops);
                 goto err_close;
         }
@@ -1453,7 +1379,7 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         for (uint32_t k = 0; k < WALCAST_SIG__COUNT; k++)
-                if (want[k] && handlers[k] &&
+                if (handlers[k] && (st->filter.ops & WC_OP_BIT(op_of[k])) &&
                     host->connect(self, k, NULL, NULL, handlers[k], st) !=
                         WALCAST_OK)
                         goto err_connect;

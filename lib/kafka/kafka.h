@@ -37,7 +37,7 @@
  *   properties.NAME    each one's value, set after walcast's defaults
  *                      so that it overrides them
  *   schemas.include.N, schemas.exclude.N, tables.include.N,
- *   tables.exclude.N   this sink's filter (core/pattern.h patterns)
+ *   tables.exclude.N   this sink's filter (core/filter.h rules)
  *   ops                comma-separated ops to publish; default all
  */
 const struct walcast_plugin_descriptor *wc_kafka_plugin(void);

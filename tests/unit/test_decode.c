@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "change_diff.h"
-#include "config/config.h"
+#include "core/filter.h"
 #include "core/pattern.h"
 #include "decode/decoder.h"
 #include "decode/wal2json.h"

@@ -12,8 +12,8 @@
  * handler returns WALCAST_OK, later through host->ack() after
  * WALCAST_PENDING.
  */
-#ifndef WALCAST_PLUGIN_HOST_H
-#define WALCAST_PLUGIN_HOST_H
+#ifndef WALCAST_HOST_H
+#define WALCAST_HOST_H
 
 #include <poll.h>
 #include <stdbool.h>
@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #include <walcast/plugin.h>
+
+#include "core/core.h"
 
 struct wc_bus;
 struct wc_bus_error;
@@ -30,7 +32,8 @@ struct wc_plugin_host;
 
 struct wc_plugin_host_ops {
         /* a plugin's log line (lib/ does not log: the caller does) */
-        void (*log)(void *ud, const char *plugin, int level, const char *msg);
+        void (*log)(void *ud, const char *plugin, enum wc_log_level level,
+                    const char *msg);
         /* one plugin's acknowledgement of txn_id: WALCAST_OK or
          * WALCAST_ERROR */
         void (*ack)(void *ud, const char *plugin, uint64_t txn_id,

@@ -15,8 +15,9 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
-#include "config/config.h"
-#include "plugin/plugin.h"
+#include "core/kv.h"
+#include "core/pattern.h"
+#include "host/host.h"
 
 /* The descriptor as ABI 1.0 defines it: anything smaller is refused. */
 #define DESCRIPTOR_MIN_SIZE                                                    \
@@ -75,8 +76,14 @@ static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        /* the ABI's levels are syslog's: anything else is the nearest */
+        if (level < WC_LOG_ERR)
+                level = WC_LOG_ERR;
+        if (level > WC_LOG_DEBUG)
+                level = WC_LOG_DEBUG;
         if (self->host->ops.log)
-                self->host->ops.log(self->host->ops.ud, self->name, level, msg);
+                self->host->ops.log(self->host->ops.ud, self->name,
+                                    (enum wc_log_level)level, msg);
 }
 
 static int32_t api_connect(struct walcast_plugin *self, uint32_t kind,

@@ -33,7 +33,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "filesink/filesink.h"
-#include "plugin/plugin.h"
+#include "host/host.h"
 
 /* ---- what the host reported ---- */
 
@@ -54,7 +54,8 @@ static size_t nlogs, caplogs;
 static struct ackrec acks[64];
 static size_t nacks;
 
-static void on_log(void *ud, const char *plugin, int level, const char *msg)
+static void on_log(void *ud, const char *plugin, enum wc_log_level level,
+                   const char *msg)
 {
         assert_ptr_equal(ud, &nlogs);
         if (nlogs == caplogs) {
@@ -1200,6 +1201,52 @@ static void file_sink_through_the_host(void **state)
         wc_bus_free(bus);
 }
 
+/* A plugin logging at a level outside syslog's 3..7 is reported at the
+ * nearest one: the caller's logger takes enum wc_log_level as it is. */
+static int32_t odd_levels_init(const struct walcast_host *host,
+                               struct walcast_plugin *self, void **ret_state,
+                               char *errbuf, size_t errlen)
+{
+        (void)errbuf;
+        (void)errlen;
+        *ret_state = NULL;
+        host->log(self, 0, "too high");
+        host->log(self, 99, "too low");
+        host->log(self, WALCAST_LOG_NOTICE, "just right");
+        return WALCAST_OK;
+}
+
+static void plugin_log_levels_clamped(void **state)
+{
+        static const struct walcast_plugin_descriptor d = {
+            .abi_major = WALCAST_ABI_MAJOR,
+            .size = sizeof(struct walcast_plugin_descriptor),
+            .abi_minor = WALCAST_ABI_MINOR,
+            .name = "odd",
+            .version = "1",
+            .init = odd_levels_init,
+        };
+        char err[1024] = "";
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+
+        (void)state;
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_add(h, "odd", &d, NULL, NULL, 0, err, sizeof(err)) !=
+            0)
+                fail_msg("%s", err);
+        assert_int_equal(nlogs, 3);
+        assert_string_equal(logs[0].msg, "too high");
+        assert_int_equal(logs[0].level, WC_LOG_ERR);
+        assert_string_equal(logs[1].msg, "too low");
+        assert_int_equal(logs[1].level, WC_LOG_DEBUG);
+        assert_int_equal(logs[2].level, WC_LOG_NOTICE);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1240,6 +1287,8 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_failures_reach_the_caller,
                                             setup, teardown),
+            cmocka_unit_test_setup_teardown(plugin_log_levels_clamped, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(file_sink_through_the_host, setup,
                                             teardown),
         };

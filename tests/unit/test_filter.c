@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Schema/table/op filters and the decision cache. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,9 +10,8 @@
 
 #include <cmocka.h>
 
-#include "config/config.h"
+#include "core/filter.h"
 #include "core/pattern.h"
-#include "route/route.h"
 
 #define LIST(...)                                                              \
         ((struct wc_pattern_list){(char *[]){__VA_ARGS__},                     \
@@ -83,7 +83,7 @@ static void filter_decisions(void **state)
             .ops = WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_DELETE) |
                    WC_OP_BIT(WC_OP_MESSAGE),
         };
-        struct wc_route *r = wc_route_new(&f);
+        struct wc_filter *r = wc_filter_new(&f);
         struct wc_change c;
         (void)state;
 
@@ -91,47 +91,88 @@ static void filter_decisions(void **state)
         /* twice each: the second answer comes from the cache */
         for (int pass = 0; pass < 2; pass++) {
                 c = change(WC_OP_INSERT, "town6-govikon", "tickets");
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
                 c = change(WC_OP_INSERT, "org-acme", "tickets");
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
                 c = change(WC_OP_INSERT, "public", "tickets");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 c = change(WC_OP_INSERT, "org-acme-archive", "tickets");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 c = change(WC_OP_INSERT, "org-acme", "upgrade_state");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 c = change(WC_OP_DELETE, "town6-bern", "secrets");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 /* ops */
                 c = change(WC_OP_UPDATE, "town6-govikon", "tickets");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 c = change(WC_OP_DELETE, "town6-govikon", "tickets");
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
                 c = change(WC_OP_TRUNCATE, "town6-govikon", "tickets");
-                assert_false(wc_route_match(r, &c));
+                assert_false(wc_filter_match(r, &c));
                 /* messages have no schema; begin/commit always pass */
                 c = (struct wc_change){.op = WC_OP_MESSAGE};
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
                 c = (struct wc_change){.op = WC_OP_BEGIN};
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
                 c = (struct wc_change){.op = WC_OP_COMMIT};
-                assert_true(wc_route_match(r, &c));
+                assert_true(wc_filter_match(r, &c));
         }
         /* a schema and table that concatenate alike must not share a
          * cache entry */
         c = change(WC_OP_INSERT, "town6-a", "bsecrets");
-        assert_true(wc_route_match(r, &c));
+        assert_true(wc_filter_match(r, &c));
         c = change(WC_OP_INSERT, "town6-ab", "secrets");
-        assert_false(wc_route_match(r, &c));
-        wc_route_free(r);
-        wc_route_free(NULL);
+        assert_false(wc_filter_match(r, &c));
+        wc_filter_free(r);
+        wc_filter_free(NULL);
+}
+
+/* The uncached rules, as sinks use them, and a sink's "ops" text. */
+static void sink_rules_and_ops(void **state)
+{
+        struct wc_filter_config f = {
+            .schemas_include = LIST("town6"),
+            .tables_include = LIST("tickets", "org-acme.users"),
+            .tables_exclude = LIST("town6-bern.*"),
+        };
+        unsigned ops = 12345;
+        (void)state;
+
+        assert_true(wc_filter_table_pass(&f, "town6-govikon", "tickets"));
+        assert_false(wc_filter_table_pass(&f, "town6-bern", "tickets"));
+        assert_false(wc_filter_table_pass(&f, "town6-govikon", "users"));
+        /* the table include names a schema the schema include leaves out */
+        assert_false(wc_filter_table_pass(&f, "org-acme", "users"));
+        f.schemas_include = NONE;
+        assert_true(wc_filter_table_pass(&f, "org-acme", "users"));
+
+        assert_int_equal(wc_filter_ops_parse("insert,truncate", &ops), 0);
+        assert_int_equal(ops,
+                         WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_TRUNCATE));
+        assert_int_equal(
+            wc_filter_ops_parse("insert,update,delete,truncate,message", &ops),
+            0);
+        assert_int_equal(ops, WC_OPS_DATA);
+        /* accepted twice, as before */
+        assert_int_equal(wc_filter_ops_parse("delete,delete", &ops), 0);
+        assert_int_equal(ops, WC_OP_BIT(WC_OP_DELETE));
+        assert_int_equal(wc_filter_ops_parse("", &ops), 0);
+        assert_int_equal(ops, 0);
+        /* begin and commit are not for a filter; nor is anything else */
+        ops = 7;
+        assert_int_equal(wc_filter_ops_parse("begin", &ops), -EINVAL);
+        assert_int_equal(wc_filter_ops_parse("insert,commit", &ops), -EINVAL);
+        assert_int_equal(wc_filter_ops_parse("insert,upsert", &ops), -EINVAL);
+        assert_int_equal(wc_filter_ops_parse("insert,,delete", &ops), -EINVAL);
+        assert_int_equal(wc_filter_ops_parse("inser", &ops), -EINVAL);
+        assert_int_equal(ops, 7);
 }
 
 static void cache_survives_many_tables(void **state)
 {
         struct wc_filter_config f = {.schemas_include = LIST("t"),
                                      .ops = WC_OPS_DATA};
-        struct wc_route *r = wc_route_new(&f);
+        struct wc_filter *r = wc_filter_new(&f);
         char schema[32], table[32];
         (void)state;
 
@@ -141,11 +182,11 @@ static void cache_survives_many_tables(void **state)
                 snprintf(schema, sizeof(schema), "%s-%d", i % 2 ? "t" : "u", i);
                 snprintf(table, sizeof(table), "tab%d", i);
                 struct wc_change c = change(WC_OP_INSERT, schema, table);
-                assert_int_equal(wc_route_match(r, &c), i % 2 == 1);
+                assert_int_equal(wc_filter_match(r, &c), i % 2 == 1);
         }
         struct wc_change c = change(WC_OP_INSERT, "t-1", "tab1");
-        assert_true(wc_route_match(r, &c));
-        wc_route_free(r);
+        assert_true(wc_filter_match(r, &c));
+        wc_filter_free(r);
 }
 
 int main(void)
@@ -154,6 +195,7 @@ int main(void)
             cmocka_unit_test(schema_patterns),
             cmocka_unit_test(table_patterns),
             cmocka_unit_test(filter_decisions),
+            cmocka_unit_test(sink_rules_and_ops),
             cmocka_unit_test(cache_survives_many_tables),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
