@@ -12,6 +12,7 @@
 
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/guard.h"
 #include "checkpoint/state.h"
 #include "common/kafka_kv.h"
 #include "common/log.h"
@@ -685,140 +686,82 @@ static int open_stream(struct runner *rn, bool create)
         return wc_stream_open(rn->stream, &sc, rn->err, sizeof(rn->err));
 }
 
-/* Refuses to go on where changes may have been lost (exit 69), saying how
- * to accept it. */
-static int refuse_slot(struct runner *rn, const char *why)
-{
-        wc_errorf(rn->err, sizeof(rn->err),
-                  "%s. walcastd will not go on from there by itself: to accept "
-                  "this and continue from the slot as it is now, run `walcast "
-                  "slot create --force -c %s`, or set source.on_slot_lost: "
-                  "recreate",
-                  why, rn->o->config_path ? rn->o->config_path : "CONFIG");
-        return -ESTALE;
-}
-
 /*
- * Opens the stream, holding the slot to what the state file recorded: a
- * slot that vanished, was recreated or moved, or a server that is another
- * one, is refused (or, with on_slot_lost: recreate, accepted with a
- * warning); an invalidated slot likewise.  Then records the slot.
+ * Opens the stream, holding the slot to what the state file recorded
+ * (checkpoint/guard.h): a slot that vanished, was recreated or moved, or
+ * a server that is another one, is refused (or, with on_slot_lost:
+ * recreate, accepted with a warning); an invalidated slot likewise.  Then
+ * records the slot.
  */
 static int open_checked(struct runner *rn)
 {
         const struct wc_stream_info *info;
         bool guarded = rn->have_saved && !rn->o->tail;
-        bool accept = rn->cfg->source.on_slot_lost == WC_SLOT_LOST_RECREATE &&
-                      !rn->o->tail;
-        /* a reconnect: this process streamed from the slot already */
-        bool had_slot = rn->cp != NULL && !rn->o->temporary;
-        bool create = !rn->o->tail && rn->cfg->source.create_slot;
-        struct wc_slot_state st = {0};
+        struct wc_guard g = {
+            .slot = rn->slot,
+            .config_path = rn->o->config_path,
+            .state_path = rn->o->tail ? NULL : rn->state_path,
+            .saved = guarded ? &rn->saved : NULL,
+            .accept = rn->cfg->source.on_slot_lost == WC_SLOT_LOST_RECREATE &&
+                      !rn->o->tail,
+            .create = !rn->o->tail && rn->cfg->source.create_slot,
+            /* a reconnect: this process streamed from the slot already */
+            .had_slot = rn->cp != NULL && !rn->o->temporary,
+            .confirmed = rn->cp ? wc_checkpoint_confirmed(rn->cp) : 0,
+        };
+        struct wc_guard_server srv = {0};
+        struct wc_slot_state st;
         enum wc_slot_verdict v = WC_SLOT_FIRST;
-        char why[1024], err[1024];
+        bool dropped = false;
         int r;
 
-        /* never a new slot in place of one changes were confirmed on,
-         * unless that is accepted */
-        r = open_stream(rn, create && ((!guarded && !had_slot) || accept));
-        if (r == -ESTALE && accept) {
+        r = open_stream(rn, wc_guard_may_create(&g));
+        if (r == -ESTALE && g.accept) {
                 log_warning("%s; source.on_slot_lost is recreate: dropping "
                             "and recreating the slot",
                             rn->err);
                 r = wc_stream_slot_drop(rn->stream, rn->slot, rn->err,
                                         sizeof(rn->err));
                 if (r == 0)
-                        r = open_stream(rn, create);
-                v = WC_SLOT_VANISHED;
+                        r = open_stream(rn, g.create);
+                dropped = true;
         }
-        /* a state file of another slot or database, or from the future,
-         * holds the slot to nothing: refused whatever on_slot_lost says */
-        if (guarded && (r == 0 || r == -ENOENT)) {
-                info = wc_stream_get_info(rn->stream);
-                struct wc_state_expect x = {
-                    .slot = rn->slot,
-                    .system_id = info->system_id,
-                    .database = info->dbname,
-                    .server_lsn = info->xlogpos > info->slot_confirmed
-                                      ? info->xlogpos
-                                      : info->slot_confirmed,
-                };
-                int m = wc_state_match(&rn->saved, rn->state_path, &x, rn->err,
-                                       sizeof(rn->err));
-                if (m < 0)
-                        return m;
-        }
-        if (r == -ENOENT && guarded) {
-                info = wc_stream_get_info(rn->stream);
-                (void)wc_state_check(&rn->saved, info->system_id, false, 0, why,
-                                     sizeof(why));
-                return refuse_slot(rn, why);
-        }
-        if (r == -ENOENT && had_slot && create) {
-                char a[WC_LSN_STRLEN];
-
-                wc_errorf(why, sizeof(why),
-                          "replication slot \"%s\" has vanished while "
-                          "walcastd was running: it had confirmed changes up "
-                          "to %s on it, and whatever was committed after that "
-                          "and before a new slot is created will not be "
-                          "delivered",
-                          rn->slot,
-                          wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
-                return refuse_slot(rn, why);
-        }
-        if (r < 0)
+        if (!rn->stream)
                 return r;
         info = wc_stream_get_info(rn->stream);
-        if (had_slot && !guarded && info->slot_created) {
+        srv = (struct wc_guard_server){
+            .system_id = info->system_id,
+            .timeline = info->timeline,
+            .database = info->dbname,
+            .xlogpos = info->xlogpos,
+            .slot_confirmed = info->slot_confirmed,
+            .slot_created = info->slot_created,
+        };
+        r = wc_guard_verdict(&g, r, dropped, &srv, &v, rn->err,
+                             sizeof(rn->err));
+        if (r < 0)
+                return r;
+        if (g.had_slot && !guarded && info->slot_created) {
                 char a[WC_LSN_STRLEN];
 
                 log_warning("replication slot \"%s\" had vanished while "
                             "walcastd was running; source.on_slot_lost is "
                             "recreate: created it again, changes committed "
                             "after %s and before now are not delivered",
-                            rn->slot,
-                            wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
+                            rn->slot, wc_lsn_format(g.confirmed, a));
         }
-        if (guarded && info->slot_created)
-                v = wc_state_check(&rn->saved, info->system_id, false, 0, why,
-                                   sizeof(why));
-        else if (guarded)
-                v = wc_state_check(&rn->saved, info->system_id, true,
-                                   info->slot_confirmed, why, sizeof(why));
-        if (v != WC_SLOT_FIRST && v != WC_SLOT_SAME) {
-                if (!accept)
-                        return refuse_slot(rn, why);
-                if (guarded)
-                        log_warning("%s; source.on_slot_lost is recreate: "
-                                    "going on from the slot as it is now",
-                                    why);
-        }
-        if (!rn->state_path[0] || rn->o->tail)
-                return 0;
-
-        /* the slot as it is now is the one to hold on to */
-        snprintf(st.system_id, sizeof(st.system_id), "%s", info->system_id);
-        st.timeline = info->timeline;
-        snprintf(st.database, sizeof(st.database), "%s", info->dbname);
-        snprintf(st.slot, sizeof(st.slot), "%s", rn->slot);
-        st.confirmed = info->slot_confirmed;
-        if (v == WC_SLOT_SAME && rn->saved.confirmed > st.confirmed)
-                st.confirmed = rn->saved.confirmed; /* a status was lost */
-        if (v == WC_SLOT_SAME && rn->saved.timeline != st.timeline)
+        if (r == 1)
+                log_warning("%s; source.on_slot_lost is recreate: going on "
+                            "from the slot as it is now",
+                            rn->err);
+        if (v == WC_SLOT_SAME && g.state_path && g.state_path[0] &&
+            rn->saved.timeline != info->timeline)
                 log_notice("the server's timeline is %u, it was %u when "
                            "walcast last confirmed a position",
-                           st.timeline, rn->saved.timeline);
-        if (v == WC_SLOT_SAME && memcmp(&st, &rn->saved, sizeof(st)) == 0)
-                return 0;
-        if (wc_state_write(rn->state_path, &st, err, sizeof(err)) < 0) {
-                wc_errorf(rn->err, sizeof(rn->err),
-                          "%s; state_dir must be a writable directory: "
-                          "walcast records there which slot it confirms "
-                          "positions on",
-                          err);
-                return -EEXIST; /* exit 78: a configuration matter */
-        }
+                           info->timeline, rn->saved.timeline);
+        r = wc_guard_record_state(&g, &srv, v, &st, rn->err, sizeof(rn->err));
+        if (r <= 0)
+                return r;
         if (v == WC_SLOT_FIRST)
                 log_info("recording the slot's position in %s", rn->state_path);
         rn->saved = st;
