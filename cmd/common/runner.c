@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,13 +13,12 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/guard.h"
 #include "checkpoint/state.h"
-#include "common/kafka_kv.h"
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/runner.h"
+#include "common/runner_int.h"
 #include "config/config.h"
 #include "decode/decoder.h"
-#include "filesink/filesink.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "plugin/plugin.h"
@@ -57,108 +55,6 @@
 /* An answer to a reply request takes a round trip; this long without
  * one, the server is not heard (not ready, no watchdog) */
 #define REPLY_GRACE_MS 5000
-
-enum state {
-        ST_STREAMING,
-        ST_BACKOFF, /* waiting to replay from the confirmed position */
-};
-
-struct runner {
-        const struct wc_run_opts *o;
-        const struct wc_config *cfg;
-        const char *slot;
-        struct wc_stream *stream;
-        struct wc_decoder *dec;
-        struct wc_route *route;
-        struct wc_bus *bus;
-        struct wc_plugin_host *host;
-        struct wc_checkpoint *cp;
-        struct wc_kv tail_kv[2];
-        struct wc_plugin_host_ops ops;
-        /* configs read by reloads (owned); the stream keeps using the
-         * source section of o->cfg, which needs a restart to change */
-        struct wc_config *reloaded;
-        struct wc_config *next_cfg; /* waits for a transaction boundary */
-        int64_t reload_by_ms;       /* then for what is in flight, until this */
-        struct wc_metrics *m;       /* read by the metrics thread */
-        struct wc_metrics_server *metrics_server;
-        struct wc_heartbeat *hb;
-        int64_t next_heartbeat_ms;
-        bool heartbeat_failing; /* its last beat failed (logged once) */
-
-        /* why wal2json skipped a change, per table (stream/catalog.h) */
-        struct wc_catalog *catalog;
-
-        /* the slot's state file (checkpoint/state.h); path "" for none */
-        char state_path[4200];
-        struct wc_slot_state saved;
-        bool have_saved;
-        bool state_failing; /* the last write failed (logged once) */
-
-        enum state state;
-        bool in_txn;
-        bool finishing; /* stopping: reading on to the open one's commit */
-        struct walcast_txn txn;
-        uint64_t txn_changes, txn_bytes; /* the open transaction's load */
-        bool limited; /* reading waits for the limits (logged at debug) */
-        wc_lsn keepalive_end; /* walEnd of the last keepalive */
-        /* where the WAL before --endpos ends at the latest: the start of
-         * the page when the end position points past its header */
-        wc_lsn endpos_floor;
-        wc_lsn sent_flush; /* last flush position sent */
-        /* the stream is read up to here: the end of the last transaction
-         * read, or the position it started at */
-        wc_lsn read_to;
-
-        int sigfd;
-        bool stop;
-        bool replay; /* a sink failed: replay from the confirmed position */
-        bool status_now;
-        bool want_write; /* libpq has output queued */
-        /* libpq may hold input that poll() will not report: read first */
-        bool read_pending;
-        size_t batch_bytes; /* read since the stream was last polled */
-        bool holdoff;       /* next poll: leave the socket for HOLDOFF_MS */
-        long changes;
-        int64_t next_status_ms;
-        int64_t retry_at_ms;
-        int backoff_ms;
-        unsigned failures; /* in a row, for the log */
-        wc_lsn failed_at;
-        int start_error; /* of the last failed (re)start, logged once */
-        int fatal;       /* the loop ends with this error */
-        /* liveness (check_heard): the server's wal_sender_timeout (-1
-         * unknown), receive timeouts in a row without a commit read in
-         * between, reading paused until (then nothing is heard, and
-         * nothing is expected), a reply asked for, the server not heard */
-        int64_t sender_timeout_ms;
-        unsigned recv_timeouts;
-        wc_lsn recv_timeout_at;
-        int64_t listen_from_ms;
-        bool reply_asked;
-        bool unheard;
-        bool server_lost; /* the stream ended for the server's part */
-        unsigned start_failures;
-        bool ready_sent;
-        int64_t status_ok_ms; /* the last status message that went out */
-        int64_t next_watchdog_ms;
-        long changes_at_status;
-        int64_t status_at_ms;
-        char err[1024];
-};
-
-/* The main loop is the metrics' only writer: a relaxed add is enough. */
-#define COUNT(field, n)                                                        \
-        atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
-#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len)
 {
@@ -862,7 +758,7 @@ static int start_stream(struct runner *rn)
 }
 
 /* Gives up the stream; what was not confirmed will be sent again. */
-static void drop_stream(struct runner *rn)
+void wc_runner_drop_stream(struct runner *rn)
 {
         if (rn->stream && rn->state == ST_STREAMING)
                 (void)send_status(rn); /* best effort */
@@ -945,188 +841,6 @@ static bool transient(int r)
                r == -EBUSY || r == -EIO || r == -ETIMEDOUT;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-/*
- * SIGHUP: read and check the configuration again.  A bad one is refused
- * and the one in force stays; a good one waits for a transaction boundary
- * with nothing in flight, where apply_reload() swaps it in.
- */
-static void request_reload(struct runner *rn)
-{
-        const struct wc_config *src = rn->o->cfg;
-        struct timespec ts;
-        struct wc_config *cfg;
-        char scrubbed[1024];
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        wc_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
-                  (unsigned long long)ts.tv_sec * 1000000ull +
-                      (unsigned long long)ts.tv_nsec / 1000);
-        cfg = wc_config_load(rn->o->config_path, rn->err, sizeof(rn->err));
-        if (cfg)
-                wc_log_add_dsn_secrets(cfg->source.dsn);
-        /* what --check checks: a sink that could not start is refused
-         * here, before the sinks in force are let go */
-        if (cfg && wc_check_sinks(cfg, rn->err, sizeof(rn->err)) < 0) {
-                wc_config_free(cfg);
-                cfg = NULL;
-        }
-        if (!cfg) {
-                log_error("reload refused, the configuration in force stays: "
-                          "%s",
-                          rn->err);
-                /* STATUS= is one line without secrets, like a log line */
-                wc_notify("READY=1\nSTATUS=reload refused: %s",
-                          wc_log_scrub(rn->err, scrubbed, sizeof(scrubbed)));
-                return;
-        }
-        if (!same_str(cfg->source.dsn, src->source.dsn))
-                log_warning("reload: source.dsn changed; restart walcastd to "
-                            "apply it");
-        if (!same_str(cfg->source.slot, src->source.slot))
-                log_warning("reload: source.slot changed; restart walcastd "
-                            "to apply it");
-        if (cfg->source.create_slot != src->source.create_slot)
-                log_warning("reload: source.create_slot changed; restart "
-                            "walcastd to apply it");
-        if (!same_str(cfg->state_dir, src->state_dir))
-                log_warning("reload: state_dir changed; restart walcastd to "
-                            "apply it");
-        if (cfg->heartbeat.interval_ms != src->heartbeat.interval_ms ||
-            !same_str(cfg->heartbeat.action_query, src->heartbeat.action_query))
-                log_warning("reload: heartbeat.interval or action_query "
-                            "changed; restart walcastd to apply it");
-        if (!same_str(cfg->metrics.listen, src->metrics.listen))
-                log_warning("reload: metrics.listen changed; restart walcastd "
-                            "to apply it");
-        wc_log_set_level(cfg->log.level);
-        wc_log_set_json(cfg->log.format == WC_LOG_FORMAT_JSON);
-        wc_config_free(rn->next_cfg);
-        rn->next_cfg = cfg;
-        rn->reload_by_ms = now_ms() + (int64_t)src->shutdown_timeout_ms;
-        log_info("reloading %s at the next transaction boundary",
-                 rn->o->config_path);
-}
-
-/*
- * A reload waits at a transaction boundary for the sinks to acknowledge
- * what they have, as a stop does, within shutdown_timeout.  Sinks that do
- * not (a broker that cannot be reached, often the very thing the new
- * configuration mends) would hold it for good: past the timeout the
- * stream is dropped as for a replay, so that nothing is in flight, the
- * new configuration applies, and what was not acknowledged is read again
- * from the confirmed position and goes to the new sinks.
- */
-static void reload_overdue(struct runner *rn)
-{
-        char lsn[WC_LSN_STRLEN];
-
-        if (!rn->next_cfg || rn->in_txn || rn->state != ST_STREAMING ||
-            wc_checkpoint_in_flight(rn->cp) == 0 || now_ms() < rn->reload_by_ms)
-                return;
-        log_warning("reload: %zu transactions were not acknowledged within "
-                    "shutdown_timeout; reloading all the same: they are read "
-                    "again from %s and go to the new sinks",
-                    wc_checkpoint_in_flight(rn->cp),
-                    wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
-        drop_stream(rn);
-        rn->state = ST_BACKOFF;
-        rn->retry_at_ms = now_ms();
-}
-
-static int load_plugins(struct runner *rn);
-
-/* A signal bus and plugin host with the sinks of rn->cfg.  0, or <0 with
- * nothing left behind (the sinks' error is logged). */
-static int start_sinks(struct runner *rn)
-{
-        int r;
-
-        rn->bus = wc_bus_new(rn->cfg->signals.bulk_delete_batch);
-        rn->host = rn->bus ? wc_plugin_host_new(rn->bus, &rn->ops) : NULL;
-        r = rn->host ? load_plugins(rn) : -ENOMEM;
-        if (r < 0) {
-                wc_plugin_host_free(rn->host);
-                wc_bus_free(rn->bus);
-                rn->host = NULL;
-                rn->bus = NULL;
-        }
-        return r;
-}
-
-/*
- * Swaps filters, signal bus and plugins for those of next_cfg.  Nothing
- * is in flight, so no acknowledgement can be lost.  The sinks in force
- * close first: a file sink writes out what it holds before the new one
- * opens (and repairs) the same file, and a plugin rebuilt at the same
- * path is loaded anew (dlopen() of a path still open returns the code
- * already loaded).  When the new sinks do not start, those of the
- * configuration in force start again; when even they do not, walcastd
- * stops (exit 1) rather than stream into no sink.  A reload that changes
- * what the output plugin is asked to skip restarts the stream from the
- * confirmed position with the new options: the running stream has skipped what
- * the new filter may want.
- */
-static void apply_reload(struct runner *rn)
-{
-        const struct wc_config *old_cfg = rn->cfg;
-        struct wc_route *route;
-        struct wc_config *cfg = rn->next_cfg;
-        char lsn[WC_LSN_STRLEN];
-        int same = wc_decoder_options_same(rn->dec->ops, &old_cfg->filter,
-                                           &cfg->filter);
-
-        rn->next_cfg = NULL;
-        route = wc_route_new(&cfg->filter);
-        if (!route) {
-                wc_config_free(cfg);
-                log_error("reload failed: out of memory; the configuration "
-                          "in force stays");
-                wc_notify("READY=1\nSTATUS=reload failed");
-                return;
-        }
-        wc_plugin_host_free(rn->host);
-        wc_bus_free(rn->bus);
-        rn->cfg = cfg;
-        if (start_sinks(rn) < 0) {
-                wc_route_free(route);
-                rn->cfg = old_cfg;
-                wc_config_free(cfg);
-                if (start_sinks(rn) < 0) {
-                        log_error("reload failed, and the sinks of the "
-                                  "configuration in force did not start "
-                                  "again either: stopping");
-                        rn->fatal = -EIO;
-                        return;
-                }
-                log_error("reload failed; the sinks of the configuration "
-                          "in force started again, and it stays");
-                wc_notify("READY=1\nSTATUS=reload failed");
-                return;
-        }
-        wc_route_free(rn->route);
-        rn->route = route;
-        /* old_cfg is o->cfg or the last reload's */
-        wc_config_free(rn->reloaded);
-        rn->reloaded = cfg;
-        log_info("reloaded %s", rn->o->config_path);
-        wc_notify("READY=1");
-        if (same == 1 || rn->state != ST_STREAMING)
-                return;
-        /* no keepalive of the old stream may move the position on */
-        log_info("reload: the changes %s is asked to skip differ; "
-                 "streaming again from %s with the new filter",
-                 rn->dec->ops->name,
-                 wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
-        drop_stream(rn);
-        rn->state = ST_BACKOFF;
-        rn->retry_at_ms = now_ms();
-}
-
 static void read_signals(struct runner *rn)
 {
         struct signalfd_siginfo si;
@@ -1137,7 +851,7 @@ static void read_signals(struct runner *rn)
                                 wc_plugin_host_reopen(rn->host);
                                 continue;
                         }
-                        request_reload(rn);
+                        wc_runner_request_reload(rn);
                         continue;
                 }
                 if (rn->stop) {
@@ -1495,12 +1209,12 @@ static int loop(struct runner *rn)
                 SET(rn->m->sinks_ready, wc_kafka_sinks_down() == 0);
                 watchdog(rn);
                 heartbeat_tick(rn);
-                reload_overdue(rn);
+                wc_runner_reload_overdue(rn);
                 /* no checkpoint yet: the first start waits (a busy
                  * slot), and nothing was ever in flight */
                 if (rn->next_cfg && !rn->in_txn &&
                     (!rn->cp || wc_checkpoint_in_flight(rn->cp) == 0))
-                        apply_reload(rn);
+                        wc_runner_apply_reload(rn);
                 if (rn->fatal)
                         return rn->fatal;
                 if (rn->state == ST_STREAMING && !rn->replay) {
@@ -1514,7 +1228,7 @@ static int loop(struct runner *rn)
                                 return r;
                 }
                 if (rn->replay && rn->state == ST_STREAMING) {
-                        drop_stream(rn);
+                        wc_runner_drop_stream(rn);
                         schedule_retry(rn);
                 }
                 if (rn->state == ST_BACKOFF && now_ms() >= rn->retry_at_ms) {
@@ -1640,105 +1354,6 @@ static int finish(struct runner *rn, bool read_on)
         return failed;
 }
 
-/* Whether directories a and b are the same path, give or take a
- * trailing '/'. */
-static bool same_dir(const char *a, const char *b)
-{
-        size_t la = strlen(a), lb = strlen(b);
-
-        while (la > 1 && a[la - 1] == '/')
-                la--;
-        while (lb > 1 && b[lb - 1] == '/')
-                lb--;
-        return la == lb && memcmp(a, b, la) == 0;
-}
-
-/*
- * What a file sink's start would find out about its path: the file, or
- * the directory to create it in, can be written to.  "-" is stdout.  The
- * state directory may be missing: systemd creates it (StateDirectory=)
- * when it starts walcastd, after an operator's check.
- */
-static int check_file_sink(const char *path, const char *state_dir,
-                           char *errbuf, size_t errlen)
-{
-        const char *slash = strrchr(path, '/');
-        char dir[4096];
-        struct stat st;
-        int e;
-
-        if (strcmp(path, "-") == 0)
-                return 0;
-        if (stat(path, &st) == 0) {
-                if (S_ISDIR(st.st_mode))
-                        return wc_fail(errbuf, errlen, -EISDIR,
-                                       "file sink \"%s\" is a directory: "
-                                       "name a file in it",
-                                       path);
-                if (access(path, W_OK) == 0)
-                        return 0;
-                e = errno;
-                return wc_fail(errbuf, errlen, -e,
-                               "file sink \"%s\" is not writable by walcast "
-                               "(uid %u): %s; fix its owner or mode (chown, "
-                               "chmod u+w)",
-                               path, (unsigned)geteuid(), strerror(e));
-        }
-        e = errno;
-        if (e != ENOENT)
-                return wc_fail(errbuf, errlen, -e, "file sink \"%s\": %s", path,
-                               strerror(e));
-        if (!slash)
-                snprintf(dir, sizeof(dir), ".");
-        else
-                snprintf(dir, sizeof(dir), "%.*s",
-                         slash == path ? 1 : (int)(slash - path), path);
-        if (stat(dir, &st) < 0 && errno == ENOENT && state_dir &&
-            same_dir(dir, state_dir))
-                return 0;
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return wc_fail(errbuf, errlen, -ENOENT,
-                               "file sink \"%s\": directory \"%s\" does not "
-                               "exist: create it, or correct the path",
-                               path, dir);
-        if (access(dir, W_OK | X_OK) == 0)
-                return 0;
-        e = errno;
-        return wc_fail(errbuf, errlen, -e,
-                       "file sink \"%s\": directory \"%s\" is not writable "
-                       "by walcast (uid %u): %s; fix its owner or mode (chown, "
-                       "chmod), or choose another directory",
-                       path, dir, (unsigned)geteuid(), strerror(e));
-}
-
-int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
-{
-        char err[2048], sd[4096];
-        const char *state_dir = wc_state_dir(cfg, sd, sizeof(sd));
-
-        for (size_t i = 0; i < cfg->nsinks; i++) {
-                const struct wc_sink_config *s = &cfg->sinks[i];
-                int r = 0;
-
-                if (s->type == WC_SINK_FILE)
-                        r = check_file_sink(s->u.file.path, state_dir, err,
-                                            sizeof(err));
-                else if (s->type == WC_SINK_KAFKA)
-                        r = wc_kafka_sink_check(&s->u.kafka, cfg->source.dsn,
-                                                err, sizeof(err));
-                else if (s->type == WC_SINK_PLUGIN)
-                        r = wc_plugin_check(
-                            s->u.plugin.path, s->u.plugin.config,
-                            s->u.plugin.nconfig, err, sizeof(err));
-                if (r < 0) {
-                        wc_errorf(errbuf, errlen, "%s:%u:%u: %s", cfg->path,
-                                  s->line, s->column, err);
-                        return r;
-                }
-        }
-        return 0;
-}
-
 static bool identity_included(void *ud, const char *schema, const char *table)
 {
         struct wc_change c = {.op = WC_OP_DELETE,
@@ -1775,56 +1390,6 @@ static void check_identities(struct runner *rn)
                 log_notice("could not check the replica identity of the "
                            "included tables: %s",
                            err);
-}
-
-static int load_plugins(struct runner *rn)
-{
-        const struct wc_config *cfg = rn->cfg;
-        int r;
-
-        if (rn->o->tail) {
-                rn->tail_kv[0] = (struct wc_kv){"path", "-"};
-                rn->tail_kv[1] = (struct wc_kv){"fsync", "false"};
-                r = wc_plugin_host_add(rn->host, "stdout", wc_filesink_plugin(),
-                                       NULL, rn->tail_kv, 2, rn->err,
-                                       sizeof(rn->err));
-                if (r < 0)
-                        log_error("%s", rn->err);
-                return r;
-        }
-        for (size_t i = 0; i < cfg->nsinks; i++) {
-                const struct wc_sink_config *s = &cfg->sinks[i];
-                if (s->type == WC_SINK_FILE) {
-                        struct wc_kv kv[2] = {
-                            {"path", s->u.file.path},
-                            {"fsync", s->u.file.fsync ? "true" : "false"},
-                        };
-                        /* the file sink reads its config during init only */
-                        r = wc_plugin_host_add(rn->host, s->name,
-                                               wc_filesink_plugin(), NULL, kv,
-                                               2, rn->err, sizeof(rn->err));
-                } else if (s->type == WC_SINK_KAFKA) {
-                        r = wc_kafka_sink_add(rn->host, s->name, &s->u.kafka,
-                                              cfg->source.dsn, rn->err,
-                                              sizeof(rn->err));
-                } else {
-                        const struct wc_plugin_sink_config *p = &s->u.plugin;
-                        r = wc_plugin_host_load(rn->host, p->path, &p->schemas,
-                                                p->config, p->nconfig, rn->err,
-                                                sizeof(rn->err));
-                        if (r == 0 && strcmp(s->name, p->path) != 0)
-                                r = wc_plugin_host_name_last(rn->host, s->name);
-                }
-                /* a series from the start, before any acknowledgement */
-                if (r == 0)
-                        (void)wc_metrics_add_sink(rn->m, s->name);
-                if (r < 0) {
-                        log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
-                                  rn->err);
-                        return -EEXIST; /* exit 78: a configuration matter */
-                }
-        }
-        return 0;
 }
 
 static int setup_signals(struct runner *rn)
@@ -1885,7 +1450,7 @@ int wc_run(const struct wc_run_opts *o)
                 r = -ENOMEM;
                 goto out;
         }
-        r = load_plugins(&rn);
+        r = wc_runner_load_plugins(&rn);
         if (r < 0)
                 goto out;
         SET(rn.m->sinks_ready, 1);

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the runner's files share (runner.c: the loop and the process's
+ * life; reload.c: SIGHUP; sinks.c: the sinks from the configuration).
+ * Private to cmd/common.
+ */
+#ifndef WALCAST_CMD_RUNNER_INT_H
+#define WALCAST_CMD_RUNNER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <walcast/plugin.h>
+
+#include "checkpoint/state.h"
+#include "common/runner.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "plugin/plugin.h"
+
+enum state {
+        ST_STREAMING,
+        ST_BACKOFF, /* waiting to replay from the confirmed position */
+};
+
+struct runner {
+        const struct wc_run_opts *o;
+        const struct wc_config *cfg;
+        const char *slot;
+        struct wc_stream *stream;
+        struct wc_decoder *dec;
+        struct wc_route *route;
+        struct wc_bus *bus;
+        struct wc_plugin_host *host;
+        struct wc_checkpoint *cp;
+        struct wc_kv tail_kv[2];
+        struct wc_plugin_host_ops ops;
+        /* configs read by reloads (owned); the stream keeps using the
+         * source section of o->cfg, which needs a restart to change */
+        struct wc_config *reloaded;
+        struct wc_config *next_cfg; /* waits for a transaction boundary */
+        int64_t reload_by_ms;       /* then for what is in flight, until this */
+        struct wc_metrics *m;       /* read by the metrics thread */
+        struct wc_metrics_server *metrics_server;
+        struct wc_heartbeat *hb;
+        int64_t next_heartbeat_ms;
+        bool heartbeat_failing; /* its last beat failed (logged once) */
+
+        /* why wal2json skipped a change, per table (stream/catalog.h) */
+        struct wc_catalog *catalog;
+
+        /* the slot's state file (checkpoint/state.h); path "" for none */
+        char state_path[4200];
+        struct wc_slot_state saved;
+        bool have_saved;
+        bool state_failing; /* the last write failed (logged once) */
+
+        enum state state;
+        bool in_txn;
+        bool finishing; /* stopping: reading on to the open one's commit */
+        struct walcast_txn txn;
+        uint64_t txn_changes, txn_bytes; /* the open transaction's load */
+        bool limited; /* reading waits for the limits (logged at debug) */
+        wc_lsn keepalive_end; /* walEnd of the last keepalive */
+        /* where the WAL before --endpos ends at the latest: the start of
+         * the page when the end position points past its header */
+        wc_lsn endpos_floor;
+        wc_lsn sent_flush; /* last flush position sent */
+        /* the stream is read up to here: the end of the last transaction
+         * read, or the position it started at */
+        wc_lsn read_to;
+
+        int sigfd;
+        bool stop;
+        bool replay; /* a sink failed: replay from the confirmed position */
+        bool status_now;
+        bool want_write; /* libpq has output queued */
+        /* libpq may hold input that poll() will not report: read first */
+        bool read_pending;
+        size_t batch_bytes; /* read since the stream was last polled */
+        bool holdoff;       /* next poll: leave the socket for HOLDOFF_MS */
+        long changes;
+        int64_t next_status_ms;
+        int64_t retry_at_ms;
+        int backoff_ms;
+        unsigned failures; /* in a row, for the log */
+        wc_lsn failed_at;
+        int start_error; /* of the last failed (re)start, logged once */
+        int fatal;       /* the loop ends with this error */
+        /* liveness (check_heard): the server's wal_sender_timeout (-1
+         * unknown), receive timeouts in a row without a commit read in
+         * between, reading paused until (then nothing is heard, and
+         * nothing is expected), a reply asked for, the server not heard */
+        int64_t sender_timeout_ms;
+        unsigned recv_timeouts;
+        wc_lsn recv_timeout_at;
+        int64_t listen_from_ms;
+        bool reply_asked;
+        bool unheard;
+        bool server_lost; /* the stream ended for the server's part */
+        unsigned start_failures;
+        bool ready_sent;
+        int64_t status_ok_ms; /* the last status message that went out */
+        int64_t next_watchdog_ms;
+        long changes_at_status;
+        int64_t status_at_ms;
+        char err[1024];
+};
+
+/* The main loop is the metrics' only writer: a relaxed add is enough. */
+#define COUNT(field, n)                                                        \
+        atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
+#define SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+
+static inline int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* runner.c: gives up the stream; what was not confirmed will be sent
+ * again. */
+void wc_runner_drop_stream(struct runner *rn);
+
+/* sinks.c: adds the sinks of rn->cfg (tail: stdout) to rn->host.  0, or
+ * <0 with the error logged. */
+int wc_runner_load_plugins(struct runner *rn);
+
+/* reload.c: SIGHUP; the reload's wait past shutdown_timeout; the swap at
+ * a transaction boundary with nothing in flight. */
+void wc_runner_request_reload(struct runner *rn);
+void wc_runner_reload_overdue(struct runner *rn);
+void wc_runner_apply_reload(struct runner *rn);
+
+#endif
