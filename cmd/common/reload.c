@@ -11,6 +11,7 @@
 #include "common/notify.h"
 #include "common/runner_int.h"
 #include "decode/decoder.h"
+#include "pipeline/pipeline.h"
 #include "route/route.h"
 
 static bool same_str(const char *a, const char *b)
@@ -93,8 +94,9 @@ void wc_runner_reload_overdue(struct runner *rn)
 {
         char lsn[WC_LSN_STRLEN];
 
-        if (!rn->next_cfg || rn->in_txn || rn->state != ST_STREAMING ||
-            wc_checkpoint_in_flight(rn->cp) == 0 || now_ms() < rn->reload_by_ms)
+        if (!rn->next_cfg || wc_pipeline_in_txn(rn->pl) ||
+            rn->state != ST_STREAMING || wc_checkpoint_in_flight(rn->cp) == 0 ||
+            now_ms() < rn->reload_by_ms)
                 return;
         log_warning("reload: %zu transactions were not acknowledged within "
                     "shutdown_timeout; reloading all the same: they are read "
@@ -163,12 +165,14 @@ void wc_runner_apply_reload(struct runner *rn)
                 rn->cfg = old_cfg;
                 wc_config_free(cfg);
                 if (start_sinks(rn) < 0) {
+                        wc_runner_configure_pipeline(rn);
                         log_error("reload failed, and the sinks of the "
                                   "configuration in force did not start "
                                   "again either: stopping");
                         rn->fatal = -EIO;
                         return;
                 }
+                wc_runner_configure_pipeline(rn);
                 log_error("reload failed; the sinks of the configuration "
                           "in force started again, and it stays");
                 wc_notify("READY=1\nSTATUS=reload failed");
@@ -176,6 +180,7 @@ void wc_runner_apply_reload(struct runner *rn)
         }
         wc_route_free(rn->route);
         rn->route = route;
+        wc_runner_configure_pipeline(rn);
         /* old_cfg is o->cfg or the last reload's */
         wc_config_free(rn->reloaded);
         rn->reloaded = cfg;

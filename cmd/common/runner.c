@@ -21,6 +21,7 @@
 #include "decode/decoder.h"
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
 #include "plugin/plugin.h"
 #include "route/route.h"
 #include "stream/catalog.h"
@@ -164,7 +165,8 @@ static void request_replay(struct runner *rn)
 static void note_caught_up(struct runner *rn)
 {
         SET(rn->m->caught_up, rn->state == ST_STREAMING && rn->stream &&
-                                  !rn->unheard && !rn->in_txn && rn->cp &&
+                                  !rn->unheard && !wc_pipeline_in_txn(rn->pl) &&
+                                  rn->cp &&
                                   wc_checkpoint_in_flight(rn->cp) == 0);
 }
 
@@ -180,7 +182,20 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                 else
                         COUNT(rn->m->sinks[i].errors, 1);
         }
-        if (status != WALCAST_OK) {
+        wc_pipeline_ack(rn->pl, plugin, txn_id, status);
+        if (status == WALCAST_OK)
+                note_caught_up(rn);
+}
+
+/* ---- what the pipeline reports ---- */
+
+static void sink_failed(void *ud, const char *plugin,
+                        const struct wc_bus_error *e)
+{
+        struct runner *rn = ud;
+        char lsn[WC_LSN_STRLEN];
+
+        if (!e) {
                 /* once per failed attempt; said in full the first time */
                 if (!rn->replay && !rn->o->tail) {
                         if (++rn->failures == 1)
@@ -197,21 +212,12 @@ static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
                 request_replay(rn);
                 return;
         }
-        /* an id from before a replay is unknown now: nothing to do */
-        (void)wc_checkpoint_ack(rn->cp, txn_id);
-        note_caught_up(rn);
-}
-
-static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
-{
-        char lsn[WC_LSN_STRLEN];
-
         rn->failures++;
         if (rn->failures == 1 || e->lsn != rn->failed_at)
                 log_error("plugin \"%s\" failed on %s%s%s%s%s%s at %s: not "
                           "confirming past it; replaying from the last "
                           "confirmed position",
-                          wc_plugin_owner_name(e->owner), signal_name(e->kind),
+                          plugin, signal_name(e->kind),
                           e->schema[0] ? " of \"" : "", e->schema,
                           e->schema[0] ? "\".\"" : "",
                           e->schema[0] ? e->table : "",
@@ -219,36 +225,72 @@ static void handler_failed(struct runner *rn, const struct wc_bus_error *e)
         else
                 log_notice("plugin \"%s\" failed again at %s (%u times in a "
                            "row); still retrying",
-                           wc_plugin_owner_name(e->owner),
-                           wc_lsn_format(e->lsn, lsn), rn->failures);
+                           plugin, wc_lsn_format(e->lsn, lsn), rn->failures);
         rn->failed_at = e->lsn;
         request_replay(rn);
 }
 
-/*
- * limits.max_in_flight_*: committed transactions the sinks have not yet
- * acknowledged hold at most this much.  The open transaction does not
- * count: its commit must be read before it can be acknowledged, so holding
- * it back could never end (the sinks' own throttle bounds it).
- */
-static bool over_limits(struct runner *rn)
+static void txn_begun(void *ud, const struct walcast_txn *txn)
 {
-        uint64_t changes, bytes;
-        bool over;
+        struct runner *rn = ud;
 
-        if (!rn->cp)
-                return false;
-        wc_checkpoint_load(rn->cp, &changes, &bytes);
-        over = changes >= rn->cfg->limits.max_in_flight_changes ||
-               bytes >= rn->cfg->limits.max_in_flight_bytes;
-        if (over != rn->limited)
-                log_debug("%s: %llu changes, %llu bytes waiting for the "
-                          "sinks' acknowledgement",
-                          over ? "reading paused" : "reading resumed",
-                          (unsigned long long)changes,
-                          (unsigned long long)bytes);
-        rn->limited = over;
-        return over;
+        (void)txn;
+        SET(rn->m->caught_up, 0);
+}
+
+static void change_delivered(void *ud, const struct wc_change *c)
+{
+        struct runner *rn = ud;
+
+        rn->changes++;
+        COUNT(rn->m->changes[c->op], 1);
+        if (c->schema)
+                wc_metrics_count_schema(rn->m, c->schema, c->schema_len);
+        if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
+                rn->stop = true;
+}
+
+static void txn_committed(void *ud, const struct walcast_txn *txn)
+{
+        struct runner *rn = ud;
+
+        COUNT(rn->m->transactions, 1);
+        if (txn->commit_time_us)
+                SET(rn->m->last_commit_time_us, txn->commit_time_us);
+        note_caught_up(rn);
+}
+
+static void pipeline_debug(void *ud, const char *msg)
+{
+        (void)ud;
+        log_debug("%s", msg);
+}
+
+static const struct wc_pipeline_ops pipeline_ops = {
+    .begin = txn_begun,
+    .change = change_delivered,
+    .commit = txn_committed,
+    .failed = sink_failed,
+    .debug = pipeline_debug,
+};
+
+/* The pipeline works with the filter, sinks, checkpoint and limits in
+ * force. */
+void wc_runner_configure_pipeline(struct runner *rn)
+{
+        struct wc_pipeline_config c = {
+            .decoder = rn->dec,
+            .route = rn->route,
+            .bus = rn->bus,
+            .host = rn->host,
+            .checkpoint = rn->cp,
+            .heartbeat_prefix = rn->cfg->heartbeat.prefix,
+            .deliver_heartbeats = rn->cfg->heartbeat.deliver,
+            .max_in_flight_changes = rn->cfg->limits.max_in_flight_changes,
+            .max_in_flight_bytes = rn->cfg->limits.max_in_flight_bytes,
+        };
+
+        wc_pipeline_configure(rn->pl, &c);
 }
 
 /* --endpos: everything up to the end position has been read, up to a
@@ -257,8 +299,8 @@ static bool read_to_endpos(const struct runner *rn)
 {
         wc_lsn end = rn->o->endpos;
 
-        return end && !rn->in_txn &&
-               (rn->read_to >= end || rn->keepalive_end >= end);
+        return end && !wc_pipeline_in_txn(rn->pl) &&
+               (wc_pipeline_read_to(rn->pl) >= end || rn->keepalive_end >= end);
 }
 
 /* Reading waits while a sink is behind, while too much waits for the
@@ -266,8 +308,9 @@ static bool read_to_endpos(const struct runner *rn)
  * acknowledged, and once the end position is read. */
 static bool paused(struct runner *rn)
 {
-        return wc_plugin_host_throttled(rn->host) || over_limits(rn) ||
-               (rn->next_cfg && !rn->in_txn) || read_to_endpos(rn);
+        return wc_pipeline_paused(rn->pl) ||
+               (rn->next_cfg && !wc_pipeline_in_txn(rn->pl)) ||
+               read_to_endpos(rn);
 }
 
 /* ---- the state file ---- */
@@ -307,7 +350,7 @@ static wc_lsn record_position(struct runner *rn, wc_lsn flush)
  * sent before its last keepalive is done. */
 static void advance_idle(struct runner *rn)
 {
-        if (!rn->in_txn && !rn->replay)
+        if (!wc_pipeline_in_txn(rn->pl) && !rn->replay)
                 wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
 }
 
@@ -315,7 +358,7 @@ static void advance_idle(struct runner *rn)
  * position (the server may not have been told yet). */
 static bool endpos_acked(struct runner *rn)
 {
-        if (!rn->o->endpos || rn->in_txn || rn->replay)
+        if (!rn->o->endpos || wc_pipeline_in_txn(rn->pl) || rn->replay)
                 return false;
         advance_idle(rn);
         return wc_checkpoint_confirmed(rn->cp) >= rn->o->endpos;
@@ -381,140 +424,6 @@ static int send_status(struct runner *rn)
         return 0;
 }
 
-/*
- * A transaction is tracked from its begin, whose "nextlsn" already names
- * the position its commit ends at; the id is what plugins acknowledge.
- * Every sink acknowledges through the commit path, so a message outside a
- * transaction gets a commit of its own (xid 0, end_lsn 0: it moves no
- * position).
- */
-static int track(struct runner *rn, wc_lsn end_lsn)
-{
-        int r = wc_checkpoint_add(rn->cp, end_lsn,
-                                  (unsigned)wc_plugin_host_count(rn->host),
-                                  &rn->txn.id);
-
-        if (r < 0)
-                wc_errorf(rn->err, sizeof(rn->err),
-                          "out of memory tracking transactions");
-        return r;
-}
-
-static int commit(struct runner *rn)
-{
-        struct wc_bus_error e;
-        int r;
-
-        /* before the sinks see the commit: they may acknowledge at once */
-        (void)wc_checkpoint_set_load(rn->cp, rn->txn.id, rn->txn_changes,
-                                     rn->txn_bytes);
-        r = wc_plugin_host_commit(rn->host, &rn->txn, &e);
-
-        COUNT(rn->m->transactions, 1);
-        if (rn->txn.commit_time_us)
-                SET(rn->m->last_commit_time_us, rn->txn.commit_time_us);
-        note_caught_up(rn);
-        if (r == -ECANCELED) {
-                handler_failed(rn, &e);
-                return 0;
-        }
-        if (r < 0)
-                wc_errorf(rn->err, sizeof(rn->err), "commit dispatch: %s",
-                          strerror(-r));
-        return r;
-}
-
-/* A logical message with the heartbeat prefix. */
-static bool is_heartbeat(const struct runner *rn, const struct wc_change *c)
-{
-        const char *p = rn->cfg->heartbeat.prefix;
-
-        return c->op == WC_OP_MESSAGE && p && c->prefix &&
-               c->prefix_len == strlen(p) &&
-               memcmp(c->prefix, p, c->prefix_len) == 0;
-}
-
-static int handle_xlogdata(struct runner *rn, struct wc_stream_msg *m)
-{
-        const struct wc_change *c;
-        struct wc_bus_error e;
-        bool outside;
-        int r;
-
-        r = wc_decoder_decode(rn->dec, m->data, m->len, m->data_start, &c,
-                              rn->err, sizeof(rn->err));
-        /* a table the filter drops cannot stop the others: what it is
-         * about is read before its columns */
-        if (r == -EBADMSG &&
-            wc_decoder_relation(rn->dec, m->data, m->len, &c) == 0 &&
-            !wc_route_match(rn->route, c)) {
-                wc_log(WC_LOG_DEBUG, "skipped a change of a filtered table: %s",
-                       rn->err);
-                return 0;
-        }
-        if (r < 0) /* never skip a change: stop before confirming past it */
-                return r;
-        switch (c->op) {
-        case WC_OP_BEGIN:
-                rn->in_txn = true;
-                rn->txn = (struct walcast_txn){
-                    .xid = c->xid,
-                    .commit_lsn = c->commit_lsn,
-                    .end_lsn = c->end_lsn,
-                    .commit_time_us = c->has_time ? c->time_us : 0,
-                };
-                rn->txn_changes = 0;
-                rn->txn_bytes = m->len;
-                SET(rn->m->caught_up, 0);
-                r = track(rn, c->end_lsn);
-                if (r < 0)
-                        return r;
-                r = wc_bus_begin(rn->bus, &rn->txn, &e);
-                break;
-        case WC_OP_COMMIT:
-                rn->in_txn = false;
-                rn->read_to = rn->txn.end_lsn;
-                return commit(rn);
-        default:
-                if (!wc_route_match(rn->route, c))
-                        return 0;
-                if (!rn->cfg->heartbeat.deliver && is_heartbeat(rn, c))
-                        return 0;
-                outside = c->op == WC_OP_MESSAGE && !c->transactional;
-                if (outside) {
-                        rn->txn = (struct walcast_txn){0};
-                        rn->txn_changes = 0;
-                        rn->txn_bytes = 0;
-                        r = track(rn, WC_LSN_INVALID);
-                        if (r < 0)
-                                return r;
-                }
-                r = wc_bus_dispatch(rn->bus, c, outside ? NULL : &rn->txn, &e);
-                if (r == 0) {
-                        rn->txn_changes++;
-                        rn->txn_bytes += m->len;
-                        rn->changes++;
-                        COUNT(rn->m->changes[c->op], 1);
-                        if (c->schema)
-                                wc_metrics_count_schema(rn->m, c->schema,
-                                                        c->schema_len);
-                        if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
-                                rn->stop = true;
-                        if (outside)
-                                return commit(rn);
-                }
-                break;
-        }
-        if (r == -ECANCELED) {
-                handler_failed(rn, &e);
-                return 0;
-        }
-        if (r < 0)
-                wc_errorf(rn->err, sizeof(rn->err), "signal dispatch: %s",
-                          strerror(-r));
-        return r;
-}
-
 /* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
 static int read_batch(struct runner *rn)
 {
@@ -524,8 +433,9 @@ static int read_batch(struct runner *rn)
         rn->read_pending = false;
         /* stopping: on to the commit of the transaction being read
          * (finish_txn), and not a message further */
-        for (int i = 0; i < BATCH_MESSAGES && !rn->replay &&
-                        (!rn->stop || (rn->finishing && rn->in_txn));
+        for (int i = 0;
+             i < BATCH_MESSAGES && !rn->replay &&
+             (!rn->stop || (rn->finishing && wc_pipeline_in_txn(rn->pl)));
              i++) {
                 if (paused(rn))
                         return 0;
@@ -554,7 +464,8 @@ static int read_batch(struct runner *rn)
                                 rn->status_now = true;
                         continue;
                 }
-                r = handle_xlogdata(rn, &m);
+                r = wc_pipeline_message(rn->pl, m.data, m.len, m.data_start,
+                                        rn->err, sizeof(rn->err));
                 if (r < 0)
                         return r;
         }
@@ -726,6 +637,7 @@ static int start_stream(struct runner *rn)
                 rn->cp = wc_checkpoint_new(info->slot_confirmed);
                 if (!rn->cp)
                         return -ENOMEM;
+                wc_runner_configure_pipeline(rn);
                 /* where the slot is: sending it again is no progress */
                 rn->sent_flush = info->slot_confirmed;
                 /* the metrics are right before the first status message */
@@ -741,7 +653,7 @@ static int start_stream(struct runner *rn)
         SET(rn->m->streaming, 1);
         rn->next_status_ms =
             now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
-        rn->read_to = wc_checkpoint_confirmed(rn->cp);
+        wc_pipeline_restart(rn->pl, wc_checkpoint_confirmed(rn->cp));
         /* what came with the reply to START_REPLICATION */
         rn->read_pending = true;
         /* the end position is passed already: stop without waiting */
@@ -766,9 +678,7 @@ void wc_runner_drop_stream(struct runner *rn)
         rn->stream = NULL;
         SET(rn->m->streaming, 0);
         SET(rn->m->caught_up, 0);
-        wc_checkpoint_reset(rn->cp);
-        wc_bus_reset(rn->bus);
-        rn->in_txn = false;
+        wc_pipeline_reset(rn->pl);
         rn->keepalive_end = WC_LSN_INVALID;
         rn->want_write = false;
 }
@@ -1065,7 +975,7 @@ static int check_heard(struct runner *rn)
                 rn->server_lost = false;
                 SET(rn->m->streaming, 1);
                 /* a commit read: whatever made the server silent is over */
-                if (rn->read_to > rn->recv_timeout_at)
+                if (wc_pipeline_read_to(rn->pl) > rn->recv_timeout_at)
                         rn->recv_timeouts = 0;
                 return 0;
         }
@@ -1103,7 +1013,7 @@ static int check_heard(struct runner *rn)
                   wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
         if (rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS)
                 rn->recv_timeouts++;
-        rn->recv_timeout_at = rn->read_to;
+        rn->recv_timeout_at = wc_pipeline_read_to(rn->pl);
         return -ETIMEDOUT;
 }
 
@@ -1188,7 +1098,8 @@ static int loop(struct runner *rn)
                         deadline = rn->next_heartbeat_ms;
                 /* at a boundary, the reload waits no longer than this;
                  * inside a transaction the reading goes on to one */
-                if (rn->next_cfg && !rn->in_txn && rn->reload_by_ms < deadline)
+                if (rn->next_cfg && !wc_pipeline_in_txn(rn->pl) &&
+                    rn->reload_by_ms < deadline)
                         deadline = rn->reload_by_ms;
                 if (with_stream && liveness_due(rn) < deadline)
                         deadline = liveness_due(rn);
@@ -1212,7 +1123,7 @@ static int loop(struct runner *rn)
                 wc_runner_reload_overdue(rn);
                 /* no checkpoint yet: the first start waits (a busy
                  * slot), and nothing was ever in flight */
-                if (rn->next_cfg && !rn->in_txn &&
+                if (rn->next_cfg && !wc_pipeline_in_txn(rn->pl) &&
                     (!rn->cp || wc_checkpoint_in_flight(rn->cp) == 0))
                         wc_runner_apply_reload(rn);
                 if (rn->fatal)
@@ -1271,12 +1182,13 @@ static int finish_txn(struct runner *rn, int64_t deadline)
 {
         int r = 0;
 
-        if (!rn->in_txn || rn->o->tail || rn->replay)
+        if (!wc_pipeline_in_txn(rn->pl) || rn->o->tail || rn->replay)
                 return 0;
         log_info("reading transaction %u to its commit before stopping",
-                 rn->txn.xid);
+                 wc_pipeline_txn(rn->pl, NULL)->xid);
         rn->finishing = true;
-        while (rn->in_txn && !rn->replay && now_ms() < deadline) {
+        while (wc_pipeline_in_txn(rn->pl) && !rn->replay &&
+               now_ms() < deadline) {
                 int64_t due = status_due(rn, true);
                 int64_t until = due < deadline ? due : deadline;
 
@@ -1313,13 +1225,18 @@ static int finish(struct runner *rn, bool read_on)
          * its commit will not come from a stream no longer read: nothing
          * can acknowledge it, so it is not waited for.  It is read again
          * from the confirmed position at the next start. */
-        open = rn->in_txn ? 1 : 0;
+        open = wc_pipeline_in_txn(rn->pl) ? 1 : 0;
         /* (after a message that does not decode, its error said more) */
-        if (open && !rn->o->tail && read_on && !failed)
+        if (open && !rn->o->tail && read_on && !failed) {
+                uint64_t changes;
+                const struct walcast_txn *txn =
+                    wc_pipeline_txn(rn->pl, &changes);
+
                 log_notice("stopping without the commit of transaction %u "
                            "(%llu changes given to the sinks): it is read "
                            "whole again at the next start",
-                           rn->txn.xid, (unsigned long long)rn->txn_changes);
+                           txn->xid, (unsigned long long)changes);
+        }
         /* tail confirms nothing: its stdout sink writes out at close */
         while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > open &&
                !rn->replay && now_ms() < deadline) {
@@ -1445,7 +1362,10 @@ int wc_run(const struct wc_run_opts *o)
         rn.route = wc_route_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
-        if (!rn.dec || !rn.route || !rn.bus || !rn.host) {
+        rn.pl_ops = pipeline_ops;
+        rn.pl_ops.ud = &rn;
+        rn.pl = wc_pipeline_new(&(struct wc_pipeline_config){0}, &rn.pl_ops);
+        if (!rn.dec || !rn.route || !rn.bus || !rn.host || !rn.pl) {
                 log_error("out of memory");
                 r = -ENOMEM;
                 goto out;
@@ -1453,6 +1373,7 @@ int wc_run(const struct wc_run_opts *o)
         r = wc_runner_load_plugins(&rn);
         if (r < 0)
                 goto out;
+        wc_runner_configure_pipeline(&rn);
         SET(rn.m->sinks_ready, 1);
         if (o->state_dir && !o->tail) {
                 r = wc_state_path(o->state_dir, rn.slot, rn.state_path,
@@ -1526,6 +1447,7 @@ out:
         /* plugins close before the stream, which their acks refer to */
         wc_plugin_host_free(rn.host);
         wc_bus_free(rn.bus);
+        wc_pipeline_free(rn.pl);
         wc_checkpoint_free(rn.cp);
         wc_route_free(rn.route);
         wc_decoder_free(rn.dec);

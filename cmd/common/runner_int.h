@@ -17,6 +17,7 @@
 #include "common/runner.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
 #include "plugin/plugin.h"
 
 enum state {
@@ -34,6 +35,9 @@ struct runner {
         struct wc_bus *bus;
         struct wc_plugin_host *host;
         struct wc_checkpoint *cp;
+        /* decode -> filter -> signals -> sinks -> tracking */
+        struct wc_pipeline *pl;
+        struct wc_pipeline_ops pl_ops;
         struct wc_kv tail_kv[2];
         struct wc_plugin_host_ops ops;
         /* configs read by reloads (owned); the stream keeps using the
@@ -57,19 +61,12 @@ struct runner {
         bool state_failing; /* the last write failed (logged once) */
 
         enum state state;
-        bool in_txn;
         bool finishing; /* stopping: reading on to the open one's commit */
-        struct walcast_txn txn;
-        uint64_t txn_changes, txn_bytes; /* the open transaction's load */
-        bool limited; /* reading waits for the limits (logged at debug) */
         wc_lsn keepalive_end; /* walEnd of the last keepalive */
         /* where the WAL before --endpos ends at the latest: the start of
          * the page when the end position points past its header */
         wc_lsn endpos_floor;
         wc_lsn sent_flush; /* last flush position sent */
-        /* the stream is read up to here: the end of the last transaction
-         * read, or the position it started at */
-        wc_lsn read_to;
 
         int sigfd;
         bool stop;
@@ -124,6 +121,10 @@ static inline int64_t now_ms(void)
 /* runner.c: gives up the stream; what was not confirmed will be sent
  * again. */
 void wc_runner_drop_stream(struct runner *rn);
+
+/* runner.c: hands the filter, sinks, checkpoint and limits in force to
+ * the pipeline (after each change of them). */
+void wc_runner_configure_pipeline(struct runner *rn);
 
 /* sinks.c: adds the sinks of rn->cfg (tail: stdout) to rn->host.  0, or
  * <0 with the error logged. */
