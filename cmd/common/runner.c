@@ -11,7 +11,6 @@
 
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
-#include "checkpoint/guard.h"
 #include "checkpoint/state.h"
 #include "common/log.h"
 #include "common/notify.h"
@@ -28,34 +27,17 @@
 #include "stream/heartbeat.h"
 #include "stream/stream.h"
 
-/* Messages handled before the loop looks at signals and timers again. */
-#define BATCH_MESSAGES 4096
 /* How long a stop waits for the server to end the copy. */
 #define STOP_STREAM_MS 5000
 /* Replays after a failure wait 1 s, 2 s, 4 s ... up to this. */
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 #define MAX_PLUGIN_FDS 64
-/* A wake-up that brought less than this lets the socket fill for a
- * millisecond before the next read: a few large reads instead of many
- * small ones cost the client and the walsender less (docs/performance.md). */
-#define BATCH_BYTES 65536
 /* While reading waits, the server's keepalive requests go unread: a
  * status message at least this often answers them anyway, whatever
  * status_interval says (wal_sender_timeout may be as short as 2 s). */
 #define PAUSED_STATUS_MS 1000
 #define HOLDOFF_MS       1
-/* The receive timeout when the server's wal_sender_timeout is 0 or not
- * known, the least it can be, and how many times a run of receive
- * timeouts doubles it (a server decoding a long transaction whose
- * changes are all filtered out says nothing meanwhile: the next attempt
- * waits longer).  docs/reliability.md, "A silent server". */
-#define RECV_TIMEOUT_DEFAULT_MS 60000
-#define RECV_TIMEOUT_MIN_MS     2000
-#define RECV_TIMEOUT_DOUBLINGS  4
-/* An answer to a reply request takes a round trip; this long without
- * one, the server is not heard (not ready, no watchdog) */
-#define REPLY_GRACE_MS 5000
 
 const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len)
 {
@@ -99,588 +81,6 @@ int wc_exit_code_for(int err)
         default:
                 return WC_EXIT_FAILURE;
         }
-}
-
-static const char *signal_name(uint32_t kind)
-{
-        static const char *const names[WALCAST_SIG__COUNT] = {
-            "begin",       "insert",   "update",  "delete",
-            "bulk_delete", "truncate", "message", "commit",
-        };
-        return kind < WALCAST_SIG__COUNT ? names[kind] : "?";
-}
-
-/* wal2json drops the UPDATE and DELETE of a table without primary key or
- * replica identity and says so only in a WARNING: make it loud, with the
- * cause the catalog gives (looked up once per table, bounded in time). */
-static void on_notice(void *userdata, const char *severity, const char *msg)
-{
-        static const char marker[] = "no tuple identifier for ";
-        struct runner *rn = userdata;
-        const char *p = strstr(msg, marker);
-
-        if (p) {
-                const char *what = p + strlen(marker);
-                const char *in = strstr(what, " in table ");
-                int oplen = in ? (int)(in - what) : 0;
-                const char *table = in ? in + strlen(" in table ") : "?";
-                char why[1536];
-
-                if (!rn->catalog)
-                        rn->catalog = wc_catalog_new(rn->o->cfg->source.dsn);
-                wc_catalog_why_unidentified(rn->catalog, table, why,
-                                            sizeof(why));
-                log_warning("wal2json skipped %s %.*s on table %s: %s",
-                            oplen > 0 && strchr("AEIOU", what[0]) ? "an" : "a",
-                            oplen, what, table, why);
-                return;
-        }
-        if (strcmp(severity, "WARNING") == 0 || strcmp(severity, "ERROR") == 0)
-                log_warning("server %s: %s", severity, msg);
-        else
-                log_debug("server %s: %s", severity, msg);
-}
-
-/* ---- what the plugin host reports ---- */
-
-static void plugin_log(void *ud, const char *plugin, int level, const char *msg)
-{
-        (void)ud;
-        if (level < WC_LOG_ERR)
-                level = WC_LOG_ERR;
-        if (level > WC_LOG_DEBUG)
-                level = WC_LOG_DEBUG;
-        wc_log((enum wc_log_level)level, "plugin \"%s\": %s", plugin, msg);
-}
-
-static void request_replay(struct runner *rn)
-{
-        rn->replay = true;
-        /* nothing to replay into: a debugging tool just stops */
-        if (rn->o->tail)
-                rn->stop = true;
-}
-
-/* walcast_lag_seconds is 0 while this holds (metrics.h). */
-static void note_caught_up(struct runner *rn)
-{
-        SET(rn->m->caught_up, rn->state == ST_STREAMING && rn->stream &&
-                                  !rn->unheard && !wc_pipeline_in_txn(rn->pl) &&
-                                  rn->cp &&
-                                  wc_checkpoint_in_flight(rn->cp) == 0);
-}
-
-static void plugin_ack(void *ud, const char *plugin, uint64_t txn_id,
-                       int32_t status)
-{
-        struct runner *rn = ud;
-        int i = wc_metrics_add_sink(rn->m, plugin);
-
-        if (i >= 0) {
-                if (status == WALCAST_OK)
-                        COUNT(rn->m->sinks[i].acks, 1);
-                else
-                        COUNT(rn->m->sinks[i].errors, 1);
-        }
-        wc_pipeline_ack(rn->pl, plugin, txn_id, status);
-        if (status == WALCAST_OK)
-                note_caught_up(rn);
-}
-
-/* ---- what the pipeline reports ---- */
-
-static void sink_failed(void *ud, const char *plugin,
-                        const struct wc_bus_error *e)
-{
-        struct runner *rn = ud;
-        char lsn[WC_LSN_STRLEN];
-
-        if (!e) {
-                /* once per failed attempt; said in full the first time */
-                if (!rn->replay && !rn->o->tail) {
-                        if (++rn->failures == 1)
-                                log_error("plugin \"%s\" could not deliver "
-                                          "a transaction: replaying from the "
-                                          "last confirmed position",
-                                          plugin);
-                        else
-                                log_notice("plugin \"%s\" could not deliver "
-                                           "again (%u times in a row); still "
-                                           "retrying",
-                                           plugin, rn->failures);
-                }
-                request_replay(rn);
-                return;
-        }
-        rn->failures++;
-        if (rn->failures == 1 || e->lsn != rn->failed_at)
-                log_error("plugin \"%s\" failed on %s%s%s%s%s%s at %s: not "
-                          "confirming past it; replaying from the last "
-                          "confirmed position",
-                          plugin, signal_name(e->kind),
-                          e->schema[0] ? " of \"" : "", e->schema,
-                          e->schema[0] ? "\".\"" : "",
-                          e->schema[0] ? e->table : "",
-                          e->schema[0] ? "\"" : "", wc_lsn_format(e->lsn, lsn));
-        else
-                log_notice("plugin \"%s\" failed again at %s (%u times in a "
-                           "row); still retrying",
-                           plugin, wc_lsn_format(e->lsn, lsn), rn->failures);
-        rn->failed_at = e->lsn;
-        request_replay(rn);
-}
-
-static void txn_begun(void *ud, const struct walcast_txn *txn)
-{
-        struct runner *rn = ud;
-
-        (void)txn;
-        SET(rn->m->caught_up, 0);
-}
-
-static void change_delivered(void *ud, const struct wc_change *c)
-{
-        struct runner *rn = ud;
-
-        rn->changes++;
-        COUNT(rn->m->changes[c->op], 1);
-        if (c->schema)
-                wc_metrics_count_schema(rn->m, c->schema, c->schema_len);
-        if (rn->o->limit > 0 && rn->changes >= rn->o->limit)
-                rn->stop = true;
-}
-
-static void txn_committed(void *ud, const struct walcast_txn *txn)
-{
-        struct runner *rn = ud;
-
-        COUNT(rn->m->transactions, 1);
-        if (txn->commit_time_us)
-                SET(rn->m->last_commit_time_us, txn->commit_time_us);
-        note_caught_up(rn);
-}
-
-static void pipeline_debug(void *ud, const char *msg)
-{
-        (void)ud;
-        log_debug("%s", msg);
-}
-
-static const struct wc_pipeline_ops pipeline_ops = {
-    .begin = txn_begun,
-    .change = change_delivered,
-    .commit = txn_committed,
-    .failed = sink_failed,
-    .debug = pipeline_debug,
-};
-
-/* The pipeline works with the filter, sinks, checkpoint and limits in
- * force. */
-void wc_runner_configure_pipeline(struct runner *rn)
-{
-        struct wc_pipeline_config c = {
-            .decoder = rn->dec,
-            .route = rn->route,
-            .bus = rn->bus,
-            .host = rn->host,
-            .checkpoint = rn->cp,
-            .heartbeat_prefix = rn->cfg->heartbeat.prefix,
-            .deliver_heartbeats = rn->cfg->heartbeat.deliver,
-            .max_in_flight_changes = rn->cfg->limits.max_in_flight_changes,
-            .max_in_flight_bytes = rn->cfg->limits.max_in_flight_bytes,
-        };
-
-        wc_pipeline_configure(rn->pl, &c);
-}
-
-/* --endpos: everything up to the end position has been read, up to a
- * transaction boundary; what follows is for the next run. */
-static bool read_to_endpos(const struct runner *rn)
-{
-        wc_lsn end = rn->o->endpos;
-
-        return end && !wc_pipeline_in_txn(rn->pl) &&
-               (wc_pipeline_read_to(rn->pl) >= end || rn->keepalive_end >= end);
-}
-
-/* Reading waits while a sink is behind, while too much waits for the
- * sinks, while a reload waits for the transactions in flight to be
- * acknowledged, and once the end position is read. */
-static bool paused(struct runner *rn)
-{
-        return wc_pipeline_paused(rn->pl) ||
-               (rn->next_cfg && !wc_pipeline_in_txn(rn->pl)) ||
-               read_to_endpos(rn);
-}
-
-/* ---- the state file ---- */
-
-/* Records `flush` before it is sent.  Returns the position that may be
- * sent: `flush`, or the one on record when the file cannot be written
- * (then nothing new is confirmed until it can, and the log says so once). */
-static wc_lsn record_position(struct runner *rn, wc_lsn flush)
-{
-        struct wc_slot_state st;
-        char a[WC_LSN_STRLEN], err[1024];
-
-        if (!rn->state_path[0] || !rn->have_saved ||
-            flush <= rn->saved.confirmed)
-                return flush;
-        st = rn->saved;
-        st.confirmed = flush;
-        if (wc_state_write(rn->state_path, &st, err, sizeof(err)) < 0) {
-                if (!rn->state_failing)
-                        log_error("%s; not confirming past %s until it can "
-                                  "be written (the server keeps the WAL)",
-                                  err, wc_lsn_format(rn->saved.confirmed, a));
-                rn->state_failing = true;
-                return rn->saved.confirmed;
-        }
-        if (rn->state_failing)
-                log_notice("the state file %s is written again",
-                           rn->state_path);
-        rn->state_failing = false;
-        rn->saved = st;
-        return flush;
-}
-
-/* ---- the stream ---- */
-
-/* With nothing in flight and no transaction open, everything the server
- * sent before its last keepalive is done. */
-static void advance_idle(struct runner *rn)
-{
-        if (!wc_pipeline_in_txn(rn->pl) && !rn->replay)
-                wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
-}
-
-/* --endpos: every sink has acknowledged everything up to the end
- * position (the server may not have been told yet). */
-static bool endpos_acked(struct runner *rn)
-{
-        if (!rn->o->endpos || wc_pipeline_in_txn(rn->pl) || rn->replay)
-                return false;
-        advance_idle(rn);
-        return wc_checkpoint_confirmed(rn->cp) >= rn->o->endpos;
-}
-
-static int send_status(struct runner *rn)
-{
-        uint64_t load_changes, load_bytes;
-        wc_lsn flush;
-        char a[WC_LSN_STRLEN];
-        int r;
-
-        advance_idle(rn);
-        flush = rn->o->tail
-                    ? WC_LSN_INVALID
-                    : record_position(rn, wc_checkpoint_confirmed(rn->cp));
-        /* here, not per message (a paused loop still sends status
-         * messages), and before the server can see the position */
-        wc_checkpoint_load(rn->cp, &load_changes, &load_bytes);
-        SET(rn->m->in_flight_changes, load_changes);
-        SET(rn->m->in_flight_bytes, load_bytes);
-        SET(rn->m->paused, paused(rn));
-        r = wc_stream_send_status(rn->stream, flush, rn->err, sizeof(rn->err));
-        if (r == 0)
-                r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
-        if (r < 0)
-                return r;
-        rn->want_write = r == 1;
-        if (flush != rn->sent_flush) {
-                log_debug("confirmed %s", wc_lsn_format(flush, a));
-                /* progress: the next failure starts its backoff afresh */
-                if (rn->failures > 1)
-                        log_notice("delivering again after %u failed "
-                                   "attempts",
-                                   rn->failures);
-                rn->backoff_ms = 0;
-                rn->failures = 0;
-        }
-        rn->sent_flush = flush;
-        rn->status_now = false;
-        SET(rn->m->confirmed_lsn,
-            rn->o->tail ? wc_checkpoint_confirmed(rn->cp) : flush);
-        SET(rn->m->in_flight, wc_checkpoint_in_flight(rn->cp));
-        note_caught_up(rn);
-        rn->status_ok_ms = now_ms();
-        if (!rn->o->tail) {
-                int64_t dt = rn->status_ok_ms - rn->status_at_ms;
-                long rate = dt > 0
-                                ? (long)((rn->changes - rn->changes_at_status) *
-                                         1000 / dt)
-                                : 0;
-                wc_lsn end =
-                    rn->keepalive_end > flush ? rn->keepalive_end : flush;
-                wc_notify("STATUS=streaming slot %s: confirmed %s, lag %llu "
-                          "bytes, %ld changes/s",
-                          rn->slot, wc_lsn_format(flush, a),
-                          (unsigned long long)(end - flush), rate);
-                rn->changes_at_status = rn->changes;
-                rn->status_at_ms = rn->status_ok_ms;
-        }
-        rn->next_status_ms =
-            now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
-        return 0;
-}
-
-/* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
-static int read_batch(struct runner *rn)
-{
-        struct wc_stream_msg m;
-        int r;
-
-        rn->read_pending = false;
-        /* stopping: on to the commit of the transaction being read
-         * (finish_txn), and not a message further */
-        for (int i = 0;
-             i < BATCH_MESSAGES && !rn->replay &&
-             (!rn->stop || (rn->finishing && wc_pipeline_in_txn(rn->pl)));
-             i++) {
-                if (paused(rn))
-                        return 0;
-                r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
-                if (r <= 0)
-                        return r;
-                if (m.wal_end > atomic_load_explicit(&rn->m->server_wal_end,
-                                                     memory_order_relaxed))
-                        SET(rn->m->server_wal_end, m.wal_end);
-                if (m.kind == WC_MSG_XLOGDATA)
-                        COUNT(rn->m->bytes_received, m.len);
-                rn->batch_bytes += m.len + 1;
-                if (m.kind == WC_MSG_KEEPALIVE) {
-                        if (m.wal_end > rn->keepalive_end)
-                                rn->keepalive_end = m.wal_end;
-                        /* an end position past a page header, and the
-                         * WAL ends at that page's start: nothing lies
-                         * between them, the end is reached (else this
-                         * waits for the next record, as pg_recvlogical
-                         * -E does) */
-                        if (rn->o->endpos &&
-                            rn->keepalive_end < rn->o->endpos &&
-                            rn->keepalive_end >= rn->endpos_floor)
-                                rn->keepalive_end = rn->o->endpos;
-                        if (m.reply_requested)
-                                rn->status_now = true;
-                        continue;
-                }
-                r = wc_pipeline_message(rn->pl, m.data, m.len, m.data_start,
-                                        rn->err, sizeof(rn->err));
-                if (r < 0)
-                        return r;
-        }
-        /* the batch is full: more may wait in libpq's buffer */
-        rn->read_pending = (!rn->stop || rn->finishing) && !rn->replay;
-        return 0;
-}
-
-/* A new stream, connected, its slot checked (and created if `create`). */
-static int open_stream(struct runner *rn, bool create)
-{
-        struct wc_stream_config sc = {
-            .dsn = rn->o->cfg->source.dsn,
-            .slot = rn->slot,
-            .plugin = wc_decoder_default->plugin,
-            .create_slot = create,
-            .temporary = rn->o->temporary,
-        };
-
-        wc_stream_free(rn->stream);
-        rn->stream = wc_stream_new();
-        if (!rn->stream)
-                return -ENOMEM;
-        wc_stream_set_notice_handler(rn->stream, on_notice, rn);
-        return wc_stream_open(rn->stream, &sc, rn->err, sizeof(rn->err));
-}
-
-/*
- * Opens the stream, holding the slot to what the state file recorded
- * (checkpoint/guard.h): a slot that vanished, was recreated or moved, or
- * a server that is another one, is refused (or, with on_slot_lost:
- * recreate, accepted with a warning); an invalidated slot likewise.  Then
- * records the slot.
- */
-static int open_checked(struct runner *rn)
-{
-        const struct wc_stream_info *info;
-        bool guarded = rn->have_saved && !rn->o->tail;
-        struct wc_guard g = {
-            .slot = rn->slot,
-            .config_path = rn->o->config_path,
-            .state_path = rn->o->tail ? NULL : rn->state_path,
-            .saved = guarded ? &rn->saved : NULL,
-            .accept = rn->cfg->source.on_slot_lost == WC_SLOT_LOST_RECREATE &&
-                      !rn->o->tail,
-            .create = !rn->o->tail && rn->cfg->source.create_slot,
-            /* a reconnect: this process streamed from the slot already */
-            .had_slot = rn->cp != NULL && !rn->o->temporary,
-            .confirmed = rn->cp ? wc_checkpoint_confirmed(rn->cp) : 0,
-        };
-        struct wc_guard_server srv = {0};
-        struct wc_slot_state st;
-        enum wc_slot_verdict v = WC_SLOT_FIRST;
-        bool dropped = false;
-        int r;
-
-        r = open_stream(rn, wc_guard_may_create(&g));
-        if (r == -ESTALE && g.accept) {
-                log_warning("%s; source.on_slot_lost is recreate: dropping "
-                            "and recreating the slot",
-                            rn->err);
-                r = wc_stream_slot_drop(rn->stream, rn->slot, rn->err,
-                                        sizeof(rn->err));
-                if (r == 0)
-                        r = open_stream(rn, g.create);
-                dropped = true;
-        }
-        if (!rn->stream)
-                return r;
-        info = wc_stream_get_info(rn->stream);
-        srv = (struct wc_guard_server){
-            .system_id = info->system_id,
-            .timeline = info->timeline,
-            .database = info->dbname,
-            .xlogpos = info->xlogpos,
-            .slot_confirmed = info->slot_confirmed,
-            .slot_created = info->slot_created,
-        };
-        r = wc_guard_verdict(&g, r, dropped, &srv, &v, rn->err,
-                             sizeof(rn->err));
-        if (r < 0)
-                return r;
-        if (g.had_slot && !guarded && info->slot_created) {
-                char a[WC_LSN_STRLEN];
-
-                log_warning("replication slot \"%s\" had vanished while "
-                            "walcastd was running; source.on_slot_lost is "
-                            "recreate: created it again, changes committed "
-                            "after %s and before now are not delivered",
-                            rn->slot, wc_lsn_format(g.confirmed, a));
-        }
-        if (r == 1)
-                log_warning("%s; source.on_slot_lost is recreate: going on "
-                            "from the slot as it is now",
-                            rn->err);
-        if (v == WC_SLOT_SAME && g.state_path && g.state_path[0] &&
-            rn->saved.timeline != info->timeline)
-                log_notice("the server's timeline is %u, it was %u when "
-                           "walcast last confirmed a position",
-                           info->timeline, rn->saved.timeline);
-        r = wc_guard_record_state(&g, &srv, v, &st, rn->err, sizeof(rn->err));
-        if (r <= 0)
-                return r;
-        if (v == WC_SLOT_FIRST)
-                log_info("recording the slot's position in %s", rn->state_path);
-        rn->saved = st;
-        rn->have_saved = true;
-        return 0;
-}
-
-static int start_stream(struct runner *rn)
-{
-        const struct wc_stream_info *info;
-        const struct wc_decoder_ops *dec = rn->dec->ops;
-        struct wc_decoder_options opts;
-        char lsn[WC_LSN_STRLEN];
-        bool quiet = rn->failures > 1 || rn->start_failures > 0;
-        int r;
-
-        r = open_checked(rn);
-        if (r < 0)
-                return r;
-        info = wc_stream_get_info(rn->stream);
-        /* a replay that is one of a series says it at debug level */
-        wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
-               "connected to %s: system %s, timeline %u, database \"%s\"",
-               wc_stream_server(rn->stream), info->system_id, info->timeline,
-               info->dbname);
-        if (info->slot_created && !rn->o->temporary)
-                log_notice("created replication slot \"%s\"", rn->slot);
-        rn->endpos_floor = rn->o->endpos;
-        if (rn->o->endpos) {
-                uint32_t block;
-                uint64_t segment;
-
-                wc_stream_wal_sizes(rn->stream, &block, &segment);
-                rn->endpos_floor =
-                    wc_lsn_page_floor(rn->o->endpos, block, segment);
-        }
-
-        rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
-
-        wc_decoder_options_init(&opts);
-        r = dec->options(&rn->cfg->filter, &opts);
-        if (r == 0)
-                r = wc_stream_start(rn->stream, WC_LSN_INVALID, opts.kv,
-                                    dec->optional, rn->err, sizeof(rn->err));
-        else
-                snprintf(rn->err, sizeof(rn->err), "out of memory");
-        wc_decoder_options_free(&opts);
-        if (r < 0)
-                return r;
-        if (!rn->cp && info->encoding[0] && strcmp(info->encoding, "UTF8"))
-                log_warning("database \"%s\" on %s has server_encoding %s: "
-                            "%s passes its text on unconverted, and "
-                            "walcastd stops at the first change whose text "
-                            "is not UTF-8 (docs/reliability.md); walcast "
-                            "needs a UTF8 database",
-                            info->dbname, wc_stream_server(rn->stream),
-                            info->encoding, dec->name);
-        for (unsigned i = 0; info->optional_refused >> i && !rn->cp; i++)
-                if (info->optional_refused & 1u << i)
-                        log_warning("%s on %s does not know the option %s: "
-                                    "%s",
-                                    dec->name, wc_stream_server(rn->stream),
-                                    dec->optional[2 * i],
-                                    dec->optional_lost[i]);
-        if (!rn->cp) {
-                rn->cp = wc_checkpoint_new(info->slot_confirmed);
-                if (!rn->cp)
-                        return -ENOMEM;
-                wc_runner_configure_pipeline(rn);
-                /* where the slot is: sending it again is no progress */
-                rn->sent_flush = info->slot_confirmed;
-                /* the metrics are right before the first status message */
-                SET(rn->m->confirmed_lsn, info->slot_confirmed);
-        }
-        if (info->xlogpos >
-            atomic_load_explicit(&rn->m->server_wal_end, memory_order_relaxed))
-                SET(rn->m->server_wal_end, info->xlogpos);
-        rn->state = ST_STREAMING;
-        rn->reply_asked = false;
-        rn->unheard = false;
-        rn->listen_from_ms = 0;
-        SET(rn->m->streaming, 1);
-        rn->next_status_ms =
-            now_ms() + (int64_t)rn->cfg->source.status_interval_ms;
-        wc_pipeline_restart(rn->pl, wc_checkpoint_confirmed(rn->cp));
-        /* what came with the reply to START_REPLICATION */
-        rn->read_pending = true;
-        /* the end position is passed already: stop without waiting */
-        if (endpos_acked(rn))
-                rn->status_now = true;
-        wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
-               "streaming changes from %sslot \"%s\" at %s%s",
-               rn->o->temporary ? "temporary " : "", rn->slot,
-               wc_lsn_format(info->slot_confirmed, lsn),
-               rn->o->tail && !rn->o->temporary
-                   ? " (peeking: no position is confirmed)"
-                   : "");
-        return 0;
-}
-
-/* Gives up the stream; what was not confirmed will be sent again. */
-void wc_runner_drop_stream(struct runner *rn)
-{
-        if (rn->stream && rn->state == ST_STREAMING)
-                (void)send_status(rn); /* best effort */
-        wc_stream_free(rn->stream);
-        rn->stream = NULL;
-        SET(rn->m->streaming, 0);
-        SET(rn->m->caught_up, 0);
-        wc_pipeline_reset(rn->pl);
-        rn->keepalive_end = WC_LSN_INVALID;
-        rn->want_write = false;
 }
 
 /* Waits 1 s, 2 s, 4 s ... (capped, with jitter) before the next start. */
@@ -776,73 +176,6 @@ static void read_signals(struct runner *rn)
         }
 }
 
-/* ---- the heartbeat ---- */
-
-/* The outcome of a beat: a failure is logged once until a beat works. */
-static void heartbeat_done(struct runner *rn, int r, const char *err)
-{
-        if (r < 0) {
-                if (!rn->heartbeat_failing)
-                        log_warning("%s; trying again at every "
-                                    "heartbeat.interval",
-                                    err);
-                else
-                        log_debug("%s", err);
-                rn->heartbeat_failing = true;
-                return;
-        }
-        if (rn->heartbeat_failing)
-                log_notice("heartbeat: the action query works again");
-        else
-                log_debug("heartbeat: done");
-        rn->heartbeat_failing = false;
-}
-
-/* The default action: a non-transactional logical message, which is WAL
- * of this database that the slot decodes and walcast does not pass on. */
-static int default_heartbeat_query(const char *prefix, struct wc_buf *b)
-{
-        int r = wc_buf_append_str(b, "SELECT pg_logical_emit_message(false, '");
-
-        for (const char *p = prefix; *p && r == 0; p++)
-                r = *p == '\'' ? wc_buf_append_str(b, "''")
-                               : wc_buf_append(b, p, 1);
-        if (r == 0)
-                r = wc_buf_append_str(b, "', now()::text)");
-        return r;
-}
-
-/* Starts a beat when one is due; one still running then has taken too
- * long and is given up. */
-static void heartbeat_tick(struct runner *rn)
-{
-        char err[1024];
-        int r;
-
-        if (!rn->hb || now_ms() < rn->next_heartbeat_ms)
-                return;
-        rn->next_heartbeat_ms =
-            now_ms() + (int64_t)rn->o->cfg->heartbeat.interval_ms;
-        if (wc_heartbeat_busy(rn->hb)) {
-                wc_heartbeat_abort(rn->hb);
-                heartbeat_done(rn, -ETIMEDOUT,
-                               "heartbeat: the action query did not finish "
-                               "within heartbeat.interval");
-        }
-        r = wc_heartbeat_begin(rn->hb, err, sizeof(err));
-        if (r < 0)
-                heartbeat_done(rn, r, err);
-}
-
-static void heartbeat_step(struct runner *rn)
-{
-        char err[1024];
-        int r = wc_heartbeat_step(rn->hb, err, sizeof(err));
-
-        if (r != 0)
-                heartbeat_done(rn, r < 0 ? r : 0, err);
-}
-
 /* One poll() over the signalfd, the plugins' descriptors, a running
  * heartbeat's connection and, when `with_stream`, the replication
  * socket. */
@@ -856,12 +189,12 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 
         pfd[0] = (struct pollfd){.fd = rn->sigfd, .events = POLLIN};
         if (with_stream)
-                pfd[1] =
-                    (struct pollfd){.fd = wc_stream_fd(rn->stream),
-                                    /* not while paused: unread input would wake
-                                     * poll() at once, again and again */
-                                    .events = (paused(rn) ? 0 : POLLIN) |
-                                              (rn->want_write ? POLLOUT : 0)};
+                pfd[1] = (struct pollfd){
+                    .fd = wc_stream_fd(rn->stream),
+                    /* not while paused: unread input would wake
+                     * poll() at once, again and again */
+                    .events = (wc_runner_paused(rn) ? 0 : POLLIN) |
+                              (rn->want_write ? POLLOUT : 0)};
         if (rn->hb)
                 hb_fd = wc_heartbeat_pollfd(rn->hb, &hb_events);
         if (hb_fd >= 0)
@@ -878,7 +211,7 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         if (pfd[0].revents & POLLIN)
                 read_signals(rn);
         if (hb_fd >= 0 && pfd[base - 1].revents)
-                heartbeat_step(rn);
+                wc_runner_heartbeat_step(rn);
         wc_plugin_host_dispatch(rn->host, pfd + base, nplug);
         return 0;
 }
@@ -886,201 +219,15 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 /* When the next status message is due: every status_interval, at least
  * every PAUSED_STATUS_MS while nothing is read, and at once when one is
  * owed. */
-static int64_t status_due(struct runner *rn, bool reading)
+int64_t wc_runner_status_due(struct runner *rn, bool reading)
 {
         int64_t soon = rn->status_ok_ms + PAUSED_STATUS_MS;
 
         if (rn->status_now)
                 return now_ms();
-        if (reading && !paused(rn))
+        if (reading && !wc_runner_paused(rn))
                 return rn->next_status_ms;
         return soon < rn->next_status_ms ? soon : rn->next_status_ms;
-}
-
-/* ---- liveness ---- */
-
-/* How long the server may say nothing before the stream is given up. */
-static int64_t recv_timeout_ms(const struct runner *rn)
-{
-        int64_t t = rn->sender_timeout_ms > 0 ? rn->sender_timeout_ms
-                                              : RECV_TIMEOUT_DEFAULT_MS;
-        unsigned k = rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS
-                         ? rn->recv_timeouts
-                         : RECV_TIMEOUT_DOUBLINGS;
-
-        if (t < RECV_TIMEOUT_MIN_MS)
-                t = RECV_TIMEOUT_MIN_MS;
-        return t << k;
-}
-
-/* Past this much silence, a reply is asked for; past this plus the
- * grace, the server is not heard. */
-static int64_t ask_after_ms(const struct runner *rn)
-{
-        return recv_timeout_ms(rn) / 2;
-}
-
-static int64_t unheard_after_ms(const struct runner *rn)
-{
-        int64_t half = recv_timeout_ms(rn) / 2;
-
-        return half + (half < REPLY_GRACE_MS ? half : REPLY_GRACE_MS);
-}
-
-/* The last time the server was heard, or reading began again after a
- * pause (while the socket is not read, nothing can be heard). */
-static int64_t last_heard(const struct runner *rn)
-{
-        int64_t h = wc_stream_heard_ms(rn->stream);
-
-        return h > rn->listen_from_ms ? h : rn->listen_from_ms;
-}
-
-/* When check_heard() has something to do next. */
-static int64_t liveness_due(const struct runner *rn)
-{
-        int64_t h = last_heard(rn);
-
-        if (!rn->reply_asked)
-                return h + ask_after_ms(rn);
-        if (!rn->unheard)
-                return h + unheard_after_ms(rn);
-        return h + recv_timeout_ms(rn);
-}
-
-/*
- * The server sends a keepalive at the latest when half its
- * wal_sender_timeout passed without word from walcast, and answers a
- * status message that asks for one at once.  Silence for half the receive
- * timeout asks for one; no answer within REPLY_GRACE_MS makes the server
- * unheard (walcast_streaming 0, /readyz not ready, no WATCHDOG=1); silence
- * for the whole receive timeout gives the stream up (-ETIMEDOUT, which
- * reconnects and replays from the confirmed position).
- */
-static int check_heard(struct runner *rn)
-{
-        int64_t now = now_ms(), quiet;
-        char a[WC_LSN_STRLEN];
-        int r;
-
-        if (paused(rn))
-                rn->listen_from_ms = now;
-        quiet = now - last_heard(rn);
-        if (quiet < ask_after_ms(rn)) {
-                if (rn->unheard)
-                        log_notice("%s is heard again",
-                                   wc_stream_server(rn->stream));
-                rn->reply_asked = false;
-                rn->unheard = false;
-                rn->server_lost = false;
-                SET(rn->m->streaming, 1);
-                /* a commit read: whatever made the server silent is over */
-                if (wc_pipeline_read_to(rn->pl) > rn->recv_timeout_at)
-                        rn->recv_timeouts = 0;
-                return 0;
-        }
-        if (!rn->reply_asked) {
-                log_debug("nothing from %s for %lld ms: asking for a "
-                          "keepalive",
-                          wc_stream_server(rn->stream), (long long)quiet);
-                r = wc_stream_request_reply(rn->stream, rn->sent_flush, rn->err,
-                                            sizeof(rn->err));
-                if (r == 0)
-                        r = wc_stream_flush(rn->stream, rn->err,
-                                            sizeof(rn->err));
-                if (r < 0)
-                        return r;
-                rn->want_write = r == 1;
-                rn->reply_asked = true;
-        }
-        if (quiet >= unheard_after_ms(rn) && !rn->unheard) {
-                log_warning("nothing from %s for %lld ms, not even an answer "
-                            "to a keepalive request: not ready; reconnecting "
-                            "after %lld ms of silence",
-                            wc_stream_server(rn->stream), (long long)quiet,
-                            (long long)recv_timeout_ms(rn));
-                rn->unheard = true;
-                SET(rn->m->streaming, 0);
-                SET(rn->m->caught_up, 0);
-        }
-        if (quiet < recv_timeout_ms(rn))
-                return 0;
-        wc_errorf(rn->err, sizeof(rn->err),
-                  "nothing heard from %s for %lld ms (the receive timeout, "
-                  "from the server's wal_sender_timeout): reconnecting and "
-                  "reading again from %s",
-                  wc_stream_server(rn->stream), (long long)quiet,
-                  wc_lsn_format(wc_checkpoint_confirmed(rn->cp), a));
-        if (rn->recv_timeouts < RECV_TIMEOUT_DOUBLINGS)
-                rn->recv_timeouts++;
-        rn->recv_timeout_at = wc_pipeline_read_to(rn->pl);
-        return -ETIMEDOUT;
-}
-
-static int stream_step(struct runner *rn)
-{
-        wc_lsn end = rn->o->endpos;
-        char a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
-        bool at_end;
-        int r;
-
-        if (rn->want_write) {
-                r = wc_stream_flush(rn->stream, rn->err, sizeof(rn->err));
-                if (r < 0)
-                        return r;
-                rn->want_write = r == 1;
-        }
-        /* backpressure: a sink that is behind stops the reading, while
-         * status messages keep the server from timing out */
-        rn->batch_bytes = 0;
-        r = read_batch(rn);
-        if (r < 0)
-                return r;
-        r = check_heard(rn);
-        if (r < 0)
-                return r;
-        /* a trickle: let more arrive before reading again */
-        rn->holdoff =
-            rn->batch_bytes > 0 && rn->batch_bytes < BATCH_BYTES && !paused(rn);
-        /* the end position is acknowledged: tell the server now, not at
-         * the next status_interval, and stop */
-        at_end = endpos_acked(rn);
-        if (at_end || rn->status_now || now_ms() >= status_due(rn, true))
-                r = send_status(rn);
-        /* tail confirms nothing: what its sink has taken is as far as
-         * it goes */
-        if (r == 0 && at_end && (rn->o->tail || rn->sent_flush >= end)) {
-                log_info("reached the end position %s (confirmed %s): "
-                         "stopping",
-                         wc_lsn_format(end, a),
-                         wc_lsn_format(wc_checkpoint_confirmed(rn->cp), b));
-                rn->stop = true;
-        }
-        return r;
-}
-
-/*
- * WATCHDOG=1 at half of $WATCHDOG_USEC, only while the loop is healthy:
- * its status messages go out and the server is heard (check_heard: which
- * holds for an idle database too), or it is waiting out a backoff before
- * a replay that a sink, not the server, made necessary.  A hung loop, a
- * dead or silent connection, or a server that cannot be reached stops the
- * pings, and systemd restarts it.
- */
-static void watchdog(struct runner *rn)
-{
-        int64_t every = wc_notify_watchdog_ms(), now = now_ms();
-        int64_t fresh = 2 * (int64_t)rn->cfg->source.status_interval_ms + 1000;
-
-        if (!every || now < rn->next_watchdog_ms)
-                return;
-        /* a connection that is up but silent (a network path that drops
-         * packets) is no health */
-        if ((rn->state == ST_BACKOFF && !rn->server_lost) ||
-            (rn->state == ST_STREAMING && !rn->unheard &&
-             now - rn->status_ok_ms <= fresh))
-                wc_notify("WATCHDOG=1");
-        rn->next_watchdog_ms = now + every;
 }
 
 static int loop(struct runner *rn)
@@ -1089,8 +236,8 @@ static int loop(struct runner *rn)
 
         while (!rn->stop) {
                 bool with_stream = rn->state == ST_STREAMING;
-                int64_t deadline =
-                    with_stream ? status_due(rn, true) : rn->retry_at_ms;
+                int64_t deadline = with_stream ? wc_runner_status_due(rn, true)
+                                               : rn->retry_at_ms;
 
                 if (rn->next_watchdog_ms && rn->next_watchdog_ms < deadline)
                         deadline = rn->next_watchdog_ms;
@@ -1101,9 +248,9 @@ static int loop(struct runner *rn)
                 if (rn->next_cfg && !wc_pipeline_in_txn(rn->pl) &&
                     rn->reload_by_ms < deadline)
                         deadline = rn->reload_by_ms;
-                if (with_stream && liveness_due(rn) < deadline)
-                        deadline = liveness_due(rn);
-                if (with_stream && rn->read_pending && !paused(rn))
+                if (with_stream && wc_runner_liveness_due(rn) < deadline)
+                        deadline = wc_runner_liveness_due(rn);
+                if (with_stream && rn->read_pending && !wc_runner_paused(rn))
                         deadline = now_ms();
                 if (with_stream && rn->holdoff) {
                         with_stream = false;
@@ -1118,8 +265,8 @@ static int loop(struct runner *rn)
                         break;
                 /* a sink that cannot deliver makes walcastd not ready */
                 SET(rn->m->sinks_ready, wc_kafka_sinks_down() == 0);
-                watchdog(rn);
-                heartbeat_tick(rn);
+                wc_runner_watchdog(rn);
+                wc_runner_heartbeat_tick(rn);
                 wc_runner_reload_overdue(rn);
                 /* no checkpoint yet: the first start waits (a busy
                  * slot), and nothing was ever in flight */
@@ -1129,7 +276,7 @@ static int loop(struct runner *rn)
                 if (rn->fatal)
                         return rn->fatal;
                 if (rn->state == ST_STREAMING && !rn->replay) {
-                        r = stream_step(rn);
+                        r = wc_runner_stream_step(rn);
                         if (r < 0)
                                 log_error("%s", rn->err);
                         if (r < 0 && transient(r) && !rn->o->tail) {
@@ -1143,7 +290,7 @@ static int loop(struct runner *rn)
                         schedule_retry(rn);
                 }
                 if (rn->state == ST_BACKOFF && now_ms() >= rn->retry_at_ms) {
-                        r = start_stream(rn);
+                        r = wc_runner_start_stream(rn);
                         if (r < 0 && !transient(r)) {
                                 log_error("%s", rn->err);
                                 return r;
@@ -1189,14 +336,14 @@ static int finish_txn(struct runner *rn, int64_t deadline)
         rn->finishing = true;
         while (wc_pipeline_in_txn(rn->pl) && !rn->replay &&
                now_ms() < deadline) {
-                int64_t due = status_due(rn, true);
+                int64_t due = wc_runner_status_due(rn, true);
                 int64_t until = due < deadline ? due : deadline;
 
-                if (rn->read_pending && !paused(rn))
+                if (rn->read_pending && !wc_runner_paused(rn))
                         until = now_ms();
                 r = poll_once(rn, until, true);
                 if (r == 0)
-                        r = stream_step(rn);
+                        r = wc_runner_stream_step(rn);
                 if (r < 0) {
                         log_error("%s", rn->err);
                         if (r == -EBADMSG)
@@ -1240,7 +387,7 @@ static int finish(struct runner *rn, bool read_on)
         /* tail confirms nothing: its stdout sink writes out at close */
         while (!rn->o->tail && wc_checkpoint_in_flight(rn->cp) > open &&
                !rn->replay && now_ms() < deadline) {
-                int64_t due = status_due(rn, false);
+                int64_t due = wc_runner_status_due(rn, false);
                 int64_t until = due < deadline ? due : deadline;
 
                 r = poll_once(rn, until, false);
@@ -1248,7 +395,7 @@ static int finish(struct runner *rn, bool read_on)
                         return r;
                 /* a long drain still answers for the connection, so
                  * wal_sender_timeout does not end it meanwhile */
-                if (now_ms() >= due && send_status(rn) < 0)
+                if (now_ms() >= due && wc_runner_send_status(rn) < 0)
                         break;
         }
         if (wc_checkpoint_in_flight(rn->cp) > open && !rn->o->tail)
@@ -1256,7 +403,7 @@ static int finish(struct runner *rn, bool read_on)
                             "shutdown_timeout; they will be sent again at the "
                             "next start",
                             wc_checkpoint_in_flight(rn->cp) - open);
-        r = send_status(rn);
+        r = wc_runner_send_status(rn);
         if (r < 0) {
                 log_error("%s", rn->err);
                 return r;
@@ -1269,44 +416,6 @@ static int finish(struct runner *rn, bool read_on)
                 log_info("stopped; confirmed position %s",
                          wc_lsn_format(wc_checkpoint_confirmed(rn->cp), lsn));
         return failed;
-}
-
-static bool identity_included(void *ud, const char *schema, const char *table)
-{
-        struct wc_change c = {.op = WC_OP_DELETE,
-                              .schema = schema,
-                              .schema_len = strlen(schema),
-                              .table = table,
-                              .table_len = strlen(table)};
-        struct runner *rn = ud;
-
-        if (wc_route_match(rn->route, &c))
-                return true;
-        c.op = WC_OP_UPDATE;
-        return wc_route_match(rn->route, &c);
-}
-
-static void identity_report(void *ud, int level, const char *msg)
-{
-        (void)ud;
-        wc_log(level, "%s", msg);
-}
-
-/* At start: say which included tables wal2json cannot identify rows of,
- * and what the sinks do instead (stream/catalog.h). */
-static void check_identities(struct runner *rn)
-{
-        bool kafka = false;
-        char err[1024];
-
-        for (size_t i = 0; i < rn->cfg->nsinks; i++)
-                kafka = kafka || rn->cfg->sinks[i].type == WC_SINK_KAFKA;
-        if (wc_catalog_identity_report(rn->cfg->source.dsn, kafka, 20,
-                                       identity_included, identity_report, rn,
-                                       err, sizeof(err)) < 0)
-                log_notice("could not check the replica identity of the "
-                           "included tables: %s",
-                           err);
 }
 
 static int setup_signals(struct runner *rn)
@@ -1329,8 +438,7 @@ int wc_run(const struct wc_run_opts *o)
         struct runner rn = {.o = o, .cfg = o->cfg, .sigfd = -1};
         int r;
 
-        rn.ops = (struct wc_plugin_host_ops){
-            .log = plugin_log, .ack = plugin_ack, .ud = &rn};
+        wc_runner_init_ops(&rn);
         wc_notify_init();
 
         rn.slot = o->slot ? o->slot : o->cfg->source.slot;
@@ -1362,8 +470,6 @@ int wc_run(const struct wc_run_opts *o)
         rn.route = wc_route_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
-        rn.pl_ops = pipeline_ops;
-        rn.pl_ops.ud = &rn;
         rn.pl = wc_pipeline_new(&(struct wc_pipeline_config){0}, &rn.pl_ops);
         if (!rn.dec || !rn.route || !rn.bus || !rn.host || !rn.pl) {
                 log_error("out of memory");
@@ -1398,24 +504,11 @@ int wc_run(const struct wc_run_opts *o)
                            "new one; set state_dir to have it checked");
         }
         if (o->cfg->heartbeat.interval_ms && !o->tail) {
-                struct wc_buf q;
-
-                wc_buf_init(&q);
-                r = o->cfg->heartbeat.action_query
-                        ? wc_buf_append_str(&q, o->cfg->heartbeat.action_query)
-                        : default_heartbeat_query(o->cfg->heartbeat.prefix, &q);
-                rn.hb = r == 0 ? wc_heartbeat_new(o->cfg->source.dsn, q.data)
-                               : NULL;
-                wc_buf_free(&q);
-                if (!rn.hb) {
-                        log_error("out of memory");
-                        r = -ENOMEM;
+                r = wc_runner_heartbeat_start(&rn);
+                if (r < 0)
                         goto out;
-                }
-                rn.next_heartbeat_ms =
-                    now_ms() + (int64_t)o->cfg->heartbeat.interval_ms;
         }
-        r = start_stream(&rn);
+        r = wc_runner_start_stream(&rn);
         if (r == -EBUSY && !o->tail) {
                 /* another walcastd (or what is left of one) has the slot:
                  * wait for it as a restart would */
@@ -1426,7 +519,7 @@ int wc_run(const struct wc_run_opts *o)
                 goto out;
         }
         if (!o->tail)
-                check_identities(&rn);
+                wc_runner_check_identities(&rn);
         /* the slot streams (or is waited for) and every sink started */
         rn.status_ok_ms = now_ms();
         rn.next_watchdog_ms = wc_notify_watchdog_ms() ? now_ms() : 0;

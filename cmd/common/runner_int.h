@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the runner's files share (runner.c: the loop and the process's
- * life; reload.c: SIGHUP; sinks.c: the sinks from the configuration).
+ * life; stream.c: the replication stream; liveness.c; heartbeat.c;
+ * events.c: what the sinks and the pipeline report; reload.c: SIGHUP;
+ * sinks.c: the sinks from the configuration).
  * Private to cmd/common.
  */
 #ifndef WALCAST_CMD_RUNNER_INT_H
@@ -118,13 +120,40 @@ static inline int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* runner.c: gives up the stream; what was not confirmed will be sent
- * again. */
-void wc_runner_drop_stream(struct runner *rn);
+/* runner.c: when the next status message is due (reading: the stream
+ * is read). */
+int64_t wc_runner_status_due(struct runner *rn, bool reading);
 
-/* runner.c: hands the filter, sinks, checkpoint and limits in force to
- * the pipeline (after each change of them). */
+/* events.c: what the plugin host and the pipeline report (sets rn->ops
+ * and rn->pl_ops); the pipeline handed what is in force (after each
+ * change of it); walcast_caught_up brought up to date. */
+void wc_runner_init_ops(struct runner *rn);
 void wc_runner_configure_pipeline(struct runner *rn);
+void wc_runner_note_caught_up(struct runner *rn);
+
+/* stream.c: the replication stream.  Started (the slot held to the
+ * state file), read and answered for one wake-up, sent a status
+ * message, given up (what was not confirmed will be sent again); whether
+ * reading waits; at start, the replica identities of included tables.
+ * The ints are 0 or <0 with rn->err set. */
+int wc_runner_start_stream(struct runner *rn);
+int wc_runner_stream_step(struct runner *rn);
+int wc_runner_send_status(struct runner *rn);
+void wc_runner_drop_stream(struct runner *rn);
+bool wc_runner_paused(struct runner *rn);
+void wc_runner_check_identities(struct runner *rn);
+
+/* liveness.c: when check_heard has something to do next; is the server
+ * heard (-ETIMEDOUT: given up); WATCHDOG=1 while healthy. */
+int64_t wc_runner_liveness_due(const struct runner *rn);
+int wc_runner_check_heard(struct runner *rn);
+void wc_runner_watchdog(struct runner *rn);
+
+/* heartbeat.c: its connection (0 or <0, logged); a beat when one is
+ * due; its connection's progress. */
+int wc_runner_heartbeat_start(struct runner *rn);
+void wc_runner_heartbeat_tick(struct runner *rn);
+void wc_runner_heartbeat_step(struct runner *rn);
 
 /* sinks.c: adds the sinks of rn->cfg (tail: stdout) to rn->host.  0, or
  * <0 with the error logged. */
