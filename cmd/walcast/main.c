@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/guard.h"
 #include "checkpoint/state.h"
 #include "common/log.h"
 #include "common/runner.h"
@@ -146,18 +147,16 @@ static int record_slot(struct wc_stream *s, const char *slot, const char *path,
 {
         const struct wc_stream_info *info = wc_stream_get_info(s);
         struct wc_slot_status st;
-        struct wc_slot_state state = {0};
+        struct wc_guard_server srv;
         int r = wc_stream_slot_status(s, slot, &st, err, errlen);
 
         if (r < 0)
                 return r;
-        snprintf(state.system_id, sizeof(state.system_id), "%s",
-                 info->system_id);
-        state.timeline = info->timeline;
-        snprintf(state.database, sizeof(state.database), "%s", info->dbname);
-        snprintf(state.slot, sizeof(state.slot), "%s", slot);
-        state.confirmed = st.confirmed_flush;
-        return wc_state_write(path, &state, err, errlen);
+        srv = (struct wc_guard_server){.system_id = info->system_id,
+                                       .timeline = info->timeline,
+                                       .database = info->dbname};
+        return wc_guard_record(path, slot, &srv, st.confirmed_flush, err,
+                               errlen);
 }
 
 /*

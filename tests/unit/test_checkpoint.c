@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/guard.h"
 #include "checkpoint/state.h"
 
 static void in_order_prefix(void **state)
@@ -458,6 +459,212 @@ static void state_match(void **state)
         assert_int_equal(wc_state_match(&st, "s", &x, err, sizeof(err)), 0);
 }
 
+/* The slot guard: may a missing slot be created? */
+static void guard_may_create(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111", .confirmed = 0x5000};
+        struct wc_guard g = {.slot = "walcast", .create = true};
+        (void)state;
+
+        assert_true(wc_guard_may_create(&g));
+        g.create = false;
+        assert_false(wc_guard_may_create(&g));
+        g.create = true;
+        /* never in place of one positions were confirmed on ... */
+        g.saved = &st;
+        assert_false(wc_guard_may_create(&g));
+        g.saved = NULL;
+        g.had_slot = true;
+        assert_false(wc_guard_may_create(&g));
+        /* ... unless that is accepted */
+        g.accept = true;
+        assert_true(wc_guard_may_create(&g));
+        g.saved = &st;
+        assert_true(wc_guard_may_create(&g));
+}
+
+static void guard_verdicts(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111",
+                                   .timeline = 1,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x5000};
+        struct wc_guard g = {.slot = "walcast",
+                             .config_path = "/etc/walcast/walcast.yaml",
+                             .state_path = "/s/walcast.state",
+                             .create = true};
+        struct wc_guard_server srv = {.system_id = "111",
+                                      .timeline = 1,
+                                      .database = "app",
+                                      .xlogpos = 0x9000,
+                                      .slot_confirmed = 0x5000};
+        enum wc_slot_verdict v = WC_SLOT_VANISHED;
+        char err[2048];
+        (void)state;
+
+        /* nothing on record: a first start */
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)), 0);
+        assert_int_equal(v, WC_SLOT_FIRST);
+        /* another error is the open's, passed on with its message */
+        strcpy(err, "the open's message");
+        assert_int_equal(wc_guard_verdict(&g, -ECONNREFUSED, false, NULL, &v,
+                                          err, sizeof(err)),
+                         -ECONNREFUSED);
+        assert_string_equal(err, "the open's message");
+
+        /* the slot on record, where it was left */
+        g.saved = &st;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)), 0);
+        assert_int_equal(v, WC_SLOT_SAME);
+
+        /* moved past what walcast confirmed: refused, saying how to
+         * accept it */
+        srv.slot_confirmed = 0x6000;
+        v = WC_SLOT_FIRST;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_int_equal(v, WC_SLOT_FIRST); /* untouched */
+        assert_non_null(strstr(err, "may have been lost"));
+        assert_non_null(strstr(err, "walcast slot create --force -c "
+                                    "/etc/walcast/walcast.yaml"));
+        assert_non_null(strstr(err, "source.on_slot_lost: recreate"));
+        /* on_slot_lost: recreate accepts it, with what happened to say */
+        g.accept = true;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)), 1);
+        assert_int_equal(v, WC_SLOT_MOVED);
+        assert_non_null(strstr(err, "may have been lost"));
+        assert_null(strstr(err, "walcast slot create"));
+        g.accept = false;
+        srv.slot_confirmed = 0x5000;
+
+        /* created anew in place of the one on record */
+        srv.slot_created = true;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "has vanished"));
+        srv.slot_created = false;
+
+        /* gone: refused */
+        assert_int_equal(
+            wc_guard_verdict(&g, -ENOENT, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "has vanished"));
+        assert_non_null(strstr(err, "0/5000"));
+
+        /* another slot's state file is refused whatever on_slot_lost
+         * says */
+        g.slot = "other";
+        g.accept = true;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "/s/walcast.state"));
+        g.slot = "walcast";
+        g.accept = false;
+
+        /* a reconnect finds the slot gone: nothing on record, but this
+         * process had confirmed positions on it */
+        g.saved = NULL;
+        g.had_slot = true;
+        g.confirmed = 0x7000;
+        assert_int_equal(
+            wc_guard_verdict(&g, -ENOENT, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "vanished while walcastd was running"));
+        assert_non_null(strstr(err, "0/7000"));
+        assert_non_null(strstr(err, "-c /etc/walcast/walcast.yaml"));
+        /* without a config file to name */
+        g.config_path = NULL;
+        assert_int_equal(
+            wc_guard_verdict(&g, -ENOENT, false, &srv, &v, err, sizeof(err)),
+            -ESTALE);
+        assert_non_null(strstr(err, "-c CONFIG"));
+
+        /* dropped and created anew under on_slot_lost: recreate, nothing
+         * on record: goes on without a warning of its own */
+        g.accept = true;
+        srv.slot_created = true;
+        assert_int_equal(
+            wc_guard_verdict(&g, 0, true, &srv, &v, err, sizeof(err)), 0);
+        assert_int_equal(v, WC_SLOT_VANISHED);
+}
+
+static void guard_records(void **state)
+{
+        struct wc_slot_state st = {.system_id = "111",
+                                   .timeline = 1,
+                                   .database = "app",
+                                   .slot = "walcast",
+                                   .confirmed = 0x5000},
+                             got, rec;
+        struct wc_guard_server srv = {.system_id = "111",
+                                      .timeline = 1,
+                                      .database = "app",
+                                      .xlogpos = 0x9000,
+                                      .slot_confirmed = 0x4000};
+        char path[256], err[1024];
+        struct wc_guard g = {.slot = "walcast", .state_path = path};
+        (void)state;
+
+        assert_int_equal(wc_state_path(tmpdir, "walcast", path, sizeof(path)),
+                         0);
+        /* no state file: nothing to record */
+        g.state_path = "";
+        assert_int_equal(wc_guard_record_state(&g, &srv, WC_SLOT_FIRST, &got,
+                                               err, sizeof(err)),
+                         0);
+        g.state_path = path;
+
+        /* a first start records the slot as it is */
+        assert_int_equal(wc_guard_record_state(&g, &srv, WC_SLOT_FIRST, &got,
+                                               err, sizeof(err)),
+                         1);
+        assert_int_equal(wc_state_read(path, &rec, err, sizeof(err)), 1);
+        assert_true(rec.confirmed == 0x4000);
+        assert_string_equal(rec.slot, "walcast");
+        assert_true(got.confirmed == 0x4000);
+
+        /* the same slot, behind what was confirmed (a status was lost):
+         * the position on record stays, and an unchanged record is not
+         * written again */
+        g.saved = &st;
+        assert_int_equal(wc_state_write(path, &st, err, sizeof(err)), 0);
+        assert_int_equal(wc_guard_record_state(&g, &srv, WC_SLOT_SAME, &got,
+                                               err, sizeof(err)),
+                         0);
+        /* a new timeline is recorded */
+        srv.timeline = 2;
+        assert_int_equal(wc_guard_record_state(&g, &srv, WC_SLOT_SAME, &got,
+                                               err, sizeof(err)),
+                         1);
+        assert_int_equal(wc_state_read(path, &rec, err, sizeof(err)), 1);
+        assert_int_equal(rec.timeline, 2);
+        assert_true(rec.confirmed == 0x5000);
+
+        /* an unwritable directory is a configuration matter */
+        snprintf(path, sizeof(path), "%s/missing/walcast.state", tmpdir);
+        assert_int_equal(wc_guard_record_state(&g, &srv, WC_SLOT_MOVED, &got,
+                                               err, sizeof(err)),
+                         -EEXIST);
+        assert_non_null(strstr(err, "state_dir must be a writable directory"));
+
+        /* walcast slot create's record */
+        assert_int_equal(wc_state_path(tmpdir, "s2", path, sizeof(path)), 0);
+        assert_int_equal(
+            wc_guard_record(path, "s2", &srv, 0x1234, err, sizeof(err)), 0);
+        assert_int_equal(wc_state_read(path, &rec, err, sizeof(err)), 1);
+        assert_string_equal(rec.slot, "s2");
+        assert_string_equal(rec.system_id, "111");
+        assert_string_equal(rec.database, "app");
+        assert_true(rec.confirmed == 0x1234);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -476,6 +683,10 @@ int main(void)
             cmocka_unit_test_setup_teardown(state_no_symlinks, make_tmpdir,
                                             remove_tmpdir),
             cmocka_unit_test(state_match),
+            cmocka_unit_test(guard_may_create),
+            cmocka_unit_test(guard_verdicts),
+            cmocka_unit_test_setup_teardown(guard_records, make_tmpdir,
+                                            remove_tmpdir),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
