@@ -51,7 +51,6 @@ def _run_cleanups():
             traceback.print_exc()
 
 
-
 def make_tmpdir():
     d = tempfile.mkdtemp(prefix="walcast-it-")
     os.chmod(d, 0o755)
@@ -107,7 +106,6 @@ def lsn_int(s):
 
 def lsn_str(v):
     return "%X/%X" % (v >> 32, v & 0xFFFFFFFF)
-
 
 
 def at_cleanup(fn):

@@ -9,7 +9,13 @@ Everything a test starts is registered and torn down at exit (also on
 failure and on SIGTERM/SIGINT): daemon processes are killed by pid, the
 cluster is stopped, the temporary directory removed unless WC_KEEP_TMP is set.
 
-Environment: WALCASTD, WALCAST (binary paths), WC_TEST_DATA, WC_KEEP_TMP.
+Environment: WALCASTD, WALCAST (binary paths), WC_TEST_DATA, WC_KEEP_TMP,
+WC_PGBIN (PostgreSQL's binaries); ctest also sets WALCAST_BACKOFF_MIN_MS
+and WALCAST_BACKOFF_MAX_MS, which walcastd reads (hidden: its replay
+backoff in milliseconds, 1 s and 30 s by default; test_backoff.py).
+
+A test file ends with h.main(test): `test_x.py` runs every case,
+`--list` lists them, `--case ID` runs one (wctest/cases.py).
 """
 
 import atexit
@@ -51,7 +57,6 @@ def _on_signal(signum, frame):
 
 signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
-
 
 
 def trusted_tmpdir():
@@ -198,7 +203,6 @@ class PgProxy:
         self.lsock.close()
 
 
-
 def vm_hwm_kb(pid):
     """Peak resident set size (VmHWM) of pid in kB."""
     with open("/proc/%d/status" % pid) as f:
@@ -206,7 +210,6 @@ def vm_hwm_kb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     fail("no VmHWM in /proc/%d/status" % pid)
-
 
 
 def yq(v):
