@@ -384,14 +384,22 @@ def strace_usable(tmp):
 
 
 def child_pid(pid, timeout=10.0):
-    """The process strace started (its only child)."""
+    """The walcastd strace started: its child running walcastd (strace
+    also forks short-lived children of its own at start, to probe what
+    ptrace can do here)."""
+    exe = os.path.realpath(h.binary("walcastd"))
+
     def find():
         try:
             for tid in os.listdir("/proc/%d/task" % pid):
                 with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
                     kids = f.read().split()
-                if kids:
-                    return int(kids[0])
+                for kid in kids:
+                    try:
+                        if os.readlink("/proc/%s/exe" % kid) == exe:
+                            return int(kid)
+                    except OSError:
+                        pass
         except OSError:
             return None
         return None
