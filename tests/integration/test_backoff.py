@@ -15,6 +15,8 @@ import harness as h  # noqa: E402
 from harness import check  # noqa: E402
 
 SCHEMA = "backoff"
+# a whole line: it may be read while half written
+REPLAY = re.compile(r"replaying from \S+ in (\d+) ms\n")
 
 
 def failing_daemon(c, slot, env):
@@ -34,14 +36,14 @@ def failing_daemon(c, slot, env):
             if v is not None:
                 os.environ[k] = v
     c.sql('INSERT INTO "%s".t VALUES (DEFAULT)' % SCHEMA)
-    h.wait_until(lambda: "replaying from" in d.stderr() or
+    h.wait_until(lambda: REPLAY.search(d.stderr()) or
                  d.poll() is not None, timeout=30,
-                 what="the first replay\n" + d.describe())
+                 what=lambda: "the first replay\n" + d.describe())
     return d
 
 
 def first_wait(d):
-    m = re.search(r"replaying from \S+ in (\d+) ms", d.stderr())
+    m = REPLAY.search(d.stderr())
     check(m, "no \"replaying from ... in N ms\"\n" + d.describe())
     return int(m.group(1))
 
