@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: MIT
-"""A throwaway PostgreSQL 15 cluster with wal2json for the benchmark."""
+"""The benchmark's throwaway PostgreSQL 15 cluster with wal2json: the
+tests' (tests/integration/wctest/cluster.py) with the benchmark's
+settings, its SQL over the wire protocol (pgwire) rather than psql, and
+failures raised as RuntimeError."""
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
 import time
 
+from wctest import cluster as _wc
+from wctest.base import IS_ROOT, PGBIN, TestFailure, free_port  # noqa: F401
+from wctest.base import lsn_int, lsn_str  # noqa: F401
+
 from .pgwire import PgConn, PgError
 from .procs import at_cleanup, log
-
-PGBIN = os.environ.get("WC_PGBIN", "/usr/lib/postgresql/15/bin")
-IS_ROOT = os.geteuid() == 0
 
 # fsync off: a throwaway cluster (the consumers read WAL, not data files).
 # synchronous_commit on: a commit's WAL is flushed at once, so logical
@@ -37,19 +38,6 @@ CONF = {
 }
 
 
-def lsn_int(s):
-    hi, lo = s.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
-def lsn_str(v):
-    return "%X/%X" % (v >> 32, v & 0xFFFFFFFF)
-
-
-def as_postgres(argv):
-    return ["runuser", "-u", "postgres", "--"] + argv if IS_ROOT else argv
-
-
 def make_tmpdir(keep):
     d = tempfile.mkdtemp(prefix="walcast-bench-")
     os.chmod(d, 0o755)
@@ -65,113 +53,27 @@ def make_tmpdir(keep):
     return d
 
 
-def free_port():
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+class Cluster(_wc.Cluster):
+    # pg_ctl in its own session: a Ctrl-C reaches bench/run only, which
+    # then stops everything in order; nothing to keep at the end
+    new_session = True
+    stop_mode = "immediate"
 
-
-class Cluster:
     def __init__(self, tmp, slots=64):
-        self.tmp = tmp
-        self.max_slots = max(16, slots)
-        self.datadir = os.path.join(tmp, "pgdata")
-        self.logfile = os.path.join(tmp, "postgres.log")
-        self.port = None
-        self.postmaster_pid = None
         self._conn = None
-        r = subprocess.run(
-            as_postgres([PGBIN + "/initdb", "-D", self.datadir, "-A", "trust",
-                         "-U", "postgres", "--no-sync", "-E", "UTF8",
-                         "--locale=C.UTF-8"]),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-        if r.returncode != 0:
-            raise RuntimeError("initdb failed:\n" + r.stdout)
-        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
-            f.write("\ninclude 'bench.conf'\n")
-        at_cleanup(self.stop)
-        self._start()
-
-    def _pg_ctl(self, *args):
-        return subprocess.run(
-            as_postgres([PGBIN + "/pg_ctl", "-D", self.datadir] + list(args)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-
-    def _start(self):
-        for _ in range(8):
-            self.port = free_port()
-            conf = dict(CONF, port=str(self.port),
-                        unix_socket_directories=self.tmp,
-                        max_replication_slots=str(self.max_slots))
-            path = os.path.join(self.datadir, "bench.conf")
-            with open(path, "w") as f:
-                for k, v in conf.items():
-                    f.write("%s = '%s'\n" % (k, v))
-            if IS_ROOT:
-                shutil.chown(path, "postgres", "postgres")
-            pos = os.path.getsize(self.logfile) \
-                if os.path.exists(self.logfile) else 0
-            r = self._pg_ctl("-w", "-t", "60", "-l", self.logfile, "start")
-            self._read_pid()
-            if r.returncode == 0:
-                return
-            with open(self.logfile, errors="replace") as f:
-                f.seek(pos)
-                tail = f.read()
-            self._kill_postmaster()
-            if "could not bind" in tail or "already in use" in tail:
-                continue
-            raise RuntimeError("PostgreSQL did not start:\n%s\n%s"
-                               % (r.stdout, tail))
-        raise RuntimeError("PostgreSQL did not start: no free port")
-
-    def _read_pid(self):
         try:
-            with open(os.path.join(self.datadir, "postmaster.pid")) as f:
-                self.postmaster_pid = int(f.readline())
-        except (OSError, ValueError):
-            pass
-
-    def _kill_postmaster(self):
-        pid, self.postmaster_pid = self.postmaster_pid, None
-        if not pid:
-            return
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-                time.sleep(0.05)
+            super().__init__(conf=dict(CONF, max_replication_slots=str(
+                max(16, slots))), tmpdir=tmp)
+        except TestFailure as e:
+            raise RuntimeError(str(e)) from None
 
     def stop(self):
         if self._conn:
             self._conn.close()
             self._conn = None
-        if not self.postmaster_pid:
-            return
-        r = self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "30")
-        if r.returncode != 0:
-            log("pg_ctl stop failed; killing the postmaster (pid %d)"
-                % self.postmaster_pid)
-            self._kill_postmaster()
-        self.postmaster_pid = None
+        super().stop()
 
-    # -- SQL
-    def dsn(self):
-        return "host=127.0.0.1 port=%d dbname=postgres user=postgres" \
-            % self.port
-
+    # -- SQL (dsn() is the tests')
     def connect(self):
         return PgConn("127.0.0.1", self.port)
 

@@ -11,8 +11,11 @@ import subprocess
 import threading
 import time
 
+from wctest.base import _cleanups  # noqa: E402
+
 _live = []          # Child objects not yet reaped
-_cleanups = []      # callables, run last-in first-out
+# _cleanups: callables, run last-in first-out; the list the tests' harness
+# registers in (its Cluster's stop among them), so that one order holds
 
 
 def log(*args):

@@ -83,17 +83,35 @@ int wc_exit_code_for(int err)
         }
 }
 
+/* The tests shorten the backoff with WALCAST_BACKOFF_MIN_MS and
+ * WALCAST_BACKOFF_MAX_MS (hidden: milliseconds, 1 to 3600000; anything
+ * else keeps the default). */
+static int backoff_env(const char *name, int dflt)
+{
+        const char *s = getenv(name);
+        char *end;
+        long v;
+
+        if (!s || !*s)
+                return dflt;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        return errno || *end || v < 1 || v > 3600000 ? dflt : (int)v;
+}
+
 /* Waits 1 s, 2 s, 4 s ... (capped, with jitter) before the next start. */
 static void schedule_retry(struct runner *rn)
 {
+        int min = backoff_env("WALCAST_BACKOFF_MIN_MS", BACKOFF_MIN_MS);
+        int max = backoff_env("WALCAST_BACKOFF_MAX_MS", BACKOFF_MAX_MS);
         char lsn[WC_LSN_STRLEN];
         int jitter;
 
         COUNT(rn->m->replays, 1);
         rn->replay = false;
-        rn->backoff_ms = rn->backoff_ms ? rn->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (rn->backoff_ms > BACKOFF_MAX_MS)
-                rn->backoff_ms = BACKOFF_MAX_MS;
+        rn->backoff_ms = rn->backoff_ms ? rn->backoff_ms * 2 : min;
+        if (rn->backoff_ms > max)
+                rn->backoff_ms = max;
         /* +-20 %, so that many daemons do not retry in step */
         jitter = rn->backoff_ms / 5;
         rn->retry_at_ms = now_ms() + rn->backoff_ms - jitter +

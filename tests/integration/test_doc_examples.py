@@ -32,6 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, fail  # noqa: E402
 
+# the cases check one shared run: one ctest entry (wctest.cases)
+CASES_ONE_ENTRY = True
+
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 

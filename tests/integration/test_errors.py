@@ -347,6 +347,9 @@ def case_unparsable(ctx):
             return msg[:5] + b"z" + msg[6:]
         return msg
 
+    # the table of case_active_and_warning, for when this case runs alone
+    c.sql('CREATE TABLE IF NOT EXISTS "%s".marker (id int PRIMARY KEY)'
+          % SCHEMA)
     proxy = h.PgProxy(c.port, garble)
     try:
         cfg, _ = ctx.cfg("unparsable", dsn=proxy.dsn())
