@@ -286,7 +286,9 @@ int wc_jscan_uint32_slow(struct wc_jscan *d, const char *what, uint32_t *ret)
 {
         char *s;
         uint64_t v = 0;
-        enum wc_jscan_prim kind;
+        /* set on success only; gcc -O3 cannot see that every failure
+         * returns a negative value, and warns */
+        enum wc_jscan_prim kind = WC_JSCAN_NULL;
         size_t n;
         int r;
 
