@@ -768,6 +768,10 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                 n = PQgetCopyData(s->conn, &buf, 1);
                 if (n == 0)
                         return 0;
+                /* heard now; the messages libpq holds already were heard
+                 * when they were read, so the clock is read once a read
+                 * of the socket, not once a message */
+                s->heard_ms = mono_ms();
         }
         if (n == -1)
                 return stream_ended(s, errbuf, errlen);
@@ -777,7 +781,6 @@ int wc_stream_read(struct wc_stream *s, struct wc_stream_msg *ret_msg,
                                "connection to %s lost: %s", s->server, msg);
         }
         s->copybuf = buf;
-        s->heard_ms = mono_ms();
 
         switch (buf[0]) {
         case 'w':
