@@ -11,7 +11,7 @@
 #include "common/kafka_kv.h"
 #include "config/config.h"
 #include "core/core.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/kafka.h"
 #include "host/host.h"
 
 void wc_sink_kv_free(struct wc_sink_kv *s)

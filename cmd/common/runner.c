@@ -18,7 +18,7 @@
 #include "common/runner_int.h"
 #include "config/config.h"
 #include "decode/decoder.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "host/host.h"

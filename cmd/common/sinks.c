@@ -9,8 +9,8 @@
 #include "common/kafka_kv.h"
 #include "common/log.h"
 #include "common/runner_int.h"
-#include "filesink/filesink.h"
-#include "kafka/kafka.h"
+#include "sinks/file/filesink.h"
+#include "sinks/kafka/kafka.h"
 
 /* Whether directories a and b are the same path, give or take a
  * trailing '/'. */

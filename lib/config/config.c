@@ -19,7 +19,7 @@
 #include <yaml.h>
 
 #include "core/core.h"
-#include "core/topic.h"
+#include "sinks/kafka/topic.h"
 #include "config/config.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -83,7 +83,7 @@ enum key_type {
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
         KEY_KV,    /* any mapping, flattened into wc_kv pairs */
-        KEY_TOPIC, /* a Kafka topic template (core/topic.h) */
+        KEY_TOPIC, /* a Kafka topic template (sinks/kafka/topic.h) */
         KEY_DSN,   /* a libpq connection string libpq can parse */
 };
 

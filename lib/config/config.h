@@ -44,7 +44,7 @@ struct wc_file_sink_config {
 };
 
 /* The Kafka sink (docs/kafka.md).  topic and prefix were checked as far
- * as the configuration alone decides (core/topic.h). */
+ * as the configuration alone decides (sinks/kafka/topic.h). */
 struct wc_kafka_sink_config {
         char *name;
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */

@@ -25,8 +25,8 @@
 #include "common/kafka_kv.h"
 #include "config/config.h"
 #include "core/core.h"
-#include "core/topic.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/topic.h"
+#include "sinks/kafka/kafka.h"
 
 #define COL(n, v)                                                              \
         {                                                                      \
