@@ -22,7 +22,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "common/kafka_kv.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/kafka/kind.h"
 #include "config/config.h"
 #include "core/core.h"
 #include "sinks/kafka/topic.h"
