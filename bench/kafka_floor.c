@@ -42,7 +42,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "kafka/kafka.h"
+#include "sinks/kafka/kafka.h"
 
 #define MAX_PROPS  64
 #define MAX_TOPICS 256

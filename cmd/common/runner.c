@@ -18,7 +18,7 @@
 #include "common/runner_int.h"
 #include "config/config.h"
 #include "decode/decoder.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "host/host.h"
@@ -32,7 +32,6 @@
 /* Replays after a failure wait 1 s, 2 s, 4 s ... up to this. */
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
-#define MAX_PLUGIN_FDS 64
 /* While reading waits, the server's keepalive requests go unread: a
  * status message at least this often answers them anyway, whatever
  * status_interval says (wal_sender_timeout may be as short as 2 s). */
@@ -199,12 +198,27 @@ static void read_signals(struct runner *rn)
  * socket. */
 static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 {
-        struct pollfd pfd[3 + MAX_PLUGIN_FDS];
         size_t nplug, base = with_stream ? 2 : 1;
         int64_t timeout = deadline - now_ms();
         int hb_fd = -1;
         short hb_events = 0;
+        struct pollfd *pfd;
 
+        /* as many slots as the plugins watch descriptors, and the three
+         * of our own: a sink with a connection pool may watch hundreds */
+        nplug = wc_plugin_host_pollfds(rn->host, NULL, 0);
+        if (3 + nplug > rn->npfd) {
+                size_t n = 3 + nplug + nplug / 2 + 16;
+                pfd = realloc(rn->pfd, n * sizeof(*pfd));
+                if (!pfd) {
+                        log_error("poll: out of memory for %zu descriptors",
+                                  3 + nplug);
+                        return -ENOMEM;
+                }
+                rn->pfd = pfd;
+                rn->npfd = n;
+        }
+        pfd = rn->pfd;
         pfd[0] = (struct pollfd){.fd = rn->sigfd, .events = POLLIN};
         if (with_stream)
                 pfd[1] = (struct pollfd){
@@ -217,9 +231,7 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
                 hb_fd = wc_heartbeat_pollfd(rn->hb, &hb_events);
         if (hb_fd >= 0)
                 pfd[base++] = (struct pollfd){.fd = hb_fd, .events = hb_events};
-        nplug = wc_plugin_host_pollfds(rn->host, pfd + base, MAX_PLUGIN_FDS);
-        if (nplug > MAX_PLUGIN_FDS)
-                nplug = MAX_PLUGIN_FDS;
+        nplug = wc_plugin_host_pollfds(rn->host, pfd + base, rn->npfd - base);
         if (timeout < 0)
                 timeout = 0;
         if (poll(pfd, base + nplug, (int)timeout) < 0 && errno != EINTR) {
@@ -570,6 +582,7 @@ out:
         /* the server reads the metrics: it stops before they go */
         wc_metrics_server_stop(rn.metrics_server);
         free(rn.m);
+        free(rn.pfd);
         if (rn.sigfd >= 0)
                 close(rn.sigfd);
         return r < 0 ? wc_exit_code_for(r) : WC_EXIT_OK;

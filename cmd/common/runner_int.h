@@ -104,6 +104,9 @@ struct runner {
         int64_t next_watchdog_ms;
         long changes_at_status;
         int64_t status_at_ms;
+        /* poll()'s descriptors, grown as the plugins watch more */
+        struct pollfd *pfd;
+        size_t npfd;
         char err[1024];
 };
 

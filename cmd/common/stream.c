@@ -13,6 +13,7 @@
 #include "decode/decoder.h"
 #include "core/filter.h"
 #include "stream/catalog.h"
+#include "sinks/registry.h"
 #include "stream/stream.h"
 
 /* Messages handled before the loop looks at signals and timers again. */
@@ -510,8 +511,11 @@ void wc_runner_check_identities(struct runner *rn)
         bool kafka = false;
         char err[1024];
 
-        for (size_t i = 0; i < rn->cfg->nsinks; i++)
-                kafka = kafka || rn->cfg->sinks[i].type == WC_SINK_KAFKA;
+        for (size_t i = 0; i < rn->cfg->nsinks; i++) {
+                const struct wc_sink_kind *k =
+                    wc_sink_kind_find(rn->cfg->sinks[i].kind);
+                kafka = kafka || (k && k->needs_identity);
+        }
         if (wc_catalog_identity_report(rn->cfg->source.dsn, kafka, 20,
                                        identity_included, identity_report, rn,
                                        err, sizeof(err)) < 0)

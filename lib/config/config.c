@@ -19,7 +19,10 @@
 #include <yaml.h>
 
 #include "core/core.h"
-#include "core/topic.h"
+#include "sinks/file/conf.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/kafka/topic.h"
+#include "sinks/plugin/conf.h"
 #include "config/config.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -83,7 +86,7 @@ enum key_type {
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
         KEY_KV,    /* any mapping, flattened into wc_kv pairs */
-        KEY_TOPIC, /* a Kafka topic template (core/topic.h) */
+        KEY_TOPIC, /* a Kafka topic template (sinks/kafka/topic.h) */
         KEY_DSN,   /* a libpq connection string libpq can parse */
 };
 
@@ -101,9 +104,11 @@ struct key_desc {
 
 struct sink_type_desc {
         const char *name;
-        enum wc_sink_type type;
         const struct key_desc *keys;
-        size_t offset; /* of the type's struct in struct wc_sink_config */
+        size_t size; /* of the type's struct, struct wc_sink_config.conf */
+        /* the sink's name without `name:` (not numbered), or NULL */
+        char *(*default_name)(const void *conf);
+        void (*free)(void *conf); /* what the struct holds */
         /* checks that span keys, after they are read; may be NULL.  key
          * is the sink type's key, map its mapping. */
         int (*check)(struct loader *ld, const char *path,
@@ -328,17 +333,24 @@ static int kafka_check(struct loader *ld, const char *path,
                        const struct node *key, const struct node *map,
                        void *base);
 
+static char *file_default_name(const void *conf);
+static char *plugin_default_name(const void *conf);
+static char *kafka_default_name(const void *conf);
+static void file_free(void *conf);
+static void plugin_free(void *conf);
+static void kafka_free(void *conf);
+
 static const struct sink_type_desc sink_types[] = {
-    {"file", WC_SINK_FILE, file_keys, offsetof(struct wc_sink_config, u.file),
-     NULL},
-    {"plugin", WC_SINK_PLUGIN, plugin_keys,
-     offsetof(struct wc_sink_config, u.plugin), NULL},
-    {"kafka", WC_SINK_KAFKA, kafka_keys,
-     offsetof(struct wc_sink_config, u.kafka), kafka_check},
+    {"file", file_keys, sizeof(struct wc_file_sink_config), file_default_name,
+     file_free, NULL},
+    {"plugin", plugin_keys, sizeof(struct wc_plugin_sink_config),
+     plugin_default_name, plugin_free, NULL},
+    {"kafka", kafka_keys, sizeof(struct wc_kafka_sink_config),
+     kafka_default_name, kafka_free, kafka_check},
 };
 
 /* Duplicate keys are found with a bit per table row. */
-/* `name` is read through any member of the union */
+/* `name` is read through the first member of any sink's struct */
 _Static_assert(offsetof(struct wc_file_sink_config, name) == 0 &&
                    offsetof(struct wc_plugin_sink_config, name) == 0 &&
                    offsetof(struct wc_kafka_sink_config, name) == 0,
@@ -1719,10 +1731,12 @@ static int load_sink(struct loader *ld, const char *path,
                             quote(q, key->text), path, types);
         }
 
-        sink->type = t->type;
+        sink->kind = t->name;
         sink->line = item->line;
         sink->column = item->column;
-        base = (char *)sink + t->offset;
+        base = sink->conf = calloc(1, t->size);
+        if (!base)
+                return fail_oom(ld);
         path_format(type_path, "%s.%s", path, t->name);
         r = apply_defaults(ld, t->keys, base);
         if (r < 0)
@@ -1785,25 +1799,51 @@ static int kafka_check(struct loader *ld, const char *path,
 }
 
 /* The name a sink has without `name:`. */
+static const struct sink_type_desc *sink_type(const struct wc_sink_config *s)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(sink_types); i++)
+                if (s->kind == sink_types[i].name)
+                        return &sink_types[i];
+        return NULL;
+}
+
+static char *file_default_name(const void *conf)
+{
+        const struct wc_file_sink_config *f = conf;
+        char *n;
+
+        return asprintf(&n, "file:%s", f->path) < 0 ? NULL : n;
+}
+
+static char *plugin_default_name(const void *conf)
+{
+        const struct wc_plugin_sink_config *p = conf;
+
+        return strdup(p->path);
+}
+
+static char *kafka_default_name(const void *conf)
+{
+        (void)conf;
+        return strdup("kafka");
+}
+
+/* The `name:` a sink was given, or NULL. */
+static const char *given_name(const struct wc_sink_config *s)
+{
+        return s->conf ? *(char *const *)s->conf : NULL;
+}
+
 static int default_sink_name(const struct wc_sink_config *s, size_t i,
                              bool numbered, char **ret)
 {
-        static const char *const kinds[] = {
-            [WC_SINK_FILE] = "file",
-            [WC_SINK_PLUGIN] = "plugin",
-            [WC_SINK_KAFKA] = "kafka",
-        };
-        int n;
+        int n = 0;
 
         if (numbered)
-                n = asprintf(ret, "%s#%zu", kinds[s->type], i + 1);
-        else if (s->type == WC_SINK_FILE)
-                n = asprintf(ret, "file:%s", s->u.file.path);
-        else if (s->type == WC_SINK_PLUGIN)
-                n = asprintf(ret, "%s", s->u.plugin.path);
+                n = asprintf(ret, "%s#%zu", s->kind, i + 1);
         else
-                n = asprintf(ret, "kafka");
-        return n < 0 ? -ENOMEM : 0;
+                *ret = sink_type(s)->default_name(s->conf);
+        return n < 0 || !*ret ? -ENOMEM : 0;
 }
 
 static bool name_taken(const struct wc_config *c, size_t upto, const char *name,
@@ -1829,7 +1869,7 @@ static int name_sinks(struct loader *ld, const char *path,
         size_t at;
 
         for (size_t i = 0; i < c->nsinks; i++) {
-                const char *given = c->sinks[i].u.file.name;
+                const char *given = given_name(&c->sinks[i]);
                 const struct node *n;
 
                 if (!given)
@@ -1869,7 +1909,7 @@ static int name_sinks(struct loader *ld, const char *path,
                 for (size_t j = 0; j < c->nsinks && !clash; j++) {
                         char *other;
 
-                        if (j == i || c->sinks[j].u.file.name)
+                        if (j == i || given_name(&c->sinks[j]))
                                 continue;
                         if (default_sink_name(&c->sinks[j], j, false, &other) <
                             0) {
@@ -2163,26 +2203,40 @@ err_free_text:
         return c;
 }
 
+static void file_free(void *conf)
+{
+        struct wc_file_sink_config *f = conf;
+
+        free(f->path);
+}
+
+static void plugin_free(void *conf)
+{
+        struct wc_plugin_sink_config *p = conf;
+
+        free(p->path);
+        wc_pattern_list_free(&p->schemas);
+        wc_kv_free(p->config, p->nconfig);
+}
+
+static void kafka_free(void *conf)
+{
+        struct wc_kafka_sink_config *k = conf;
+
+        free(k->topic);
+        free(k->prefix);
+        wc_kv_free(k->properties, k->nproperties);
+        wc_filter_config_free(&k->filter);
+}
+
 static void sink_free(struct wc_sink_config *s)
 {
         free(s->name);
-        free(s->u.file.name); /* the same member in every type */
-        switch (s->type) {
-        case WC_SINK_FILE:
-                free(s->u.file.path);
-                break;
-        case WC_SINK_PLUGIN:
-                free(s->u.plugin.path);
-                wc_pattern_list_free(&s->u.plugin.schemas);
-                wc_kv_free(s->u.plugin.config, s->u.plugin.nconfig);
-                break;
-        case WC_SINK_KAFKA:
-                free(s->u.kafka.topic);
-                free(s->u.kafka.prefix);
-                wc_kv_free(s->u.kafka.properties, s->u.kafka.nproperties);
-                wc_filter_config_free(&s->u.kafka.filter);
-                break;
-        }
+        if (!s->conf)
+                return;
+        free(*(char **)s->conf); /* `name:`, first in every kind's struct */
+        sink_type(s)->free(s->conf);
+        free(s->conf);
 }
 
 void wc_config_free(struct wc_config *c)

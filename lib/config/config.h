@@ -19,58 +19,18 @@
 #include "core/kv.h"
 #include "core/pattern.h"
 
-enum wc_sink_type {
-        WC_SINK_FILE = 1,
-        WC_SINK_PLUGIN = 2,
-        WC_SINK_KAFKA = 3,
-};
-
-/* Each sink type's struct starts with the `name:` it was given (NULL
- * when none), at the same place in the union of struct wc_sink_config. */
-struct wc_plugin_sink_config {
-        char *name;
-        char *path; /* absolute path of the shared object */
-        /* schemas the plugin receives (exact names, globs, namespaces);
-         * empty: every schema the global filter passes */
-        struct wc_pattern_list schemas;
-        struct wc_kv *config; /* the `config:` block (core/kv.h) */
-        size_t nconfig;
-};
-
-struct wc_file_sink_config {
-        char *name;
-        char *path; /* "-" is stdout */
-        bool fsync; /* default true; ignored for stdout, pipes, ttys */
-};
-
-/* The Kafka sink (docs/kafka.md).  topic and prefix were checked as far
- * as the configuration alone decides (core/topic.h). */
-struct wc_kafka_sink_config {
-        char *name;
-        char *topic;     /* template; default "{prefix}.{schema}.{table}" */
-        char *prefix;    /* default "walcast" */
-        bool tombstones; /* a null-value message after each delete; true */
-        /* librdkafka properties, flattened like a plugin's config, values
-         * as written: they go to rd_kafka_conf_set() untouched */
-        struct wc_kv *properties;
-        size_t nproperties;
-        /* what this sink takes of what the global filter passes */
-        struct wc_filter_config filter;
-};
-
+/* A sink of the `sinks:` list.  Its block is read into its kind's own
+ * struct (sinks/KIND/conf.h: struct wc_file_sink_config, ...), which the
+ * kind in the sink registry (sinks/registry.h) checks and starts. */
 struct wc_sink_config {
-        enum wc_sink_type type;
+        const char *kind;      /* "file", "plugin", "kafka": static text */
         unsigned line, column; /* where the sink was defined */
         /* what logs and the metrics' sink label call it, distinct among
          * the sinks: `name:`, else "file:PATH", the plugin's path or
          * "kafka", else (when two would be the same) "file#N", "plugin#N"
          * or "kafka#N" with N its place in the list from 1 */
         char *name;
-        union {
-                struct wc_file_sink_config file;
-                struct wc_plugin_sink_config plugin;
-                struct wc_kafka_sink_config kafka;
-        } u;
+        void *conf; /* the kind's struct; its `name:` (or NULL) first */
 };
 
 enum wc_log_format {

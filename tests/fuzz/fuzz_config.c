@@ -12,6 +12,9 @@
 
 #include "core/core.h"
 #include "config/config.h"
+#include "sinks/file/conf.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/plugin/conf.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,36 +67,37 @@ static void check_kv(const struct wc_plugin_sink_config *p)
 
 static void check_sink(const struct wc_sink_config *s)
 {
-        if (s->line == 0 || s->column == 0)
+        if (s->line == 0 || s->column == 0 || !s->kind || !s->conf)
                 abort();
-        switch (s->type) {
-        case WC_SINK_FILE:
-                if (!s->u.file.path || !s->u.file.path[0])
+        if (strcmp(s->kind, "file") == 0) {
+                const struct wc_file_sink_config *f = s->conf;
+
+                if (!f->path || !f->path[0])
                         abort();
-                return;
-        case WC_SINK_PLUGIN:
-                if (!s->u.plugin.path || s->u.plugin.path[0] != '/')
+        } else if (strcmp(s->kind, "plugin") == 0) {
+                const struct wc_plugin_sink_config *p = s->conf;
+
+                if (!p->path || p->path[0] != '/')
                         abort();
-                check_patterns(&s->u.plugin.schemas);
-                check_kv(&s->u.plugin);
-                return;
-        case WC_SINK_KAFKA:
+                check_patterns(&p->schemas);
+                check_kv(p);
+        } else if (strcmp(s->kind, "kafka") == 0) {
+                const struct wc_kafka_sink_config *k = s->conf;
+
                 /* the template and prefix passed their checks; a broker
                  * list is required */
-                if (!s->u.kafka.topic || !s->u.kafka.topic[0] ||
-                    !s->u.kafka.prefix)
+                if (!k->topic || !k->topic[0] || !k->prefix)
                         abort();
-                check_patterns(&s->u.kafka.filter.schemas_include);
-                check_patterns(&s->u.kafka.filter.schemas_exclude);
-                check_patterns(&s->u.kafka.filter.tables_include);
-                check_patterns(&s->u.kafka.filter.tables_exclude);
-                for (size_t i = 0; i < s->u.kafka.nproperties; i++)
-                        if (!s->u.kafka.properties[i].key ||
-                            !s->u.kafka.properties[i].value)
+                check_patterns(&k->filter.schemas_include);
+                check_patterns(&k->filter.schemas_exclude);
+                check_patterns(&k->filter.tables_include);
+                check_patterns(&k->filter.tables_exclude);
+                for (size_t i = 0; i < k->nproperties; i++)
+                        if (!k->properties[i].key || !k->properties[i].value)
                                 abort();
-                return;
+        } else {
+                abort();
         }
-        abort();
 }
 
 static void check_config(const struct wc_config *c)

@@ -27,6 +27,10 @@
  *               stuck) and call host->throttle(self, 1) meanwhile; then
  *               acknowledge what waited and throttle(self, 0).  Once per
  *               instance.
+ *   spare_fds   N: open N descriptors that never become ready and watch
+ *               them through host->watch_fd before the pending timer, so
+ *               the timer is the N+1st descriptor the plugin watches (a
+ *               sink with a pool of connections).
  *
  * Lines (keys absent when they do not apply):
  *   {"kind":"insert","call":7,"schema":"town6-govikon","table":"t",
@@ -59,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +109,8 @@ struct recorder {
         bool stall_done;
         int stall_fd;
         bool stall_watched;
+        int *spare; /* spare_fds descriptors, all watched */
+        uint64_t nspare;
         int timer_fd;
         bool timer_watched;
         bool timer_armed;
@@ -585,12 +592,24 @@ static void on_timer(void *userdata, int fd, uint32_t revents)
 
 /* ---- life cycle ---- */
 
+static void on_spare(void *userdata, int fd, uint32_t revents)
+{
+        (void)userdata;
+        (void)fd;
+        (void)revents;
+}
+
 static void rec_close(void *state)
 {
         struct recorder *r = state;
 
         if (!r)
                 return;
+        for (uint64_t i = 0; i < r->nspare; i++) {
+                r->host->unwatch_fd(r->self, r->spare[i]);
+                close(r->spare[i]);
+        }
+        free(r->spare);
         if (r->timer_watched)
                 r->host->unwatch_fd(r->self, r->timer_fd);
         if (r->stall_watched)
@@ -670,6 +689,7 @@ static int32_t rec_init(const struct walcast_host *host,
         struct recorder *r;
         const char *out, *sender, *table, *v;
         unsigned mask = (1u << WALCAST_SIG__COUNT) - 1;
+        uint64_t spare = 0;
 
         out = host->config_get(self, "out");
         if (!out || !*out) {
@@ -716,7 +736,8 @@ static int32_t rec_init(const struct walcast_host *host,
             parse_count(host, self, "stall_at_commit", &r->stall_at, errbuf,
                         errlen) < 0 ||
             parse_count(host, self, "stall_seconds", &r->stall_seconds, errbuf,
-                        errlen) < 0)
+                        errlen) < 0 ||
+            parse_count(host, self, "spare_fds", &spare, errbuf, errlen) < 0)
                 goto fail;
         v = host->config_get(self, "pending");
         if (v && strcmp(v, "true") == 0) {
@@ -742,6 +763,30 @@ static int32_t rec_init(const struct walcast_host *host,
         if (r->fd < 0) {
                 snprintf(errbuf, errlen, "open %s: %s", out, strerror(errno));
                 goto fail;
+        }
+        if (spare) {
+                r->spare = calloc(spare, sizeof(*r->spare));
+                if (!r->spare) {
+                        snprintf(errbuf, errlen, "out of memory");
+                        goto fail;
+                }
+        }
+        for (; r->nspare < spare; r->nspare++) {
+                /* an eventfd whose counter stays 0 is never readable */
+                int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+                if (fd < 0) {
+                        snprintf(errbuf, errlen, "eventfd: %s",
+                                 strerror(errno));
+                        goto fail;
+                }
+                if (host->watch_fd(self, fd, POLLIN, on_spare, r) !=
+                    WALCAST_OK) {
+                        close(fd);
+                        snprintf(errbuf, errlen, "watch_fd failed");
+                        goto fail;
+                }
+                r->spare[r->nspare] = fd;
         }
         if (r->pending) {
                 r->timer_fd =

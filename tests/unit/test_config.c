@@ -19,6 +19,13 @@
 
 #include "core/core.h"
 #include "config/config.h"
+#include "sinks/file/conf.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/plugin/conf.h"
+
+/* A sink's own struct, as its kind reads it (sinks/KIND/conf.h). */
+#define SINK_CONF(c, i, kind)                                                  \
+        ((const struct wc_##kind##_sink_config *)(c)->sinks[i].conf)
 
 /* A valid source section (lines 1-3) and sinks section (3 lines). */
 #define SOURCE "source:\n  dsn: \"dbname=app\"\n  slot: walcast\n"
@@ -186,11 +193,11 @@ static void test_minimal_defaults(void **state)
         assert_int_equal(c->filter.tables_exclude.count, 0);
         assert_int_equal(c->filter.ops, WC_OPS_DATA);
         assert_int_equal(c->nsinks, 1);
-        assert_int_equal(c->sinks[0].type, WC_SINK_FILE);
+        assert_string_equal(c->sinks[0].kind, "file");
         assert_int_equal(c->sinks[0].line, 5);
         assert_int_equal(c->sinks[0].column, 5);
-        assert_string_equal(c->sinks[0].u.file.path, "out.jsonl");
-        assert_true(c->sinks[0].u.file.fsync);
+        assert_string_equal(SINK_CONF(c, 0, file)->path, "out.jsonl");
+        assert_true(SINK_CONF(c, 0, file)->fsync);
         assert_int_equal(c->signals.bulk_delete_batch, 1000);
         assert_int_equal(c->log.level, WC_LOG_INFO);
         wc_config_free(c);
@@ -229,17 +236,17 @@ static void test_full_file(void **state)
                                             WC_OP_BIT(WC_OP_DELETE) |
                                             WC_OP_BIT(WC_OP_MESSAGE));
         assert_int_equal(c->nsinks, 2);
-        assert_int_equal(c->sinks[0].type, WC_SINK_FILE);
+        assert_string_equal(c->sinks[0].kind, "file");
         assert_int_equal(c->sinks[0].line, 16);
         assert_int_equal(c->sinks[0].column, 5);
-        assert_string_equal(c->sinks[0].u.file.path,
+        assert_string_equal(SINK_CONF(c, 0, file)->path,
                             "/var/lib/walcast/changes.jsonl");
-        assert_false(c->sinks[0].u.file.fsync);
-        assert_int_equal(c->sinks[1].type, WC_SINK_FILE);
+        assert_false(SINK_CONF(c, 0, file)->fsync);
+        assert_string_equal(c->sinks[1].kind, "file");
         assert_int_equal(c->sinks[1].line, 19);
         assert_int_equal(c->sinks[1].column, 5);
-        assert_string_equal(c->sinks[1].u.file.path, "-");
-        assert_true(c->sinks[1].u.file.fsync);
+        assert_string_equal(SINK_CONF(c, 1, file)->path, "-");
+        assert_true(SINK_CONF(c, 1, file)->fsync);
         assert_int_equal(c->signals.bulk_delete_batch, 5);
         assert_int_equal(c->log.level, WC_LOG_DEBUG);
         wc_config_free(c);
@@ -272,8 +279,8 @@ static void test_flow_file(void **state)
         /* a flow mapping starts at its brace */
         assert_int_equal(c->sinks[0].line, 2);
         assert_int_equal(c->sinks[0].column, 37);
-        assert_string_equal(c->sinks[0].u.file.path, "out.jsonl");
-        assert_true(c->sinks[0].u.file.fsync);
+        assert_string_equal(SINK_CONF(c, 0, file)->path, "out.jsonl");
+        assert_true(SINK_CONF(c, 0, file)->fsync);
         assert_int_equal(c->log.level, WC_LOG_ERR);
         wc_config_free(c);
 }
@@ -287,7 +294,7 @@ static void test_empty_sections_file(void **state)
         assert_int_equal(c->filter.schemas_include.count, 0);
         assert_int_equal(c->filter.ops, WC_OPS_DATA);
         assert_int_equal(c->log.level, WC_LOG_INFO);
-        assert_string_equal(c->sinks[0].u.file.path, "-");
+        assert_string_equal(SINK_CONF(c, 0, file)->path, "-");
         wc_config_free(c);
 }
 
@@ -301,7 +308,7 @@ static void test_example_config(void **state)
         assert_non_null(c);
         assert_string_equal(c->source.slot, "walcast");
         assert_true(c->nsinks >= 1);
-        assert_int_equal(c->sinks[0].type, WC_SINK_FILE);
+        assert_string_equal(c->sinks[0].kind, "file");
         assert_int_equal(c->signals.bulk_delete_batch, 1000);
         wc_config_free(c);
 }
@@ -388,7 +395,7 @@ static void test_quoted_null_is_a_string(void **state)
         c = load(SOURCE "sinks:\n  - file:\n      path: \"null\"\n"
                         "filter:\n  tables:\n    include: [\"~\"]\n");
         assert_non_null(c);
-        assert_string_equal(c->sinks[0].u.file.path, "null");
+        assert_string_equal(SINK_CONF(c, 0, file)->path, "null");
         assert_list(&c->filter.tables_include, 1, "~");
         wc_config_free(c);
 
@@ -434,7 +441,8 @@ static void test_env_file(void **state)
                             "host=db.internal dbname=app password=pa$word");
         assert_string_equal(c->source.slot, "from_env");
         assert_true(c->source.status_interval_ms == 30000);
-        assert_string_equal(c->sinks[0].u.file.path, "/srv/cdc/changes.jsonl");
+        assert_string_equal(SINK_CONF(c, 0, file)->path,
+                            "/srv/cdc/changes.jsonl");
         wc_config_free(c);
         unsetenv("WALCAST_TEST_HOST");
         unsetenv("WALCAST_TEST_SLOT");
@@ -1405,10 +1413,10 @@ static void test_plugins_file(void **state)
         assert_int_equal(c->signals.bulk_delete_batch, 250);
         assert_int_equal(c->nsinks, 3);
 
-        assert_int_equal(c->sinks[0].type, WC_SINK_PLUGIN);
+        assert_string_equal(c->sinks[0].kind, "plugin");
         assert_int_equal(c->sinks[0].line, 9);
         assert_int_equal(c->sinks[0].column, 5);
-        p = &c->sinks[0].u.plugin;
+        p = SINK_CONF(c, 0, plugin);
         assert_string_equal(p->path, "/usr/lib/walcast/plugins/audit.so");
         assert_list(&p->schemas, 2, "town6-*", "org-acme");
         /* document order; empty collections give no pair */
@@ -1416,16 +1424,16 @@ static void test_plugins_file(void **state)
                   "nested.b.0", "x", "nested.b.1", "y", "empty", "",
                   "dotted.key", "kept", "list.0.name", "first", "list.1", "");
 
-        assert_int_equal(c->sinks[1].type, WC_SINK_FILE);
+        assert_string_equal(c->sinks[1].kind, "file");
         assert_int_equal(c->sinks[1].line, 21);
         assert_int_equal(c->sinks[1].column, 5);
-        assert_string_equal(c->sinks[1].u.file.path, "-");
-        assert_true(c->sinks[1].u.file.fsync);
+        assert_string_equal(SINK_CONF(c, 1, file)->path, "-");
+        assert_true(SINK_CONF(c, 1, file)->fsync);
 
-        assert_int_equal(c->sinks[2].type, WC_SINK_PLUGIN);
+        assert_string_equal(c->sinks[2].kind, "plugin");
         assert_int_equal(c->sinks[2].line, 22);
         assert_int_equal(c->sinks[2].column, 5);
-        p = &c->sinks[2].u.plugin;
+        p = SINK_CONF(c, 2, plugin);
         assert_string_equal(p->path, "/opt/walcast/count.so");
         assert_int_equal(p->schemas.count, 0);
         assert_null(p->schemas.items);
@@ -1460,7 +1468,7 @@ static void test_plugin_config_values(void **state)
                         "        deep: {l: [[a, b], {c: d}, [], {}, ~]}\n");
         assert_string_equal(errbuf, "");
         assert_non_null(c);
-        assert_kv(&c->sinks[0].u.plugin, 16, "s", "plain text", "q",
+        assert_kv(SINK_CONF(c, 0, plugin), 16, "s", "plain text", "q",
                   "double: quoted", "n", "1.50", "b", "yes", "t", "", "e", "",
                   "nul", "", "qnull", "null", "blk", "line1\nline2\n", "a.b",
                   "dotted", "${WC_X}", "key", "v", "x-$-", "deep.l.0.0", "a",
@@ -1472,13 +1480,13 @@ static void test_plugin_config_values(void **state)
         /* no config, or an empty one: no pairs */
         c = load(PLUGIN "      path: /a.so\n      config:\n");
         assert_non_null(c);
-        assert_kv(&c->sinks[0].u.plugin, 0);
+        assert_kv(SINK_CONF(c, 0, plugin), 0);
         wc_config_free(c);
         c = load(PLUGIN "      path: /a.so\n      config: {}\n"
                         "      schemas:\n");
         assert_non_null(c);
-        assert_kv(&c->sinks[0].u.plugin, 0);
-        assert_int_equal(c->sinks[0].u.plugin.schemas.count, 0);
+        assert_kv(SINK_CONF(c, 0, plugin), 0);
+        assert_int_equal(SINK_CONF(c, 0, plugin)->schemas.count, 0);
         wc_config_free(c);
 }
 
@@ -1507,8 +1515,8 @@ static void test_plugin_config_limits(void **state)
         c = load(big);
         free(big);
         assert_non_null(c);
-        assert_int_equal(c->sinks[0].u.plugin.nconfig, 1024);
-        assert_string_equal(c->sinks[0].u.plugin.config[1023].key, "k1023");
+        assert_int_equal(SINK_CONF(c, 0, plugin)->nconfig, 1024);
+        assert_string_equal(SINK_CONF(c, 0, plugin)->config[1023].key, "k1023");
         wc_config_free(c);
 
         big = plugin_with_keys(1025);
@@ -1523,7 +1531,7 @@ static void test_plugin_config_limits(void **state)
                  PLUGIN "      path: /a.so\n      config: {%s: v}\n", key);
         c = load(text);
         assert_non_null(c);
-        assert_string_equal(c->sinks[0].u.plugin.config[0].key, key);
+        assert_string_equal(SINK_CONF(c, 0, plugin)->config[0].key, key);
         wc_config_free(c);
 
         /* ...not longer (YAML itself caps implicit keys at 1024
@@ -1740,10 +1748,10 @@ static void test_kafka_defaults(void **state)
         assert_string_equal(errbuf, "");
         assert_non_null(c);
         assert_int_equal(c->nsinks, 1);
-        assert_int_equal(c->sinks[0].type, WC_SINK_KAFKA);
+        assert_string_equal(c->sinks[0].kind, "kafka");
         assert_int_equal(c->sinks[0].line, 5);
         assert_int_equal(c->sinks[0].column, 5);
-        k = &c->sinks[0].u.kafka;
+        k = SINK_CONF(c, 0, kafka);
         assert_string_equal(k->topic, "{prefix}.{schema}.{table}");
         assert_string_equal(k->prefix, "walcast");
         assert_true(k->tombstones);
@@ -1788,7 +1796,7 @@ static void test_kafka_values(void **state)
         unsetenv("WALCAST_TEST_KAFKA_PW");
         assert_string_equal(errbuf, "");
         assert_non_null(c);
-        k = &c->sinks[0].u.kafka;
+        k = SINK_CONF(c, 0, kafka);
         assert_string_equal(k->topic, "{namespace}.{tenant}_{table}");
         assert_string_equal(k->prefix, "app");
         assert_false(k->tombstones);
@@ -1814,7 +1822,7 @@ static void test_kafka_values(void **state)
                                "      prefix: \"not used\"\n");
         assert_string_equal(errbuf, "");
         assert_non_null(c);
-        assert_string_equal(c->sinks[0].u.kafka.topic, "all-changes_v1");
+        assert_string_equal(SINK_CONF(c, 0, kafka)->topic, "all-changes_v1");
         wc_config_free(c);
 
         /* 249 characters in all is the most */

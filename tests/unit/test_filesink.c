@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "filesink/filesink.h"
+#include "sinks/file/filesink.h"
 
 /* fsync() as the sink calls it: the directories it syncs are recorded
  * (the sink is linked statically, so this one replaces libc's) */

@@ -32,7 +32,7 @@
 #include "bus/bus.h"
 #include "config/config.h"
 #include "core/core.h"
-#include "filesink/filesink.h"
+#include "sinks/file/filesink.h"
 #include "host/host.h"
 
 /* ---- what the host reported ---- */

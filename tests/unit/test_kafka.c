@@ -22,11 +22,12 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "common/kafka_kv.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/kafka/kind.h"
 #include "config/config.h"
 #include "core/core.h"
-#include "core/topic.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/topic.h"
+#include "sinks/kafka/kafka.h"
 
 #define COL(n, v)                                                              \
         {                                                                      \

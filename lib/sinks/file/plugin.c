@@ -10,7 +10,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "filesink/filesink.h"
+#include "sinks/file/filesink.h"
 
 /* How long a commit may wait for the sync that acknowledges it: one
  * fdatasync then covers every commit of that window. */

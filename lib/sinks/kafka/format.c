@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "core/topic.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/topic.h"
+#include "sinks/kafka/kafka.h"
 
 static const struct walcast_column *find_column(const struct walcast_columns *l,
                                                 const struct walcast_column *c)

@@ -8,11 +8,12 @@
 
 #include <libpq-fe.h>
 
-#include "common/kafka_kv.h"
-#include "config/config.h"
 #include "core/core.h"
-#include "kafka/kafka.h"
 #include "host/host.h"
+#include "sinks/kafka/conf.h"
+#include "sinks/kafka/kafka.h"
+#include "sinks/kafka/kind.h"
+#include "sinks/registry.h"
 
 void wc_sink_kv_free(struct wc_sink_kv *s)
 {
@@ -207,12 +208,13 @@ err_free:
         return r;
 }
 
-int wc_kafka_sink_add(struct wc_plugin_host *h, const char *name,
-                      const struct wc_kafka_sink_config *k, const char *dsn,
-                      char *errbuf, size_t errlen)
+static int kafka_add(struct wc_plugin_host *h, const char *name,
+                     const void *conf, const struct wc_sink_env *env,
+                     char *errbuf, size_t errlen)
 {
+        const struct wc_kafka_sink_config *k = conf;
         struct wc_sink_kv kv;
-        int r = wc_kafka_sink_kv(k, dsn, &kv, errbuf, errlen);
+        int r = wc_kafka_sink_kv(k, env->dsn, &kv, errbuf, errlen);
 
         if (r < 0)
                 return r;
@@ -232,11 +234,11 @@ static const char *kv_get(void *ud, const char *key)
         return wc_kv_get(s->kv, s->n, key);
 }
 
-int wc_kafka_sink_check(const struct wc_kafka_sink_config *k, const char *dsn,
-                        char *errbuf, size_t errlen)
+static int kafka_check(const void *conf, const struct wc_sink_env *env,
+                       char *errbuf, size_t errlen)
 {
         struct wc_sink_kv kv;
-        int r = wc_kafka_sink_kv(k, dsn, &kv, errbuf, errlen);
+        int r = wc_kafka_sink_kv(conf, env->dsn, &kv, errbuf, errlen);
 
         if (r < 0)
                 return r;
@@ -244,3 +246,10 @@ int wc_kafka_sink_check(const struct wc_kafka_sink_config *k, const char *dsn,
         wc_sink_kv_free(&kv);
         return r;
 }
+
+const struct wc_sink_kind wc_sink_kind_kafka = {
+    .name = "kafka",
+    .needs_identity = true,
+    .check = kafka_check,
+    .add = kafka_add,
+};

@@ -39,8 +39,8 @@
 #include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
-#include "core/topic.h"
-#include "kafka/kafka.h"
+#include "sinks/kafka/topic.h"
+#include "sinks/kafka/kafka.h"
 
 /* Per-table entries (filter decision, topic handle); when full the map
  * empties itself and entries are made again. */

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "filesink/filesink.h"
+#include "sinks/file/filesink.h"
 
 /* Appends a string literal known to need no escaping; returns the end. */
 #define PUT(o, lit) put((o), (lit), sizeof(lit) - 1)

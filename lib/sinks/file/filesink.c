@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "filesink/filesink.h"
+#include "sinks/file/filesink.h"
 
 /* Writes happen in chunks of about this size. */
 #define WRITE_CHUNK (256 * 1024)

@@ -26,7 +26,7 @@
 
 /*
  * The Kafka sink as a plugin.  It reads its config during init only.
- * Keys (all strings, see cmd/common/kafka_kv.c for how the runner fills
+ * Keys (all strings, see sinks/kafka/kind.c for how the runner fills
  * them):
  *   topic, prefix      the topic template and its {prefix}, checked by
  *                      the configuration loader already

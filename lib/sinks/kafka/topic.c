@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "core/topic.h"
+#include "sinks/kafka/topic.h"
 
 static const char *const field_names[WC_TOPIC__COUNT] = {
     [WC_TOPIC_PREFIX] = "prefix", [WC_TOPIC_DATABASE] = "database",

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* A file sink's configuration (docs/configuration.md). */
+#ifndef WALCAST_SINKS_FILE_CONF_H
+#define WALCAST_SINKS_FILE_CONF_H
+
+#include <stdbool.h>
+
+struct wc_file_sink_config {
+        char *name; /* `name:`, or NULL; first in every sink's struct */
+        char *path; /* "-" is stdout */
+        bool fsync; /* default true; ignored for stdout, pipes, ttys */
+};
+
+#endif

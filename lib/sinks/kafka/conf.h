@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* The Kafka sink's configuration (docs/kafka.md).  topic and prefix were
+ * checked as far as the configuration alone decides (sinks/kafka/topic.h). */
+#ifndef WALCAST_SINKS_KAFKA_CONF_H
+#define WALCAST_SINKS_KAFKA_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/filter.h"
+#include "core/kv.h"
+
+struct wc_kafka_sink_config {
+        char *name;      /* `name:`, or NULL; first in every sink's struct */
+        char *topic;     /* template; default "{prefix}.{schema}.{table}" */
+        char *prefix;    /* default "walcast" */
+        bool tombstones; /* a null-value message after each delete; true */
+        /* librdkafka properties, flattened like a plugin's config, values
+         * as written: they go to rd_kafka_conf_set() untouched */
+        struct wc_kv *properties;
+        size_t nproperties;
+        /* what this sink takes of what the global filter passes */
+        struct wc_filter_config filter;
+};
+
+#endif
