@@ -51,13 +51,7 @@ def test():
                          proxy.dsn() + " connect_timeout=2", "live", out,
                          extra="metrics:\n  listen: 127.0.0.1:%d\n" % port)
     n = h.Notify(os.path.join(c.tmp, "notify.sock"))
-    os.environ["NOTIFY_SOCKET"] = os.path.join(c.tmp, "notify.sock")
-    os.environ["WATCHDOG_USEC"] = "1000000"
-    try:
-        d = h.start_walcastd(cfg, c.tmp)
-    finally:
-        del os.environ["NOTIFY_SOCKET"]
-        del os.environ["WATCHDOG_USEC"]
+    d = n.start_walcastd(cfg, c.tmp)
 
     c.sql("INSERT INTO live VALUES (1), (2);")
     h.wait_until(lambda: ids(out) == [1, 2], timeout=20, what="rows 1, 2")

@@ -27,13 +27,7 @@ def test():
     cfg = os.path.join(c.tmp, "w.yaml")
     h.write_config(cfg, c.dsn(), "sd", out)
     n = h.Notify(os.path.join(c.tmp, "notify.sock"))
-    os.environ["NOTIFY_SOCKET"] = os.path.join(c.tmp, "notify.sock")
-    os.environ["WATCHDOG_USEC"] = "1000000"
-    try:
-        d = h.start_walcastd(cfg, c.tmp)
-    finally:
-        del os.environ["NOTIFY_SOCKET"]
-        del os.environ["WATCHDOG_USEC"]
+    d = n.start_walcastd(cfg, c.tmp)
 
     ready = n.wait_for(lambda m: m.startswith("READY=1"), 10, "READY=1")
     n.wait_for(lambda m: m == "WATCHDOG=1", 5, "WATCHDOG=1")

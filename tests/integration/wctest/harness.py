@@ -84,9 +84,21 @@ class Notify:
         self.msgs = []  # (monotonic time, text)
         self.lock = threading.Lock()
         self.done = False
+        self.path = path
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         _cleanups.append(self.close)
+
+    def start_walcastd(self, config, tmpdir, watchdog_usec=1000000):
+        """start_walcastd() with NOTIFY_SOCKET set to this socket and the
+        watchdog interval WATCHDOG_USEC, for that process only."""
+        os.environ["NOTIFY_SOCKET"] = self.path
+        os.environ["WATCHDOG_USEC"] = str(watchdog_usec)
+        try:
+            return start_walcastd(config, tmpdir)
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+            del os.environ["WATCHDOG_USEC"]
 
     def _run(self):
         while not self.done:
