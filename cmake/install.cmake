@@ -161,15 +161,10 @@ set(WALCAST_DOC_DIR_REL \"${CMAKE_INSTALL_DOCDIR}\")
 set(WALCAST_DOC_INCLUDEDIR_REL \"${CMAKE_INSTALL_INCLUDEDIR}\")
 ")
 install(CODE [[
-function(walcast_doc_dir rel ret)
-  if(IS_ABSOLUTE "${rel}")
-    set(${ret} "${rel}" PARENT_SCOPE)
-  else()
-    set(${ret} "${CMAKE_INSTALL_PREFIX}/${rel}" PARENT_SCOPE)
-  endif()
-endfunction()
-walcast_doc_dir("${WALCAST_DOC_DIR_REL}" docdir)
-walcast_doc_dir("${WALCAST_DOC_INCLUDEDIR_REL}" incdir)
+# walcast_install_dir() is the unit's, above: every install(CODE) runs in
+# one script
+walcast_install_dir("${WALCAST_DOC_DIR_REL}" docdir)
+walcast_install_dir("${WALCAST_DOC_INCLUDEDIR_REL}" incdir)
 # where each mapped file lands: wc_dest_<source path> (a variable name
 # may hold any character)
 set(pages "")
