@@ -15,7 +15,7 @@
 
 struct wc_config;
 
-/* Exit codes (DESIGN.md, sysexits.h). */
+/* Exit codes (docs/walcastd.8.md, EXIT STATUS; sysexits.h). */
 #define WC_EXIT_OK          0
 #define WC_EXIT_FAILURE     1
 #define WC_EXIT_UNAVAILABLE 69 /* slot gone or invalidated */
