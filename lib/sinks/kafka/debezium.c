@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Keys and envelopes of `value_format: debezium`, and their schemas in
+ * the form Kafka's JsonConverter writes with schemas.enable=true: a
+ * schema's members in JsonConverter's order (type, fields or items,
+ * optional, name, version, doc, parameters, default, field), struct
+ * names "<prefix>.<schema>.<table>.Key", ".Value", ".Envelope", the
+ * source struct io.debezium.connector.postgresql.Source.
+ *
+ * What walcast cannot know from the stream: whether a column is NOT
+ * NULL.  Key columns are required fields, every other column optional.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sinks/kafka/debezium.h"
+
+#define LIT(out, s) wc_buf_append((out), (s), sizeof(s) - 1)
+
+/* ---- field schemas ---- */
+
+struct shape {
+        const char *type;
+        const char *name; /* semantic type, or NULL */
+        bool versioned;   /* "version":1 */
+};
+
+static struct shape shape_of(uint8_t kind, uint8_t decimal)
+{
+        switch (kind) {
+        case WC_DBZ_BOOLEAN:
+        case WC_DBZ_BIT1:
+                return (struct shape){"boolean", NULL, false};
+        case WC_DBZ_INT16:
+                return (struct shape){"int16", NULL, false};
+        case WC_DBZ_INT32:
+                return (struct shape){"int32", NULL, false};
+        case WC_DBZ_INT64:
+                return (struct shape){"int64", NULL, false};
+        case WC_DBZ_FLOAT32:
+                return (struct shape){"float", NULL, false};
+        case WC_DBZ_FLOAT64:
+        case WC_DBZ_DECIMAL_AS_DOUBLE:
+                return (struct shape){"double", NULL, false};
+        case WC_DBZ_STRING:
+        case WC_DBZ_DECIMAL_AS_STRING:
+                return (struct shape){"string", NULL, false};
+        case WC_DBZ_BYTES:
+                return (struct shape){"bytes", NULL, false};
+        case WC_DBZ_JSON:
+                return (struct shape){"string", "io.debezium.data.Json", true};
+        case WC_DBZ_XML:
+                return (struct shape){"string", "io.debezium.data.Xml", true};
+        case WC_DBZ_UUID:
+                return (struct shape){"string", "io.debezium.data.Uuid", true};
+        case WC_DBZ_LTREE:
+                return (struct shape){"string", "io.debezium.data.Ltree", true};
+        case WC_DBZ_ZONED_TIMESTAMP:
+                return (struct shape){"string",
+                                      "io.debezium.time.ZonedTimestamp", true};
+        case WC_DBZ_ZONED_TIME:
+                return (struct shape){"string", "io.debezium.time.ZonedTime",
+                                      true};
+        case WC_DBZ_DATE:
+                return (struct shape){"int32", "io.debezium.time.Date", true};
+        case WC_DBZ_TIME:
+                return (struct shape){"int32", "io.debezium.time.Time", true};
+        case WC_DBZ_MICRO_TIME:
+                return (struct shape){"int64", "io.debezium.time.MicroTime",
+                                      true};
+        case WC_DBZ_TIMESTAMP:
+                return (struct shape){"int64", "io.debezium.time.Timestamp",
+                                      true};
+        case WC_DBZ_MICRO_TIMESTAMP:
+                return (struct shape){"int64",
+                                      "io.debezium.time.MicroTimestamp", true};
+        case WC_DBZ_CONNECT_DATE:
+                return (struct shape){
+                    "int32", "org.apache.kafka.connect.data.Date", true};
+        case WC_DBZ_CONNECT_TIME:
+                return (struct shape){
+                    "int32", "org.apache.kafka.connect.data.Time", true};
+        case WC_DBZ_CONNECT_TIMESTAMP:
+                return (struct shape){
+                    "int64", "org.apache.kafka.connect.data.Timestamp", true};
+        case WC_DBZ_MICRO_DURATION:
+                return (struct shape){"int64", "io.debezium.time.MicroDuration",
+                                      true};
+        case WC_DBZ_DECIMAL:
+                return (struct shape){
+                    "bytes", "org.apache.kafka.connect.data.Decimal", true};
+        case WC_DBZ_VARIABLE_DECIMAL:
+                return (struct shape){
+                    "struct", "io.debezium.data.VariableScaleDecimal", true};
+        case WC_DBZ_MONEY:
+                if (decimal == WC_DBZ_DECIMAL_STRING)
+                        return (struct shape){"string", NULL, false};
+                if (decimal == WC_DBZ_DECIMAL_DOUBLE)
+                        return (struct shape){"double", NULL, false};
+                return (struct shape){
+                    "bytes", "org.apache.kafka.connect.data.Decimal", true};
+        case WC_DBZ_BITS:
+                return (struct shape){"bytes", "io.debezium.data.Bits", true};
+        case WC_DBZ_ARRAY:
+                return (struct shape){"array", NULL, false};
+        default:
+                return (struct shape){"string", "walcast.data.Text", false};
+        }
+}
+
+/* The schema of one value of kind, without "field"; closed with '}'
+ * unless field is set (the caller adds it). */
+static int put_schema(struct wc_buf *out, const struct wc_dbz_type *t,
+                      uint8_t kind, const char *pgtype, size_t pgtype_len,
+                      bool optional)
+{
+        struct shape sh = shape_of(kind, t->decimal);
+        char num[32];
+
+        if (LIT(out, "{\"type\":\"") < 0 ||
+            wc_buf_append_str(out, sh.type) < 0 || LIT(out, "\"") < 0)
+                return -ENOMEM;
+        if (kind == WC_DBZ_ARRAY) {
+                if (LIT(out, ",\"items\":") < 0 ||
+                    put_schema(out, t, t->elem, pgtype, pgtype_len, true) < 0 ||
+                    LIT(out, "}") < 0)
+                        return -ENOMEM;
+        } else if (kind == WC_DBZ_VARIABLE_DECIMAL) {
+                if (LIT(out, ",\"fields\":[{\"type\":\"int32\",\"optional\":"
+                             "false,\"field\":\"scale\"},{\"type\":\"bytes\","
+                             "\"optional\":false,\"field\":\"value\"}]") < 0)
+                        return -ENOMEM;
+        }
+        if (wc_buf_append_str(out, optional ? ",\"optional\":true"
+                                            : ",\"optional\":false") < 0)
+                return -ENOMEM;
+        if (sh.name &&
+            (LIT(out, ",\"name\":\"") < 0 ||
+             wc_buf_append_str(out, sh.name) < 0 || LIT(out, "\"") < 0))
+                return -ENOMEM;
+        if (sh.versioned && LIT(out, ",\"version\":1") < 0)
+                return -ENOMEM;
+        switch (kind) {
+        case WC_DBZ_VARIABLE_DECIMAL:
+                if (LIT(out, ",\"doc\":\"Variable scaled decimal\"") < 0)
+                        return -ENOMEM;
+                break;
+        case WC_DBZ_DECIMAL:
+                snprintf(num, sizeof(num), "%d", t->scale);
+                if (LIT(out, ",\"parameters\":{\"scale\":\"") < 0 ||
+                    wc_buf_append_str(out, num) < 0 ||
+                    LIT(out, "\",\"connect.decimal.precision\":\"") < 0)
+                        return -ENOMEM;
+                snprintf(num, sizeof(num), "%d", t->precision);
+                if (wc_buf_append_str(out, num) < 0 || LIT(out, "\"}") < 0)
+                        return -ENOMEM;
+                break;
+        case WC_DBZ_MONEY:
+                if (t->decimal != WC_DBZ_DECIMAL_PRECISE)
+                        break;
+                snprintf(num, sizeof(num), "%d", t->scale);
+                if (LIT(out, ",\"parameters\":{\"scale\":\"") < 0 ||
+                    wc_buf_append_str(out, num) < 0 || LIT(out, "\"}") < 0)
+                        return -ENOMEM;
+                break;
+        case WC_DBZ_BITS:
+                snprintf(num, sizeof(num), "%d", t->length);
+                if (LIT(out, ",\"parameters\":{\"length\":\"") < 0 ||
+                    wc_buf_append_str(out, num) < 0 || LIT(out, "\"}") < 0)
+                        return -ENOMEM;
+                break;
+        case WC_DBZ_TEXT:
+                if (LIT(out, ",\"parameters\":{\"walcast.type\":") < 0 ||
+                    wc_json_append_string(out, pgtype ? pgtype : "",
+                                          pgtype ? pgtype_len : 0) < 0 ||
+                    LIT(out, "}") < 0)
+                        return -ENOMEM;
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+int wc_dbz_append_field_schema(struct wc_buf *out, const struct wc_dbz_type *t,
+                               const char *pgtype, size_t pgtype_len,
+                               const char *name, size_t name_len, bool optional)
+{
+        if (put_schema(out, t, t->kind, pgtype, pgtype_len, optional) < 0 ||
+            LIT(out, ",\"field\":") < 0 ||
+            wc_json_append_string(out, name, name_len) < 0 || LIT(out, "}") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- rows ---- */
+
+static const struct walcast_column *find(const struct walcast_columns *l,
+                                         const char *name, size_t len)
+{
+        if (!l)
+                return NULL;
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == len &&
+                    memcmp(l->items[i].name, name, len) == 0)
+                        return &l->items[i];
+        return NULL;
+}
+
+static void type_of_col(const struct walcast_column *c,
+                        const struct wc_dbz_options *o, struct wc_dbz_type *t)
+{
+        wc_dbz_type_of(c->type_oid, c->type, c->type ? c->type_len : 0, o, t);
+}
+
+static int put_row(struct wc_buf *out, const struct walcast_columns *cols,
+                   const struct wc_dbz_options *o)
+{
+        if (!cols)
+                return LIT(out, "null");
+        if (LIT(out, "{") < 0)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < cols->count; i++) {
+                const struct walcast_column *c = &cols->items[i];
+                struct wc_dbz_type t;
+
+                type_of_col(c, o, &t);
+                if ((i > 0 && LIT(out, ",") < 0) ||
+                    wc_json_append_string(out, c->name, c->name_len) < 0 ||
+                    LIT(out, ":") < 0 ||
+                    wc_dbz_append_value(out, &t, c->value, c->value_len) < 0)
+                        return -ENOMEM;
+        }
+        return LIT(out, "}");
+}
+
+/* "<prefix>.<schema>.<table><suffix>" as a JSON string */
+static int put_struct_name(struct wc_buf *out, const struct wc_dbz_table *tb,
+                           const char *suffix)
+{
+        struct wc_buf n;
+        int r = -ENOMEM;
+
+        wc_buf_init(&n);
+        if (wc_buf_printf(&n, "%s.%s.%s%s", tb->prefix ? tb->prefix : "",
+                          tb->schema ? tb->schema : "",
+                          tb->table ? tb->table : "", suffix) < 0)
+                goto out;
+        r = wc_json_append_string(out, n.data, n.len);
+out:
+        wc_buf_free(&n);
+        return r;
+}
+
+int wc_dbz_format_key(struct wc_buf *out, const struct wc_dbz_table *tb,
+                      const struct walcast_columns *pk,
+                      const struct walcast_columns *row,
+                      const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+
+        if (!pk || pk->count == 0 || !row)
+                return -ENOENT;
+        for (uint32_t i = 0; i < pk->count; i++) {
+                const struct walcast_column *c =
+                    find(row, pk->items[i].name, pk->items[i].name_len);
+
+                /* nothing is invented: no value, no key */
+                if (!c || !c->value || c->value_len == 0)
+                        return -ENOENT;
+        }
+        if (o->schemas) {
+                if (LIT(out, "{\"schema\":{\"type\":\"struct\",\"fields\":[") <
+                    0)
+                        goto nomem;
+                for (uint32_t i = 0; i < pk->count; i++) {
+                        const struct walcast_column *c =
+                            find(row, pk->items[i].name, pk->items[i].name_len);
+                        struct wc_dbz_type t;
+
+                        type_of_col(c, o, &t);
+                        if ((i > 0 && LIT(out, ",") < 0) ||
+                            wc_dbz_append_field_schema(out, &t, c->type,
+                                                       c->type_len, c->name,
+                                                       c->name_len, false) < 0)
+                                goto nomem;
+                }
+                if (LIT(out, "],\"optional\":false,\"name\":") < 0 ||
+                    put_struct_name(out, tb, ".Key") < 0 ||
+                    LIT(out, "},\"payload\":") < 0)
+                        goto nomem;
+        }
+        if (LIT(out, "{") < 0)
+                goto nomem;
+        for (uint32_t i = 0; i < pk->count; i++) {
+                const struct walcast_column *c =
+                    find(row, pk->items[i].name, pk->items[i].name_len);
+                struct wc_dbz_type t;
+
+                type_of_col(c, o, &t);
+                if ((i > 0 && LIT(out, ",") < 0) ||
+                    wc_json_append_string(out, c->name, c->name_len) < 0 ||
+                    LIT(out, ":") < 0 ||
+                    wc_dbz_append_value(out, &t, c->value, c->value_len) < 0)
+                        goto nomem;
+        }
+        if (LIT(out, "}") < 0 || (o->schemas && LIT(out, "}") < 0))
+                goto nomem;
+        return 0;
+nomem:
+        out->len = start;
+        return -ENOMEM;
+}
+
+/* ---- the envelope ---- */
+
+#define SOURCE_SCHEMA                                                          \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},"      \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},"    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},"         \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},"         \
+        "{\"type\":\"string\",\"optional\":true,\"name\":"                     \
+        "\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{"             \
+        "\"allowed\":\"true,first,first_in_data_collection,"                   \
+        "last_in_data_collection,last,false,incremental\"},"                   \
+        "\"default\":\"false\",\"field\":\"snapshot\"},"                       \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"           \
+        "{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},"      \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"          \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},"          \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"schema\"},"       \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"table\"},"        \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"txId\"},"           \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"lsn\"},"            \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"},"           \
+        "{\"type\":\"string\",\"optional\":true,\"field\":\"origin\"},"        \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"origin_lsn\"}],"    \
+        "\"optional\":false,\"name\":"                                         \
+        "\"io.debezium.connector.postgresql.Source\",\"version\":1,"           \
+        "\"field\":\"source\"}"
+
+#define ENVELOPE_TAIL                                                          \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"           \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"          \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"          \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},"          \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"           \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"   \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":"                    \
+        "\"data_collection_order\"}],\"optional\":true,\"name\":"              \
+        "\"event.block\",\"version\":1,\"field\":\"transaction\"}],"           \
+        "\"optional\":false,\"name\":"
+
+/* A Value struct's field: required for a key column. */
+static int put_value_field(struct wc_buf *out, const struct walcast_column *c,
+                           const struct walcast_columns *pk,
+                           const struct wc_dbz_options *o)
+{
+        struct wc_dbz_type t;
+
+        type_of_col(c, o, &t);
+        return wc_dbz_append_field_schema(out, &t, c->type, c->type_len,
+                                          c->name, c->name_len,
+                                          !find(pk, c->name, c->name_len));
+}
+
+/* The Value struct's schema up to "field": */
+static int put_value_schema(struct wc_buf *out, const struct wc_dbz_table *tb,
+                            const struct walcast_columns *before,
+                            const struct walcast_columns *after,
+                            const struct walcast_columns *pk,
+                            const struct wc_dbz_options *o)
+{
+        bool first = true;
+
+        if (LIT(out, "{\"type\":\"struct\",\"fields\":[") < 0)
+                return -ENOMEM;
+        for (uint32_t i = 0; after && i < after->count; i++, first = false)
+                if ((!first && LIT(out, ",") < 0) ||
+                    put_value_field(out, &after->items[i], pk, o) < 0)
+                        return -ENOMEM;
+        for (uint32_t i = 0; before && i < before->count; i++) {
+                const struct walcast_column *c = &before->items[i];
+
+                if (find(after, c->name, c->name_len))
+                        continue;
+                if ((!first && LIT(out, ",") < 0) ||
+                    put_value_field(out, c, pk, o) < 0)
+                        return -ENOMEM;
+                first = false;
+        }
+        if (LIT(out, "],\"optional\":true,\"name\":") < 0 ||
+            put_struct_name(out, tb, ".Value") < 0 ||
+            LIT(out, ",\"field\":") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int wc_dbz_append_envelope_schema(struct wc_buf *out,
+                                  const struct wc_dbz_table *tb,
+                                  const struct walcast_columns *before,
+                                  const struct walcast_columns *after,
+                                  const struct walcast_columns *pk,
+                                  const struct wc_dbz_options *o)
+{
+        size_t start = out->len, vstart, vlen;
+
+        if (LIT(out, "{\"type\":\"struct\",\"fields\":[") < 0)
+                goto nomem;
+        vstart = out->len;
+        if (put_value_schema(out, tb, before, after, pk, o) < 0)
+                goto nomem;
+        vlen = out->len - vstart;
+        if (LIT(out, "\"before\"},") < 0 || wc_buf_reserve(out, vlen) < 0)
+                goto nomem;
+        /* the same struct again, for after */
+        memcpy(out->data + out->len, out->data + vstart, vlen);
+        out->len += vlen;
+        out->data[out->len] = '\0';
+        if (LIT(out, "\"after\"},") < 0 || LIT(out, SOURCE_SCHEMA ",") < 0 ||
+            LIT(out, ENVELOPE_TAIL) < 0 ||
+            put_struct_name(out, tb, ".Envelope") < 0 ||
+            LIT(out, ",\"version\":2}") < 0)
+                goto nomem;
+        return 0;
+nomem:
+        out->len = start;
+        return -ENOMEM;
+}
+
+static int put_str_or_null(struct wc_buf *out, const char *s)
+{
+        if (!s)
+                return LIT(out, "null");
+        return wc_json_append_string(out, s, strlen(s));
+}
+
+/* Floor division: a time before 1970 stays in its millisecond. */
+static int64_t fdiv(int64_t a, int64_t b)
+{
+        return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
+                             const struct wc_dbz_table *tb,
+                             const struct walcast_signal *s, char op,
+                             const struct walcast_columns *before,
+                             const struct walcast_columns *after,
+                             const struct wc_dbz_txblock *tx, int64_t now_us,
+                             const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+        int64_t commit_us =
+            s->txn && s->txn->commit_time_us ? s->txn->commit_time_us : now_us;
+
+        if (o->schemas && (LIT(out, "{\"schema\":") < 0 ||
+                           wc_buf_append(out, schema->ptr, schema->len) < 0 ||
+                           LIT(out, ",\"payload\":") < 0))
+                goto nomem;
+        if (LIT(out, "{\"before\":") < 0 || put_row(out, before, o) < 0 ||
+            LIT(out, ",\"after\":") < 0 || put_row(out, after, o) < 0 ||
+            LIT(out, ",\"source\":{\"version\":\"" WALCAST_VERSION
+                     "\",\"connector\":\"postgresql\",\"name\":") < 0 ||
+            put_str_or_null(out, tb->prefix) < 0 ||
+            wc_buf_printf(out, ",\"ts_ms\":%lld,\"snapshot\":\"false\",\"db\":",
+                          (long long)fdiv(commit_us, 1000)) < 0 ||
+            put_str_or_null(out, tb->db) < 0 ||
+            wc_buf_printf(out,
+                          ",\"sequence\":null,\"ts_us\":%lld,\"ts_ns\":%lld,"
+                          "\"schema\":",
+                          (long long)commit_us,
+                          (long long)commit_us * 1000) < 0 ||
+            put_str_or_null(out, tb->schema) < 0 ||
+            LIT(out, ",\"table\":") < 0 || put_str_or_null(out, tb->table) < 0)
+                goto nomem;
+        if (s->txn ? wc_buf_printf(out, ",\"txId\":%u", s->txn->xid) < 0
+                   : LIT(out, ",\"txId\":null") < 0)
+                goto nomem;
+        if (wc_buf_printf(out,
+                          ",\"lsn\":%llu,\"xmin\":null,\"origin\":null,"
+                          "\"origin_lsn\":null},\"op\":\"%c\",\"ts_ms\":%lld,"
+                          "\"ts_us\":%lld,\"ts_ns\":%lld,\"transaction\":",
+                          (unsigned long long)s->lsn, op,
+                          (long long)fdiv(now_us, 1000), (long long)now_us,
+                          (long long)now_us * 1000) < 0)
+                goto nomem;
+        if (!tx) {
+                if (LIT(out, "null") < 0)
+                        goto nomem;
+        } else if (wc_buf_printf(
+                       out,
+                       "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
+                       "\"data_collection_order\":%llu}",
+                       tx->xid, (unsigned long long)tx->commit_lsn,
+                       (unsigned long long)tx->total_order,
+                       (unsigned long long)tx->data_collection_order) < 0)
+                goto nomem;
+        if (LIT(out, "}") < 0 || (o->schemas && LIT(out, "}") < 0))
+                goto nomem;
+        return 0;
+nomem:
+        out->len = start;
+        return -ENOMEM;
+}
+
+int wc_dbz_format_value(struct wc_buf *out, const struct wc_dbz_table *tb,
+                        const struct walcast_signal *s, char op,
+                        const struct walcast_columns *before,
+                        const struct walcast_columns *after,
+                        const struct walcast_columns *pk,
+                        const struct wc_dbz_txblock *tx, int64_t now_us,
+                        const struct wc_dbz_options *o)
+{
+        struct wc_buf sch;
+        int r = -ENOMEM;
+
+        wc_buf_init(&sch);
+        if (o->schemas &&
+            wc_dbz_append_envelope_schema(&sch, tb, before, after, pk, o) < 0)
+                goto out;
+        r = wc_dbz_format_value_with(out, &(struct wc_str){sch.data, sch.len},
+                                     tb, s, op, before, after, tx, now_us, o);
+out:
+        wc_buf_free(&sch);
+        return r;
+}

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Kafka sink's `value_format: debezium`: keys and values as Debezium's
+ * PostgreSQL connector writes them with Kafka's JsonConverter, columns
+ * converted from PostgreSQL's text to Debezium's types (docs/kafka.md,
+ * "The debezium format", has the table).
+ *
+ * Type information comes from the column itself: its type OID, and the
+ * type modifier in the name format_type() printed (numeric(12,4),
+ * timestamp(3) without time zone, bit(8)).  A type that walcast cannot
+ * convert goes out as its text, a string whose schema is named
+ * "walcast.data.Text" with the PostgreSQL type name as the parameter
+ * "walcast.type": never dropped.
+ *
+ * Pure code: no I/O, no state beyond what the caller passes.
+ */
+#ifndef WALCAST_SINKS_KAFKA_DEBEZIUM_H
+#define WALCAST_SINKS_KAFKA_DEBEZIUM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <walcast/plugin.h>
+
+#include "core/core.h"
+
+/* decimal.handling.mode */
+enum wc_dbz_decimal {
+        WC_DBZ_DECIMAL_PRECISE = 0, /* Kafka Connect Decimal: base64 bytes */
+        WC_DBZ_DECIMAL_STRING,
+        WC_DBZ_DECIMAL_DOUBLE,
+};
+
+/* time.precision.mode */
+enum wc_dbz_time {
+        WC_DBZ_TIME_ADAPTIVE = 0, /* io.debezium.time.*, by precision */
+        WC_DBZ_TIME_CONNECT,      /* Kafka Connect's Date, Time, Timestamp */
+};
+
+struct wc_dbz_options {
+        enum wc_dbz_decimal decimal;
+        enum wc_dbz_time time;
+        bool schemas; /* {"schema":..,"payload":..}, else the payload */
+};
+
+/* What a column converts to.  Arrays: kind WC_DBZ_ARRAY, elem the
+ * elements' kind (they share scale, precision and length). */
+enum wc_dbz_kind {
+        WC_DBZ_TEXT = 0, /* unconverted: walcast.data.Text */
+        WC_DBZ_BOOLEAN,
+        WC_DBZ_INT16,
+        WC_DBZ_INT32,
+        WC_DBZ_INT64,
+        WC_DBZ_FLOAT32,
+        WC_DBZ_FLOAT64,
+        WC_DBZ_STRING, /* text types, inet, ranges...: a plain string */
+        WC_DBZ_BYTES,  /* bytea */
+        WC_DBZ_JSON,   /* json, jsonb, hstore: io.debezium.data.Json */
+        WC_DBZ_XML,
+        WC_DBZ_UUID,
+        WC_DBZ_LTREE,
+        WC_DBZ_ZONED_TIMESTAMP, /* timestamptz */
+        WC_DBZ_ZONED_TIME,      /* timetz */
+        WC_DBZ_DATE,            /* io.debezium.time.Date, days */
+        WC_DBZ_TIME,            /* io.debezium.time.Time, ms */
+        WC_DBZ_MICRO_TIME,
+        WC_DBZ_TIMESTAMP, /* io.debezium.time.Timestamp, ms */
+        WC_DBZ_MICRO_TIMESTAMP,
+        WC_DBZ_CONNECT_DATE, /* org.apache.kafka.connect.data.Date */
+        WC_DBZ_CONNECT_TIME,
+        WC_DBZ_CONNECT_TIMESTAMP,
+        WC_DBZ_MICRO_DURATION, /* interval */
+        WC_DBZ_DECIMAL,        /* fixed scale: Decimal */
+        WC_DBZ_VARIABLE_DECIMAL,
+        WC_DBZ_DECIMAL_AS_STRING,
+        WC_DBZ_DECIMAL_AS_DOUBLE,
+        WC_DBZ_MONEY, /* Decimal of scale 2 (or string, double) */
+        WC_DBZ_BITS,  /* bit(n > 1), varbit: io.debezium.data.Bits */
+        WC_DBZ_BIT1,  /* bit(1): boolean */
+        WC_DBZ_ARRAY,
+        WC_DBZ__COUNT
+};
+
+struct wc_dbz_type {
+        uint8_t kind;      /* enum wc_dbz_kind */
+        uint8_t elem;      /* arrays: the elements' kind */
+        uint8_t decimal;   /* money: enum wc_dbz_decimal */
+        int32_t precision; /* numeric(p,s): p; -1 when none */
+        int32_t scale;     /* numeric(p,s): s; money: 2 */
+        int32_t length;    /* bit(n): n; varbit without one: INT32_MAX */
+};
+
+/* The conversion of a column of type (oid, name) under o. */
+void wc_dbz_type_of(uint32_t oid, const char *name, size_t name_len,
+                    const struct wc_dbz_options *o, struct wc_dbz_type *ret);
+
+/*
+ * Appends the payload of one value: json[0..len) is the column's value as
+ * the decoder gives it (struct walcast_column: numbers bare or quoted,
+ * strings quoted, "null"; len 0 is null too).  A value that does not
+ * read as its type (none that PostgreSQL prints with walcast's session
+ * settings) is written as null.  0 or -ENOMEM.
+ */
+int wc_dbz_append_value(struct wc_buf *out, const struct wc_dbz_type *t,
+                        const char *json, size_t len);
+
+/*
+ * Appends the JsonConverter schema of a field of type t:
+ *   {"type":"int32","optional":true,"field":"id"}
+ * pgtype (the column's type name) is the parameter "walcast.type" of an
+ * unconverted one.  0 or -ENOMEM.
+ */
+int wc_dbz_append_field_schema(struct wc_buf *out, const struct wc_dbz_type *t,
+                               const char *pgtype, size_t pgtype_len,
+                               const char *name, size_t name_len,
+                               bool optional);
+
+/* What every message of a table shares. */
+struct wc_dbz_table {
+        const char *prefix; /* topic.prefix: source.name, schema names */
+        const char *db;
+        const char *schema;
+        const char *table;
+};
+
+/*
+ * Appends the key: the primary-key columns pk with their values from row,
+ * as a struct "<prefix>.<schema>.<table>.Key" (with o->schemas, the
+ * {"schema":..,"payload":..} form).  -ENOENT when there is no key (pk
+ * empty, or a key column without a value in row: the message then has a
+ * null key), -ENOMEM.
+ */
+int wc_dbz_format_key(struct wc_buf *out, const struct wc_dbz_table *tb,
+                      const struct walcast_columns *pk,
+                      const struct walcast_columns *row,
+                      const struct wc_dbz_options *o);
+
+/* The envelope's transaction block (transactions_topic). */
+struct wc_dbz_txblock {
+        uint32_t xid;
+        uint64_t commit_lsn; /* with xid, the id: "xid:commit_lsn" */
+        uint64_t total_order;
+        uint64_t data_collection_order;
+};
+
+/*
+ * Appends the value envelope of a change: before, after, source,
+ * transaction (null when tx is NULL), op ('c', 'u', 'd', 't'), ts_ms,
+ * ts_us, ts_ns; the Value struct holds the columns of after, then those
+ * of before that after lacks; pk's columns are its required fields.
+ * s->txn gives source.txId and source.ts_ms.  With o->schemas the
+ * JsonConverter form with the Envelope schema.  0 or -ENOMEM.
+ */
+int wc_dbz_format_value(struct wc_buf *out, const struct wc_dbz_table *tb,
+                        const struct walcast_signal *s, char op,
+                        const struct walcast_columns *before,
+                        const struct walcast_columns *after,
+                        const struct walcast_columns *pk,
+                        const struct wc_dbz_txblock *tx, int64_t now_us,
+                        const struct wc_dbz_options *o);
+
+/*
+ * The parts of wc_dbz_format_value, for a sink that keeps the schema of a
+ * table's envelope between changes: wc_dbz_append_envelope_schema appends
+ * the Envelope schema alone (what wc_dbz_format_value writes after
+ * {"schema":), and wc_dbz_format_value_with appends the value with that
+ * schema text, or with none when o->schemas is off.
+ */
+int wc_dbz_append_envelope_schema(struct wc_buf *out,
+                                  const struct wc_dbz_table *tb,
+                                  const struct walcast_columns *before,
+                                  const struct walcast_columns *after,
+                                  const struct walcast_columns *pk,
+                                  const struct wc_dbz_options *o);
+int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
+                             const struct wc_dbz_table *tb,
+                             const struct walcast_signal *s, char op,
+                             const struct walcast_columns *before,
+                             const struct walcast_columns *after,
+                             const struct wc_dbz_txblock *tx, int64_t now_us,
+                             const struct wc_dbz_options *o);
+
+/* Parses the option values; 0 or -EINVAL. */
+int wc_dbz_parse_decimal(const char *s, enum wc_dbz_decimal *ret);
+int wc_dbz_parse_time(const char *s, enum wc_dbz_time *ret);
+
+#endif
