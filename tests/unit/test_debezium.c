@@ -611,6 +611,51 @@ static void test_value_struct_union(void **state)
         wc_buf_free(&b);
 }
 
+/* The cache gives what wc_dbz_append_envelope_schema makes, for each
+ * set of columns, and makes it again only for new ones. */
+static void test_schema_cache(void **state)
+{
+        struct wc_dbz_options o = {.schemas = true};
+        struct wc_dbz_cache c = {0};
+        const struct walcast_columns key_only = {row_items, 1};
+        struct wc_str a, b, a2;
+        struct wc_buf want;
+
+        (void)state;
+        wc_buf_init(&want);
+        assert_int_equal(wc_dbz_cached_schema(&c, &tb, NULL, &row, &pk, &o, &a),
+                         0);
+        assert_int_equal(
+            wc_dbz_append_envelope_schema(&want, &tb, NULL, &row, &pk, &o), 0);
+        assert_int_equal(a.len, want.len);
+        assert_memory_equal(a.ptr, want.data, want.len);
+        /* a delete's: the other slot */
+        assert_int_equal(
+            wc_dbz_cached_schema(&c, &tb, &key_only, NULL, &pk, &o, &b), 0);
+        assert_ptr_not_equal(a.ptr, b.ptr);
+        assert_null(strstr(b.ptr, "\"field\":\"price\""));
+        /* the insert's again: kept */
+        assert_int_equal(
+            wc_dbz_cached_schema(&c, &tb, NULL, &row, &pk, &o, &a2), 0);
+        assert_ptr_equal(a.ptr, a2.ptr);
+        /* a column's type changed: made again */
+        {
+                struct walcast_column items[3] = {row_items[0], row_items[1],
+                                                  row_items[2]};
+
+                items[1].type = "numeric(12,2)";
+                items[1].type_len = 13;
+                assert_int_equal(
+                    wc_dbz_cached_schema(&c, &tb, NULL,
+                                         &(struct walcast_columns){items, 3},
+                                         &pk, &o, &a2),
+                    0);
+                assert_non_null(strstr(a2.ptr, "\"scale\":\"2\""));
+        }
+        wc_dbz_cache_free(&c);
+        wc_buf_free(&want);
+}
+
 static void test_options(void **state)
 {
         enum wc_dbz_decimal d;
@@ -648,6 +693,7 @@ int main(void)
             cmocka_unit_test(test_envelope_payload),
             cmocka_unit_test(test_envelope_schema),
             cmocka_unit_test(test_value_struct_union),
+            cmocka_unit_test(test_schema_cache),
             cmocka_unit_test(test_options),
         };
 

@@ -1012,6 +1012,18 @@ static void test_plugin_bad_config(void **state)
              "{prefix}, {database}, {schema}, {namespace}, {tenant} or "
              "{table}"},
             {{"ops", "insert,upsert", NULL}, "invalid ops \"insert,upsert\""},
+            {{"value_format", "avro", NULL},
+             "invalid value_format \"avro\": use walcast or debezium"},
+            {{"value_format", "debezium", "decimal_handling", "exact", NULL},
+             "invalid decimal_handling \"exact\": use precise, string or "
+             "double"},
+            {{"value_format", "debezium", "time_precision", "micro", NULL},
+             "invalid time_precision \"micro\": use adaptive or connect"},
+            {{"value_format", "debezium", "schemas_enable", "yes", NULL},
+             "invalid schemas_enable \"yes\": use true or false"},
+            {{"schemas_enable", "true", NULL},
+             "schemas_enable applies to value_format: debezium only: set "
+             "value_format: debezium, or remove it"},
         };
 
         (void)state;

@@ -527,3 +527,68 @@ out:
         wc_buf_free(&sch);
         return r;
 }
+
+/* ---- the schema cache ---- */
+
+static int sig_cols(struct wc_buf *b, const struct walcast_columns *l,
+                    const struct walcast_columns *pk, char tag)
+{
+        if (wc_buf_append_char(b, tag) < 0)
+                return -ENOMEM;
+        for (uint32_t i = 0; l && i < l->count; i++) {
+                const struct walcast_column *c = &l->items[i];
+                uint32_t h[3] = {c->name_len, c->type_oid,
+                                 c->type ? c->type_len : 0};
+                char key = find(pk, c->name, c->name_len) ? 'k' : 'v';
+
+                if (wc_buf_append(b, h, sizeof(h)) < 0 ||
+                    wc_buf_append(b, c->name, c->name_len) < 0 ||
+                    wc_buf_append(b, c->type ? c->type : "", h[2]) < 0 ||
+                    wc_buf_append_char(b, key) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
+                         const struct walcast_columns *before,
+                         const struct walcast_columns *after,
+                         const struct walcast_columns *pk,
+                         const struct wc_dbz_options *o, struct wc_str *ret)
+{
+        struct wc_buf *sig = &c->scratch, tmp;
+        unsigned slot;
+
+        wc_buf_reset(sig);
+        if (sig_cols(sig, after, pk, after ? 'a' : 'A') < 0 ||
+            sig_cols(sig, before, pk, before ? 'b' : 'B') < 0)
+                return -ENOMEM;
+        for (slot = 0; slot < 2; slot++)
+                if (c->sig[slot].data && c->sig[slot].len == sig->len &&
+                    memcmp(c->sig[slot].data, sig->data, sig->len) == 0)
+                        break;
+        if (slot == 2) {
+                slot = c->next;
+                c->next ^= 1;
+                wc_buf_reset(&c->schema[slot]);
+                /* a failure leaves the slot matching nothing */
+                wc_buf_reset(&c->sig[slot]);
+                if (wc_dbz_append_envelope_schema(&c->schema[slot], tb, before,
+                                                  after, pk, o) < 0)
+                        return -ENOMEM;
+                tmp = c->sig[slot];
+                c->sig[slot] = *sig;
+                *sig = tmp;
+        }
+        *ret = (struct wc_str){c->schema[slot].data, c->schema[slot].len};
+        return 0;
+}
+
+void wc_dbz_cache_free(struct wc_dbz_cache *c)
+{
+        for (unsigned i = 0; i < 2; i++) {
+                wc_buf_free(&c->sig[i]);
+                wc_buf_free(&c->schema[i]);
+        }
+        wc_buf_free(&c->scratch);
+}

@@ -180,6 +180,28 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
                              const struct wc_dbz_txblock *tx, int64_t now_us,
                              const struct wc_dbz_options *o);
 
+/*
+ * The Envelope schemas of one table, kept between its changes: making one
+ * costs more than the rest of a message, and a table's columns seldom
+ * change.  Two are kept (an insert's and a delete's differ: a delete's
+ * before holds the key only).  Zeroed is empty.
+ */
+struct wc_dbz_cache {
+        struct wc_buf sig[2];    /* what each schema was made from */
+        struct wc_buf schema[2]; /* wc_dbz_append_envelope_schema */
+        struct wc_buf scratch;   /* the signature being compared */
+        unsigned next;           /* the slot to replace */
+};
+
+/* The Envelope schema for these columns, from the cache or made and
+ * kept; *ret stays valid until the next call.  0 or -ENOMEM. */
+int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
+                         const struct walcast_columns *before,
+                         const struct walcast_columns *after,
+                         const struct walcast_columns *pk,
+                         const struct wc_dbz_options *o, struct wc_str *ret);
+void wc_dbz_cache_free(struct wc_dbz_cache *c);
+
 /* Parses the option values; 0 or -EINVAL. */
 int wc_dbz_parse_decimal(const char *s, enum wc_dbz_decimal *ret);
 int wc_dbz_parse_time(const char *s, enum wc_dbz_time *ret);

@@ -39,6 +39,7 @@
 #include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
+#include "sinks/kafka/debezium.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/kafka/kafka.h"
 
@@ -83,6 +84,7 @@ struct table_entry {
         /* the key, for the last-table shortcut: "schema\0table" */
         char *name;
         size_t slen, tlen;
+        struct wc_dbz_cache dbz; /* value_format debezium, schemas */
 };
 
 /* What every message of one transaction shares, formatted at its first
@@ -108,6 +110,8 @@ struct state {
         char *database;
         bool tombstones;
         struct wc_filter_config filter; /* what of the stream it publishes */
+        bool debezium;                  /* value_format: debezium */
+        struct wc_dbz_options dbz;
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -710,6 +714,7 @@ static void table_entry_free(void *p)
                 rd_kafka_topic_destroy(e->rkt);
         free(e->source);
         free(e->name);
+        wc_dbz_cache_free(&e->dbz);
         free(e);
 }
 
@@ -888,6 +893,71 @@ static struct wc_str ts_text(struct state *st)
         return (struct wc_str){st->ts_txt, st->ts_len};
 }
 
+static int64_t now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* send_change for value_format: debezium (sinks/kafka/debezium.h). */
+static int32_t send_change_dbz(struct state *st, struct table_entry *e,
+                               const struct walcast_signal *s, char op,
+                               const struct walcast_columns *key_row,
+                               const struct walcast_columns *before,
+                               const struct walcast_columns *after,
+                               bool tombstone)
+{
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        const struct wc_dbz_table tb = {st->prefix, st->database, s->schema,
+                                        s->table};
+        const struct wc_buf *key = NULL;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l, schema = {NULL, 0};
+        int r;
+
+        if (!t || !x)
+                return WALCAST_ERROR;
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        wc_buf_reset(&st->key);
+        st->key_header = NULL;
+        if (key_row && s->pk.count > 0) {
+                r = wc_dbz_format_key(&st->key, &tb, &s->pk, key_row, &st->dbz);
+                if (r == -ENOENT) {
+                        /* as fallback_key: what the WAL holds */
+                        warn_key(st, e, s);
+                        tombstone = false;
+                        st->key_header = "none";
+                        r = 0;
+                        if (s->identity.count > 0) {
+                                st->key_header = "identity";
+                                r = wc_dbz_format_key(&st->key, &tb,
+                                                      &s->identity,
+                                                      &s->identity, &st->dbz);
+                        }
+                }
+                if (r < 0)
+                        return WALCAST_ERROR;
+                if (!st->key_header || s->identity.count > 0)
+                        key = &st->key;
+        }
+        wc_buf_reset(&st->value);
+        if (st->dbz.schemas &&
+            wc_dbz_cached_schema(&e->dbz, &tb, before, after, &s->pk, &st->dbz,
+                                 &schema) < 0)
+                return WALCAST_ERROR;
+        if (wc_dbz_format_value_with(&st->value, &schema, &tb, s, op, before,
+                                     after, NULL, now_us(), &st->dbz) < 0)
+                return WALCAST_ERROR;
+        if (produce(st, e, t, x, &l, key, &st->value) < 0)
+                return WALCAST_ERROR;
+        if (tombstone && produce(st, e, t, x, &l, key, NULL) < 0)
+                return WALCAST_ERROR;
+        return WALCAST_OK;
+}
+
 /*
  * Formats and produces one message: key from row (a table without
  * primary key gets a null key), value the envelope (none: a tombstone).
@@ -905,6 +975,9 @@ static int32_t send_change(struct state *st, struct table_entry *e,
         struct wc_kafka_parts parts;
         int r;
 
+        if (st->debezium)
+                return send_change_dbz(st, e, s, op, key_row, before, after,
+                                       tombstone);
         if (!t || !x)
                 return WALCAST_ERROR;
         /* decimal, in the envelope and in a header */
@@ -1060,6 +1133,64 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 }
 
 /* ---- setup ---- */
+
+int wc_kafka_value_options(const char *value_format, const char *decimal,
+                           const char *time_precision,
+                           const char *schemas_enable, bool *ret_debezium,
+                           struct wc_dbz_options *ret, char *errbuf,
+                           size_t errlen)
+{
+        struct wc_dbz_options o = {0};
+        bool debezium;
+
+        if (!value_format || strcmp(value_format, "walcast") == 0) {
+                debezium = false;
+        } else if (strcmp(value_format, "debezium") == 0) {
+                debezium = true;
+        } else {
+                wc_errorf(errbuf, errlen,
+                          "invalid value_format \"%s\": use walcast or "
+                          "debezium",
+                          value_format);
+                return -EINVAL;
+        }
+        if (wc_dbz_parse_decimal(decimal, &o.decimal) < 0) {
+                wc_errorf(errbuf, errlen,
+                          "invalid decimal_handling \"%s\": use precise, "
+                          "string or double",
+                          decimal);
+                return -EINVAL;
+        }
+        if (wc_dbz_parse_time(time_precision, &o.time) < 0) {
+                wc_errorf(errbuf, errlen,
+                          "invalid time_precision \"%s\": use adaptive or "
+                          "connect",
+                          time_precision);
+                return -EINVAL;
+        }
+        if (!schemas_enable || strcmp(schemas_enable, "false") == 0) {
+                o.schemas = false;
+        } else if (strcmp(schemas_enable, "true") == 0) {
+                o.schemas = true;
+        } else {
+                wc_errorf(errbuf, errlen,
+                          "invalid schemas_enable \"%s\": use true or false",
+                          schemas_enable);
+                return -EINVAL;
+        }
+        if (!debezium && (decimal || time_precision || schemas_enable)) {
+                wc_errorf(errbuf, errlen,
+                          "%s applies to value_format: debezium only: set "
+                          "value_format: debezium, or remove it",
+                          decimal          ? "decimal_handling"
+                          : time_precision ? "time_precision"
+                                           : "schemas_enable");
+                return -EINVAL;
+        }
+        *ret_debezium = debezium;
+        *ret = o;
+        return 0;
+}
 
 /* Reads "KEY.0", "KEY.1", ... into l.  0 or -ENOMEM. */
 static int read_patterns(const struct walcast_host *host,
@@ -1285,6 +1416,10 @@ static int32_t init(const struct walcast_host *host,
         };
         const char *tombstones = host->config_get(self, "tombstones");
         const char *ops = host->config_get(self, "ops");
+        const char *value_format = host->config_get(self, "value_format");
+        const char *decimal = host->config_get(self, "decimal_handling");
+        const char *time_precision = host->config_get(self, "time_precision");
+        const char *schemas_enable = host->config_get(self, "schemas_enable");
         unsigned fields;
         struct state *st;
 
@@ -1319,6 +1454,10 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         st->tombstones = !tombstones || strcmp(tombstones, "false") != 0;
+        if (wc_kafka_value_options(value_format, decimal, time_precision,
+                                   schemas_enable, &st->debezium, &st->dbz,
+                                   errbuf, errlen) < 0)
+                goto err_close;
         if (wc_topic_template_check(st->topic_tmpl, &fields, errbuf, errlen) <
                 0 ||
             ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&

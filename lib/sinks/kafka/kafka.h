@@ -17,6 +17,7 @@
 #ifndef WALCAST_KAFKA_H
 #define WALCAST_KAFKA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
@@ -39,8 +40,27 @@
  *   schemas.include.N, schemas.exclude.N, tables.include.N,
  *   tables.exclude.N   this sink's filter (core/filter.h rules)
  *   ops                comma-separated ops to publish; default all
+ *   value_format       "walcast" (default) or "debezium"
+ *   decimal_handling   "precise" (default), "string", "double"
+ *   time_precision     "adaptive" (default), "connect"
+ *   schemas_enable     "true" / "false" (default): JsonConverter's
+ *                      {"schema":..,"payload":..} (debezium only)
  */
 const struct walcast_plugin_descriptor *wc_kafka_plugin(void);
+
+struct wc_dbz_options;
+
+/*
+ * Reads value_format (walcast, the default, or debezium),
+ * decimal_handling, time_precision and schemas_enable (NULL: not set;
+ * the last three only with debezium).  0 or -EINVAL with errbuf naming
+ * the key.
+ */
+int wc_kafka_value_options(const char *value_format, const char *decimal,
+                           const char *time_precision,
+                           const char *schemas_enable, bool *ret_debezium,
+                           struct wc_dbz_options *ret, char *errbuf,
+                           size_t errlen);
 
 /* How many Kafka sinks of this process have every broker down now
  * (librdkafka's "all brokers down" until a delivery succeeds): they cannot
