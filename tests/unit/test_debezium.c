@@ -656,6 +656,80 @@ static void test_schema_cache(void **state)
         wc_buf_free(&want);
 }
 
+/* Transaction metadata: Debezium's documentation, "Transaction
+ * metadata": a BEGIN and an END record keyed by the transaction id, END
+ * with event_count and data_collections; TransactionMetadataKey and
+ * TransactionMetadataValue schemas. */
+static void test_txn_records(void **state)
+{
+        struct wc_dbz_options o = {0};
+        const struct wc_dbz_collection colls[] = {
+            {"town6-govikon.tickets", 21, 2},
+            {"public.\"q\"", 10, 1},
+        };
+        struct wc_buf b;
+
+        (void)state;
+        wc_buf_init(&b);
+        assert_int_equal(wc_dbz_format_txn_key(&b, 571, 53195832, &o), 0);
+        assert_string_equal(b.data, "{\"id\":\"571:53195832\"}");
+        wc_buf_reset(&b);
+        assert_int_equal(wc_dbz_format_txn_value(&b, false, 571, 53195832,
+                                                 1580390884335, 0, NULL, 0, &o),
+                         0);
+        assert_string_equal(b.data,
+                            "{\"status\":\"BEGIN\",\"id\":\"571:53195832\","
+                            "\"event_count\":null,\"data_collections\":null,"
+                            "\"ts_ms\":1580390884335}");
+        wc_buf_reset(&b);
+        assert_int_equal(wc_dbz_format_txn_value(&b, true, 571, 53195832,
+                                                 1580390884335, 3, colls, 2,
+                                                 &o),
+                         0);
+        assert_string_equal(b.data,
+                            "{\"status\":\"END\",\"id\":\"571:53195832\","
+                            "\"event_count\":3,\"data_collections\":[{"
+                            "\"data_collection\":\"town6-govikon.tickets\","
+                            "\"event_count\":2},{\"data_collection\":"
+                            "\"public.\\\"q\\\"\",\"event_count\":1}],"
+                            "\"ts_ms\":1580390884335}");
+        o.schemas = true;
+        wc_buf_reset(&b);
+        assert_int_equal(wc_dbz_format_txn_key(&b, 571, 53195832, &o), 0);
+        assert_string_equal(
+            b.data,
+            "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+            "\"string\",\"optional\":false,\"field\":\"id\"}],"
+            "\"optional\":false,\"name\":\"io.debezium.connector.common."
+            "TransactionMetadataKey\",\"version\":1},\"payload\":{\"id\":"
+            "\"571:53195832\"}}");
+        wc_buf_reset(&b);
+        assert_int_equal(wc_dbz_format_txn_value(&b, true, 571, 53195832,
+                                                 1580390884335, 1, colls, 1,
+                                                 &o),
+                         0);
+        assert_string_equal(
+            b.data,
+            "{\"schema\":{\"type\":\"struct\",\"fields\":["
+            "{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},"
+            "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
+            "{\"type\":\"int64\",\"optional\":true,\"field\":"
+            "\"event_count\"},{\"type\":\"array\",\"items\":{\"type\":"
+            "\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":"
+            "false,\"field\":\"data_collection\"},{\"type\":\"int64\","
+            "\"optional\":false,\"field\":\"event_count\"}],\"optional\":"
+            "true,\"name\":\"event.collection\",\"version\":1},"
+            "\"optional\":true,\"field\":\"data_collections\"},"
+            "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}],"
+            "\"optional\":false,\"name\":\"io.debezium.connector.common."
+            "TransactionMetadataValue\",\"version\":1},\"payload\":{"
+            "\"status\":\"END\",\"id\":\"571:53195832\",\"event_count\":1,"
+            "\"data_collections\":[{\"data_collection\":"
+            "\"town6-govikon.tickets\",\"event_count\":2}],"
+            "\"ts_ms\":1580390884335}}");
+        wc_buf_free(&b);
+}
+
 static void test_options(void **state)
 {
         enum wc_dbz_decimal d;
@@ -694,6 +768,7 @@ int main(void)
             cmocka_unit_test(test_envelope_schema),
             cmocka_unit_test(test_value_struct_union),
             cmocka_unit_test(test_schema_cache),
+            cmocka_unit_test(test_txn_records),
             cmocka_unit_test(test_options),
         };
 

@@ -592,3 +592,85 @@ void wc_dbz_cache_free(struct wc_dbz_cache *c)
         }
         wc_buf_free(&c->scratch);
 }
+
+/* ---- transaction metadata ---- */
+
+#define TXN_KEY_SCHEMA                                                         \
+        "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":"  \
+        "false,\"field\":\"id\"}],\"optional\":false,\"name\":"                \
+        "\"io.debezium.connector.common.TransactionMetadataKey\","             \
+        "\"version\":1}"
+
+#define TXN_VALUE_SCHEMA                                                       \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},"       \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"           \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"},"    \
+        "{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":["      \
+        "{\"type\":\"string\",\"optional\":false,\"field\":"                   \
+        "\"data_collection\"},{\"type\":\"int64\",\"optional\":false,"         \
+        "\"field\":\"event_count\"}],\"optional\":true,\"name\":"              \
+        "\"event.collection\",\"version\":1},\"optional\":true,\"field\":"     \
+        "\"data_collections\"},"                                               \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"}],"        \
+        "\"optional\":false,\"name\":"                                         \
+        "\"io.debezium.connector.common.TransactionMetadataValue\","           \
+        "\"version\":1}"
+
+int wc_dbz_format_txn_key(struct wc_buf *out, uint32_t xid, uint64_t commit_lsn,
+                          const struct wc_dbz_options *o)
+{
+        if (o->schemas &&
+            LIT(out, "{\"schema\":" TXN_KEY_SCHEMA ",\"payload\":") < 0)
+                return -ENOMEM;
+        if (wc_buf_printf(out, "{\"id\":\"%u:%llu\"}", xid,
+                          (unsigned long long)commit_lsn) < 0 ||
+            (o->schemas && LIT(out, "}") < 0))
+                return -ENOMEM;
+        return 0;
+}
+
+int wc_dbz_format_txn_value(struct wc_buf *out, bool end, uint32_t xid,
+                            uint64_t commit_lsn, int64_t ts_ms,
+                            uint64_t event_count,
+                            const struct wc_dbz_collection *colls, size_t n,
+                            const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+
+        if (o->schemas &&
+            LIT(out, "{\"schema\":" TXN_VALUE_SCHEMA ",\"payload\":") < 0)
+                goto nomem;
+        if (wc_buf_printf(out, "{\"status\":\"%s\",\"id\":\"%u:%llu\"",
+                          end ? "END" : "BEGIN", xid,
+                          (unsigned long long)commit_lsn) < 0)
+                goto nomem;
+        if (!end) {
+                if (LIT(out,
+                        ",\"event_count\":null,\"data_collections\":null") < 0)
+                        goto nomem;
+        } else {
+                if (wc_buf_printf(
+                        out, ",\"event_count\":%llu,\"data_collections\":[",
+                        (unsigned long long)event_count) < 0)
+                        goto nomem;
+                for (size_t i = 0; i < n; i++)
+                        if ((i > 0 && LIT(out, ",") < 0) ||
+                            LIT(out, "{\"data_collection\":") < 0 ||
+                            wc_json_append_string(out, colls[i].name,
+                                                  colls[i].len) < 0 ||
+                            wc_buf_printf(out, ",\"event_count\":%llu}",
+                                          (unsigned long long)colls[i].count) <
+                                0)
+                                goto nomem;
+                if (LIT(out, "]") < 0)
+                        goto nomem;
+        }
+        if (wc_buf_printf(out, ",\"ts_ms\":%lld}", (long long)ts_ms) < 0 ||
+            (o->schemas && LIT(out, "}") < 0))
+                goto nomem;
+        return 0;
+nomem:
+        out->len = start;
+        return -ENOMEM;
+}

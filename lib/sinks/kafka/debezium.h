@@ -202,6 +202,26 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
                          const struct wc_dbz_options *o, struct wc_str *ret);
 void wc_dbz_cache_free(struct wc_dbz_cache *c);
 
+/*
+ * Transaction metadata (transactions_topic): the key {"id":"xid:lsn"}
+ * and the BEGIN or END record, as Debezium's TransactionMetadataKey and
+ * TransactionMetadataValue.  END carries event_count and, per table
+ * ("schema.table"), its count; BEGIN has them null.  With o->schemas the
+ * JsonConverter form.  0 or -ENOMEM.
+ */
+struct wc_dbz_collection {
+        const char *name; /* "schema.table" */
+        size_t len;
+        uint64_t count;
+};
+int wc_dbz_format_txn_key(struct wc_buf *out, uint32_t xid, uint64_t commit_lsn,
+                          const struct wc_dbz_options *o);
+int wc_dbz_format_txn_value(struct wc_buf *out, bool end, uint32_t xid,
+                            uint64_t commit_lsn, int64_t ts_ms,
+                            uint64_t event_count,
+                            const struct wc_dbz_collection *colls, size_t n,
+                            const struct wc_dbz_options *o);
+
 /* Parses the option values; 0 or -EINVAL. */
 int wc_dbz_parse_decimal(const char *s, enum wc_dbz_decimal *ret);
 int wc_dbz_parse_time(const char *s, enum wc_dbz_time *ret);
