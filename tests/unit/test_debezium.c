@@ -730,6 +730,111 @@ static void test_txn_records(void **state)
         wc_buf_free(&b);
 }
 
+/* Logical messages: Debezium's documentation, "Logical decoding message
+ * events": op "m", key {"prefix"}, value message {prefix, content} with
+ * the content's bytes (base64 in JSON). */
+static void test_message(void **state)
+{
+        struct wc_dbz_options o = {0};
+        struct walcast_signal s = {.size = sizeof(s),
+                                   .kind = WALCAST_SIG_MESSAGE,
+                                   .lsn = 22312704,
+                                   .txn = &txn,
+                                   .transactional = 1,
+                                   .prefix = "audit",
+                                   .content = "\"a\\nb\"",
+                                   .content_len = 6};
+        struct wc_buf b;
+
+        (void)state;
+        wc_buf_init(&b);
+        assert_int_equal(wc_dbz_format_message_key(&b, &s, &o), 0);
+        assert_string_equal(b.data, "{\"prefix\":\"audit\"}");
+        wc_buf_reset(&b);
+        assert_int_equal(
+            wc_dbz_format_message_value(&b, &tb, &s, 1795614503661123, &o), 0);
+        assert_string_equal(
+            b.data,
+            "{\"op\":\"m\",\"ts_ms\":1795614503648,\"source\":{\"version\":"
+            "\"" WALCAST_VERSION "\",\"connector\":\"postgresql\",\"name\":"
+            "\"app\",\"ts_ms\":1795614503648,\"snapshot\":\"false\",\"db\":"
+            "\"app\",\"sequence\":null,\"ts_us\":1795614503648945,\"ts_ns\":"
+            "1795614503648945000,\"schema\":\"\",\"table\":\"\",\"txId\":728,"
+            "\"lsn\":22312704,\"xmin\":null,\"origin\":null,\"origin_lsn\":"
+            "null},\"transaction\":null,\"message\":{\"prefix\":\"audit\","
+            "\"content\":\"YQpi\"}}");
+        /* outside a transaction: now; content in base64 already */
+        s.txn = NULL;
+        s.transactional = 0;
+        s.content = "\"/w==\"";
+        s.content_len = 6;
+        s.content_flags = WALCAST_CONTENT_BASE64;
+        wc_buf_reset(&b);
+        assert_int_equal(
+            wc_dbz_format_message_value(&b, &tb, &s, 1795614503661123, &o), 0);
+        assert_non_null(
+            strstr(b.data, "{\"op\":\"m\",\"ts_ms\":1795614503661,"));
+        assert_non_null(strstr(b.data, "\"txId\":null,"));
+        assert_non_null(strstr(b.data, "\"content\":\"/w==\"}}"));
+        /* with schemas: MessageKey, MessageValue */
+        o.schemas = true;
+        wc_buf_reset(&b);
+        assert_int_equal(wc_dbz_format_message_key(&b, &s, &o), 0);
+        assert_string_equal(
+            b.data, "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+                    "\"string\",\"optional\":true,\"field\":\"prefix\"}],"
+                    "\"optional\":false,\"name\":\"io.debezium.connector."
+                    "postgresql.MessageKey\",\"version\":1},\"payload\":{"
+                    "\"prefix\":\"audit\"}}");
+        wc_buf_reset(&b);
+        assert_int_equal(
+            wc_dbz_format_message_value(&b, &tb, &s, 1795614503661123, &o), 0);
+        assert_non_null(strstr(
+            b.data, "{\"type\":\"bytes\",\"optional\":true,\"field\":"
+                    "\"content\"}],\"optional\":false,\"name\":\"io.debezium."
+                    "connector.postgresql.Message\",\"version\":1,\"field\":"
+                    "\"message\"}],\"optional\":false,\"name\":\"io.debezium."
+                    "connector.postgresql.MessageValue\",\"version\":1},"
+                    "\"payload\":{\"op\":\"m\","));
+        wc_buf_free(&b);
+}
+
+/* Heartbeats: Debezium's ServerNameKey and Heartbeat records. */
+static void test_heartbeat(void **state)
+{
+        struct wc_dbz_options o = {0};
+        struct wc_buf k, v;
+
+        (void)state;
+        wc_buf_init(&k);
+        wc_buf_init(&v);
+        assert_int_equal(
+            wc_dbz_format_heartbeat(&k, &v, "app", 1795614503661, &o), 0);
+        assert_string_equal(k.data, "{\"serverName\":\"app\"}");
+        assert_string_equal(v.data, "{\"ts_ms\":1795614503661}");
+        o.schemas = true;
+        wc_buf_reset(&k);
+        wc_buf_reset(&v);
+        assert_int_equal(
+            wc_dbz_format_heartbeat(&k, &v, "app", 1795614503661, &o), 0);
+        assert_string_equal(
+            k.data,
+            "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+            "\"string\",\"optional\":false,\"field\":\"serverName\"}],"
+            "\"optional\":false,\"name\":\"io.debezium.connector.common."
+            "ServerNameKey\",\"version\":1},\"payload\":{\"serverName\":"
+            "\"app\"}}");
+        assert_string_equal(
+            v.data,
+            "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+            "\"int64\",\"optional\":false,\"field\":\"ts_ms\"}],"
+            "\"optional\":false,\"name\":\"io.debezium.connector.common."
+            "Heartbeat\",\"version\":1},\"payload\":{\"ts_ms\":"
+            "1795614503661}}");
+        wc_buf_free(&k);
+        wc_buf_free(&v);
+}
+
 static void test_options(void **state)
 {
         enum wc_dbz_decimal d;
@@ -769,6 +874,8 @@ int main(void)
             cmocka_unit_test(test_value_struct_union),
             cmocka_unit_test(test_schema_cache),
             cmocka_unit_test(test_txn_records),
+            cmocka_unit_test(test_message),
+            cmocka_unit_test(test_heartbeat),
             cmocka_unit_test(test_options),
         };
 

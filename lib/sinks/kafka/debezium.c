@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sinks/kafka/debezium.h"
@@ -444,6 +445,47 @@ static int64_t fdiv(int64_t a, int64_t b)
         return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+/* The source struct: {"version":..,...,"origin_lsn":null} */
+static int put_source(struct wc_buf *out, const struct wc_dbz_table *tb,
+                      const struct walcast_signal *s, int64_t commit_us)
+{
+        if (LIT(out, "{\"version\":\"" WALCAST_VERSION
+                     "\",\"connector\":\"postgresql\",\"name\":") < 0 ||
+            put_str_or_null(out, tb->prefix) < 0 ||
+            wc_buf_printf(out, ",\"ts_ms\":%lld,\"snapshot\":\"false\",\"db\":",
+                          (long long)fdiv(commit_us, 1000)) < 0 ||
+            put_str_or_null(out, tb->db) < 0 ||
+            wc_buf_printf(out,
+                          ",\"sequence\":null,\"ts_us\":%lld,\"ts_ns\":%lld,"
+                          "\"schema\":",
+                          (long long)commit_us,
+                          (long long)commit_us * 1000) < 0 ||
+            put_str_or_null(out, tb->schema) < 0 ||
+            LIT(out, ",\"table\":") < 0 || put_str_or_null(out, tb->table) < 0)
+                return -ENOMEM;
+        if (s->txn ? wc_buf_printf(out, ",\"txId\":%u", s->txn->xid) < 0
+                   : LIT(out, ",\"txId\":null") < 0)
+                return -ENOMEM;
+        if (wc_buf_printf(out,
+                          ",\"lsn\":%llu,\"xmin\":null,\"origin\":null,"
+                          "\"origin_lsn\":null}",
+                          (unsigned long long)s->lsn) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int put_txblock(struct wc_buf *out, const struct wc_dbz_txblock *tx)
+{
+        if (!tx)
+                return LIT(out, "null");
+        return wc_buf_printf(out,
+                             "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
+                             "\"data_collection_order\":%llu}",
+                             tx->xid, (unsigned long long)tx->commit_lsn,
+                             (unsigned long long)tx->total_order,
+                             (unsigned long long)tx->data_collection_order);
+}
+
 int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
                              const struct wc_dbz_table *tb,
                              const struct walcast_signal *s, char op,
@@ -462,41 +504,14 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
                 goto nomem;
         if (LIT(out, "{\"before\":") < 0 || put_row(out, before, o) < 0 ||
             LIT(out, ",\"after\":") < 0 || put_row(out, after, o) < 0 ||
-            LIT(out, ",\"source\":{\"version\":\"" WALCAST_VERSION
-                     "\",\"connector\":\"postgresql\",\"name\":") < 0 ||
-            put_str_or_null(out, tb->prefix) < 0 ||
-            wc_buf_printf(out, ",\"ts_ms\":%lld,\"snapshot\":\"false\",\"db\":",
-                          (long long)fdiv(commit_us, 1000)) < 0 ||
-            put_str_or_null(out, tb->db) < 0 ||
+            LIT(out, ",\"source\":") < 0 ||
+            put_source(out, tb, s, commit_us) < 0 ||
             wc_buf_printf(out,
-                          ",\"sequence\":null,\"ts_us\":%lld,\"ts_ns\":%lld,"
-                          "\"schema\":",
-                          (long long)commit_us,
-                          (long long)commit_us * 1000) < 0 ||
-            put_str_or_null(out, tb->schema) < 0 ||
-            LIT(out, ",\"table\":") < 0 || put_str_or_null(out, tb->table) < 0)
-                goto nomem;
-        if (s->txn ? wc_buf_printf(out, ",\"txId\":%u", s->txn->xid) < 0
-                   : LIT(out, ",\"txId\":null") < 0)
-                goto nomem;
-        if (wc_buf_printf(out,
-                          ",\"lsn\":%llu,\"xmin\":null,\"origin\":null,"
-                          "\"origin_lsn\":null},\"op\":\"%c\",\"ts_ms\":%lld,"
+                          ",\"op\":\"%c\",\"ts_ms\":%lld,"
                           "\"ts_us\":%lld,\"ts_ns\":%lld,\"transaction\":",
-                          (unsigned long long)s->lsn, op,
-                          (long long)fdiv(now_us, 1000), (long long)now_us,
-                          (long long)now_us * 1000) < 0)
-                goto nomem;
-        if (!tx) {
-                if (LIT(out, "null") < 0)
-                        goto nomem;
-        } else if (wc_buf_printf(
-                       out,
-                       "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
-                       "\"data_collection_order\":%llu}",
-                       tx->xid, (unsigned long long)tx->commit_lsn,
-                       (unsigned long long)tx->total_order,
-                       (unsigned long long)tx->data_collection_order) < 0)
+                          op, (long long)fdiv(now_us, 1000), (long long)now_us,
+                          (long long)now_us * 1000) < 0 ||
+            put_txblock(out, tx) < 0)
                 goto nomem;
         if (LIT(out, "}") < 0 || (o->schemas && LIT(out, "}") < 0))
                 goto nomem;
@@ -673,4 +688,142 @@ int wc_dbz_format_txn_value(struct wc_buf *out, bool end, uint32_t xid,
 nomem:
         out->len = start;
         return -ENOMEM;
+}
+
+/* ---- logical messages and heartbeats ---- */
+
+#define MESSAGE_KEY_SCHEMA                                                     \
+        "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":"  \
+        "true,\"field\":\"prefix\"}],\"optional\":false,\"name\":"             \
+        "\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
+
+#define MESSAGE_VALUE_SCHEMA_HEAD                                              \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"           \
+        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"
+
+#define MESSAGE_VALUE_SCHEMA_TAIL                                              \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"           \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"   \
+        "{\"type\":\"int64\",\"optional\":false,\"field\":"                    \
+        "\"data_collection_order\"}],\"optional\":true,\"name\":"              \
+        "\"event.block\",\"version\":1,\"field\":\"transaction\"},"            \
+        "{\"type\":\"struct\",\"fields\":["                                    \
+        "{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},"        \
+        "{\"type\":\"bytes\",\"optional\":true,\"field\":\"content\"}],"       \
+        "\"optional\":false,\"name\":\"io.debezium.connector.postgresql."      \
+        "Message\",\"version\":1,\"field\":\"message\"}],\"optional\":false,"  \
+        "\"name\":\"io.debezium.connector.postgresql.MessageValue\","          \
+        "\"version\":1}"
+
+int wc_dbz_format_message_key(struct wc_buf *out,
+                              const struct walcast_signal *s,
+                              const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+
+        if ((o->schemas &&
+             LIT(out, "{\"schema\":" MESSAGE_KEY_SCHEMA ",\"payload\":") < 0) ||
+            LIT(out, "{\"prefix\":") < 0 ||
+            put_str_or_null(out, s->prefix) < 0 || LIT(out, "}") < 0 ||
+            (o->schemas && LIT(out, "}") < 0)) {
+                out->len = start;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The content's bytes as base64: from the JSON string of its text, or
+ * as it is when the decoder gave base64 already. */
+static int put_content(struct wc_buf *out, const struct walcast_signal *s)
+{
+        const char *c = s->content;
+        size_t n = s->content_len;
+        bool b64 = WALCAST_HAS_FIELD(s, struct walcast_signal, content_flags) &&
+                   (s->content_flags & WALCAST_CONTENT_BASE64);
+        char stack[256], *tmp;
+        size_t len;
+        int r;
+
+        if (!c || n < 2 || c[0] != '"')
+                return LIT(out, "null");
+        if (b64)
+                return wc_buf_append(out, c, n);
+        tmp = n <= sizeof(stack) ? stack : malloc(n);
+        if (!tmp)
+                return -ENOMEM;
+        memcpy(tmp, c + 1, n - 1);
+        r = wc_json_unescape_inplace(tmp, n - 2, &len);
+        if (r == 0) {
+                r = wc_buf_reserve(out, WC_BASE64_LEN(len) + 3);
+                if (r == 0) {
+                        char *o = out->data + out->len;
+
+                        *o++ = '"';
+                        o = wc_base64_put(o, (const unsigned char *)tmp, len);
+                        *o++ = '"';
+                        out->len = (size_t)(o - out->data);
+                        out->data[out->len] = '\0';
+                }
+        } else {
+                r = LIT(out, "null");
+        }
+        if (tmp != stack)
+                free(tmp);
+        return r;
+}
+
+int wc_dbz_format_message_value(struct wc_buf *out,
+                                const struct wc_dbz_table *tb,
+                                const struct walcast_signal *s, int64_t now_us,
+                                const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+        int64_t ts_us =
+            s->txn && s->txn->commit_time_us ? s->txn->commit_time_us : now_us;
+        const struct wc_dbz_table mt = {tb->prefix, tb->db, "", ""};
+
+        if (o->schemas &&
+            LIT(out, "{\"schema\":" MESSAGE_VALUE_SCHEMA_HEAD SOURCE_SCHEMA
+                     "," MESSAGE_VALUE_SCHEMA_TAIL ",\"payload\":") < 0)
+                goto nomem;
+        if (wc_buf_printf(out, "{\"op\":\"m\",\"ts_ms\":%lld,\"source\":",
+                          (long long)fdiv(ts_us, 1000)) < 0 ||
+            put_source(out, &mt, s, ts_us) < 0 ||
+            LIT(out, ",\"transaction\":null,\"message\":{\"prefix\":") < 0 ||
+            put_str_or_null(out, s->prefix) < 0 ||
+            LIT(out, ",\"content\":") < 0 || put_content(out, s) < 0 ||
+            LIT(out, "}}") < 0 || (o->schemas && LIT(out, "}") < 0))
+                goto nomem;
+        return 0;
+nomem:
+        out->len = start;
+        return -ENOMEM;
+}
+
+int wc_dbz_format_heartbeat(struct wc_buf *key, struct wc_buf *value,
+                            const char *prefix, int64_t ts_ms,
+                            const struct wc_dbz_options *o)
+{
+        if ((o->schemas &&
+             LIT(key, "{\"schema\":{\"type\":\"struct\",\"fields\":[{"
+                      "\"type\":\"string\",\"optional\":false,\"field\":"
+                      "\"serverName\"}],\"optional\":false,\"name\":"
+                      "\"io.debezium.connector.common.ServerNameKey\","
+                      "\"version\":1},\"payload\":") < 0) ||
+            LIT(key, "{\"serverName\":") < 0 ||
+            put_str_or_null(key, prefix) < 0 || LIT(key, "}") < 0 ||
+            (o->schemas && LIT(key, "}") < 0))
+                return -ENOMEM;
+        if ((o->schemas &&
+             LIT(value, "{\"schema\":{\"type\":\"struct\",\"fields\":[{"
+                        "\"type\":\"int64\",\"optional\":false,\"field\":"
+                        "\"ts_ms\"}],\"optional\":false,\"name\":"
+                        "\"io.debezium.connector.common.Heartbeat\","
+                        "\"version\":1},\"payload\":") < 0) ||
+            wc_buf_printf(value, "{\"ts_ms\":%lld}", (long long)ts_ms) < 0 ||
+            (o->schemas && LIT(value, "}") < 0))
+                return -ENOMEM;
+        return 0;
 }

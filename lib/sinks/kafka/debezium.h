@@ -222,6 +222,27 @@ int wc_dbz_format_txn_value(struct wc_buf *out, bool end, uint32_t xid,
                             const struct wc_dbz_collection *colls, size_t n,
                             const struct wc_dbz_options *o);
 
+/*
+ * A logical message (messages_topic), Debezium's op "m" record: key
+ * {"prefix":..}; value op, ts_ms (the commit time, or now outside a
+ * transaction), source (schema and table empty), transaction, message
+ * {prefix, content}, the content's bytes in base64.  MessageKey and
+ * MessageValue schemas with o->schemas.  0 or -ENOMEM.
+ */
+int wc_dbz_format_message_key(struct wc_buf *out,
+                              const struct walcast_signal *s,
+                              const struct wc_dbz_options *o);
+int wc_dbz_format_message_value(struct wc_buf *out,
+                                const struct wc_dbz_table *tb,
+                                const struct walcast_signal *s, int64_t now_us,
+                                const struct wc_dbz_options *o);
+
+/* A heartbeat (heartbeat_topic), as Debezium's: key {"serverName":
+ * prefix}, value {"ts_ms":..}.  0 or -ENOMEM. */
+int wc_dbz_format_heartbeat(struct wc_buf *key, struct wc_buf *value,
+                            const char *prefix, int64_t ts_ms,
+                            const struct wc_dbz_options *o);
+
 /* Parses the option values; 0 or -EINVAL. */
 int wc_dbz_parse_decimal(const char *s, enum wc_dbz_decimal *ret);
 int wc_dbz_parse_time(const char *s, enum wc_dbz_time *ret);
