@@ -100,6 +100,30 @@ struct txn_text {
         size_t commit_lsn_len, xid_len;
 };
 
+/* The sink's own topics, besides the tables' */
+enum { OWN_TXN = 0, OWN_MSG, OWN_HB, OWN__COUNT };
+
+/* transactions_topic: what the END record of the transaction being
+ * streamed says, counted as its changes go out */
+struct txmeta {
+        bool valid;
+        bool begun; /* its BEGIN went out */
+        uint64_t id;
+        uint64_t total;
+        struct wc_dbz_collection *colls; /* names owned */
+        size_t ncolls, cap;
+        size_t last; /* the last change's collection */
+};
+
+/* A message outside a transaction, produced at the commit the host sends
+ * after it (the id to acknowledge is known only then). */
+struct outside {
+        bool set;
+        int which; /* OWN_MSG or OWN_HB */
+        uint64_t lsn;
+        struct wc_buf key, value;
+};
+
 struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
@@ -112,6 +136,14 @@ struct state {
         struct wc_filter_config filter; /* what of the stream it publishes */
         bool debezium;                  /* value_format: debezium */
         struct wc_dbz_options dbz;
+        /* transactions_topic, messages_topic, heartbeat_topic (NULL:
+         * off); their entries hold the topic handle only */
+        char *own_name[OWN__COUNT];
+        struct table_entry own[OWN__COUNT];
+        char *heartbeat_prefix;
+        struct txmeta tm;
+        struct outside outside;
+        char txblock[128]; /* the walcast envelope's transaction block */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -148,6 +180,7 @@ struct state {
         char last_err_topic[WC_TOPIC_MAX + 1];
 
         struct wc_buf key, key2, value, topic;
+        struct wc_buf value2; /* transaction records */
 };
 
 /* ---- small helpers ---- */
@@ -630,6 +663,11 @@ static void on_events(void *userdata, int fd, uint32_t revents)
 
 static void producer_stop(struct state *st)
 {
+        for (int i = 0; i < OWN__COUNT; i++)
+                if (st->own[i].rkt) {
+                        rd_kafka_topic_destroy(st->own[i].rkt);
+                        st->own[i].rkt = NULL;
+                }
         st->last = NULL;
         if (st->tables)
                 wc_tablemap_clear(st->tables); /* topic handles first */
@@ -901,6 +939,154 @@ static int64_t now_us(void)
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* ---- the sink's own topics ---- */
+
+/* The entry of one of the sink's own topics, its handle made at first
+ * use (and again after a new producer); NULL when it cannot be made
+ * (logged). */
+static struct table_entry *own_topic(struct state *st, int which)
+{
+        struct table_entry *e = &st->own[which];
+
+        if (!e->rkt) {
+                e->rkt = rd_kafka_topic_new(st->rk, st->own_name[which], NULL);
+                if (!e->rkt) {
+                        st->host->log(st->self, WALCAST_LOG_ERR,
+                                      "could not use topic \"%s\": %s",
+                                      st->own_name[which],
+                                      rd_kafka_err2str(rd_kafka_last_error()));
+                        return NULL;
+                }
+        }
+        return e;
+}
+
+static void tm_reset(struct txmeta *m)
+{
+        for (size_t i = 0; i < m->ncolls; i++)
+                free((char *)m->colls[i].name);
+        m->ncolls = 0;
+        m->last = 0;
+        m->total = 0;
+        m->begun = false;
+        m->valid = false;
+}
+
+/* The transactions topic's key and a BEGIN or END record of t into
+ * st->key2 and st->value2. */
+static int tm_record(struct state *st, bool end, const struct walcast_txn *t)
+{
+        int64_t us = t->commit_time_us;
+
+        wc_buf_reset(&st->key2);
+        wc_buf_reset(&st->value2);
+        if (wc_dbz_format_txn_key(&st->key2, t->xid, t->commit_lsn, &st->dbz) <
+                0 ||
+            wc_dbz_format_txn_value(&st->value2, end, t->xid, t->commit_lsn,
+                                    us >= 0 ? us / 1000 : -((-us + 999) / 1000),
+                                    st->tm.total, st->tm.colls, st->tm.ncolls,
+                                    &st->dbz) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static bool is_collection(const struct wc_dbz_collection *c, const char *schema,
+                          size_t slen, const char *table, size_t tlen)
+{
+        return c->len == slen + 1 + tlen &&
+               memcmp(c->name, schema, slen) == 0 && c->name[slen] == '.' &&
+               memcmp(c->name + slen + 1, table, tlen) == 0;
+}
+
+/*
+ * A change of s's transaction goes out: its BEGIN first when it is the
+ * first, then the counts; *blk is the change's transaction block.
+ */
+static int tm_event(struct state *st, const struct walcast_signal *s,
+                    struct txn_rec *t, const struct txn_text *x,
+                    struct wc_dbz_txblock *blk)
+{
+        struct txmeta *m = &st->tm;
+        size_t slen = strlen(s->schema), tlen = strlen(s->table), i;
+        struct wc_dbz_collection *c;
+
+        if (!m->valid || m->id != s->txn->id) {
+                tm_reset(m);
+                m->valid = true;
+                m->id = s->txn->id;
+        }
+        if (!m->begun) {
+                struct table_entry *e = own_topic(st, OWN_TXN);
+                char lsn[WC_UINT_MAX_DIGITS];
+                struct wc_str l = {lsn,
+                                   (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+
+                if (!e || tm_record(st, false, s->txn) < 0 ||
+                    produce(st, e, t, x, &l, &st->key2, &st->value2) < 0)
+                        return -EIO;
+                m->begun = true;
+        }
+        i = m->last;
+        if (i >= m->ncolls ||
+            !is_collection(&m->colls[i], s->schema, slen, s->table, tlen))
+                for (i = 0; i < m->ncolls; i++)
+                        if (is_collection(&m->colls[i], s->schema, slen,
+                                          s->table, tlen))
+                                break;
+        if (i == m->ncolls) {
+                char *name;
+
+                if (m->ncolls == m->cap) {
+                        size_t cap = m->cap ? m->cap * 2 : 8;
+                        void *p = realloc(m->colls, cap * sizeof(*m->colls));
+
+                        if (!p)
+                                return -ENOMEM;
+                        m->colls = p;
+                        m->cap = cap;
+                }
+                name = malloc(slen + tlen + 2);
+                if (!name)
+                        return -ENOMEM;
+                memcpy(name, s->schema, slen);
+                name[slen] = '.';
+                memcpy(name + slen + 1, s->table, tlen + 1);
+                m->colls[m->ncolls++] =
+                    (struct wc_dbz_collection){name, slen + 1 + tlen, 0};
+        }
+        m->last = i;
+        c = &m->colls[i];
+        c->count++;
+        m->total++;
+        *blk = (struct wc_dbz_txblock){s->txn->xid, s->txn->commit_lsn,
+                                       m->total, c->count};
+        return 0;
+}
+
+/* At s's commit: the END record, when a BEGIN went out. */
+static int tm_end(struct state *st, const struct walcast_signal *s,
+                  struct txn_rec *t)
+{
+        const struct txn_text *x;
+        struct table_entry *e;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l;
+        int r = 0;
+
+        if (!st->tm.valid || !st->tm.begun || st->tm.id != s->txn->id)
+                goto out;
+        x = txn_text(st, s->txn);
+        e = own_topic(st, OWN_TXN);
+        l = (struct wc_str){
+            lsn, (size_t)(wc_put_uint(lsn, s->txn->commit_lsn) - lsn)};
+        if (!x || !e || tm_record(st, true, s->txn) < 0 ||
+            produce(st, e, t, x, &l, &st->key2, &st->value2) < 0)
+                r = -EIO;
+out:
+        tm_reset(&st->tm);
+        return r;
+}
+
 /* send_change for value_format: debezium (sinks/kafka/debezium.h). */
 static int32_t send_change_dbz(struct state *st, struct table_entry *e,
                                const struct walcast_signal *s, char op,
@@ -916,6 +1102,7 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
         const struct wc_buf *key = NULL;
         char lsn[WC_UINT_MAX_DIGITS];
         struct wc_str l, schema = {NULL, 0};
+        struct wc_dbz_txblock blk;
         int r;
 
         if (!t || !x)
@@ -943,13 +1130,16 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
                 if (!st->key_header || s->identity.count > 0)
                         key = &st->key;
         }
+        if (st->own_name[OWN_TXN] && tm_event(st, s, t, x, &blk) < 0)
+                return WALCAST_ERROR;
         wc_buf_reset(&st->value);
         if (st->dbz.schemas &&
             wc_dbz_cached_schema(&e->dbz, &tb, before, after, &s->pk, &st->dbz,
                                  &schema) < 0)
                 return WALCAST_ERROR;
         if (wc_dbz_format_value_with(&st->value, &schema, &tb, s, op, before,
-                                     after, NULL, now_us(), &st->dbz) < 0)
+                                     after, st->own_name[OWN_TXN] ? &blk : NULL,
+                                     now_us(), &st->dbz) < 0)
                 return WALCAST_ERROR;
         if (produce(st, e, t, x, &l, key, &st->value) < 0)
                 return WALCAST_ERROR;
@@ -996,6 +1186,21 @@ static int32_t send_change(struct state *st, struct table_entry *e,
                         return WALCAST_ERROR;
                 if (!st->key_header || s->identity.count > 0)
                         key = &st->key;
+        }
+        parts.txblock = (struct wc_str){NULL, 0};
+        if (st->own_name[OWN_TXN]) {
+                struct wc_dbz_txblock blk;
+                int n;
+
+                if (tm_event(st, s, t, x, &blk) < 0)
+                        return WALCAST_ERROR;
+                n = snprintf(st->txblock, sizeof(st->txblock),
+                             "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
+                             "\"data_collection_order\":%llu}",
+                             blk.xid, (unsigned long long)blk.commit_lsn,
+                             (unsigned long long)blk.total_order,
+                             (unsigned long long)blk.data_collection_order);
+                parts.txblock = (struct wc_str){st->txblock, (size_t)n};
         }
         wc_buf_reset(&st->value);
         parts.source = (struct wc_str){e->source, e->source_len};
@@ -1095,6 +1300,71 @@ static int32_t on_truncate(void *userdata, const struct walcast_signal *s)
         return send_change(st, e, s, 't', NULL, NULL, NULL, false);
 }
 
+/* A logical message: to heartbeat_topic when its prefix is the
+ * heartbeats', to messages_topic otherwise; outside a transaction, kept
+ * for the commit the host sends right after it. */
+static int32_t on_message(void *userdata, const struct walcast_signal *s)
+{
+        struct state *st = userdata;
+        bool hb = st->heartbeat_prefix && s->prefix &&
+                  strcmp(s->prefix, st->heartbeat_prefix) == 0;
+        int which = hb ? OWN_HB : OWN_MSG;
+        struct wc_buf *key = &st->outside.key, *value = &st->outside.value;
+        const struct wc_dbz_table tb = {st->prefix, st->database, "", ""};
+        struct txn_rec *t;
+        const struct txn_text *x;
+        struct table_entry *e;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l;
+        int64_t now = now_us();
+        int r;
+
+        if (!st->own_name[which])
+                return WALCAST_OK;
+        if (st->fatal && producer_restart(st) < 0)
+                return WALCAST_ERROR;
+        wc_buf_reset(key);
+        wc_buf_reset(value);
+        if (hb)
+                r = wc_dbz_format_heartbeat(key, value, st->prefix, now / 1000,
+                                            &st->dbz);
+        else if ((r = wc_dbz_format_message_key(key, s, &st->dbz)) == 0)
+                r = wc_dbz_format_message_value(value, &tb, s, now, &st->dbz);
+        if (r < 0)
+                return WALCAST_ERROR;
+        if (!s->txn) {
+                st->outside.set = true;
+                st->outside.which = which;
+                st->outside.lsn = s->lsn;
+                return WALCAST_OK;
+        }
+        t = txn_get(st, s->txn);
+        x = txn_text(st, s->txn);
+        e = own_topic(st, which);
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        if (!t || !x || !e || produce(st, e, t, x, &l, key, value) < 0)
+                return WALCAST_ERROR;
+        return WALCAST_OK;
+}
+
+/* The message kept by on_message, under the id of the commit that follows
+ * it. */
+static int outside_produce(struct state *st, const struct walcast_signal *s)
+{
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        struct table_entry *e = own_topic(st, st->outside.which);
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l = {lsn,
+                           (size_t)(wc_put_uint(lsn, st->outside.lsn) - lsn)};
+
+        st->outside.set = false;
+        if (!t || !x || !e ||
+            produce(st, e, t, x, &l, &st->outside.key, &st->outside.value) < 0)
+                return -EIO;
+        return 0;
+}
+
 static int32_t on_begin(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
@@ -1108,7 +1378,14 @@ static int32_t on_begin(void *userdata, const struct walcast_signal *s)
 static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
-        struct txn_rec *t = st->cur;
+        struct txn_rec *t;
+
+        if (st->outside.set && s->txn && outside_produce(st, s) < 0)
+                return WALCAST_ERROR;
+        t = st->cur;
+        if (t && s->txn && t->id == s->txn->id && !t->done &&
+            st->own_name[OWN_TXN] && tm_end(st, s, t) < 0)
+                return WALCAST_ERROR;
 
         if (!t || !s->txn || t->id != s->txn->id) {
                 if (t)
@@ -1394,6 +1671,14 @@ static void close_state(void *state)
         wc_buf_free(&st->value);
         wc_buf_free(&st->topic);
         wc_buf_free(&st->txt.json);
+        wc_buf_free(&st->value2);
+        wc_buf_free(&st->outside.key);
+        wc_buf_free(&st->outside.value);
+        tm_reset(&st->tm);
+        free(st->tm.colls);
+        for (int i = 0; i < OWN__COUNT; i++)
+                free(st->own_name[i]);
+        free(st->heartbeat_prefix);
         free(st);
 }
 
@@ -1420,6 +1705,8 @@ static int32_t init(const struct walcast_host *host,
         const char *decimal = host->config_get(self, "decimal_handling");
         const char *time_precision = host->config_get(self, "time_precision");
         const char *schemas_enable = host->config_get(self, "schemas_enable");
+        static const char *const own_keys[OWN__COUNT] = {
+            "transactions_topic", "messages_topic", "heartbeat_topic"};
         unsigned fields;
         struct state *st;
 
@@ -1444,6 +1731,9 @@ static int32_t init(const struct walcast_host *host,
         wc_buf_init(&st->value);
         wc_buf_init(&st->topic);
         wc_buf_init(&st->txt.json);
+        wc_buf_init(&st->value2);
+        wc_buf_init(&st->outside.key);
+        wc_buf_init(&st->outside.value);
 
         st->topic_tmpl =
             config_dup(host, self, "topic", "{prefix}.{schema}.{table}");
@@ -1458,6 +1748,31 @@ static int32_t init(const struct walcast_host *host,
                                    schemas_enable, &st->debezium, &st->dbz,
                                    errbuf, errlen) < 0)
                 goto err_close;
+        for (int i = 0; i < OWN__COUNT; i++) {
+                const char *v = host->config_get(self, own_keys[i]);
+
+                if (!v)
+                        continue;
+                if (!wc_topic_name_valid(v, strlen(v))) {
+                        wc_errorf(errbuf, errlen,
+                                  "%s \"%s\" is not a legal Kafka topic name: "
+                                  "use 1 to %d of letters, digits, \".\", "
+                                  "\"_\" and \"-\"",
+                                  own_keys[i], v, WC_TOPIC_MAX);
+                        goto err_close;
+                }
+                st->own_name[i] = strdup(v);
+                if (!st->own_name[i]) {
+                        wc_errorf(errbuf, errlen, "out of memory");
+                        goto err_close;
+                }
+        }
+        st->heartbeat_prefix =
+            config_dup(host, self, "heartbeat_prefix", "walcast.heartbeat");
+        if (!st->heartbeat_prefix) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
         if (wc_topic_template_check(st->topic_tmpl, &fields, errbuf, errlen) <
                 0 ||
             ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
@@ -1522,6 +1837,10 @@ static int32_t init(const struct walcast_host *host,
                     host->connect(self, k, NULL, NULL, handlers[k], st) !=
                         WALCAST_OK)
                         goto err_connect;
+        if ((st->own_name[OWN_MSG] || st->own_name[OWN_HB]) &&
+            host->connect(self, WALCAST_SIG_MESSAGE, NULL, NULL, on_message,
+                          st) != WALCAST_OK)
+                goto err_connect;
         if (host->connect(self, WALCAST_SIG_BEGIN, NULL, NULL, on_begin, st) !=
                 WALCAST_OK ||
             host->connect(self, WALCAST_SIG_COMMIT, NULL, NULL, on_commit,
