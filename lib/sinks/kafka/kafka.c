@@ -37,10 +37,12 @@
 
 #include "core/core.h"
 #include "core/filter.h"
+#include "core/kv.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
-#include "sinks/kafka/topic.h"
+#include "sinks/kafka/conf.h"
 #include "sinks/kafka/kafka.h"
+#include "sinks/kafka/topic.h"
 
 /* Per-table entries (filter decision, topic handle); when full the map
  * empties itself and entries are made again. */
@@ -1061,43 +1063,26 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 
 /* ---- setup ---- */
 
-/* Reads "KEY.0", "KEY.1", ... into l.  0 or -ENOMEM. */
-static int read_patterns(const struct walcast_host *host,
-                         struct walcast_plugin *self, const char *key,
-                         struct wc_pattern_list *l)
-{
-        char k[128];
-        size_t n = 0;
+/* What the next init starts with (wc_kafka_plugin); walcastd starts its
+ * sinks on one thread, and init takes it at once. */
+static const struct wc_kafka_start *starting;
 
-        for (;;) {
-                snprintf(k, sizeof(k), "%s.%zu", key, n);
-                if (!host->config_get(self, k))
-                        break;
-                n++;
-        }
-        if (n == 0)
+/* A copy of l in ret (empty beforehand).  0 or -ENOMEM. */
+static int copy_list(const struct wc_pattern_list *l,
+                     struct wc_pattern_list *ret)
+{
+        if (l->count == 0)
                 return 0;
-        l->items = calloc(n, sizeof(*l->items));
-        if (!l->items)
+        ret->items = calloc(l->count, sizeof(*ret->items));
+        if (!ret->items)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                snprintf(k, sizeof(k), "%s.%zu", key, i);
-                l->items[i] = strdup(host->config_get(self, k));
-                if (!l->items[i])
+        for (size_t i = 0; i < l->count; i++) {
+                ret->items[i] = strdup(l->items[i]);
+                if (!ret->items[i])
                         return -ENOMEM;
-                l->count++;
+                ret->count++;
         }
         return 0;
-}
-
-/* A copy of the value of key, or of def when there is none. */
-static char *config_dup(const struct walcast_host *host,
-                        struct walcast_plugin *self, const char *key,
-                        const char *def)
-{
-        const char *v = host->config_get(self, key);
-
-        return strdup(v ? v : def);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
@@ -1121,8 +1106,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
-                                   size_t errlen)
+rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
+                                   char *errbuf, size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1147,9 +1132,7 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
             {"partitioner", "murmur2_random"},
             {"log.connection.close", "false"},
         };
-        const char *names = get(ud, "properties");
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char key[1100];
 
         if (!conf) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -1159,32 +1142,17 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
                 if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf,
                              errlen) < 0)
                         goto err_destroy;
-        /* "properties" lists the names, one per line */
-        for (const char *p = names ? names : ""; *p;) {
-                size_t len = strcspn(p, "\n");
-                const char *value;
-
-                snprintf(key, sizeof(key), "properties.%.*s", (int)len, p);
-                value = get(ud, key);
-                if (!value) {
-                        wc_errorf(errbuf, errlen,
-                                  "Kafka property \"%.*s\" has no value",
-                                  (int)len, p);
-                        goto err_destroy;
-                }
-                if (strcmp(key, "properties.transactional.id") == 0) {
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(props[i].key, "transactional.id") == 0) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"transactional.id\": "
                                   "walcast's producer is idempotent, not "
                                   "transactional; leave it out");
                         goto err_destroy;
                 }
-                if (conf_set(conf, key + strlen("properties."), value, errbuf,
+                if (conf_set(conf, props[i].key, props[i].value, errbuf,
                              errlen) < 0)
                         goto err_destroy;
-                p += len;
-                if (*p == '\n')
-                        p++;
         }
         /* ours, whatever the properties said: callbacks only ever run on
          * walcastd's thread */
@@ -1197,27 +1165,15 @@ err_destroy:
         return NULL;
 }
 
-int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+int wc_kafka_check_properties(const struct wc_kv *props, size_t n, char *errbuf,
                               size_t errlen)
 {
-        rd_kafka_conf_t *conf = wc_kafka_new_conf(get, ud, errbuf, errlen);
+        rd_kafka_conf_t *conf = wc_kafka_new_conf(props, n, errbuf, errlen);
 
         if (!conf)
                 return -EINVAL;
         rd_kafka_conf_destroy(conf);
         return 0;
-}
-
-struct host_get {
-        const struct walcast_host *host;
-        struct walcast_plugin *self;
-};
-
-static const char *host_get(void *ud, const char *key)
-{
-        struct host_get *g = ud;
-
-        return g->host->config_get(g->self, key);
 }
 
 static void close_state(void *state)
@@ -1283,10 +1239,20 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_DELETE] = WC_OP_DELETE,
             [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
         };
-        const char *tombstones = host->config_get(self, "tombstones");
-        const char *ops = host->config_get(self, "ops");
+        const struct wc_kafka_start *s = starting;
+        const struct wc_kafka_sink_config *conf;
         unsigned fields;
         struct state *st;
+
+        /* the settings are handed over once, for this call */
+        starting = NULL;
+        if (!s) {
+                wc_errorf(errbuf, errlen,
+                          "the Kafka sink starts only with its settings "
+                          "(wc_kafka_plugin)");
+                return WALCAST_ERROR;
+        }
+        conf = s->conf;
 
         /* throttle came with ABI 1.0's last member: a host without it
          * could not hold back a stream the queue cannot take */
@@ -1310,15 +1276,14 @@ static int32_t init(const struct walcast_host *host,
         wc_buf_init(&st->topic);
         wc_buf_init(&st->txt.json);
 
-        st->topic_tmpl =
-            config_dup(host, self, "topic", "{prefix}.{schema}.{table}");
-        st->prefix = config_dup(host, self, "prefix", "walcast");
-        st->database = config_dup(host, self, "database", "");
+        st->topic_tmpl = strdup(conf->topic);
+        st->prefix = strdup(conf->prefix);
+        st->database = strdup(s->database ? s->database : "");
         if (!st->topic_tmpl || !st->prefix || !st->database) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->tombstones = !tombstones || strcmp(tombstones, "false") != 0;
+        st->tombstones = conf->tombstones;
         if (wc_topic_template_check(st->topic_tmpl, &fields, errbuf, errlen) <
                 0 ||
             ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
@@ -1333,31 +1298,27 @@ static int32_t init(const struct walcast_host *host,
                           "in source.dsn");
                 goto err_close;
         }
-        if (read_patterns(host, self, "schemas.include",
-                          &st->filter.schemas_include) < 0 ||
-            read_patterns(host, self, "schemas.exclude",
-                          &st->filter.schemas_exclude) < 0 ||
-            read_patterns(host, self, "tables.include",
-                          &st->filter.tables_include) < 0 ||
-            read_patterns(host, self, "tables.exclude",
-                          &st->filter.tables_exclude) < 0) {
+        if (copy_list(&conf->filter.schemas_include,
+                      &st->filter.schemas_include) < 0 ||
+            copy_list(&conf->filter.schemas_exclude,
+                      &st->filter.schemas_exclude) < 0 ||
+            copy_list(&conf->filter.tables_include,
+                      &st->filter.tables_include) < 0 ||
+            copy_list(&conf->filter.tables_exclude,
+                      &st->filter.tables_exclude) < 0) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
         /* "message" is accepted, so that the filter's shape is the
          * global one, but not published */
-        if (wc_filter_ops_parse(ops ? ops : "insert,update,delete,truncate",
-                                &st->filter.ops) < 0) {
-                wc_errorf(errbuf, errlen, "invalid ops \"%s\"", ops);
-                goto err_close;
-        }
+        st->filter.ops = conf->filter.ops;
 
         st->tables = wc_tablemap_new(TABLES_MAX, table_entry_free);
         if (!st->tables) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf = wc_kafka_new_conf(host_get, &(struct host_get){host, self},
+        st->conf = wc_kafka_new_conf(conf->properties, conf->nproperties,
                                      errbuf, errlen);
         if (!st->conf)
                 goto err_close;
@@ -1399,7 +1360,8 @@ err_close:
         return WALCAST_ERROR;
 }
 
-const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
+const struct walcast_plugin_descriptor *
+wc_kafka_plugin(const struct wc_kafka_start *s)
 {
         static const struct walcast_plugin_descriptor d = {
             .abi_major = WALCAST_ABI_MAJOR,
@@ -1410,5 +1372,7 @@ const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
             .init = init,
             .close = close_state,
         };
+
+        starting = s;
         return &d;
 }
