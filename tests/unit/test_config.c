@@ -1837,6 +1837,64 @@ static void test_kafka_values(void **state)
         "{table}"
 #define TOPIC_CHARS "use letters, digits, \".\", \"_\" and \"-\""
 
+/* value_format and the sink's own topics (docs/kafka.md, "The debezium
+ * format", "Transaction metadata"). */
+static void test_kafka_debezium_keys(void **state)
+{
+        const struct wc_kafka_sink_config *k;
+        struct wc_config *c;
+
+        (void)state;
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->value_format, WC_KAFKA_FORMAT_WALCAST);
+        assert_false(k->schemas_enable);
+        assert_null(k->transactions_topic);
+        assert_null(k->messages_topic);
+        assert_null(k->heartbeat_topic);
+        assert_string_equal(k->heartbeat_prefix, "walcast.heartbeat");
+        wc_config_free(c);
+        c = load(KAFKA BROKERS
+                 "      value_format: debezium\n"
+                 "      decimal_handling: string\n"
+                 "      time_precision: connect\n"
+                 "      schemas_enable: true\n"
+                 "      transactions_topic: app.transaction\n"
+                 "      messages_topic: app.message\n"
+                 "      heartbeat_topic: __debezium-heartbeat.app\n"
+                 "      heartbeat_prefix: hb\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->value_format, WC_KAFKA_FORMAT_DEBEZIUM);
+        assert_int_equal(k->decimal_handling, 1); /* WC_DBZ_DECIMAL_STRING */
+        assert_int_equal(k->time_precision, 1);   /* WC_DBZ_TIME_CONNECT */
+        assert_true(k->schemas_enable);
+        assert_string_equal(k->transactions_topic, "app.transaction");
+        assert_string_equal(k->messages_topic, "app.message");
+        assert_string_equal(k->heartbeat_topic, "__debezium-heartbeat.app");
+        assert_string_equal(k->heartbeat_prefix, "hb");
+        wc_config_free(c);
+
+        assert_error(KAFKA BROKERS "      value_format: avro\n",
+                     "walcast.yaml:7:21: invalid value_format \"avro\": use "
+                     "walcast or debezium");
+        assert_error(KAFKA BROKERS "      value_format: debezium\n"
+                                   "      decimal_handling: exact\n",
+                     "walcast.yaml:8:25: invalid decimal_handling \"exact\": "
+                     "use precise, string or double");
+        assert_error(KAFKA BROKERS "      schemas_enable: true\n",
+                     "walcast.yaml:7:23: \"schemas_enable\" applies to "
+                     "value_format: debezium only in \"sinks[0].kafka\": set "
+                     "value_format: debezium, or remove it");
+        assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
+                     "walcast.yaml:7:27: \"a b\" for "
+                     "\"sinks[0].kafka.transactions_topic\" is not a legal "
+                     "Kafka topic name: use 1 to 249 of letters, digits, "
+                     "\".\", \"_\" and \"-\"");
+}
+
 static void test_bad_kafka(void **state)
 {
         (void)state;
@@ -2300,6 +2358,7 @@ int main(void)
             cmocka_unit_test(test_kafka_defaults),
             cmocka_unit_test(test_kafka_values),
             cmocka_unit_test(test_bad_kafka),
+            cmocka_unit_test(test_kafka_debezium_keys),
             cmocka_unit_test(test_unreadable),
             cmocka_unit_test(test_small_error_buffers),
             cmocka_unit_test(test_too_large),

@@ -468,7 +468,6 @@ struct walcast_plugin {
 
 static struct fake {
         struct walcast_plugin self;
-        const char *const *kv; /* key, value, ..., NULL */
         struct {
                 uint32_t kind;
                 walcast_handler_fn fn;
@@ -525,12 +524,11 @@ static int32_t fake_connect(struct walcast_plugin *self, uint32_t kind,
         return WALCAST_OK;
 }
 
+/* The sink takes its block from its kind, never through the host. */
 static const char *fake_config_get(struct walcast_plugin *self, const char *key)
 {
         (void)self;
-        for (size_t i = 0; fake.kv[i]; i += 2)
-                if (strcmp(fake.kv[i], key) == 0)
-                        return fake.kv[i + 1];
+        fail_msg("the Kafka sink asked the host for \"%s\"", key);
         return NULL;
 }
 
@@ -611,15 +609,93 @@ static void mock_stop(struct mock *m)
         rd_kafka_destroy(m->rk);
 }
 
+/*
+ * A sink's block as its kind would have read it, from key/value pairs
+ * written like its YAML: "properties.NAME", "topic", "prefix",
+ * "database", "tombstones", "ops" and "schemas.include.N" and the like
+ * (the last two are what the sink's filter takes).  Borrows kv.
+ */
+struct block {
+        struct wc_kafka_sink_config k;
+        struct wc_kv props[16];
+        char *lists[4][8];
+        struct wc_kafka_start start;
+};
+
+static void block_of(const char *const *kv, struct block *b)
+{
+        static const char *const lists[4] = {
+            "schemas.include.", "schemas.exclude.", "tables.include.",
+            "tables.exclude."};
+        struct wc_pattern_list *l[4] = {
+            &b->k.filter.schemas_include, &b->k.filter.schemas_exclude,
+            &b->k.filter.tables_include, &b->k.filter.tables_exclude};
+
+        memset(b, 0, sizeof(*b));
+        b->k.topic = (char *)"{prefix}.{schema}.{table}";
+        b->k.prefix = (char *)"walcast";
+        b->k.tombstones = true;
+        b->k.properties = b->props;
+        b->k.filter.ops = WC_OPS_DATA;
+        for (size_t i = 0; i < 4; i++)
+                l[i]->items = b->lists[i];
+        b->start.conf = &b->k;
+        for (size_t i = 0; kv[i]; i += 2) {
+                const char *key = kv[i];
+                char *value = (char *)kv[i + 1];
+                bool listed = false;
+
+                for (size_t j = 0; j < 4 && !listed; j++) {
+                        if (strncmp(key, lists[j], strlen(lists[j])) != 0)
+                                continue;
+                        assert_true(l[j]->count < 8);
+                        l[j]->items[l[j]->count++] = value;
+                        listed = true;
+                }
+                if (listed || strcmp(key, "properties") == 0)
+                        continue;
+                if (strncmp(key, "properties.", 11) == 0) {
+                        assert_true(b->k.nproperties < 16);
+                        b->props[b->k.nproperties++] =
+                            (struct wc_kv){(char *)key + 11, value};
+                } else if (strcmp(key, "topic") == 0) {
+                        b->k.topic = value;
+                } else if (strcmp(key, "prefix") == 0) {
+                        b->k.prefix = value;
+                } else if (strcmp(key, "database") == 0) {
+                        b->start.database = value;
+                } else if (strcmp(key, "tombstones") == 0) {
+                        b->k.tombstones = strcmp(value, "false") != 0;
+                } else if (strcmp(key, "ops") == 0) {
+                        assert_int_equal(
+                            wc_filter_ops_parse(value, &b->k.filter.ops), 0);
+                } else if (strcmp(key, "value_format") == 0) {
+                        b->k.value_format = strcmp(value, "debezium") == 0
+                                                ? WC_KAFKA_FORMAT_DEBEZIUM
+                                                : WC_KAFKA_FORMAT_WALCAST;
+                } else if (strcmp(key, "schemas_enable") == 0) {
+                        b->k.schemas_enable = strcmp(value, "true") == 0;
+                } else if (strcmp(key, "transactions_topic") == 0) {
+                        b->k.transactions_topic = value;
+                } else if (strcmp(key, "messages_topic") == 0) {
+                        b->k.messages_topic = value;
+                } else {
+                        fail_msg("no such key in a Kafka block: %s", key);
+                }
+        }
+}
+
 static void *plugin_start(const char *const *kv)
 {
-        const struct walcast_plugin_descriptor *d = wc_kafka_plugin();
+        const struct walcast_plugin_descriptor *d;
+        struct block b;
         char err[512] = "";
         void *st = NULL;
 
         memset(&fake, 0, sizeof(fake));
         fake.fd = -1;
-        fake.kv = kv;
+        block_of(kv, &b);
+        d = wc_kafka_plugin(&b.start);
         assert_int_equal(d->abi_major, WALCAST_ABI_MAJOR);
         if (d->init(&host, &fake.self, &st, err, sizeof(err)) != WALCAST_OK)
                 fail_msg("init: %s", err);
@@ -758,7 +834,7 @@ static void test_plugin_acks(void **state)
         assert_null(strchr(strchr(fake.log, '\n') + 1, '\n'));
         assert_int_equal(fake.throttle_ons, 0);
 
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         assert_int_equal(fake.fd, -1);
         mock_stop(&m);
 }
@@ -825,7 +901,7 @@ static void test_plugin_identity_key(void **state)
         pump_until_acks(1);
         assert_int_equal(fake.acks[0].status, WALCAST_OK);
 
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         mock_stop(&m);
 }
 
@@ -865,7 +941,7 @@ static void test_plugin_queue_full(void **state)
         pump_until_acks(1);
         assert_int_equal(fake.acks[0].status, WALCAST_OK);
         assert_int_equal(fake.throttled, 0);
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         mock_stop(&m);
 }
 
@@ -906,7 +982,7 @@ static void test_plugin_permanent_error(void **state)
                             "message with key {\"id\":1}: Broker: Message "
                             "size too large; not confirming past it, "
                             "replaying\n");
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         assert_int_equal(fake.nacks, 1);
         mock_stop(&m);
 }
@@ -970,7 +1046,7 @@ static void plugin_fatal(bool first_waits)
         pump_until_acks(acked + 1);
         assert_int_equal(fake.acks[acked].id, 2);
         assert_int_equal(fake.acks[acked].status, WALCAST_OK);
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         mock_stop(&m);
 }
 
@@ -1002,8 +1078,6 @@ static void test_plugin_bad_config(void **state)
               "x", NULL},
              "Kafka property \"transactional.id\": walcast's producer is "
              "idempotent, not transactional; leave it out"},
-            {{"properties", "acks", NULL},
-             "Kafka property \"acks\" has no value"},
             {{"topic", "{database}.{table}", NULL},
              "the topic template uses {database}, but the database name is "
              "not known: name it with dbname in source.dsn"},
@@ -1011,19 +1085,6 @@ static void test_plugin_bad_config(void **state)
              "unknown placeholder \"{oops}\" in the topic template: use "
              "{prefix}, {database}, {schema}, {namespace}, {tenant} or "
              "{table}"},
-            {{"ops", "insert,upsert", NULL}, "invalid ops \"insert,upsert\""},
-            {{"value_format", "avro", NULL},
-             "invalid value_format \"avro\": use walcast or debezium"},
-            {{"value_format", "debezium", "decimal_handling", "exact", NULL},
-             "invalid decimal_handling \"exact\": use precise, string or "
-             "double"},
-            {{"value_format", "debezium", "time_precision", "micro", NULL},
-             "invalid time_precision \"micro\": use adaptive or connect"},
-            {{"value_format", "debezium", "schemas_enable", "yes", NULL},
-             "invalid schemas_enable \"yes\": use true or false"},
-            {{"schemas_enable", "true", NULL},
-             "schemas_enable applies to value_format: debezium only: set "
-             "value_format: debezium, or remove it"},
         };
 
         (void)state;
@@ -1031,11 +1092,13 @@ static void test_plugin_bad_config(void **state)
                 char err[512] = "";
                 void *st = NULL;
 
+                struct block b;
+
                 memset(&fake, 0, sizeof(fake));
                 fake.fd = -1;
-                fake.kv = cases[i].kv;
-                assert_int_equal(wc_kafka_plugin()->init(&host, &fake.self, &st,
-                                                         err, sizeof(err)),
+                block_of(cases[i].kv, &b);
+                assert_int_equal(wc_kafka_plugin(&b.start)->init(
+                                     &host, &fake.self, &st, err, sizeof(err)),
                                  WALCAST_ERROR);
                 assert_string_equal(err, cases[i].err);
         }
@@ -1182,78 +1245,30 @@ static void test_plugin_debezium(void **state)
         assert_non_null(strstr(got, "\"message\":{\"prefix\":\"audit\","
                                     "\"content\":\"aGk=\"}}\n"));
 
-        wc_kafka_plugin()->close(st);
+        wc_kafka_plugin(NULL)->close(st);
         mock_stop(&m);
 }
 
-/* ---- what the runner hands the plugin ---- */
-
-static const char *kv_get(const struct wc_sink_kv *s, const char *key)
-{
-        for (size_t i = 0; i < s->n; i++)
-                if (strcmp(s->kv[i].key, key) == 0)
-                        return s->kv[i].value;
-        return NULL;
-}
+/* ---- what the kind hands the plugin ---- */
 
 static char *database_for(const char *dsn)
 {
-        struct wc_kafka_sink_config k = {.topic = "t", .prefix = "p"};
-        struct wc_sink_kv s;
-        char err[256], *db;
+        char err[256], *db = NULL;
 
-        assert_int_equal(wc_kafka_sink_kv(&k, dsn, &s, err, sizeof(err)), 0);
-        db = strdup(kv_get(&s, "database"));
-        wc_sink_kv_free(&s);
+        assert_int_equal(wc_kafka_database_of(dsn, &db, err, sizeof(err)), 0);
         return db;
 }
 
-static void test_sink_kv(void **state)
+static void test_database_of(void **state)
 {
-        char *inc[] = {"town6", "org-*"}, *exc[] = {"*.audit"};
-        struct wc_kv props[] = {{"bootstrap.servers", "a:1,b:2"},
-                                {"linger.ms", "20"}};
-        struct wc_kafka_sink_config k = {
-            .topic = "{prefix}.{table}",
-            .prefix = "app",
-            .tombstones = false,
-            .properties = props,
-            .nproperties = 2,
-            .filter = {.schemas_include = {inc, 2},
-                       .tables_exclude = {exc, 1},
-                       .ops =
-                           WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_TRUNCATE)},
-        };
-        static const char *const want[][2] = {
-            {"topic", "{prefix}.{table}"},
-            {"prefix", "app"},
-            {"database", "app_db"},
-            {"tombstones", "false"},
-            {"ops", "insert,truncate"},
-            {"schemas.include.0", "town6"},
-            {"schemas.include.1", "org-*"},
-            {"tables.exclude.0", "*.audit"},
-            {"properties.bootstrap.servers", "a:1,b:2"},
-            {"properties.linger.ms", "20"},
-            {"properties", "bootstrap.servers\nlinger.ms"},
-        };
-        struct wc_sink_kv s;
         char err[256], *db;
 
         (void)state;
         unsetenv("PGDATABASE");
-        assert_int_equal(wc_kafka_sink_kv(&k, "host=x dbname=app_db user=u", &s,
-                                          err, sizeof(err)),
-                         0);
-        assert_int_equal(s.n, sizeof(want) / sizeof(want[0]));
-        for (size_t i = 0; i < s.n; i++) {
-                assert_string_equal(s.kv[i].key, want[i][0]);
-                assert_string_equal(s.kv[i].value, want[i][1]);
-        }
-        wc_sink_kv_free(&s);
-        wc_sink_kv_free(&s); /* twice is harmless */
-
         /* the database as libpq would pick it */
+        db = database_for("host=x dbname=app_db user=u");
+        assert_string_equal(db, "app_db");
+        free(db);
         db = database_for("postgresql://u@h:5432/uri_db?sslmode=disable");
         assert_string_equal(db, "uri_db");
         free(db);
@@ -1269,9 +1284,45 @@ static void test_sink_kv(void **state)
         free(db);
         unsetenv("PGDATABASE");
 
-        assert_int_equal(wc_kafka_sink_kv(&k, "host='x", &s, err, sizeof(err)),
+        db = NULL;
+        assert_int_equal(wc_kafka_database_of("host='x", &db, err, sizeof(err)),
                          -EINVAL);
+        assert_null(db);
         assert_non_null(strstr(err, "invalid source.dsn: "));
+}
+
+/* The settings go to one init: a second init without them refuses. */
+static void test_settings_once(void **state)
+{
+        char err[256] = "";
+        void *st = NULL;
+
+        (void)state;
+        memset(&fake, 0, sizeof(fake));
+        fake.fd = -1;
+        assert_int_equal(wc_kafka_plugin(NULL)->init(&host, &fake.self, &st,
+                                                     err, sizeof(err)),
+                         WALCAST_ERROR);
+        assert_string_equal(err, "the Kafka sink starts only with its "
+                                 "settings (wc_kafka_plugin)");
+        assert_null(st);
+}
+
+/* --check: the properties as written, against librdkafka. */
+static void test_check_properties(void **state)
+{
+        struct wc_kv good[] = {{"bootstrap.servers", "a:1"},
+                               {"linger.ms", "5"}};
+        struct wc_kv bad[] = {{"bootstrap.servers", "a:1"},
+                              {"linger.ms", "soon"}};
+        char err[512] = "";
+
+        (void)state;
+        assert_int_equal(wc_kafka_check_properties(good, 2, err, sizeof(err)),
+                         0);
+        assert_int_equal(wc_kafka_check_properties(bad, 2, err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "Kafka property \"linger.ms\": "));
 }
 
 int main(void)
@@ -1292,7 +1343,9 @@ int main(void)
             cmocka_unit_test(test_plugin_fatal_first),
             cmocka_unit_test(test_plugin_bad_config),
             cmocka_unit_test(test_plugin_debezium),
-            cmocka_unit_test(test_sink_kv),
+            cmocka_unit_test(test_database_of),
+            cmocka_unit_test(test_settings_once),
+            cmocka_unit_test(test_check_properties),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

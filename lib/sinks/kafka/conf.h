@@ -10,6 +10,12 @@
 #include "core/filter.h"
 #include "core/kv.h"
 
+/* value_format */
+enum wc_kafka_format {
+        WC_KAFKA_FORMAT_WALCAST = 0,
+        WC_KAFKA_FORMAT_DEBEZIUM,
+};
+
 struct wc_kafka_sink_config {
         char *name;      /* `name:`, or NULL; first in every sink's struct */
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */
@@ -21,6 +27,18 @@ struct wc_kafka_sink_config {
         size_t nproperties;
         /* what this sink takes of what the global filter passes */
         struct wc_filter_config filter;
+        /* value_format (enum wc_kafka_format); with debezium,
+         * decimal_handling (enum wc_dbz_decimal), time_precision (enum
+         * wc_dbz_time) and schemas_enable (JsonConverter's schemas) */
+        int value_format;
+        int decimal_handling;
+        int time_precision;
+        bool schemas_enable;
+        /* the sink's own topics, NULL: off; checked as topic names */
+        char *transactions_topic;
+        char *messages_topic;
+        char *heartbeat_topic;
+        char *heartbeat_prefix; /* default "walcast.heartbeat" */
 };
 
 #endif

@@ -37,11 +37,13 @@
 
 #include "core/core.h"
 #include "core/filter.h"
+#include "core/kv.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
+#include "sinks/kafka/conf.h"
 #include "sinks/kafka/debezium.h"
-#include "sinks/kafka/topic.h"
 #include "sinks/kafka/kafka.h"
+#include "sinks/kafka/topic.h"
 
 /* Per-table entries (filter decision, topic handle); when full the map
  * empties itself and entries are made again. */
@@ -1411,101 +1413,26 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 
 /* ---- setup ---- */
 
-int wc_kafka_value_options(const char *value_format, const char *decimal,
-                           const char *time_precision,
-                           const char *schemas_enable, bool *ret_debezium,
-                           struct wc_dbz_options *ret, char *errbuf,
-                           size_t errlen)
+/* What the next init starts with (wc_kafka_plugin); walcastd starts its
+ * sinks on one thread, and init takes it at once. */
+static const struct wc_kafka_start *starting;
+
+/* A copy of l in ret (empty beforehand).  0 or -ENOMEM. */
+static int copy_list(const struct wc_pattern_list *l,
+                     struct wc_pattern_list *ret)
 {
-        struct wc_dbz_options o = {0};
-        bool debezium;
-
-        if (!value_format || strcmp(value_format, "walcast") == 0) {
-                debezium = false;
-        } else if (strcmp(value_format, "debezium") == 0) {
-                debezium = true;
-        } else {
-                wc_errorf(errbuf, errlen,
-                          "invalid value_format \"%s\": use walcast or "
-                          "debezium",
-                          value_format);
-                return -EINVAL;
-        }
-        if (wc_dbz_parse_decimal(decimal, &o.decimal) < 0) {
-                wc_errorf(errbuf, errlen,
-                          "invalid decimal_handling \"%s\": use precise, "
-                          "string or double",
-                          decimal);
-                return -EINVAL;
-        }
-        if (wc_dbz_parse_time(time_precision, &o.time) < 0) {
-                wc_errorf(errbuf, errlen,
-                          "invalid time_precision \"%s\": use adaptive or "
-                          "connect",
-                          time_precision);
-                return -EINVAL;
-        }
-        if (!schemas_enable || strcmp(schemas_enable, "false") == 0) {
-                o.schemas = false;
-        } else if (strcmp(schemas_enable, "true") == 0) {
-                o.schemas = true;
-        } else {
-                wc_errorf(errbuf, errlen,
-                          "invalid schemas_enable \"%s\": use true or false",
-                          schemas_enable);
-                return -EINVAL;
-        }
-        if (!debezium && (decimal || time_precision || schemas_enable)) {
-                wc_errorf(errbuf, errlen,
-                          "%s applies to value_format: debezium only: set "
-                          "value_format: debezium, or remove it",
-                          decimal          ? "decimal_handling"
-                          : time_precision ? "time_precision"
-                                           : "schemas_enable");
-                return -EINVAL;
-        }
-        *ret_debezium = debezium;
-        *ret = o;
-        return 0;
-}
-
-/* Reads "KEY.0", "KEY.1", ... into l.  0 or -ENOMEM. */
-static int read_patterns(const struct walcast_host *host,
-                         struct walcast_plugin *self, const char *key,
-                         struct wc_pattern_list *l)
-{
-        char k[128];
-        size_t n = 0;
-
-        for (;;) {
-                snprintf(k, sizeof(k), "%s.%zu", key, n);
-                if (!host->config_get(self, k))
-                        break;
-                n++;
-        }
-        if (n == 0)
+        if (l->count == 0)
                 return 0;
-        l->items = calloc(n, sizeof(*l->items));
-        if (!l->items)
+        ret->items = calloc(l->count, sizeof(*ret->items));
+        if (!ret->items)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                snprintf(k, sizeof(k), "%s.%zu", key, i);
-                l->items[i] = strdup(host->config_get(self, k));
-                if (!l->items[i])
+        for (size_t i = 0; i < l->count; i++) {
+                ret->items[i] = strdup(l->items[i]);
+                if (!ret->items[i])
                         return -ENOMEM;
-                l->count++;
+                ret->count++;
         }
         return 0;
-}
-
-/* A copy of the value of key, or of def when there is none. */
-static char *config_dup(const struct walcast_host *host,
-                        struct walcast_plugin *self, const char *key,
-                        const char *def)
-{
-        const char *v = host->config_get(self, key);
-
-        return strdup(v ? v : def);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
@@ -1529,8 +1456,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
-                                   size_t errlen)
+rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
+                                   char *errbuf, size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1555,9 +1482,7 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
             {"partitioner", "murmur2_random"},
             {"log.connection.close", "false"},
         };
-        const char *names = get(ud, "properties");
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char key[1100];
 
         if (!conf) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -1567,32 +1492,17 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
                 if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf,
                              errlen) < 0)
                         goto err_destroy;
-        /* "properties" lists the names, one per line */
-        for (const char *p = names ? names : ""; *p;) {
-                size_t len = strcspn(p, "\n");
-                const char *value;
-
-                snprintf(key, sizeof(key), "properties.%.*s", (int)len, p);
-                value = get(ud, key);
-                if (!value) {
-                        wc_errorf(errbuf, errlen,
-                                  "Kafka property \"%.*s\" has no value",
-                                  (int)len, p);
-                        goto err_destroy;
-                }
-                if (strcmp(key, "properties.transactional.id") == 0) {
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(props[i].key, "transactional.id") == 0) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"transactional.id\": "
                                   "walcast's producer is idempotent, not "
                                   "transactional; leave it out");
                         goto err_destroy;
                 }
-                if (conf_set(conf, key + strlen("properties."), value, errbuf,
+                if (conf_set(conf, props[i].key, props[i].value, errbuf,
                              errlen) < 0)
                         goto err_destroy;
-                p += len;
-                if (*p == '\n')
-                        p++;
         }
         /* ours, whatever the properties said: callbacks only ever run on
          * walcastd's thread */
@@ -1605,27 +1515,15 @@ err_destroy:
         return NULL;
 }
 
-int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+int wc_kafka_check_properties(const struct wc_kv *props, size_t n, char *errbuf,
                               size_t errlen)
 {
-        rd_kafka_conf_t *conf = wc_kafka_new_conf(get, ud, errbuf, errlen);
+        rd_kafka_conf_t *conf = wc_kafka_new_conf(props, n, errbuf, errlen);
 
         if (!conf)
                 return -EINVAL;
         rd_kafka_conf_destroy(conf);
         return 0;
-}
-
-struct host_get {
-        const struct walcast_host *host;
-        struct walcast_plugin *self;
-};
-
-static const char *host_get(void *ud, const char *key)
-{
-        struct host_get *g = ud;
-
-        return g->host->config_get(g->self, key);
 }
 
 static void close_state(void *state)
@@ -1699,16 +1597,20 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_DELETE] = WC_OP_DELETE,
             [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
         };
-        const char *tombstones = host->config_get(self, "tombstones");
-        const char *ops = host->config_get(self, "ops");
-        const char *value_format = host->config_get(self, "value_format");
-        const char *decimal = host->config_get(self, "decimal_handling");
-        const char *time_precision = host->config_get(self, "time_precision");
-        const char *schemas_enable = host->config_get(self, "schemas_enable");
-        static const char *const own_keys[OWN__COUNT] = {
-            "transactions_topic", "messages_topic", "heartbeat_topic"};
+        const struct wc_kafka_start *s = starting;
+        const struct wc_kafka_sink_config *conf;
         unsigned fields;
         struct state *st;
+
+        /* the settings are handed over once, for this call */
+        starting = NULL;
+        if (!s) {
+                wc_errorf(errbuf, errlen,
+                          "the Kafka sink starts only with its settings "
+                          "(wc_kafka_plugin)");
+                return WALCAST_ERROR;
+        }
+        conf = s->conf;
 
         /* throttle came with ABI 1.0's last member: a host without it
          * could not hold back a stream the queue cannot take */
@@ -1735,40 +1637,34 @@ static int32_t init(const struct walcast_host *host,
         wc_buf_init(&st->outside.key);
         wc_buf_init(&st->outside.value);
 
-        st->topic_tmpl =
-            config_dup(host, self, "topic", "{prefix}.{schema}.{table}");
-        st->prefix = config_dup(host, self, "prefix", "walcast");
-        st->database = config_dup(host, self, "database", "");
+        st->topic_tmpl = strdup(conf->topic);
+        st->prefix = strdup(conf->prefix);
+        st->database = strdup(s->database ? s->database : "");
         if (!st->topic_tmpl || !st->prefix || !st->database) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->tombstones = !tombstones || strcmp(tombstones, "false") != 0;
-        if (wc_kafka_value_options(value_format, decimal, time_precision,
-                                   schemas_enable, &st->debezium, &st->dbz,
-                                   errbuf, errlen) < 0)
-                goto err_close;
-        for (int i = 0; i < OWN__COUNT; i++) {
-                const char *v = host->config_get(self, own_keys[i]);
+        st->tombstones = conf->tombstones;
+        st->debezium = conf->value_format == WC_KAFKA_FORMAT_DEBEZIUM;
+        st->dbz = (struct wc_dbz_options){
+            .decimal = (enum wc_dbz_decimal)conf->decimal_handling,
+            .time = (enum wc_dbz_time)conf->time_precision,
+            .schemas = conf->schemas_enable,
+        };
+        {
+                const char *own[OWN__COUNT] = {conf->transactions_topic,
+                                               conf->messages_topic,
+                                               conf->heartbeat_topic};
 
-                if (!v)
-                        continue;
-                if (!wc_topic_name_valid(v, strlen(v))) {
-                        wc_errorf(errbuf, errlen,
-                                  "%s \"%s\" is not a legal Kafka topic name: "
-                                  "use 1 to %d of letters, digits, \".\", "
-                                  "\"_\" and \"-\"",
-                                  own_keys[i], v, WC_TOPIC_MAX);
-                        goto err_close;
-                }
-                st->own_name[i] = strdup(v);
-                if (!st->own_name[i]) {
-                        wc_errorf(errbuf, errlen, "out of memory");
-                        goto err_close;
-                }
+                for (int i = 0; i < OWN__COUNT; i++)
+                        if (own[i] && !(st->own_name[i] = strdup(own[i]))) {
+                                wc_errorf(errbuf, errlen, "out of memory");
+                                goto err_close;
+                        }
         }
         st->heartbeat_prefix =
-            config_dup(host, self, "heartbeat_prefix", "walcast.heartbeat");
+            strdup(conf->heartbeat_prefix ? conf->heartbeat_prefix
+                                          : "walcast.heartbeat");
         if (!st->heartbeat_prefix) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
@@ -1787,31 +1683,27 @@ static int32_t init(const struct walcast_host *host,
                           "in source.dsn");
                 goto err_close;
         }
-        if (read_patterns(host, self, "schemas.include",
-                          &st->filter.schemas_include) < 0 ||
-            read_patterns(host, self, "schemas.exclude",
-                          &st->filter.schemas_exclude) < 0 ||
-            read_patterns(host, self, "tables.include",
-                          &st->filter.tables_include) < 0 ||
-            read_patterns(host, self, "tables.exclude",
-                          &st->filter.tables_exclude) < 0) {
+        if (copy_list(&conf->filter.schemas_include,
+                      &st->filter.schemas_include) < 0 ||
+            copy_list(&conf->filter.schemas_exclude,
+                      &st->filter.schemas_exclude) < 0 ||
+            copy_list(&conf->filter.tables_include,
+                      &st->filter.tables_include) < 0 ||
+            copy_list(&conf->filter.tables_exclude,
+                      &st->filter.tables_exclude) < 0) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
         /* "message" is accepted, so that the filter's shape is the
          * global one, but not published */
-        if (wc_filter_ops_parse(ops ? ops : "insert,update,delete,truncate",
-                                &st->filter.ops) < 0) {
-                wc_errorf(errbuf, errlen, "invalid ops \"%s\"", ops);
-                goto err_close;
-        }
+        st->filter.ops = conf->filter.ops;
 
         st->tables = wc_tablemap_new(TABLES_MAX, table_entry_free);
         if (!st->tables) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf = wc_kafka_new_conf(host_get, &(struct host_get){host, self},
+        st->conf = wc_kafka_new_conf(conf->properties, conf->nproperties,
                                      errbuf, errlen);
         if (!st->conf)
                 goto err_close;
@@ -1857,7 +1749,8 @@ err_close:
         return WALCAST_ERROR;
 }
 
-const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
+const struct walcast_plugin_descriptor *
+wc_kafka_plugin(const struct wc_kafka_start *s)
 {
         static const struct walcast_plugin_descriptor d = {
             .abi_major = WALCAST_ABI_MAJOR,
@@ -1868,5 +1761,7 @@ const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
             .init = init,
             .close = close_state,
         };
+
+        starting = s;
         return &d;
 }
