@@ -1,0 +1,484 @@
+# SPDX-License-Identifier: MIT
+"""The Kafka sink for Debezium's consumers (issue 20):
+PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
+
+1. value_format: debezium with schemas_enable: a row of every type the
+   decoder's tests cover is converted as Debezium's PostgreSQL connector
+   documents it ("Data type mappings": the expected payload below is
+   written from that table), each key and value is JsonConverter's
+   {"schema", "payload"} with the struct names Debezium writes, every
+   payload conforms to its schema, and a consumer decoding the logical
+   types (Decimal, VariableScaleDecimal, Date, MicroTimestamp, ...) gets
+   PostgreSQL's values back.  Updates, deletes and their tombstones keep
+   the shapes.
+2. decimal_handling: string, time_precision: connect, no schemas: the
+   payload alone, with those mappings.
+3. transactions_topic: a BEGIN and an END record per transaction (END
+   with the counts per table), keyed by the transaction id, and the
+   transaction block in every envelope, in both value formats.
+4. messages_topic and heartbeat_topic: pg_logical_emit_message() content
+   as Debezium's op "m" records (in and outside a transaction), and
+   walcast's heartbeats (heartbeat.deliver: true) as Debezium's.
+
+Needs WC_KAFKA_MOCK and kcat.
+"""
+
+import base64
+import datetime
+import decimal
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import check, fail  # noqa: E402
+import test_kafka as tk  # noqa: E402
+
+DDL = """
+CREATE TYPE public.mood AS ENUM ('sad', 'happy');
+CREATE DOMAIN public.positive AS integer CHECK (VALUE > 0);
+CREATE TABLE t_all (
+  id integer PRIMARY KEY, i2 smallint, i8 bigint, num numeric,
+  num_p numeric(12,4), f4 real, f8 double precision, b boolean, t text,
+  vc varchar(20), ch char(5), ba bytea, ia integer[], ta text[], js json,
+  jb jsonb, ts timestamp, ts3 timestamp(3), tstz timestamptz, d date,
+  tm time, tm3 time(3), ttz timetz, iv interval, u uuid, ip inet,
+  m money, o oid, bt bit(5), b1 bit(1), vb varbit, x xml,
+  mood public.mood, pos public.positive);
+CREATE TABLE t_other (id bigint PRIMARY KEY, v text);
+"""
+
+ROW = """INSERT INTO t_all VALUES (1, -32768, -9223372036854775808,
+  12345678901234567890.123456789, 3.1416, 1.5, -2.5e-300, true, 'plain',
+  'varchar', 'ab', '\\xdeadbeef00', '{1,2,NULL,4}', '{"a b","c\\"d",NULL}',
+  '{"k": [1]}', '{"a": true}', '2026-01-02 03:04:05.678901',
+  '2026-01-02 03:04:05.678', '2026-01-02 01:04:05.678901+00',
+  '2026-12-31', '23:59:59.999999', '00:00:01.5', '10:15:30.25+02',
+  '1 year 2 mons 3 days 04:05:06', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '192.168.0.1/24', 12.34, 4294967295, B'10110', B'1',
+  B'0000000100000001', '<a/>', 'happy', 5);"""
+
+# Debezium's documented mapping, default settings (time.precision.mode
+# adaptive, decimal.handling.mode precise, binary.handling.mode bytes,
+# interval.handling.mode numeric); the base64 is the bytes the table
+# names, worked out by hand (3.1416 at scale 4 is 31416 = 0x7AB8).
+WANT_AFTER = {
+    "id": 1,
+    "i2": -32768,
+    "i8": -9223372036854775808,
+    # NUMERIC without scale: VariableScaleDecimal {scale, value}
+    "num": {"scale": 9, "value": "J+QbMka+ybFuOYEV"},
+    "num_p": "erg=",
+    "f4": 1.5,
+    "f8": -2.5e-300,
+    "b": True,
+    "t": "plain",
+    "vc": "varchar",
+    "ch": "ab   ",
+    "ba": "3q2+7wA=",
+    "ia": [1, 2, None, 4],
+    "ta": ["a b", 'c"d', None],
+    "js": '{"k": [1]}',
+    "jb": '{"a": true}',
+    # TIMESTAMP(6): MicroTimestamp, TIMESTAMP(3): Timestamp (ms)
+    "ts": 1767323045678901,
+    "ts3": 1767323045678,
+    "tstz": "2026-01-02T01:04:05.678901Z",
+    "d": 20818,
+    "tm": 86399999999,
+    "tm3": 1500,
+    "ttz": "08:15:30.25Z",
+    # (14 * 365.25 / 12 + 3) days + 04:05:06, in microseconds
+    "iv": 37091106000000,
+    "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "ip": "192.168.0.1/24",
+    "m": "BNI=",
+    "o": 4294967295,
+    "bt": "Fg==",
+    "b1": True,
+    "vb": "AQE=",
+    "x": "<a/>",
+    # what walcast does not convert: the text (walcast.data.Text)
+    "mood": "happy",
+    "pos": "5",
+}
+
+# the schema of some fields, as Debezium names them
+WANT_FIELDS = {
+    "id": {"type": "int32", "optional": False, "field": "id"},
+    "num_p": {"type": "bytes", "optional": True,
+              "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+              "parameters": {"scale": "4",
+                             "connect.decimal.precision": "12"},
+              "field": "num_p"},
+    "tstz": {"type": "string", "optional": True,
+             "name": "io.debezium.time.ZonedTimestamp", "version": 1,
+             "field": "tstz"},
+    "iv": {"type": "int64", "optional": True,
+           "name": "io.debezium.time.MicroDuration", "version": 1,
+           "field": "iv"},
+    "ia": {"type": "array", "items": {"type": "int32", "optional": True},
+           "optional": True, "field": "ia"},
+    "js": {"type": "string", "optional": True,
+           "name": "io.debezium.data.Json", "version": 1, "field": "js"},
+    "mood": {"type": "string", "optional": True, "name": "walcast.data.Text",
+             "parameters": {"walcast.type": "public.mood"}, "field": "mood"},
+}
+
+
+def dbz_sink(boot, extra):
+    return h.kafka_sink_yaml(boot) + "".join(
+        "      %s: %s\n" % kv for kv in extra)
+
+
+def run_walcastd(c, name, slot, sinks, extra=""):
+    cfg = h.write_config(os.path.join(c.tmp, name + ".yaml"), c.dsn(), slot,
+                         None, extra="sinks:\n" + sinks + extra)
+    return h.start_walcastd(cfg, c.tmp, name="walcastd-" + name)
+
+
+def raw_records(boot, topic):
+    argv = [h.kcat_path(), "-b", boot, "-C", "-t", topic, "-o", "beginning",
+            "-e", "-J", "-q"]
+    r = h.run(argv, timeout=60)
+    check(r.returncode == 0, "kcat: %s" % r.stderr)
+    out = []
+    for line in r.stdout.splitlines():
+        j = json.loads(line)
+        k, v = j.get("key"), j.get("payload")
+        out.append((None if k is None else json.loads(k),
+                    None if v is None else json.loads(v)))
+    return out
+
+
+# --------------------------------------------------------------------------
+# a consumer written from the documentation: JsonConverter's schema and
+# the logical types
+
+
+PRIMS = {"int8": int, "int16": int, "int32": int, "int64": int,
+         "float": (float, int, str), "double": (float, int, str),
+         "boolean": bool, "string": str, "bytes": str}
+
+
+def conforms(schema, value, where):
+    """value is what schema says (JsonConverter's reading)."""
+    if value is None:
+        check(schema.get("optional"), "%s: null in a required field" % where)
+        return
+    t = schema["type"]
+    if t == "struct":
+        check(isinstance(value, dict), "%s: not an object" % where)
+        names = [f["field"] for f in schema["fields"]]
+        check(set(value) <= set(names),
+              "%s: fields %s not in the schema" % (where,
+                                                   set(value) - set(names)))
+        for f in schema["fields"]:
+            conforms(f, value.get(f["field"]), where + "." + f["field"])
+    elif t == "array":
+        check(isinstance(value, list), "%s: not an array" % where)
+        for i, v in enumerate(value):
+            conforms(schema["items"], v, "%s[%d]" % (where, i))
+    else:
+        check(isinstance(value, PRIMS[t]) and not (
+            t.startswith("int") and isinstance(value, bool)),
+            "%s: %r is not a %s" % (where, value, t))
+        if t == "bytes":
+            base64.b64decode(value, validate=True)
+
+
+def unscaled(b64):
+    return int.from_bytes(base64.b64decode(b64), "big", signed=True)
+
+
+EXACT = decimal.Context(prec=1000)
+
+
+def decode(schema, v):
+    """A logical type's value as a consumer gets it."""
+    name = schema.get("name")
+    if v is None:
+        return None
+    if name == "org.apache.kafka.connect.data.Decimal":
+        return decimal.Decimal(unscaled(v)).scaleb(
+            -int(schema["parameters"]["scale"]), EXACT)
+    if name == "io.debezium.data.VariableScaleDecimal":
+        return decimal.Decimal(unscaled(v["value"])).scaleb(-v["scale"],
+                                                            EXACT)
+    if name == "io.debezium.time.Date":
+        return datetime.date(1970, 1, 1) + datetime.timedelta(days=v)
+    if name == "io.debezium.time.MicroTimestamp":
+        return datetime.datetime(1970, 1, 1) + datetime.timedelta(
+            microseconds=v)
+    if name == "io.debezium.time.MicroTime":
+        return (datetime.datetime(1970, 1, 1) +
+                datetime.timedelta(microseconds=v)).time()
+    if name == "io.debezium.time.ZonedTimestamp":
+        return datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return v
+
+
+def case_types(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = "walcast.public.t_all"
+    mock.cmd("topic %s 1" % topic)
+    d = run_walcastd(c, "dbz-types", "dbz_types", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium"),
+                         ("schemas_enable", "true")]))
+    c.sql(ROW)
+    c.sql("UPDATE t_all SET t = 'changed', num = -0.5 WHERE id = 1;"
+          "DELETE FROM t_all WHERE id = 1;")
+    tk.wait_confirmed(c, "dbz_types", d)
+    recs = raw_records(mock.bootstrap, topic)
+    got_ops = [v["payload"]["op"] if v else None for _, v in recs]
+    check(got_ops == ["c", "u", "d", None],
+          "ops: %r, want c, u, d and a tombstone" % got_ops)
+
+    key, value = recs[0]
+    check(key == {"schema": {"type": "struct", "fields": [
+        {"type": "int32", "optional": False, "field": "id"}],
+        "optional": False, "name": "walcast.public.t_all.Key"},
+        "payload": {"id": 1}}, "key: %r" % key)
+    env, pay = value["schema"], value["payload"]
+    check(env["name"] == "walcast.public.t_all.Envelope" and
+          env["version"] == 2, "envelope schema: %r" % {
+              k: env.get(k) for k in ("name", "version")})
+    fields = {f["field"]: f for f in env["fields"]}
+    check([f["field"] for f in env["fields"]] ==
+          ["before", "after", "source", "op", "ts_ms", "ts_us", "ts_ns",
+           "transaction"], "envelope fields: %r" % list(fields))
+    check(fields["after"]["name"] == "walcast.public.t_all.Value",
+          "value struct: %r" % fields["after"].get("name"))
+    check(fields["source"]["name"] ==
+          "io.debezium.connector.postgresql.Source", "source struct")
+    conforms(env, pay, "value")
+    conforms(key["schema"], key["payload"], "key")
+
+    after = pay["after"]
+    problems = []
+    for col, want in WANT_AFTER.items():
+        if after.get(col) != want:
+            problems.append("%s: got %r, want %r" % (col, after.get(col),
+                                                     want))
+    check(set(after) == set(WANT_AFTER),
+          "columns: %r" % sorted(set(after) ^ set(WANT_AFTER)))
+    vfields = {f["field"]: f for f in fields["after"]["fields"]}
+    for col, want in WANT_FIELDS.items():
+        if vfields.get(col) != want:
+            problems.append("schema of %s: got %r, want %r"
+                            % (col, vfields.get(col), want))
+    if problems:
+        fail("\n".join(problems))
+
+    # what a consumer decodes is PostgreSQL's value
+    decoded = {col: decode(vfields[col], after[col]) for col in after}
+    want = {
+        "num": decimal.Decimal("12345678901234567890.123456789"),
+        "num_p": decimal.Decimal("3.1416"),
+        "m": None,  # money: Decimal of scale 2, below
+        "d": datetime.date(2026, 12, 31),
+        "ts": datetime.datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "tm": datetime.time(23, 59, 59, 999999),
+        "tstz": datetime.datetime(2026, 1, 2, 1, 4, 5, 678901,
+                                  tzinfo=datetime.timezone.utc),
+    }
+    for col, w in want.items():
+        if col == "m":
+            check(decoded["m"] == decimal.Decimal("12.34"),
+                  "money decodes to %r" % decoded["m"])
+            continue
+        check(decoded[col] == w, "%s decodes to %r, PostgreSQL has %r"
+              % (col, decoded[col], w))
+
+    src = pay["source"]
+    check(src["connector"] == "postgresql" and src["name"] == "walcast" and
+          src["schema"] == "public" and src["table"] == "t_all" and
+          src["snapshot"] == "false" and isinstance(src["lsn"], int) and
+          isinstance(src["txId"], int) and src["db"] == "postgres",
+          "source: %r" % src)
+
+    # the update: before is the key (REPLICA IDENTITY DEFAULT)
+    _, uval = recs[1]
+    check(uval["payload"]["before"] == {"id": 1} and
+          uval["payload"]["after"]["t"] == "changed" and
+          uval["payload"]["after"]["num"] == {"scale": 1, "value": "+w=="},
+          "update: %r" % {k: uval["payload"][k] for k in ("before",)})
+    conforms(uval["schema"], uval["payload"], "update")
+    dkey, dval = recs[2]
+    check(dkey["payload"] == {"id": 1} and
+          dval["payload"]["before"] == {"id": 1} and
+          dval["payload"]["after"] is None, "delete: %r" % dval["payload"])
+    conforms(dval["schema"], dval["payload"], "delete")
+    check(recs[3][0] == dkey and recs[3][1] is None, "tombstone")
+    d.stop()
+    tk.drop_slot(c, "dbz_types")
+    mock.stop()
+
+
+def case_options(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = "app.public.t_all"
+    mock.cmd("topic %s 1" % topic)
+    d = run_walcastd(c, "dbz-options", "dbz_options", dbz_sink(
+        mock.bootstrap, [("prefix", "app"), ("value_format", "debezium"),
+                         ("decimal_handling", "string"),
+                         ("time_precision", "connect")]))
+    c.sql(ROW.replace("(1,", "(2,", 1))
+    tk.wait_confirmed(c, "dbz_options", d)
+    recs = raw_records(mock.bootstrap, topic)
+    check(len(recs) == 1, "%d records" % len(recs))
+    key, value = recs[0]
+    # no schemas: the payload alone
+    check(key == {"id": 2}, "key: %r" % key)
+    check("schema" not in value and value["op"] == "c", "value: %r"
+          % list(value))
+    a = value["after"]
+    want = {
+        # decimal.handling.mode string
+        "num": "12345678901234567890.123456789", "num_p": "3.1416",
+        "m": "12.34",
+        # time.precision.mode connect: milliseconds, days
+        "ts": 1767323045678, "ts3": 1767323045678, "tm": 86399999,
+        "tm3": 1500, "d": 20818,
+        # not changed by either
+        "tstz": "2026-01-02T01:04:05.678901Z", "iv": 37091106000000,
+    }
+    bad = {k: (a.get(k), w) for k, w in want.items() if a.get(k) != w}
+    check(not bad, "got, want: %r" % bad)
+    check(value["source"]["name"] == "app", "source.name is the prefix")
+    d.stop()
+    tk.drop_slot(c, "dbz_options")
+    mock.stop()
+
+
+def case_transactions(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("wc.public.t_other", "wc.public.t_all", "wc.transaction",
+              "dbz.public.t_other", "dbz.public.t_all", "dbz.transaction"):
+        mock.cmd("topic %s 1" % t)
+    sinks = (dbz_sink(mock.bootstrap, [("prefix", "wc"),
+                                       ("transactions_topic",
+                                        "wc.transaction")]) +
+             dbz_sink(mock.bootstrap, [("prefix", "dbz"),
+                                       ("value_format", "debezium"),
+                                       ("schemas_enable", "true"),
+                                       ("transactions_topic",
+                                        "dbz.transaction")]))
+    d = run_walcastd(c, "dbz-txn", "dbz_txn", sinks)
+    c.sql("BEGIN;"
+          "INSERT INTO t_other VALUES (1, 'a'), (2, 'b');"
+          "INSERT INTO t_all (id) VALUES (10);"
+          "UPDATE t_other SET v = 'c' WHERE id = 1;"
+          "COMMIT;"
+          "INSERT INTO t_other VALUES (3, 'd');")
+    xid1, xid2 = None, None
+    tk.wait_confirmed(c, "dbz_txn", d)
+    for prefix in ("wc", "dbz"):
+        txrecs = raw_records(mock.bootstrap, prefix + ".transaction")
+        if prefix == "dbz":
+            for k, v in txrecs:
+                check(k["schema"]["name"] == "io.debezium.connector.common."
+                      "TransactionMetadataKey" and
+                      v["schema"]["name"] == "io.debezium.connector.common."
+                      "TransactionMetadataValue", "transaction schemas")
+                conforms(v["schema"], v["payload"], "transaction record")
+            txrecs = [(k["payload"], v["payload"]) for k, v in txrecs]
+        got = [(v["status"], v["event_count"],
+                sorted((x["data_collection"], x["event_count"])
+                       for x in v["data_collections"] or []))
+               for _, v in txrecs]
+        check(got == [("BEGIN", None, []),
+                      ("END", 4, [("public.t_all", 1), ("public.t_other", 3)]),
+                      ("BEGIN", None, []),
+                      ("END", 1, [("public.t_other", 1)])],
+              "%s.transaction: %r" % (prefix, got))
+        ids = [v["id"] for _, v in txrecs]
+        check(all(k == {"id": v["id"]} for k, v in txrecs),
+              "keyed by the transaction id")
+        check(ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2],
+              "ids: %r" % ids)
+        xid1, xid2 = ids[0], ids[2]
+        check(all(isinstance(v["ts_ms"], int) for _, v in txrecs), "ts_ms")
+        # the blocks in the envelopes
+        other = raw_records(mock.bootstrap, prefix + ".public.t_other")
+        alls = raw_records(mock.bootstrap, prefix + ".public.t_all")
+        if prefix == "dbz":
+            other = [(k, v["payload"]) for k, v in other]
+            alls = [(k, v["payload"]) for k, v in alls]
+        blocks = [v["transaction"] for _, v in other]
+        check(blocks == [
+            {"id": xid1, "total_order": 1, "data_collection_order": 1},
+            {"id": xid1, "total_order": 2, "data_collection_order": 2},
+            {"id": xid1, "total_order": 4, "data_collection_order": 3},
+            {"id": xid2, "total_order": 1, "data_collection_order": 1}],
+            "%s t_other blocks: %r" % (prefix, blocks))
+        check([v["transaction"] for _, v in alls] == [
+            {"id": xid1, "total_order": 3, "data_collection_order": 1}],
+            "%s t_all block" % prefix)
+    xid = c.sql_value("SELECT xmin FROM t_other WHERE id = 3")
+    check(xid2.split(":")[0] == str(xid).strip(),
+          "the id starts with the xid: %s, xmin %s" % (xid2, xid))
+    d.stop()
+    tk.drop_slot(c, "dbz_txn")
+    mock.stop()
+
+
+def case_messages(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("walcast.message", "__debezium-heartbeat.walcast"):
+        mock.cmd("topic %s 1" % t)
+    d = run_walcastd(c, "dbz-msg", "dbz_msg", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium"),
+                         ("messages_topic", "walcast.message"),
+                         ("heartbeat_topic",
+                          "__debezium-heartbeat.walcast")]),
+        extra="heartbeat:\n  interval: 1s\n  deliver: true\n")
+    c.sql("BEGIN;"
+          "SELECT pg_logical_emit_message(true, 'audit', 'paid');"
+          "INSERT INTO t_other VALUES (100, 'x');"
+          "COMMIT;"
+          "SELECT pg_logical_emit_message(false, 'outside', "
+          "'\\xfe80'::bytea);")
+
+    def beats():
+        return len(raw_records(mock.bootstrap,
+                               "__debezium-heartbeat.walcast")) >= 2
+    h.wait_until(beats, timeout=30, interval=1, what="two heartbeats")
+    tk.wait_confirmed(c, "dbz_msg", d)
+    msgs = raw_records(mock.bootstrap, "walcast.message")
+    got = [(k, v["op"], v["message"]) for k, v in msgs]
+    check(got == [({"prefix": "audit"}, "m",
+                   {"prefix": "audit", "content": "cGFpZA=="}),
+                  ({"prefix": "outside"}, "m",
+                   {"prefix": "outside", "content": "/oA="})],
+          "messages: %r" % got)
+    check(isinstance(msgs[0][1]["source"]["txId"], int) and
+          msgs[1][1]["source"]["txId"] is None,
+          "txId: in a transaction only")
+    hb = raw_records(mock.bootstrap, "__debezium-heartbeat.walcast")
+    check(all(k == {"serverName": "walcast"} and isinstance(v["ts_ms"], int)
+              and set(v) == {"ts_ms"} for k, v in hb), "heartbeats: %r" % hb)
+    check(not any(v["message"]["prefix"] == "walcast.heartbeat"
+                  for _, v in msgs), "heartbeats are not messages")
+    d.stop()
+    tk.drop_slot(c, "dbz_msg")
+    mock.stop()
+
+
+def test():
+    h.kcat_path()
+    c = h.Cluster()
+    c.sql(DDL)
+    cases = h.Cases()
+    cases.run("debezium: every type, with schemas", case_types, c)
+    cases.run("debezium: decimal_handling string, time_precision connect",
+              case_options, c)
+    cases.run("transactions_topic: BEGIN, END and the blocks",
+              case_transactions, c)
+    cases.run("messages_topic and heartbeat_topic", case_messages, c)
+    return cases.finish()
+
+
+if __name__ == "__main__":
+    h.main(test)
