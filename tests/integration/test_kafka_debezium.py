@@ -310,6 +310,9 @@ def case_types(c):
           dval["payload"]["before"] == {"id": 1} and
           dval["payload"]["after"] is None, "delete: %r" % dval["payload"])
     conforms(dval["schema"], dval["payload"], "delete")
+    # the Value struct is the table's, whatever the change
+    check(dval["schema"]["fields"][0]["fields"] ==
+          fields["after"]["fields"], "a delete's Value struct is the table's")
     check(recs[3][0] == dkey and recs[3][1] is None, "tombstone")
     d.stop()
     tk.drop_slot(c, "dbz_types")

@@ -629,15 +629,36 @@ static void test_schema_cache(void **state)
             wc_dbz_append_envelope_schema(&want, &tb, NULL, &row, &pk, &o), 0);
         assert_int_equal(a.len, want.len);
         assert_memory_equal(a.ptr, want.data, want.len);
-        /* a delete's: the other slot */
+        /* a delete's: the table's, the insert's */
         assert_int_equal(
             wc_dbz_cached_schema(&c, &tb, &key_only, NULL, &pk, &o, &b), 0);
+        assert_ptr_equal(a.ptr, b.ptr);
+        /* a truncate's too */
+        assert_int_equal(wc_dbz_cached_schema(&c, &tb, NULL, NULL, &pk, &o, &b),
+                         0);
+        assert_ptr_equal(a.ptr, b.ptr);
+        /* an update with the old row (REPLICA IDENTITY FULL): its own */
+        assert_int_equal(
+            wc_dbz_cached_schema(&c, &tb, &key_only, &row, &pk, &o, &b), 0);
         assert_ptr_not_equal(a.ptr, b.ptr);
-        assert_null(strstr(b.ptr, "\"field\":\"price\""));
         /* the insert's again: kept */
         assert_int_equal(
             wc_dbz_cached_schema(&c, &tb, NULL, &row, &pk, &o, &a2), 0);
         assert_ptr_equal(a.ptr, a2.ptr);
+        /* a delete of a column the kept rows do not have: its own */
+        {
+                struct walcast_column gone = row_items[0];
+
+                gone.name = "gone";
+                gone.name_len = 4;
+                assert_int_equal(
+                    wc_dbz_cached_schema(&c, &tb,
+                                         &(struct walcast_columns){&gone, 1},
+                                         NULL, &pk, &o, &b),
+                    0);
+                assert_non_null(strstr(b.ptr, "\"field\":\"gone\""));
+                assert_null(strstr(b.ptr, "\"field\":\"price\""));
+        }
         /* a column's type changed: made again */
         {
                 struct walcast_column items[3] = {row_items[0], row_items[1],

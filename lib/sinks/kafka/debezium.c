@@ -565,6 +565,43 @@ static int sig_cols(struct wc_buf *b, const struct walcast_columns *l,
         return 0;
 }
 
+/* sig (of a change with a new row) has column c in its new row, of the
+ * same type. */
+static bool sig_has(const struct wc_buf *sig, const struct walcast_column *c)
+{
+        const char *p = sig->data + 1, *end = sig->data + sig->len;
+        uint32_t tl = c->type ? c->type_len : 0;
+
+        while (p + 12 <= end && *p != 'b' && *p != 'B') {
+                uint32_t h[3];
+
+                memcpy(h, p, sizeof(h));
+                if (h[0] == c->name_len && h[1] == c->type_oid && h[2] == tl &&
+                    memcmp(p + 12, c->name, h[0]) == 0 &&
+                    memcmp(p + 12 + h[0], c->type ? c->type : "", tl) == 0)
+                        return true;
+                p += 12 + h[0] + h[2] + 1;
+        }
+        return false;
+}
+
+/* A kept schema made from a new row holding every column of before:
+ * Debezium's Value struct is the table's, whatever the change. */
+static int row_slot(const struct wc_dbz_cache *c,
+                    const struct walcast_columns *before)
+{
+        for (int slot = 0; slot < 2; slot++) {
+                bool all = c->sig[slot].data && c->sig[slot].len > 0 &&
+                           c->sig[slot].data[0] == 'a';
+
+                for (uint32_t i = 0; all && before && i < before->count; i++)
+                        all = sig_has(&c->sig[slot], &before->items[i]);
+                if (all)
+                        return slot;
+        }
+        return -1;
+}
+
 int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
                          const struct walcast_columns *before,
                          const struct walcast_columns *after,
@@ -573,7 +610,13 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
 {
         struct wc_buf *sig = &c->scratch, tmp;
         unsigned slot;
+        int row;
 
+        /* a delete's or truncate's columns are some of the row's */
+        if (!after && (row = row_slot(c, before)) >= 0) {
+                *ret = (struct wc_str){c->schema[row].data, c->schema[row].len};
+                return 0;
+        }
         wc_buf_reset(sig);
         if (sig_cols(sig, after, pk, after ? 'a' : 'A') < 0 ||
             sig_cols(sig, before, pk, before ? 'b' : 'B') < 0)

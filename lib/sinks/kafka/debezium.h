@@ -183,8 +183,10 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
 /*
  * The Envelope schemas of one table, kept between its changes: making one
  * costs more than the rest of a message, and a table's columns seldom
- * change.  Two are kept (an insert's and a delete's differ: a delete's
- * before holds the key only).  Zeroed is empty.
+ * change.  A change without a new row (delete, truncate) takes the schema
+ * of the last one with a new row that has all its columns, so that the
+ * Value struct is the table's, as Debezium's; two are kept.  Zeroed is
+ * empty.
  */
 struct wc_dbz_cache {
         struct wc_buf sig[2];    /* what each schema was made from */
