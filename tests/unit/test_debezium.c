@@ -673,6 +673,32 @@ static void test_schema_cache(void **state)
                     0);
                 assert_non_null(strstr(a2.ptr, "\"scale\":\"2\""));
         }
+        /* the key, kept: the same bytes as made anew */
+        for (int i = 0; i < 2; i++) {
+                wc_buf_reset(&want);
+                assert_int_equal(
+                    wc_dbz_format_key_cached(&want, &c, &tb, &pk, &row, &o), 0);
+                assert_string_equal(
+                    want.data,
+                    "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+                    "\"int32\",\"optional\":false,\"field\":\"id\"}],"
+                    "\"optional\":false,\"name\":\"app.town6-govikon.tickets."
+                    "Key\"},\"payload\":{\"id\":1}}");
+        }
+        {
+                struct walcast_column items[3] = {row_items[0], row_items[1],
+                                                  row_items[2]};
+
+                items[0].type = "bigint";
+                items[0].type_len = 6;
+                items[0].type_oid = 20;
+                wc_buf_reset(&want);
+                assert_int_equal(wc_dbz_format_key_cached(
+                                     &want, &c, &tb, &pk,
+                                     &(struct walcast_columns){items, 3}, &o),
+                                 0);
+                assert_non_null(strstr(want.data, "{\"type\":\"int64\","));
+        }
         wc_dbz_cache_free(&c);
         wc_buf_free(&want);
 }

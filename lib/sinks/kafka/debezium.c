@@ -17,7 +17,19 @@
 
 #include "sinks/kafka/debezium.h"
 
-#define LIT(out, s) wc_buf_append((out), (s), sizeof(s) - 1)
+/* appends n bytes: most fit in what the buffer has */
+static inline int app(struct wc_buf *out, const char *s, size_t n)
+{
+        if (out->cap > out->len + n) {
+                memcpy(out->data + out->len, s, n);
+                out->len += n;
+                out->data[out->len] = '\0';
+                return 0;
+        }
+        return wc_buf_append(out, s, n);
+}
+
+#define LIT(out, s) app((out), (s), sizeof(s) - 1)
 
 /* ---- field schemas ---- */
 
@@ -236,64 +248,92 @@ static int put_row(struct wc_buf *out, const struct walcast_columns *cols,
         return LIT(out, "}");
 }
 
+/* s[0..n) JSON-escaped, without quotes */
+static int put_body(struct wc_buf *out, const char *s, size_t n)
+{
+        char *p, *end;
+
+        if (wc_buf_reserve(out, WC_JSON_STRING_MAX(n)) < 0)
+                return -ENOMEM;
+        p = out->data + out->len;
+        end = wc_json_put_string(p, s, n);
+        memmove(p, p + 1, (size_t)(end - p) - 2);
+        out->len += (size_t)(end - p) - 2;
+        out->data[out->len] = '\0';
+        return 0;
+}
+
+static int put_body_str(struct wc_buf *out, const char *s)
+{
+        return s ? put_body(out, s, strlen(s)) : 0;
+}
+
 /* "<prefix>.<schema>.<table><suffix>" as a JSON string */
 static int put_struct_name(struct wc_buf *out, const struct wc_dbz_table *tb,
                            const char *suffix)
 {
-        struct wc_buf n;
-        int r = -ENOMEM;
-
-        wc_buf_init(&n);
-        if (wc_buf_printf(&n, "%s.%s.%s%s", tb->prefix ? tb->prefix : "",
-                          tb->schema ? tb->schema : "",
-                          tb->table ? tb->table : "", suffix) < 0)
-                goto out;
-        r = wc_json_append_string(out, n.data, n.len);
-out:
-        wc_buf_free(&n);
-        return r;
+        if (LIT(out, "\"") < 0 || put_body_str(out, tb->prefix) < 0 ||
+            LIT(out, ".") < 0 || put_body_str(out, tb->schema) < 0 ||
+            LIT(out, ".") < 0 || put_body_str(out, tb->table) < 0 ||
+            wc_buf_append_str(out, suffix) < 0 || LIT(out, "\"") < 0)
+                return -ENOMEM;
+        return 0;
 }
 
-int wc_dbz_format_key(struct wc_buf *out, const struct wc_dbz_table *tb,
-                      const struct walcast_columns *pk,
-                      const struct walcast_columns *row,
-                      const struct wc_dbz_options *o)
+/* Every key column has a value in row. */
+static bool key_complete(const struct walcast_columns *pk,
+                         const struct walcast_columns *row)
 {
-        size_t start = out->len;
-
         if (!pk || pk->count == 0 || !row)
-                return -ENOENT;
+                return false;
         for (uint32_t i = 0; i < pk->count; i++) {
                 const struct walcast_column *c =
                     find(row, pk->items[i].name, pk->items[i].name_len);
 
                 /* nothing is invented: no value, no key */
                 if (!c || !c->value || c->value_len == 0)
-                        return -ENOENT;
+                        return false;
         }
-        if (o->schemas) {
-                if (LIT(out, "{\"schema\":{\"type\":\"struct\",\"fields\":[") <
-                    0)
-                        goto nomem;
-                for (uint32_t i = 0; i < pk->count; i++) {
-                        const struct walcast_column *c =
-                            find(row, pk->items[i].name, pk->items[i].name_len);
-                        struct wc_dbz_type t;
+        return true;
+}
 
-                        type_of_col(c, o, &t);
-                        if ((i > 0 && LIT(out, ",") < 0) ||
-                            wc_dbz_append_field_schema(out, &t, c->type,
-                                                       c->type_len, c->name,
-                                                       c->name_len, false) < 0)
-                                goto nomem;
-                }
-                if (LIT(out, "],\"optional\":false,\"name\":") < 0 ||
-                    put_struct_name(out, tb, ".Key") < 0 ||
-                    LIT(out, "},\"payload\":") < 0)
-                        goto nomem;
+/* The Key struct's schema. */
+static int put_key_schema(struct wc_buf *out, const struct wc_dbz_table *tb,
+                          const struct walcast_columns *pk,
+                          const struct walcast_columns *row,
+                          const struct wc_dbz_options *o)
+{
+        if (LIT(out, "{\"type\":\"struct\",\"fields\":[") < 0)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < pk->count; i++) {
+                const struct walcast_column *c =
+                    find(row, pk->items[i].name, pk->items[i].name_len);
+                struct wc_dbz_type t;
+
+                type_of_col(c, o, &t);
+                if ((i > 0 && LIT(out, ",") < 0) ||
+                    wc_dbz_append_field_schema(out, &t, c->type, c->type_len,
+                                               c->name, c->name_len, false) < 0)
+                        return -ENOMEM;
         }
+        if (LIT(out, "],\"optional\":false,\"name\":") < 0 ||
+            put_struct_name(out, tb, ".Key") < 0 || LIT(out, "}") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The key's payload, wrapped with schema when there is one. */
+static int put_key(struct wc_buf *out, const struct wc_str *schema,
+                   const struct walcast_columns *pk,
+                   const struct walcast_columns *row,
+                   const struct wc_dbz_options *o)
+{
+        if (schema && (LIT(out, "{\"schema\":") < 0 ||
+                       app(out, schema->ptr, schema->len) < 0 ||
+                       LIT(out, ",\"payload\":") < 0))
+                return -ENOMEM;
         if (LIT(out, "{") < 0)
-                goto nomem;
+                return -ENOMEM;
         for (uint32_t i = 0; i < pk->count; i++) {
                 const struct walcast_column *c =
                     find(row, pk->items[i].name, pk->items[i].name_len);
@@ -304,14 +344,35 @@ int wc_dbz_format_key(struct wc_buf *out, const struct wc_dbz_table *tb,
                     wc_json_append_string(out, c->name, c->name_len) < 0 ||
                     LIT(out, ":") < 0 ||
                     wc_dbz_append_value(out, &t, c->value, c->value_len) < 0)
-                        goto nomem;
+                        return -ENOMEM;
         }
-        if (LIT(out, "}") < 0 || (o->schemas && LIT(out, "}") < 0))
-                goto nomem;
+        if (LIT(out, "}") < 0 || (schema && LIT(out, "}") < 0))
+                return -ENOMEM;
         return 0;
-nomem:
-        out->len = start;
-        return -ENOMEM;
+}
+
+int wc_dbz_format_key(struct wc_buf *out, const struct wc_dbz_table *tb,
+                      const struct walcast_columns *pk,
+                      const struct walcast_columns *row,
+                      const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+        struct wc_buf sch;
+        int r = -ENOMEM;
+
+        if (!key_complete(pk, row))
+                return -ENOENT;
+        wc_buf_init(&sch);
+        if (o->schemas && put_key_schema(&sch, tb, pk, row, o) < 0)
+                goto out;
+        r = put_key(out,
+                    o->schemas ? &(struct wc_str){sch.data, sch.len} : NULL, pk,
+                    row, o);
+out:
+        if (r < 0)
+                out->len = start;
+        wc_buf_free(&sch);
+        return r;
 }
 
 /* ---- the envelope ---- */
@@ -445,6 +506,22 @@ static int64_t fdiv(int64_t a, int64_t b)
         return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
+/* lit, then v in decimal */
+static int put_lit_int(struct wc_buf *out, const char *lit, int64_t v)
+{
+        size_t n = strlen(lit);
+        char *p;
+
+        if (wc_buf_reserve(out, n + WC_UINT_MAX_DIGITS + 2) < 0)
+                return -ENOMEM;
+        p = out->data + out->len;
+        memcpy(p, lit, n);
+        p = wc_dbz_put_int(p + n, v);
+        out->len = (size_t)(p - out->data);
+        out->data[out->len] = '\0';
+        return 0;
+}
+
 /* The source struct: {"version":..,...,"origin_lsn":null} */
 static int put_source(struct wc_buf *out, const struct wc_dbz_table *tb,
                       const struct walcast_signal *s, int64_t commit_us)
@@ -452,24 +529,20 @@ static int put_source(struct wc_buf *out, const struct wc_dbz_table *tb,
         if (LIT(out, "{\"version\":\"" WALCAST_VERSION
                      "\",\"connector\":\"postgresql\",\"name\":") < 0 ||
             put_str_or_null(out, tb->prefix) < 0 ||
-            wc_buf_printf(out, ",\"ts_ms\":%lld,\"snapshot\":\"false\",\"db\":",
-                          (long long)fdiv(commit_us, 1000)) < 0 ||
+            put_lit_int(out, ",\"ts_ms\":", fdiv(commit_us, 1000)) < 0 ||
+            LIT(out, ",\"snapshot\":\"false\",\"db\":") < 0 ||
             put_str_or_null(out, tb->db) < 0 ||
-            wc_buf_printf(out,
-                          ",\"sequence\":null,\"ts_us\":%lld,\"ts_ns\":%lld,"
-                          "\"schema\":",
-                          (long long)commit_us,
-                          (long long)commit_us * 1000) < 0 ||
+            put_lit_int(out, ",\"sequence\":null,\"ts_us\":", commit_us) < 0 ||
+            put_lit_int(out, ",\"ts_ns\":", commit_us * 1000) < 0 ||
+            LIT(out, ",\"schema\":") < 0 ||
             put_str_or_null(out, tb->schema) < 0 ||
             LIT(out, ",\"table\":") < 0 || put_str_or_null(out, tb->table) < 0)
                 return -ENOMEM;
-        if (s->txn ? wc_buf_printf(out, ",\"txId\":%u", s->txn->xid) < 0
+        if (s->txn ? put_lit_int(out, ",\"txId\":", s->txn->xid) < 0
                    : LIT(out, ",\"txId\":null") < 0)
                 return -ENOMEM;
-        if (wc_buf_printf(out,
-                          ",\"lsn\":%llu,\"xmin\":null,\"origin\":null,"
-                          "\"origin_lsn\":null}",
-                          (unsigned long long)s->lsn) < 0)
+        if (put_lit_int(out, ",\"lsn\":", (int64_t)s->lsn) < 0 ||
+            LIT(out, ",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}") < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -478,12 +551,15 @@ static int put_txblock(struct wc_buf *out, const struct wc_dbz_txblock *tx)
 {
         if (!tx)
                 return LIT(out, "null");
-        return wc_buf_printf(out,
-                             "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
-                             "\"data_collection_order\":%llu}",
-                             tx->xid, (unsigned long long)tx->commit_lsn,
-                             (unsigned long long)tx->total_order,
-                             (unsigned long long)tx->data_collection_order);
+        if (put_lit_int(out, "{\"id\":\"", tx->xid) < 0 ||
+            put_lit_int(out, ":", (int64_t)tx->commit_lsn) < 0 ||
+            put_lit_int(out, "\",\"total_order\":", (int64_t)tx->total_order) <
+                0 ||
+            put_lit_int(out, ",\"data_collection_order\":",
+                        (int64_t)tx->data_collection_order) < 0 ||
+            LIT(out, "}") < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
@@ -506,12 +582,11 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
             LIT(out, ",\"after\":") < 0 || put_row(out, after, o) < 0 ||
             LIT(out, ",\"source\":") < 0 ||
             put_source(out, tb, s, commit_us) < 0 ||
-            wc_buf_printf(out,
-                          ",\"op\":\"%c\",\"ts_ms\":%lld,"
-                          "\"ts_us\":%lld,\"ts_ns\":%lld,\"transaction\":",
-                          op, (long long)fdiv(now_us, 1000), (long long)now_us,
-                          (long long)now_us * 1000) < 0 ||
-            put_txblock(out, tx) < 0)
+            LIT(out, ",\"op\":\"") < 0 || wc_buf_append_char(out, op) < 0 ||
+            put_lit_int(out, "\",\"ts_ms\":", fdiv(now_us, 1000)) < 0 ||
+            put_lit_int(out, ",\"ts_us\":", now_us) < 0 ||
+            put_lit_int(out, ",\"ts_ns\":", now_us * 1000) < 0 ||
+            LIT(out, ",\"transaction\":") < 0 || put_txblock(out, tx) < 0)
                 goto nomem;
         if (LIT(out, "}") < 0 || (o->schemas && LIT(out, "}") < 0))
                 goto nomem;
@@ -563,6 +638,50 @@ static int sig_cols(struct wc_buf *b, const struct walcast_columns *l,
                         return -ENOMEM;
         }
         return 0;
+}
+
+/* The part of sig at *pp tagged tag lists exactly the columns of l. */
+static bool sig_part_same(const char **pp, const char *end,
+                          const struct walcast_columns *l,
+                          const struct walcast_columns *pk, char tag)
+{
+        const char *p = *pp;
+
+        if (p >= end || *p++ != tag)
+                return false;
+        for (uint32_t i = 0; l && i < l->count; i++) {
+                const struct walcast_column *c = &l->items[i];
+                uint32_t h[3];
+
+                if (end - p < 12)
+                        return false;
+                memcpy(h, p, sizeof(h));
+                if (h[0] != c->name_len || h[1] != c->type_oid ||
+                    h[2] != (c->type ? c->type_len : 0) ||
+                    (size_t)(end - p) < 12 + (size_t)h[0] + h[2] + 1 ||
+                    memcmp(p + 12, c->name, h[0]) != 0 ||
+                    memcmp(p + 12 + h[0], c->type ? c->type : "", h[2]) != 0 ||
+                    p[12 + h[0] + h[2]] !=
+                        (find(pk, c->name, c->name_len) ? 'k' : 'v'))
+                        return false;
+                p += 12 + h[0] + h[2] + 1;
+        }
+        *pp = p;
+        return true;
+}
+
+/* sig was made from these lists (what sig_cols writes). */
+static bool sig_same(const struct wc_buf *sig,
+                     const struct walcast_columns *before,
+                     const struct walcast_columns *after,
+                     const struct walcast_columns *pk)
+{
+        const char *p = sig->data, *end = sig->data + sig->len;
+
+        return sig->data && sig->len &&
+               sig_part_same(&p, end, after, pk, after ? 'a' : 'A') &&
+               sig_part_same(&p, end, before, pk, before ? 'b' : 'B') &&
+               p == end;
 }
 
 /* sig (of a change with a new row) has column c in its new row, of the
@@ -617,15 +736,14 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
                 *ret = (struct wc_str){c->schema[row].data, c->schema[row].len};
                 return 0;
         }
-        wc_buf_reset(sig);
-        if (sig_cols(sig, after, pk, after ? 'a' : 'A') < 0 ||
-            sig_cols(sig, before, pk, before ? 'b' : 'B') < 0)
-                return -ENOMEM;
         for (slot = 0; slot < 2; slot++)
-                if (c->sig[slot].data && c->sig[slot].len == sig->len &&
-                    memcmp(c->sig[slot].data, sig->data, sig->len) == 0)
+                if (sig_same(&c->sig[slot], before, after, pk))
                         break;
         if (slot == 2) {
+                wc_buf_reset(sig);
+                if (sig_cols(sig, after, pk, after ? 'a' : 'A') < 0 ||
+                    sig_cols(sig, before, pk, before ? 'b' : 'B') < 0)
+                        return -ENOMEM;
                 slot = c->next;
                 c->next ^= 1;
                 wc_buf_reset(&c->schema[slot]);
@@ -642,8 +760,63 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
         return 0;
 }
 
+int wc_dbz_format_key_cached(struct wc_buf *out, struct wc_dbz_cache *c,
+                             const struct wc_dbz_table *tb,
+                             const struct walcast_columns *pk,
+                             const struct walcast_columns *row,
+                             const struct wc_dbz_options *o)
+{
+        size_t start = out->len;
+        const char *p;
+        bool same;
+
+        if (!o->schemas)
+                return wc_dbz_format_key(out, tb, pk, row, o);
+        if (!key_complete(pk, row))
+                return -ENOENT;
+        /* the key columns' names and types, as the row has them */
+        p = c->key_sig.data;
+        same = c->key_sig.len > 0 && *p++ == 'k';
+        for (uint32_t i = 0; same && i < pk->count; i++) {
+                const struct walcast_column *k =
+                    find(row, pk->items[i].name, pk->items[i].name_len);
+                const struct walcast_columns one = {k, 1};
+
+                same = sig_part_same(&p, c->key_sig.data + c->key_sig.len, &one,
+                                     pk, 'c');
+        }
+        if (!same || p != c->key_sig.data + c->key_sig.len) {
+                wc_buf_reset(&c->key_sig);
+                wc_buf_reset(&c->key_schema);
+                if (wc_buf_append_char(&c->key_sig, 'k') < 0)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < pk->count; i++) {
+                        const struct walcast_column *k =
+                            find(row, pk->items[i].name, pk->items[i].name_len);
+
+                        if (sig_cols(&c->key_sig,
+                                     &(struct walcast_columns){k, 1}, pk,
+                                     'c') < 0)
+                                return -ENOMEM;
+                }
+                if (put_key_schema(&c->key_schema, tb, pk, row, o) < 0) {
+                        wc_buf_reset(&c->key_sig);
+                        return -ENOMEM;
+                }
+        }
+        if (put_key(out,
+                    &(struct wc_str){c->key_schema.data, c->key_schema.len}, pk,
+                    row, o) < 0) {
+                out->len = start;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 void wc_dbz_cache_free(struct wc_dbz_cache *c)
 {
+        wc_buf_free(&c->key_sig);
+        wc_buf_free(&c->key_schema);
         for (unsigned i = 0; i < 2; i++) {
                 wc_buf_free(&c->sig[i]);
                 wc_buf_free(&c->schema[i]);

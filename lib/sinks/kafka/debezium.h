@@ -189,10 +189,11 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
  * empty.
  */
 struct wc_dbz_cache {
-        struct wc_buf sig[2];    /* what each schema was made from */
-        struct wc_buf schema[2]; /* wc_dbz_append_envelope_schema */
-        struct wc_buf scratch;   /* the signature being compared */
-        unsigned next;           /* the slot to replace */
+        struct wc_buf sig[2];              /* what each schema was made from */
+        struct wc_buf schema[2];           /* wc_dbz_append_envelope_schema */
+        struct wc_buf scratch;             /* the signature being made */
+        struct wc_buf key_sig, key_schema; /* the Key struct's */
+        unsigned next;                     /* the slot to replace */
 };
 
 /* The Envelope schema for these columns, from the cache or made and
@@ -203,6 +204,13 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
                          const struct walcast_columns *pk,
                          const struct wc_dbz_options *o, struct wc_str *ret);
 void wc_dbz_cache_free(struct wc_dbz_cache *c);
+
+/* wc_dbz_format_key with the Key schema kept in c. */
+int wc_dbz_format_key_cached(struct wc_buf *out, struct wc_dbz_cache *c,
+                             const struct wc_dbz_table *tb,
+                             const struct walcast_columns *pk,
+                             const struct walcast_columns *row,
+                             const struct wc_dbz_options *o);
 
 /*
  * Transaction metadata (transactions_topic): the key {"id":"xid:lsn"}
@@ -244,6 +252,9 @@ int wc_dbz_format_message_value(struct wc_buf *out,
 int wc_dbz_format_heartbeat(struct wc_buf *key, struct wc_buf *value,
                             const char *prefix, int64_t ts_ms,
                             const struct wc_dbz_options *o);
+
+/* v in decimal with its sign: at most WC_UINT_MAX_DIGITS + 1 bytes. */
+char *wc_dbz_put_int(char *p, int64_t v);
 
 /* Parses the option values; 0 or -EINVAL. */
 int wc_dbz_parse_decimal(const char *s, enum wc_dbz_decimal *ret);

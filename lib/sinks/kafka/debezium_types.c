@@ -470,10 +470,27 @@ static int put_str(struct wc_buf *out, const char *s, size_t n)
 
 static int put_int(struct wc_buf *out, int64_t v)
 {
-        char tmp[24];
-        int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+        char tmp[WC_UINT_MAX_DIGITS + 1];
 
-        return wc_buf_append(out, tmp, (size_t)n);
+        return wc_buf_append(out, tmp, (size_t)(wc_dbz_put_int(tmp, v) - tmp));
+}
+
+char *wc_dbz_put_int(char *p, int64_t v)
+{
+        if (v >= 0)
+                return wc_put_uint(p, (uint64_t)v);
+        *p++ = '-';
+        return wc_put_uint(p, (uint64_t)0 - (uint64_t)v);
+}
+
+/* v in exactly n digits, zero-padded (v >= 0) */
+static char *put_digits(char *o, int64_t v, int n)
+{
+        for (int i = n - 1; i >= 0; i--) {
+                o[i] = (char)('0' + v % 10);
+                v /= 10;
+        }
+        return o + n;
 }
 
 /* bytes as a JSON string of their base64: JsonConverter's BYTES */
@@ -499,13 +516,20 @@ static char *put_date_iso(char *o, int64_t days)
         int m, d;
 
         civil_from_days(days, &y, &m, &d);
-        if (y > 9999)
-                o += sprintf(o, "+%lld", (long long)y);
-        else if (y < 0)
-                o += sprintf(o, "-%04lld", (long long)-y);
-        else
-                o += sprintf(o, "%04lld", (long long)y);
-        return o + sprintf(o, "-%02d-%02d", m, d);
+        if (y > 9999) {
+                *o++ = '+';
+                o = wc_put_uint(o, (uint64_t)y);
+        } else if (y < 0) {
+                *o++ = '-';
+                o = -y > 9999 ? wc_put_uint(o, (uint64_t)-y)
+                              : put_digits(o, -y, 4);
+        } else {
+                o = put_digits(o, y, 4);
+        }
+        *o++ = '-';
+        o = put_digits(o, m, 2);
+        *o++ = '-';
+        return put_digits(o, d, 2);
 }
 
 /* HH:MM:SS and the fraction without its trailing zeros, as
@@ -514,8 +538,11 @@ static char *put_time_iso(char *o, int64_t us)
 {
         int64_t s = us / US_PER_SEC, f = us % US_PER_SEC;
 
-        o += sprintf(o, "%02lld:%02lld:%02lld", (long long)(s / 3600),
-                     (long long)(s / 60 % 60), (long long)(s % 60));
+        o = put_digits(o, s / 3600, 2);
+        *o++ = ':';
+        o = put_digits(o, s / 60 % 60, 2);
+        *o++ = ':';
+        o = put_digits(o, s % 60, 2);
         if (f) {
                 int n = 6;
 
@@ -523,7 +550,8 @@ static char *put_time_iso(char *o, int64_t us)
                         f /= 10;
                         n--;
                 }
-                o += sprintf(o, ".%0*lld", n, (long long)f);
+                *o++ = '.';
+                o = put_digits(o, f, n);
         }
         return o;
 }
@@ -1029,10 +1057,8 @@ static int put_array(struct wc_buf *out, const struct wc_dbz_type *t, char *s,
 {
         size_t i = 0, start = out->len;
         int depth = 0, count = 0;
-        struct wc_buf el;
         int r = -ENOMEM;
 
-        wc_buf_init(&el);
         if (n == 0 || s[0] != '{')
                 goto bad;
         if (wc_buf_append_char(out, '[') < 0)
@@ -1058,19 +1084,22 @@ static int put_array(struct wc_buf *out, const struct wc_dbz_type *t, char *s,
                 }
                 if (depth <= 0)
                         goto bad;
-                wc_buf_reset(&el);
                 if (count++ > 0 && wc_buf_append_char(out, ',') < 0)
                         goto out;
                 if (c == '"') {
+                        /* unescaped in place: s is the caller's copy */
+                        size_t b = i + 1, d = b;
+
                         for (i++; i < n && s[i] != '"'; i++) {
                                 if (s[i] == '\\' && i + 1 < n)
                                         i++;
-                                if (wc_buf_append_char(&el, s[i]) < 0)
-                                        goto out;
+                                s[d++] = s[i];
                         }
                         if (i >= n)
                                 goto bad;
                         i++;
+                        if (put_scalar(out, t, t->elem, s + b, d - b) < 0)
+                                goto out;
                 } else {
                         size_t b = i;
 
@@ -1081,12 +1110,9 @@ static int put_array(struct wc_buf *out, const struct wc_dbz_type *t, char *s,
                                         goto out;
                                 continue;
                         }
-                        if (wc_buf_append(&el, s + b, i - b) < 0)
+                        if (put_scalar(out, t, t->elem, s + b, i - b) < 0)
                                 goto out;
                 }
-                if (put_scalar(out, t, t->elem, el.data ? el.data : "",
-                               el.len) < 0)
-                        goto out;
         }
         if (depth != 0 || i != n)
                 goto bad;
@@ -1096,7 +1122,6 @@ bad:
         out->len = start;
         r = wc_buf_append(out, "null", 4);
 out:
-        wc_buf_free(&el);
         return r;
 }
 

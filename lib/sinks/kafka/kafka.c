@@ -1113,7 +1113,8 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
         wc_buf_reset(&st->key);
         st->key_header = NULL;
         if (key_row && s->pk.count > 0) {
-                r = wc_dbz_format_key(&st->key, &tb, &s->pk, key_row, &st->dbz);
+                r = wc_dbz_format_key_cached(&st->key, &e->dbz, &tb, &s->pk,
+                                             key_row, &st->dbz);
                 if (r == -ENOENT) {
                         /* as fallback_key: what the WAL holds */
                         warn_key(st, e, s);
