@@ -100,6 +100,10 @@ CONSUMERS = [
              "walcast", "kafka",
              extra=["      value_format: debezium",
                     "      schemas_enable: true"]),
+    # ... and without the schemas: the payload alone
+    Consumer("walcast-kafka-debezium-payload",
+             "walcastd, Kafka sink, value_format debezium",
+             "walcast", "kafka", extra=["      value_format: debezium"]),
 ]
 BY_NAME = {c.name: c for c in CONSUMERS}
 DEFAULT = ["recv-file", "recv-null", "walcast-null", "walcast-jsonl"]

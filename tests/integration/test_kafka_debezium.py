@@ -19,6 +19,10 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
 4. messages_topic and heartbeat_topic: pg_logical_emit_message() content
    as Debezium's op "m" records (in and outside a transaction), and
    walcast's heartbeats (heartbeat.deliver: true) as Debezium's.
+5. column rules: excluded columns are in no row, masked ones carry the
+   salted SHA-256 a consumer can compute, key_columns key a table without
+   a primary key; a rule excluding a primary-key column stops the stream
+   at that table, said once, confirming nothing past it.
 
 Needs WC_KAFKA_MOCK and kcat.
 """
@@ -26,9 +30,11 @@ Needs WC_KAFKA_MOCK and kcat.
 import base64
 import datetime
 import decimal
+import hashlib
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -469,6 +475,78 @@ def case_messages(c):
     mock.stop()
 
 
+def case_columns(c):
+    c.sql("CREATE TABLE users (id int PRIMARY KEY, email text, "
+          "  password_hash text, nick text);"
+          "CREATE TABLE events (code text NOT NULL, v int);"
+          "ALTER TABLE events REPLICA IDENTITY FULL;"
+          "CREATE TABLE secrets (id int PRIMARY KEY, s text);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("walcast.public.users", "walcast.public.events",
+              "walcast.public.secrets"):
+        mock.cmd("topic %s 1" % t)
+    rules = ("      mask_salt: ${WC_TEST_SALT}\n"
+             "      columns:\n"
+             "        - tables: [users]\n"
+             "          exclude: [password_hash]\n"
+             "          mask: [email]\n"
+             "        - tables: [public.events]\n"
+             "          key_columns: [code]\n")
+    os.environ["WC_TEST_SALT"] = "pepper"
+    try:
+        d = run_walcastd(c, "dbz-cols", "dbz_cols", dbz_sink(
+            mock.bootstrap, [("value_format", "debezium")]) + rules)
+    finally:
+        del os.environ["WC_TEST_SALT"]
+    c.sql("INSERT INTO users VALUES (1, 'a@b.ch', 'x', NULL);"
+          "UPDATE users SET nick = 'n' WHERE id = 1;"
+          "INSERT INTO events VALUES ('E1', 1), ('E2', 2);"
+          "UPDATE events SET v = 3 WHERE code = 'E1';"
+          "DELETE FROM events WHERE code = 'E2';")
+    tk.wait_confirmed(c, "dbz_cols", d)
+    digest = hashlib.sha256(b"pepper" + b"a@b.ch").hexdigest()
+    users = raw_records(mock.bootstrap, "walcast.public.users")
+    check([v["after"] for _, v in users] == [
+        {"id": 1, "email": digest, "nick": None},
+        {"id": 1, "email": digest, "nick": "n"}],
+        "users: %r" % [v["after"] for _, v in users])
+    check(all(k == {"id": 1} for k, _ in users), "users keyed by id")
+    events = raw_records(mock.bootstrap, "walcast.public.events")
+    got = [(k, v["op"] if v else None) for k, v in events]
+    check(got == [({"code": "E1"}, "c"), ({"code": "E2"}, "c"),
+                  ({"code": "E1"}, "u"), ({"code": "E2"}, "d"),
+                  ({"code": "E2"}, None)],
+          "events, keyed by code: %r" % got)
+    d.stop()
+    tk.drop_slot(c, "dbz_cols")
+
+    # a rule that leaves out the primary key: refused at the table
+    d = run_walcastd(c, "dbz-cols-bad", "dbz_cols_bad", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium")]) +
+        "      columns:\n        - tables: [secrets]\n"
+        "          exclude: [id]\n")
+    before = h.lsn_int(c.current_lsn())
+    c.sql("INSERT INTO secrets VALUES (1, 's');")
+    h.wait_until(lambda: "excludes its primary-key column" in d.stderr(),
+                 timeout=30, what="the refusal")
+    time.sleep(2.5)  # two status intervals: what it confirms, it has said
+    err = d.stderr()
+    check('table "public"."secrets": the column rule excludes its '
+          'primary-key column "id", which keys its messages: not confirming '
+          'past its changes; leave the column in, or name key_columns' in err,
+          "the refusal's words:\n" + err[-2000:])
+    check(err.count("excludes its primary-key column") == 1,
+          "said once, not at every replay")
+    check(raw_records(mock.bootstrap, "walcast.public.secrets") == [],
+          "nothing of the table went out")
+    conf = h.lsn_int(c.slot("dbz_cols_bad")["confirmed_flush_lsn"] or "0/0")
+    check(conf <= before, "the slot confirmed %s, past the refused change "
+          "at %s" % (h.lsn_str(conf), h.lsn_str(before)))
+    d.stop()
+    tk.drop_slot(c, "dbz_cols_bad")
+    mock.stop()
+
+
 def test():
     h.kcat_path()
     c = h.Cluster()
@@ -480,6 +558,7 @@ def test():
     cases.run("transactions_topic: BEGIN, END and the blocks",
               case_transactions, c)
     cases.run("messages_topic and heartbeat_topic", case_messages, c)
+    cases.run("column rules: exclude, mask, key_columns", case_columns, c)
     return cases.finish()
 
 

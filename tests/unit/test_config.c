@@ -1888,6 +1888,40 @@ static void test_kafka_debezium_keys(void **state)
                      "walcast.yaml:7:23: \"schemas_enable\" applies to "
                      "value_format: debezium only in \"sinks[0].kafka\": set "
                      "value_format: debezium, or remove it");
+        /* column rules */
+        c = load(KAFKA BROKERS "      mask_salt: pepper\n"
+                               "      columns:\n"
+                               "        - tables: [\"*.users\"]\n"
+                               "          exclude: [password_hash]\n"
+                               "          mask: [email]\n"
+                               "        - tables: [events]\n"
+                               "          key_columns: [event_id]\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->ncolumn_rules, 2);
+        assert_list(&k->column_rules[0].tables, 1, "*.users");
+        assert_list(&k->column_rules[0].exclude, 1, "password_hash");
+        assert_list(&k->column_rules[0].mask, 1, "email");
+        assert_list(&k->column_rules[1].key_columns, 1, "event_id");
+        assert_string_equal(k->mask_salt, "pepper");
+        wc_config_free(c);
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - tables: [t]\n"
+                                   "          mask: [email]\n",
+                     "walcast.yaml:8:9: \"columns\" masks columns in "
+                     "\"sinks[0].kafka\" but \"mask_salt\" is not set: set "
+                     "it, e.g. mask_salt: ${WALCAST_MASK_SALT}");
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - tables: [t]\n"
+                                   "          key_columns: [a]\n"
+                                   "          exclude: [b, a]\n",
+                     "walcast.yaml:10:20: \"a\" is a key column in "
+                     "\"sinks[0].kafka.columns[0]\": it cannot be excluded");
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - exclude: [a]\n",
+                     "walcast.yaml:8:11: missing required key \"tables\" in "
+                     "\"sinks[0].kafka.columns[0]\"");
         assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
                      "walcast.yaml:7:27: \"a b\" for "
                      "\"sinks[0].kafka.transactions_topic\" is not a legal "

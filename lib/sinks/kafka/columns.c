@@ -153,6 +153,42 @@ const char *wc_kafka_rule_excluded_key(const struct wc_kafka_column_rule *r,
         return NULL;
 }
 
+static int copy_list(const struct wc_pattern_list *from,
+                     struct wc_pattern_list *to)
+{
+        to->items = calloc(from->count ? from->count : 1, sizeof(char *));
+        if (!to->items)
+                return -ENOMEM;
+        for (size_t i = 0; i < from->count; i++) {
+                to->items[i] = strdup(from->items[i]);
+                if (!to->items[i])
+                        return -ENOMEM;
+                to->count = i + 1;
+        }
+        return 0;
+}
+
+int wc_kafka_column_rules_copy(const struct wc_kafka_column_rule *rules,
+                               size_t n, struct wc_kafka_column_rule **ret)
+{
+        struct wc_kafka_column_rule *c = calloc(n ? n : 1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (copy_list(&rules[i].tables, &c[i].tables) < 0 ||
+                    copy_list(&rules[i].exclude, &c[i].exclude) < 0 ||
+                    copy_list(&rules[i].mask, &c[i].mask) < 0 ||
+                    copy_list(&rules[i].key_columns, &c[i].key_columns) < 0) {
+                        for (size_t j = 0; j <= i; j++)
+                                wc_kafka_column_rule_free(&c[j]);
+                        free(c);
+                        return -ENOMEM;
+                }
+        *ret = c;
+        return 0;
+}
+
 void wc_kafka_rule_out_free(struct wc_kafka_rule_out *o)
 {
         free(o->items);

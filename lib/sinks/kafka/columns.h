@@ -57,6 +57,10 @@ int wc_kafka_rule_key(const struct wc_kafka_column_rule *r,
 const char *wc_kafka_rule_excluded_key(const struct wc_kafka_column_rule *r,
                                        const struct walcast_columns *pk);
 
+/* A deep copy of rules[0..n) into *ret (n items).  0 or -ENOMEM. */
+int wc_kafka_column_rules_copy(const struct wc_kafka_column_rule *rules,
+                               size_t n, struct wc_kafka_column_rule **ret);
+
 void wc_kafka_rule_out_free(struct wc_kafka_rule_out *o);
 void wc_kafka_column_rule_free(struct wc_kafka_column_rule *r);
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "core/filter.h"
+#include "sinks/kafka/columns.h"
 #include "core/kv.h"
 
 /* value_format */
@@ -39,6 +40,10 @@ struct wc_kafka_sink_config {
         char *messages_topic;
         char *heartbeat_topic;
         char *heartbeat_prefix; /* default "walcast.heartbeat" */
+        /* `columns:` rules, the first matching a table applies */
+        struct wc_kafka_column_rule *column_rules;
+        size_t ncolumn_rules;
+        char *mask_salt; /* for columns.mask */
 };
 
 #endif

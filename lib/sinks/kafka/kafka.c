@@ -40,6 +40,7 @@
 #include "core/kv.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
+#include "sinks/kafka/columns.h"
 #include "sinks/kafka/conf.h"
 #include "sinks/kafka/debezium.h"
 #include "sinks/kafka/kafka.h"
@@ -87,6 +88,9 @@ struct table_entry {
         char *name;
         size_t slen, tlen;
         struct wc_dbz_cache dbz; /* value_format debezium, schemas */
+        /* its column rule, or NULL; bad: it cannot be applied (said) */
+        const struct wc_kafka_column_rule *rule;
+        bool rule_bad;
 };
 
 /* What every message of one transaction shares, formatted at its first
@@ -146,6 +150,12 @@ struct state {
         struct txmeta tm;
         struct outside outside;
         char txblock[128]; /* the walcast envelope's transaction block */
+        /* `columns:` rules (copied), and what applying one makes: the
+         * new row, the old row, the key, the completed columns */
+        struct wc_kafka_column_rule *rules;
+        size_t nrules;
+        char *mask_salt;
+        struct wc_kafka_rule_out rout[4];
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -789,6 +799,7 @@ static struct table_entry *table_get(struct state *st,
         e->slen = slen;
         e->tlen = tlen;
         e->pass = wc_filter_table_pass(&st->filter, s->schema, s->table);
+        e->rule = wc_kafka_rule_for(st->rules, st->nrules, s->schema, s->table);
         if (e->pass) {
                 wc_buf_reset(&st->topic);
                 /* wc_buf keeps its text NUL-terminated */
@@ -871,6 +882,89 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         if (!e || e->bad || !e->pass)
                 return NULL;
         return e;
+}
+
+/* A column of l called name. */
+static bool has_column(const struct walcast_columns *l, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == n &&
+                    memcmp(l->items[i].name, name, n) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * s as e's column rule makes it (docs/kafka.md, "Column rules"): columns
+ * left out, masked, the key columns in place of the primary key.  A rule
+ * that cannot apply (it excludes a primary-key column and names no key
+ * columns, or names a key column the table does not have) refuses the
+ * table's changes, said once: nothing is keyed by a guess.
+ */
+static int apply_rule(struct state *st, struct table_entry *e,
+                      const struct walcast_signal *s,
+                      struct walcast_signal *out)
+{
+        const struct wc_kafka_column_rule *r = e->rule;
+        size_t n = s->size < sizeof(*out) ? s->size : sizeof(*out);
+        char sq[256], tq[256];
+        const char *bad;
+
+        if (e->rule_bad)
+                return -EINVAL;
+        if (!r->key_columns.count &&
+            (bad = wc_kafka_rule_excluded_key(r, &s->pk))) {
+                e->rule_bad = true;
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "table \"%s\".\"%s\": the column rule excludes its "
+                    "primary-key column \"%s\", which keys its messages: not "
+                    "confirming past its changes; leave the column in, or "
+                    "name key_columns",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    bad);
+                return -EINVAL;
+        }
+        if (s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE)
+                for (size_t i = 0; i < r->key_columns.count; i++)
+                        if (!has_column(&s->columns, r->key_columns.items[i])) {
+                                e->rule_bad = true;
+                                st->host->log(
+                                    st->self, WALCAST_LOG_ERR,
+                                    "table \"%s\".\"%s\" has no column "
+                                    "\"%s\", which its column rule names in "
+                                    "key_columns: not confirming past its "
+                                    "changes; correct key_columns",
+                                    printable(sq, sizeof(sq), s->schema,
+                                              strlen(s->schema), 63),
+                                    printable(tq, sizeof(tq), s->table,
+                                              strlen(s->table), 63),
+                                    r->key_columns.items[i]);
+                                return -EINVAL;
+                        }
+        memset(out, 0, sizeof(*out));
+        memcpy(out, s, n);
+        out->size = (uint32_t)n;
+        if (wc_kafka_rule_apply(r, st->mask_salt, &s->columns, &st->rout[0],
+                                &out->columns) < 0 ||
+            wc_kafka_rule_apply(r, st->mask_salt, &s->identity, &st->rout[1],
+                                &out->identity) < 0 ||
+            wc_kafka_rule_key(r, &st->rout[2], &out->pk) < 0)
+                return -ENOMEM;
+        if (WALCAST_HAS_FIELD(out, struct walcast_signal, completed) &&
+            wc_kafka_rule_apply(r, st->mask_salt, &s->completed, &st->rout[3],
+                                &out->completed) < 0)
+                return -ENOMEM;
+        /* the decoder's text is not these lists any more */
+        if (WALCAST_HAS_FIELD(out, struct walcast_signal, columns_json)) {
+                out->columns_json = out->identity_json = out->pk_json = NULL;
+                out->columns_json_len = out->identity_json_len = 0;
+                out->pk_json_len = 0;
+        }
+        return 0;
 }
 
 /*
@@ -1224,9 +1318,15 @@ static int32_t on_insert(void *userdata, const struct walcast_signal *s)
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 'c', &s->columns, NULL, &s->columns,
                            false);
 }
@@ -1239,15 +1339,22 @@ static bool same(const struct wc_buf *a, const struct wc_buf *b)
 static int32_t on_update(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
-        const struct walcast_columns *before =
-            s->identity.count ? &s->identity : NULL;
-        const struct walcast_columns *key_row = &s->columns;
+        const struct walcast_columns *before;
+        const struct walcast_columns *key_row;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
         int r;
 
         if (!e)
                 return ret;
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
+        before = s->identity.count ? &s->identity : NULL;
+        key_row = &s->columns;
         /* the old row is there when the key changed, and always under
          * REPLICA IDENTITY FULL */
         if (s->pk.count > 0 && before) {
@@ -1285,9 +1392,15 @@ static int32_t on_delete(void *userdata, const struct walcast_signal *s)
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 'd', &s->identity, &s->identity, NULL,
                            st->tombstones);
 }
@@ -1297,9 +1410,15 @@ static int32_t on_truncate(void *userdata, const struct walcast_signal *s)
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 't', NULL, NULL, NULL, false);
 }
 
@@ -1578,6 +1697,12 @@ static void close_state(void *state)
         for (int i = 0; i < OWN__COUNT; i++)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
+        for (size_t i = 0; i < st->nrules; i++)
+                wc_kafka_column_rule_free(&st->rules[i]);
+        free(st->rules);
+        free(st->mask_salt);
+        for (int i = 0; i < 4; i++)
+                wc_kafka_rule_out_free(&st->rout[i]);
         free(st);
 }
 
@@ -1662,6 +1787,17 @@ static int32_t init(const struct walcast_host *host,
                                 wc_errorf(errbuf, errlen, "out of memory");
                                 goto err_close;
                         }
+        }
+        if (conf->ncolumn_rules &&
+            wc_kafka_column_rules_copy(conf->column_rules, conf->ncolumn_rules,
+                                       &st->rules) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
+        st->nrules = st->rules ? conf->ncolumn_rules : 0;
+        if (conf->mask_salt && !(st->mask_salt = strdup(conf->mask_salt))) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
         }
         st->heartbeat_prefix =
             strdup(conf->heartbeat_prefix ? conf->heartbeat_prefix

@@ -89,6 +89,68 @@ static int convert_own_topic(struct wc_settings *s, const struct wc_key *k,
         return wc_settings_set_string(s, field, text);
 }
 
+static const struct wc_key column_rule_keys[] = {
+    {WC_KEY(WC_KEY_PATTERNS, "tables", NULL,
+            offsetof(struct wc_kafka_column_rule, tables),
+            "tables the rule applies to: table or schema.table, globs"),
+     .required = true},
+    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
+            offsetof(struct wc_kafka_column_rule, exclude),
+            "columns left out of every row")},
+    {WC_KEY(WC_KEY_PATTERNS, "mask", NULL,
+            offsetof(struct wc_kafka_column_rule, mask),
+            "columns whose values become a salted SHA-256 digest")},
+    {WC_KEY(WC_KEY_PATTERNS, "key_columns", NULL,
+            offsetof(struct wc_kafka_column_rule, key_columns),
+            "columns that key the messages instead of the primary key")},
+    {.name = NULL},
+};
+
+/* `columns:`, a sequence of rules. */
+static int load_column_rules(struct wc_settings *s, const char *path,
+                             const struct wc_node *key,
+                             const struct wc_node *seq, void *base)
+{
+        struct wc_kafka_sink_config *k = base;
+        char item_path[WC_PATH_LEN];
+
+        (void)key;
+        if (seq->kind == WC_NODE_SCALAR && seq->null)
+                return 0;
+        if (seq->kind != WC_NODE_SEQUENCE)
+                return wc_settings_fail_type(s, seq, "a sequence", path);
+        k->column_rules =
+            calloc(seq->nkids ? seq->nkids : 1, sizeof(*k->column_rules));
+        if (!k->column_rules)
+                return wc_settings_fail_oom(s);
+        for (size_t i = 0; i < seq->nkids; i++) {
+                const struct wc_node *item = seq->kids[i];
+                struct wc_kafka_column_rule *r = &k->column_rules[i];
+                int rc;
+
+                wc_path_format(item_path, "%s[%zu]", path, i);
+                k->ncolumn_rules = i + 1;
+                if (item->kind != WC_NODE_MAPPING)
+                        return wc_settings_fail_type(s, item, "a mapping",
+                                                     item_path);
+                rc = wc_settings_read(s, column_rule_keys, item_path, item,
+                                      item, r);
+                if (rc < 0)
+                        return rc;
+                /* a key column left out would key by nothing */
+                for (size_t j = 0; j < r->key_columns.count; j++)
+                        for (size_t x = 0; x < r->exclude.count; x++)
+                                if (strcmp(r->key_columns.items[j],
+                                           r->exclude.items[x]) == 0)
+                                        return wc_settings_fail(
+                                            s, wc_node_get(item, "exclude"),
+                                            "\"%s\" is a key column in "
+                                            "\"%s\": it cannot be excluded",
+                                            r->key_columns.items[j], item_path);
+        }
+        return 0;
+}
+
 static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "name", NULL,
             offsetof(struct wc_kafka_sink_config, name),
@@ -147,6 +209,13 @@ static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "heartbeat_prefix", "walcast.heartbeat",
             offsetof(struct wc_kafka_sink_config, heartbeat_prefix),
             "the prefix of the heartbeat messages: heartbeat.prefix")},
+    {WC_KEY(WC_KEY_CUSTOM, "columns", NULL, 0,
+            "column rules per table: exclude, mask, key_columns"),
+     .load = load_column_rules},
+    {WC_KEY(WC_KEY_STRING, "mask_salt", NULL,
+            offsetof(struct wc_kafka_sink_config, mask_salt),
+            "the salt of columns.mask's digests; ${NAME} reads it from the "
+            "environment")},
     {.name = NULL},
 };
 
@@ -198,6 +267,15 @@ static int kafka_check_block(struct wc_settings *s, const char *path,
                                     dbz_only[i], wc_where_in(in, path));
                 }
         }
+        /* a digest without a salt is a lookup table away from the value */
+        for (size_t i = 0; i < k->ncolumn_rules; i++)
+                if (k->column_rules[i].mask.count && !k->mask_salt)
+                        return wc_settings_fail(
+                            s, wc_node_get(map, "columns"),
+                            "\"columns\" masks columns %s but "
+                            "\"mask_salt\" is not set: set it, e.g. "
+                            "mask_salt: ${WALCAST_MASK_SALT}",
+                            wc_where_in(in, path));
         /* the template's syntax was checked when it was read */
         if (wc_topic_template_check(k->topic, &fields, msg, sizeof(msg)) < 0)
                 return wc_settings_fail(s, topic ? topic : key, "%s", msg);
@@ -248,6 +326,10 @@ static void kafka_free(void *conf)
         free(k->messages_topic);
         free(k->heartbeat_topic);
         free(k->heartbeat_prefix);
+        for (size_t i = 0; i < k->ncolumn_rules; i++)
+                wc_kafka_column_rule_free(&k->column_rules[i]);
+        free(k->column_rules);
+        free(k->mask_salt);
         wc_kv_free(k->properties, k->nproperties);
         wc_filter_config_free(&k->filter);
         free(k);
