@@ -23,6 +23,11 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    salted SHA-256 a consumer can compute, key_columns key a table without
    a primary key; a rule excluding a primary-key column stops the stream
    at that table, said once, confirming nothing past it.
+6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
+   topic their aggregatetype and schema make, keyed by the aggregate id,
+   valued with the payload document, with the id and the type as
+   headers; the deletes that empty the outbox and its updates are not
+   published; the sink's other tables are as before.
 
 Needs WC_KAFKA_MOCK and kcat.
 """
@@ -547,6 +552,77 @@ def case_columns(c):
     mock.stop()
 
 
+def case_outbox(c):
+    c.sql('CREATE SCHEMA "shop-bern"; CREATE SCHEMA "shop-thun";'
+          "CREATE TABLE \"shop-bern\".outbox (id uuid PRIMARY KEY, "
+          "  aggregatetype text, aggregateid text, type text, payload jsonb);"
+          "CREATE TABLE \"shop-thun\".outbox (LIKE \"shop-bern\".outbox "
+          "  INCLUDING ALL);"
+          "CREATE TABLE \"shop-bern\".orders (id int PRIMARY KEY);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("shop.bern.order", "shop.thun.order", "shop.bern.invoice",
+              "walcast.shop-bern.orders"):
+        mock.cmd("topic %s 1" % t)
+    d = run_walcastd(c, "outbox", "outbox", dbz_sink(mock.bootstrap, []) +
+                     "      outbox:\n"
+                     "        tables: [\"*.outbox\"]\n"
+                     "        topic: \"{namespace}.{tenant}.{aggregatetype}\"\n"
+                     "        headers: [type]\n")
+    ev = ("INSERT INTO \"%s\".outbox VALUES ('%s', '%s', '%s', '%s', "
+          "'%s'::jsonb); DELETE FROM \"%s\".outbox WHERE id = '%s';")
+    u1, u2, u3 = ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1%d" % i
+                  for i in (1, 2, 3))
+    c.sql("BEGIN;" +
+          "INSERT INTO \"shop-bern\".orders VALUES (7);" +
+          ev % ("shop-bern", u1, "order", "o-7", "OrderCreated",
+                '{"id": 7, "total": 12.5}', "shop-bern", u1) +
+          "COMMIT;" +
+          ev % ("shop-thun", u2, "order", "o-8", "OrderCreated",
+                '{"id": 8}', "shop-thun", u2) +
+          "INSERT INTO \"shop-bern\".outbox VALUES ('%s', 'invoice', "
+          "'i-1', 'InvoiceSent', NULL);" % u3 +
+          "UPDATE \"shop-bern\".outbox SET type = 'x';")
+    tk.wait_confirmed(c, "outbox", d)
+
+    def events(topic):
+        argv = [h.kcat_path(), "-b", mock.bootstrap, "-C", "-t", topic,
+                "-o", "beginning", "-e", "-J", "-q"]
+        r = h.run(argv, timeout=60)
+        check(r.returncode == 0, "kcat: %s" % r.stderr)
+        out = []
+        for line in r.stdout.splitlines():
+            j = json.loads(line)
+            hd = j.get("headers") or []
+            hd = dict(zip(hd[0::2], hd[1::2]))
+            out.append((j.get("key"), j.get("payload"),
+                        {k: v for k, v in hd.items()
+                         if not k.startswith("walcast.")}))
+        return out
+    bern = events("shop.bern.order")
+    check(bern == [('"o-7"', '{"id": 7, "total": 12.5}',
+                    {"id": u1, "type": "OrderCreated"})],
+          "shop.bern.order: %r" % bern)
+    thun = events("shop.thun.order")
+    check(thun == [('"o-8"', '{"id": 8}',
+                    {"id": u2, "type": "OrderCreated"})],
+          "shop.thun.order: %r" % thun)
+    inv = events("shop.bern.invoice")
+    check(inv == [('"i-1"', None, {"id": u3, "type": "InvoiceSent"})],
+          "a null payload is a null value: %r" % inv)
+    orders = raw_records(mock.bootstrap, "walcast.shop-bern.orders")
+    check([v["op"] for _, v in orders] == ["c"],
+          "the other tables as before: %r" % orders)
+    topics = [t["topic"] for t in tk.metadata(mock.bootstrap)["topics"]]
+    check(not any("outbox" in t for t in topics),
+          "no outbox table's own topic: %r" % topics)
+    d.stop()
+    err = d.stderr()
+    check(err.count("updates are not published") == 1,
+          "the outbox update said once:\n" + err[-2000:])
+    tk.drop_slot(c, "outbox")
+    mock.stop()
+
+
 def test():
     h.kcat_path()
     c = h.Cluster()
@@ -559,6 +635,7 @@ def test():
               case_transactions, c)
     cases.run("messages_topic and heartbeat_topic", case_messages, c)
     cases.run("column rules: exclude, mask, key_columns", case_columns, c)
+    cases.run("outbox: events routed by aggregatetype", case_outbox, c)
     return cases.finish()
 
 

@@ -1922,6 +1922,46 @@ static void test_kafka_debezium_keys(void **state)
                                    "        - exclude: [a]\n",
                      "walcast.yaml:8:11: missing required key \"tables\" in "
                      "\"sinks[0].kafka.columns[0]\"");
+        /* outbox */
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->outbox.tables.count, 0);
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      outbox:\n"
+                               "        tables: [\"*.outbox\"]\n"
+                               "        headers: [type]\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_list(&k->outbox.tables, 1, "*.outbox");
+        assert_string_equal(k->outbox.topic, "outbox.event.{aggregatetype}");
+        assert_string_equal(k->outbox.aggregatetype, "aggregatetype");
+        assert_string_equal(k->outbox.aggregateid, "aggregateid");
+        assert_string_equal(k->outbox.payload, "payload");
+        assert_string_equal(k->outbox.id, "id");
+        assert_list(&k->outbox.headers, 1, "type");
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      outbox:\n"
+                               "        tables: [\"*.outbox\"]\n"
+                               "        topic: \"{tenant}.{aggregatetype}\"\n"
+                               "        columns: {aggregatetype: kind}\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_string_equal(SINK_CONF(c, 0, kafka)->outbox.aggregatetype,
+                            "kind");
+        wc_config_free(c);
+        assert_error(KAFKA BROKERS "      outbox:\n"
+                                   "        tables: [\"*.outbox\"]\n"
+                                   "        topic: \"{aggregate}\"\n",
+                     "walcast.yaml:9:16: unknown placeholder \"{aggregate}\" "
+                     "in the topic template: use {prefix}, {database}, "
+                     "{schema}, {namespace}, {tenant}, {table} or "
+                     "{aggregatetype}");
+        assert_error(KAFKA BROKERS "      outbox:\n"
+                                   "        topic: x\n",
+                     "walcast.yaml:7:7: missing required key \"tables\" in "
+                     "\"sinks[0].kafka.outbox\"");
         assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
                      "walcast.yaml:7:27: \"a b\" for "
                      "\"sinks[0].kafka.transactions_topic\" is not a legal "

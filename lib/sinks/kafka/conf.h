@@ -17,6 +17,15 @@ enum wc_kafka_format {
         WC_KAFKA_FORMAT_DEBEZIUM,
 };
 
+/* `outbox:` (docs/kafka.md, "Outbox"): tables whose inserts are events */
+struct wc_kafka_outbox {
+        struct wc_pattern_list tables; /* empty: none */
+        char *topic; /* template, with {aggregatetype} besides the others */
+        /* the columns' names */
+        char *id, *aggregatetype, *aggregateid, *type, *payload;
+        struct wc_pattern_list headers; /* columns sent as headers */
+};
+
 struct wc_kafka_sink_config {
         char *name;      /* `name:`, or NULL; first in every sink's struct */
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */
@@ -44,6 +53,7 @@ struct wc_kafka_sink_config {
         struct wc_kafka_column_rule *column_rules;
         size_t ncolumn_rules;
         char *mask_salt; /* for columns.mask */
+        struct wc_kafka_outbox outbox;
 };
 
 #endif

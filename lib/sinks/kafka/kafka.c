@@ -91,6 +91,8 @@ struct table_entry {
         /* its column rule, or NULL; bad: it cannot be applied (said) */
         const struct wc_kafka_column_rule *rule;
         bool rule_bad;
+        bool outbox;        /* an outbox table: its inserts are events */
+        bool warned_outbox; /* an update or truncate of it was said */
 };
 
 /* What every message of one transaction shares, formatted at its first
@@ -156,6 +158,16 @@ struct state {
         size_t nrules;
         char *mask_salt;
         struct wc_kafka_rule_out rout[4];
+        /* outbox: (copied); its topics' handles by name */
+        struct wc_kafka_outbox outbox;
+        struct wc_tablemap *outbox_topics;
+        /* headers the message being produced has besides walcast's */
+        struct {
+                const char *name;
+                const char *value;
+                size_t len;
+        } xh[16];
+        size_t nxh;
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -513,6 +525,9 @@ static int produce(struct state *st, const struct table_entry *e,
         if (st->key_header)
                 rd_kafka_header_add(hdrs, "walcast.key", 11, st->key_header,
                                     -1);
+        for (size_t i = 0; i < st->nxh; i++)
+                rd_kafka_header_add(hdrs, st->xh[i].name, -1, st->xh[i].value,
+                                    (ssize_t)st->xh[i].len);
         /* nothing may overtake what is held */
         if (!st->held) {
                 /* produceva: no varargs to walk for every message */
@@ -683,6 +698,8 @@ static void producer_stop(struct state *st)
         st->last = NULL;
         if (st->tables)
                 wc_tablemap_clear(st->tables); /* topic handles first */
+        if (st->outbox_topics)
+                wc_tablemap_clear(st->outbox_topics);
         if (st->mainq) {
                 rd_kafka_queue_io_event_enable(st->mainq, -1, NULL, 0);
                 rd_kafka_queue_destroy(st->mainq);
@@ -800,7 +817,10 @@ static struct table_entry *table_get(struct state *st,
         e->tlen = tlen;
         e->pass = wc_filter_table_pass(&st->filter, s->schema, s->table);
         e->rule = wc_kafka_rule_for(st->rules, st->nrules, s->schema, s->table);
-        if (e->pass) {
+        e->outbox = st->outbox.tables.count &&
+                    wc_pattern_list_table_match(&st->outbox.tables, s->schema,
+                                                s->table);
+        if (e->pass && !e->outbox) {
                 wc_buf_reset(&st->topic);
                 /* wc_buf keeps its text NUL-terminated */
                 if (wc_kafka_format_topic(&st->topic, st->topic_tmpl,
@@ -1313,6 +1333,236 @@ static int32_t send_change(struct state *st, struct table_entry *e,
         return WALCAST_OK;
 }
 
+/* ---- outbox ---- */
+
+static const struct walcast_column *
+column_named(const struct walcast_columns *l, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == n &&
+                    memcmp(l->items[i].name, name, n) == 0)
+                        return &l->items[i];
+        return NULL;
+}
+
+/* A column's value as text: a string's content unescaped into b, a
+ * number's or boolean's token; false for null or no value. */
+static bool value_text(const struct walcast_column *c, struct wc_buf *b)
+{
+        size_t len;
+
+        wc_buf_reset(b);
+        if (!c || !c->value || c->value_len == 0 ||
+            (c->value_len == 4 && memcmp(c->value, "null", 4) == 0))
+                return false;
+        if (c->value[0] != '"')
+                return wc_buf_append(b, c->value, c->value_len) == 0;
+        if (wc_buf_append(b, c->value + 1, c->value_len - 1) < 0 ||
+            wc_json_unescape_inplace(b->data, c->value_len - 2, &len) < 0)
+                return false;
+        b->len = len;
+        return true;
+}
+
+/* The topic of an outbox event: the template with {aggregatetype} and the
+ * table's placeholders filled in, into st->topic. */
+static int outbox_topic(struct state *st, const struct walcast_signal *s,
+                        const char *agg, size_t agg_len)
+{
+        const char *p = st->outbox.topic, *q;
+        struct wc_buf seg;
+        int r = 0;
+
+        wc_buf_init(&seg);
+        wc_buf_reset(&st->topic);
+        for (;;) {
+                q = strstr(p, "{aggregatetype}");
+                wc_buf_reset(&seg);
+                if (wc_buf_append(&seg, p, q ? (size_t)(q - p) : strlen(p)) <
+                        0 ||
+                    wc_buf_append(&seg, "", 0) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (seg.len &&
+                    (r = wc_kafka_format_topic(&st->topic, seg.data, st->prefix,
+                                               st->database, s)) < 0)
+                        break;
+                if (!q)
+                        break;
+                if (wc_buf_append(&st->topic, agg, agg_len) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                p = q + strlen("{aggregatetype}");
+        }
+        wc_buf_free(&seg);
+        if (r == 0 && wc_buf_append(&st->topic, "", 0) < 0)
+                r = -ENOMEM;
+        return r;
+}
+
+/* The handle of an outbox topic, made at its first event. */
+static struct table_entry *outbox_entry(struct state *st, const char *topic,
+                                        size_t len)
+{
+        struct table_entry *e =
+            wc_tablemap_get(st->outbox_topics, topic, len, "", 0);
+
+        if (e)
+                return e;
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return NULL;
+        e->rkt = rd_kafka_topic_new(st->rk, topic, NULL);
+        if (!e->rkt) {
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not use topic \"%s\": %s", topic,
+                              rd_kafka_err2str(rd_kafka_last_error()));
+                free(e);
+                return NULL;
+        }
+        if (wc_tablemap_put(st->outbox_topics, topic, len, "", 0, e) < 0)
+                return NULL; /* e is freed */
+        return e;
+}
+
+/*
+ * An insert into an outbox table: one event, to the topic its
+ * aggregatetype makes, keyed by its aggregateid, valued with its payload
+ * (the JSON document itself for json and jsonb), with the id and the
+ * chosen columns as headers.
+ */
+static int32_t outbox_insert(struct state *st, struct table_entry *te,
+                             const struct walcast_signal *s)
+{
+        const struct wc_kafka_outbox *o = &st->outbox;
+        const struct walcast_column *agg =
+            column_named(&s->columns, o->aggregatetype);
+        const struct walcast_column *aid =
+            column_named(&s->columns, o->aggregateid);
+        const struct walcast_column *pay =
+            column_named(&s->columns, o->payload);
+        const struct walcast_column *id = column_named(&s->columns, o->id);
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        char lsn[WC_UINT_MAX_DIGITS], sq[256], tq[256],
+            tp[WC_TOPIC_MAX * 4 + 8];
+        struct wc_buf agg_text, hv[17];
+        const struct wc_buf *key = NULL, *value = NULL;
+        struct table_entry *e;
+        struct wc_str l;
+        int32_t ret = WALCAST_ERROR;
+        size_t nh = 0;
+
+        (void)te;
+        if (!t || !x)
+                return WALCAST_ERROR;
+        wc_buf_init(&agg_text);
+        for (size_t i = 0; i < 17; i++)
+                wc_buf_init(&hv[i]);
+        if (!value_text(agg, &agg_text)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "outbox table \"%s\".\"%s\": the row has no "
+                    "value in \"%s\", which makes the topic: not "
+                    "confirming past it; set outbox.columns."
+                    "aggregatetype, or fill the column",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    o->aggregatetype);
+                goto out;
+        }
+        if (outbox_topic(st, s, agg_text.data, agg_text.len) < 0)
+                goto out;
+        if (!wc_topic_name_valid(st->topic.data, st->topic.len - 1)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "outbox table \"%s\".\"%s\": the event makes the topic "
+                    "name \"%s\", which is not a legal Kafka topic name (1 to "
+                    "%d of letters, digits, \".\", \"_\" and \"-\"): not "
+                    "confirming past it; change the aggregatetype or the "
+                    "outbox topic template",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    printable(tp, sizeof(tp), st->topic.data, st->topic.len - 1,
+                              WC_TOPIC_MAX + 16),
+                    WC_TOPIC_MAX);
+                goto out;
+        }
+        e = outbox_entry(st, st->topic.data, st->topic.len - 1);
+        if (!e)
+                goto out;
+        /* the key: the aggregate id as JSON, as walcast's keys are */
+        wc_buf_reset(&st->key);
+        if (aid && aid->value && aid->value_len) {
+                if (wc_buf_append(&st->key, aid->value, aid->value_len) < 0)
+                        goto out;
+                key = &st->key;
+        }
+        wc_buf_reset(&st->value);
+        if (pay && pay->value && pay->value_len &&
+            !(pay->value_len == 4 && memcmp(pay->value, "null", 4) == 0)) {
+                bool json = pay->type_oid == 114 || pay->type_oid == 3802;
+
+                if (json) {
+                        if (!value_text(pay, &st->value))
+                                goto out;
+                } else if (wc_buf_append(&st->value, pay->value,
+                                         pay->value_len) < 0) {
+                        goto out;
+                }
+                value = &st->value;
+        }
+        st->nxh = 0;
+        if (value_text(id, &hv[nh])) {
+                st->xh[st->nxh++] =
+                    (__typeof__(st->xh[0])){"id", hv[nh].data, hv[nh].len};
+                nh++;
+        }
+        for (size_t i = 0; i < o->headers.count && st->nxh < 16; i++) {
+                const struct walcast_column *c =
+                    column_named(&s->columns, o->headers.items[i]);
+
+                if (!value_text(c, &hv[nh]))
+                        continue;
+                st->xh[st->nxh++] = (__typeof__(st->xh[0])){
+                    o->headers.items[i], hv[nh].data, hv[nh].len};
+                nh++;
+        }
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        st->key_header = NULL;
+        if (produce(st, e, t, x, &l, key, value) == 0)
+                ret = WALCAST_OK;
+        st->nxh = 0;
+out:
+        wc_buf_free(&agg_text);
+        for (size_t i = 0; i < 17; i++)
+                wc_buf_free(&hv[i]);
+        return ret;
+}
+
+/* An update or truncate of an outbox table: not an event (Debezium's
+ * router ignores them too), said once per table. */
+static int32_t outbox_other(struct state *st, struct table_entry *e,
+                            const struct walcast_signal *s, const char *what)
+{
+        char sq[256], tq[256];
+
+        if (e->warned_outbox)
+                return WALCAST_OK;
+        e->warned_outbox = true;
+        st->host->log(
+            st->self, WALCAST_LOG_WARNING,
+            "outbox table \"%s\".\"%s\": %s not published: an outbox's "
+            "events are its inserts",
+            printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+            printable(tq, sizeof(tq), s->table, strlen(s->table), 63), what);
+        return WALCAST_OK;
+}
+
 static int32_t on_insert(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
@@ -1322,6 +1572,8 @@ static int32_t on_insert(void *userdata, const struct walcast_signal *s)
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_insert(st, e, s);
         if (e->rule) {
                 if (apply_rule(st, e, s, &ruled) < 0)
                         return WALCAST_ERROR;
@@ -1348,6 +1600,8 @@ static int32_t on_update(void *userdata, const struct walcast_signal *s)
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_other(st, e, s, "updates are");
         if (e->rule) {
                 if (apply_rule(st, e, s, &ruled) < 0)
                         return WALCAST_ERROR;
@@ -1396,6 +1650,10 @@ static int32_t on_delete(void *userdata, const struct walcast_signal *s)
 
         if (!e)
                 return ret;
+        /* the outbox pattern deletes its rows right after inserting
+         * them: nothing to publish */
+        if (e->outbox)
+                return WALCAST_OK;
         if (e->rule) {
                 if (apply_rule(st, e, s, &ruled) < 0)
                         return WALCAST_ERROR;
@@ -1414,6 +1672,8 @@ static int32_t on_truncate(void *userdata, const struct walcast_signal *s)
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_other(st, e, s, "a truncate is");
         if (e->rule) {
                 if (apply_rule(st, e, s, &ruled) < 0)
                         return WALCAST_ERROR;
@@ -1664,6 +1924,7 @@ static void close_state(void *state)
         set_all_down(st, false);
         producer_stop(st);
         wc_tablemap_free(st->tables);
+        wc_tablemap_free(st->outbox_topics);
         if (st->pipe[0] >= 0) {
                 st->host->unwatch_fd(st->self, st->pipe[0]);
                 close(st->pipe[0]);
@@ -1703,6 +1964,14 @@ static void close_state(void *state)
         free(st->mask_salt);
         for (int i = 0; i < 4; i++)
                 wc_kafka_rule_out_free(&st->rout[i]);
+        wc_pattern_list_free(&st->outbox.tables);
+        wc_pattern_list_free(&st->outbox.headers);
+        free(st->outbox.topic);
+        free(st->outbox.id);
+        free(st->outbox.aggregatetype);
+        free(st->outbox.aggregateid);
+        free(st->outbox.type);
+        free(st->outbox.payload);
         free(st);
 }
 
@@ -1795,6 +2064,34 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         st->nrules = st->rules ? conf->ncolumn_rules : 0;
+        if (conf->outbox.tables.count) {
+                const struct wc_kafka_outbox *o = &conf->outbox;
+                struct wc_kafka_column_rule tmp = {.tables = o->tables,
+                                                   .exclude = o->headers},
+                                            *copy = NULL;
+
+                /* the two pattern lists copied as a rule's */
+                if (wc_kafka_column_rules_copy(&tmp, 1, &copy) < 0)
+                        goto oom;
+                st->outbox.tables = copy->tables;
+                st->outbox.headers = copy->exclude;
+                wc_pattern_list_free(&copy->mask);
+                wc_pattern_list_free(&copy->key_columns);
+                free(copy);
+                st->outbox.topic = strdup(o->topic);
+                st->outbox.id = strdup(o->id);
+                st->outbox.aggregatetype = strdup(o->aggregatetype);
+                st->outbox.aggregateid = strdup(o->aggregateid);
+                st->outbox.type = strdup(o->type);
+                st->outbox.payload = strdup(o->payload);
+                st->outbox_topics =
+                    wc_tablemap_new(TABLES_MAX, table_entry_free);
+                if (!st->outbox.topic || !st->outbox.id ||
+                    !st->outbox.aggregatetype || !st->outbox.aggregateid ||
+                    !st->outbox.type || !st->outbox.payload ||
+                    !st->outbox_topics)
+                        goto oom;
+        }
         if (conf->mask_salt && !(st->mask_salt = strdup(conf->mask_salt))) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
@@ -1878,6 +2175,9 @@ static int32_t init(const struct walcast_host *host,
         *ret_state = st;
         return WALCAST_OK;
 
+oom:
+        wc_errorf(errbuf, errlen, "out of memory");
+        goto err_close;
 err_connect:
         wc_errorf(errbuf, errlen,
                   "could not connect the Kafka sink's handlers");

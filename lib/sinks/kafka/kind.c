@@ -151,6 +151,92 @@ static int load_column_rules(struct wc_settings *s, const char *path,
         return 0;
 }
 
+/* The outbox topic template: {aggregatetype} and the table's
+ * placeholders.  Checked as a table template with {table} in its place
+ * (both come from the data). */
+int wc_kafka_outbox_topic_check(const char *tmpl, char *errbuf, size_t errlen)
+{
+        struct wc_buf b;
+        const char *p = tmpl, *q;
+        unsigned fields;
+        int r;
+
+        wc_buf_init(&b);
+        while ((q = strstr(p, "{aggregatetype}")) != NULL) {
+                if (wc_buf_append(&b, p, (size_t)(q - p)) < 0 ||
+                    wc_buf_append_str(&b, "{table}") < 0)
+                        goto oom;
+                p = q + strlen("{aggregatetype}");
+        }
+        if (wc_buf_append_str(&b, p) < 0)
+                goto oom;
+        r = wc_topic_template_check(b.data, &fields, errbuf, errlen);
+        wc_buf_free(&b);
+        return r;
+oom:
+        wc_buf_free(&b);
+        wc_errorf(errbuf, errlen, "out of memory");
+        return -ENOMEM;
+}
+
+static int convert_outbox_topic(struct wc_settings *s, const struct wc_key *k,
+                                const char *path, const char *text,
+                                const struct wc_node *at, void *field)
+{
+        char msg[256];
+
+        (void)k;
+        if (!text[0])
+                return wc_settings_fail(s, at, "empty value for \"%s\"", path);
+        if (wc_kafka_outbox_topic_check(text, msg, sizeof(msg)) < 0) {
+                /* the placeholders an outbox template has */
+                char *o = strstr(msg, " or {table}");
+
+                if (o)
+                        return wc_settings_fail(
+                            s, at, "%.*s, {table} or {aggregatetype}%s",
+                            (int)(o - msg), msg, o + strlen(" or {table}"));
+                return wc_settings_fail(s, at, "%s", msg);
+        }
+        return wc_settings_set_string(s, field, text);
+}
+
+static const struct wc_key outbox_column_keys[] = {
+    {WC_KEY(WC_KEY_STRING, "id", "id",
+            offsetof(struct wc_kafka_sink_config, outbox.id),
+            "the event id column: the header \"id\"")},
+    {WC_KEY(WC_KEY_STRING, "aggregatetype", "aggregatetype",
+            offsetof(struct wc_kafka_sink_config, outbox.aggregatetype),
+            "the column the topic is made from")},
+    {WC_KEY(WC_KEY_STRING, "aggregateid", "aggregateid",
+            offsetof(struct wc_kafka_sink_config, outbox.aggregateid),
+            "the column that keys the event")},
+    {WC_KEY(WC_KEY_STRING, "type", "type",
+            offsetof(struct wc_kafka_sink_config, outbox.type),
+            "the event type column")},
+    {WC_KEY(WC_KEY_STRING, "payload", "payload",
+            offsetof(struct wc_kafka_sink_config, outbox.payload),
+            "the column that is the message's value")},
+    {.name = NULL},
+};
+
+static const struct wc_key outbox_keys[] = {
+    {WC_KEY(WC_KEY_PATTERNS, "tables", NULL,
+            offsetof(struct wc_kafka_sink_config, outbox.tables),
+            "the outbox tables: table or schema.table, globs"),
+     .required = true},
+    {WC_KEY(WC_KEY_SCALAR, "topic", "outbox.event.{aggregatetype}",
+            offsetof(struct wc_kafka_sink_config, outbox.topic),
+            "topic template: {aggregatetype} and the table placeholders"),
+     .convert = convert_outbox_topic},
+    {WC_KEY(WC_KEY_SECTION, "columns", NULL, 0, "the outbox's column names"),
+     .section = outbox_column_keys},
+    {WC_KEY(WC_KEY_PATTERNS, "headers", NULL,
+            offsetof(struct wc_kafka_sink_config, outbox.headers),
+            "columns sent as headers of each event")},
+    {.name = NULL},
+};
+
 static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "name", NULL,
             offsetof(struct wc_kafka_sink_config, name),
@@ -209,6 +295,9 @@ static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "heartbeat_prefix", "walcast.heartbeat",
             offsetof(struct wc_kafka_sink_config, heartbeat_prefix),
             "the prefix of the heartbeat messages: heartbeat.prefix")},
+    {WC_KEY(WC_KEY_SECTION, "outbox", NULL, 0,
+            "outbox tables: their inserts routed as events"),
+     .section = outbox_keys},
     {WC_KEY(WC_KEY_CUSTOM, "columns", NULL, 0,
             "column rules per table: exclude, mask, key_columns"),
      .load = load_column_rules},
@@ -330,6 +419,14 @@ static void kafka_free(void *conf)
                 wc_kafka_column_rule_free(&k->column_rules[i]);
         free(k->column_rules);
         free(k->mask_salt);
+        wc_pattern_list_free(&k->outbox.tables);
+        free(k->outbox.topic);
+        free(k->outbox.id);
+        free(k->outbox.aggregatetype);
+        free(k->outbox.aggregateid);
+        free(k->outbox.type);
+        free(k->outbox.payload);
+        wc_pattern_list_free(&k->outbox.headers);
         wc_kv_free(k->properties, k->nproperties);
         wc_filter_config_free(&k->filter);
         free(k);
