@@ -28,6 +28,10 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    valued with the payload document, with the id and the type as
    headers; the deletes that empty the outbox and its updates are not
    published; the sink's other tables are as before.
+7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2),
+   so only the failure can be seen end to end: it names the topic, says
+   what to do, nothing past the change is confirmed, and the change is
+   tried again.
 
 Needs WC_KAFKA_MOCK and kcat.
 """
@@ -623,6 +627,33 @@ def case_outbox(c):
     mock.stop()
 
 
+def case_topic_creation(c):
+    c.sql("CREATE TABLE tc (id int PRIMARY KEY);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    d = run_walcastd(c, "tc", "tc", dbz_sink(mock.bootstrap, []) +
+                     "      topic_creation:\n"
+                     "        partitions: 3\n"
+                     "        replication_factor: 1\n"
+                     "        config: {cleanup.policy: compact}\n"
+                     "        timeout: 1s\n")
+    before = h.lsn_int(c.current_lsn())
+    c.sql("INSERT INTO tc VALUES (1);")
+    want = ('could not create topic "walcast.public.tc": Failed while '
+            'waiting for controller: Local: Timed out: not confirming past '
+            'its changes; create it, or check topic_creation')
+    h.wait_until(lambda: want in d.stderr(), timeout=30,
+                 what="the creation's failure")
+    conf = h.lsn_int(c.slot("tc")["confirmed_flush_lsn"] or "0/0")
+    check(conf <= before, "confirmed %s past the change at %s"
+          % (h.lsn_str(conf), h.lsn_str(before)))
+    # replayed after the backoff, and failing the same way
+    time.sleep(2)
+    check(d.stderr().count(want) >= 2, "the change is tried again")
+    d.stop()
+    tk.drop_slot(c, "tc")
+    mock.stop()
+
+
 def test():
     h.kcat_path()
     c = h.Cluster()
@@ -636,6 +667,8 @@ def test():
     cases.run("messages_topic and heartbeat_topic", case_messages, c)
     cases.run("column rules: exclude, mask, key_columns", case_columns, c)
     cases.run("outbox: events routed by aggregatetype", case_outbox, c)
+    cases.run("topic_creation: a failure names the topic, confirms nothing",
+              case_topic_creation, c)
     return cases.finish()
 
 

@@ -1962,6 +1962,25 @@ static void test_kafka_debezium_keys(void **state)
                                    "        topic: x\n",
                      "walcast.yaml:7:7: missing required key \"tables\" in "
                      "\"sinks[0].kafka.outbox\"");
+        /* topic creation: off unless the block is there */
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        assert_false(SINK_CONF(c, 0, kafka)->topic_creation.enabled);
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      topic_creation:\n"
+                               "        partitions: 6\n"
+                               "        config: {cleanup.policy: compact}\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_true(k->topic_creation.enabled);
+        assert_int_equal(k->topic_creation.partitions, 6);
+        assert_int_equal(k->topic_creation.replication_factor, 0);
+        assert_int_equal(k->topic_creation.nconfig, 1);
+        assert_string_equal(k->topic_creation.config[0].key, "cleanup.policy");
+        assert_string_equal(k->topic_creation.config[0].value, "compact");
+        assert_int_equal(k->topic_creation.timeout_ms, 10000);
+        wc_config_free(c);
         assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
                      "walcast.yaml:7:27: \"a b\" for "
                      "\"sinks[0].kafka.transactions_topic\" is not a legal "

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/filter.h"
 #include "sinks/kafka/columns.h"
@@ -24,6 +25,16 @@ struct wc_kafka_outbox {
         /* the columns' names */
         char *id, *aggregatetype, *aggregateid, *type, *payload;
         struct wc_pattern_list headers; /* columns sent as headers */
+};
+
+/* `topic_creation:` (docs/kafka.md, "Topic creation") */
+struct wc_kafka_topic_creation {
+        bool enabled;                /* the block is there */
+        uint32_t partitions;         /* 0: the brokers' default */
+        uint32_t replication_factor; /* 0: the brokers' default */
+        struct wc_kv *config;        /* topic settings, as written */
+        size_t nconfig;
+        uint64_t timeout_ms; /* how long a creation may take */
 };
 
 struct wc_kafka_sink_config {
@@ -54,6 +65,7 @@ struct wc_kafka_sink_config {
         size_t ncolumn_rules;
         char *mask_salt; /* for columns.mask */
         struct wc_kafka_outbox outbox;
+        struct wc_kafka_topic_creation topic_creation;
 };
 
 #endif

@@ -168,6 +168,7 @@ struct state {
                 size_t len;
         } xh[16];
         size_t nxh;
+        struct wc_kafka_topic_creation tc; /* config copied */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -769,6 +770,94 @@ static int producer_restart(struct state *st)
         return 0;
 }
 
+/* ---- topic creation ---- */
+
+/*
+ * With topic_creation, creates topic (librdkafka's admin API) before its
+ * first message: waits for the answer, up to topic_creation.timeout.  A
+ * topic that exists is fine.  0, or -EIO when it could not be created
+ * (logged, naming it: the change is not confirmed and comes again).
+ */
+static int create_topic(struct state *st, const char *topic)
+{
+        char err[512];
+        rd_kafka_NewTopic_t *nt;
+        rd_kafka_AdminOptions_t *o = NULL;
+        rd_kafka_queue_t *q = NULL;
+        rd_kafka_event_t *ev = NULL;
+        rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        const char *why = "no answer";
+        int r = -EIO;
+
+        if (!st->tc.enabled)
+                return 0;
+        nt = rd_kafka_NewTopic_new(
+            topic, st->tc.partitions ? (int)st->tc.partitions : -1,
+            st->tc.replication_factor ? (int)st->tc.replication_factor : -1,
+            err, sizeof(err));
+        if (!nt) {
+                why = err;
+                goto out;
+        }
+        for (size_t i = 0; i < st->tc.nconfig; i++)
+                if (rd_kafka_NewTopic_set_config(nt, st->tc.config[i].key,
+                                                 st->tc.config[i].value)) {
+                        why = "a topic setting was refused";
+                        goto out;
+                }
+        o = rd_kafka_AdminOptions_new(st->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        q = rd_kafka_queue_new(st->rk);
+        if (!o || !q ||
+            rd_kafka_AdminOptions_set_request_timeout(o, (int)st->tc.timeout_ms,
+                                                      err, sizeof(err)) ||
+            rd_kafka_AdminOptions_set_operation_timeout(
+                o, (int)st->tc.timeout_ms, err, sizeof(err))) {
+                why = "out of memory";
+                goto out;
+        }
+        rd_kafka_CreateTopics(st->rk, &nt, 1, o, q);
+        ev = rd_kafka_queue_poll(q, (int)st->tc.timeout_ms + 2000);
+        if (!ev)
+                goto out;
+        code = rd_kafka_event_error(ev);
+        why = rd_kafka_event_error_string(ev);
+        if (!code) {
+                size_t n = 0;
+                const rd_kafka_topic_result_t **tr =
+                    rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &n);
+
+                code = n ? rd_kafka_topic_result_error(tr[0])
+                         : RD_KAFKA_RESP_ERR__FAIL;
+                why = n && rd_kafka_topic_result_error_string(tr[0])
+                          ? rd_kafka_topic_result_error_string(tr[0])
+                          : rd_kafka_err2str(code);
+        }
+        if (code == RD_KAFKA_RESP_ERR_NO_ERROR ||
+            code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                if (!code)
+                        st->host->log(st->self, WALCAST_LOG_NOTICE,
+                                      "created topic \"%s\"", topic);
+                r = 0;
+        }
+out:
+        if (r < 0)
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not create topic \"%s\": %s: not "
+                              "confirming past its changes; create it, or "
+                              "check topic_creation",
+                              topic, why ? why : rd_kafka_err2str(code));
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        if (q)
+                rd_kafka_queue_destroy(q);
+        if (o)
+                rd_kafka_AdminOptions_destroy(o);
+        if (nt)
+                rd_kafka_NewTopic_destroy(nt);
+        return r;
+}
+
 /* ---- tables ---- */
 
 static void table_entry_free(void *p)
@@ -847,6 +936,10 @@ static struct table_entry *table_get(struct state *st,
                                       st->topic.len, WC_TOPIC_MAX + 16),
                             WC_TOPIC_MAX);
                 } else {
+                        if (create_topic(st, st->topic.data) < 0) {
+                                table_entry_free(e);
+                                return NULL;
+                        }
                         e->rkt =
                             rd_kafka_topic_new(st->rk, st->topic.data, NULL);
                         if (!e->rkt) {
@@ -1065,6 +1158,8 @@ static struct table_entry *own_topic(struct state *st, int which)
         struct table_entry *e = &st->own[which];
 
         if (!e->rkt) {
+                if (create_topic(st, st->own_name[which]) < 0)
+                        return NULL;
                 e->rkt = rd_kafka_topic_new(st->rk, st->own_name[which], NULL);
                 if (!e->rkt) {
                         st->host->log(st->self, WALCAST_LOG_ERR,
@@ -1413,6 +1508,8 @@ static struct table_entry *outbox_entry(struct state *st, const char *topic,
 
         if (e)
                 return e;
+        if (create_topic(st, topic) < 0)
+                return NULL;
         e = calloc(1, sizeof(*e));
         if (!e)
                 return NULL;
@@ -1972,6 +2069,7 @@ static void close_state(void *state)
         free(st->outbox.aggregateid);
         free(st->outbox.type);
         free(st->outbox.payload);
+        wc_kv_free(st->tc.config, st->tc.nconfig);
         free(st);
 }
 
@@ -2091,6 +2189,24 @@ static int32_t init(const struct walcast_host *host,
                     !st->outbox.type || !st->outbox.payload ||
                     !st->outbox_topics)
                         goto oom;
+        }
+        st->tc = conf->topic_creation;
+        st->tc.config = NULL;
+        st->tc.nconfig = 0;
+        if (conf->topic_creation.nconfig) {
+                st->tc.config = calloc(conf->topic_creation.nconfig,
+                                       sizeof(*st->tc.config));
+                if (!st->tc.config)
+                        goto oom;
+                for (size_t i = 0; i < conf->topic_creation.nconfig; i++) {
+                        st->tc.config[i].key =
+                            strdup(conf->topic_creation.config[i].key);
+                        st->tc.config[i].value =
+                            strdup(conf->topic_creation.config[i].value);
+                        st->tc.nconfig = i + 1;
+                        if (!st->tc.config[i].key || !st->tc.config[i].value)
+                                goto oom;
+                }
         }
         if (conf->mask_salt && !(st->mask_salt = strdup(conf->mask_salt))) {
                 wc_errorf(errbuf, errlen, "out of memory");

@@ -237,6 +237,28 @@ static const struct wc_key outbox_keys[] = {
     {.name = NULL},
 };
 
+static const struct wc_key topic_creation_keys[] = {
+    {WC_KEY(WC_KEY_UINT32, "partitions", NULL,
+            offsetof(struct wc_kafka_sink_config, topic_creation.partitions),
+            "partitions of a created topic; unset: the brokers' default"),
+     .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_UINT32, "replication_factor", NULL,
+            offsetof(struct wc_kafka_sink_config,
+                     topic_creation.replication_factor),
+            "replicas of a created topic; unset: the brokers' default"),
+     .min = 1, .max = 1000},
+    {WC_KEY(WC_KEY_KV, "config", NULL,
+            offsetof(struct wc_kafka_sink_config, topic_creation.config),
+            "topic settings of a created topic (cleanup.policy, ...)"),
+     .count_offset =
+         offsetof(struct wc_kafka_sink_config, topic_creation.nconfig)},
+    {WC_KEY(WC_KEY_DURATION, "timeout", "10s",
+            offsetof(struct wc_kafka_sink_config, topic_creation.timeout_ms),
+            "how long creating a topic may take"),
+     .min = 100, .max = 120000},
+    {.name = NULL},
+};
+
 static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "name", NULL,
             offsetof(struct wc_kafka_sink_config, name),
@@ -295,6 +317,9 @@ static const struct wc_key kafka_keys[] = {
     {WC_KEY(WC_KEY_STRING, "heartbeat_prefix", "walcast.heartbeat",
             offsetof(struct wc_kafka_sink_config, heartbeat_prefix),
             "the prefix of the heartbeat messages: heartbeat.prefix")},
+    {WC_KEY(WC_KEY_SECTION, "topic_creation", NULL, 0,
+            "create missing topics before their first message"),
+     .section = topic_creation_keys},
     {WC_KEY(WC_KEY_SECTION, "outbox", NULL, 0,
             "outbox tables: their inserts routed as events"),
      .section = outbox_keys},
@@ -393,6 +418,8 @@ static int kafka_parse(struct wc_settings *s, const char *path,
                 kafka_free(c);
                 return r;
         }
+        c->topic_creation.enabled = block && block->kind == WC_NODE_MAPPING &&
+                                    wc_node_get(block, "topic_creation");
         r = kafka_check_block(s, path, key, block, c);
         if (r < 0) {
                 kafka_free(c);
@@ -427,6 +454,7 @@ static void kafka_free(void *conf)
         free(k->outbox.type);
         free(k->outbox.payload);
         wc_pattern_list_free(&k->outbox.headers);
+        wc_kv_free(k->topic_creation.config, k->topic_creation.nconfig);
         wc_kv_free(k->properties, k->nproperties);
         wc_filter_config_free(&k->filter);
         free(k);
