@@ -676,10 +676,12 @@ static bool sig_same(const struct wc_buf *sig,
                      const struct walcast_columns *after,
                      const struct walcast_columns *pk)
 {
-        const char *p = sig->data, *end = sig->data + sig->len;
+        const char *p = sig->data, *end;
 
-        return sig->data && sig->len &&
-               sig_part_same(&p, end, after, pk, after ? 'a' : 'A') &&
+        if (!sig->data || !sig->len)
+                return false;
+        end = sig->data + sig->len;
+        return sig_part_same(&p, end, after, pk, after ? 'a' : 'A') &&
                sig_part_same(&p, end, before, pk, before ? 'b' : 'B') &&
                p == end;
 }
