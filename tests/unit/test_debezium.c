@@ -401,6 +401,21 @@ static void test_unconverted(void **state)
         check(&adaptive, 16418, "public.dnum", "\"2.50\"", "\"2.50\"", NULL);
         /* a domain over integer printed bare by an older wal2json */
         check(&adaptive, 16420, "public.positive", "5", "\"5\"", NULL);
+        /* hostile_types.jsonl: type names with quotes, backslashes, dots
+         * and spaces, escaped in the parameter; arrays of enums and
+         * composites as their text */
+        check(&adaptive, 16433, "\"back\\slash\".\"q\"\"uo\\te\"", "\"x\"",
+              "\"x\"",
+              F("\"string\",\"optional\":true,\"name\":\"walcast.data.Text\","
+                "\"parameters\":{\"walcast.type\":"
+                "\"\\\"back\\\\slash\\\".\\\"q\\\"\\\"uo\\\\te\\\"\"}"));
+        check(&adaptive, 16435, "\"sp ace\".\"an enum\"[]",
+              "\"{one,\\\"two words\\\"}\"", "\"{one,\\\"two words\\\"}\"",
+              F("\"string\",\"optional\":true,\"name\":\"walcast.data.Text\","
+                "\"parameters\":{\"walcast.type\":"
+                "\"\\\"sp ace\\\".\\\"an enum\\\"[]\"}"));
+        check(&adaptive, 16451, "\"sp ace\".\"com p\"[]", "\"{\\\"(a,x)\\\"}\"",
+              "\"{\\\"(a,x)\\\"}\"", NULL);
         /* an unknown OID (0) */
         check(&adaptive, 0, "x", "\"v\"", "\"v\"", NULL);
 }
