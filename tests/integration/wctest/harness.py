@@ -618,11 +618,33 @@ def ts_micros(s):
 # --------------------------------------------------------------------------
 # comparisons
 
-def diff_changes(got, want, label="output", limit=25):
+def mark_last(want, cut=False):
+    """The file sink's lines for the changes in want (what one sink gets,
+    in order): the last line of each transaction, and each message outside
+    one, ends with "last": true (docs/file-format.md).  cut: the output
+    stopped before the commit of the last transaction (walcast tail
+    --limit), whose last line is then not marked."""
+    out = []
+    for i, w in enumerate(want):
+        nxt = want[i + 1] if i + 1 < len(want) else None
+        end = w.get("end_lsn")
+        if nxt is None and cut and end is not None:
+            out.append(w)
+            continue
+        if end is None or nxt is None or nxt.get("end_lsn") != end:
+            w = dict(w)
+            w["last"] = True
+        out.append(w)
+    return out
+
+
+def diff_changes(got, want, label="output", limit=25, cut=False):
     """Compares lists of change objects exactly (keys, key order, values;
-    commit_time as an instant in the spec's format).  Returns a list of
-    problems (empty when equal)."""
+    commit_time as an instant in the spec's format), the file sink's lines
+    with the changes in want (mark_last).  Returns a list of problems
+    (empty when equal)."""
     probs = []
+    want = mark_last(want, cut)
     for i in range(max(len(got), len(want))):
         if len(probs) >= limit:
             probs.append("%s: ... (more differences not shown)" % label)
