@@ -33,31 +33,8 @@ static int convert_topic(struct wc_settings *s, const struct wc_key *k,
         return wc_settings_set_string(s, field, text);
 }
 
-/* A Kafka sink's own filter: the shapes of the global one. */
-static const struct wc_key kafka_schemas_keys[] = {
-    {WC_KEY(WC_KEY_PATTERNS, "include", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.schemas_include),
-            "schemas this sink publishes; empty: every schema")},
-    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.schemas_exclude),
-            "schemas to skip even when included")},
-    {.name = NULL},
-};
-
-static const struct wc_key kafka_tables_keys[] = {
-    {WC_KEY(WC_KEY_PATTERNS, "include", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.tables_include),
-            "tables this sink publishes; empty: every table")},
-    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.tables_exclude),
-            "tables to skip even when included")},
-    {.name = NULL},
-};
-
 static const struct wc_key kafka_keys[] = {
-    {WC_KEY(WC_KEY_STRING, "name", NULL,
-            offsetof(struct wc_kafka_sink_config, name),
-            WC_SINK_NAME_DESCRIPTION)},
+    WC_SINK_COMMON_KEYS,
     {WC_KEY(WC_KEY_SCALAR, "topic", "{prefix}.{schema}.{table}",
             offsetof(struct wc_kafka_sink_config, topic),
             "topic name template"),
@@ -72,13 +49,6 @@ static const struct wc_key kafka_keys[] = {
             offsetof(struct wc_kafka_sink_config, properties),
             "librdkafka settings, passed as they are"),
      .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
-    {WC_KEY(WC_KEY_SECTION, "schemas", NULL, 0, "this sink's schema filter"),
-     .section = kafka_schemas_keys},
-    {WC_KEY(WC_KEY_SECTION, "tables", NULL, 0, "this sink's table filter"),
-     .section = kafka_tables_keys},
-    {WC_KEY(WC_KEY_OPS, "ops", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.ops),
-            "operations this sink publishes; default all")},
     {.name = NULL},
 };
 
@@ -156,11 +126,10 @@ static void kafka_free(void *conf)
 
         if (!k)
                 return;
-        free(k->name);
+        wc_sink_common_free(&k->common);
         free(k->topic);
         free(k->prefix);
         wc_kv_free(k->properties, k->nproperties);
-        wc_filter_config_free(&k->filter);
         free(k);
 }
 
@@ -223,11 +192,9 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
 
         if (r < 0)
                 return r;
-        /* the include list also keeps the bus from calling the sink for
-         * other schemas at all */
         r = wc_plugin_host_add(
             h, name, wc_kafka_plugin(&(struct wc_kafka_start){k, database}),
-            &k->filter.schemas_include, NULL, 0, errbuf, errlen);
+            &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
         free(database);
