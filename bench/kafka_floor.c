@@ -42,6 +42,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "core/kv.h"
 #include "sinks/kafka/kafka.h"
 
 #define MAX_PROPS  64
@@ -62,44 +63,22 @@ static size_t ntopics;
 static struct msg *msgs;
 static size_t count;
 
+/* The sink's librdkafka properties as its block holds them: name, value
+ * (the command line's, split in place). */
 struct props {
-        char names[MAX_PROPS * 64];
-        const char *name[MAX_PROPS];
-        const char *value[MAX_PROPS];
+        struct wc_kv kv[MAX_PROPS];
         size_t count;
 };
 
 static long delivered, failed;
 
-/* A sink configuration as the runner would give it: "properties" names
- * them, one per line; "properties.NAME" is each one's value. */
-static const char *get(void *ud, const char *key)
+static int set_prop(struct props *p, char *name, char *value)
 {
-        struct props *p = ud;
-
-        if (strcmp(key, "properties") == 0)
-                return p->names;
-        if (strncmp(key, "properties.", 11) != 0)
-                return NULL;
-        for (size_t i = 0; i < p->count; i++)
-                if (strcmp(key + 11, p->name[i]) == 0)
-                        return p->value[i];
-        return NULL;
-}
-
-static int set_prop(struct props *p, const char *name, const char *value)
-{
-        size_t used = strlen(p->names), len = strlen(name);
-
-        if (p->count == MAX_PROPS || used + len + 2 > sizeof(p->names)) {
+        if (p->count == MAX_PROPS) {
                 fprintf(stderr, "kafka_floor: too many properties\n");
                 return -1;
         }
-        if (used)
-                p->names[used++] = '\n';
-        memcpy(p->names + used, name, len + 1);
-        p->name[p->count] = name;
-        p->value[p->count++] = value;
+        p->kv[p->count++] = (struct wc_kv){name, value};
         return 0;
 }
 
@@ -247,7 +226,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-        struct props props = {.names = ""};
+        struct props props = {.count = 0};
         struct rusage r0, r1;
         struct timespec t0, t1, c0, c1;
         double rate = 0;
@@ -274,7 +253,7 @@ int main(int argc, char **argv)
                 usage();
         atexit(free_msgs);
         load(argv[optind + 1]);
-        if (set_prop(&props, "bootstrap.servers", argv[optind]) < 0)
+        if (set_prop(&props, (char *)"bootstrap.servers", argv[optind]) < 0)
                 return 2;
         for (int i = optind + 2; i < argc; i++)
                 if (add_prop(&props, argv[i]) < 0)
@@ -283,7 +262,7 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &r0);
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        conf = wc_kafka_new_conf(get, &props, err, sizeof(err));
+        conf = wc_kafka_new_conf(props.kv, props.count, err, sizeof(err));
         if (!conf) {
                 fprintf(stderr, "kafka_floor: %s\n", err);
                 return 2;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
 
@@ -20,7 +21,7 @@ struct handler {
         walcast_handler_fn fn;
         void *userdata;
         void *owner;
-        const struct wc_pattern_list *owner_schemas;
+        const struct wc_filter_config *owner_filter;
 };
 
 /* Which handlers want which signal for one schema.table. */
@@ -111,7 +112,7 @@ void wc_bus_free(struct wc_bus *b)
 
 int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
                    const char *table, walcast_handler_fn fn, void *userdata,
-                   void *owner, const struct wc_pattern_list *owner_schemas)
+                   void *owner, const struct wc_filter_config *owner_filter)
 {
         struct handler *h;
 
@@ -132,7 +133,7 @@ int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
         h->fn = fn;
         h->userdata = userdata;
         h->owner = owner;
-        h->owner_schemas = owner_schemas;
+        h->owner_filter = owner_filter;
         if (sender && strcmp(sender, "*") != 0 && !(h->sender = strdup(sender)))
                 goto err_free;
         if (table && strcmp(table, "*") != 0 && !(h->table = strdup(table)))
@@ -178,9 +179,8 @@ int wc_bus_owner_has(const struct wc_bus *b, void *owner, uint32_t kind)
 static bool wants(const struct handler *h, const char *schema,
                   const char *table)
 {
-        const struct wc_pattern_list *os = h->owner_schemas;
-
-        if (os && os->count && !wc_pattern_list_schema_match(os, schema))
+        if (h->owner_filter &&
+            !wc_filter_table_pass(h->owner_filter, schema, table))
                 return false;
         if (h->sender && !wc_pattern_schema_match(h->sender, schema))
                 return false;

@@ -28,7 +28,7 @@
 #include "core/core.h"
 
 struct wc_bus;
-struct wc_pattern_list;
+struct wc_filter_config;
 
 /* Where a handler failed. */
 struct wc_bus_error {
@@ -44,13 +44,13 @@ void wc_bus_free(struct wc_bus *b);
 
 /*
  * Connects fn.  owner identifies the plugin (reported on failure);
- * owner_schemas (borrowed, may be NULL) narrows what reaches any of its
- * handlers.  sender NULL or "*" means any schema, table NULL any table.
+ * owner_filter (borrowed, may be NULL) narrows the tables that reach any
+ * of its handlers.  sender NULL or "*" means any schema, table NULL any table.
  * 0, -EINVAL (bad kind) or -ENOMEM.
  */
 int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
                    const char *table, walcast_handler_fn fn, void *userdata,
-                   void *owner, const struct wc_pattern_list *owner_schemas);
+                   void *owner, const struct wc_filter_config *owner_filter);
 
 /* Removes every handler of owner (a plugin that failed to start). */
 void wc_bus_disconnect_owner(struct wc_bus *b, void *owner);

@@ -18,10 +18,11 @@
 #include "core/filter.h"
 #include "core/kv.h"
 #include "core/pattern.h"
+#include "core/settings.h"
 
-/* A sink of the `sinks:` list.  Its block is read into its kind's own
- * struct (sinks/KIND/conf.h: struct wc_file_sink_config, ...), which the
- * kind in the sink registry (sinks/registry.h) checks and starts. */
+/* A sink of the `sinks:` list.  Its block is read by its kind in the sink
+ * registry (sinks/registry.h) into the kind's own struct (sinks/KIND/conf.h:
+ * struct wc_file_sink_config, ...), which the kind checks and starts. */
 struct wc_sink_config {
         const char *kind;      /* "file", "plugin", "kafka": static text */
         unsigned line, column; /* where the sink was defined */
@@ -105,13 +106,7 @@ struct wc_config *wc_config_load_string(const char *name, const char *text,
 
 void wc_config_free(struct wc_config *c);
 
-/* Durations: "500ms", "10s", "5m", "1h"; a bare number is an error.
- * 0 or -EINVAL. */
-int wc_duration_parse(const char *s, uint64_t *ret_ms);
-
-/* Sizes: "512kB", "64MB", "1GB" (units of 1024 as in PostgreSQL), "100B";
- * a bare number is an error.  0 or -EINVAL. */
-int wc_size_parse(const char *s, uint64_t *ret_bytes);
+/* wc_duration_parse() and wc_size_parse() are in core/settings.h. */
 
 /* Slot names: [a-z0-9_]{1,63}. */
 bool wc_slot_name_valid(const char *s);

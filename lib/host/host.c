@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
+#include "core/filter.h"
 #include "core/kv.h"
 #include "core/pattern.h"
 #include "host/host.h"
@@ -41,7 +42,7 @@ struct walcast_plugin {
          * it is passed over for the transaction being read */
         wc_lsn position;
         bool skip;
-        const struct wc_pattern_list *schemas;
+        const struct wc_filter_config *filter; /* NULL: everything */
         const struct wc_kv *config;
         size_t nconfig;
 };
@@ -90,6 +91,27 @@ static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
                                     (enum wc_log_level)level, msg);
 }
 
+/* Does the sink's filter take signals of kind?  begin and commit are not
+ * operations: every sink has them. */
+static bool filter_takes(const struct wc_filter_config *f, uint32_t kind)
+{
+        switch (kind) {
+        case WALCAST_SIG_INSERT:
+                return f->ops & WC_OP_BIT(WC_OP_INSERT);
+        case WALCAST_SIG_UPDATE:
+                return f->ops & WC_OP_BIT(WC_OP_UPDATE);
+        case WALCAST_SIG_DELETE:
+        case WALCAST_SIG_BULK_DELETE:
+                return f->ops & WC_OP_BIT(WC_OP_DELETE);
+        case WALCAST_SIG_TRUNCATE:
+                return f->ops & WC_OP_BIT(WC_OP_TRUNCATE);
+        case WALCAST_SIG_MESSAGE:
+                return f->ops & WC_OP_BIT(WC_OP_MESSAGE);
+        default:
+                return true;
+        }
+}
+
 static int32_t api_connect(struct walcast_plugin *self, uint32_t kind,
                            const char *sender, const char *table,
                            walcast_handler_fn fn, void *userdata)
@@ -99,8 +121,11 @@ static int32_t api_connect(struct walcast_plugin *self, uint32_t kind,
         /* one acknowledgement per plugin and transaction: one handler */
         if (kind == WALCAST_SIG_COMMIT && self->has_commit)
                 return WALCAST_ERROR;
+        /* an operation the sink's filter leaves out never reaches it */
+        if (self->filter && !filter_takes(self->filter, kind))
+                return WALCAST_OK;
         if (wc_bus_connect(self->host->bus, kind, sender, table, fn, userdata,
-                           self, self->schemas) < 0)
+                           self, self->filter) < 0)
                 return WALCAST_ERROR;
         if (kind == WALCAST_SIG_COMMIT)
                 self->has_commit = true;
@@ -348,7 +373,7 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
 
 static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
                                          const char *name,
-                                         const struct wc_pattern_list *schemas,
+                                         const struct wc_filter_config *filter,
                                          const struct wc_kv *config,
                                          size_t nconfig)
 {
@@ -362,7 +387,7 @@ static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
                 return NULL;
         }
         p->host = h;
-        p->schemas = schemas;
+        p->filter = filter;
         p->config = config;
         p->nconfig = nconfig;
         return p;
@@ -370,12 +395,11 @@ static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
 
 int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
                        const struct walcast_plugin_descriptor *d,
-                       const struct wc_pattern_list *schemas,
+                       const struct wc_filter_config *filter,
                        const struct wc_kv *config, size_t nconfig, char *errbuf,
                        size_t errlen)
 {
-        struct walcast_plugin *p =
-            plugin_new(h, name, schemas, config, nconfig);
+        struct walcast_plugin *p = plugin_new(h, name, filter, config, nconfig);
 
         if (!p) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -944,7 +968,7 @@ int wc_plugin_check(const char *path, const struct wc_kv *config,
 }
 
 int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
-                        const struct wc_pattern_list *schemas,
+                        const struct wc_filter_config *filter,
                         const struct wc_kv *config, size_t nconfig,
                         char *errbuf, size_t errlen)
 {
@@ -956,7 +980,7 @@ int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
         r = open_plugin(path, &dl, &d, errbuf, errlen);
         if (r < 0)
                 return r;
-        p = plugin_new(h, path, schemas, config, nconfig);
+        p = plugin_new(h, path, filter, config, nconfig);
         if (!p) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 dlclose(dl);

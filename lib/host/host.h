@@ -28,7 +28,7 @@
 struct wc_bus;
 struct wc_bus_error;
 struct wc_kv;
-struct wc_pattern_list;
+struct wc_filter_config;
 struct wc_plugin_host;
 
 struct wc_plugin_host_ops {
@@ -64,18 +64,21 @@ int wc_plugin_check(const char *path, const struct wc_kv *config,
  * path, or one holding a symlink on the way), not a shared object, no
  * entry symbol, another ABI major, a descriptor too small, its check or
  * its init failed (with the plugin's message).
- * schemas and config are borrowed for the host's lifetime.
+ * filter (NULL: everything) is the sink's own filter: the plugin is never
+ * called for a table or an operation it leaves out.  filter and config
+ * are borrowed for the host's lifetime.
  * 0 or a negative errno.
  */
 int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
-                        const struct wc_pattern_list *schemas,
+                        const struct wc_filter_config *filter,
                         const struct wc_kv *config, size_t nconfig,
                         char *errbuf, size_t errlen);
 
-/* Adds a plugin linked into walcast; name appears in messages. */
+/* Adds a plugin linked into walcast; name appears in messages.  filter
+ * and config as for wc_plugin_host_load(). */
 int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
                        const struct walcast_plugin_descriptor *d,
-                       const struct wc_pattern_list *schemas,
+                       const struct wc_filter_config *filter,
                        const struct wc_kv *config, size_t nconfig, char *errbuf,
                        size_t errlen);
 

@@ -17,3 +17,8 @@ const struct wc_sink_kind *wc_sink_kind_find(const char *name)
                         return kinds[i];
         return NULL;
 }
+
+const struct wc_sink_kind *wc_sink_kind_at(size_t i)
+{
+        return i < sizeof(kinds) / sizeof(kinds[0]) ? kinds[i] : NULL;
+}

@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "sinks/file/filesink.h"
+#include "core/filter.h"
 #include "host/host.h"
 
 /* ---- what the host reported ---- */
@@ -866,7 +867,8 @@ static void good_plugin_lifecycle(void **state)
         const char *a = install("good.so", "a.so", 0755);
         const char *b = install("good.so", "b.so", 0755);
         char *a_items[] = {"town6"};
-        struct wc_pattern_list a_schemas = {a_items, 1};
+        struct wc_filter_config a_filter = {.schemas_include = {a_items, 1},
+                                            .ops = WC_OPS_DATA};
         struct wc_kv a_cfg[] = {
             KV("greeting", "hello"),
             KV("nested.key", "deep"),
@@ -889,7 +891,7 @@ static void good_plugin_lifecycle(void **state)
         assert_non_null(bus);
         h = wc_plugin_host_new(bus, &ops);
         assert_non_null(h);
-        if (wc_plugin_host_load(h, a, &a_schemas, a_cfg, 4, err, sizeof(err)) !=
+        if (wc_plugin_host_load(h, a, &a_filter, a_cfg, 4, err, sizeof(err)) !=
             0)
                 fail_msg("%s", err);
         if (wc_plugin_host_load(h, b, NULL, b_cfg, 3, err, sizeof(err)) != 0)
@@ -1019,6 +1021,43 @@ static void good_plugin_lifecycle(void **state)
         clear_reports();
         send(bus, WC_OP_INSERT, "town6-govikon", "tickets", 0x70, &t7);
         assert_int_equal(nlogs, 0);
+        wc_bus_free(bus);
+}
+
+/* A sink's filter is applied by the host: tables and operations it
+ * leaves out never reach the plugin's handlers, begin and commit do. */
+static void sink_filter_keeps_signals_away(void **state)
+{
+        const char *a = install("good.so", "a.so", 0755);
+        char *ex[] = {"*.users"};
+        struct wc_filter_config f = {.tables_exclude = {ex, 1},
+                                     .ops = WC_OP_BIT(WC_OP_INSERT)};
+        struct wc_kv cfg[] = {KV("commit", "none")};
+        struct walcast_txn t7 = {.id = 7, .xid = 700};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+
+        (void)state;
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_load(h, a, &f, cfg, 1, err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        clear_reports();
+        assert_int_equal(wc_bus_begin(bus, &t7, NULL), 0);
+        send(bus, WC_OP_INSERT, "town6-govikon", "tickets", 0x10, &t7);
+        send(bus, WC_OP_INSERT, "town6-govikon", "users", 0x20, &t7);
+        send(bus, WC_OP_DELETE, "town6-govikon", "tickets", 0x30, &t7);
+        assert_int_equal(logged(a, "insert town6-govikon.tickets ns=town6 "
+                                   "tenant=govikon lsn=16 txn=7 first=id:42"),
+                         1);
+        assert_int_equal(count_prefix(a, "insert "), 1);
+        assert_int_equal(count_prefix(a, "delete "), 0);
+        assert_int_equal(wc_plugin_host_commit(h, &t7, NULL), 0);
+        assert_int_equal(nacks, 1);
+        assert_int_equal(acks[0].txn, 7);
+        wc_plugin_host_free(h);
         wc_bus_free(bus);
 }
 
@@ -1283,6 +1322,8 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_checks_its_config, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(sink_filter_keeps_signals_away,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(good_plugin_lifecycle, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_failures_reach_the_caller,

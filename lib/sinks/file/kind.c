@@ -1,17 +1,74 @@
 /* SPDX-License-Identifier: MIT */
-/* The file sink as a kind of the sink registry: its check and its start. */
+/* The file sink as a kind of the sink registry: its keys, its check and
+ * its start. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
 #include "core/kv.h"
+#include "core/settings.h"
 #include "host/host.h"
 #include "sinks/file/conf.h"
 #include "sinks/file/filesink.h"
 #include "sinks/registry.h"
+
+static const struct wc_key file_keys[] = {
+    WC_SINK_COMMON_KEYS,
+    {WC_KEY(WC_KEY_STRING, "path", NULL,
+            offsetof(struct wc_file_sink_config, path),
+            "file to append JSON lines to; \"-\" is stdout"),
+     .required = true},
+    {WC_KEY(WC_KEY_BOOL, "fsync", "true",
+            offsetof(struct wc_file_sink_config, fsync),
+            "fsync before acknowledging changes")},
+    {.name = NULL},
+};
+
+_Static_assert(sizeof(file_keys) / sizeof(file_keys[0]) <= 32, "too many keys");
+
+static void file_free(void *conf);
+
+static int file_parse(struct wc_settings *s, const char *path,
+                      const struct wc_node *key, const struct wc_node *block,
+                      void **ret_conf)
+{
+        struct wc_file_sink_config *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return wc_settings_fail_oom(s);
+        r = wc_settings_read(s, file_keys, path, key, block, c);
+        if (r < 0) {
+                file_free(c);
+                return r;
+        }
+        *ret_conf = c;
+        return 0;
+}
+
+static void file_free(void *conf)
+{
+        struct wc_file_sink_config *f = conf;
+
+        if (!f)
+                return;
+        wc_sink_common_free(&f->common);
+        free(f->path);
+        free(f);
+}
+
+static char *file_default_name(const void *conf)
+{
+        const struct wc_file_sink_config *f = conf;
+        char *n;
+
+        return asprintf(&n, "file:%s", f->path) < 0 ? NULL : n;
+}
 
 /* Whether directories a and b are the same path, give or take a
  * trailing '/'. */
@@ -105,12 +162,15 @@ static int file_add(struct wc_plugin_host *h, const char *name,
         };
 
         /* the file sink reads its config during init only */
-        return wc_plugin_host_add(h, name, wc_filesink_plugin(), NULL, kv, 3,
-                                  errbuf, errlen);
+        return wc_plugin_host_add(h, name, wc_filesink_plugin(),
+                                  &f->common.filter, kv, 3, errbuf, errlen);
 }
 
 const struct wc_sink_kind wc_sink_kind_file = {
     .name = "file",
+    .parse = file_parse,
+    .free = file_free,
+    .default_name = file_default_name,
     .check = file_check,
     .add = file_add,
 };

@@ -9,9 +9,10 @@
 
 #include "core/filter.h"
 #include "core/kv.h"
+#include "sinks/registry.h"
 
 struct wc_kafka_sink_config {
-        char *name;      /* `name:`, or NULL; first in every sink's struct */
+        struct wc_sink_common common; /* name and filter: first */
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */
         char *prefix;    /* default "walcast" */
         bool tombstones; /* a null-value message after each delete; true */
@@ -19,8 +20,6 @@ struct wc_kafka_sink_config {
          * as written: they go to rd_kafka_conf_set() untouched */
         struct wc_kv *properties;
         size_t nproperties;
-        /* what this sink takes of what the global filter passes */
-        struct wc_filter_config filter;
 };
 
 #endif

@@ -37,12 +37,14 @@
 
 #include "core/core.h"
 #include "core/filter.h"
+#include "core/kv.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
-#include "sinks/kafka/topic.h"
+#include "sinks/kafka/conf.h"
 #include "sinks/kafka/kafka.h"
+#include "sinks/kafka/topic.h"
 
-/* Per-table entries (filter decision, topic handle); when full the map
+/* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
 #define TABLES_MAX 65536u
 /* How long close waits for outstanding messages.  What does not make it
@@ -72,8 +74,7 @@ struct held {
 };
 
 struct table_entry {
-        bool pass; /* this sink's filter lets the table through */
-        bool bad;  /* its topic name is illegal (already reported) */
+        bool bad; /* its topic name is illegal (already reported) */
         /* the WAL lacked the primary key of an old row (logged once) */
         bool warned_key;
         rd_kafka_topic_t *rkt;
@@ -107,7 +108,6 @@ struct state {
         char *prefix;
         char *database;
         bool tombstones;
-        struct wc_filter_config filter; /* what of the stream it publishes */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -743,58 +743,53 @@ static struct table_entry *table_get(struct state *st,
         memcpy(e->name + slen + 1, s->table, tlen + 1);
         e->slen = slen;
         e->tlen = tlen;
-        e->pass = wc_filter_table_pass(&st->filter, s->schema, s->table);
-        if (e->pass) {
-                wc_buf_reset(&st->topic);
-                /* wc_buf keeps its text NUL-terminated */
-                if (wc_kafka_format_topic(&st->topic, st->topic_tmpl,
-                                          st->prefix, st->database, s) < 0 ||
-                    wc_buf_append(&st->topic, "", 0) < 0) {
+        wc_buf_reset(&st->topic);
+        /* wc_buf keeps its text NUL-terminated */
+        if (wc_kafka_format_topic(&st->topic, st->topic_tmpl, st->prefix,
+                                  st->database, s) < 0 ||
+            wc_buf_append(&st->topic, "", 0) < 0) {
+                table_entry_free(e);
+                return NULL;
+        }
+        if (!wc_topic_name_valid(st->topic.data, st->topic.len)) {
+                /* never a mangled name: it would merge or scatter
+                 * tables without anyone noticing */
+                e->bad = true;
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "table \"%s\".\"%s\" makes the topic name \"%s\", "
+                    "which is not a legal Kafka topic name (1 to %d "
+                    "of letters, digits, \".\", \"_\" and \"-\"): "
+                    "not confirming past its changes; rename the "
+                    "schema or table, change the topic template, or "
+                    "leave the table out with this sink's filter",
+                    printable(sq, sizeof(sq), s->schema, slen, 63),
+                    printable(tq, sizeof(tq), s->table, tlen, 63),
+                    printable(tp, sizeof(tp), st->topic.data, st->topic.len,
+                              WC_TOPIC_MAX + 16),
+                    WC_TOPIC_MAX);
+        } else {
+                e->rkt = rd_kafka_topic_new(st->rk, st->topic.data, NULL);
+                if (!e->rkt) {
+                        st->host->log(st->self, WALCAST_LOG_ERR,
+                                      "could not use topic \"%s\": %s",
+                                      st->topic.data,
+                                      rd_kafka_err2str(rd_kafka_last_error()));
                         table_entry_free(e);
                         return NULL;
                 }
-                if (!wc_topic_name_valid(st->topic.data, st->topic.len)) {
-                        /* never a mangled name: it would merge or scatter
-                         * tables without anyone noticing */
-                        e->bad = true;
-                        st->host->log(
-                            st->self, WALCAST_LOG_ERR,
-                            "table \"%s\".\"%s\" makes the topic name \"%s\", "
-                            "which is not a legal Kafka topic name (1 to %d "
-                            "of letters, digits, \".\", \"_\" and \"-\"): "
-                            "not confirming past its changes; rename the "
-                            "schema or table, change the topic template, or "
-                            "leave the table out with this sink's filter",
-                            printable(sq, sizeof(sq), s->schema, slen, 63),
-                            printable(tq, sizeof(tq), s->table, tlen, 63),
-                            printable(tp, sizeof(tp), st->topic.data,
-                                      st->topic.len, WC_TOPIC_MAX + 16),
-                            WC_TOPIC_MAX);
-                } else {
-                        e->rkt =
-                            rd_kafka_topic_new(st->rk, st->topic.data, NULL);
-                        if (!e->rkt) {
-                                st->host->log(
-                                    st->self, WALCAST_LOG_ERR,
-                                    "could not use topic \"%s\": %s",
-                                    st->topic.data,
-                                    rd_kafka_err2str(rd_kafka_last_error()));
-                                table_entry_free(e);
-                                return NULL;
-                        }
-                }
-                if (!e->bad) {
-                        struct wc_buf src;
+        }
+        if (!e->bad) {
+                struct wc_buf src;
 
-                        wc_buf_init(&src);
-                        if (wc_kafka_format_source(&src, st->database,
-                                                   s->schema, s->table) < 0) {
-                                table_entry_free(e);
-                                return NULL;
-                        }
-                        e->source = src.data; /* takes ownership */
-                        e->source_len = src.len;
+                wc_buf_init(&src);
+                if (wc_kafka_format_source(&src, st->database, s->schema,
+                                           s->table) < 0) {
+                        table_entry_free(e);
+                        return NULL;
                 }
+                e->source = src.data; /* takes ownership */
+                e->source_len = src.len;
         }
         /* a full map empties itself: no entry may be remembered */
         st->last = NULL;
@@ -823,9 +818,7 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         e = table_get(st, s);
         if (!e || e->bad)
                 *ret = WALCAST_ERROR;
-        if (!e || e->bad || !e->pass)
-                return NULL;
-        return e;
+        return e && !e->bad ? e : NULL;
 }
 
 /*
@@ -1061,44 +1054,9 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 
 /* ---- setup ---- */
 
-/* Reads "KEY.0", "KEY.1", ... into l.  0 or -ENOMEM. */
-static int read_patterns(const struct walcast_host *host,
-                         struct walcast_plugin *self, const char *key,
-                         struct wc_pattern_list *l)
-{
-        char k[128];
-        size_t n = 0;
-
-        for (;;) {
-                snprintf(k, sizeof(k), "%s.%zu", key, n);
-                if (!host->config_get(self, k))
-                        break;
-                n++;
-        }
-        if (n == 0)
-                return 0;
-        l->items = calloc(n, sizeof(*l->items));
-        if (!l->items)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                snprintf(k, sizeof(k), "%s.%zu", key, i);
-                l->items[i] = strdup(host->config_get(self, k));
-                if (!l->items[i])
-                        return -ENOMEM;
-                l->count++;
-        }
-        return 0;
-}
-
-/* A copy of the value of key, or of def when there is none. */
-static char *config_dup(const struct walcast_host *host,
-                        struct walcast_plugin *self, const char *key,
-                        const char *def)
-{
-        const char *v = host->config_get(self, key);
-
-        return strdup(v ? v : def);
-}
+/* What the next init starts with (wc_kafka_plugin); walcastd starts its
+ * sinks on one thread, and init takes it at once. */
+static const struct wc_kafka_start *starting;
 
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                     char *errbuf, size_t errlen)
@@ -1121,8 +1079,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
  * replaying in a loop; what cannot succeed (too large, not authorized,
  * no such topic) still fails at once.
  */
-rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
-                                   size_t errlen)
+rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
+                                   char *errbuf, size_t errlen)
 {
         static const char *const defaults[][2] = {
             {"client.id", "walcast"},
@@ -1147,9 +1105,7 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
             {"partitioner", "murmur2_random"},
             {"log.connection.close", "false"},
         };
-        const char *names = get(ud, "properties");
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char key[1100];
 
         if (!conf) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -1159,32 +1115,17 @@ rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
                 if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf,
                              errlen) < 0)
                         goto err_destroy;
-        /* "properties" lists the names, one per line */
-        for (const char *p = names ? names : ""; *p;) {
-                size_t len = strcspn(p, "\n");
-                const char *value;
-
-                snprintf(key, sizeof(key), "properties.%.*s", (int)len, p);
-                value = get(ud, key);
-                if (!value) {
-                        wc_errorf(errbuf, errlen,
-                                  "Kafka property \"%.*s\" has no value",
-                                  (int)len, p);
-                        goto err_destroy;
-                }
-                if (strcmp(key, "properties.transactional.id") == 0) {
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(props[i].key, "transactional.id") == 0) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"transactional.id\": "
                                   "walcast's producer is idempotent, not "
                                   "transactional; leave it out");
                         goto err_destroy;
                 }
-                if (conf_set(conf, key + strlen("properties."), value, errbuf,
+                if (conf_set(conf, props[i].key, props[i].value, errbuf,
                              errlen) < 0)
                         goto err_destroy;
-                p += len;
-                if (*p == '\n')
-                        p++;
         }
         /* ours, whatever the properties said: callbacks only ever run on
          * walcastd's thread */
@@ -1197,27 +1138,15 @@ err_destroy:
         return NULL;
 }
 
-int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+int wc_kafka_check_properties(const struct wc_kv *props, size_t n, char *errbuf,
                               size_t errlen)
 {
-        rd_kafka_conf_t *conf = wc_kafka_new_conf(get, ud, errbuf, errlen);
+        rd_kafka_conf_t *conf = wc_kafka_new_conf(props, n, errbuf, errlen);
 
         if (!conf)
                 return -EINVAL;
         rd_kafka_conf_destroy(conf);
         return 0;
-}
-
-struct host_get {
-        const struct walcast_host *host;
-        struct walcast_plugin *self;
-};
-
-static const char *host_get(void *ud, const char *key)
-{
-        struct host_get *g = ud;
-
-        return g->host->config_get(g->self, key);
 }
 
 static void close_state(void *state)
@@ -1254,7 +1183,6 @@ static void close_state(void *state)
                 txn_free(st, st->txns);
         if (st->conf)
                 rd_kafka_conf_destroy(st->conf);
-        wc_filter_config_free(&st->filter);
         free(st->topic_tmpl);
         free(st->prefix);
         free(st->database);
@@ -1276,17 +1204,20 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_DELETE] = on_delete,
             [WALCAST_SIG_TRUNCATE] = on_truncate,
         };
-        /* the op each handler publishes, for the ops this sink selects */
-        static const enum wc_op op_of[WALCAST_SIG__COUNT] = {
-            [WALCAST_SIG_INSERT] = WC_OP_INSERT,
-            [WALCAST_SIG_UPDATE] = WC_OP_UPDATE,
-            [WALCAST_SIG_DELETE] = WC_OP_DELETE,
-            [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
-        };
-        const char *tombstones = host->config_get(self, "tombstones");
-        const char *ops = host->config_get(self, "ops");
+        const struct wc_kafka_start *s = starting;
+        const struct wc_kafka_sink_config *conf;
         unsigned fields;
         struct state *st;
+
+        /* the settings are handed over once, for this call */
+        starting = NULL;
+        if (!s) {
+                wc_errorf(errbuf, errlen,
+                          "the Kafka sink starts only with its settings "
+                          "(wc_kafka_plugin)");
+                return WALCAST_ERROR;
+        }
+        conf = s->conf;
 
         /* throttle came with ABI 1.0's last member: a host without it
          * could not hold back a stream the queue cannot take */
@@ -1310,15 +1241,14 @@ static int32_t init(const struct walcast_host *host,
         wc_buf_init(&st->topic);
         wc_buf_init(&st->txt.json);
 
-        st->topic_tmpl =
-            config_dup(host, self, "topic", "{prefix}.{schema}.{table}");
-        st->prefix = config_dup(host, self, "prefix", "walcast");
-        st->database = config_dup(host, self, "database", "");
+        st->topic_tmpl = strdup(conf->topic);
+        st->prefix = strdup(conf->prefix);
+        st->database = strdup(s->database ? s->database : "");
         if (!st->topic_tmpl || !st->prefix || !st->database) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->tombstones = !tombstones || strcmp(tombstones, "false") != 0;
+        st->tombstones = conf->tombstones;
         if (wc_topic_template_check(st->topic_tmpl, &fields, errbuf, errlen) <
                 0 ||
             ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
@@ -1333,31 +1263,12 @@ static int32_t init(const struct walcast_host *host,
                           "in source.dsn");
                 goto err_close;
         }
-        if (read_patterns(host, self, "schemas.include",
-                          &st->filter.schemas_include) < 0 ||
-            read_patterns(host, self, "schemas.exclude",
-                          &st->filter.schemas_exclude) < 0 ||
-            read_patterns(host, self, "tables.include",
-                          &st->filter.tables_include) < 0 ||
-            read_patterns(host, self, "tables.exclude",
-                          &st->filter.tables_exclude) < 0) {
-                wc_errorf(errbuf, errlen, "out of memory");
-                goto err_close;
-        }
-        /* "message" is accepted, so that the filter's shape is the
-         * global one, but not published */
-        if (wc_filter_ops_parse(ops ? ops : "insert,update,delete,truncate",
-                                &st->filter.ops) < 0) {
-                wc_errorf(errbuf, errlen, "invalid ops \"%s\"", ops);
-                goto err_close;
-        }
-
         st->tables = wc_tablemap_new(TABLES_MAX, table_entry_free);
         if (!st->tables) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
-        st->conf = wc_kafka_new_conf(host_get, &(struct host_get){host, self},
+        st->conf = wc_kafka_new_conf(conf->properties, conf->nproperties,
                                      errbuf, errlen);
         if (!st->conf)
                 goto err_close;
@@ -1379,9 +1290,8 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         for (uint32_t k = 0; k < WALCAST_SIG__COUNT; k++)
-                if (handlers[k] && (st->filter.ops & WC_OP_BIT(op_of[k])) &&
-                    host->connect(self, k, NULL, NULL, handlers[k], st) !=
-                        WALCAST_OK)
+                if (handlers[k] && host->connect(self, k, NULL, NULL,
+                                                 handlers[k], st) != WALCAST_OK)
                         goto err_connect;
         if (host->connect(self, WALCAST_SIG_BEGIN, NULL, NULL, on_begin, st) !=
                 WALCAST_OK ||
@@ -1399,7 +1309,8 @@ err_close:
         return WALCAST_ERROR;
 }
 
-const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
+const struct walcast_plugin_descriptor *
+wc_kafka_plugin(const struct wc_kafka_start *s)
 {
         static const struct walcast_plugin_descriptor d = {
             .abi_major = WALCAST_ABI_MAJOR,
@@ -1410,5 +1321,7 @@ const struct walcast_plugin_descriptor *wc_kafka_plugin(void)
             .init = init,
             .close = close_state,
         };
+
+        starting = s;
         return &d;
 }

@@ -17,6 +17,7 @@
 #ifndef WALCAST_KAFKA_H
 #define WALCAST_KAFKA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
@@ -24,49 +25,49 @@
 
 #include "core/core.h"
 
+struct wc_kafka_sink_config;
+struct wc_kv;
+
+/* What a Kafka sink starts with: its block as its kind read it
+ * (sinks/kafka/conf.h, checked there), and what {database} and source.db
+ * stand for. */
+struct wc_kafka_start {
+        const struct wc_kafka_sink_config *conf;
+        const char *database;
+};
+
 /*
- * The Kafka sink as a plugin.  It reads its config during init only.
- * Keys (all strings, see sinks/kafka/kind.c for how the runner fills
- * them):
- *   topic, prefix      the topic template and its {prefix}, checked by
- *                      the configuration loader already
- *   database           what {database} and source.db stand for
- *   tombstones         "true" / "false"
- *   properties         the names of the librdkafka properties, one
- *                      per line
- *   properties.NAME    each one's value, set after walcast's defaults
- *                      so that it overrides them
- *   schemas.include.N, schemas.exclude.N, tables.include.N,
- *   tables.exclude.N   this sink's filter (core/filter.h rules)
- *   ops                comma-separated ops to publish; default all
+ * The Kafka sink as a plugin linked into walcast, to start with s: the
+ * next init (which the host calls at once, wc_plugin_host_add) takes s and
+ * copies what it keeps.  The sink reads nothing through host->config_get:
+ * its block is parsed once, by its kind (sinks/kafka/kind.c).  s NULL: a
+ * descriptor whose init refuses to start.
  */
-const struct walcast_plugin_descriptor *wc_kafka_plugin(void);
+const struct walcast_plugin_descriptor *
+wc_kafka_plugin(const struct wc_kafka_start *s);
 
 /* How many Kafka sinks of this process have every broker down now
  * (librdkafka's "all brokers down" until a delivery succeeds): they cannot
  * deliver, so walcastd is not ready. */
 int wc_kafka_sinks_down(void);
 
-/* A sink's configuration by key, as above; NULL for a key not set. */
-typedef const char *(*wc_kafka_get_fn)(void *ud, const char *key);
-
 /*
- * Checks the librdkafka properties of a sink as init would set them
- * (walcast's defaults, then "properties"), without making a producer or
- * reaching a broker: an unknown property or a value librdkafka refuses is
- * an error naming it.  For `walcastd --check`.  0 or -EINVAL with errbuf
- * set.
+ * Checks a sink's librdkafka properties (name, value as written) as init
+ * would set them (walcast's defaults, then props), without making a
+ * producer or reaching a broker: an unknown property or a value librdkafka
+ * refuses is an error naming it.  For `walcastd --check`.  0 or -EINVAL
+ * with errbuf set.
  */
-int wc_kafka_check_properties(wc_kafka_get_fn get, void *ud, char *errbuf,
+int wc_kafka_check_properties(const struct wc_kv *props, size_t n, char *errbuf,
                               size_t errlen);
 
 /*
  * The producer configuration the sink starts from: walcast's defaults,
- * then "properties".  Also bench/kafka_floor's, so that it measures
- * librdkafka as the sink sets it up.  NULL with errbuf set.
+ * then props.  Also bench/kafka_floor's, so that it measures librdkafka as
+ * the sink sets it up.  NULL with errbuf set.
  */
-rd_kafka_conf_t *wc_kafka_new_conf(wc_kafka_get_fn get, void *ud, char *errbuf,
-                                   size_t errlen);
+rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
+                                   char *errbuf, size_t errlen);
 
 /*
  * Appends the message key: the columns named by pk, with their values

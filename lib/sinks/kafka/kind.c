@@ -9,69 +9,140 @@
 #include <libpq-fe.h>
 
 #include "core/core.h"
+#include "core/settings.h"
 #include "host/host.h"
 #include "sinks/kafka/conf.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/kind.h"
+#include "sinks/kafka/topic.h"
 #include "sinks/registry.h"
 
-void wc_sink_kv_free(struct wc_sink_kv *s)
+/* The template's syntax, where it is written (sinks/kafka/topic.h). */
+static int convert_topic(struct wc_settings *s, const struct wc_key *k,
+                         const char *path, const char *text,
+                         const struct wc_node *at, void *field)
 {
-        if (!s)
-                return;
-        for (size_t i = 0; i < s->n; i++) {
-                free(s->kv[i].key);
-                free(s->kv[i].value);
-        }
-        free(s->kv);
-        s->kv = NULL;
-        s->n = 0;
+        char msg[256];
+        unsigned fields;
+
+        (void)k;
+        if (!text[0])
+                return wc_settings_fail(s, at, "empty value for \"%s\"", path);
+        if (wc_topic_template_check(text, &fields, msg, sizeof(msg)) < 0)
+                return wc_settings_fail(s, at, "%s", msg);
+        return wc_settings_set_string(s, field, text);
 }
 
-static int add(struct wc_sink_kv *s, size_t *cap, const char *key,
-               const char *value)
+static const struct wc_key kafka_keys[] = {
+    WC_SINK_COMMON_KEYS,
+    {WC_KEY(WC_KEY_SCALAR, "topic", "{prefix}.{schema}.{table}",
+            offsetof(struct wc_kafka_sink_config, topic),
+            "topic name template"),
+     .convert = convert_topic},
+    {WC_KEY(WC_KEY_STRING, "prefix", "walcast",
+            offsetof(struct wc_kafka_sink_config, prefix),
+            "what {prefix} stands for in the topic template")},
+    {WC_KEY(WC_KEY_BOOL, "tombstones", "true",
+            offsetof(struct wc_kafka_sink_config, tombstones),
+            "send a null-value message after each delete, for compaction")},
+    {WC_KEY(WC_KEY_KV, "properties", NULL,
+            offsetof(struct wc_kafka_sink_config, properties),
+            "librdkafka settings, passed as they are"),
+     .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
+    {.name = NULL},
+};
+
+_Static_assert(sizeof(kafka_keys) / sizeof(kafka_keys[0]) <= 32,
+               "too many keys");
+
+/*
+ * The topic template and the prefix together: what they make must be able
+ * to be a legal topic, and when no placeholder depends on a change, must
+ * be one.  Errors point at the key that can fix them.
+ */
+static int kafka_check_block(struct wc_settings *s, const char *path,
+                             const struct wc_node *key,
+                             const struct wc_node *map, void *base)
 {
-        struct wc_kv *kv;
+        const struct wc_kafka_sink_config *k = base;
+        const struct wc_node *topic = wc_node_get(map, "topic");
+        const struct wc_node *prefix = wc_node_get(map, "prefix");
+        char msg[256], in[WC_WHERE_LEN];
+        unsigned fields = 0;
+        bool brokers = false;
 
-        if (s->n == *cap) {
-                size_t c = *cap ? *cap * 2 : 16;
-
-                kv = reallocarray(s->kv, c, sizeof(*kv));
-                if (!kv)
-                        return -ENOMEM;
-                s->kv = kv;
-                *cap = c;
-        }
-        kv = &s->kv[s->n];
-        kv->key = strdup(key);
-        kv->value = strdup(value);
-        if (!kv->key || !kv->value) {
-                free(kv->key);
-                free(kv->value);
-                return -ENOMEM;
-        }
-        s->n++;
+        for (size_t i = 0; i < k->nproperties; i++)
+                if (strcmp(k->properties[i].key, "bootstrap.servers") == 0 ||
+                    strcmp(k->properties[i].key, "metadata.broker.list") == 0)
+                        brokers = k->properties[i].value[0] != '\0';
+        /* librdkafka would start and wait for brokers forever */
+        if (!brokers)
+                return wc_settings_fail(
+                    s, key,
+                    "missing \"properties.bootstrap.servers\" %s: "
+                    "name at least one broker, as "
+                    "\"host:port[,host:port...]\"",
+                    wc_where_in(in, path));
+        /* the template's syntax was checked when it was read */
+        if (wc_topic_template_check(k->topic, &fields, msg, sizeof(msg)) < 0)
+                return wc_settings_fail(s, topic ? topic : key, "%s", msg);
+        if ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
+            wc_topic_prefix_check(k->prefix, msg, sizeof(msg)) < 0)
+                return wc_settings_fail(s, prefix ? prefix : key, "%s", msg);
+        if (wc_topic_template_check_static(k->topic, k->prefix, msg,
+                                           sizeof(msg)) < 0)
+                return wc_settings_fail(s, topic ? topic : key, "%s", msg);
         return 0;
 }
 
-static int add_list(struct wc_sink_kv *s, size_t *cap, const char *key,
-                    const struct wc_pattern_list *l)
+static void kafka_free(void *conf);
+
+static int kafka_parse(struct wc_settings *s, const char *path,
+                       const struct wc_node *key, const struct wc_node *block,
+                       void **ret_conf)
 {
-        char k[64];
+        struct wc_kafka_sink_config *c = calloc(1, sizeof(*c));
         int r;
 
-        for (size_t i = 0; i < l->count; i++) {
-                snprintf(k, sizeof(k), "%s.%zu", key, i);
-                r = add(s, cap, k, l->items[i]);
-                if (r < 0)
-                        return r;
+        if (!c)
+                return wc_settings_fail_oom(s);
+        r = wc_settings_read(s, kafka_keys, path, key, block, c);
+        if (r < 0) {
+                kafka_free(c);
+                return r;
         }
+        r = kafka_check_block(s, path, key, block, c);
+        if (r < 0) {
+                kafka_free(c);
+                return r;
+        }
+        *ret_conf = c;
         return 0;
+}
+
+static void kafka_free(void *conf)
+{
+        struct wc_kafka_sink_config *k = conf;
+
+        if (!k)
+                return;
+        wc_sink_common_free(&k->common);
+        free(k->topic);
+        free(k->prefix);
+        wc_kv_free(k->properties, k->nproperties);
+        free(k);
+}
+
+static char *kafka_default_name(const void *conf)
+{
+        (void)conf;
+        return strdup("kafka");
 }
 
 /* What libpq would connect to, without connecting: the dsn's dbname, or
  * the defaults libpq applies in its place. */
-static int database_of(const char *dsn, char **ret, char *errbuf, size_t errlen)
+int wc_kafka_database_of(const char *dsn, char **ret, char *errbuf,
+                         size_t errlen)
 {
         PQconninfoOption *opts;
         const char *db = NULL, *user = NULL;
@@ -111,144 +182,40 @@ static int database_of(const char *dsn, char **ret, char *errbuf, size_t errlen)
         return 0;
 }
 
-static const char *ops_text(unsigned ops, char *buf, size_t size)
-{
-        static const enum wc_op all[] = {WC_OP_INSERT, WC_OP_UPDATE,
-                                         WC_OP_DELETE, WC_OP_TRUNCATE,
-                                         WC_OP_MESSAGE};
-        size_t o = 0;
-
-        buf[0] = '\0';
-        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-                if (!(ops & WC_OP_BIT(all[i])))
-                        continue;
-                o += (size_t)snprintf(buf + o, size - o, "%s%s", o ? "," : "",
-                                      wc_op_name(all[i]));
-                if (o >= size)
-                        break;
-        }
-        return buf;
-}
-
-int wc_kafka_sink_kv(const struct wc_kafka_sink_config *k, const char *dsn,
-                     struct wc_sink_kv *ret, char *errbuf, size_t errlen)
-{
-        struct wc_sink_kv s = {0};
-        struct wc_buf names;
-        char *database = NULL, ops[64];
-        size_t cap = 0;
-        int r;
-
-        wc_buf_init(&names);
-        r = database_of(dsn, &database, errbuf, errlen);
-        if (r < 0)
-                return r;
-        r = add(&s, &cap, "topic", k->topic);
-        if (!r)
-                r = add(&s, &cap, "prefix", k->prefix);
-        if (!r)
-                r = add(&s, &cap, "database", database);
-        if (!r)
-                r = add(&s, &cap, "tombstones",
-                        k->tombstones ? "true" : "false");
-        if (!r)
-                r = add(&s, &cap, "ops",
-                        ops_text(k->filter.ops, ops, sizeof(ops)));
-        if (!r)
-                r = add_list(&s, &cap, "schemas.include",
-                             &k->filter.schemas_include);
-        if (!r)
-                r = add_list(&s, &cap, "schemas.exclude",
-                             &k->filter.schemas_exclude);
-        if (!r)
-                r = add_list(&s, &cap, "tables.include",
-                             &k->filter.tables_include);
-        if (!r)
-                r = add_list(&s, &cap, "tables.exclude",
-                             &k->filter.tables_exclude);
-        /* the plugin cannot list keys, so "properties" names them, one per
-         * line, and "properties.NAME" holds each value */
-        for (size_t i = 0; !r && i < k->nproperties; i++) {
-                const struct wc_kv *p = &k->properties[i];
-
-                if (strchr(p->key, '\n')) {
-                        wc_errorf(errbuf, errlen,
-                                  "Kafka property names have no line breaks");
-                        r = -EINVAL;
-                        goto err_free;
-                }
-                /* wc_buf keeps its text NUL-terminated */
-                r = wc_buf_printf(&names, "%s%s", i ? "\n" : "", p->key);
-                if (!r) {
-                        char *key;
-
-                        if (asprintf(&key, "properties.%s", p->key) < 0) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        r = add(&s, &cap, key, p->value);
-                        free(key);
-                }
-        }
-        if (!r)
-                r = add(&s, &cap, "properties", names.data ? names.data : "");
-        if (r < 0) {
-                wc_errorf(errbuf, errlen, "out of memory");
-                goto err_free;
-        }
-        free(database);
-        wc_buf_free(&names);
-        *ret = s;
-        return 0;
-
-err_free:
-        free(database);
-        wc_buf_free(&names);
-        wc_sink_kv_free(&s);
-        return r;
-}
-
 static int kafka_add(struct wc_plugin_host *h, const char *name,
                      const void *conf, const struct wc_sink_env *env,
                      char *errbuf, size_t errlen)
 {
         const struct wc_kafka_sink_config *k = conf;
-        struct wc_sink_kv kv;
-        int r = wc_kafka_sink_kv(k, env->dsn, &kv, errbuf, errlen);
+        char *database = NULL;
+        int r = wc_kafka_database_of(env->dsn, &database, errbuf, errlen);
 
         if (r < 0)
                 return r;
-        /* the include list also keeps the bus from calling the sink for
-         * other schemas at all */
-        r = wc_plugin_host_add(h, name, wc_kafka_plugin(),
-                               &k->filter.schemas_include, kv.kv, kv.n, errbuf,
-                               errlen);
-        wc_sink_kv_free(&kv);
+        r = wc_plugin_host_add(
+            h, name, wc_kafka_plugin(&(struct wc_kafka_start){k, database}),
+            &k->common.filter, NULL, 0, errbuf, errlen);
+        /* forget the settings should the host have failed before init */
+        (void)wc_kafka_plugin(NULL);
+        free(database);
         return r;
-}
-
-static const char *kv_get(void *ud, const char *key)
-{
-        const struct wc_sink_kv *s = ud;
-
-        return wc_kv_get(s->kv, s->n, key);
 }
 
 static int kafka_check(const void *conf, const struct wc_sink_env *env,
                        char *errbuf, size_t errlen)
 {
-        struct wc_sink_kv kv;
-        int r = wc_kafka_sink_kv(conf, env->dsn, &kv, errbuf, errlen);
+        const struct wc_kafka_sink_config *k = conf;
 
-        if (r < 0)
-                return r;
-        r = wc_kafka_check_properties(kv_get, &kv, errbuf, errlen);
-        wc_sink_kv_free(&kv);
-        return r;
+        (void)env;
+        return wc_kafka_check_properties(k->properties, k->nproperties, errbuf,
+                                         errlen);
 }
 
 const struct wc_sink_kind wc_sink_kind_kafka = {
     .name = "kafka",
+    .parse = kafka_parse,
+    .free = kafka_free,
+    .default_name = kafka_default_name,
     .needs_identity = true,
     .check = kafka_check,
     .add = kafka_add,

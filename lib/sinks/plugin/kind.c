@@ -1,10 +1,71 @@
 /* SPDX-License-Identifier: MIT */
 /* A plugin loaded with dlopen, as a kind of the sink registry. */
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/kv.h"
+#include "core/pattern.h"
+#include "core/settings.h"
 
 #include "host/host.h"
 #include "sinks/plugin/conf.h"
 #include "sinks/registry.h"
+
+static const struct wc_key plugin_keys[] = {
+    WC_SINK_COMMON_KEYS,
+    {WC_KEY(WC_KEY_ABS_PATH, "path", NULL,
+            offsetof(struct wc_plugin_sink_config, path),
+            "the plugin's shared object"),
+     .required = true},
+    {WC_KEY(WC_KEY_KV, "config", NULL,
+            offsetof(struct wc_plugin_sink_config, config),
+            "settings for the plugin, which alone reads them"),
+     .count_offset = offsetof(struct wc_plugin_sink_config, nconfig)},
+    {.name = NULL},
+};
+
+_Static_assert(sizeof(plugin_keys) / sizeof(plugin_keys[0]) <= 32,
+               "too many keys");
+
+static void plugin_free(void *conf);
+
+static int plugin_parse(struct wc_settings *s, const char *path,
+                        const struct wc_node *key, const struct wc_node *block,
+                        void **ret_conf)
+{
+        struct wc_plugin_sink_config *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return wc_settings_fail_oom(s);
+        r = wc_settings_read(s, plugin_keys, path, key, block, c);
+        if (r < 0) {
+                plugin_free(c);
+                return r;
+        }
+        *ret_conf = c;
+        return 0;
+}
+
+static void plugin_free(void *conf)
+{
+        struct wc_plugin_sink_config *p = conf;
+
+        if (!p)
+                return;
+        wc_sink_common_free(&p->common);
+        free(p->path);
+        wc_kv_free(p->config, p->nconfig);
+        free(p);
+}
+
+static char *plugin_default_name(const void *conf)
+{
+        const struct wc_plugin_sink_config *p = conf;
+
+        return strdup(p->path);
+}
 
 static int plugin_check(const void *conf, const struct wc_sink_env *env,
                         char *errbuf, size_t errlen)
@@ -23,8 +84,8 @@ static int plugin_add(struct wc_plugin_host *h, const char *name,
         int r;
 
         (void)env;
-        r = wc_plugin_host_load(h, p->path, &p->schemas, p->config, p->nconfig,
-                                errbuf, errlen);
+        r = wc_plugin_host_load(h, p->path, &p->common.filter, p->config,
+                                p->nconfig, errbuf, errlen);
         /* a loaded plugin is named by its path until it is renamed */
         if (r == 0 && strcmp(name, p->path) != 0)
                 r = wc_plugin_host_name_last(h, name);
@@ -33,6 +94,9 @@ static int plugin_add(struct wc_plugin_host *h, const char *name,
 
 const struct wc_sink_kind wc_sink_kind_plugin = {
     .name = "plugin",
+    .parse = plugin_parse,
+    .free = plugin_free,
+    .default_name = plugin_default_name,
     .check = plugin_check,
     .add = plugin_add,
 };
