@@ -1018,8 +1018,11 @@ unsigned wc_plugin_host_begin(struct wc_plugin_host *h, wc_lsn end_lsn,
         return n;
 }
 
-wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i)
+wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i,
+                               const char **ret_name)
 {
+        if (ret_name)
+                *ret_name = i < h->nplugins ? h->plugins[i]->name : NULL;
         return i < h->nplugins ? h->plugins[i]->position : 0;
 }
 

@@ -102,8 +102,9 @@ const char *wc_plugin_owner_name(const void *owner);
 unsigned wc_plugin_host_begin(struct wc_plugin_host *h, wc_lsn end_lsn,
                               wc_lsn lsn);
 
-/* The position the i-th plugin reported (0: none). */
-wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i);
+/* The position the i-th plugin reported (0: none), and its name. */
+wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i,
+                               const char **ret_name);
 
 /*
  * The commit of txn: the commit handlers run (through the bus) and every

@@ -10,6 +10,8 @@
 - a file without a state directory is cut back to its last whole
   transaction at the start: the lines of one that did not commit, left
   at its end, go, and come again whole.
+- a file whose position is beyond the server's WAL (another server's)
+  stops walcastd with exit 69 rather than skip this server's changes.
 """
 
 import os
@@ -98,6 +100,27 @@ def case_cut_back(c):
           "the whole transactions before the cut changed")
 
 
+def case_foreign_file(c):
+    """A file whose last whole transaction ends beyond the server's WAL
+    holds another server's changes: walcastd would skip this one's, so
+    it stops (exit 69) and says which sink and what to do."""
+    out = os.path.join(c.tmp, "foreign.jsonl")
+    with open(out, "w") as f:
+        f.write('{"op":"insert","schema":"s","table":"t","lsn":"FF/10",'
+                '"xid":7,"commit_lsn":"FF/20","end_lsn":"FF/50",'
+                '"commit_time":"2026-11-25T13:48:23.648945Z",'
+                '"columns":[],"pk":[],"last":true}\n')
+    cfg = h.write_config(os.path.join(c.tmp, "foreign.yaml"), c.dsn(),
+                         "foreign", out)
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-foreign", ready=False)
+    rc = d.wait(timeout=30)
+    err = d.stderr()
+    check(rc == 69 and "holds transactions up to FF/50, beyond the "
+          "server's WAL" in err and out in err,
+          "walcastd with another server's file: exit %s\n%s"
+          % (rc, d.describe()))
+
+
 def test():
     c = h.Cluster()
     c.sql('CREATE SCHEMA "%s"; CREATE TABLE "%s".t (id int PRIMARY KEY)'
@@ -105,7 +128,8 @@ def test():
     cases = h.Cases()
     for name, fn in [("rotation keeps the position", case_rotation),
                      ("cut back to the last whole transaction",
-                      case_cut_back)]:
+                      case_cut_back),
+                     ("a file of another server", case_foreign_file)]:
         cases.run(name, fn, c)
     return cases.finish()
 

@@ -641,7 +641,7 @@ static void position_skips_held(void **state)
         assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538FE8);
         assert_int_equal(wc_checkpoint_in_flight(f->cp), 0);
         /* the sink reported 727 at its commit */
-        assert_true(wc_plugin_host_position(f->host, 2) == 0x1538FE8);
+        assert_true(wc_plugin_host_position(f->host, 2, NULL) == 0x1538FE8);
 }
 
 /* Acknowledgements of a positioned sink in any order: the position moves
