@@ -2,6 +2,7 @@
 /* The file sink on the plugin interface: only <walcast/plugin.h> and the
  * sink's own file handling are used here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,15 +77,18 @@ static int rollback(struct state *st)
 
         if (!st->open)
                 return 0;
-        st->open = false;
         /* standard output keeps what it got (at least once): the lines
          * go out as they are, without a mark */
-        if (!st->exact)
+        if (!st->exact) {
+                st->open = false;
                 return wc_filesink_txn_end(st->fs, false);
+        }
+        /* still open when it fails: the next try cuts it again */
         if (wc_filesink_rollback(st->fs, err, sizeof(err)) < 0) {
                 st->host->log(st->self, WALCAST_LOG_ERR, "%s", err);
                 return -EIO;
         }
+        st->open = false;
         return 0;
 }
 
@@ -244,12 +248,17 @@ static int save_position(const char *file, const char *path, wc_lsn pos,
 {
         char lsn[WC_LSN_STRLEN], *tmp = NULL;
         FILE *f;
-        int r = 0;
+        int fd, r = 0;
 
         if (asprintf(&tmp, "%s.tmp", file) < 0)
                 return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
+        /* a new file, never one put there (nor a link followed) */
         (void)unlink(tmp);
-        f = fopen(tmp, "wxe");
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0640);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f && fd >= 0)
+                close(fd);
         if (!f) {
                 r = wc_fail(errbuf, errlen, -errno,
                             "could not write the file sink's position to "
@@ -322,6 +331,7 @@ static int32_t init(const struct walcast_host *host,
         const char *path = host->config_get(self, "path");
         const char *fsync = host->config_get(self, "fsync");
         const char *state_dir = host->config_get(self, "state_dir");
+        char err[512];
         wc_lsn saved = 0;
         bool known = false;
         struct state *st;
@@ -357,10 +367,16 @@ static int32_t init(const struct walcast_host *host,
                 st->last_end = wc_filesink_found(st->fs);
                 if (saved > st->last_end)
                         st->last_end = saved;
+                /* the path is written with marks from now on; the state
+                 * directory's own check (walcastd's state file) says what
+                 * is wrong with it, so this is no reason to refuse */
                 if (st->state_path &&
-                    save_position(st->state_path, path, st->last_end, errbuf,
-                                  errlen) < 0)
-                        goto err_close;
+                    save_position(st->state_path, path, st->last_end, err,
+                                  sizeof(err)) < 0)
+                        host->log(self, WALCAST_LOG_WARNING,
+                                  "%s: the position is not kept across a "
+                                  "rotation",
+                                  err);
                 if (st->last_end &&
                     WALCAST_HAS_FIELD(host, struct walcast_host, position))
                         host->position(self, st->last_end);
