@@ -430,11 +430,22 @@ static void appends_syncs_and_repairs(void **state)
 }
 
 /* Lines as the sink writes them (only the keys the scan reads). */
-#define TXN_A1 "{\"op\":\"insert\",\"lsn\":\"0/10\",\"xid\":7,\"end_lsn\":\"0/100\",\"v\":1}\n"
-#define TXN_A2 "{\"op\":\"insert\",\"lsn\":\"0/20\",\"xid\":7,\"end_lsn\":\"0/100\",\"v\":2,\"last\":true}\n"
-#define TXN_B1 "{\"op\":\"insert\",\"lsn\":\"0/110\",\"xid\":8,\"end_lsn\":\"0/200\",\"v\":3}\n"
-#define TXN_B2 "{\"op\":\"insert\",\"lsn\":\"0/120\",\"xid\":8,\"end_lsn\":\"0/200\",\"v\":4}\n"
-#define MSG    "{\"op\":\"message\",\"lsn\":\"0/1F0\",\"transactional\":false,\"prefix\":\"p\",\"content\":\"c\",\"last\":true}\n"
+#define TXN_A1                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/10\",\"xid\":7,\"end_lsn\":\"0/"       \
+        "100\",\"v\":1}\n"
+#define TXN_A2                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/20\",\"xid\":7,\"end_lsn\":\"0/"       \
+        "100\",\"v\":2,\"last\":true}\n"
+#define TXN_B1                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/110\",\"xid\":8,\"end_lsn\":\"0/"      \
+        "200\",\"v\":3}\n"
+#define TXN_B2                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/120\",\"xid\":8,\"end_lsn\":\"0/"      \
+        "200\",\"v\":4}\n"
+#define MSG                                                                    \
+        "{\"op\":\"message\",\"lsn\":\"0/"                                     \
+        "1F0\",\"transactional\":false,\"prefix\":\"p\",\"content\":\"c\","    \
+        "\"last\":true}\n"
 
 static void write_file(const char *path, const char *text)
 {
@@ -469,20 +480,17 @@ static void whole_transactions(void **state)
 
         /* the sink marks the last line at the commit, nothing else */
         wc_filesink_txn_begin(fs);
-        assert_int_equal(wc_filesink_write(fs, TXN_B1, strlen(TXN_B1), err,
-                                           sizeof(err)),
-                         0);
-        assert_int_equal(wc_filesink_write(fs, TXN_B2, strlen(TXN_B2), err,
-                                           sizeof(err)),
-                         0);
+        assert_int_equal(
+            wc_filesink_write(fs, TXN_B1, strlen(TXN_B1), err, sizeof(err)), 0);
+        assert_int_equal(
+            wc_filesink_write(fs, TXN_B2, strlen(TXN_B2), err, sizeof(err)), 0);
         /* a sync while it is open leaves its last line queued */
         assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
         assert_string_equal(slurp(path), TXN_A1 TXN_A2 TXN_B1);
         assert_int_equal(wc_filesink_txn_end(fs, true), 0);
         assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
         assert_string_equal(
-            slurp(path),
-            TXN_A1 TXN_A2 TXN_B1
+            slurp(path), TXN_A1 TXN_A2 TXN_B1
             "{\"op\":\"insert\",\"lsn\":\"0/120\",\"xid\":8,\"end_lsn\":"
             "\"0/200\",\"v\":4,\"last\":true}\n");
         wc_filesink_close(fs);
@@ -509,9 +517,8 @@ static void whole_transactions(void **state)
         /* a message outside a transaction is whole by itself: its
          * position is just past its lsn */
         wc_filesink_txn_begin(fs);
-        assert_int_equal(wc_filesink_write(fs, MSG, strlen(MSG), err,
-                                           sizeof(err)),
-                         0);
+        assert_int_equal(
+            wc_filesink_write(fs, MSG, strlen(MSG), err, sizeof(err)), 0);
         assert_int_equal(wc_filesink_txn_end(fs, false), 0);
         assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
         wc_filesink_close(fs);
@@ -526,8 +533,14 @@ static void whole_transactions(void **state)
         assert_string_equal(slurp(path), TXN_A1 TXN_B1);
         assert_true(wc_filesink_found(fs) == 0);
         wc_filesink_close(fs);
-        /* ... unless it is known to be written with marks: then its first
-         * transaction is the incomplete one */
+        /* ... even when it is known to be written with marks, if its lines
+         * are of several transactions (someone put another file there) */
+        fs = wc_filesink_open_marked(path, true, true, err, sizeof(err));
+        assert_string_equal(slurp(path), TXN_A1 TXN_B1);
+        wc_filesink_close(fs);
+        /* known to be written with marks and one transaction: its first,
+         * incomplete, goes */
+        write_file(path, TXN_B1 TXN_B2 "{\"op\"");
         fs = wc_filesink_open_marked(path, true, true, err, sizeof(err));
         assert_string_equal(slurp(path), "");
         assert_true(wc_filesink_found(fs) == 0);

@@ -119,6 +119,20 @@ static int marked_position(int fd, off_t nl, wc_lsn *ret)
         return 0;
 }
 
+/* The end_lsn of the file's first line (0 when it has none). */
+static wc_lsn first_line_end(int fd)
+{
+        char buf[4096];
+        ssize_t n = pread(fd, buf, sizeof(buf), 0);
+        const char *nl;
+
+        if (n <= 0)
+                return 0;
+        nl = memchr(buf, '\n', (size_t)n);
+        return lsn_after(buf, nl ? (size_t)(nl - buf) : (size_t)n,
+                         ",\"end_lsn\":\"");
+}
+
 /* Reads the file backwards to its last marked line (or its start). */
 static int scan_file(int fd, off_t size, struct scan *sc)
 {
@@ -211,8 +225,16 @@ static int open_path(const struct wc_filesink *fs, int *ret_fd,
                 r = scan_file(fd, st.st_size, &sc);
                 /* without any mark: a file of an older walcast (every
                  * line its own), unless it is known to be written with
-                 * marks, when its first transaction is incomplete */
-                keep = sc.marked || fs->marked ? sc.whole : sc.line;
+                 * marks and all of it is one transaction: its first,
+                 * incomplete */
+                keep = sc.marked ? sc.whole : sc.line;
+                if (r == 0 && !sc.marked && fs->marked && sc.line > 0) {
+                        wc_lsn first = first_line_end(fd), last = 0;
+
+                        r = marked_position(fd, sc.line - 1, &last);
+                        if (r == 0 && first && first == last)
+                                keep = 0;
+                }
                 if (r == 0 && keep < st.st_size && ftruncate(fd, keep) < 0)
                         r = -errno;
                 if (r < 0) {

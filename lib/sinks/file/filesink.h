@@ -61,8 +61,8 @@ struct wc_filesink;
  * (lines, or part of one) goes whole; it was never acknowledged and comes
  * again.  A file without any such line is one of an older walcast, of
  * which only a partial last line is cut, unless `marked` says that it is
- * written with marks (the state directory knows the path), when all of it
- * is an incomplete first transaction.  wc_filesink_found() gives the
+ * written with marks (the state directory knows the path) and its lines
+ * are of one transaction: then all of it is an incomplete first one.  wc_filesink_found() gives the
  * position of the last whole transaction.  Standard output is never cut
  * nor written over: a regular file there is set to O_APPEND, and a last
  * line without its newline gets one first.  NULL on failure with errbuf
