@@ -20,6 +20,7 @@
 #ifndef WALCAST_BUS_H
 #define WALCAST_BUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <walcast/plugin.h>
@@ -79,6 +80,14 @@ int wc_bus_begin(struct wc_bus *b, const struct walcast_txn *txn,
 int wc_bus_commit(struct wc_bus *b, const struct walcast_txn *txn,
                   void (*result)(void *ud, void *owner, int32_t r), void *ud,
                   struct wc_bus_error *ret_err);
+
+/*
+ * Until called again, no handler of an owner for which skipped(owner) is
+ * true is called (a sink that already holds the transaction: its
+ * position, see host.h); NULL calls every handler.  The predicate is
+ * asked for each handler it could apply to, so NULL is the fast path.
+ */
+void wc_bus_skip(struct wc_bus *b, bool (*skipped)(const void *owner));
 
 /* Forgets a pending bulk_delete run (the stream is being replayed). */
 void wc_bus_reset(struct wc_bus *b);

@@ -38,6 +38,10 @@ struct walcast_plugin {
         bool in_check; /* check may only read its config and log */
         bool has_commit;
         bool throttled;
+        /* ABI 1.4: what the sink holds (0: nothing reported), and whether
+         * it is passed over for the transaction being read */
+        wc_lsn position;
+        bool skip;
         const struct wc_filter_config *filter; /* NULL: everything */
         const struct wc_kv *config;
         size_t nconfig;
@@ -203,6 +207,14 @@ static int32_t api_throttle(struct walcast_plugin *self, int32_t on)
         return WALCAST_OK;
 }
 
+static int32_t api_position(struct walcast_plugin *self, uint64_t end_lsn)
+{
+        if (!self || self->in_check)
+                return WALCAST_ERROR;
+        self->position = end_lsn;
+        return WALCAST_OK;
+}
+
 bool wc_plugin_host_throttled(const struct wc_plugin_host *h)
 {
         for (size_t i = 0; i < h->nplugins; i++)
@@ -226,6 +238,7 @@ static void host_api_init(struct wc_plugin_host *h)
             .watch_fd = api_watch_fd,
             .unwatch_fd = api_unwatch_fd,
             .throttle = api_throttle,
+            .position = api_position,
         };
 }
 
@@ -983,6 +996,36 @@ struct commit_ctx {
         const struct walcast_txn *txn;
 };
 
+static bool is_skipped(const void *owner)
+{
+        return ((const struct walcast_plugin *)owner)->skip;
+}
+
+unsigned wc_plugin_host_begin(struct wc_plugin_host *h, wc_lsn end_lsn,
+                              wc_lsn lsn)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < h->nplugins; i++) {
+                struct walcast_plugin *p = h->plugins[i];
+                /* a transaction by its end, a message outside one (end 0)
+                 * by its own position */
+                p->skip = p->position && (end_lsn ? end_lsn <= p->position
+                                                  : lsn < p->position);
+                n += !p->skip;
+        }
+        wc_bus_skip(h->bus, n < h->nplugins ? is_skipped : NULL);
+        return n;
+}
+
+wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i,
+                               const char **ret_name)
+{
+        if (ret_name)
+                *ret_name = i < h->nplugins ? h->plugins[i]->name : NULL;
+        return i < h->nplugins ? h->plugins[i]->position : 0;
+}
+
 static void on_commit_result(void *ud, void *owner, int32_t r)
 {
         struct commit_ctx *c = ud;
@@ -1002,7 +1045,7 @@ int wc_plugin_host_commit(struct wc_plugin_host *h,
         if (r < 0)
                 return r;
         for (size_t i = 0; i < h->nplugins; i++)
-                if (!h->plugins[i]->has_commit)
+                if (!h->plugins[i]->has_commit && !h->plugins[i]->skip)
                         h->ops.ack(h->ops.ud, h->plugins[i]->name, txn->id,
                                    WALCAST_OK);
         return 0;

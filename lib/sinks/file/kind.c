@@ -154,15 +154,16 @@ static int file_add(struct wc_plugin_host *h, const char *name,
                     char *errbuf, size_t errlen)
 {
         const struct wc_file_sink_config *f = conf;
-        struct wc_kv kv[2] = {
+        struct wc_kv kv[3] = {
             {"path", f->path},
             {"fsync", f->fsync ? "true" : "false"},
+            /* its position across rotated files */
+            {"state_dir", env->state_dir ? (char *)env->state_dir : ""},
         };
 
-        (void)env;
         /* the file sink reads its config during init only */
         return wc_plugin_host_add(h, name, wc_filesink_plugin(),
-                                  &f->common.filter, kv, 2, errbuf, errlen);
+                                  &f->common.filter, kv, 3, errbuf, errlen);
 }
 
 const struct wc_sink_kind wc_sink_kind_file = {
