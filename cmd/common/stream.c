@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/notify.h"
 #include "common/runner_int.h"
+#include "host/host.h"
 #include "decode/decoder.h"
 #include "core/filter.h"
 #include "stream/catalog.h"
@@ -333,6 +334,39 @@ static int open_checked(struct runner *rn)
         return 0;
 }
 
+/*
+ * The sinks' positions (ABI 1.4): what each holds is passed over.  One
+ * beyond the server's WAL was never this server's (a file of another
+ * server or of a restored one): going on would skip changes, so walcastd
+ * stops (exit 69), as for a state file from the future.
+ */
+static int check_positions(struct runner *rn, wc_lsn xlogpos)
+{
+        char a[WC_LSN_STRLEN], b[WC_LSN_STRLEN];
+
+        for (size_t i = 0; i < wc_plugin_host_count(rn->host); i++) {
+                const char *name;
+                wc_lsn pos = wc_plugin_host_position(rn->host, i, &name);
+
+                if (pos > xlogpos) {
+                        snprintf(rn->err, sizeof(rn->err),
+                                 "sink \"%s\" holds transactions up to %s, "
+                                 "beyond the server's WAL (%s): it holds "
+                                 "another server's changes; give it a new "
+                                 "file (or clear its storage) to write this "
+                                 "server's changes into",
+                                 name, wc_lsn_format(pos, a),
+                                 wc_lsn_format(xlogpos, b));
+                        return -ESTALE;
+                }
+                if (pos && !rn->cp)
+                        log_info("sink \"%s\" holds transactions up to %s: "
+                                 "it gets only later ones",
+                                 name, wc_lsn_format(pos, a));
+        }
+        return 0;
+}
+
 int wc_runner_start_stream(struct runner *rn)
 {
         const struct wc_stream_info *info;
@@ -346,6 +380,9 @@ int wc_runner_start_stream(struct runner *rn)
         if (r < 0)
                 return r;
         info = wc_stream_get_info(rn->stream);
+        r = check_positions(rn, info->xlogpos);
+        if (r < 0)
+                return r;
         /* a replay that is one of a series says it at debug level */
         wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
                "connected to %s: system %s, timeline %u, database \"%s\"",

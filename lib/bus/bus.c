@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "core/filter.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
 
@@ -20,7 +21,7 @@ struct handler {
         walcast_handler_fn fn;
         void *userdata;
         void *owner;
-        const struct wc_pattern_list *owner_schemas;
+        const struct wc_filter_config *owner_filter;
 };
 
 /* Which handlers want which signal for one schema.table. */
@@ -64,6 +65,8 @@ struct wc_bus {
         struct wc_tablemap *routes;
         uint32_t bulk_batch;
         struct bulk bulk;
+        /* while set, the handlers of owners it names are passed over */
+        bool (*skipped)(const void *owner);
 };
 
 struct wc_bus *wc_bus_new(uint32_t bulk_batch)
@@ -109,7 +112,7 @@ void wc_bus_free(struct wc_bus *b)
 
 int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
                    const char *table, walcast_handler_fn fn, void *userdata,
-                   void *owner, const struct wc_pattern_list *owner_schemas)
+                   void *owner, const struct wc_filter_config *owner_filter)
 {
         struct handler *h;
 
@@ -130,7 +133,7 @@ int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
         h->fn = fn;
         h->userdata = userdata;
         h->owner = owner;
-        h->owner_schemas = owner_schemas;
+        h->owner_filter = owner_filter;
         if (sender && strcmp(sender, "*") != 0 && !(h->sender = strdup(sender)))
                 goto err_free;
         if (table && strcmp(table, "*") != 0 && !(h->table = strdup(table)))
@@ -176,9 +179,8 @@ int wc_bus_owner_has(const struct wc_bus *b, void *owner, uint32_t kind)
 static bool wants(const struct handler *h, const char *schema,
                   const char *table)
 {
-        const struct wc_pattern_list *os = h->owner_schemas;
-
-        if (os && os->count && !wc_pattern_list_schema_match(os, schema))
+        if (h->owner_filter &&
+            !wc_filter_table_pass(h->owner_filter, schema, table))
                 return false;
         if (h->sender && !wc_pattern_schema_match(h->sender, schema))
                 return false;
@@ -255,11 +257,13 @@ static void set_error(struct wc_bus_error *e, const struct handler *h,
                  sig->table ? sig->table : "");
 }
 
-static int call_all(struct handler *const *list, uint32_t n,
-                    const struct walcast_signal *sig,
+static int call_all(const struct wc_bus *b, struct handler *const *list,
+                    uint32_t n, const struct walcast_signal *sig,
                     struct wc_bus_error *ret_err)
 {
         for (uint32_t i = 0; i < n; i++) {
+                if (b->skipped && b->skipped(list[i]->owner))
+                        continue;
                 if (list[i]->fn(list[i]->userdata, sig) != WALCAST_OK) {
                         set_error(ret_err, list[i], sig);
                         return -ECANCELED;
@@ -274,8 +278,10 @@ static int call_kind(struct wc_bus *b, const struct walcast_signal *sig,
 {
         for (size_t i = 0; i < b->nhandlers; i++) {
                 struct handler *h = b->handlers[i];
-                if (h->kind == sig->kind &&
-                    h->fn(h->userdata, sig) != WALCAST_OK) {
+                if (h->kind != sig->kind ||
+                    (b->skipped && b->skipped(h->owner)))
+                        continue;
+                if (h->fn(h->userdata, sig) != WALCAST_OK) {
                         set_error(ret_err, h, sig);
                         return -ECANCELED;
                 }
@@ -510,8 +516,13 @@ static int bulk_flush(struct wc_bus *b, struct wc_bus_error *ret_err)
         sig.keys = k->out_keys;
         sig.nkeys = (uint32_t)k->nkeys;
         k->nkeys = k->ncols = 0;
-        return call_all(rt->list[WALCAST_SIG_BULK_DELETE],
+        return call_all(b, rt->list[WALCAST_SIG_BULK_DELETE],
                         rt->count[WALCAST_SIG_BULK_DELETE], &sig, ret_err);
+}
+
+void wc_bus_skip(struct wc_bus *b, bool (*skipped)(const void *owner))
+{
+        b->skipped = skipped;
 }
 
 void wc_bus_reset(struct wc_bus *b)
@@ -633,7 +644,7 @@ int wc_bus_dispatch(struct wc_bus *b, const struct wc_change *c,
         rt = route_of(b, c->schema, c->schema_len, c->table, c->table_len);
         if (!rt)
                 return -ENOMEM;
-        r = call_all(rt->list[kind], rt->count[kind], &sig, ret_err);
+        r = call_all(b, rt->list[kind], rt->count[kind], &sig, ret_err);
         if (r < 0 || kind != WALCAST_SIG_DELETE ||
             rt->count[WALCAST_SIG_BULK_DELETE] == 0)
                 return r;
@@ -676,7 +687,8 @@ int wc_bus_commit(struct wc_bus *b, const struct walcast_txn *txn,
         for (size_t i = 0; i < b->nhandlers; i++) {
                 struct handler *h = b->handlers[i];
                 int32_t hr;
-                if (h->kind != WALCAST_SIG_COMMIT)
+                if (h->kind != WALCAST_SIG_COMMIT ||
+                    (b->skipped && b->skipped(h->owner)))
                         continue;
                 hr = h->fn(h->userdata, &sig);
                 if (hr != WALCAST_OK && hr != WALCAST_PENDING) {

@@ -20,6 +20,7 @@
 #ifndef WALCAST_BUS_H
 #define WALCAST_BUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <walcast/plugin.h>
@@ -27,7 +28,7 @@
 #include "core/core.h"
 
 struct wc_bus;
-struct wc_pattern_list;
+struct wc_filter_config;
 
 /* Where a handler failed. */
 struct wc_bus_error {
@@ -43,13 +44,13 @@ void wc_bus_free(struct wc_bus *b);
 
 /*
  * Connects fn.  owner identifies the plugin (reported on failure);
- * owner_schemas (borrowed, may be NULL) narrows what reaches any of its
- * handlers.  sender NULL or "*" means any schema, table NULL any table.
+ * owner_filter (borrowed, may be NULL) narrows the tables that reach any
+ * of its handlers.  sender NULL or "*" means any schema, table NULL any table.
  * 0, -EINVAL (bad kind) or -ENOMEM.
  */
 int wc_bus_connect(struct wc_bus *b, uint32_t kind, const char *sender,
                    const char *table, walcast_handler_fn fn, void *userdata,
-                   void *owner, const struct wc_pattern_list *owner_schemas);
+                   void *owner, const struct wc_filter_config *owner_filter);
 
 /* Removes every handler of owner (a plugin that failed to start). */
 void wc_bus_disconnect_owner(struct wc_bus *b, void *owner);
@@ -79,6 +80,14 @@ int wc_bus_begin(struct wc_bus *b, const struct walcast_txn *txn,
 int wc_bus_commit(struct wc_bus *b, const struct walcast_txn *txn,
                   void (*result)(void *ud, void *owner, int32_t r), void *ud,
                   struct wc_bus_error *ret_err);
+
+/*
+ * Until called again, no handler of an owner for which skipped(owner) is
+ * true is called (a sink that already holds the transaction: its
+ * position, see host.h); NULL calls every handler.  The predicate is
+ * asked for each handler it could apply to, so NULL is the fast path.
+ */
+void wc_bus_skip(struct wc_bus *b, bool (*skipped)(const void *owner));
 
 /* Forgets a pending bulk_delete run (the stream is being replayed). */
 void wc_bus_reset(struct wc_bus *b);

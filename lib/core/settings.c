@@ -901,9 +901,9 @@ const struct wc_node *wc_node_get(const struct wc_node *map, const char *name)
         return NULL;
 }
 
-static int load_key(struct wc_settings *st, const struct wc_key *k,
-                    const char *path, const struct wc_node *key,
-                    const struct wc_node *val, void *base)
+int wc_settings_load(struct wc_settings *st, const struct wc_key *k,
+                     const char *path, const struct wc_node *key,
+                     const struct wc_node *val, void *base)
 {
         void *field = (char *)base + k->offset;
         const char *text;
@@ -974,7 +974,7 @@ int wc_settings_walk(struct wc_settings *st, const struct wc_key *keys,
                         wc_path_format(key_path, "%s.%s", path, k->name);
                 else
                         wc_path_format(key_path, "%s", k->name);
-                r = load_key(st, k, key_path, key, val, base);
+                r = wc_settings_load(st, k, key_path, key, val, base);
                 if (r < 0)
                         return r;
         }

@@ -163,6 +163,12 @@ int wc_settings_walk(struct wc_settings *s, const struct wc_key *keys,
                      const char *path, const struct wc_node *where,
                      const struct wc_node *map, void *base);
 
+/* Reads val, the value of key (node) at path, into base as k says: what
+ * wc_settings_walk() does for each key it finds. */
+int wc_settings_load(struct wc_settings *s, const struct wc_key *k,
+                     const char *path, const struct wc_node *key,
+                     const struct wc_node *val, void *base);
+
 /* Both: the defaults, then the block. */
 int wc_settings_read(struct wc_settings *s, const struct wc_key *keys,
                      const char *path, const struct wc_node *where,

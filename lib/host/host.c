@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bus/bus.h"
+#include "core/filter.h"
 #include "core/kv.h"
 #include "core/pattern.h"
 #include "host/host.h"
@@ -37,7 +38,11 @@ struct walcast_plugin {
         bool in_check; /* check may only read its config and log */
         bool has_commit;
         bool throttled;
-        const struct wc_pattern_list *schemas;
+        /* ABI 1.4: what the sink holds (0: nothing reported), and whether
+         * it is passed over for the transaction being read */
+        wc_lsn position;
+        bool skip;
+        const struct wc_filter_config *filter; /* NULL: everything */
         const struct wc_kv *config;
         size_t nconfig;
 };
@@ -86,6 +91,27 @@ static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
                                     (enum wc_log_level)level, msg);
 }
 
+/* Does the sink's filter take signals of kind?  begin and commit are not
+ * operations: every sink has them. */
+static bool filter_takes(const struct wc_filter_config *f, uint32_t kind)
+{
+        switch (kind) {
+        case WALCAST_SIG_INSERT:
+                return f->ops & WC_OP_BIT(WC_OP_INSERT);
+        case WALCAST_SIG_UPDATE:
+                return f->ops & WC_OP_BIT(WC_OP_UPDATE);
+        case WALCAST_SIG_DELETE:
+        case WALCAST_SIG_BULK_DELETE:
+                return f->ops & WC_OP_BIT(WC_OP_DELETE);
+        case WALCAST_SIG_TRUNCATE:
+                return f->ops & WC_OP_BIT(WC_OP_TRUNCATE);
+        case WALCAST_SIG_MESSAGE:
+                return f->ops & WC_OP_BIT(WC_OP_MESSAGE);
+        default:
+                return true;
+        }
+}
+
 static int32_t api_connect(struct walcast_plugin *self, uint32_t kind,
                            const char *sender, const char *table,
                            walcast_handler_fn fn, void *userdata)
@@ -95,8 +121,11 @@ static int32_t api_connect(struct walcast_plugin *self, uint32_t kind,
         /* one acknowledgement per plugin and transaction: one handler */
         if (kind == WALCAST_SIG_COMMIT && self->has_commit)
                 return WALCAST_ERROR;
+        /* an operation the sink's filter leaves out never reaches it */
+        if (self->filter && !filter_takes(self->filter, kind))
+                return WALCAST_OK;
         if (wc_bus_connect(self->host->bus, kind, sender, table, fn, userdata,
-                           self, self->schemas) < 0)
+                           self, self->filter) < 0)
                 return WALCAST_ERROR;
         if (kind == WALCAST_SIG_COMMIT)
                 self->has_commit = true;
@@ -178,6 +207,14 @@ static int32_t api_throttle(struct walcast_plugin *self, int32_t on)
         return WALCAST_OK;
 }
 
+static int32_t api_position(struct walcast_plugin *self, uint64_t end_lsn)
+{
+        if (!self || self->in_check)
+                return WALCAST_ERROR;
+        self->position = end_lsn;
+        return WALCAST_OK;
+}
+
 bool wc_plugin_host_throttled(const struct wc_plugin_host *h)
 {
         for (size_t i = 0; i < h->nplugins; i++)
@@ -201,6 +238,7 @@ static void host_api_init(struct wc_plugin_host *h)
             .watch_fd = api_watch_fd,
             .unwatch_fd = api_unwatch_fd,
             .throttle = api_throttle,
+            .position = api_position,
         };
 }
 
@@ -335,7 +373,7 @@ static int start_plugin(struct wc_plugin_host *h, struct walcast_plugin *p,
 
 static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
                                          const char *name,
-                                         const struct wc_pattern_list *schemas,
+                                         const struct wc_filter_config *filter,
                                          const struct wc_kv *config,
                                          size_t nconfig)
 {
@@ -349,7 +387,7 @@ static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
                 return NULL;
         }
         p->host = h;
-        p->schemas = schemas;
+        p->filter = filter;
         p->config = config;
         p->nconfig = nconfig;
         return p;
@@ -357,12 +395,11 @@ static struct walcast_plugin *plugin_new(struct wc_plugin_host *h,
 
 int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
                        const struct walcast_plugin_descriptor *d,
-                       const struct wc_pattern_list *schemas,
+                       const struct wc_filter_config *filter,
                        const struct wc_kv *config, size_t nconfig, char *errbuf,
                        size_t errlen)
 {
-        struct walcast_plugin *p =
-            plugin_new(h, name, schemas, config, nconfig);
+        struct walcast_plugin *p = plugin_new(h, name, filter, config, nconfig);
 
         if (!p) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -931,7 +968,7 @@ int wc_plugin_check(const char *path, const struct wc_kv *config,
 }
 
 int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
-                        const struct wc_pattern_list *schemas,
+                        const struct wc_filter_config *filter,
                         const struct wc_kv *config, size_t nconfig,
                         char *errbuf, size_t errlen)
 {
@@ -943,7 +980,7 @@ int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
         r = open_plugin(path, &dl, &d, errbuf, errlen);
         if (r < 0)
                 return r;
-        p = plugin_new(h, path, schemas, config, nconfig);
+        p = plugin_new(h, path, filter, config, nconfig);
         if (!p) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 dlclose(dl);
@@ -958,6 +995,36 @@ struct commit_ctx {
         struct wc_plugin_host *h;
         const struct walcast_txn *txn;
 };
+
+static bool is_skipped(const void *owner)
+{
+        return ((const struct walcast_plugin *)owner)->skip;
+}
+
+unsigned wc_plugin_host_begin(struct wc_plugin_host *h, wc_lsn end_lsn,
+                              wc_lsn lsn)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < h->nplugins; i++) {
+                struct walcast_plugin *p = h->plugins[i];
+                /* a transaction by its end, a message outside one (end 0)
+                 * by its own position */
+                p->skip = p->position && (end_lsn ? end_lsn <= p->position
+                                                  : lsn < p->position);
+                n += !p->skip;
+        }
+        wc_bus_skip(h->bus, n < h->nplugins ? is_skipped : NULL);
+        return n;
+}
+
+wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i,
+                               const char **ret_name)
+{
+        if (ret_name)
+                *ret_name = i < h->nplugins ? h->plugins[i]->name : NULL;
+        return i < h->nplugins ? h->plugins[i]->position : 0;
+}
 
 static void on_commit_result(void *ud, void *owner, int32_t r)
 {
@@ -978,7 +1045,7 @@ int wc_plugin_host_commit(struct wc_plugin_host *h,
         if (r < 0)
                 return r;
         for (size_t i = 0; i < h->nplugins; i++)
-                if (!h->plugins[i]->has_commit)
+                if (!h->plugins[i]->has_commit && !h->plugins[i]->skip)
                         h->ops.ack(h->ops.ud, h->plugins[i]->name, txn->id,
                                    WALCAST_OK);
         return 0;

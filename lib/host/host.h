@@ -10,7 +10,8 @@
  * Every loaded plugin is one sink for the checkpoint: it acknowledges each
  * transaction once — at once when it has no commit handler or its commit
  * handler returns WALCAST_OK, later through host->ack() after
- * WALCAST_PENDING.
+ * WALCAST_PENDING — or never, when the position it reported says that it
+ * holds the transaction already (wc_plugin_host_begin()).
  */
 #ifndef WALCAST_HOST_H
 #define WALCAST_HOST_H
@@ -27,7 +28,7 @@
 struct wc_bus;
 struct wc_bus_error;
 struct wc_kv;
-struct wc_pattern_list;
+struct wc_filter_config;
 struct wc_plugin_host;
 
 struct wc_plugin_host_ops {
@@ -63,18 +64,21 @@ int wc_plugin_check(const char *path, const struct wc_kv *config,
  * path, or one holding a symlink on the way), not a shared object, no
  * entry symbol, another ABI major, a descriptor too small, its check or
  * its init failed (with the plugin's message).
- * schemas and config are borrowed for the host's lifetime.
+ * filter (NULL: everything) is the sink's own filter: the plugin is never
+ * called for a table or an operation it leaves out.  filter and config
+ * are borrowed for the host's lifetime.
  * 0 or a negative errno.
  */
 int wc_plugin_host_load(struct wc_plugin_host *h, const char *path,
-                        const struct wc_pattern_list *schemas,
+                        const struct wc_filter_config *filter,
                         const struct wc_kv *config, size_t nconfig,
                         char *errbuf, size_t errlen);
 
-/* Adds a plugin linked into walcast; name appears in messages. */
+/* Adds a plugin linked into walcast; name appears in messages.  filter
+ * and config as for wc_plugin_host_load(). */
 int wc_plugin_host_add(struct wc_plugin_host *h, const char *name,
                        const struct walcast_plugin_descriptor *d,
-                       const struct wc_pattern_list *schemas,
+                       const struct wc_filter_config *filter,
                        const struct wc_kv *config, size_t nconfig, char *errbuf,
                        size_t errlen);
 
@@ -87,6 +91,20 @@ size_t wc_plugin_host_count(const struct wc_plugin_host *h);
 
 /* The name of a bus owner (a plugin), for messages. */
 const char *wc_plugin_owner_name(const void *owner);
+
+/*
+ * A transaction ending at end_lsn begins (or a message outside one, at
+ * lsn, with end_lsn 0): every plugin whose position (host->position, ABI
+ * 1.4) shows that it holds it already is passed over until the next
+ * begin — none of its handlers is called, and it acknowledges nothing.
+ * Returns how many plugins do get it: the acknowledgements to wait for.
+ */
+unsigned wc_plugin_host_begin(struct wc_plugin_host *h, wc_lsn end_lsn,
+                              wc_lsn lsn);
+
+/* The position the i-th plugin reported (0: none), and its name. */
+wc_lsn wc_plugin_host_position(const struct wc_plugin_host *h, size_t i,
+                               const char **ret_name);
 
 /*
  * The commit of txn: the commit handlers run (through the bus) and every

@@ -22,6 +22,9 @@ struct wc_pipeline {
         /* the stream is read up to here: the end of the last transaction
          * read, or the position it started at */
         wc_lsn read_to;
+        /* the newest end read, and up to where a transaction read again
+         * was handed to the sinks before (WALCAST_TXN_REPLAY) */
+        wc_lsn high, replay_to;
 };
 
 static const struct wc_pipeline_ops no_ops;
@@ -143,6 +146,8 @@ void wc_pipeline_reset(struct wc_pipeline *p)
 void wc_pipeline_restart(struct wc_pipeline *p, wc_lsn from)
 {
         p->read_to = from;
+        if (p->high > p->replay_to)
+                p->replay_to = p->high;
 }
 
 /*
@@ -152,12 +157,13 @@ void wc_pipeline_restart(struct wc_pipeline *p, wc_lsn from)
  * transaction gets a commit of its own (xid 0, end_lsn 0: it moves no
  * position).
  */
-static int track(struct wc_pipeline *p, wc_lsn end_lsn, char *errbuf,
-                 size_t errlen)
+static int track(struct wc_pipeline *p, wc_lsn end_lsn, wc_lsn lsn,
+                 char *errbuf, size_t errlen)
 {
-        int r = wc_checkpoint_add(p->c.checkpoint, end_lsn,
-                                  (unsigned)wc_plugin_host_count(p->c.host),
-                                  &p->txn.id);
+        /* a sink whose position says it holds it already is passed over
+         * and counts as having acknowledged it */
+        unsigned acks = wc_plugin_host_begin(p->c.host, end_lsn, lsn);
+        int r = wc_checkpoint_add(p->c.checkpoint, end_lsn, acks, &p->txn.id);
 
         if (r < 0)
                 wc_errorf(errbuf, errlen,
@@ -224,12 +230,16 @@ int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
                     .commit_lsn = c->commit_lsn,
                     .end_lsn = c->end_lsn,
                     .commit_time_us = c->has_time ? c->time_us : 0,
+                    .flags =
+                        c->end_lsn <= p->replay_to ? WALCAST_TXN_REPLAY : 0,
                 };
+                if (c->end_lsn > p->high)
+                        p->high = c->end_lsn;
                 p->txn_changes = 0;
                 p->txn_bytes = len;
                 if (p->ops->begin)
                         p->ops->begin(p->ops->ud, &p->txn);
-                r = track(p, c->end_lsn, errbuf, errlen);
+                r = track(p, c->end_lsn, 0, errbuf, errlen);
                 if (r < 0)
                         return r;
                 r = wc_bus_begin(p->c.bus, &p->txn, &e);
@@ -248,7 +258,7 @@ int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
                         p->txn = (struct walcast_txn){0};
                         p->txn_changes = 0;
                         p->txn_bytes = 0;
-                        r = track(p, WC_LSN_INVALID, errbuf, errlen);
+                        r = track(p, WC_LSN_INVALID, c->lsn, errbuf, errlen);
                         if (r < 0)
                                 return r;
                 }

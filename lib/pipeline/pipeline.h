@@ -7,8 +7,12 @@
  *
  * A transaction is tracked from its begin, whose "nextlsn" already names
  * the position its commit ends at; a message outside a transaction gets a
- * commit of its own (xid 0, end_lsn 0: it moves no position).  The
- * confirmed position is the checkpoint's (checkpoint/checkpoint.h).
+ * commit of its own (xid 0, end_lsn 0: it moves no position).  A sink
+ * whose position (ABI 1.4) shows that it holds a transaction is passed
+ * over and counts as having acknowledged it (wc_plugin_host_begin()); a
+ * transaction read again after wc_pipeline_restart() that this pipeline
+ * read before is marked WALCAST_TXN_REPLAY.  The confirmed position is
+ * the checkpoint's (checkpoint/checkpoint.h).
  *
  * The pipeline decides nothing about the process: it reports what
  * happened through its ops (a change delivered, a transaction committed,

@@ -16,6 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/filter.h"
+#include "core/settings.h"
+
 struct wc_node;
 struct wc_plugin_host;
 struct wc_settings;
@@ -61,6 +64,46 @@ const struct wc_sink_kind *wc_sink_kind_at(size_t i);
  * struct.  For the key tables of lib/sinks/KIND/kind.c. */
 #define WC_SINK_NAME_DESCRIPTION                                               \
         "what logs and metrics call this sink; default from its kind"
+
+/*
+ * What every kind's block holds besides its own keys, first in every
+ * kind's struct (sinks/KIND/conf.h): the sink's name and its filter, what
+ * of the stream it takes (the global filter's shapes; `schemas:` and
+ * `tables:` may also be a plain list, their `include`).  The plugin host
+ * applies the filter: a sink is never called for a table or an operation
+ * it filters out.  A kind's key table starts with WC_SINK_COMMON_KEYS.
+ */
+struct wc_sink_common {
+        char *name; /* `name:`, or NULL */
+        struct wc_filter_config filter;
+};
+
+int wc_sink_schemas_load(struct wc_settings *s, const char *path,
+                         const struct wc_node *key, const struct wc_node *val,
+                         void *base);
+int wc_sink_tables_load(struct wc_settings *s, const char *path,
+                        const struct wc_node *key, const struct wc_node *val,
+                        void *base);
+
+#define WC_SINK_COMMON_KEYS                                                    \
+        {WC_KEY(WC_KEY_STRING, "name", NULL,                                   \
+                offsetof(struct wc_sink_common, name),                         \
+                WC_SINK_NAME_DESCRIPTION)},                                    \
+            {WC_KEY(                                                           \
+                 WC_KEY_CUSTOM, "schemas", NULL, 0,                            \
+                 "schemas this sink takes: a list, or include and exclude"),   \
+             .load = wc_sink_schemas_load},                                    \
+            {WC_KEY(WC_KEY_CUSTOM, "tables", NULL, 0,                          \
+                    "tables this sink takes: a list, or include and exclude"), \
+             .load = wc_sink_tables_load},                                     \
+        {                                                                      \
+                WC_KEY(WC_KEY_OPS, "ops", NULL,                                \
+                       offsetof(struct wc_sink_common, filter.ops),            \
+                       "operations this sink takes")                           \
+        }
+
+/* Frees what WC_SINK_COMMON_KEYS read; accepts NULL. */
+void wc_sink_common_free(struct wc_sink_common *c);
 
 /* The built-in kinds, one per folder. */
 extern const struct wc_sink_kind wc_sink_kind_file;

@@ -252,6 +252,19 @@ FILTER_C = {
 }
 
 
+def sink_filter_yaml(filt):
+    """The lines of a sink's own filter, under "  - file:"."""
+    lines = []
+    for key in ("schemas", "tables"):
+        if key in filt:
+            lines.append("      %s: {%s}" % (key, ", ".join(
+                "%s: [%s]" % (k2, ", ".join(h.yq(p) for p in pats))
+                for k2, pats in sorted(filt[key].items()))))
+    if "ops" in filt:
+        lines.append("      ops: [%s]" % ", ".join(filt["ops"]))
+    return lines
+
+
 # ---------------------------------------------------------------------------
 
 def test():
@@ -265,6 +278,16 @@ def test():
         cfg = h.write_config(os.path.join(tmp, "%s.yaml" % name), c.dsn(),
                              "actions_%s" % name, outs[name], filt=filt)
         daemons[name] = h.start_walcastd(cfg, tmp, name="walcastd-" + name)
+    # D: no global filter, but two file sinks with B's and C's filters as
+    # their own: each must get exactly what B and C get
+    sinks = ["sinks:"]
+    for name, filt in (("db", FILTER_B), ("dc", FILTER_C)):
+        outs[name] = os.path.join(tmp, "out_%s.jsonl" % name)
+        sinks += ["  - file:", "      path: " + h.yq(outs[name])]
+        sinks += sink_filter_yaml(filt)
+    cfg = h.write_config(os.path.join(tmp, "d.yaml"), c.dsn(), "actions_d",
+                         extra="\n".join(sinks) + "\n")
+    daemons["d"] = h.start_walcastd(cfg, tmp, name="walcastd-d")
     err = daemons["a"].stderr()
     check(any("streaming" in l and "actions_a" in l for l in err.splitlines()),
           "no stderr line names both 'streaming' and the slot:\n" + err)
@@ -277,7 +300,9 @@ def test():
     wants = {"a": want,
              "b": [e for e in want if passes(FILTER_B, e)],
              "c": [e for e in want if passes(FILTER_C, e)]}
-    for name in "abc":
+    wants["db"], wants["dc"] = wants["b"], wants["c"]
+    names = ("a", "b", "c", "db", "dc")
+    for name in names:
         n = len(wants[name])
         counter = h.LineCounter(outs[name])
         try:
@@ -285,15 +310,15 @@ def test():
                          what="%d lines from walcastd-%s" % (n, name))
         except h.TestFailure as e:
             h.log(str(e), "(comparing what arrived)")
-    for name in "abc":
+    for name in "abcd":
         daemons[name].stop()
         for line in daemons[name].stderr().splitlines():
             check(not line.startswith("<3>"),
                   "walcastd-%s logged an error: %s" % (name, line))
 
-    got = {n: h.read_jsonl(outs[n]) for n in "abc"}
+    got = {n: h.read_jsonl(outs[n]) for n in names}
     probs = []
-    for n in "abc":
+    for n in names:
         h.log("walcastd-%s: %d lines, expected %d" % (n, len(got[n]),
                                                         len(wants[n])))
         probs += h.diff_changes(got[n], wants[n], "walcastd-" + n)

@@ -7,7 +7,9 @@ with `pg_ctl restart -m immediate` (a crash: recovery on start, and the
 slot's position as last saved).  The writers see their connections fail
 and go on after the restart; walcastd must reconnect by itself, with its
 backoff — the same process throughout — and in the end every change that
-committed, as the database records it, must be in the file.
+committed, as the database records it, must be in the file, and none
+twice: the file sink keeps its position in the file, although the server
+replays from the slot's last saved position.
 
 Prints one line: CHAOS {"test":"pg-restart",...}.
 """
@@ -72,7 +74,7 @@ def test():
     h.chaos_result("pg-restart", "pg_ctl restart -m fast, -m immediate",
                    w.expected(), h.chaos_read_lines(out, "op"), secs,
                    {"walcastd_retries": retries,
-                    "client_failures": len(w.failures)})
+                    "client_failures": len(w.failures)}, exactly_once=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ The recorder plugin (tests/recorder) acknowledges commits asynchronously
 failure makes walcastd stop confirming, back off and replay from the last
 confirmed position, in the same process.  While a workload over four
 tenant schemas runs, every committed change — as the database records it
-— must reach the plugin.
+— must reach the plugin, and the file sink beside it, which keeps a
+position, must have each of them exactly once.
 
 Prints one line: CHAOS {"test":"plugin-fail-commit",...}.
 """
@@ -32,8 +33,12 @@ def test():
     w = h.ChaosWorkload(c, rng, min_rows=4, max_rows=40, big_every=0)
     w.setup()
     out = os.path.join(c.tmp, "recorder.jsonl")
-    sink = h.recorder_sink_yaml({"out": out, "pending": "true",
-                                 "fail_commit_every": FAIL_COMMIT_EVERY})
+    # beside it, the file sink: every replay the recorder causes reaches
+    # it too, and its position must keep it from writing anything twice
+    changes = os.path.join(c.tmp, "changes.jsonl")
+    sink = ("  - file:\n      path: %s\n" % h.yq(changes) +
+            h.recorder_sink_yaml({"out": out, "pending": "true",
+                                  "fail_commit_every": FAIL_COMMIT_EVERY}))
     # a short status interval: the backoff starts afresh only once the
     # confirmed position has moved (been sent)
     cfg = h.write_config(os.path.join(c.tmp, "fail.yaml"), c.dsn(),
@@ -68,6 +73,10 @@ def test():
                                                     FAIL_COMMIT_EVERY),
                    w.expected(), h.chaos_read_lines(out, "kind"), secs,
                    {"replays": replays})
+    h.chaos_result("plugin-fail-commit-file",
+                   "%d failed commits of another sink" % failed,
+                   w.expected(), h.chaos_read_lines(changes, "op"), secs,
+                   {"replays": replays}, exactly_once=True)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ signal comes: the walsender is frozen (SIGSTOP) part-way through it.
    every row written exactly once and the slot confirmed at the
    transaction's end.
 2. cut short: shutdown_timeout 3 s and the walsender stays frozen;
-   walcastd exits 0 promptly, confirms nothing up to the commit, and once
-   started again writes the whole transaction.
+   walcastd exits 0 promptly, confirms nothing up to the commit, leaves
+   none of the transaction's lines in the file, and once started again
+   writes the whole transaction.
 3. undecodable: the transaction's last row cannot be read (text that is
    not UTF-8, from a SQL_ASCII database); reading on to the commit meets
    it, and walcastd exits 1 with the decode error, as it would have
@@ -119,6 +120,7 @@ def case_cut_short(c):
     walsender = None
     try:
         walsender, first = frozen_inside(c, slot, "c", out)
+        commit = h.lsn_int(h.read_jsonl(out, True)[0]["commit_lsn"])
         t0 = time.monotonic()
         d.stop(signal.SIGTERM, timeout=60)
         took = time.monotonic() - t0
@@ -139,11 +141,14 @@ def case_cut_short(c):
         # transaction's WAL while the server decoded it (every transaction
         # that commits after the confirmed position is sent again), but
         # not up to its commit.
-        commit = h.lsn_int(h.read_jsonl(out)[0]["commit_lsn"])
         conf = h.lsn_int(c.slot(slot)["confirmed_flush_lsn"])
         check(conf <= commit, "confirmed_flush_lsn %s is past %s, the "
               "commit of the transaction walcastd did not finish"
               % (h.lsn_str(conf), h.lsn_str(commit)))
+        # the file sink cut the unfinished transaction's lines from the
+        # file (docs/file-format.md): it comes again whole
+        check(h.count_lines(out) == 0, "%d lines of the unfinished "
+              "transaction stayed in the file" % h.count_lines(out))
 
         first = h.count_lines(out)
         d = h.start_walcastd(cfg, c.tmp, name="walcastd-cut2")
@@ -173,6 +178,7 @@ def case_undecodable(c):
     try:
         walsender, _ = frozen_inside(c, slot, "b", out, dbname=db,
                                      last="E'not UTF-8: \\xff'")
+        commit = h.lsn_int(h.read_jsonl(out, True)[0]["commit_lsn"])
         d.send(signal.SIGTERM)
         time.sleep(0.5)
         os.kill(walsender, signal.SIGCONT)
@@ -190,7 +196,6 @@ def case_undecodable(c):
               "the decode error is not told (or told with more)\n"
               + d.describe())
         at = h.undecodable_at(err)
-        commit = h.lsn_int(h.read_jsonl(out)[0]["commit_lsn"])
         conf = h.lsn_int(c.slot(slot)["confirmed_flush_lsn"])
         check(conf <= commit, "confirmed_flush_lsn %s is past %s, the commit "
               "of the transaction that does not decode"

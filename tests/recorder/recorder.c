@@ -27,6 +27,13 @@
  *               stuck) and call host->throttle(self, 1) meanwhile; then
  *               acknowledge what waited and throttle(self, 0).  Once per
  *               instance.
+ *   position    "true" (not with pending): a sink that keeps a position
+ *               (ABI 1.4): at init it reports the end_lsn of the last
+ *               commit line in `out` that did not fail, and after each
+ *               commit line it writes, that commit's end_lsn, so walcastd
+ *               hands it each transaction once.  Lines of a transaction
+ *               whose commit line is missing do not count (the sink drops
+ *               a transaction it did not get whole: it gets it again).
  *   spare_fds   N: open N descriptors that never become ready and watch
  *               them through host->watch_fd before the pending timer, so
  *               the timer is the N+1st descriptor the plugin watches (a
@@ -40,7 +47,9 @@
  *   update adds "old_key" (identity values) when the old key is known;
  *   delete: "key" holds the identity values; bulk_delete: "keys":[[1],[2]]
  *   and "nkeys"; message: "prefix", "content", "transactional";
- *   begin/commit: "xid", "txn_id", "commit_lsn", "end_lsn"; a commit
+ *   begin/commit: "xid", "txn_id", "commit_lsn", "end_lsn", and
+ *   "replay":true when walcastd marks the transaction as one it handed
+ *   out before (ABI 1.4); a commit
  *   answered WALCAST_PENDING has "pending":true and is followed later by
  *   {"kind":"ack","txn_id":N,"status":0}.
  *   A call that returned WALCAST_ERROR has "failed":true.
@@ -99,6 +108,7 @@ struct recorder {
         uint64_t fail_every; /* 0: never fail */
         uint64_t calls;      /* data handler calls over the instance's life */
         bool pending;
+        bool position;              /* reports its position (ABI 1.4) */
         uint64_t fail_commit_every; /* 0: never fail a commit */
         uint64_t commits;           /* commit handler calls */
         uint32_t *failed_xids;      /* commits failed once already */
@@ -265,6 +275,8 @@ static void put_pk_values(struct buf *b, const struct walcast_signal *s)
         put(b, "]", 1);
 }
 
+static const struct walcast_host *the_host;
+
 static void put_txn(struct buf *b, const struct walcast_txn *t)
 {
         if (!t)
@@ -272,6 +284,10 @@ static void put_txn(struct buf *b, const struct walcast_txn *t)
         putf(b, ",\"xid\":%" PRIu32 ",\"txn_id\":%" PRIu64, t->xid, t->id);
         put_lsn(b, "commit_lsn", t->commit_lsn);
         put_lsn(b, "end_lsn", t->end_lsn);
+        /* the flags exist from ABI 1.4 on */
+        if (the_host && the_host->abi_minor >= 4 &&
+            (t->flags & WALCAST_TXN_REPLAY))
+                puts_(b, ",\"replay\":true");
 }
 
 /* ---- output ---- */
@@ -524,8 +540,15 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
                 (void)emit(r);
                 return WALCAST_ERROR;
         }
-        if (!r->pending || !s->txn)
-                return emit(r);
+        if (!r->pending || !s->txn) {
+                uint64_t end = s->txn ? s->txn->end_lsn : 0;
+
+                if (emit(r) != WALCAST_OK)
+                        return WALCAST_ERROR;
+                if (r->position && end)
+                        r->host->position(r->self, end);
+                return WALCAST_OK;
+        }
         if (r->stall_at && !r->stall_done && r->commits >= r->stall_at) {
                 e = start_stall(r);
                 if (e < 0) {
@@ -591,6 +614,30 @@ static void on_timer(void *userdata, int fd, uint32_t revents)
 }
 
 /* ---- life cycle ---- */
+
+/* The end_lsn of the last commit line of the file at path that did not
+ * fail; 0 when there is none. */
+static uint64_t last_position(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        char line[65536];
+        uint64_t pos = 0;
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f)) {
+                const char *e = strstr(line, ",\"end_lsn\":\"");
+                unsigned hi, lo;
+
+                if (strncmp(line, "{\"kind\":\"commit\"", 16) != 0 || !e ||
+                    strstr(line, "\"failed\":true") || !strchr(line, '\n'))
+                        continue;
+                if (sscanf(e + 12, "%X/%X", &hi, &lo) == 2)
+                        pos = (uint64_t)hi << 32 | lo;
+        }
+        fclose(f);
+        return pos;
+}
 
 static void on_spare(void *userdata, int fd, uint32_t revents)
 {
@@ -713,6 +760,7 @@ static int32_t rec_init(const struct walcast_host *host,
         }
         r->host = host;
         r->self = self;
+        the_host = host;
         r->fd = -1;
         r->timer_fd = -1;
         r->stall_fd = -1;
@@ -748,6 +796,16 @@ static int32_t rec_init(const struct walcast_host *host,
                 goto fail;
         }
 
+        v = host->config_get(self, "position");
+        r->position = v && strcmp(v, "true") == 0;
+        if (r->position &&
+            (r->pending || host->abi_minor < 4 ||
+             !WALCAST_HAS_FIELD(host, struct walcast_host, position))) {
+                snprintf(errbuf, errlen,
+                         "\"position\" needs \"pending\": false and a host "
+                         "of ABI 1.4 or later");
+                goto fail;
+        }
         if (r->stall_at && (!r->pending || !r->stall_seconds)) {
                 snprintf(errbuf, errlen,
                          "\"stall_at_commit\" needs \"pending\": true and "
@@ -836,6 +894,14 @@ static int32_t rec_init(const struct walcast_host *host,
                                  table ? table : "*");
                         goto fail;
                 }
+        }
+        if (r->position) {
+                uint64_t pos = last_position(out);
+
+                host->position(self, pos);
+                host->log(self, WALCAST_LOG_INFO,
+                          "position %" PRIX32 "/%" PRIX32 " from %s",
+                          (uint32_t)(pos >> 32), (uint32_t)pos, out);
         }
         host->log(self, WALCAST_LOG_INFO,
                   "recording to %s (sender %s, table %s, fail_every %" PRIu64

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "bus/bus.h"
+#include "core/filter.h"
 #include "config/config.h"
 
 /* ---- what the handlers saw ---- */
@@ -256,11 +257,11 @@ static void send(struct wc_bus *b, enum wc_op op, const char *schema,
 
 static void on(struct wc_bus *b, uint32_t kind, const char *sender,
                const char *table, struct hd *h, void *owner,
-               const struct wc_pattern_list *owner_schemas)
+               const struct wc_filter_config *owner_filter)
 {
-        assert_int_equal(wc_bus_connect(b, kind, sender, table, rec, h, owner,
-                                        owner_schemas),
-                         0);
+        assert_int_equal(
+            wc_bus_connect(b, kind, sender, table, rec, h, owner, owner_filter),
+            0);
 }
 
 static struct walcast_txn txn1 = {.id = 1,
@@ -390,10 +391,10 @@ static void owner_schemas_narrow(void **state)
 {
         struct wc_bus *b = wc_bus_new(100);
         char *a_items[] = {"org-*", "public"};
-        struct wc_pattern_list a_list = {a_items, 2};
+        struct wc_filter_config a_list = {.schemas_include = {a_items, 2}};
         char *c_items[] = {"town6"};
-        struct wc_pattern_list c_list = {c_items, 1};
-        struct wc_pattern_list empty = {NULL, 0};
+        struct wc_filter_config c_list = {.schemas_include = {c_items, 1}};
+        struct wc_filter_config empty = {.ops = WC_OPS_DATA};
         struct hd a_any = {"a_any", WALCAST_OK},
                   a_town = {"a_town", WALCAST_OK},
                   a_org = {"a_org", WALCAST_OK}, b_any = {"b_any", WALCAST_OK},
@@ -956,13 +957,52 @@ static void order_and_late_connect(void **state)
         wc_bus_free(b);
 }
 
+/* An owner's filter is the whole of a sink's filter: schemas and tables,
+ * included and excluded, decided once per table. */
+static void owner_filter_tables(void **state)
+{
+        struct wc_bus *b = wc_bus_new(100);
+        char *si[] = {"town6"}, *se[] = {"town6-archive"};
+        char *ti[] = {"tickets", "*.people"}, *te[] = {"town6-bern.people"};
+        struct wc_filter_config f = {.schemas_include = {si, 1},
+                                     .schemas_exclude = {se, 1},
+                                     .tables_include = {ti, 2},
+                                     .tables_exclude = {te, 1},
+                                     .ops = WC_OPS_DATA};
+        struct hd a = {"a", WALCAST_OK}, all = {"all", WALCAST_OK};
+
+        (void)state;
+        assert_non_null(b);
+        on(b, WALCAST_SIG_INSERT, NULL, NULL, &a, &owner_a, &f);
+        on(b, WALCAST_SIG_INSERT, NULL, NULL, &all, &owner_b, NULL);
+        assert_int_equal(wc_bus_begin(b, &txn1, NULL), 0);
+        send(b, WC_OP_INSERT, "town6-govikon", "tickets", 1, &txn1);
+        assert_string_equal(trace(), "a all");
+        send(b, WC_OP_INSERT, "town6-govikon", "people", 2, &txn1);
+        assert_string_equal(trace(), "a all");
+        send(b, WC_OP_INSERT, "town6-govikon", "orders", 3, &txn1);
+        assert_string_equal(trace(), "all");
+        send(b, WC_OP_INSERT, "town6-bern", "people", 4, &txn1);
+        assert_string_equal(trace(), "all");
+        send(b, WC_OP_INSERT, "town6-archive", "tickets", 5, &txn1);
+        assert_string_equal(trace(), "all");
+        send(b, WC_OP_INSERT, "org-acme", "tickets", 6, &txn1);
+        assert_string_equal(trace(), "all");
+        /* the second time from the cached route */
+        send(b, WC_OP_INSERT, "town6-govikon", "orders", 7, &txn1);
+        assert_string_equal(trace(), "all");
+        send(b, WC_OP_INSERT, "town6-govikon", "tickets", 8, &txn1);
+        assert_string_equal(trace(), "a all");
+        wc_bus_free(b);
+}
+
 static void many_tables(void **state)
 {
         static const char *const schemas[] = {"town6-govikon", "town6-bern",
                                               "org-acme", "public", "town66-x"};
         struct wc_bus *b = wc_bus_new(100);
         char *p_items[] = {"public"};
-        struct wc_pattern_list p_list = {p_items, 1};
+        struct wc_filter_config p_list = {.schemas_include = {p_items, 1}};
         struct hd g = {"g", WALCAST_OK}, n = {"n", WALCAST_OK},
                   e = {"e", WALCAST_OK}, o = {"o", WALCAST_OK},
                   l = {"l", WALCAST_OK};
@@ -1595,6 +1635,7 @@ int main(void)
             cmocka_unit_test_teardown(sender_filters, teardown),
             cmocka_unit_test_teardown(table_filters, teardown),
             cmocka_unit_test_teardown(owner_schemas_narrow, teardown),
+            cmocka_unit_test_teardown(owner_filter_tables, teardown),
             cmocka_unit_test_teardown(each_kind_and_its_fields, teardown),
             cmocka_unit_test_teardown(update_completed_from_old_row, teardown),
             cmocka_unit_test_teardown(update_completed_whatever_identity,

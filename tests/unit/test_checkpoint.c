@@ -86,6 +86,36 @@ static void zero_acks_and_positionless_entries(void **state)
         wc_checkpoint_free(cp);
 }
 
+/* Sinks that hold a transaction already (their position) are not asked
+ * for it: it needs fewer acknowledgements, none when every sink holds
+ * it, and still waits behind what came before it. */
+static void skipped_by_sinks_counts_as_acknowledged(void **state)
+{
+        struct wc_checkpoint *cp = wc_checkpoint_new(100);
+        uint64_t a, b, c, d;
+        (void)state;
+
+        assert_int_equal(wc_checkpoint_add(cp, 110, 2, &a), 0); /* both */
+        assert_int_equal(wc_checkpoint_add(cp, 120, 0, &b), 0); /* neither */
+        assert_int_equal(wc_checkpoint_add(cp, 130, 1, &c), 0); /* one */
+        assert_int_equal(wc_checkpoint_add(cp, 140, 0, &d), 0); /* neither */
+        /* held behind 110 */
+        assert_true(wc_checkpoint_confirmed(cp) == 100);
+        assert_int_equal(wc_checkpoint_in_flight(cp), 4);
+        /* out of order: the later one first */
+        assert_int_equal(wc_checkpoint_ack(cp, c), 0);
+        assert_int_equal(wc_checkpoint_ack(cp, c), -EINVAL);
+        assert_true(wc_checkpoint_confirmed(cp) == 100);
+        assert_int_equal(wc_checkpoint_ack(cp, a), 0);
+        assert_true(wc_checkpoint_confirmed(cp) == 100);
+        assert_int_equal(wc_checkpoint_ack(cp, a), 0);
+        /* everything: the skipped ones count as acknowledged */
+        assert_true(wc_checkpoint_confirmed(cp) == 140);
+        assert_int_equal(wc_checkpoint_in_flight(cp), 0);
+        assert_int_equal(wc_checkpoint_ack(cp, b), -ENOENT);
+        wc_checkpoint_free(cp);
+}
+
 static void idle_advance_only_when_empty(void **state)
 {
         struct wc_checkpoint *cp = wc_checkpoint_new(10);
@@ -671,6 +701,7 @@ int main(void)
             cmocka_unit_test(in_order_prefix),
             cmocka_unit_test(over_ack_is_an_error),
             cmocka_unit_test(zero_acks_and_positionless_entries),
+            cmocka_unit_test(skipped_by_sinks_counts_as_acknowledged),
             cmocka_unit_test(idle_advance_only_when_empty),
             cmocka_unit_test(grows_past_ring_and_wraps),
             cmocka_unit_test(reset_forgets_in_flight),

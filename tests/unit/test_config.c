@@ -1400,6 +1400,58 @@ static void assert_kv(const struct wc_plugin_sink_config *p, size_t n, ...)
         va_end(ap);
 }
 
+/* Every kind takes the common per-sink filter, in the global filter's
+ * shapes, and a plain list for the include list. */
+static void test_sink_filters(void **state)
+{
+        const struct wc_sink_common *k;
+        struct wc_config *c;
+
+        (void)state;
+        c = load(SOURCE "sinks:\n"
+                        "  - file:\n"
+                        "      path: out.jsonl\n"
+                        "      tables: {exclude: [\"*.secret\"]}\n"
+                        "      ops: [insert, delete]\n"
+                        "  - plugin:\n"
+                        "      path: /a.so\n"
+                        "      schemas: {include: [town6], exclude: "
+                        "[town6-archive]}\n"
+                        "      tables: [tickets]\n"
+                        "  - kafka:\n"
+                        "      properties: {bootstrap.servers: x}\n"
+                        "      schemas: [org-*]\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_int_equal(c->nsinks, 3);
+        k = c->sinks[0].conf;
+        assert_int_equal(k->filter.schemas_include.count, 0);
+        assert_list(&k->filter.tables_exclude, 1, "*.secret");
+        assert_int_equal(k->filter.ops,
+                         WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_DELETE));
+        k = c->sinks[1].conf;
+        assert_list(&k->filter.schemas_include, 1, "town6");
+        assert_list(&k->filter.schemas_exclude, 1, "town6-archive");
+        assert_list(&k->filter.tables_include, 1, "tickets");
+        assert_int_equal(k->filter.ops, WC_OPS_DATA);
+        k = c->sinks[2].conf;
+        assert_list(&k->filter.schemas_include, 1, "org-*");
+        assert_int_equal(k->filter.tables_include.count, 0);
+        /* the global filter is untouched by the sinks' */
+        assert_int_equal(c->filter.tables_exclude.count, 0);
+        assert_int_equal(c->filter.ops, WC_OPS_DATA);
+        wc_config_free(c);
+
+        assert_error(SOURCE "sinks:\n  - file:\n      path: a\n"
+                            "      tables: {include: [\"\"]}\n",
+                     "walcast.yaml:7:26: empty pattern in "
+                     "\"sinks[0].file.tables.include\"");
+        assert_error(SOURCE "sinks:\n  - file:\n      path: a\n"
+                            "      ops: [select]\n",
+                     "walcast.yaml:7:13: invalid op \"select\": use insert, "
+                     "update, delete, truncate or message");
+}
+
 static void test_plugins_file(void **state)
 {
         const struct wc_plugin_sink_config *p;
@@ -1418,7 +1470,8 @@ static void test_plugins_file(void **state)
         assert_int_equal(c->sinks[0].column, 5);
         p = SINK_CONF(c, 0, plugin);
         assert_string_equal(p->path, "/usr/lib/walcast/plugins/audit.so");
-        assert_list(&p->schemas, 2, "town6-*", "org-acme");
+        assert_list(&p->common.filter.schemas_include, 2, "town6-*",
+                    "org-acme");
         /* document order; empty collections give no pair */
         assert_kv(p, 8, "file", "/var/log/walcast/audit.jsonl", "nested.a", "1",
                   "nested.b.0", "x", "nested.b.1", "y", "empty", "",
@@ -1435,8 +1488,8 @@ static void test_plugins_file(void **state)
         assert_int_equal(c->sinks[2].column, 5);
         p = SINK_CONF(c, 2, plugin);
         assert_string_equal(p->path, "/opt/walcast/count.so");
-        assert_int_equal(p->schemas.count, 0);
-        assert_null(p->schemas.items);
+        assert_int_equal(p->common.filter.schemas_include.count, 0);
+        assert_null(p->common.filter.schemas_include.items);
         assert_kv(p, 0);
         wc_config_free(c);
         unsetenv("WALCAST_TEST_AUDIT_DIR");
@@ -1486,7 +1539,8 @@ static void test_plugin_config_values(void **state)
                         "      schemas:\n");
         assert_non_null(c);
         assert_kv(SINK_CONF(c, 0, plugin), 0);
-        assert_int_equal(SINK_CONF(c, 0, plugin)->schemas.count, 0);
+        assert_int_equal(
+            SINK_CONF(c, 0, plugin)->common.filter.schemas_include.count, 0);
         wc_config_free(c);
 }
 
@@ -1621,12 +1675,12 @@ static void test_bad_plugins(void **state)
 
         /* schemas */
         assert_error(PLUGIN "      path: /a.so\n      schemas: town6-*\n",
-                     "walcast.yaml:7:16: expected a sequence for "
-                     "\"sinks[0].plugin.schemas\", found a scalar");
+                     "walcast.yaml:7:16: expected a sequence or a mapping "
+                     "for \"sinks[0].plugin.schemas\", found a scalar");
         assert_error(PLUGIN "      path: /a.so\n      schemas: {include: "
-                            "[a]}\n",
-                     "walcast.yaml:7:16: expected a sequence for "
-                     "\"sinks[0].plugin.schemas\", found a mapping");
+                            "[a], exclud: [b]}\n",
+                     "walcast.yaml:7:31: unknown key \"exclud\" in "
+                     "\"sinks[0].plugin.schemas\"");
         assert_error(PLUGIN "      path: /a.so\n      schemas: [a, \"\"]\n",
                      "walcast.yaml:7:20: empty pattern in "
                      "\"sinks[0].plugin.schemas\"");
@@ -1758,11 +1812,11 @@ static void test_kafka_defaults(void **state)
         assert_int_equal(k->nproperties, 1);
         assert_string_equal(k->properties[0].key, "bootstrap.servers");
         assert_string_equal(k->properties[0].value, "127.0.0.1:9092");
-        assert_int_equal(k->filter.schemas_include.count, 0);
-        assert_int_equal(k->filter.schemas_exclude.count, 0);
-        assert_int_equal(k->filter.tables_include.count, 0);
-        assert_int_equal(k->filter.tables_exclude.count, 0);
-        assert_int_equal(k->filter.ops, WC_OPS_DATA);
+        assert_int_equal(k->common.filter.schemas_include.count, 0);
+        assert_int_equal(k->common.filter.schemas_exclude.count, 0);
+        assert_int_equal(k->common.filter.tables_include.count, 0);
+        assert_int_equal(k->common.filter.tables_exclude.count, 0);
+        assert_int_equal(k->common.filter.ops, WC_OPS_DATA);
         wc_config_free(c);
 }
 
@@ -1805,11 +1859,11 @@ static void test_kafka_values(void **state)
                 assert_string_equal(k->properties[i].key, want[i][0]);
                 assert_string_equal(k->properties[i].value, want[i][1]);
         }
-        assert_list(&k->filter.schemas_include, 1, "town6");
-        assert_list(&k->filter.schemas_exclude, 1, "*-archive");
-        assert_int_equal(k->filter.tables_include.count, 0);
-        assert_list(&k->filter.tables_exclude, 1, "*.audit");
-        assert_int_equal(k->filter.ops,
+        assert_list(&k->common.filter.schemas_include, 1, "town6");
+        assert_list(&k->common.filter.schemas_exclude, 1, "*-archive");
+        assert_int_equal(k->common.filter.tables_include.count, 0);
+        assert_list(&k->common.filter.tables_exclude, 1, "*.audit");
+        assert_int_equal(k->common.filter.ops,
                          WC_OP_BIT(WC_OP_INSERT) | WC_OP_BIT(WC_OP_DELETE));
         /* the global filter is untouched by a sink's */
         assert_int_equal(c->filter.ops, WC_OPS_DATA);
@@ -1981,6 +2035,11 @@ static void test_kafka_debezium_keys(void **state)
         assert_string_equal(k->topic_creation.config[0].value, "compact");
         assert_int_equal(k->topic_creation.timeout_ms, 10000);
         wc_config_free(c);
+        assert_error(KAFKA BROKERS "      messages_topic: m\n"
+                                   "      ops: [insert]\n",
+                     "walcast.yaml:8:12: \"messages_topic\" is set in "
+                     "\"sinks[0].kafka\" but \"ops\" leaves out message: add "
+                     "message to ops");
         assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
                      "walcast.yaml:7:27: \"a b\" for "
                      "\"sinks[0].kafka.transactions_topic\" is not a legal "
@@ -2079,9 +2138,9 @@ static void test_bad_kafka(void **state)
         assert_error(KAFKA BROKERS "      ops: [insert, select]\n",
                      "walcast.yaml:7:21: invalid op \"select\": use insert, "
                      "update, delete, truncate or message");
-        assert_error(KAFKA BROKERS "      schemas: [town6]\n",
-                     "walcast.yaml:7:16: expected a mapping for "
-                     "\"sinks[0].kafka.schemas\", found a sequence");
+        assert_error(KAFKA BROKERS "      schemas: town6\n",
+                     "walcast.yaml:7:16: expected a sequence or a mapping "
+                     "for \"sinks[0].kafka.schemas\", found a scalar");
         assert_error(KAFKA BROKERS "      tables: {include: [a], exclud: []}\n",
                      "walcast.yaml:7:30: unknown key \"exclud\" in "
                      "\"sinks[0].kafka.tables\"");
@@ -2443,6 +2502,7 @@ int main(void)
             cmocka_unit_test(test_message_quoting),
             cmocka_unit_test(test_signals),
             cmocka_unit_test(test_bad_bulk_delete_batch),
+            cmocka_unit_test(test_sink_filters),
             cmocka_unit_test(test_plugins_file),
             cmocka_unit_test(test_plugin_config_values),
             cmocka_unit_test(test_plugin_config_limits),

@@ -429,6 +429,127 @@ static void appends_syncs_and_repairs(void **state)
         rmdir(dir);
 }
 
+/* Lines as the sink writes them (only the keys the scan reads). */
+#define TXN_A1                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/10\",\"xid\":7,\"end_lsn\":\"0/"       \
+        "100\",\"v\":1}\n"
+#define TXN_A2                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/20\",\"xid\":7,\"end_lsn\":\"0/"       \
+        "100\",\"v\":2,\"last\":true}\n"
+#define TXN_B1                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/110\",\"xid\":8,\"end_lsn\":\"0/"      \
+        "200\",\"v\":3}\n"
+#define TXN_B2                                                                 \
+        "{\"op\":\"insert\",\"lsn\":\"0/120\",\"xid\":8,\"end_lsn\":\"0/"      \
+        "200\",\"v\":4}\n"
+#define MSG                                                                    \
+        "{\"op\":\"message\",\"lsn\":\"0/"                                     \
+        "1F0\",\"transactional\":false,\"prefix\":\"p\",\"content\":\"c\","    \
+        "\"last\":true}\n"
+
+static void write_file(const char *path, const char *text)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+}
+
+/* The last line of each transaction is marked; at open the file is cut
+ * back to its last marked line and gives that transaction's end. */
+static void whole_transactions(void **state)
+{
+        char dir[] = "/tmp/wc-filesink-XXXXXX";
+        char path[64], err[256], line[1000];
+        struct wc_filesink *fs;
+        struct stat st;
+        char *text;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/out.jsonl", dir);
+
+        /* a whole transaction, then two lines of one that did not commit
+         * and half a line: all of the second goes */
+        write_file(path, TXN_A1 TXN_A2 TXN_B1 TXN_B2 "{\"op\":\"ins");
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_non_null(fs);
+        assert_string_equal(slurp(path), TXN_A1 TXN_A2);
+        assert_true(wc_filesink_found(fs) == 0x100);
+
+        /* the sink marks the last line at the commit, nothing else */
+        wc_filesink_txn_begin(fs);
+        assert_int_equal(
+            wc_filesink_write(fs, TXN_B1, strlen(TXN_B1), err, sizeof(err)), 0);
+        assert_int_equal(
+            wc_filesink_write(fs, TXN_B2, strlen(TXN_B2), err, sizeof(err)), 0);
+        /* a sync while it is open leaves its last line queued */
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_string_equal(slurp(path), TXN_A1 TXN_A2 TXN_B1);
+        assert_int_equal(wc_filesink_txn_end(fs, true), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        assert_string_equal(
+            slurp(path), TXN_A1 TXN_A2 TXN_B1
+            "{\"op\":\"insert\",\"lsn\":\"0/120\",\"xid\":8,\"end_lsn\":"
+            "\"0/200\",\"v\":4,\"last\":true}\n");
+        wc_filesink_close(fs);
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_true(wc_filesink_found(fs) == 0x200);
+
+        /* a transaction that never committed, partly written out (more
+         * than a chunk): rolled back, from the file too */
+        wc_filesink_txn_begin(fs);
+        memset(line, 'x', sizeof(line) - 1);
+        line[sizeof(line) - 1] = '\n';
+        for (int i = 0; i < 300; i++)
+                assert_int_equal(
+                    wc_filesink_write(fs, line, sizeof(line), err, sizeof(err)),
+                    0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_size > 200 * 1000);
+        assert_int_equal(wc_filesink_rollback(fs, err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_pending(fs), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        text = slurp(path);
+        assert_int_equal(strlen(text),
+                         strlen(TXN_A1 TXN_A2 TXN_B1 TXN_B2) + 12);
+        /* a message outside a transaction is whole by itself: its
+         * position is just past its lsn */
+        wc_filesink_txn_begin(fs);
+        assert_int_equal(
+            wc_filesink_write(fs, MSG, strlen(MSG), err, sizeof(err)), 0);
+        assert_int_equal(wc_filesink_txn_end(fs, false), 0);
+        assert_int_equal(wc_filesink_sync(fs, err, sizeof(err)), 0);
+        wc_filesink_close(fs);
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_true(wc_filesink_found(fs) == 0x1F1);
+        wc_filesink_close(fs);
+
+        /* a file without any mark (an older walcast's): only a partial
+         * line goes, and it gives no position */
+        write_file(path, TXN_A1 TXN_B1 "{\"op\"");
+        fs = wc_filesink_open(path, true, err, sizeof(err));
+        assert_string_equal(slurp(path), TXN_A1 TXN_B1);
+        assert_true(wc_filesink_found(fs) == 0);
+        wc_filesink_close(fs);
+        /* ... even when it is known to be written with marks, if its lines
+         * are of several transactions (someone put another file there) */
+        fs = wc_filesink_open_marked(path, true, true, err, sizeof(err));
+        assert_string_equal(slurp(path), TXN_A1 TXN_B1);
+        wc_filesink_close(fs);
+        /* known to be written with marks and one transaction: its first,
+         * incomplete, goes */
+        write_file(path, TXN_B1 TXN_B2 "{\"op\"");
+        fs = wc_filesink_open_marked(path, true, true, err, sizeof(err));
+        assert_string_equal(slurp(path), "");
+        assert_true(wc_filesink_found(fs) == 0);
+        wc_filesink_close(fs);
+
+        unlink(path);
+        rmdir(dir);
+}
+
 static void open_errors_name_the_file(void **state)
 {
         char err[256];
@@ -619,6 +740,7 @@ int main(void)
             cmocka_unit_test(lists_text_copied),
             cmocka_unit_test(other_signals_have_no_line),
             cmocka_unit_test(appends_syncs_and_repairs),
+            cmocka_unit_test(whole_transactions),
             cmocka_unit_test(open_errors_name_the_file),
             cmocka_unit_test(creating_syncs_the_directory),
             cmocka_unit_test(deleted_file_is_followed),

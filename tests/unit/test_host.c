@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "sinks/file/filesink.h"
+#include "core/filter.h"
 #include "host/host.h"
 
 /* ---- what the host reported ---- */
@@ -866,7 +867,8 @@ static void good_plugin_lifecycle(void **state)
         const char *a = install("good.so", "a.so", 0755);
         const char *b = install("good.so", "b.so", 0755);
         char *a_items[] = {"town6"};
-        struct wc_pattern_list a_schemas = {a_items, 1};
+        struct wc_filter_config a_filter = {.schemas_include = {a_items, 1},
+                                            .ops = WC_OPS_DATA};
         struct wc_kv a_cfg[] = {
             KV("greeting", "hello"),
             KV("nested.key", "deep"),
@@ -889,7 +891,7 @@ static void good_plugin_lifecycle(void **state)
         assert_non_null(bus);
         h = wc_plugin_host_new(bus, &ops);
         assert_non_null(h);
-        if (wc_plugin_host_load(h, a, &a_schemas, a_cfg, 4, err, sizeof(err)) !=
+        if (wc_plugin_host_load(h, a, &a_filter, a_cfg, 4, err, sizeof(err)) !=
             0)
                 fail_msg("%s", err);
         if (wc_plugin_host_load(h, b, NULL, b_cfg, 3, err, sizeof(err)) != 0)
@@ -1019,6 +1021,43 @@ static void good_plugin_lifecycle(void **state)
         clear_reports();
         send(bus, WC_OP_INSERT, "town6-govikon", "tickets", 0x70, &t7);
         assert_int_equal(nlogs, 0);
+        wc_bus_free(bus);
+}
+
+/* A sink's filter is applied by the host: tables and operations it
+ * leaves out never reach the plugin's handlers, begin and commit do. */
+static void sink_filter_keeps_signals_away(void **state)
+{
+        const char *a = install("good.so", "a.so", 0755);
+        char *ex[] = {"*.users"};
+        struct wc_filter_config f = {.tables_exclude = {ex, 1},
+                                     .ops = WC_OP_BIT(WC_OP_INSERT)};
+        struct wc_kv cfg[] = {KV("commit", "none")};
+        struct walcast_txn t7 = {.id = 7, .xid = 700};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char err[1024] = "";
+
+        (void)state;
+        assert_non_null(bus);
+        h = wc_plugin_host_new(bus, &ops);
+        assert_non_null(h);
+        if (wc_plugin_host_load(h, a, &f, cfg, 1, err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        clear_reports();
+        assert_int_equal(wc_bus_begin(bus, &t7, NULL), 0);
+        send(bus, WC_OP_INSERT, "town6-govikon", "tickets", 0x10, &t7);
+        send(bus, WC_OP_INSERT, "town6-govikon", "users", 0x20, &t7);
+        send(bus, WC_OP_DELETE, "town6-govikon", "tickets", 0x30, &t7);
+        assert_int_equal(logged(a, "insert town6-govikon.tickets ns=town6 "
+                                   "tenant=govikon lsn=16 txn=7 first=id:42"),
+                         1);
+        assert_int_equal(count_prefix(a, "insert "), 1);
+        assert_int_equal(count_prefix(a, "delete "), 0);
+        assert_int_equal(wc_plugin_host_commit(h, &t7, NULL), 0);
+        assert_int_equal(nacks, 1);
+        assert_int_equal(acks[0].txn, 7);
+        wc_plugin_host_free(h);
         wc_bus_free(bus);
 }
 
@@ -1201,6 +1240,94 @@ static void file_sink_through_the_host(void **state)
         wc_bus_free(bus);
 }
 
+/* The file sink keeps a position (ABI 1.4): a transaction that did not
+ * commit leaves nothing, one it holds is passed over (by the host once
+ * synced, by the sink itself before), and the position survives a
+ * restart and a rotation through the state directory. */
+static void file_sink_exactly_once_through_the_host(void **state)
+{
+        char path[4200], sdir[4200], rotated[4300], err[1024] = "";
+        struct wc_kv cfg[3] = {KV("path", path), KV("fsync", "false"),
+                               KV("state_dir", sdir)};
+        struct walcast_txn ta = {.id = 1, .xid = 1, .end_lsn = 0x100},
+                           tb = {.id = 2, .xid = 2, .end_lsn = 0x200},
+                           tb2 = {.id = 3, .xid = 2, .end_lsn = 0x200},
+                           tc = {.id = 4, .xid = 3, .end_lsn = 0x300},
+                           tc2 = {.id = 5, .xid = 3, .end_lsn = 0x300};
+        struct wc_bus *bus = wc_bus_new(100);
+        struct wc_plugin_host *h;
+        char *text;
+        size_t len;
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/eos.jsonl", tmpdir);
+        snprintf(sdir, sizeof(sdir), "%s/state", tmpdir);
+        snprintf(rotated, sizeof(rotated), "%s.1", path);
+        assert_int_equal(mkdir(sdir, 0700), 0);
+        clear_reports();
+        h = wc_plugin_host_new(bus, &ops);
+        if (wc_plugin_host_add(h, "file", wc_filesink_plugin(), NULL, cfg, 3,
+                               err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        assert_true(wc_plugin_host_position(h, 0, NULL) == 0);
+
+        /* ta never commits: tb's first change cuts its lines */
+        assert_int_equal(wc_plugin_host_begin(h, ta.end_lsn, 0), 1);
+        send(bus, WC_OP_INSERT, "public", "a", 0x10, &ta);
+        assert_int_equal(wc_plugin_host_begin(h, tb.end_lsn, 0), 1);
+        send(bus, WC_OP_INSERT, "public", "b", 0x110, &tb);
+        assert_int_equal(wc_plugin_host_commit(h, &tb, NULL), 0);
+        pump_until_acked(h, 1);
+        assert_int_equal(acks[0].txn, 2);
+        text = slurp(path, &len);
+        assert_int_equal(count_lines(text), 1);
+        assert_non_null(strstr(text, "\"table\":\"b\""));
+        assert_non_null(strstr(text, ",\"last\":true}\n"));
+        free(text);
+        /* reported once synced */
+        assert_true(wc_plugin_host_position(h, 0, NULL) == 0x200);
+
+        /* tb again (a replay): the host passes the sink over */
+        assert_int_equal(wc_plugin_host_begin(h, tb2.end_lsn, 0), 0);
+        send(bus, WC_OP_INSERT, "public", "b", 0x110, &tb2);
+        assert_int_equal(wc_plugin_host_commit(h, &tb2, NULL), 0);
+
+        /* tc, then tc again before its sync: the sink passes it over
+         * itself, and acknowledges both once synced */
+        assert_int_equal(wc_plugin_host_begin(h, tc.end_lsn, 0), 1);
+        send(bus, WC_OP_INSERT, "public", "c", 0x210, &tc);
+        assert_int_equal(wc_plugin_host_commit(h, &tc, NULL), 0);
+        assert_int_equal(wc_plugin_host_begin(h, tc2.end_lsn, 0), 1);
+        send(bus, WC_OP_INSERT, "public", "c", 0x210, &tc2);
+        assert_int_equal(wc_plugin_host_commit(h, &tc2, NULL), 0);
+        pump_until_acked(h, 3);
+        assert_int_equal(acks[1].txn, 4);
+        assert_int_equal(acks[2].txn, 5);
+        assert_int_equal(acks[2].status, WALCAST_OK);
+        text = slurp(path, &len);
+        assert_int_equal(count_lines(text), 2);
+        free(text);
+        wc_plugin_host_free(h);
+
+        /* started again: the position from the file */
+        h = wc_plugin_host_new(bus, &ops);
+        if (wc_plugin_host_add(h, "file", wc_filesink_plugin(), NULL, cfg, 3,
+                               err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        assert_true(wc_plugin_host_position(h, 0, NULL) == 0x300);
+        wc_plugin_host_free(h);
+
+        /* rotated: a new file, the position from the state directory */
+        assert_int_equal(rename(path, rotated), 0);
+        h = wc_plugin_host_new(bus, &ops);
+        if (wc_plugin_host_add(h, "file", wc_filesink_plugin(), NULL, cfg, 3,
+                               err, sizeof(err)) != 0)
+                fail_msg("%s", err);
+        assert_true(wc_plugin_host_position(h, 0, NULL) == 0x300);
+        wc_plugin_host_free(h);
+        wc_bus_free(bus);
+}
+
 /* A plugin logging at a level outside syslog's 3..7 is reported at the
  * nearest one: the caller's logger takes enum wc_log_level as it is. */
 static int32_t odd_levels_init(const struct walcast_host *host,
@@ -1283,12 +1410,16 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_checks_its_config, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(sink_filter_keeps_signals_away,
+                                            setup, teardown),
             cmocka_unit_test_setup_teardown(good_plugin_lifecycle, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(plugin_failures_reach_the_caller,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(plugin_log_levels_clamped, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(
+                file_sink_exactly_once_through_the_host, setup, teardown),
             cmocka_unit_test_setup_teardown(file_sink_through_the_host, setup,
                                             teardown),
         };

@@ -115,6 +115,80 @@ static const struct walcast_plugin_descriptor quick_plugin = {
     .init = quick_init,
 };
 
+/* ---- a sink that keeps a position (ABI 1.4): it reports what it holds
+ * at init and after each acknowledgement, and records what it gets ---- */
+
+#define MAX_GOT 16
+
+static struct keeper {
+        const struct walcast_host *host;
+        struct walcast_plugin *self;
+        uint64_t start;                  /* the position it reports at init */
+        struct walcast_txn got[MAX_GOT]; /* its commits, in order */
+        size_t ngot;
+        size_t changes;
+        bool pending; /* acknowledges later, through keeper_ack() */
+} keeper;
+
+static int32_t keeper_change(void *ud, const struct walcast_signal *sig)
+{
+        (void)ud;
+        (void)sig;
+        keeper.changes++;
+        return WALCAST_OK;
+}
+
+static int32_t keeper_commit(void *ud, const struct walcast_signal *sig)
+{
+        (void)ud;
+        assert_true(keeper.ngot < MAX_GOT);
+        keeper.got[keeper.ngot++] = *sig->txn;
+        if (keeper.pending)
+                return WALCAST_PENDING;
+        if (sig->txn->end_lsn)
+                keeper.host->position(keeper.self, sig->txn->end_lsn);
+        return WALCAST_OK;
+}
+
+/* the i-th commit it got is durable: acknowledged, and its position */
+static void keeper_ack(size_t i)
+{
+        assert_true(i < keeper.ngot);
+        assert_int_equal(
+            keeper.host->ack(keeper.self, keeper.got[i].id, WALCAST_OK),
+            WALCAST_OK);
+        assert_int_equal(
+            keeper.host->position(keeper.self, keeper.got[i].end_lsn),
+            WALCAST_OK);
+}
+
+static int32_t keeper_init(const struct walcast_host *host,
+                           struct walcast_plugin *self, void **ret_state,
+                           char *errbuf, size_t errlen)
+{
+        (void)ret_state;
+        (void)errbuf;
+        (void)errlen;
+        keeper.host = host;
+        keeper.self = self;
+        assert_true(WALCAST_HAS_FIELD(host, struct walcast_host, position));
+        for (uint32_t k = WALCAST_SIG_INSERT; k <= WALCAST_SIG_MESSAGE; k++)
+                if (k != WALCAST_SIG_BULK_DELETE)
+                        host->connect(self, k, NULL, NULL, keeper_change, NULL);
+        host->connect(self, WALCAST_SIG_COMMIT, NULL, NULL, keeper_commit,
+                      NULL);
+        return host->position(self, keeper.start);
+}
+
+static const struct walcast_plugin_descriptor keeper_plugin = {
+    .abi_major = WALCAST_ABI_MAJOR,
+    .size = sizeof(struct walcast_plugin_descriptor),
+    .abi_minor = WALCAST_ABI_MINOR,
+    .name = "keeper",
+    .version = "1",
+    .init = keeper_init,
+};
+
 /* ---- the fixture ---- */
 
 struct fx {
@@ -224,6 +298,7 @@ static int setup(void **state)
 
         assert_non_null(f);
         memset(&slow, 0, sizeof(slow));
+        memset(&keeper, 0, sizeof(keeper));
         quick_signals = 0;
         f->filter.ops = WC_OPS_DATA;
         f->filter.tables_exclude = (struct wc_pattern_list){excluded, 1};
@@ -533,6 +608,118 @@ static void message_outside_transaction(void **state)
         assert_int_equal(slow.nheld, 2);
 }
 
+static void add_keeper(struct fx *f, uint64_t start, bool pending)
+{
+        char err[1024];
+
+        keeper.start = start;
+        keeper.pending = pending;
+        assert_int_equal(wc_plugin_host_add(f->host, "keeper", &keeper_plugin,
+                                            NULL, NULL, 0, err, sizeof(err)),
+                         0);
+}
+
+/* A sink that holds 725 and 726 (its position at init) gets only 727;
+ * the others get all three, and the position moves as they acknowledge:
+ * the sink counts as having acknowledged what it was not given. */
+static void position_skips_held(void **state)
+{
+        struct fx *f = *state;
+
+        add_keeper(f, 0x1538F28, false);
+        feed(f, 1, 14);
+        assert_int_equal(slow.nheld, 3);
+        assert_int_equal(keeper.ngot, 1);
+        assert_int_equal(keeper.got[0].xid, 727);
+        assert_int_equal(keeper.changes, 2); /* 727's two deletes */
+        assert_int_equal(keeper.got[0].flags, 0);
+        ack(0, WALCAST_OK);
+        ack(1, WALCAST_OK);
+        /* 725 and 726 need only slow and quick */
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538F28);
+        ack(2, WALCAST_OK);
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538FE8);
+        assert_int_equal(wc_checkpoint_in_flight(f->cp), 0);
+        /* the sink reported 727 at its commit */
+        assert_true(wc_plugin_host_position(f->host, 2, NULL) == 0x1538FE8);
+}
+
+/* Acknowledgements of a positioned sink in any order: the position moves
+ * over the prefix every sink acknowledged, as without positions. */
+static void position_out_of_order(void **state)
+{
+        struct fx *f = *state;
+
+        add_keeper(f, 0x1538D38, true); /* holds 725 */
+        feed(f, 1, 17);                 /* 725 ... 728 */
+        assert_int_equal(keeper.ngot, 3);
+        for (size_t i = 0; i < 4; i++)
+                ack(i, WALCAST_OK);
+        /* slow and quick are done; keeper holds 726, 727, 728 */
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538D38);
+        keeper_ack(2);
+        keeper_ack(1);
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538D38);
+        keeper_ack(0);
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x15390A8);
+        assert_int_equal(f->failures, 0);
+}
+
+/* A replay (another sink failed): the stream is read again from the
+ * confirmed position; transactions this process read before are marked
+ * as replays, and the positioned sink gets only what it does not hold.
+ * Its messages outside a transaction go by their own position. */
+static void position_replay(void **state)
+{
+        struct fx *f = *state;
+
+        add_keeper(f, 0, false);
+        feed(f, 1, 14);
+        assert_int_equal(keeper.ngot, 3);
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(keeper.got[i].flags, 0);
+        ack(0, WALCAST_OK);
+        ack(1, WALCAST_ERROR);
+        assert_int_equal(f->failures, 1);
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1538D38);
+
+        wc_pipeline_reset(f->p);
+        wc_pipeline_restart(f->p, wc_checkpoint_confirmed(f->cp));
+        slow.nheld = 0;
+        keeper.ngot = 0;
+        keeper.changes = 0;
+        quick_signals = 0;
+        feed(f, 4, 21); /* 726 ... 729, and the message outside */
+        /* slow and quick get everything again, marked where it is read
+         * a second time */
+        assert_int_equal(slow.nheld, 5);
+        assert_int_equal(slow.held[0].xid, 726);
+        assert_int_equal(slow.held[0].flags, WALCAST_TXN_REPLAY);
+        assert_int_equal(slow.held[1].flags, WALCAST_TXN_REPLAY);
+        assert_int_equal(slow.held[2].flags, 0); /* 728: new */
+        /* keeper holds up to 727: it gets 728, 729 and the message */
+        assert_int_equal(keeper.ngot, 3);
+        assert_int_equal(keeper.got[0].xid, 728);
+        assert_int_equal(keeper.got[2].xid, 0);
+        assert_int_equal(keeper.changes, 3); /* insert, truncate, message */
+        for (size_t i = 0; i < 5; i++)
+                ack(i, WALCAST_OK);
+        assert_true(wc_checkpoint_confirmed(f->cp) == 0x1539DA8);
+        assert_int_equal(wc_checkpoint_in_flight(f->cp), 0);
+
+        /* once more from 0x1538D38: keeper (at 729's end) gets nothing but
+         * the message, which is at or past its position */
+        wc_pipeline_reset(f->p);
+        wc_pipeline_restart(f->p, 0x1538D38);
+        keeper.ngot = 0;
+        slow.nheld = 0;
+        keeper.host->position(keeper.self, 0x1539E00 + 1);
+        feed(f, 4, 21);
+        assert_int_equal(keeper.ngot, 0);
+        assert_int_equal(slow.nheld, 5);
+        assert_int_equal(slow.held[4].xid, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -549,6 +736,11 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(message_outside_transaction, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(position_skips_held, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(position_out_of_order, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(position_replay, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,8 @@
  * - A handler returns WALCAST_OK, or WALCAST_ERROR: walcastd then stops
  *   confirming positions, logs, and after a backoff replays from the last
  *   confirmed position, so the handler sees the change again.  Handlers
- *   must therefore tolerate seeing a change more than once.
+ *   must therefore tolerate seeing a change more than once, unless the
+ *   plugin keeps a position (host->position, ABI 1.4).
  * - A commit handler may return WALCAST_PENDING and call host->ack() for
  *   that transaction later (from a watched fd's callback).  Until then
  *   walcastd does not confirm that transaction to PostgreSQL.  A plugin
@@ -66,7 +67,7 @@ extern "C" {
 #endif
 
 #define WALCAST_ABI_MAJOR 1
-#define WALCAST_ABI_MINOR 3
+#define WALCAST_ABI_MINOR 4
 
 /*
  * Whether p, a struct walcast_signal or walcast_host from the host (or
@@ -139,7 +140,20 @@ struct walcast_txn {
         uint64_t commit_lsn;    /* the commit record's position */
         uint64_t end_lsn;       /* what walcastd confirms once acknowledged */
         int64_t commit_time_us; /* microseconds since the Unix epoch */
+
+        /*
+         * ABI 1.4: read only when host->abi_minor >= 4 (this struct has no
+         * size of its own).  WALCAST_TXN_REPLAY: this walcastd process
+         * handed the transaction to the sinks before and reads it again
+         * (after a reconnect or a sink's failure).  A transaction replayed
+         * after walcastd itself restarted is not marked: what a process
+         * that was killed had handed out is not known.
+         */
+        uint32_t flags;
+        uint32_t reserved2;
 };
+
+#define WALCAST_TXN_REPLAY 1u
 
 /*
  * One signal.  Which fields are set depends on kind:
@@ -303,6 +317,22 @@ struct walcast_host {
          * sink turns it on when its queue is full and off once it drained.
          */
         int32_t (*throttle)(struct walcast_plugin *self, int32_t on);
+
+        /*
+         * ABI 1.4 (check size): the sink's position, the end_lsn of the
+         * last transaction it holds durably.  Call it in init, with what
+         * the sink found in its own storage, and again after each durable
+         * write.  From then on walcastd hands the plugin only transactions
+         * whose end_lsn is past it (and messages outside a transaction
+         * whose lsn is at or past it), at the start and after every
+         * reconnect or replay, and counts the ones it skips as
+         * acknowledged by this plugin: the sink gets each transaction
+         * once.  A lower position than the last one is taken too (the
+         * sink lost what it held: it gets it again).  0 reports nothing.
+         * A plugin that never calls it gets every transaction from the
+         * confirmed position on (at least once).  WALCAST_OK.
+         */
+        int32_t (*position)(struct walcast_plugin *self, uint64_t end_lsn);
 };
 
 /*

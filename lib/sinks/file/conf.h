@@ -5,9 +5,11 @@
 
 #include <stdbool.h>
 
+#include "sinks/registry.h"
+
 struct wc_file_sink_config {
-        char *name; /* `name:`, or NULL; first in every sink's struct */
-        char *path; /* "-" is stdout */
+        struct wc_sink_common common; /* name and filter: first */
+        char *path;                   /* "-" is stdout */
         bool fsync; /* default true; ignored for stdout, pipes, ttys */
 };
 

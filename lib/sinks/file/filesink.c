@@ -25,43 +25,173 @@ struct wc_filesink {
         bool can_fsync; /* a regular file with fsync enabled */
         bool dirty;     /* written since the last fsync */
         off_t synced;   /* the file's size at the last sync */
+        off_t end;      /* the file's size: what was written into it */
+        off_t mark;     /* where the last whole transaction ends, queued
+                         * bytes counted (end + out.len at its commit) */
+        bool open_txn;  /* a transaction's lines are coming: its last line
+                         * stays queued until its commit marks it */
+        bool marked;    /* known to be written with marks (state dir) */
+        wc_lsn found;   /* the position found in the file at open */
         struct wc_buf out;
         char path[4096];
 };
 
-/* Cuts a trailing partial line left by a crash; see the header. */
-static int cut_partial_line(int fd, off_t size)
+/* How the last line of a transaction ends (docs/file-format.md). */
+#define LAST_TAIL     ",\"last\":true}\n"
+#define LAST_TAIL_LEN (sizeof(LAST_TAIL) - 1)
+/* Backward scans read this much at a time. */
+#define SCAN_BLOCK 65536
+
+/* What a file holds, read from its end. */
+struct scan {
+        off_t whole; /* the end of its last whole transaction (marked) */
+        off_t line;  /* the end of its last whole line */
+        bool marked; /* a marked line was found */
+        wc_lsn pos;  /* the position the marked line gives */
+};
+
+/* Where the line holding byte `at` starts: after the newline before. */
+static int line_start(int fd, off_t at, off_t *ret)
 {
         char buf[4096];
-        off_t end = size;
 
-        while (end > 0) {
-                off_t start =
-                    end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
-                ssize_t n = pread(fd, buf, (size_t)(end - start), start);
-                if (n != end - start)
+        while (at > 0) {
+                off_t from =
+                    at > (off_t)sizeof(buf) ? at - (off_t)sizeof(buf) : 0;
+                ssize_t n = pread(fd, buf, (size_t)(at - from), from);
+                if (n != at - from)
                         return n < 0 ? -errno : -EIO;
                 for (ssize_t i = n - 1; i >= 0; i--) {
                         if (buf[i] == '\n') {
-                                off_t keep = start + i + 1;
-                                if (keep == size)
-                                        return 0;
-                                return ftruncate(fd, keep) < 0 ? -errno : 1;
+                                *ret = from + i + 1;
+                                return 0;
                         }
                 }
-                end = start;
+                at = from;
         }
-        return ftruncate(fd, 0) < 0 ? -errno : 1;
+        *ret = 0;
+        return 0;
+}
+
+/* The LSN after key (",\"end_lsn\":\"") in p[0..n), or 0. */
+static wc_lsn lsn_after(const char *p, size_t n, const char *key)
+{
+        const char *k = memmem(p, n, key, strlen(key));
+        const char *q;
+
+        if (!k)
+                return 0;
+        k += strlen(key);
+        q = memchr(k, '"', n - (size_t)(k - p));
+        wc_lsn lsn = 0;
+        if (!q || wc_lsn_parse_n(k, (size_t)(q - k), &lsn) < 0)
+                return 0;
+        return lsn;
 }
 
 /*
- * Opens (or creates) the file at fs->path for appending and cuts a partial
- * last line: *ret_fd, and *ret_st as it is after that.  A file it creates
- * has its directory synced (with fsync enabled).
+ * The position a marked line gives: its transaction's end_lsn, or for a
+ * message outside a transaction (no end_lsn) the position just past its
+ * lsn.  Both keys come before any value of the line, and `,"` cannot
+ * occur inside a JSON string, so the first match is the key.
+ */
+static int marked_position(int fd, off_t nl, wc_lsn *ret)
+{
+        char buf[4096];
+        off_t start;
+        ssize_t n;
+        int r = line_start(fd, nl, &start);
+
+        if (r < 0)
+                return r;
+        n = pread(fd, buf,
+                  nl - start < (off_t)sizeof(buf) ? (size_t)(nl - start)
+                                                  : sizeof(buf),
+                  start);
+        if (n < 0)
+                return -errno;
+        *ret = lsn_after(buf, (size_t)n, ",\"end_lsn\":\"");
+        if (!*ret) {
+                *ret = lsn_after(buf, (size_t)n, ",\"lsn\":\"");
+                if (*ret)
+                        *ret += 1;
+        }
+        return 0;
+}
+
+/* The end_lsn of the file's first line (0 when it has none). */
+static wc_lsn first_line_end(int fd)
+{
+        char buf[4096];
+        ssize_t n = pread(fd, buf, sizeof(buf), 0);
+        const char *nl;
+
+        if (n <= 0)
+                return 0;
+        nl = memchr(buf, '\n', (size_t)n);
+        return lsn_after(buf, nl ? (size_t)(nl - buf) : (size_t)n,
+                         ",\"end_lsn\":\"");
+}
+
+/* Reads the file backwards to its last marked line (or its start). */
+static int scan_file(int fd, off_t size, struct scan *sc)
+{
+        char buf[SCAN_BLOCK];
+        off_t end = size;
+        bool seen_line = false;
+
+        *sc = (struct scan){0};
+        while (end > 0) {
+                off_t from =
+                    end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
+                ssize_t n = pread(fd, buf, (size_t)(end - from), from);
+                if (n != end - from)
+                        return n < 0 ? -errno : -EIO;
+                for (ssize_t i = n - 1; i >= 0; i--) {
+                        off_t nl = from + i;
+                        char tail[LAST_TAIL_LEN];
+                        const char *t;
+
+                        if (buf[i] != '\n')
+                                continue;
+                        if (!seen_line) {
+                                sc->line = nl + 1;
+                                seen_line = true;
+                        }
+                        if (nl + 1 < (off_t)LAST_TAIL_LEN)
+                                continue;
+                        if (i + 1 >= (ssize_t)LAST_TAIL_LEN) {
+                                t = buf + i + 1 - LAST_TAIL_LEN;
+                        } else {
+                                if (pread(fd, tail, LAST_TAIL_LEN,
+                                          nl + 1 - (off_t)LAST_TAIL_LEN) !=
+                                    (ssize_t)LAST_TAIL_LEN)
+                                        return -EIO;
+                                t = tail;
+                        }
+                        if (memcmp(t, LAST_TAIL, LAST_TAIL_LEN) != 0)
+                                continue;
+                        sc->whole = nl + 1;
+                        sc->marked = true;
+                        return marked_position(fd, nl, &sc->pos);
+                }
+                end = from;
+        }
+        return 0;
+}
+
+/*
+ * Opens (or creates) the file at fs->path for appending and cuts it back
+ * to its last whole transaction (see the header): *ret_fd, *ret_st as it
+ * is after that, and *ret_pos the position its last marked line gives (0
+ * when it has none).  A file it creates has its directory synced (with
+ * fsync enabled).
  */
 static int open_path(const struct wc_filesink *fs, int *ret_fd,
-                     struct stat *ret_st, char *errbuf, size_t errlen)
+                     struct stat *ret_st, wc_lsn *ret_pos, char *errbuf,
+                     size_t errlen)
 {
+        struct scan sc = {0};
         const int flags = O_RDWR | O_APPEND | O_CLOEXEC;
         bool created = false;
         struct stat st;
@@ -90,19 +220,36 @@ static int open_path(const struct wc_filesink *fs, int *ret_fd,
         if (fstat(fd, &st) < 0)
                 goto err_stat;
         if (S_ISREG(st.st_mode) && st.st_size > 0) {
-                r = cut_partial_line(fd, st.st_size);
+                off_t keep;
+
+                r = scan_file(fd, st.st_size, &sc);
+                /* without any mark: a file of an older walcast (every
+                 * line its own), unless it is known to be written with
+                 * marks and all of it is one transaction: its first,
+                 * incomplete */
+                keep = sc.marked ? sc.whole : sc.line;
+                if (r == 0 && !sc.marked && fs->marked && sc.line > 0) {
+                        wc_lsn first = first_line_end(fd), last = 0;
+
+                        r = marked_position(fd, sc.line - 1, &last);
+                        if (r == 0 && first && first == last)
+                                keep = 0;
+                }
+                if (r == 0 && keep < st.st_size && ftruncate(fd, keep) < 0)
+                        r = -errno;
                 if (r < 0) {
                         wc_errorf(errbuf, errlen,
-                                  "could not repair the last line of \"%s\": "
-                                  "%s",
+                                  "could not cut \"%s\" back to its last "
+                                  "whole transaction: %s",
                                   fs->path, strerror(-r));
                         goto err_close;
                 }
-                if (r > 0 && fstat(fd, &st) < 0)
+                if (keep < st.st_size && fstat(fd, &st) < 0)
                         goto err_stat;
         }
         *ret_fd = fd;
         *ret_st = st;
+        *ret_pos = sc.pos;
         return 0;
 
 err_stat:
@@ -160,6 +307,7 @@ static int open_stdout(struct wc_filesink *fs, char *errbuf, size_t errlen)
                                "append: %s",
                                strerror(errno));
         fs->synced = st.st_size;
+        fs->end = st.st_size;
         if (st.st_size == 0)
                 return 0;
         c = stdout_last_byte(st.st_size);
@@ -174,6 +322,13 @@ static int open_stdout(struct wc_filesink *fs, char *errbuf, size_t errlen)
 struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                                      size_t errlen)
 {
+        return wc_filesink_open_marked(path, fsync, false, errbuf, errlen);
+}
+
+struct wc_filesink *wc_filesink_open_marked(const char *path, bool fsync,
+                                            bool marked, char *errbuf,
+                                            size_t errlen)
+{
         struct wc_filesink *fs = calloc(1, sizeof(*fs));
         int r;
 
@@ -184,19 +339,22 @@ struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
         wc_buf_init(&fs->out);
         snprintf(fs->path, sizeof(fs->path), "%s", path);
         fs->fsync = fsync;
+        fs->marked = marked;
         if (strcmp(path, "-") == 0) {
                 r = open_stdout(fs, errbuf, errlen);
         } else {
                 struct stat st;
 
-                r = open_path(fs, &fs->fd, &st, errbuf, errlen);
+                r = open_path(fs, &fs->fd, &st, &fs->found, errbuf, errlen);
                 if (r == 0) {
                         fs->owns_fd = true;
                         fs->regular = S_ISREG(st.st_mode);
                         fs->can_fsync = fs->regular && fsync;
                         fs->synced = st.st_size;
+                        fs->end = st.st_size;
                 }
         }
+        fs->mark = fs->end + (off_t)fs->out.len;
         if (r < 0) {
                 wc_buf_free(&fs->out);
                 free(fs);
@@ -215,13 +373,24 @@ void wc_filesink_close(struct wc_filesink *fs)
         free(fs);
 }
 
+/* What of the queue may go out: all of it, but the last line while a
+ * transaction is open (its commit marks that line). */
+static size_t writable(const struct wc_filesink *fs)
+{
+        const char *nl;
+
+        if (!fs->open_txn || fs->out.len < 2)
+                return fs->out.len;
+        nl = memrchr(fs->out.data, '\n', fs->out.len - 1);
+        return nl ? (size_t)(nl - fs->out.data) + 1 : 0;
+}
+
 static int write_out(struct wc_filesink *fs, char *errbuf, size_t errlen)
 {
-        size_t off = 0;
+        size_t off = 0, len = writable(fs);
 
-        while (off < fs->out.len) {
-                ssize_t n =
-                    write(fs->fd, fs->out.data + off, fs->out.len - off);
+        while (off < len) {
+                ssize_t n = write(fs->fd, fs->out.data + off, len - off);
                 if (n < 0) {
                         int e = errno;
                         if (e == EINTR)
@@ -230,6 +399,7 @@ static int write_out(struct wc_filesink *fs, char *errbuf, size_t errlen)
                         memmove(fs->out.data, fs->out.data + off,
                                 fs->out.len - off);
                         fs->out.len -= off;
+                        fs->end += (off_t)off;
                         wc_errorf(errbuf, errlen,
                                   "could not write to \"%s\": %s", fs->path,
                                   strerror(e));
@@ -238,7 +408,11 @@ static int write_out(struct wc_filesink *fs, char *errbuf, size_t errlen)
                 off += (size_t)n;
                 fs->dirty = true;
         }
-        fs->out.len = 0;
+        /* the open transaction's last line stays */
+        if (off < fs->out.len)
+                memmove(fs->out.data, fs->out.data + off, fs->out.len - off);
+        fs->out.len -= off;
+        fs->end += (off_t)off;
         return 0;
 }
 
@@ -324,6 +498,8 @@ static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
                         fs->synced = old.st_size;
                         return 0;
                 }
+                /* what the new file gets: bytes [synced, end) */
+                old.st_size = fs->end;
                 if (!fs->owns_fd)
                         return wc_fail(
                             errbuf, errlen, -ENOENT,
@@ -337,7 +513,9 @@ static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
                                        "\"%s\" was deleted %d times while "
                                        "walcastd wrote to it",
                                        fs->path, REOPEN_TRIES);
-                r = open_path(fs, &fd, &st, why, sizeof(why));
+                wc_lsn ignored;
+
+                r = open_path(fs, &fd, &st, &ignored, why, sizeof(why));
                 if (r < 0)
                         return wc_fail(errbuf, errlen, r,
                                        "\"%s\" was deleted while walcastd "
@@ -367,6 +545,9 @@ static int follow_deleted(struct wc_filesink *fs, char *errbuf, size_t errlen)
                 }
                 close(fs->fd);
                 fs->fd = fd;
+                /* the same bytes after the new file's own */
+                fs->end += st.st_size - fs->synced;
+                fs->mark += st.st_size - fs->synced;
                 fs->synced = st.st_size;
         }
 }
@@ -406,4 +587,57 @@ size_t wc_filesink_pending(const struct wc_filesink *fs)
 const char *wc_filesink_path(const struct wc_filesink *fs)
 {
         return fs->path;
+}
+
+wc_lsn wc_filesink_found(const struct wc_filesink *fs)
+{
+        return fs->found;
+}
+
+void wc_filesink_txn_begin(struct wc_filesink *fs)
+{
+        fs->open_txn = true;
+}
+
+int wc_filesink_txn_end(struct wc_filesink *fs, bool wrote)
+{
+        if (wrote && fs->open_txn) {
+                /* the last line, still queued: "...}\n" becomes
+                 * "...,\"last\":true}\n" */
+                int r = wc_buf_reserve(&fs->out, LAST_TAIL_LEN);
+                if (r < 0)
+                        return r;
+                if (fs->out.len < 2 || fs->out.data[fs->out.len - 1] != '\n')
+                        return -EINVAL;
+                fs->out.len -= 2;
+                memcpy(fs->out.data + fs->out.len, LAST_TAIL, LAST_TAIL_LEN);
+                fs->out.len += LAST_TAIL_LEN;
+                fs->out.data[fs->out.len] = '\0';
+        }
+        fs->open_txn = false;
+        fs->mark = fs->end + (off_t)fs->out.len;
+        return 0;
+}
+
+int wc_filesink_rollback(struct wc_filesink *fs, char *errbuf, size_t errlen)
+{
+        fs->open_txn = false;
+        if (fs->mark >= fs->end) {
+                fs->out.len = (size_t)(fs->mark - fs->end);
+                return 0;
+        }
+        fs->out.len = 0;
+        /* a pipe keeps what it got, and standard output is never cut:
+         * at least once */
+        if (!fs->regular || !fs->owns_fd)
+                return 0;
+        if (ftruncate(fs->fd, fs->mark) < 0)
+                return wc_fail(errbuf, errlen, -errno,
+                               "could not cut \"%s\" back to its last whole "
+                               "transaction: %s",
+                               fs->path, strerror(errno));
+        fs->end = fs->mark;
+        if (fs->synced > fs->end)
+                fs->synced = fs->end;
+        return 0;
 }

@@ -55,14 +55,41 @@ struct wc_filesink;
 
 /*
  * Opens path for appending ("-" is stdout).  A file it creates has its
- * directory synced too (with fsync).  A last line left incomplete by a
- * crash is cut off: it belongs to a transaction that was never
- * acknowledged, so it will be replayed.  Standard output is never cut nor
- * written over: a regular file there is set to O_APPEND, and a last line
- * without its newline gets one first.  NULL on failure with errbuf set.
+ * directory synced too (with fsync).  The last line of each transaction
+ * ends in ,"last":true} (docs/file-format.md): the file is cut back to
+ * its last such line, so that a transaction left incomplete by a crash
+ * (lines, or part of one) goes whole; it was never acknowledged and comes
+ * again.  A file without any such line is one of an older walcast, of
+ * which only a partial last line is cut, unless `marked` says that it is
+ * written with marks (the state directory knows the path) and its lines
+ * are of one transaction: then all of it is an incomplete first one.  wc_filesink_found() gives the
+ * position of the last whole transaction.  Standard output is never cut
+ * nor written over: a regular file there is set to O_APPEND, and a last
+ * line without its newline gets one first.  NULL on failure with errbuf
+ * set.
  */
 struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                                      size_t errlen);
+struct wc_filesink *wc_filesink_open_marked(const char *path, bool fsync,
+                                            bool marked, char *errbuf,
+                                            size_t errlen);
+
+/* The end_lsn of the last whole transaction the file held at open (for a
+ * message outside a transaction, its lsn + 1); 0 when none. */
+wc_lsn wc_filesink_found(const struct wc_filesink *fs);
+
+/*
+ * A transaction's lines: wc_filesink_txn_begin() before the first (its
+ * last line then stays queued), wc_filesink_txn_end() at its commit,
+ * which marks the last line when `wrote` (lines were queued since the
+ * begin).  wc_filesink_rollback() forgets the lines since the last
+ * wc_filesink_txn_end(), also those written out (the file is cut back;
+ * standard output and pipes keep them): a transaction that never
+ * committed, which comes again whole.  0 or a negative errno.
+ */
+void wc_filesink_txn_begin(struct wc_filesink *fs);
+int wc_filesink_txn_end(struct wc_filesink *fs, bool wrote);
+int wc_filesink_rollback(struct wc_filesink *fs, char *errbuf, size_t errlen);
 /* Flushes nothing: call wc_filesink_sync() first to keep the data. */
 void wc_filesink_close(struct wc_filesink *fs);
 

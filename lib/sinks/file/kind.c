@@ -18,9 +18,7 @@
 #include "sinks/registry.h"
 
 static const struct wc_key file_keys[] = {
-    {WC_KEY(WC_KEY_STRING, "name", NULL,
-            offsetof(struct wc_file_sink_config, name),
-            WC_SINK_NAME_DESCRIPTION)},
+    WC_SINK_COMMON_KEYS,
     {WC_KEY(WC_KEY_STRING, "path", NULL,
             offsetof(struct wc_file_sink_config, path),
             "file to append JSON lines to; \"-\" is stdout"),
@@ -59,7 +57,7 @@ static void file_free(void *conf)
 
         if (!f)
                 return;
-        free(f->name);
+        wc_sink_common_free(&f->common);
         free(f->path);
         free(f);
 }
@@ -156,15 +154,16 @@ static int file_add(struct wc_plugin_host *h, const char *name,
                     char *errbuf, size_t errlen)
 {
         const struct wc_file_sink_config *f = conf;
-        struct wc_kv kv[2] = {
+        struct wc_kv kv[3] = {
             {"path", f->path},
             {"fsync", f->fsync ? "true" : "false"},
+            /* its position across rotated files */
+            {"state_dir", env->state_dir ? (char *)env->state_dir : ""},
         };
 
-        (void)env;
         /* the file sink reads its config during init only */
-        return wc_plugin_host_add(h, name, wc_filesink_plugin(), NULL, kv, 2,
-                                  errbuf, errlen);
+        return wc_plugin_host_add(h, name, wc_filesink_plugin(),
+                                  &f->common.filter, kv, 3, errbuf, errlen);
 }
 
 const struct wc_sink_kind wc_sink_kind_file = {

@@ -11,6 +11,7 @@
 #include "core/filter.h"
 #include "sinks/kafka/columns.h"
 #include "core/kv.h"
+#include "sinks/registry.h"
 
 /* value_format */
 enum wc_kafka_format {
@@ -38,7 +39,7 @@ struct wc_kafka_topic_creation {
 };
 
 struct wc_kafka_sink_config {
-        char *name;      /* `name:`, or NULL; first in every sink's struct */
+        struct wc_sink_common common; /* name and filter: first */
         char *topic;     /* template; default "{prefix}.{schema}.{table}" */
         char *prefix;    /* default "walcast" */
         bool tombstones; /* a null-value message after each delete; true */
@@ -46,8 +47,6 @@ struct wc_kafka_sink_config {
          * as written: they go to rd_kafka_conf_set() untouched */
         struct wc_kv *properties;
         size_t nproperties;
-        /* what this sink takes of what the global filter passes */
-        struct wc_filter_config filter;
         /* value_format (enum wc_kafka_format); with debezium,
          * decimal_handling (enum wc_dbz_decimal), time_precision (enum
          * wc_dbz_time) and schemas_enable (JsonConverter's schemas) */

@@ -46,7 +46,7 @@
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
 
-/* Per-table entries (filter decision, topic handle); when full the map
+/* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
 #define TABLES_MAX 65536u
 /* How long close waits for outstanding messages.  What does not make it
@@ -76,8 +76,7 @@ struct held {
 };
 
 struct table_entry {
-        bool pass; /* this sink's filter lets the table through */
-        bool bad;  /* its topic name is illegal (already reported) */
+        bool bad; /* its topic name is illegal (already reported) */
         /* the WAL lacked the primary key of an old row (logged once) */
         bool warned_key;
         rd_kafka_topic_t *rkt;
@@ -141,8 +140,7 @@ struct state {
         char *prefix;
         char *database;
         bool tombstones;
-        struct wc_filter_config filter; /* what of the stream it publishes */
-        bool debezium;                  /* value_format: debezium */
+        bool debezium; /* value_format: debezium */
         struct wc_dbz_options dbz;
         /* transactions_topic, messages_topic, heartbeat_topic (NULL:
          * off); their entries hold the topic handle only */
@@ -904,66 +902,62 @@ static struct table_entry *table_get(struct state *st,
         memcpy(e->name + slen + 1, s->table, tlen + 1);
         e->slen = slen;
         e->tlen = tlen;
-        e->pass = wc_filter_table_pass(&st->filter, s->schema, s->table);
         e->rule = wc_kafka_rule_for(st->rules, st->nrules, s->schema, s->table);
+        /* an outbox table has no topic of its own */
         e->outbox = st->outbox.tables.count &&
                     wc_pattern_list_table_match(&st->outbox.tables, s->schema,
                                                 s->table);
-        if (e->pass && !e->outbox) {
-                wc_buf_reset(&st->topic);
-                /* wc_buf keeps its text NUL-terminated */
-                if (wc_kafka_format_topic(&st->topic, st->topic_tmpl,
-                                          st->prefix, st->database, s) < 0 ||
-                    wc_buf_append(&st->topic, "", 0) < 0) {
+        wc_buf_reset(&st->topic);
+        /* wc_buf keeps its text NUL-terminated */
+        if (wc_kafka_format_topic(&st->topic, st->topic_tmpl, st->prefix,
+                                  st->database, s) < 0 ||
+            wc_buf_append(&st->topic, "", 0) < 0) {
+                table_entry_free(e);
+                return NULL;
+        }
+        if (!e->outbox && !wc_topic_name_valid(st->topic.data, st->topic.len)) {
+                /* never a mangled name: it would merge or scatter
+                 * tables without anyone noticing */
+                e->bad = true;
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "table \"%s\".\"%s\" makes the topic name \"%s\", "
+                    "which is not a legal Kafka topic name (1 to %d "
+                    "of letters, digits, \".\", \"_\" and \"-\"): "
+                    "not confirming past its changes; rename the "
+                    "schema or table, change the topic template, or "
+                    "leave the table out with this sink's filter",
+                    printable(sq, sizeof(sq), s->schema, slen, 63),
+                    printable(tq, sizeof(tq), s->table, tlen, 63),
+                    printable(tp, sizeof(tp), st->topic.data, st->topic.len,
+                              WC_TOPIC_MAX + 16),
+                    WC_TOPIC_MAX);
+        } else if (!e->outbox) {
+                if (create_topic(st, st->topic.data) < 0) {
                         table_entry_free(e);
                         return NULL;
                 }
-                if (!wc_topic_name_valid(st->topic.data, st->topic.len)) {
-                        /* never a mangled name: it would merge or scatter
-                         * tables without anyone noticing */
-                        e->bad = true;
-                        st->host->log(
-                            st->self, WALCAST_LOG_ERR,
-                            "table \"%s\".\"%s\" makes the topic name \"%s\", "
-                            "which is not a legal Kafka topic name (1 to %d "
-                            "of letters, digits, \".\", \"_\" and \"-\"): "
-                            "not confirming past its changes; rename the "
-                            "schema or table, change the topic template, or "
-                            "leave the table out with this sink's filter",
-                            printable(sq, sizeof(sq), s->schema, slen, 63),
-                            printable(tq, sizeof(tq), s->table, tlen, 63),
-                            printable(tp, sizeof(tp), st->topic.data,
-                                      st->topic.len, WC_TOPIC_MAX + 16),
-                            WC_TOPIC_MAX);
-                } else {
-                        if (create_topic(st, st->topic.data) < 0) {
-                                table_entry_free(e);
-                                return NULL;
-                        }
-                        e->rkt =
-                            rd_kafka_topic_new(st->rk, st->topic.data, NULL);
-                        if (!e->rkt) {
-                                st->host->log(
-                                    st->self, WALCAST_LOG_ERR,
-                                    "could not use topic \"%s\": %s",
-                                    st->topic.data,
-                                    rd_kafka_err2str(rd_kafka_last_error()));
-                                table_entry_free(e);
-                                return NULL;
-                        }
+                e->rkt = rd_kafka_topic_new(st->rk, st->topic.data, NULL);
+                if (!e->rkt) {
+                        st->host->log(st->self, WALCAST_LOG_ERR,
+                                      "could not use topic \"%s\": %s",
+                                      st->topic.data,
+                                      rd_kafka_err2str(rd_kafka_last_error()));
+                        table_entry_free(e);
+                        return NULL;
                 }
-                if (!e->bad) {
-                        struct wc_buf src;
+        }
+        if (!e->bad) {
+                struct wc_buf src;
 
-                        wc_buf_init(&src);
-                        if (wc_kafka_format_source(&src, st->database,
-                                                   s->schema, s->table) < 0) {
-                                table_entry_free(e);
-                                return NULL;
-                        }
-                        e->source = src.data; /* takes ownership */
-                        e->source_len = src.len;
+                wc_buf_init(&src);
+                if (wc_kafka_format_source(&src, st->database, s->schema,
+                                           s->table) < 0) {
+                        table_entry_free(e);
+                        return NULL;
                 }
+                e->source = src.data; /* takes ownership */
+                e->source_len = src.len;
         }
         /* a full map empties itself: no entry may be remembered */
         st->last = NULL;
@@ -992,9 +986,7 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         e = table_get(st, s);
         if (!e || e->bad)
                 *ret = WALCAST_ERROR;
-        if (!e || e->bad || !e->pass)
-                return NULL;
-        return e;
+        return e && !e->bad ? e : NULL;
 }
 
 /* A column of l called name. */
@@ -1894,24 +1886,6 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
  * sinks on one thread, and init takes it at once. */
 static const struct wc_kafka_start *starting;
 
-/* A copy of l in ret (empty beforehand).  0 or -ENOMEM. */
-static int copy_list(const struct wc_pattern_list *l,
-                     struct wc_pattern_list *ret)
-{
-        if (l->count == 0)
-                return 0;
-        ret->items = calloc(l->count, sizeof(*ret->items));
-        if (!ret->items)
-                return -ENOMEM;
-        for (size_t i = 0; i < l->count; i++) {
-                ret->items[i] = strdup(l->items[i]);
-                if (!ret->items[i])
-                        return -ENOMEM;
-                ret->count++;
-        }
-        return 0;
-}
-
 static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                     char *errbuf, size_t errlen)
 {
@@ -2038,7 +2012,6 @@ static void close_state(void *state)
                 txn_free(st, st->txns);
         if (st->conf)
                 rd_kafka_conf_destroy(st->conf);
-        wc_filter_config_free(&st->filter);
         free(st->topic_tmpl);
         free(st->prefix);
         free(st->database);
@@ -2082,13 +2055,6 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_UPDATE] = on_update,
             [WALCAST_SIG_DELETE] = on_delete,
             [WALCAST_SIG_TRUNCATE] = on_truncate,
-        };
-        /* the op each handler publishes, for the ops this sink selects */
-        static const enum wc_op op_of[WALCAST_SIG__COUNT] = {
-            [WALCAST_SIG_INSERT] = WC_OP_INSERT,
-            [WALCAST_SIG_UPDATE] = WC_OP_UPDATE,
-            [WALCAST_SIG_DELETE] = WC_OP_DELETE,
-            [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
         };
         const struct wc_kafka_start *s = starting;
         const struct wc_kafka_sink_config *conf;
@@ -2233,21 +2199,6 @@ static int32_t init(const struct walcast_host *host,
                           "in source.dsn");
                 goto err_close;
         }
-        if (copy_list(&conf->filter.schemas_include,
-                      &st->filter.schemas_include) < 0 ||
-            copy_list(&conf->filter.schemas_exclude,
-                      &st->filter.schemas_exclude) < 0 ||
-            copy_list(&conf->filter.tables_include,
-                      &st->filter.tables_include) < 0 ||
-            copy_list(&conf->filter.tables_exclude,
-                      &st->filter.tables_exclude) < 0) {
-                wc_errorf(errbuf, errlen, "out of memory");
-                goto err_close;
-        }
-        /* "message" is accepted, so that the filter's shape is the
-         * global one, but not published */
-        st->filter.ops = conf->filter.ops;
-
         st->tables = wc_tablemap_new(TABLES_MAX, table_entry_free);
         if (!st->tables) {
                 wc_errorf(errbuf, errlen, "out of memory");
@@ -2275,9 +2226,8 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         for (uint32_t k = 0; k < WALCAST_SIG__COUNT; k++)
-                if (handlers[k] && (st->filter.ops & WC_OP_BIT(op_of[k])) &&
-                    host->connect(self, k, NULL, NULL, handlers[k], st) !=
-                        WALCAST_OK)
+                if (handlers[k] && host->connect(self, k, NULL, NULL,
+                                                 handlers[k], st) != WALCAST_OK)
                         goto err_connect;
         if ((st->own_name[OWN_MSG] || st->own_name[OWN_HB]) &&
             host->connect(self, WALCAST_SIG_MESSAGE, NULL, NULL, on_message,

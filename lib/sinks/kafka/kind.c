@@ -34,27 +34,6 @@ static int convert_topic(struct wc_settings *s, const struct wc_key *k,
         return wc_settings_set_string(s, field, text);
 }
 
-/* A Kafka sink's own filter: the shapes of the global one. */
-static const struct wc_key kafka_schemas_keys[] = {
-    {WC_KEY(WC_KEY_PATTERNS, "include", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.schemas_include),
-            "schemas this sink publishes; empty: every schema")},
-    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.schemas_exclude),
-            "schemas to skip even when included")},
-    {.name = NULL},
-};
-
-static const struct wc_key kafka_tables_keys[] = {
-    {WC_KEY(WC_KEY_PATTERNS, "include", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.tables_include),
-            "tables this sink publishes; empty: every table")},
-    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.tables_exclude),
-            "tables to skip even when included")},
-    {.name = NULL},
-};
-
 static const struct wc_key_value format_values[] = {
     {"walcast", WC_KAFKA_FORMAT_WALCAST},
     {"debezium", WC_KAFKA_FORMAT_DEBEZIUM},
@@ -260,9 +239,7 @@ static const struct wc_key topic_creation_keys[] = {
 };
 
 static const struct wc_key kafka_keys[] = {
-    {WC_KEY(WC_KEY_STRING, "name", NULL,
-            offsetof(struct wc_kafka_sink_config, name),
-            WC_SINK_NAME_DESCRIPTION)},
+    WC_SINK_COMMON_KEYS,
     {WC_KEY(WC_KEY_SCALAR, "topic", "{prefix}.{schema}.{table}",
             offsetof(struct wc_kafka_sink_config, topic),
             "topic name template"),
@@ -277,13 +254,6 @@ static const struct wc_key kafka_keys[] = {
             offsetof(struct wc_kafka_sink_config, properties),
             "librdkafka settings, passed as they are"),
      .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
-    {WC_KEY(WC_KEY_SECTION, "schemas", NULL, 0, "this sink's schema filter"),
-     .section = kafka_schemas_keys},
-    {WC_KEY(WC_KEY_SECTION, "tables", NULL, 0, "this sink's table filter"),
-     .section = kafka_tables_keys},
-    {WC_KEY(WC_KEY_OPS, "ops", NULL,
-            offsetof(struct wc_kafka_sink_config, filter.ops),
-            "operations this sink publishes; default all")},
     {WC_KEY(WC_KEY_ENUM, "value_format", "walcast",
             offsetof(struct wc_kafka_sink_config, value_format),
             "walcast (PostgreSQL's text) or debezium (typed, as Debezium's "
@@ -381,6 +351,15 @@ static int kafka_check_block(struct wc_settings *s, const char *path,
                                     dbz_only[i], wc_where_in(in, path));
                 }
         }
+        /* the host connects no operation the sink's ops leave out */
+        if ((k->messages_topic || k->heartbeat_topic) &&
+            !(k->common.filter.ops & WC_OP_BIT(WC_OP_MESSAGE)))
+                return wc_settings_fail(
+                    s, wc_node_get(map, "ops"),
+                    "\"%s\" is set %s but \"ops\" leaves out message: add "
+                    "message to ops",
+                    k->messages_topic ? "messages_topic" : "heartbeat_topic",
+                    wc_where_in(in, path));
         /* a digest without a salt is a lookup table away from the value */
         for (size_t i = 0; i < k->ncolumn_rules; i++)
                 if (k->column_rules[i].mask.count && !k->mask_salt)
@@ -435,7 +414,7 @@ static void kafka_free(void *conf)
 
         if (!k)
                 return;
-        free(k->name);
+        wc_sink_common_free(&k->common);
         free(k->topic);
         free(k->prefix);
         free(k->transactions_topic);
@@ -456,7 +435,6 @@ static void kafka_free(void *conf)
         wc_pattern_list_free(&k->outbox.headers);
         wc_kv_free(k->topic_creation.config, k->topic_creation.nconfig);
         wc_kv_free(k->properties, k->nproperties);
-        wc_filter_config_free(&k->filter);
         free(k);
 }
 
@@ -519,11 +497,9 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
 
         if (r < 0)
                 return r;
-        /* the include list also keeps the bus from calling the sink for
-         * other schemas at all */
         r = wc_plugin_host_add(
             h, name, wc_kafka_plugin(&(struct wc_kafka_start){k, database}),
-            &k->filter.schemas_include, NULL, 0, errbuf, errlen);
+            &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
         free(database);

@@ -6,15 +6,13 @@
 #include <stddef.h>
 
 #include "core/kv.h"
+#include "sinks/registry.h"
 #include "core/pattern.h"
 
 struct wc_plugin_sink_config {
-        char *name; /* `name:`, or NULL; first in every sink's struct */
-        char *path; /* absolute path of the shared object */
-        /* schemas the plugin receives (exact names, globs, namespaces);
-         * empty: every schema the global filter passes */
-        struct wc_pattern_list schemas;
-        struct wc_kv *config; /* the `config:` block (core/kv.h) */
+        struct wc_sink_common common; /* name and filter: first */
+        char *path;                   /* absolute path of the shared object */
+        struct wc_kv *config;         /* the `config:` block (core/kv.h) */
         size_t nconfig;
 };
 

@@ -13,16 +13,11 @@
 #include "sinks/registry.h"
 
 static const struct wc_key plugin_keys[] = {
-    {WC_KEY(WC_KEY_STRING, "name", NULL,
-            offsetof(struct wc_plugin_sink_config, name),
-            WC_SINK_NAME_DESCRIPTION)},
+    WC_SINK_COMMON_KEYS,
     {WC_KEY(WC_KEY_ABS_PATH, "path", NULL,
             offsetof(struct wc_plugin_sink_config, path),
             "the plugin's shared object"),
      .required = true},
-    {WC_KEY(WC_KEY_PATTERNS, "schemas", NULL,
-            offsetof(struct wc_plugin_sink_config, schemas),
-            "schemas the plugin receives; empty: every schema")},
     {WC_KEY(WC_KEY_KV, "config", NULL,
             offsetof(struct wc_plugin_sink_config, config),
             "settings for the plugin, which alone reads them"),
@@ -59,9 +54,8 @@ static void plugin_free(void *conf)
 
         if (!p)
                 return;
-        free(p->name);
+        wc_sink_common_free(&p->common);
         free(p->path);
-        wc_pattern_list_free(&p->schemas);
         wc_kv_free(p->config, p->nconfig);
         free(p);
 }
@@ -90,8 +84,8 @@ static int plugin_add(struct wc_plugin_host *h, const char *name,
         int r;
 
         (void)env;
-        r = wc_plugin_host_load(h, p->path, &p->schemas, p->config, p->nconfig,
-                                errbuf, errlen);
+        r = wc_plugin_host_load(h, p->path, &p->common.filter, p->config,
+                                p->nconfig, errbuf, errlen);
         /* a loaded plugin is named by its path until it is renamed */
         if (r == 0 && strcmp(name, p->path) != 0)
                 r = wc_plugin_host_name_last(h, name);

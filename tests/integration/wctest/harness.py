@@ -618,11 +618,33 @@ def ts_micros(s):
 # --------------------------------------------------------------------------
 # comparisons
 
-def diff_changes(got, want, label="output", limit=25):
+def mark_last(want, cut=False):
+    """The file sink's lines for the changes in want (what one sink gets,
+    in order): the last line of each transaction, and each message outside
+    one, ends with "last": true (docs/file-format.md).  cut: the output
+    stopped before the commit of the last transaction (walcast tail
+    --limit), whose last line is then not marked."""
+    out = []
+    for i, w in enumerate(want):
+        nxt = want[i + 1] if i + 1 < len(want) else None
+        end = w.get("end_lsn")
+        if nxt is None and cut and end is not None:
+            out.append(w)
+            continue
+        if end is None or nxt is None or nxt.get("end_lsn") != end:
+            w = dict(w)
+            w["last"] = True
+        out.append(w)
+    return out
+
+
+def diff_changes(got, want, label="output", limit=25, cut=False):
     """Compares lists of change objects exactly (keys, key order, values;
-    commit_time as an instant in the spec's format).  Returns a list of
-    problems (empty when equal)."""
+    commit_time as an instant in the spec's format), the file sink's lines
+    with the changes in want (mark_last).  Returns a list of problems
+    (empty when equal)."""
     probs = []
+    want = mark_last(want, cut)
     for i in range(max(len(got), len(want))):
         if len(probs) >= limit:
             probs.append("%s: ... (more differences not shown)" % label)
@@ -969,13 +991,17 @@ def chaos_change_id(schema, table, op, row):
 _OPS = {"insert": "I", "update": "U", "delete": "D"}
 
 
-def chaos_read_lines(path, kind_key):
+def chaos_read_lines(path, kind_key, whole_txns=False):
     """Change ids of a JSON-lines output, in file order: the file sink
     (kind_key "op"), the jsonl plugin ("signal") or the recorder ("kind").
     Only insert, update and delete lines of tenant schemas count (the
     jsonl plugin's bulk_delete lines repeat its delete lines).  A partial
-    last line (a crash) is ignored."""
+    last line (a crash) is ignored.  whole_txns (the recorder with
+    `position`): the lines of a transaction count only when its commit
+    line (not failed) follows them, as such a sink keeps a transaction
+    only whole."""
     out = []
+    held, held_id = [], None
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -985,6 +1011,15 @@ def chaos_read_lines(path, kind_key):
             if not raw.endswith(b"\n"):
                 break
             e = json.loads(raw)
+            if whole_txns:
+                k = e.get(kind_key)
+                if k == "commit":
+                    if not e.get("failed") and e.get("txn_id") == held_id:
+                        out.extend(held)
+                    held, held_id = [], None
+                    continue
+                if k == "begin" or e.get("txn_id") != held_id:
+                    held, held_id = [], e.get("txn_id")
             op = _OPS.get(e.get(kind_key))
             if op is None or e.get("schema") == "chaos":
                 continue
@@ -995,11 +1030,13 @@ def chaos_read_lines(path, kind_key):
                     row = _row_of(e.get("identity"))
             else:
                 row = _row_of(e.get("columns"))
-            out.append(chaos_change_id(e["schema"], e["table"], op, row))
+            (held if whole_txns else out).append(
+                chaos_change_id(e["schema"], e["table"], op, row))
     return out
 
 
-def chaos_result(test, faults, expected, delivered, seconds, extra=None):
+def chaos_result(test, faults, expected, delivered, seconds, extra=None,
+                 exactly_once=False):
     """Compares delivered change ids (with repeats) with the expected set,
     prints the one result line
 
@@ -1007,7 +1044,8 @@ def chaos_result(test, faults, expected, delivered, seconds, extra=None):
                "duplicates":N, "lost":N, "unexpected":N, "seconds":N}
 
     and fails when a committed change is missing (or something that never
-    committed was delivered)."""
+    committed was delivered), and with exactly_once (a sink that keeps a
+    position) when any change was delivered twice."""
     import collections
     cnt = collections.Counter(delivered)
     distinct = set(cnt)
@@ -1015,6 +1053,7 @@ def chaos_result(test, faults, expected, delivered, seconds, extra=None):
     unexpected = distinct - expected
     res = {"test": test, "faults": faults, "written": len(expected),
            "delivered": len(delivered),
+           "guarantee": "exactly once" if exactly_once else "at least once",
            "duplicates": len(delivered) - len(distinct),
            "lost": len(lost), "unexpected": len(unexpected),
            "seconds": round(seconds, 1)}
@@ -1027,6 +1066,11 @@ def chaos_result(test, faults, expected, delivered, seconds, extra=None):
     if unexpected:
         fail("%d delivered changes never committed, e.g. %s"
              % (len(unexpected), sorted(unexpected, key=repr)[:5]))
+    if exactly_once and res["duplicates"]:
+        dup = [k for k, n in cnt.items() if n > 1]
+        fail("%d changes were delivered more than once to a sink that keeps "
+             "a position, e.g. %s" % (res["duplicates"],
+                                      sorted(dup, key=repr)[:5]))
     return res
 
 
