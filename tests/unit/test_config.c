@@ -1891,6 +1891,162 @@ static void test_kafka_values(void **state)
         "{table}"
 #define TOPIC_CHARS "use letters, digits, \".\", \"_\" and \"-\""
 
+/* value_format and the sink's own topics (docs/kafka.md, "The debezium
+ * format", "Transaction metadata"). */
+static void test_kafka_debezium_keys(void **state)
+{
+        const struct wc_kafka_sink_config *k;
+        struct wc_config *c;
+
+        (void)state;
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->value_format, WC_KAFKA_FORMAT_WALCAST);
+        assert_false(k->schemas_enable);
+        assert_null(k->transactions_topic);
+        assert_null(k->messages_topic);
+        assert_null(k->heartbeat_topic);
+        assert_string_equal(k->heartbeat_prefix, "walcast.heartbeat");
+        wc_config_free(c);
+        c = load(KAFKA BROKERS
+                 "      value_format: debezium\n"
+                 "      decimal_handling: string\n"
+                 "      time_precision: connect\n"
+                 "      schemas_enable: true\n"
+                 "      transactions_topic: app.transaction\n"
+                 "      messages_topic: app.message\n"
+                 "      heartbeat_topic: __debezium-heartbeat.app\n"
+                 "      heartbeat_prefix: hb\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->value_format, WC_KAFKA_FORMAT_DEBEZIUM);
+        assert_int_equal(k->decimal_handling, 1); /* WC_DBZ_DECIMAL_STRING */
+        assert_int_equal(k->time_precision, 1);   /* WC_DBZ_TIME_CONNECT */
+        assert_true(k->schemas_enable);
+        assert_string_equal(k->transactions_topic, "app.transaction");
+        assert_string_equal(k->messages_topic, "app.message");
+        assert_string_equal(k->heartbeat_topic, "__debezium-heartbeat.app");
+        assert_string_equal(k->heartbeat_prefix, "hb");
+        wc_config_free(c);
+
+        assert_error(KAFKA BROKERS "      value_format: avro\n",
+                     "walcast.yaml:7:21: invalid value_format \"avro\": use "
+                     "walcast or debezium");
+        assert_error(KAFKA BROKERS "      value_format: debezium\n"
+                                   "      decimal_handling: exact\n",
+                     "walcast.yaml:8:25: invalid decimal_handling \"exact\": "
+                     "use precise, string or double");
+        assert_error(KAFKA BROKERS "      schemas_enable: true\n",
+                     "walcast.yaml:7:23: \"schemas_enable\" applies to "
+                     "value_format: debezium only in \"sinks[0].kafka\": set "
+                     "value_format: debezium, or remove it");
+        /* column rules */
+        c = load(KAFKA BROKERS "      mask_salt: pepper\n"
+                               "      columns:\n"
+                               "        - tables: [\"*.users\"]\n"
+                               "          exclude: [password_hash]\n"
+                               "          mask: [email]\n"
+                               "        - tables: [events]\n"
+                               "          key_columns: [event_id]\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->ncolumn_rules, 2);
+        assert_list(&k->column_rules[0].tables, 1, "*.users");
+        assert_list(&k->column_rules[0].exclude, 1, "password_hash");
+        assert_list(&k->column_rules[0].mask, 1, "email");
+        assert_list(&k->column_rules[1].key_columns, 1, "event_id");
+        assert_string_equal(k->mask_salt, "pepper");
+        wc_config_free(c);
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - tables: [t]\n"
+                                   "          mask: [email]\n",
+                     "walcast.yaml:8:9: \"columns\" masks columns in "
+                     "\"sinks[0].kafka\" but \"mask_salt\" is not set: set "
+                     "it, e.g. mask_salt: ${WALCAST_MASK_SALT}");
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - tables: [t]\n"
+                                   "          key_columns: [a]\n"
+                                   "          exclude: [b, a]\n",
+                     "walcast.yaml:10:20: \"a\" is a key column in "
+                     "\"sinks[0].kafka.columns[0]\": it cannot be excluded");
+        assert_error(KAFKA BROKERS "      columns:\n"
+                                   "        - exclude: [a]\n",
+                     "walcast.yaml:8:11: missing required key \"tables\" in "
+                     "\"sinks[0].kafka.columns[0]\"");
+        /* outbox */
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_int_equal(k->outbox.tables.count, 0);
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      outbox:\n"
+                               "        tables: [\"*.outbox\"]\n"
+                               "        headers: [type]\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_list(&k->outbox.tables, 1, "*.outbox");
+        assert_string_equal(k->outbox.topic, "outbox.event.{aggregatetype}");
+        assert_string_equal(k->outbox.aggregatetype, "aggregatetype");
+        assert_string_equal(k->outbox.aggregateid, "aggregateid");
+        assert_string_equal(k->outbox.payload, "payload");
+        assert_string_equal(k->outbox.id, "id");
+        assert_list(&k->outbox.headers, 1, "type");
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      outbox:\n"
+                               "        tables: [\"*.outbox\"]\n"
+                               "        topic: \"{tenant}.{aggregatetype}\"\n"
+                               "        columns: {aggregatetype: kind}\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        assert_string_equal(SINK_CONF(c, 0, kafka)->outbox.aggregatetype,
+                            "kind");
+        wc_config_free(c);
+        assert_error(KAFKA BROKERS "      outbox:\n"
+                                   "        tables: [\"*.outbox\"]\n"
+                                   "        topic: \"{aggregate}\"\n",
+                     "walcast.yaml:9:16: unknown placeholder \"{aggregate}\" "
+                     "in the topic template: use {prefix}, {database}, "
+                     "{schema}, {namespace}, {tenant}, {table} or "
+                     "{aggregatetype}");
+        assert_error(KAFKA BROKERS "      outbox:\n"
+                                   "        topic: x\n",
+                     "walcast.yaml:7:7: missing required key \"tables\" in "
+                     "\"sinks[0].kafka.outbox\"");
+        /* topic creation: off unless the block is there */
+        c = load(KAFKA BROKERS);
+        assert_non_null(c);
+        assert_false(SINK_CONF(c, 0, kafka)->topic_creation.enabled);
+        wc_config_free(c);
+        c = load(KAFKA BROKERS "      topic_creation:\n"
+                               "        partitions: 6\n"
+                               "        config: {cleanup.policy: compact}\n");
+        assert_string_equal(errbuf, "");
+        assert_non_null(c);
+        k = SINK_CONF(c, 0, kafka);
+        assert_true(k->topic_creation.enabled);
+        assert_int_equal(k->topic_creation.partitions, 6);
+        assert_int_equal(k->topic_creation.replication_factor, 0);
+        assert_int_equal(k->topic_creation.nconfig, 1);
+        assert_string_equal(k->topic_creation.config[0].key, "cleanup.policy");
+        assert_string_equal(k->topic_creation.config[0].value, "compact");
+        assert_int_equal(k->topic_creation.timeout_ms, 10000);
+        wc_config_free(c);
+        assert_error(KAFKA BROKERS "      messages_topic: m\n"
+                                   "      ops: [insert]\n",
+                     "walcast.yaml:8:12: \"messages_topic\" is set in "
+                     "\"sinks[0].kafka\" but \"ops\" leaves out message: add "
+                     "message to ops");
+        assert_error(KAFKA BROKERS "      transactions_topic: \"a b\"\n",
+                     "walcast.yaml:7:27: \"a b\" for "
+                     "\"sinks[0].kafka.transactions_topic\" is not a legal "
+                     "Kafka topic name: use 1 to 249 of letters, digits, "
+                     "\".\", \"_\" and \"-\"");
+}
+
 static void test_bad_kafka(void **state)
 {
         (void)state;
@@ -2355,6 +2511,7 @@ int main(void)
             cmocka_unit_test(test_kafka_defaults),
             cmocka_unit_test(test_kafka_values),
             cmocka_unit_test(test_bad_kafka),
+            cmocka_unit_test(test_kafka_debezium_keys),
             cmocka_unit_test(test_unreadable),
             cmocka_unit_test(test_small_error_buffers),
             cmocka_unit_test(test_too_large),

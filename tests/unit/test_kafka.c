@@ -648,6 +648,16 @@ static void block_of(const char *const *kv, struct block *b)
                         b->start.database = value;
                 } else if (strcmp(key, "tombstones") == 0) {
                         b->k.tombstones = strcmp(value, "false") != 0;
+                } else if (strcmp(key, "value_format") == 0) {
+                        b->k.value_format = strcmp(value, "debezium") == 0
+                                                ? WC_KAFKA_FORMAT_DEBEZIUM
+                                                : WC_KAFKA_FORMAT_WALCAST;
+                } else if (strcmp(key, "schemas_enable") == 0) {
+                        b->k.schemas_enable = strcmp(value, "true") == 0;
+                } else if (strcmp(key, "transactions_topic") == 0) {
+                        b->k.transactions_topic = value;
+                } else if (strcmp(key, "messages_topic") == 0) {
+                        b->k.messages_topic = value;
                 } else {
                         fail_msg("no such key in a Kafka block: %s", key);
                 }
@@ -1066,6 +1076,151 @@ static void test_plugin_bad_config(void **state)
         }
 }
 
+/* ---- value_format debezium, transactions_topic, messages_topic ---- */
+
+/* Every message of topic (one partition), as "key\tvalue" lines. */
+static void consume_topic(const char *boot, const char *topic, char *out,
+                          size_t size)
+{
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *parts;
+        char err[256];
+        rd_kafka_t *rk;
+        int64_t deadline = mono_ms() + 15000;
+
+        out[0] = '\0';
+        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", boot, err,
+                                           sizeof(err)),
+                         RD_KAFKA_CONF_OK);
+        rd_kafka_conf_set(conf, "group.id", "t", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        assert_non_null(rk);
+        parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, topic, 0)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        assert_int_equal(rd_kafka_assign(rk, parts), 0);
+        rd_kafka_topic_partition_list_destroy(parts);
+        while (mono_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+                if (!m)
+                        continue;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
+                if (!m->err) {
+                        size_t o = strlen(out);
+
+                        snprintf(out + o, size - o, "%.*s\t%.*s\n",
+                                 (int)m->key_len, (const char *)m->key,
+                                 (int)m->len, (const char *)m->payload);
+                }
+                rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+}
+
+/* The plugin with value_format: debezium and the metadata topics: what
+ * reaches Kafka, read back from the mock cluster. */
+static void test_plugin_debezium(void **state)
+{
+        static const struct walcast_column row2[] = {{.name = "id",
+                                                      .name_len = 2,
+                                                      .type = "bigint",
+                                                      .type_len = 6,
+                                                      .type_oid = 20,
+                                                      .value = "7",
+                                                      .value_len = 1},
+                                                     {.name = "at",
+                                                      .name_len = 2,
+                                                      .type = "date",
+                                                      .type_len = 4,
+                                                      .type_oid = 1082,
+                                                      .value = "\"1970-01-11\"",
+                                                      .value_len = 12}};
+        struct mock m;
+        const char *kv[] = {"properties",
+                            "bootstrap.servers\nlinger.ms",
+                            "properties.bootstrap.servers",
+                            NULL,
+                            "properties.linger.ms",
+                            "1",
+                            "value_format",
+                            "debezium",
+                            "transactions_topic",
+                            "walcast.transaction",
+                            "messages_topic",
+                            "walcast.message",
+                            NULL};
+        struct walcast_txn t1 = {
+            .id = 201, .xid = 9, .commit_lsn = 500, .commit_time_us = 2000000};
+        struct walcast_signal b, s;
+        char got[16384];
+        void *st;
+
+        (void)state;
+        mock_start(&m);
+        kv[3] = rd_kafka_mock_cluster_bootstraps(m.mc);
+        rd_kafka_mock_topic_create(m.mc, "walcast.public.t", 1, 1);
+        rd_kafka_mock_topic_create(m.mc, "walcast.transaction", 1, 1);
+        rd_kafka_mock_topic_create(m.mc, "walcast.message", 1, 1);
+        st = plugin_start(kv);
+
+        b = sig(WALCAST_SIG_BEGIN, NULL, NULL);
+        b.txn = &t1;
+        assert_int_equal(emit(WALCAST_SIG_BEGIN, &b), WALCAST_OK);
+        s = sig(WALCAST_SIG_INSERT, "public", "t");
+        s.txn = &t1;
+        s.lsn = 400;
+        s.columns = (struct walcast_columns){row2, 2};
+        s.pk = (struct walcast_columns){row2, 1};
+        assert_int_equal(emit(WALCAST_SIG_INSERT, &s), WALCAST_OK);
+        assert_int_equal(emit(WALCAST_SIG_INSERT, &s), WALCAST_OK);
+        s = sig(WALCAST_SIG_MESSAGE, NULL, NULL);
+        s.txn = &t1;
+        s.lsn = 450;
+        s.transactional = 1;
+        s.prefix = "audit";
+        s.content = "\"hi\"";
+        s.content_len = 4;
+        assert_int_equal(emit(WALCAST_SIG_MESSAGE, &s), WALCAST_OK);
+        b.kind = WALCAST_SIG_COMMIT;
+        assert_int_equal(emit(WALCAST_SIG_COMMIT, &b), WALCAST_PENDING);
+        pump_until_acks(1);
+        assert_int_equal(fake.acks[0].status, WALCAST_OK);
+
+        consume_topic(kv[3], "walcast.public.t", got, sizeof(got));
+        /* the date as days; the transaction block counts */
+        assert_non_null(strstr(got, "{\"id\":7}\t{\"before\":null,\"after\":"
+                                    "{\"id\":7,\"at\":10},\"source\":"));
+        assert_non_null(strstr(got, "\"transaction\":{\"id\":\"9:500\","
+                                    "\"total_order\":1,"
+                                    "\"data_collection_order\":1}}\n"));
+        assert_non_null(strstr(got, "\"transaction\":{\"id\":\"9:500\","
+                                    "\"total_order\":2,"
+                                    "\"data_collection_order\":2}}\n"));
+        consume_topic(kv[3], "walcast.transaction", got, sizeof(got));
+        assert_string_equal(
+            got, "{\"id\":\"9:500\"}\t{\"status\":\"BEGIN\",\"id\":\"9:500\","
+                 "\"event_count\":null,\"data_collections\":null,"
+                 "\"ts_ms\":2000}\n"
+                 "{\"id\":\"9:500\"}\t{\"status\":\"END\",\"id\":\"9:500\","
+                 "\"event_count\":2,\"data_collections\":[{"
+                 "\"data_collection\":\"public.t\",\"event_count\":2}],"
+                 "\"ts_ms\":2000}\n");
+        consume_topic(kv[3], "walcast.message", got, sizeof(got));
+        assert_non_null(strstr(got, "{\"prefix\":\"audit\"}\t{\"op\":\"m\","));
+        assert_non_null(strstr(got, "\"message\":{\"prefix\":\"audit\","
+                                    "\"content\":\"aGk=\"}}\n"));
+
+        wc_kafka_plugin(NULL)->close(st);
+        mock_stop(&m);
+}
+
 /* ---- what the kind hands the plugin ---- */
 
 static char *database_for(const char *dsn)
@@ -1159,6 +1314,7 @@ int main(void)
             cmocka_unit_test(test_plugin_fatal),
             cmocka_unit_test(test_plugin_fatal_first),
             cmocka_unit_test(test_plugin_bad_config),
+            cmocka_unit_test(test_plugin_debezium),
             cmocka_unit_test(test_database_of),
             cmocka_unit_test(test_settings_once),
             cmocka_unit_test(test_check_properties),

@@ -6,10 +6,37 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/filter.h"
+#include "sinks/kafka/columns.h"
 #include "core/kv.h"
 #include "sinks/registry.h"
+
+/* value_format */
+enum wc_kafka_format {
+        WC_KAFKA_FORMAT_WALCAST = 0,
+        WC_KAFKA_FORMAT_DEBEZIUM,
+};
+
+/* `outbox:` (docs/kafka.md, "Outbox"): tables whose inserts are events */
+struct wc_kafka_outbox {
+        struct wc_pattern_list tables; /* empty: none */
+        char *topic; /* template, with {aggregatetype} besides the others */
+        /* the columns' names */
+        char *id, *aggregatetype, *aggregateid, *type, *payload;
+        struct wc_pattern_list headers; /* columns sent as headers */
+};
+
+/* `topic_creation:` (docs/kafka.md, "Topic creation") */
+struct wc_kafka_topic_creation {
+        bool enabled;                /* the block is there */
+        uint32_t partitions;         /* 0: the brokers' default */
+        uint32_t replication_factor; /* 0: the brokers' default */
+        struct wc_kv *config;        /* topic settings, as written */
+        size_t nconfig;
+        uint64_t timeout_ms; /* how long a creation may take */
+};
 
 struct wc_kafka_sink_config {
         struct wc_sink_common common; /* name and filter: first */
@@ -20,6 +47,24 @@ struct wc_kafka_sink_config {
          * as written: they go to rd_kafka_conf_set() untouched */
         struct wc_kv *properties;
         size_t nproperties;
+        /* value_format (enum wc_kafka_format); with debezium,
+         * decimal_handling (enum wc_dbz_decimal), time_precision (enum
+         * wc_dbz_time) and schemas_enable (JsonConverter's schemas) */
+        int value_format;
+        int decimal_handling;
+        int time_precision;
+        bool schemas_enable;
+        /* the sink's own topics, NULL: off; checked as topic names */
+        char *transactions_topic;
+        char *messages_topic;
+        char *heartbeat_topic;
+        char *heartbeat_prefix; /* default "walcast.heartbeat" */
+        /* `columns:` rules, the first matching a table applies */
+        struct wc_kafka_column_rule *column_rules;
+        size_t ncolumn_rules;
+        char *mask_salt; /* for columns.mask */
+        struct wc_kafka_outbox outbox;
+        struct wc_kafka_topic_creation topic_creation;
 };
 
 #endif

@@ -268,9 +268,10 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
                     s->completed.count > 0
                 ? &s->completed
                 : NULL;
-        size_t max = 64 + row_max(before) + row_max(after) + parts->source.len +
-                     parts->txn.len + parts->lsn.len + parts->ts_ms.len +
-                     names_max(missing) + names_max(completed);
+        size_t max = 80 + parts->txblock.len + row_max(before) +
+                     row_max(after) + parts->source.len + parts->txn.len +
+                     parts->lsn.len + parts->ts_ms.len + names_max(missing) +
+                     names_max(completed);
         char *p;
 
         if (wc_buf_reserve(out, max) < 0)
@@ -286,6 +287,10 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
         *p++ = op;
         p = PUT_LIT(p, "\",\"ts_ms\":");
         p = put(p, parts->ts_ms.ptr, parts->ts_ms.len);
+        if (parts->txblock.len) {
+                p = PUT_LIT(p, ",\"transaction\":");
+                p = put(p, parts->txblock.ptr, parts->txblock.len);
+        }
         if (missing) {
                 p = PUT_LIT(p, ",\"missing\":");
                 p = put_names(p, missing);

@@ -40,7 +40,9 @@
 #include "core/kv.h"
 #include "core/pattern.h"
 #include "core/tablemap.h"
+#include "sinks/kafka/columns.h"
 #include "sinks/kafka/conf.h"
+#include "sinks/kafka/debezium.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
 
@@ -84,6 +86,12 @@ struct table_entry {
         /* the key, for the last-table shortcut: "schema\0table" */
         char *name;
         size_t slen, tlen;
+        struct wc_dbz_cache dbz; /* value_format debezium, schemas */
+        /* its column rule, or NULL; bad: it cannot be applied (said) */
+        const struct wc_kafka_column_rule *rule;
+        bool rule_bad;
+        bool outbox;        /* an outbox table: its inserts are events */
+        bool warned_outbox; /* an update or truncate of it was said */
 };
 
 /* What every message of one transaction shares, formatted at its first
@@ -99,6 +107,30 @@ struct txn_text {
         size_t commit_lsn_len, xid_len;
 };
 
+/* The sink's own topics, besides the tables' */
+enum { OWN_TXN = 0, OWN_MSG, OWN_HB, OWN__COUNT };
+
+/* transactions_topic: what the END record of the transaction being
+ * streamed says, counted as its changes go out */
+struct txmeta {
+        bool valid;
+        bool begun; /* its BEGIN went out */
+        uint64_t id;
+        uint64_t total;
+        struct wc_dbz_collection *colls; /* names owned */
+        size_t ncolls, cap;
+        size_t last; /* the last change's collection */
+};
+
+/* A message outside a transaction, produced at the commit the host sends
+ * after it (the id to acknowledge is known only then). */
+struct outside {
+        bool set;
+        int which; /* OWN_MSG or OWN_HB */
+        uint64_t lsn;
+        struct wc_buf key, value;
+};
+
 struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
@@ -108,6 +140,33 @@ struct state {
         char *prefix;
         char *database;
         bool tombstones;
+        bool debezium; /* value_format: debezium */
+        struct wc_dbz_options dbz;
+        /* transactions_topic, messages_topic, heartbeat_topic (NULL:
+         * off); their entries hold the topic handle only */
+        char *own_name[OWN__COUNT];
+        struct table_entry own[OWN__COUNT];
+        char *heartbeat_prefix;
+        struct txmeta tm;
+        struct outside outside;
+        char txblock[128]; /* the walcast envelope's transaction block */
+        /* `columns:` rules (copied), and what applying one makes: the
+         * new row, the old row, the key, the completed columns */
+        struct wc_kafka_column_rule *rules;
+        size_t nrules;
+        char *mask_salt;
+        struct wc_kafka_rule_out rout[4];
+        /* outbox: (copied); its topics' handles by name */
+        struct wc_kafka_outbox outbox;
+        struct wc_tablemap *outbox_topics;
+        /* headers the message being produced has besides walcast's */
+        struct {
+                const char *name;
+                const char *value;
+                size_t len;
+        } xh[16];
+        size_t nxh;
+        struct wc_kafka_topic_creation tc; /* config copied */
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -144,6 +203,7 @@ struct state {
         char last_err_topic[WC_TOPIC_MAX + 1];
 
         struct wc_buf key, key2, value, topic;
+        struct wc_buf value2; /* transaction records */
 };
 
 /* ---- small helpers ---- */
@@ -464,6 +524,9 @@ static int produce(struct state *st, const struct table_entry *e,
         if (st->key_header)
                 rd_kafka_header_add(hdrs, "walcast.key", 11, st->key_header,
                                     -1);
+        for (size_t i = 0; i < st->nxh; i++)
+                rd_kafka_header_add(hdrs, st->xh[i].name, -1, st->xh[i].value,
+                                    (ssize_t)st->xh[i].len);
         /* nothing may overtake what is held */
         if (!st->held) {
                 /* produceva: no varargs to walk for every message */
@@ -626,9 +689,16 @@ static void on_events(void *userdata, int fd, uint32_t revents)
 
 static void producer_stop(struct state *st)
 {
+        for (int i = 0; i < OWN__COUNT; i++)
+                if (st->own[i].rkt) {
+                        rd_kafka_topic_destroy(st->own[i].rkt);
+                        st->own[i].rkt = NULL;
+                }
         st->last = NULL;
         if (st->tables)
                 wc_tablemap_clear(st->tables); /* topic handles first */
+        if (st->outbox_topics)
+                wc_tablemap_clear(st->outbox_topics);
         if (st->mainq) {
                 rd_kafka_queue_io_event_enable(st->mainq, -1, NULL, 0);
                 rd_kafka_queue_destroy(st->mainq);
@@ -698,6 +768,94 @@ static int producer_restart(struct state *st)
         return 0;
 }
 
+/* ---- topic creation ---- */
+
+/*
+ * With topic_creation, creates topic (librdkafka's admin API) before its
+ * first message: waits for the answer, up to topic_creation.timeout.  A
+ * topic that exists is fine.  0, or -EIO when it could not be created
+ * (logged, naming it: the change is not confirmed and comes again).
+ */
+static int create_topic(struct state *st, const char *topic)
+{
+        char err[512];
+        rd_kafka_NewTopic_t *nt;
+        rd_kafka_AdminOptions_t *o = NULL;
+        rd_kafka_queue_t *q = NULL;
+        rd_kafka_event_t *ev = NULL;
+        rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR__TIMED_OUT;
+        const char *why = "no answer";
+        int r = -EIO;
+
+        if (!st->tc.enabled)
+                return 0;
+        nt = rd_kafka_NewTopic_new(
+            topic, st->tc.partitions ? (int)st->tc.partitions : -1,
+            st->tc.replication_factor ? (int)st->tc.replication_factor : -1,
+            err, sizeof(err));
+        if (!nt) {
+                why = err;
+                goto out;
+        }
+        for (size_t i = 0; i < st->tc.nconfig; i++)
+                if (rd_kafka_NewTopic_set_config(nt, st->tc.config[i].key,
+                                                 st->tc.config[i].value)) {
+                        why = "a topic setting was refused";
+                        goto out;
+                }
+        o = rd_kafka_AdminOptions_new(st->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        q = rd_kafka_queue_new(st->rk);
+        if (!o || !q ||
+            rd_kafka_AdminOptions_set_request_timeout(o, (int)st->tc.timeout_ms,
+                                                      err, sizeof(err)) ||
+            rd_kafka_AdminOptions_set_operation_timeout(
+                o, (int)st->tc.timeout_ms, err, sizeof(err))) {
+                why = "out of memory";
+                goto out;
+        }
+        rd_kafka_CreateTopics(st->rk, &nt, 1, o, q);
+        ev = rd_kafka_queue_poll(q, (int)st->tc.timeout_ms + 2000);
+        if (!ev)
+                goto out;
+        code = rd_kafka_event_error(ev);
+        why = rd_kafka_event_error_string(ev);
+        if (!code) {
+                size_t n = 0;
+                const rd_kafka_topic_result_t **tr =
+                    rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &n);
+
+                code = n ? rd_kafka_topic_result_error(tr[0])
+                         : RD_KAFKA_RESP_ERR__FAIL;
+                why = n && rd_kafka_topic_result_error_string(tr[0])
+                          ? rd_kafka_topic_result_error_string(tr[0])
+                          : rd_kafka_err2str(code);
+        }
+        if (code == RD_KAFKA_RESP_ERR_NO_ERROR ||
+            code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                if (!code)
+                        st->host->log(st->self, WALCAST_LOG_NOTICE,
+                                      "created topic \"%s\"", topic);
+                r = 0;
+        }
+out:
+        if (r < 0)
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not create topic \"%s\": %s: not "
+                              "confirming past its changes; create it, or "
+                              "check topic_creation",
+                              topic, why ? why : rd_kafka_err2str(code));
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        if (q)
+                rd_kafka_queue_destroy(q);
+        if (o)
+                rd_kafka_AdminOptions_destroy(o);
+        if (nt)
+                rd_kafka_NewTopic_destroy(nt);
+        return r;
+}
+
 /* ---- tables ---- */
 
 static void table_entry_free(void *p)
@@ -710,6 +868,7 @@ static void table_entry_free(void *p)
                 rd_kafka_topic_destroy(e->rkt);
         free(e->source);
         free(e->name);
+        wc_dbz_cache_free(&e->dbz);
         free(e);
 }
 
@@ -743,6 +902,11 @@ static struct table_entry *table_get(struct state *st,
         memcpy(e->name + slen + 1, s->table, tlen + 1);
         e->slen = slen;
         e->tlen = tlen;
+        e->rule = wc_kafka_rule_for(st->rules, st->nrules, s->schema, s->table);
+        /* an outbox table has no topic of its own */
+        e->outbox = st->outbox.tables.count &&
+                    wc_pattern_list_table_match(&st->outbox.tables, s->schema,
+                                                s->table);
         wc_buf_reset(&st->topic);
         /* wc_buf keeps its text NUL-terminated */
         if (wc_kafka_format_topic(&st->topic, st->topic_tmpl, st->prefix,
@@ -751,7 +915,7 @@ static struct table_entry *table_get(struct state *st,
                 table_entry_free(e);
                 return NULL;
         }
-        if (!wc_topic_name_valid(st->topic.data, st->topic.len)) {
+        if (!e->outbox && !wc_topic_name_valid(st->topic.data, st->topic.len)) {
                 /* never a mangled name: it would merge or scatter
                  * tables without anyone noticing */
                 e->bad = true;
@@ -768,7 +932,11 @@ static struct table_entry *table_get(struct state *st,
                     printable(tp, sizeof(tp), st->topic.data, st->topic.len,
                               WC_TOPIC_MAX + 16),
                     WC_TOPIC_MAX);
-        } else {
+        } else if (!e->outbox) {
+                if (create_topic(st, st->topic.data) < 0) {
+                        table_entry_free(e);
+                        return NULL;
+                }
                 e->rkt = rd_kafka_topic_new(st->rk, st->topic.data, NULL);
                 if (!e->rkt) {
                         st->host->log(st->self, WALCAST_LOG_ERR,
@@ -819,6 +987,89 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         if (!e || e->bad)
                 *ret = WALCAST_ERROR;
         return e && !e->bad ? e : NULL;
+}
+
+/* A column of l called name. */
+static bool has_column(const struct walcast_columns *l, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == n &&
+                    memcmp(l->items[i].name, name, n) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * s as e's column rule makes it (docs/kafka.md, "Column rules"): columns
+ * left out, masked, the key columns in place of the primary key.  A rule
+ * that cannot apply (it excludes a primary-key column and names no key
+ * columns, or names a key column the table does not have) refuses the
+ * table's changes, said once: nothing is keyed by a guess.
+ */
+static int apply_rule(struct state *st, struct table_entry *e,
+                      const struct walcast_signal *s,
+                      struct walcast_signal *out)
+{
+        const struct wc_kafka_column_rule *r = e->rule;
+        size_t n = s->size < sizeof(*out) ? s->size : sizeof(*out);
+        char sq[256], tq[256];
+        const char *bad;
+
+        if (e->rule_bad)
+                return -EINVAL;
+        if (!r->key_columns.count &&
+            (bad = wc_kafka_rule_excluded_key(r, &s->pk))) {
+                e->rule_bad = true;
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "table \"%s\".\"%s\": the column rule excludes its "
+                    "primary-key column \"%s\", which keys its messages: not "
+                    "confirming past its changes; leave the column in, or "
+                    "name key_columns",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    bad);
+                return -EINVAL;
+        }
+        if (s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE)
+                for (size_t i = 0; i < r->key_columns.count; i++)
+                        if (!has_column(&s->columns, r->key_columns.items[i])) {
+                                e->rule_bad = true;
+                                st->host->log(
+                                    st->self, WALCAST_LOG_ERR,
+                                    "table \"%s\".\"%s\" has no column "
+                                    "\"%s\", which its column rule names in "
+                                    "key_columns: not confirming past its "
+                                    "changes; correct key_columns",
+                                    printable(sq, sizeof(sq), s->schema,
+                                              strlen(s->schema), 63),
+                                    printable(tq, sizeof(tq), s->table,
+                                              strlen(s->table), 63),
+                                    r->key_columns.items[i]);
+                                return -EINVAL;
+                        }
+        memset(out, 0, sizeof(*out));
+        memcpy(out, s, n);
+        out->size = (uint32_t)n;
+        if (wc_kafka_rule_apply(r, st->mask_salt, &s->columns, &st->rout[0],
+                                &out->columns) < 0 ||
+            wc_kafka_rule_apply(r, st->mask_salt, &s->identity, &st->rout[1],
+                                &out->identity) < 0 ||
+            wc_kafka_rule_key(r, &st->rout[2], &out->pk) < 0)
+                return -ENOMEM;
+        if (WALCAST_HAS_FIELD(out, struct walcast_signal, completed) &&
+            wc_kafka_rule_apply(r, st->mask_salt, &s->completed, &st->rout[3],
+                                &out->completed) < 0)
+                return -ENOMEM;
+        /* the decoder's text is not these lists any more */
+        if (WALCAST_HAS_FIELD(out, struct walcast_signal, columns_json)) {
+                out->columns_json = out->identity_json = out->pk_json = NULL;
+                out->columns_json_len = out->identity_json_len = 0;
+                out->pk_json_len = 0;
+        }
+        return 0;
 }
 
 /*
@@ -881,6 +1132,226 @@ static struct wc_str ts_text(struct state *st)
         return (struct wc_str){st->ts_txt, st->ts_len};
 }
 
+static int64_t now_us(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the sink's own topics ---- */
+
+/* The entry of one of the sink's own topics, its handle made at first
+ * use (and again after a new producer); NULL when it cannot be made
+ * (logged). */
+static struct table_entry *own_topic(struct state *st, int which)
+{
+        struct table_entry *e = &st->own[which];
+
+        if (!e->rkt) {
+                if (create_topic(st, st->own_name[which]) < 0)
+                        return NULL;
+                e->rkt = rd_kafka_topic_new(st->rk, st->own_name[which], NULL);
+                if (!e->rkt) {
+                        st->host->log(st->self, WALCAST_LOG_ERR,
+                                      "could not use topic \"%s\": %s",
+                                      st->own_name[which],
+                                      rd_kafka_err2str(rd_kafka_last_error()));
+                        return NULL;
+                }
+        }
+        return e;
+}
+
+static void tm_reset(struct txmeta *m)
+{
+        for (size_t i = 0; i < m->ncolls; i++)
+                free((char *)m->colls[i].name);
+        m->ncolls = 0;
+        m->last = 0;
+        m->total = 0;
+        m->begun = false;
+        m->valid = false;
+}
+
+/* The transactions topic's key and a BEGIN or END record of t into
+ * st->key2 and st->value2. */
+static int tm_record(struct state *st, bool end, const struct walcast_txn *t)
+{
+        int64_t us = t->commit_time_us;
+
+        wc_buf_reset(&st->key2);
+        wc_buf_reset(&st->value2);
+        if (wc_dbz_format_txn_key(&st->key2, t->xid, t->commit_lsn, &st->dbz) <
+                0 ||
+            wc_dbz_format_txn_value(&st->value2, end, t->xid, t->commit_lsn,
+                                    us >= 0 ? us / 1000 : -((-us + 999) / 1000),
+                                    st->tm.total, st->tm.colls, st->tm.ncolls,
+                                    &st->dbz) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static bool is_collection(const struct wc_dbz_collection *c, const char *schema,
+                          size_t slen, const char *table, size_t tlen)
+{
+        return c->len == slen + 1 + tlen &&
+               memcmp(c->name, schema, slen) == 0 && c->name[slen] == '.' &&
+               memcmp(c->name + slen + 1, table, tlen) == 0;
+}
+
+/*
+ * A change of s's transaction goes out: its BEGIN first when it is the
+ * first, then the counts; *blk is the change's transaction block.
+ */
+static int tm_event(struct state *st, const struct walcast_signal *s,
+                    struct txn_rec *t, const struct txn_text *x,
+                    struct wc_dbz_txblock *blk)
+{
+        struct txmeta *m = &st->tm;
+        size_t slen = strlen(s->schema), tlen = strlen(s->table), i;
+        struct wc_dbz_collection *c;
+
+        if (!m->valid || m->id != s->txn->id) {
+                tm_reset(m);
+                m->valid = true;
+                m->id = s->txn->id;
+        }
+        if (!m->begun) {
+                struct table_entry *e = own_topic(st, OWN_TXN);
+                char lsn[WC_UINT_MAX_DIGITS];
+                struct wc_str l = {lsn,
+                                   (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+
+                if (!e || tm_record(st, false, s->txn) < 0 ||
+                    produce(st, e, t, x, &l, &st->key2, &st->value2) < 0)
+                        return -EIO;
+                m->begun = true;
+        }
+        i = m->last;
+        if (i >= m->ncolls ||
+            !is_collection(&m->colls[i], s->schema, slen, s->table, tlen))
+                for (i = 0; i < m->ncolls; i++)
+                        if (is_collection(&m->colls[i], s->schema, slen,
+                                          s->table, tlen))
+                                break;
+        if (i == m->ncolls) {
+                char *name;
+
+                if (m->ncolls == m->cap) {
+                        size_t cap = m->cap ? m->cap * 2 : 8;
+                        void *p = realloc(m->colls, cap * sizeof(*m->colls));
+
+                        if (!p)
+                                return -ENOMEM;
+                        m->colls = p;
+                        m->cap = cap;
+                }
+                name = malloc(slen + tlen + 2);
+                if (!name)
+                        return -ENOMEM;
+                memcpy(name, s->schema, slen);
+                name[slen] = '.';
+                memcpy(name + slen + 1, s->table, tlen + 1);
+                m->colls[m->ncolls++] =
+                    (struct wc_dbz_collection){name, slen + 1 + tlen, 0};
+        }
+        m->last = i;
+        c = &m->colls[i];
+        c->count++;
+        m->total++;
+        *blk = (struct wc_dbz_txblock){s->txn->xid, s->txn->commit_lsn,
+                                       m->total, c->count};
+        return 0;
+}
+
+/* At s's commit: the END record, when a BEGIN went out. */
+static int tm_end(struct state *st, const struct walcast_signal *s,
+                  struct txn_rec *t)
+{
+        const struct txn_text *x;
+        struct table_entry *e;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l;
+        int r = 0;
+
+        if (!st->tm.valid || !st->tm.begun || st->tm.id != s->txn->id)
+                goto out;
+        x = txn_text(st, s->txn);
+        e = own_topic(st, OWN_TXN);
+        l = (struct wc_str){
+            lsn, (size_t)(wc_put_uint(lsn, s->txn->commit_lsn) - lsn)};
+        if (!x || !e || tm_record(st, true, s->txn) < 0 ||
+            produce(st, e, t, x, &l, &st->key2, &st->value2) < 0)
+                r = -EIO;
+out:
+        tm_reset(&st->tm);
+        return r;
+}
+
+/* send_change for value_format: debezium (sinks/kafka/debezium.h). */
+static int32_t send_change_dbz(struct state *st, struct table_entry *e,
+                               const struct walcast_signal *s, char op,
+                               const struct walcast_columns *key_row,
+                               const struct walcast_columns *before,
+                               const struct walcast_columns *after,
+                               bool tombstone)
+{
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        const struct wc_dbz_table tb = {st->prefix, st->database, s->schema,
+                                        s->table};
+        const struct wc_buf *key = NULL;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l, schema = {NULL, 0};
+        struct wc_dbz_txblock blk;
+        int r;
+
+        if (!t || !x)
+                return WALCAST_ERROR;
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        wc_buf_reset(&st->key);
+        st->key_header = NULL;
+        if (key_row && s->pk.count > 0) {
+                r = wc_dbz_format_key_cached(&st->key, &e->dbz, &tb, &s->pk,
+                                             key_row, &st->dbz);
+                if (r == -ENOENT) {
+                        /* as fallback_key: what the WAL holds */
+                        warn_key(st, e, s);
+                        tombstone = false;
+                        st->key_header = "none";
+                        r = 0;
+                        if (s->identity.count > 0) {
+                                st->key_header = "identity";
+                                r = wc_dbz_format_key(&st->key, &tb,
+                                                      &s->identity,
+                                                      &s->identity, &st->dbz);
+                        }
+                }
+                if (r < 0)
+                        return WALCAST_ERROR;
+                if (!st->key_header || s->identity.count > 0)
+                        key = &st->key;
+        }
+        if (st->own_name[OWN_TXN] && tm_event(st, s, t, x, &blk) < 0)
+                return WALCAST_ERROR;
+        wc_buf_reset(&st->value);
+        if (st->dbz.schemas &&
+            wc_dbz_cached_schema(&e->dbz, &tb, before, after, &s->pk, &st->dbz,
+                                 &schema) < 0)
+                return WALCAST_ERROR;
+        if (wc_dbz_format_value_with(&st->value, &schema, &tb, s, op, before,
+                                     after, st->own_name[OWN_TXN] ? &blk : NULL,
+                                     now_us(), &st->dbz) < 0)
+                return WALCAST_ERROR;
+        if (produce(st, e, t, x, &l, key, &st->value) < 0)
+                return WALCAST_ERROR;
+        if (tombstone && produce(st, e, t, x, &l, key, NULL) < 0)
+                return WALCAST_ERROR;
+        return WALCAST_OK;
+}
+
 /*
  * Formats and produces one message: key from row (a table without
  * primary key gets a null key), value the envelope (none: a tombstone).
@@ -898,6 +1369,9 @@ static int32_t send_change(struct state *st, struct table_entry *e,
         struct wc_kafka_parts parts;
         int r;
 
+        if (st->debezium)
+                return send_change_dbz(st, e, s, op, key_row, before, after,
+                                       tombstone);
         if (!t || !x)
                 return WALCAST_ERROR;
         /* decimal, in the envelope and in a header */
@@ -917,6 +1391,21 @@ static int32_t send_change(struct state *st, struct table_entry *e,
                 if (!st->key_header || s->identity.count > 0)
                         key = &st->key;
         }
+        parts.txblock = (struct wc_str){NULL, 0};
+        if (st->own_name[OWN_TXN]) {
+                struct wc_dbz_txblock blk;
+                int n;
+
+                if (tm_event(st, s, t, x, &blk) < 0)
+                        return WALCAST_ERROR;
+                n = snprintf(st->txblock, sizeof(st->txblock),
+                             "{\"id\":\"%u:%llu\",\"total_order\":%llu,"
+                             "\"data_collection_order\":%llu}",
+                             blk.xid, (unsigned long long)blk.commit_lsn,
+                             (unsigned long long)blk.total_order,
+                             (unsigned long long)blk.data_collection_order);
+                parts.txblock = (struct wc_str){st->txblock, (size_t)n};
+        }
         wc_buf_reset(&st->value);
         parts.source = (struct wc_str){e->source, e->source_len};
         parts.txn = (struct wc_str){x->json.data, x->json.len};
@@ -931,14 +1420,254 @@ static int32_t send_change(struct state *st, struct table_entry *e,
         return WALCAST_OK;
 }
 
+/* ---- outbox ---- */
+
+static const struct walcast_column *
+column_named(const struct walcast_columns *l, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (uint32_t i = 0; i < l->count; i++)
+                if (l->items[i].name_len == n &&
+                    memcmp(l->items[i].name, name, n) == 0)
+                        return &l->items[i];
+        return NULL;
+}
+
+/* A column's value as text: a string's content unescaped into b, a
+ * number's or boolean's token; false for null or no value. */
+static bool value_text(const struct walcast_column *c, struct wc_buf *b)
+{
+        size_t len;
+
+        wc_buf_reset(b);
+        if (!c || !c->value || c->value_len == 0 ||
+            (c->value_len == 4 && memcmp(c->value, "null", 4) == 0))
+                return false;
+        if (c->value[0] != '"')
+                return wc_buf_append(b, c->value, c->value_len) == 0;
+        if (wc_buf_append(b, c->value + 1, c->value_len - 1) < 0 ||
+            wc_json_unescape_inplace(b->data, c->value_len - 2, &len) < 0)
+                return false;
+        b->len = len;
+        return true;
+}
+
+/* The topic of an outbox event: the template with {aggregatetype} and the
+ * table's placeholders filled in, into st->topic. */
+static int outbox_topic(struct state *st, const struct walcast_signal *s,
+                        const char *agg, size_t agg_len)
+{
+        const char *p = st->outbox.topic, *q;
+        struct wc_buf seg;
+        int r = 0;
+
+        wc_buf_init(&seg);
+        wc_buf_reset(&st->topic);
+        for (;;) {
+                q = strstr(p, "{aggregatetype}");
+                wc_buf_reset(&seg);
+                if (wc_buf_append(&seg, p, q ? (size_t)(q - p) : strlen(p)) <
+                        0 ||
+                    wc_buf_append(&seg, "", 0) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if (seg.len &&
+                    (r = wc_kafka_format_topic(&st->topic, seg.data, st->prefix,
+                                               st->database, s)) < 0)
+                        break;
+                if (!q)
+                        break;
+                if (wc_buf_append(&st->topic, agg, agg_len) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                p = q + strlen("{aggregatetype}");
+        }
+        wc_buf_free(&seg);
+        if (r == 0 && wc_buf_append(&st->topic, "", 0) < 0)
+                r = -ENOMEM;
+        return r;
+}
+
+/* The handle of an outbox topic, made at its first event. */
+static struct table_entry *outbox_entry(struct state *st, const char *topic,
+                                        size_t len)
+{
+        struct table_entry *e =
+            wc_tablemap_get(st->outbox_topics, topic, len, "", 0);
+
+        if (e)
+                return e;
+        if (create_topic(st, topic) < 0)
+                return NULL;
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return NULL;
+        e->rkt = rd_kafka_topic_new(st->rk, topic, NULL);
+        if (!e->rkt) {
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not use topic \"%s\": %s", topic,
+                              rd_kafka_err2str(rd_kafka_last_error()));
+                free(e);
+                return NULL;
+        }
+        if (wc_tablemap_put(st->outbox_topics, topic, len, "", 0, e) < 0)
+                return NULL; /* e is freed */
+        return e;
+}
+
+/*
+ * An insert into an outbox table: one event, to the topic its
+ * aggregatetype makes, keyed by its aggregateid, valued with its payload
+ * (the JSON document itself for json and jsonb), with the id and the
+ * chosen columns as headers.
+ */
+static int32_t outbox_insert(struct state *st, struct table_entry *te,
+                             const struct walcast_signal *s)
+{
+        const struct wc_kafka_outbox *o = &st->outbox;
+        const struct walcast_column *agg =
+            column_named(&s->columns, o->aggregatetype);
+        const struct walcast_column *aid =
+            column_named(&s->columns, o->aggregateid);
+        const struct walcast_column *pay =
+            column_named(&s->columns, o->payload);
+        const struct walcast_column *id = column_named(&s->columns, o->id);
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        char lsn[WC_UINT_MAX_DIGITS], sq[256], tq[256],
+            tp[WC_TOPIC_MAX * 4 + 8];
+        struct wc_buf agg_text, hv[17];
+        const struct wc_buf *key = NULL, *value = NULL;
+        struct table_entry *e;
+        struct wc_str l;
+        int32_t ret = WALCAST_ERROR;
+        size_t nh = 0;
+
+        (void)te;
+        if (!t || !x)
+                return WALCAST_ERROR;
+        wc_buf_init(&agg_text);
+        for (size_t i = 0; i < 17; i++)
+                wc_buf_init(&hv[i]);
+        if (!value_text(agg, &agg_text)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "outbox table \"%s\".\"%s\": the row has no "
+                    "value in \"%s\", which makes the topic: not "
+                    "confirming past it; set outbox.columns."
+                    "aggregatetype, or fill the column",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    o->aggregatetype);
+                goto out;
+        }
+        if (outbox_topic(st, s, agg_text.data, agg_text.len) < 0)
+                goto out;
+        if (!wc_topic_name_valid(st->topic.data, st->topic.len - 1)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "outbox table \"%s\".\"%s\": the event makes the topic "
+                    "name \"%s\", which is not a legal Kafka topic name (1 to "
+                    "%d of letters, digits, \".\", \"_\" and \"-\"): not "
+                    "confirming past it; change the aggregatetype or the "
+                    "outbox topic template",
+                    printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+                    printable(tq, sizeof(tq), s->table, strlen(s->table), 63),
+                    printable(tp, sizeof(tp), st->topic.data, st->topic.len - 1,
+                              WC_TOPIC_MAX + 16),
+                    WC_TOPIC_MAX);
+                goto out;
+        }
+        e = outbox_entry(st, st->topic.data, st->topic.len - 1);
+        if (!e)
+                goto out;
+        /* the key: the aggregate id as JSON, as walcast's keys are */
+        wc_buf_reset(&st->key);
+        if (aid && aid->value && aid->value_len) {
+                if (wc_buf_append(&st->key, aid->value, aid->value_len) < 0)
+                        goto out;
+                key = &st->key;
+        }
+        wc_buf_reset(&st->value);
+        if (pay && pay->value && pay->value_len &&
+            !(pay->value_len == 4 && memcmp(pay->value, "null", 4) == 0)) {
+                bool json = pay->type_oid == 114 || pay->type_oid == 3802;
+
+                if (json) {
+                        if (!value_text(pay, &st->value))
+                                goto out;
+                } else if (wc_buf_append(&st->value, pay->value,
+                                         pay->value_len) < 0) {
+                        goto out;
+                }
+                value = &st->value;
+        }
+        st->nxh = 0;
+        if (value_text(id, &hv[nh])) {
+                st->xh[st->nxh++] =
+                    (__typeof__(st->xh[0])){"id", hv[nh].data, hv[nh].len};
+                nh++;
+        }
+        for (size_t i = 0; i < o->headers.count && st->nxh < 16; i++) {
+                const struct walcast_column *c =
+                    column_named(&s->columns, o->headers.items[i]);
+
+                if (!value_text(c, &hv[nh]))
+                        continue;
+                st->xh[st->nxh++] = (__typeof__(st->xh[0])){
+                    o->headers.items[i], hv[nh].data, hv[nh].len};
+                nh++;
+        }
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        st->key_header = NULL;
+        if (produce(st, e, t, x, &l, key, value) == 0)
+                ret = WALCAST_OK;
+        st->nxh = 0;
+out:
+        wc_buf_free(&agg_text);
+        for (size_t i = 0; i < 17; i++)
+                wc_buf_free(&hv[i]);
+        return ret;
+}
+
+/* An update or truncate of an outbox table: not an event (Debezium's
+ * router ignores them too), said once per table. */
+static int32_t outbox_other(struct state *st, struct table_entry *e,
+                            const struct walcast_signal *s, const char *what)
+{
+        char sq[256], tq[256];
+
+        if (e->warned_outbox)
+                return WALCAST_OK;
+        e->warned_outbox = true;
+        st->host->log(
+            st->self, WALCAST_LOG_WARNING,
+            "outbox table \"%s\".\"%s\": %s not published: an outbox's "
+            "events are its inserts",
+            printable(sq, sizeof(sq), s->schema, strlen(s->schema), 63),
+            printable(tq, sizeof(tq), s->table, strlen(s->table), 63), what);
+        return WALCAST_OK;
+}
+
 static int32_t on_insert(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_insert(st, e, s);
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 'c', &s->columns, NULL, &s->columns,
                            false);
 }
@@ -951,15 +1680,24 @@ static bool same(const struct wc_buf *a, const struct wc_buf *b)
 static int32_t on_update(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
-        const struct walcast_columns *before =
-            s->identity.count ? &s->identity : NULL;
-        const struct walcast_columns *key_row = &s->columns;
+        const struct walcast_columns *before;
+        const struct walcast_columns *key_row;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
         int r;
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_other(st, e, s, "updates are");
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
+        before = s->identity.count ? &s->identity : NULL;
+        key_row = &s->columns;
         /* the old row is there when the key changed, and always under
          * REPLICA IDENTITY FULL */
         if (s->pk.count > 0 && before) {
@@ -997,9 +1735,19 @@ static int32_t on_delete(void *userdata, const struct walcast_signal *s)
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        /* the outbox pattern deletes its rows right after inserting
+         * them: nothing to publish */
+        if (e->outbox)
+                return WALCAST_OK;
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 'd', &s->identity, &s->identity, NULL,
                            st->tombstones);
 }
@@ -1009,10 +1757,83 @@ static int32_t on_truncate(void *userdata, const struct walcast_signal *s)
         struct state *st = userdata;
         int32_t ret;
         struct table_entry *e = begin_change(st, s, &ret);
+        struct walcast_signal ruled;
 
         if (!e)
                 return ret;
+        if (e->outbox)
+                return outbox_other(st, e, s, "a truncate is");
+        if (e->rule) {
+                if (apply_rule(st, e, s, &ruled) < 0)
+                        return WALCAST_ERROR;
+                s = &ruled;
+        }
         return send_change(st, e, s, 't', NULL, NULL, NULL, false);
+}
+
+/* A logical message: to heartbeat_topic when its prefix is the
+ * heartbeats', to messages_topic otherwise; outside a transaction, kept
+ * for the commit the host sends right after it. */
+static int32_t on_message(void *userdata, const struct walcast_signal *s)
+{
+        struct state *st = userdata;
+        bool hb = st->heartbeat_prefix && s->prefix &&
+                  strcmp(s->prefix, st->heartbeat_prefix) == 0;
+        int which = hb ? OWN_HB : OWN_MSG;
+        struct wc_buf *key = &st->outside.key, *value = &st->outside.value;
+        const struct wc_dbz_table tb = {st->prefix, st->database, "", ""};
+        struct txn_rec *t;
+        const struct txn_text *x;
+        struct table_entry *e;
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l;
+        int64_t now = now_us();
+        int r;
+
+        if (!st->own_name[which])
+                return WALCAST_OK;
+        if (st->fatal && producer_restart(st) < 0)
+                return WALCAST_ERROR;
+        wc_buf_reset(key);
+        wc_buf_reset(value);
+        if (hb)
+                r = wc_dbz_format_heartbeat(key, value, st->prefix, now / 1000,
+                                            &st->dbz);
+        else if ((r = wc_dbz_format_message_key(key, s, &st->dbz)) == 0)
+                r = wc_dbz_format_message_value(value, &tb, s, now, &st->dbz);
+        if (r < 0)
+                return WALCAST_ERROR;
+        if (!s->txn) {
+                st->outside.set = true;
+                st->outside.which = which;
+                st->outside.lsn = s->lsn;
+                return WALCAST_OK;
+        }
+        t = txn_get(st, s->txn);
+        x = txn_text(st, s->txn);
+        e = own_topic(st, which);
+        l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
+        if (!t || !x || !e || produce(st, e, t, x, &l, key, value) < 0)
+                return WALCAST_ERROR;
+        return WALCAST_OK;
+}
+
+/* The message kept by on_message, under the id of the commit that follows
+ * it. */
+static int outside_produce(struct state *st, const struct walcast_signal *s)
+{
+        struct txn_rec *t = txn_get(st, s->txn);
+        const struct txn_text *x = txn_text(st, s->txn);
+        struct table_entry *e = own_topic(st, st->outside.which);
+        char lsn[WC_UINT_MAX_DIGITS];
+        struct wc_str l = {lsn,
+                           (size_t)(wc_put_uint(lsn, st->outside.lsn) - lsn)};
+
+        st->outside.set = false;
+        if (!t || !x || !e ||
+            produce(st, e, t, x, &l, &st->outside.key, &st->outside.value) < 0)
+                return -EIO;
+        return 0;
 }
 
 static int32_t on_begin(void *userdata, const struct walcast_signal *s)
@@ -1028,7 +1849,14 @@ static int32_t on_begin(void *userdata, const struct walcast_signal *s)
 static int32_t on_commit(void *userdata, const struct walcast_signal *s)
 {
         struct state *st = userdata;
-        struct txn_rec *t = st->cur;
+        struct txn_rec *t;
+
+        if (st->outside.set && s->txn && outside_produce(st, s) < 0)
+                return WALCAST_ERROR;
+        t = st->cur;
+        if (t && s->txn && t->id == s->txn->id && !t->done &&
+            st->own_name[OWN_TXN] && tm_end(st, s, t) < 0)
+                return WALCAST_ERROR;
 
         if (!t || !s->txn || t->id != s->txn->id) {
                 if (t)
@@ -1167,6 +1995,7 @@ static void close_state(void *state)
         set_all_down(st, false);
         producer_stop(st);
         wc_tablemap_free(st->tables);
+        wc_tablemap_free(st->outbox_topics);
         if (st->pipe[0] >= 0) {
                 st->host->unwatch_fd(st->self, st->pipe[0]);
                 close(st->pipe[0]);
@@ -1191,6 +2020,29 @@ static void close_state(void *state)
         wc_buf_free(&st->value);
         wc_buf_free(&st->topic);
         wc_buf_free(&st->txt.json);
+        wc_buf_free(&st->value2);
+        wc_buf_free(&st->outside.key);
+        wc_buf_free(&st->outside.value);
+        tm_reset(&st->tm);
+        free(st->tm.colls);
+        for (int i = 0; i < OWN__COUNT; i++)
+                free(st->own_name[i]);
+        free(st->heartbeat_prefix);
+        for (size_t i = 0; i < st->nrules; i++)
+                wc_kafka_column_rule_free(&st->rules[i]);
+        free(st->rules);
+        free(st->mask_salt);
+        for (int i = 0; i < 4; i++)
+                wc_kafka_rule_out_free(&st->rout[i]);
+        wc_pattern_list_free(&st->outbox.tables);
+        wc_pattern_list_free(&st->outbox.headers);
+        free(st->outbox.topic);
+        free(st->outbox.id);
+        free(st->outbox.aggregatetype);
+        free(st->outbox.aggregateid);
+        free(st->outbox.type);
+        free(st->outbox.payload);
+        wc_kv_free(st->tc.config, st->tc.nconfig);
         free(st);
 }
 
@@ -1240,6 +2092,9 @@ static int32_t init(const struct walcast_host *host,
         wc_buf_init(&st->value);
         wc_buf_init(&st->topic);
         wc_buf_init(&st->txt.json);
+        wc_buf_init(&st->value2);
+        wc_buf_init(&st->outside.key);
+        wc_buf_init(&st->outside.value);
 
         st->topic_tmpl = strdup(conf->topic);
         st->prefix = strdup(conf->prefix);
@@ -1249,6 +2104,87 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         st->tombstones = conf->tombstones;
+        st->debezium = conf->value_format == WC_KAFKA_FORMAT_DEBEZIUM;
+        st->dbz = (struct wc_dbz_options){
+            .decimal = (enum wc_dbz_decimal)conf->decimal_handling,
+            .time = (enum wc_dbz_time)conf->time_precision,
+            .schemas = conf->schemas_enable,
+        };
+        {
+                const char *own[OWN__COUNT] = {conf->transactions_topic,
+                                               conf->messages_topic,
+                                               conf->heartbeat_topic};
+
+                for (int i = 0; i < OWN__COUNT; i++)
+                        if (own[i] && !(st->own_name[i] = strdup(own[i]))) {
+                                wc_errorf(errbuf, errlen, "out of memory");
+                                goto err_close;
+                        }
+        }
+        if (conf->ncolumn_rules &&
+            wc_kafka_column_rules_copy(conf->column_rules, conf->ncolumn_rules,
+                                       &st->rules) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
+        st->nrules = st->rules ? conf->ncolumn_rules : 0;
+        if (conf->outbox.tables.count) {
+                const struct wc_kafka_outbox *o = &conf->outbox;
+                struct wc_kafka_column_rule tmp = {.tables = o->tables,
+                                                   .exclude = o->headers},
+                                            *copy = NULL;
+
+                /* the two pattern lists copied as a rule's */
+                if (wc_kafka_column_rules_copy(&tmp, 1, &copy) < 0)
+                        goto oom;
+                st->outbox.tables = copy->tables;
+                st->outbox.headers = copy->exclude;
+                wc_pattern_list_free(&copy->mask);
+                wc_pattern_list_free(&copy->key_columns);
+                free(copy);
+                st->outbox.topic = strdup(o->topic);
+                st->outbox.id = strdup(o->id);
+                st->outbox.aggregatetype = strdup(o->aggregatetype);
+                st->outbox.aggregateid = strdup(o->aggregateid);
+                st->outbox.type = strdup(o->type);
+                st->outbox.payload = strdup(o->payload);
+                st->outbox_topics =
+                    wc_tablemap_new(TABLES_MAX, table_entry_free);
+                if (!st->outbox.topic || !st->outbox.id ||
+                    !st->outbox.aggregatetype || !st->outbox.aggregateid ||
+                    !st->outbox.type || !st->outbox.payload ||
+                    !st->outbox_topics)
+                        goto oom;
+        }
+        st->tc = conf->topic_creation;
+        st->tc.config = NULL;
+        st->tc.nconfig = 0;
+        if (conf->topic_creation.nconfig) {
+                st->tc.config = calloc(conf->topic_creation.nconfig,
+                                       sizeof(*st->tc.config));
+                if (!st->tc.config)
+                        goto oom;
+                for (size_t i = 0; i < conf->topic_creation.nconfig; i++) {
+                        st->tc.config[i].key =
+                            strdup(conf->topic_creation.config[i].key);
+                        st->tc.config[i].value =
+                            strdup(conf->topic_creation.config[i].value);
+                        st->tc.nconfig = i + 1;
+                        if (!st->tc.config[i].key || !st->tc.config[i].value)
+                                goto oom;
+                }
+        }
+        if (conf->mask_salt && !(st->mask_salt = strdup(conf->mask_salt))) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
+        st->heartbeat_prefix =
+            strdup(conf->heartbeat_prefix ? conf->heartbeat_prefix
+                                          : "walcast.heartbeat");
+        if (!st->heartbeat_prefix) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
         if (wc_topic_template_check(st->topic_tmpl, &fields, errbuf, errlen) <
                 0 ||
             ((fields & WC_TOPIC_BIT(WC_TOPIC_PREFIX)) &&
@@ -1293,6 +2229,10 @@ static int32_t init(const struct walcast_host *host,
                 if (handlers[k] && host->connect(self, k, NULL, NULL,
                                                  handlers[k], st) != WALCAST_OK)
                         goto err_connect;
+        if ((st->own_name[OWN_MSG] || st->own_name[OWN_HB]) &&
+            host->connect(self, WALCAST_SIG_MESSAGE, NULL, NULL, on_message,
+                          st) != WALCAST_OK)
+                goto err_connect;
         if (host->connect(self, WALCAST_SIG_BEGIN, NULL, NULL, on_begin, st) !=
                 WALCAST_OK ||
             host->connect(self, WALCAST_SIG_COMMIT, NULL, NULL, on_commit,
@@ -1301,6 +2241,9 @@ static int32_t init(const struct walcast_host *host,
         *ret_state = st;
         return WALCAST_OK;
 
+oom:
+        wc_errorf(errbuf, errlen, "out of memory");
+        goto err_close;
 err_connect:
         wc_errorf(errbuf, errlen,
                   "could not connect the Kafka sink's handlers");

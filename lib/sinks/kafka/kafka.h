@@ -136,6 +136,8 @@ struct wc_kafka_parts {
         struct wc_str txn;    /* wc_kafka_format_txn */
         struct wc_str lsn;
         struct wc_str ts_ms;
+        /* the transaction block (transactions_topic), or empty: none */
+        struct wc_str txblock;
 };
 int wc_kafka_format_envelope_parts(struct wc_buf *out,
                                    const struct wc_kafka_parts *parts,

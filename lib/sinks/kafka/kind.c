@@ -12,6 +12,7 @@
 #include "core/settings.h"
 #include "host/host.h"
 #include "sinks/kafka/conf.h"
+#include "sinks/kafka/debezium.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/kind.h"
 #include "sinks/kafka/topic.h"
@@ -33,6 +34,210 @@ static int convert_topic(struct wc_settings *s, const struct wc_key *k,
         return wc_settings_set_string(s, field, text);
 }
 
+static const struct wc_key_value format_values[] = {
+    {"walcast", WC_KAFKA_FORMAT_WALCAST},
+    {"debezium", WC_KAFKA_FORMAT_DEBEZIUM},
+    {NULL, 0},
+};
+
+static const struct wc_key_value decimal_values[] = {
+    {"precise", WC_DBZ_DECIMAL_PRECISE},
+    {"string", WC_DBZ_DECIMAL_STRING},
+    {"double", WC_DBZ_DECIMAL_DOUBLE},
+    {NULL, 0},
+};
+
+static const struct wc_key_value time_values[] = {
+    {"adaptive", WC_DBZ_TIME_ADAPTIVE},
+    {"connect", WC_DBZ_TIME_CONNECT},
+    {NULL, 0},
+};
+
+/* A topic of the sink's own: a legal name as it is, no template. */
+static int convert_own_topic(struct wc_settings *s, const struct wc_key *k,
+                             const char *path, const char *text,
+                             const struct wc_node *at, void *field)
+{
+        (void)k;
+        if (!wc_topic_name_valid(text, strlen(text)))
+                return wc_settings_fail(
+                    s, at,
+                    "\"%s\" for \"%s\" is not a legal Kafka topic name: use "
+                    "1 to %d of letters, digits, \".\", \"_\" and \"-\"",
+                    text, path, WC_TOPIC_MAX);
+        return wc_settings_set_string(s, field, text);
+}
+
+static const struct wc_key column_rule_keys[] = {
+    {WC_KEY(WC_KEY_PATTERNS, "tables", NULL,
+            offsetof(struct wc_kafka_column_rule, tables),
+            "tables the rule applies to: table or schema.table, globs"),
+     .required = true},
+    {WC_KEY(WC_KEY_PATTERNS, "exclude", NULL,
+            offsetof(struct wc_kafka_column_rule, exclude),
+            "columns left out of every row")},
+    {WC_KEY(WC_KEY_PATTERNS, "mask", NULL,
+            offsetof(struct wc_kafka_column_rule, mask),
+            "columns whose values become a salted SHA-256 digest")},
+    {WC_KEY(WC_KEY_PATTERNS, "key_columns", NULL,
+            offsetof(struct wc_kafka_column_rule, key_columns),
+            "columns that key the messages instead of the primary key")},
+    {.name = NULL},
+};
+
+/* `columns:`, a sequence of rules. */
+static int load_column_rules(struct wc_settings *s, const char *path,
+                             const struct wc_node *key,
+                             const struct wc_node *seq, void *base)
+{
+        struct wc_kafka_sink_config *k = base;
+        char item_path[WC_PATH_LEN];
+
+        (void)key;
+        if (seq->kind == WC_NODE_SCALAR && seq->null)
+                return 0;
+        if (seq->kind != WC_NODE_SEQUENCE)
+                return wc_settings_fail_type(s, seq, "a sequence", path);
+        k->column_rules =
+            calloc(seq->nkids ? seq->nkids : 1, sizeof(*k->column_rules));
+        if (!k->column_rules)
+                return wc_settings_fail_oom(s);
+        for (size_t i = 0; i < seq->nkids; i++) {
+                const struct wc_node *item = seq->kids[i];
+                struct wc_kafka_column_rule *r = &k->column_rules[i];
+                int rc;
+
+                wc_path_format(item_path, "%s[%zu]", path, i);
+                k->ncolumn_rules = i + 1;
+                if (item->kind != WC_NODE_MAPPING)
+                        return wc_settings_fail_type(s, item, "a mapping",
+                                                     item_path);
+                rc = wc_settings_read(s, column_rule_keys, item_path, item,
+                                      item, r);
+                if (rc < 0)
+                        return rc;
+                /* a key column left out would key by nothing */
+                for (size_t j = 0; j < r->key_columns.count; j++)
+                        for (size_t x = 0; x < r->exclude.count; x++)
+                                if (strcmp(r->key_columns.items[j],
+                                           r->exclude.items[x]) == 0)
+                                        return wc_settings_fail(
+                                            s, wc_node_get(item, "exclude"),
+                                            "\"%s\" is a key column in "
+                                            "\"%s\": it cannot be excluded",
+                                            r->key_columns.items[j], item_path);
+        }
+        return 0;
+}
+
+/* The outbox topic template: {aggregatetype} and the table's
+ * placeholders.  Checked as a table template with {table} in its place
+ * (both come from the data). */
+int wc_kafka_outbox_topic_check(const char *tmpl, char *errbuf, size_t errlen)
+{
+        struct wc_buf b;
+        const char *p = tmpl, *q;
+        unsigned fields;
+        int r;
+
+        wc_buf_init(&b);
+        while ((q = strstr(p, "{aggregatetype}")) != NULL) {
+                if (wc_buf_append(&b, p, (size_t)(q - p)) < 0 ||
+                    wc_buf_append_str(&b, "{table}") < 0)
+                        goto oom;
+                p = q + strlen("{aggregatetype}");
+        }
+        if (wc_buf_append_str(&b, p) < 0)
+                goto oom;
+        r = wc_topic_template_check(b.data, &fields, errbuf, errlen);
+        wc_buf_free(&b);
+        return r;
+oom:
+        wc_buf_free(&b);
+        wc_errorf(errbuf, errlen, "out of memory");
+        return -ENOMEM;
+}
+
+static int convert_outbox_topic(struct wc_settings *s, const struct wc_key *k,
+                                const char *path, const char *text,
+                                const struct wc_node *at, void *field)
+{
+        char msg[256];
+
+        (void)k;
+        if (!text[0])
+                return wc_settings_fail(s, at, "empty value for \"%s\"", path);
+        if (wc_kafka_outbox_topic_check(text, msg, sizeof(msg)) < 0) {
+                /* the placeholders an outbox template has */
+                char *o = strstr(msg, " or {table}");
+
+                if (o)
+                        return wc_settings_fail(
+                            s, at, "%.*s, {table} or {aggregatetype}%s",
+                            (int)(o - msg), msg, o + strlen(" or {table}"));
+                return wc_settings_fail(s, at, "%s", msg);
+        }
+        return wc_settings_set_string(s, field, text);
+}
+
+static const struct wc_key outbox_column_keys[] = {
+    {WC_KEY(WC_KEY_STRING, "id", "id",
+            offsetof(struct wc_kafka_sink_config, outbox.id),
+            "the event id column: the header \"id\"")},
+    {WC_KEY(WC_KEY_STRING, "aggregatetype", "aggregatetype",
+            offsetof(struct wc_kafka_sink_config, outbox.aggregatetype),
+            "the column the topic is made from")},
+    {WC_KEY(WC_KEY_STRING, "aggregateid", "aggregateid",
+            offsetof(struct wc_kafka_sink_config, outbox.aggregateid),
+            "the column that keys the event")},
+    {WC_KEY(WC_KEY_STRING, "type", "type",
+            offsetof(struct wc_kafka_sink_config, outbox.type),
+            "the event type column")},
+    {WC_KEY(WC_KEY_STRING, "payload", "payload",
+            offsetof(struct wc_kafka_sink_config, outbox.payload),
+            "the column that is the message's value")},
+    {.name = NULL},
+};
+
+static const struct wc_key outbox_keys[] = {
+    {WC_KEY(WC_KEY_PATTERNS, "tables", NULL,
+            offsetof(struct wc_kafka_sink_config, outbox.tables),
+            "the outbox tables: table or schema.table, globs"),
+     .required = true},
+    {WC_KEY(WC_KEY_SCALAR, "topic", "outbox.event.{aggregatetype}",
+            offsetof(struct wc_kafka_sink_config, outbox.topic),
+            "topic template: {aggregatetype} and the table placeholders"),
+     .convert = convert_outbox_topic},
+    {WC_KEY(WC_KEY_SECTION, "columns", NULL, 0, "the outbox's column names"),
+     .section = outbox_column_keys},
+    {WC_KEY(WC_KEY_PATTERNS, "headers", NULL,
+            offsetof(struct wc_kafka_sink_config, outbox.headers),
+            "columns sent as headers of each event")},
+    {.name = NULL},
+};
+
+static const struct wc_key topic_creation_keys[] = {
+    {WC_KEY(WC_KEY_UINT32, "partitions", NULL,
+            offsetof(struct wc_kafka_sink_config, topic_creation.partitions),
+            "partitions of a created topic; unset: the brokers' default"),
+     .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_UINT32, "replication_factor", NULL,
+            offsetof(struct wc_kafka_sink_config,
+                     topic_creation.replication_factor),
+            "replicas of a created topic; unset: the brokers' default"),
+     .min = 1, .max = 1000},
+    {WC_KEY(WC_KEY_KV, "config", NULL,
+            offsetof(struct wc_kafka_sink_config, topic_creation.config),
+            "topic settings of a created topic (cleanup.policy, ...)"),
+     .count_offset =
+         offsetof(struct wc_kafka_sink_config, topic_creation.nconfig)},
+    {WC_KEY(WC_KEY_DURATION, "timeout", "10s",
+            offsetof(struct wc_kafka_sink_config, topic_creation.timeout_ms),
+            "how long creating a topic may take"),
+     .min = 100, .max = 120000},
+    {.name = NULL},
+};
+
 static const struct wc_key kafka_keys[] = {
     WC_SINK_COMMON_KEYS,
     {WC_KEY(WC_KEY_SCALAR, "topic", "{prefix}.{schema}.{table}",
@@ -49,6 +254,52 @@ static const struct wc_key kafka_keys[] = {
             offsetof(struct wc_kafka_sink_config, properties),
             "librdkafka settings, passed as they are"),
      .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
+    {WC_KEY(WC_KEY_ENUM, "value_format", "walcast",
+            offsetof(struct wc_kafka_sink_config, value_format),
+            "walcast (PostgreSQL's text) or debezium (typed, as Debezium's "
+            "PostgreSQL connector)"),
+     .noun = "value_format", .values = format_values},
+    {WC_KEY(WC_KEY_ENUM, "decimal_handling", "precise",
+            offsetof(struct wc_kafka_sink_config, decimal_handling),
+            "debezium: numeric as precise (Decimal bytes), string or double"),
+     .noun = "decimal_handling", .values = decimal_values},
+    {WC_KEY(WC_KEY_ENUM, "time_precision", "adaptive",
+            offsetof(struct wc_kafka_sink_config, time_precision),
+            "debezium: dates and times as adaptive (io.debezium.time) or "
+            "connect (Kafka Connect's)"),
+     .noun = "time_precision", .values = time_values},
+    {WC_KEY(WC_KEY_BOOL, "schemas_enable", "false",
+            offsetof(struct wc_kafka_sink_config, schemas_enable),
+            "debezium: keys and values in JsonConverter's "
+            "{\"schema\",\"payload\"} form")},
+    {WC_KEY(WC_KEY_SCALAR, "transactions_topic", NULL,
+            offsetof(struct wc_kafka_sink_config, transactions_topic),
+            "a BEGIN and an END record per transaction; unset: none"),
+     .convert = convert_own_topic},
+    {WC_KEY(WC_KEY_SCALAR, "messages_topic", NULL,
+            offsetof(struct wc_kafka_sink_config, messages_topic),
+            "logical messages (op m); unset: not published"),
+     .convert = convert_own_topic},
+    {WC_KEY(WC_KEY_SCALAR, "heartbeat_topic", NULL,
+            offsetof(struct wc_kafka_sink_config, heartbeat_topic),
+            "heartbeats (with heartbeat.deliver: true); unset: none"),
+     .convert = convert_own_topic},
+    {WC_KEY(WC_KEY_STRING, "heartbeat_prefix", "walcast.heartbeat",
+            offsetof(struct wc_kafka_sink_config, heartbeat_prefix),
+            "the prefix of the heartbeat messages: heartbeat.prefix")},
+    {WC_KEY(WC_KEY_SECTION, "topic_creation", NULL, 0,
+            "create missing topics before their first message"),
+     .section = topic_creation_keys},
+    {WC_KEY(WC_KEY_SECTION, "outbox", NULL, 0,
+            "outbox tables: their inserts routed as events"),
+     .section = outbox_keys},
+    {WC_KEY(WC_KEY_CUSTOM, "columns", NULL, 0,
+            "column rules per table: exclude, mask, key_columns"),
+     .load = load_column_rules},
+    {WC_KEY(WC_KEY_STRING, "mask_salt", NULL,
+            offsetof(struct wc_kafka_sink_config, mask_salt),
+            "the salt of columns.mask's digests; ${NAME} reads it from the "
+            "environment")},
     {.name = NULL},
 };
 
@@ -83,6 +334,41 @@ static int kafka_check_block(struct wc_settings *s, const char *path,
                     "name at least one broker, as "
                     "\"host:port[,host:port...]\"",
                     wc_where_in(in, path));
+        /* options of the debezium format only: not silently ignored */
+        if (k->value_format != WC_KAFKA_FORMAT_DEBEZIUM) {
+                static const char *const dbz_only[] = {
+                    "decimal_handling", "time_precision", "schemas_enable"};
+
+                for (size_t i = 0; i < 3; i++) {
+                        const struct wc_node *n = wc_node_get(map, dbz_only[i]);
+
+                        if (n)
+                                return wc_settings_fail(
+                                    s, n,
+                                    "\"%s\" applies to value_format: "
+                                    "debezium only %s: set value_format: "
+                                    "debezium, or remove it",
+                                    dbz_only[i], wc_where_in(in, path));
+                }
+        }
+        /* the host connects no operation the sink's ops leave out */
+        if ((k->messages_topic || k->heartbeat_topic) &&
+            !(k->common.filter.ops & WC_OP_BIT(WC_OP_MESSAGE)))
+                return wc_settings_fail(
+                    s, wc_node_get(map, "ops"),
+                    "\"%s\" is set %s but \"ops\" leaves out message: add "
+                    "message to ops",
+                    k->messages_topic ? "messages_topic" : "heartbeat_topic",
+                    wc_where_in(in, path));
+        /* a digest without a salt is a lookup table away from the value */
+        for (size_t i = 0; i < k->ncolumn_rules; i++)
+                if (k->column_rules[i].mask.count && !k->mask_salt)
+                        return wc_settings_fail(
+                            s, wc_node_get(map, "columns"),
+                            "\"columns\" masks columns %s but "
+                            "\"mask_salt\" is not set: set it, e.g. "
+                            "mask_salt: ${WALCAST_MASK_SALT}",
+                            wc_where_in(in, path));
         /* the template's syntax was checked when it was read */
         if (wc_topic_template_check(k->topic, &fields, msg, sizeof(msg)) < 0)
                 return wc_settings_fail(s, topic ? topic : key, "%s", msg);
@@ -111,6 +397,8 @@ static int kafka_parse(struct wc_settings *s, const char *path,
                 kafka_free(c);
                 return r;
         }
+        c->topic_creation.enabled = block && block->kind == WC_NODE_MAPPING &&
+                                    wc_node_get(block, "topic_creation");
         r = kafka_check_block(s, path, key, block, c);
         if (r < 0) {
                 kafka_free(c);
@@ -129,6 +417,23 @@ static void kafka_free(void *conf)
         wc_sink_common_free(&k->common);
         free(k->topic);
         free(k->prefix);
+        free(k->transactions_topic);
+        free(k->messages_topic);
+        free(k->heartbeat_topic);
+        free(k->heartbeat_prefix);
+        for (size_t i = 0; i < k->ncolumn_rules; i++)
+                wc_kafka_column_rule_free(&k->column_rules[i]);
+        free(k->column_rules);
+        free(k->mask_salt);
+        wc_pattern_list_free(&k->outbox.tables);
+        free(k->outbox.topic);
+        free(k->outbox.id);
+        free(k->outbox.aggregatetype);
+        free(k->outbox.aggregateid);
+        free(k->outbox.type);
+        free(k->outbox.payload);
+        wc_pattern_list_free(&k->outbox.headers);
+        wc_kv_free(k->topic_creation.config, k->topic_creation.nconfig);
         wc_kv_free(k->properties, k->nproperties);
         free(k);
 }

@@ -9,6 +9,11 @@
 
 #include <stddef.h>
 
+/* Checks an outbox topic template: the table template's rules, with
+ * {aggregatetype} besides its placeholders.  0 or -EINVAL/-ENOMEM with
+ * errbuf set. */
+int wc_kafka_outbox_topic_check(const char *tmpl, char *errbuf, size_t errlen);
+
 /*
  * What {database} and source.db stand for: the dbname of dsn, with libpq's
  * defaults when it names none (PGDATABASE, the user, PGUSER, the login

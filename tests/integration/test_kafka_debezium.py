@@ -1,0 +1,676 @@
+# SPDX-License-Identifier: MIT
+"""The Kafka sink for Debezium's consumers (issue 20):
+PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
+
+1. value_format: debezium with schemas_enable: a row of every type the
+   decoder's tests cover is converted as Debezium's PostgreSQL connector
+   documents it ("Data type mappings": the expected payload below is
+   written from that table), each key and value is JsonConverter's
+   {"schema", "payload"} with the struct names Debezium writes, every
+   payload conforms to its schema, and a consumer decoding the logical
+   types (Decimal, VariableScaleDecimal, Date, MicroTimestamp, ...) gets
+   PostgreSQL's values back.  Updates, deletes and their tombstones keep
+   the shapes.
+2. decimal_handling: string, time_precision: connect, no schemas: the
+   payload alone, with those mappings.
+3. transactions_topic: a BEGIN and an END record per transaction (END
+   with the counts per table), keyed by the transaction id, and the
+   transaction block in every envelope, in both value formats.
+4. messages_topic and heartbeat_topic: pg_logical_emit_message() content
+   as Debezium's op "m" records (in and outside a transaction), and
+   walcast's heartbeats (heartbeat.deliver: true) as Debezium's.
+5. column rules: excluded columns are in no row, masked ones carry the
+   salted SHA-256 a consumer can compute, key_columns key a table without
+   a primary key; a rule excluding a primary-key column stops the stream
+   at that table, said once, confirming nothing past it.
+6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
+   topic their aggregatetype and schema make, keyed by the aggregate id,
+   valued with the payload document, with the id and the type as
+   headers; the deletes that empty the outbox and its updates are not
+   published; the sink's other tables are as before.
+7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2),
+   so only the failure can be seen end to end: it names the topic, says
+   what to do, nothing past the change is confirmed, and the change is
+   tried again.
+
+Needs WC_KAFKA_MOCK and kcat.
+"""
+
+import base64
+import datetime
+import decimal
+import hashlib
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import check, fail  # noqa: E402
+import test_kafka as tk  # noqa: E402
+
+DDL = """
+CREATE TYPE public.mood AS ENUM ('sad', 'happy');
+CREATE DOMAIN public.positive AS integer CHECK (VALUE > 0);
+CREATE TABLE t_all (
+  id integer PRIMARY KEY, i2 smallint, i8 bigint, num numeric,
+  num_p numeric(12,4), f4 real, f8 double precision, b boolean, t text,
+  vc varchar(20), ch char(5), ba bytea, ia integer[], ta text[], js json,
+  jb jsonb, ts timestamp, ts3 timestamp(3), tstz timestamptz, d date,
+  tm time, tm3 time(3), ttz timetz, iv interval, u uuid, ip inet,
+  m money, o oid, bt bit(5), b1 bit(1), vb varbit, x xml,
+  mood public.mood, pos public.positive);
+CREATE TABLE t_other (id bigint PRIMARY KEY, v text);
+"""
+
+ROW = """INSERT INTO t_all VALUES (1, -32768, -9223372036854775808,
+  12345678901234567890.123456789, 3.1416, 1.5, -2.5e-300, true, 'plain',
+  'varchar', 'ab', '\\xdeadbeef00', '{1,2,NULL,4}', '{"a b","c\\"d",NULL}',
+  '{"k": [1]}', '{"a": true}', '2026-01-02 03:04:05.678901',
+  '2026-01-02 03:04:05.678', '2026-01-02 01:04:05.678901+00',
+  '2026-12-31', '23:59:59.999999', '00:00:01.5', '10:15:30.25+02',
+  '1 year 2 mons 3 days 04:05:06', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  '192.168.0.1/24', 12.34, 4294967295, B'10110', B'1',
+  B'0000000100000001', '<a/>', 'happy', 5);"""
+
+# Debezium's documented mapping, default settings (time.precision.mode
+# adaptive, decimal.handling.mode precise, binary.handling.mode bytes,
+# interval.handling.mode numeric); the base64 is the bytes the table
+# names, worked out by hand (3.1416 at scale 4 is 31416 = 0x7AB8).
+WANT_AFTER = {
+    "id": 1,
+    "i2": -32768,
+    "i8": -9223372036854775808,
+    # NUMERIC without scale: VariableScaleDecimal {scale, value}
+    "num": {"scale": 9, "value": "J+QbMka+ybFuOYEV"},
+    "num_p": "erg=",
+    "f4": 1.5,
+    "f8": -2.5e-300,
+    "b": True,
+    "t": "plain",
+    "vc": "varchar",
+    "ch": "ab   ",
+    "ba": "3q2+7wA=",
+    "ia": [1, 2, None, 4],
+    "ta": ["a b", 'c"d', None],
+    "js": '{"k": [1]}',
+    "jb": '{"a": true}',
+    # TIMESTAMP(6): MicroTimestamp, TIMESTAMP(3): Timestamp (ms)
+    "ts": 1767323045678901,
+    "ts3": 1767323045678,
+    "tstz": "2026-01-02T01:04:05.678901Z",
+    "d": 20818,
+    "tm": 86399999999,
+    "tm3": 1500,
+    "ttz": "08:15:30.25Z",
+    # (14 * 365.25 / 12 + 3) days + 04:05:06, in microseconds
+    "iv": 37091106000000,
+    "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "ip": "192.168.0.1/24",
+    "m": "BNI=",
+    "o": 4294967295,
+    "bt": "Fg==",
+    "b1": True,
+    "vb": "AQE=",
+    "x": "<a/>",
+    # what walcast does not convert: the text (walcast.data.Text)
+    "mood": "happy",
+    "pos": "5",
+}
+
+# the schema of some fields, as Debezium names them
+WANT_FIELDS = {
+    "id": {"type": "int32", "optional": False, "field": "id"},
+    "num_p": {"type": "bytes", "optional": True,
+              "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+              "parameters": {"scale": "4",
+                             "connect.decimal.precision": "12"},
+              "field": "num_p"},
+    "tstz": {"type": "string", "optional": True,
+             "name": "io.debezium.time.ZonedTimestamp", "version": 1,
+             "field": "tstz"},
+    "iv": {"type": "int64", "optional": True,
+           "name": "io.debezium.time.MicroDuration", "version": 1,
+           "field": "iv"},
+    "ia": {"type": "array", "items": {"type": "int32", "optional": True},
+           "optional": True, "field": "ia"},
+    "js": {"type": "string", "optional": True,
+           "name": "io.debezium.data.Json", "version": 1, "field": "js"},
+    "mood": {"type": "string", "optional": True, "name": "walcast.data.Text",
+             "parameters": {"walcast.type": "public.mood"}, "field": "mood"},
+}
+
+
+def dbz_sink(boot, extra):
+    return h.kafka_sink_yaml(boot) + "".join(
+        "      %s: %s\n" % kv for kv in extra)
+
+
+def run_walcastd(c, name, slot, sinks, extra=""):
+    cfg = h.write_config(os.path.join(c.tmp, name + ".yaml"), c.dsn(), slot,
+                         None, extra="sinks:\n" + sinks + extra)
+    return h.start_walcastd(cfg, c.tmp, name="walcastd-" + name)
+
+
+def raw_records(boot, topic):
+    argv = [h.kcat_path(), "-b", boot, "-C", "-t", topic, "-o", "beginning",
+            "-e", "-J", "-q"]
+    r = h.run(argv, timeout=60)
+    check(r.returncode == 0, "kcat: %s" % r.stderr)
+    out = []
+    for line in r.stdout.splitlines():
+        j = json.loads(line)
+        k, v = j.get("key"), j.get("payload")
+        out.append((None if k is None else json.loads(k),
+                    None if v is None else json.loads(v)))
+    return out
+
+
+# --------------------------------------------------------------------------
+# a consumer written from the documentation: JsonConverter's schema and
+# the logical types
+
+
+PRIMS = {"int8": int, "int16": int, "int32": int, "int64": int,
+         "float": (float, int, str), "double": (float, int, str),
+         "boolean": bool, "string": str, "bytes": str}
+
+
+def conforms(schema, value, where):
+    """value is what schema says (JsonConverter's reading)."""
+    if value is None:
+        check(schema.get("optional"), "%s: null in a required field" % where)
+        return
+    t = schema["type"]
+    if t == "struct":
+        check(isinstance(value, dict), "%s: not an object" % where)
+        names = [f["field"] for f in schema["fields"]]
+        check(set(value) <= set(names),
+              "%s: fields %s not in the schema" % (where,
+                                                   set(value) - set(names)))
+        for f in schema["fields"]:
+            conforms(f, value.get(f["field"]), where + "." + f["field"])
+    elif t == "array":
+        check(isinstance(value, list), "%s: not an array" % where)
+        for i, v in enumerate(value):
+            conforms(schema["items"], v, "%s[%d]" % (where, i))
+    else:
+        check(isinstance(value, PRIMS[t]) and not (
+            t.startswith("int") and isinstance(value, bool)),
+            "%s: %r is not a %s" % (where, value, t))
+        if t == "bytes":
+            base64.b64decode(value, validate=True)
+
+
+def unscaled(b64):
+    return int.from_bytes(base64.b64decode(b64), "big", signed=True)
+
+
+EXACT = decimal.Context(prec=1000)
+
+
+def decode(schema, v):
+    """A logical type's value as a consumer gets it."""
+    name = schema.get("name")
+    if v is None:
+        return None
+    if name == "org.apache.kafka.connect.data.Decimal":
+        return decimal.Decimal(unscaled(v)).scaleb(
+            -int(schema["parameters"]["scale"]), EXACT)
+    if name == "io.debezium.data.VariableScaleDecimal":
+        return decimal.Decimal(unscaled(v["value"])).scaleb(-v["scale"],
+                                                            EXACT)
+    if name == "io.debezium.time.Date":
+        return datetime.date(1970, 1, 1) + datetime.timedelta(days=v)
+    if name == "io.debezium.time.MicroTimestamp":
+        return datetime.datetime(1970, 1, 1) + datetime.timedelta(
+            microseconds=v)
+    if name == "io.debezium.time.MicroTime":
+        return (datetime.datetime(1970, 1, 1) +
+                datetime.timedelta(microseconds=v)).time()
+    if name == "io.debezium.time.ZonedTimestamp":
+        return datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return v
+
+
+def case_types(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = "walcast.public.t_all"
+    mock.cmd("topic %s 1" % topic)
+    d = run_walcastd(c, "dbz-types", "dbz_types", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium"),
+                         ("schemas_enable", "true")]))
+    c.sql(ROW)
+    c.sql("UPDATE t_all SET t = 'changed', num = -0.5 WHERE id = 1;"
+          "DELETE FROM t_all WHERE id = 1;")
+    tk.wait_confirmed(c, "dbz_types", d)
+    recs = raw_records(mock.bootstrap, topic)
+    got_ops = [v["payload"]["op"] if v else None for _, v in recs]
+    check(got_ops == ["c", "u", "d", None],
+          "ops: %r, want c, u, d and a tombstone" % got_ops)
+
+    key, value = recs[0]
+    check(key == {"schema": {"type": "struct", "fields": [
+        {"type": "int32", "optional": False, "field": "id"}],
+        "optional": False, "name": "walcast.public.t_all.Key"},
+        "payload": {"id": 1}}, "key: %r" % key)
+    env, pay = value["schema"], value["payload"]
+    check(env["name"] == "walcast.public.t_all.Envelope" and
+          env["version"] == 2, "envelope schema: %r" % {
+              k: env.get(k) for k in ("name", "version")})
+    fields = {f["field"]: f for f in env["fields"]}
+    check([f["field"] for f in env["fields"]] ==
+          ["before", "after", "source", "op", "ts_ms", "ts_us", "ts_ns",
+           "transaction"], "envelope fields: %r" % list(fields))
+    check(fields["after"]["name"] == "walcast.public.t_all.Value",
+          "value struct: %r" % fields["after"].get("name"))
+    check(fields["source"]["name"] ==
+          "io.debezium.connector.postgresql.Source", "source struct")
+    conforms(env, pay, "value")
+    conforms(key["schema"], key["payload"], "key")
+
+    after = pay["after"]
+    problems = []
+    for col, want in WANT_AFTER.items():
+        if after.get(col) != want:
+            problems.append("%s: got %r, want %r" % (col, after.get(col),
+                                                     want))
+    check(set(after) == set(WANT_AFTER),
+          "columns: %r" % sorted(set(after) ^ set(WANT_AFTER)))
+    vfields = {f["field"]: f for f in fields["after"]["fields"]}
+    for col, want in WANT_FIELDS.items():
+        if vfields.get(col) != want:
+            problems.append("schema of %s: got %r, want %r"
+                            % (col, vfields.get(col), want))
+    if problems:
+        fail("\n".join(problems))
+
+    # what a consumer decodes is PostgreSQL's value
+    decoded = {col: decode(vfields[col], after[col]) for col in after}
+    want = {
+        "num": decimal.Decimal("12345678901234567890.123456789"),
+        "num_p": decimal.Decimal("3.1416"),
+        "m": None,  # money: Decimal of scale 2, below
+        "d": datetime.date(2026, 12, 31),
+        "ts": datetime.datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "tm": datetime.time(23, 59, 59, 999999),
+        "tstz": datetime.datetime(2026, 1, 2, 1, 4, 5, 678901,
+                                  tzinfo=datetime.timezone.utc),
+    }
+    for col, w in want.items():
+        if col == "m":
+            check(decoded["m"] == decimal.Decimal("12.34"),
+                  "money decodes to %r" % decoded["m"])
+            continue
+        check(decoded[col] == w, "%s decodes to %r, PostgreSQL has %r"
+              % (col, decoded[col], w))
+
+    src = pay["source"]
+    check(src["connector"] == "postgresql" and src["name"] == "walcast" and
+          src["schema"] == "public" and src["table"] == "t_all" and
+          src["snapshot"] == "false" and isinstance(src["lsn"], int) and
+          isinstance(src["txId"], int) and src["db"] == "postgres",
+          "source: %r" % src)
+
+    # the update: before is the key (REPLICA IDENTITY DEFAULT)
+    _, uval = recs[1]
+    check(uval["payload"]["before"] == {"id": 1} and
+          uval["payload"]["after"]["t"] == "changed" and
+          uval["payload"]["after"]["num"] == {"scale": 1, "value": "+w=="},
+          "update: %r" % {k: uval["payload"][k] for k in ("before",)})
+    conforms(uval["schema"], uval["payload"], "update")
+    dkey, dval = recs[2]
+    check(dkey["payload"] == {"id": 1} and
+          dval["payload"]["before"] == {"id": 1} and
+          dval["payload"]["after"] is None, "delete: %r" % dval["payload"])
+    conforms(dval["schema"], dval["payload"], "delete")
+    # the Value struct is the table's, whatever the change
+    check(dval["schema"]["fields"][0]["fields"] ==
+          fields["after"]["fields"], "a delete's Value struct is the table's")
+    check(recs[3][0] == dkey and recs[3][1] is None, "tombstone")
+    d.stop()
+    tk.drop_slot(c, "dbz_types")
+    mock.stop()
+
+
+def case_options(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topic = "app.public.t_all"
+    mock.cmd("topic %s 1" % topic)
+    d = run_walcastd(c, "dbz-options", "dbz_options", dbz_sink(
+        mock.bootstrap, [("prefix", "app"), ("value_format", "debezium"),
+                         ("decimal_handling", "string"),
+                         ("time_precision", "connect")]))
+    c.sql(ROW.replace("(1,", "(2,", 1))
+    tk.wait_confirmed(c, "dbz_options", d)
+    recs = raw_records(mock.bootstrap, topic)
+    check(len(recs) == 1, "%d records" % len(recs))
+    key, value = recs[0]
+    # no schemas: the payload alone
+    check(key == {"id": 2}, "key: %r" % key)
+    check("schema" not in value and value["op"] == "c", "value: %r"
+          % list(value))
+    a = value["after"]
+    want = {
+        # decimal.handling.mode string
+        "num": "12345678901234567890.123456789", "num_p": "3.1416",
+        "m": "12.34",
+        # time.precision.mode connect: milliseconds, days
+        "ts": 1767323045678, "ts3": 1767323045678, "tm": 86399999,
+        "tm3": 1500, "d": 20818,
+        # not changed by either
+        "tstz": "2026-01-02T01:04:05.678901Z", "iv": 37091106000000,
+    }
+    bad = {k: (a.get(k), w) for k, w in want.items() if a.get(k) != w}
+    check(not bad, "got, want: %r" % bad)
+    check(value["source"]["name"] == "app", "source.name is the prefix")
+    d.stop()
+    tk.drop_slot(c, "dbz_options")
+    mock.stop()
+
+
+def case_transactions(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("wc.public.t_other", "wc.public.t_all", "wc.transaction",
+              "dbz.public.t_other", "dbz.public.t_all", "dbz.transaction"):
+        mock.cmd("topic %s 1" % t)
+    sinks = (dbz_sink(mock.bootstrap, [("prefix", "wc"),
+                                       ("transactions_topic",
+                                        "wc.transaction")]) +
+             dbz_sink(mock.bootstrap, [("prefix", "dbz"),
+                                       ("value_format", "debezium"),
+                                       ("schemas_enable", "true"),
+                                       ("transactions_topic",
+                                        "dbz.transaction")]))
+    d = run_walcastd(c, "dbz-txn", "dbz_txn", sinks)
+    c.sql("BEGIN;"
+          "INSERT INTO t_other VALUES (1, 'a'), (2, 'b');"
+          "INSERT INTO t_all (id) VALUES (10);"
+          "UPDATE t_other SET v = 'c' WHERE id = 1;"
+          "COMMIT;"
+          "INSERT INTO t_other VALUES (3, 'd');")
+    xid1, xid2 = None, None
+    tk.wait_confirmed(c, "dbz_txn", d)
+    for prefix in ("wc", "dbz"):
+        txrecs = raw_records(mock.bootstrap, prefix + ".transaction")
+        if prefix == "dbz":
+            for k, v in txrecs:
+                check(k["schema"]["name"] == "io.debezium.connector.common."
+                      "TransactionMetadataKey" and
+                      v["schema"]["name"] == "io.debezium.connector.common."
+                      "TransactionMetadataValue", "transaction schemas")
+                conforms(v["schema"], v["payload"], "transaction record")
+            txrecs = [(k["payload"], v["payload"]) for k, v in txrecs]
+        got = [(v["status"], v["event_count"],
+                sorted((x["data_collection"], x["event_count"])
+                       for x in v["data_collections"] or []))
+               for _, v in txrecs]
+        check(got == [("BEGIN", None, []),
+                      ("END", 4, [("public.t_all", 1), ("public.t_other", 3)]),
+                      ("BEGIN", None, []),
+                      ("END", 1, [("public.t_other", 1)])],
+              "%s.transaction: %r" % (prefix, got))
+        ids = [v["id"] for _, v in txrecs]
+        check(all(k == {"id": v["id"]} for k, v in txrecs),
+              "keyed by the transaction id")
+        check(ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2],
+              "ids: %r" % ids)
+        xid1, xid2 = ids[0], ids[2]
+        check(all(isinstance(v["ts_ms"], int) for _, v in txrecs), "ts_ms")
+        # the blocks in the envelopes
+        other = raw_records(mock.bootstrap, prefix + ".public.t_other")
+        alls = raw_records(mock.bootstrap, prefix + ".public.t_all")
+        if prefix == "dbz":
+            other = [(k, v["payload"]) for k, v in other]
+            alls = [(k, v["payload"]) for k, v in alls]
+        blocks = [v["transaction"] for _, v in other]
+        check(blocks == [
+            {"id": xid1, "total_order": 1, "data_collection_order": 1},
+            {"id": xid1, "total_order": 2, "data_collection_order": 2},
+            {"id": xid1, "total_order": 4, "data_collection_order": 3},
+            {"id": xid2, "total_order": 1, "data_collection_order": 1}],
+            "%s t_other blocks: %r" % (prefix, blocks))
+        check([v["transaction"] for _, v in alls] == [
+            {"id": xid1, "total_order": 3, "data_collection_order": 1}],
+            "%s t_all block" % prefix)
+    xid = c.sql_value("SELECT xmin FROM t_other WHERE id = 3")
+    check(xid2.split(":")[0] == str(xid).strip(),
+          "the id starts with the xid: %s, xmin %s" % (xid2, xid))
+    d.stop()
+    tk.drop_slot(c, "dbz_txn")
+    mock.stop()
+
+
+def case_messages(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("walcast.message", "__debezium-heartbeat.walcast"):
+        mock.cmd("topic %s 1" % t)
+    d = run_walcastd(c, "dbz-msg", "dbz_msg", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium"),
+                         ("messages_topic", "walcast.message"),
+                         ("heartbeat_topic",
+                          "__debezium-heartbeat.walcast")]),
+        extra="heartbeat:\n  interval: 1s\n  deliver: true\n")
+    c.sql("BEGIN;"
+          "SELECT pg_logical_emit_message(true, 'audit', 'paid');"
+          "INSERT INTO t_other VALUES (100, 'x');"
+          "COMMIT;"
+          "SELECT pg_logical_emit_message(false, 'outside', "
+          "'\\xfe80'::bytea);")
+
+    def beats():
+        return len(raw_records(mock.bootstrap,
+                               "__debezium-heartbeat.walcast")) >= 2
+    h.wait_until(beats, timeout=30, interval=1, what="two heartbeats")
+    tk.wait_confirmed(c, "dbz_msg", d)
+    msgs = raw_records(mock.bootstrap, "walcast.message")
+    got = [(k, v["op"], v["message"]) for k, v in msgs]
+    check(got == [({"prefix": "audit"}, "m",
+                   {"prefix": "audit", "content": "cGFpZA=="}),
+                  ({"prefix": "outside"}, "m",
+                   {"prefix": "outside", "content": "/oA="})],
+          "messages: %r" % got)
+    check(isinstance(msgs[0][1]["source"]["txId"], int) and
+          msgs[1][1]["source"]["txId"] is None,
+          "txId: in a transaction only")
+    hb = raw_records(mock.bootstrap, "__debezium-heartbeat.walcast")
+    check(all(k == {"serverName": "walcast"} and isinstance(v["ts_ms"], int)
+              and set(v) == {"ts_ms"} for k, v in hb), "heartbeats: %r" % hb)
+    check(not any(v["message"]["prefix"] == "walcast.heartbeat"
+                  for _, v in msgs), "heartbeats are not messages")
+    d.stop()
+    tk.drop_slot(c, "dbz_msg")
+    mock.stop()
+
+
+def case_columns(c):
+    c.sql("CREATE TABLE users (id int PRIMARY KEY, email text, "
+          "  password_hash text, nick text);"
+          "CREATE TABLE events (code text NOT NULL, v int);"
+          "ALTER TABLE events REPLICA IDENTITY FULL;"
+          "CREATE TABLE secrets (id int PRIMARY KEY, s text);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("walcast.public.users", "walcast.public.events",
+              "walcast.public.secrets"):
+        mock.cmd("topic %s 1" % t)
+    rules = ("      mask_salt: ${WC_TEST_SALT}\n"
+             "      columns:\n"
+             "        - tables: [users]\n"
+             "          exclude: [password_hash]\n"
+             "          mask: [email]\n"
+             "        - tables: [public.events]\n"
+             "          key_columns: [code]\n")
+    os.environ["WC_TEST_SALT"] = "pepper"
+    try:
+        d = run_walcastd(c, "dbz-cols", "dbz_cols", dbz_sink(
+            mock.bootstrap, [("value_format", "debezium")]) + rules)
+    finally:
+        del os.environ["WC_TEST_SALT"]
+    c.sql("INSERT INTO users VALUES (1, 'a@b.ch', 'x', NULL);"
+          "UPDATE users SET nick = 'n' WHERE id = 1;"
+          "INSERT INTO events VALUES ('E1', 1), ('E2', 2);"
+          "UPDATE events SET v = 3 WHERE code = 'E1';"
+          "DELETE FROM events WHERE code = 'E2';")
+    tk.wait_confirmed(c, "dbz_cols", d)
+    digest = hashlib.sha256(b"pepper" + b"a@b.ch").hexdigest()
+    users = raw_records(mock.bootstrap, "walcast.public.users")
+    check([v["after"] for _, v in users] == [
+        {"id": 1, "email": digest, "nick": None},
+        {"id": 1, "email": digest, "nick": "n"}],
+        "users: %r" % [v["after"] for _, v in users])
+    check(all(k == {"id": 1} for k, _ in users), "users keyed by id")
+    events = raw_records(mock.bootstrap, "walcast.public.events")
+    got = [(k, v["op"] if v else None) for k, v in events]
+    check(got == [({"code": "E1"}, "c"), ({"code": "E2"}, "c"),
+                  ({"code": "E1"}, "u"), ({"code": "E2"}, "d"),
+                  ({"code": "E2"}, None)],
+          "events, keyed by code: %r" % got)
+    d.stop()
+    tk.drop_slot(c, "dbz_cols")
+
+    # a rule that leaves out the primary key: refused at the table
+    d = run_walcastd(c, "dbz-cols-bad", "dbz_cols_bad", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium")]) +
+        "      columns:\n        - tables: [secrets]\n"
+        "          exclude: [id]\n")
+    before = h.lsn_int(c.current_lsn())
+    c.sql("INSERT INTO secrets VALUES (1, 's');")
+    h.wait_until(lambda: "excludes its primary-key column" in d.stderr(),
+                 timeout=30, what="the refusal")
+    time.sleep(2.5)  # two status intervals: what it confirms, it has said
+    err = d.stderr()
+    check('table "public"."secrets": the column rule excludes its '
+          'primary-key column "id", which keys its messages: not confirming '
+          'past its changes; leave the column in, or name key_columns' in err,
+          "the refusal's words:\n" + err[-2000:])
+    check(err.count("excludes its primary-key column") == 1,
+          "said once, not at every replay")
+    check(raw_records(mock.bootstrap, "walcast.public.secrets") == [],
+          "nothing of the table went out")
+    conf = h.lsn_int(c.slot("dbz_cols_bad")["confirmed_flush_lsn"] or "0/0")
+    check(conf <= before, "the slot confirmed %s, past the refused change "
+          "at %s" % (h.lsn_str(conf), h.lsn_str(before)))
+    d.stop()
+    tk.drop_slot(c, "dbz_cols_bad")
+    mock.stop()
+
+
+def case_outbox(c):
+    c.sql('CREATE SCHEMA "shop-bern"; CREATE SCHEMA "shop-thun";'
+          "CREATE TABLE \"shop-bern\".outbox (id uuid PRIMARY KEY, "
+          "  aggregatetype text, aggregateid text, type text, payload jsonb);"
+          "CREATE TABLE \"shop-thun\".outbox (LIKE \"shop-bern\".outbox "
+          "  INCLUDING ALL);"
+          "CREATE TABLE \"shop-bern\".orders (id int PRIMARY KEY);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("shop.bern.order", "shop.thun.order", "shop.bern.invoice",
+              "walcast.shop-bern.orders"):
+        mock.cmd("topic %s 1" % t)
+    d = run_walcastd(c, "outbox", "outbox", dbz_sink(mock.bootstrap, []) +
+                     "      outbox:\n"
+                     "        tables: [\"*.outbox\"]\n"
+                     "        topic: \"{namespace}.{tenant}.{aggregatetype}\"\n"
+                     "        headers: [type]\n")
+    ev = ("INSERT INTO \"%s\".outbox VALUES ('%s', '%s', '%s', '%s', "
+          "'%s'::jsonb); DELETE FROM \"%s\".outbox WHERE id = '%s';")
+    u1, u2, u3 = ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1%d" % i
+                  for i in (1, 2, 3))
+    c.sql("BEGIN;" +
+          "INSERT INTO \"shop-bern\".orders VALUES (7);" +
+          ev % ("shop-bern", u1, "order", "o-7", "OrderCreated",
+                '{"id": 7, "total": 12.5}', "shop-bern", u1) +
+          "COMMIT;" +
+          ev % ("shop-thun", u2, "order", "o-8", "OrderCreated",
+                '{"id": 8}', "shop-thun", u2) +
+          "INSERT INTO \"shop-bern\".outbox VALUES ('%s', 'invoice', "
+          "'i-1', 'InvoiceSent', NULL);" % u3 +
+          "UPDATE \"shop-bern\".outbox SET type = 'x';")
+    tk.wait_confirmed(c, "outbox", d)
+
+    def events(topic):
+        argv = [h.kcat_path(), "-b", mock.bootstrap, "-C", "-t", topic,
+                "-o", "beginning", "-e", "-J", "-q"]
+        r = h.run(argv, timeout=60)
+        check(r.returncode == 0, "kcat: %s" % r.stderr)
+        out = []
+        for line in r.stdout.splitlines():
+            j = json.loads(line)
+            hd = j.get("headers") or []
+            hd = dict(zip(hd[0::2], hd[1::2]))
+            out.append((j.get("key"), j.get("payload"),
+                        {k: v for k, v in hd.items()
+                         if not k.startswith("walcast.")}))
+        return out
+    bern = events("shop.bern.order")
+    check(bern == [('"o-7"', '{"id": 7, "total": 12.5}',
+                    {"id": u1, "type": "OrderCreated"})],
+          "shop.bern.order: %r" % bern)
+    thun = events("shop.thun.order")
+    check(thun == [('"o-8"', '{"id": 8}',
+                    {"id": u2, "type": "OrderCreated"})],
+          "shop.thun.order: %r" % thun)
+    inv = events("shop.bern.invoice")
+    check(inv == [('"i-1"', None, {"id": u3, "type": "InvoiceSent"})],
+          "a null payload is a null value: %r" % inv)
+    orders = raw_records(mock.bootstrap, "walcast.shop-bern.orders")
+    check([v["op"] for _, v in orders] == ["c"],
+          "the other tables as before: %r" % orders)
+    topics = [t["topic"] for t in tk.metadata(mock.bootstrap)["topics"]]
+    check(not any("outbox" in t for t in topics),
+          "no outbox table's own topic: %r" % topics)
+    d.stop()
+    err = d.stderr()
+    check(err.count("updates are not published") == 1,
+          "the outbox update said once:\n" + err[-2000:])
+    tk.drop_slot(c, "outbox")
+    mock.stop()
+
+
+def case_topic_creation(c):
+    c.sql("CREATE TABLE tc (id int PRIMARY KEY);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    d = run_walcastd(c, "tc", "tc", dbz_sink(mock.bootstrap, []) +
+                     "      topic_creation:\n"
+                     "        partitions: 3\n"
+                     "        replication_factor: 1\n"
+                     "        config: {cleanup.policy: compact}\n"
+                     "        timeout: 1s\n")
+    before = h.lsn_int(c.current_lsn())
+    c.sql("INSERT INTO tc VALUES (1);")
+    want = ('could not create topic "walcast.public.tc": Failed while '
+            'waiting for controller: Local: Timed out: not confirming past '
+            'its changes; create it, or check topic_creation')
+    h.wait_until(lambda: want in d.stderr(), timeout=30,
+                 what="the creation's failure")
+    conf = h.lsn_int(c.slot("tc")["confirmed_flush_lsn"] or "0/0")
+    check(conf <= before, "confirmed %s past the change at %s"
+          % (h.lsn_str(conf), h.lsn_str(before)))
+    # replayed after the backoff, and failing the same way
+    time.sleep(2)
+    check(d.stderr().count(want) >= 2, "the change is tried again")
+    d.stop()
+    tk.drop_slot(c, "tc")
+    mock.stop()
+
+
+def test():
+    h.kcat_path()
+    c = h.Cluster()
+    c.sql(DDL)
+    cases = h.Cases()
+    cases.run("debezium: every type, with schemas", case_types, c)
+    cases.run("debezium: decimal_handling string, time_precision connect",
+              case_options, c)
+    cases.run("transactions_topic: BEGIN, END and the blocks",
+              case_transactions, c)
+    cases.run("messages_topic and heartbeat_topic", case_messages, c)
+    cases.run("column rules: exclude, mask, key_columns", case_columns, c)
+    cases.run("outbox: events routed by aggregatetype", case_outbox, c)
+    cases.run("topic_creation: a failure names the topic, confirms nothing",
+              case_topic_creation, c)
+    return cases.finish()
+
+
+if __name__ == "__main__":
+    h.main(test)
