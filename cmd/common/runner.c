@@ -18,6 +18,7 @@
 #include "common/runner_int.h"
 #include "config/config.h"
 #include "decode/decoder.h"
+#include "decode/pgoutput.h"
 #include "sinks/kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
@@ -496,7 +497,7 @@ int wc_run(const struct wc_run_opts *o)
                 log_info("metrics on http://%s/metrics",
                          o->cfg->metrics.listen);
         }
-        rn.dec = wc_decoder_new(wc_decoder_default);
+        rn.dec = wc_runner_decoder_new(o->cfg, &rn.catalog);
         rn.route = wc_filter_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
@@ -577,6 +578,7 @@ out:
         wc_stream_free(rn.stream);
         wc_heartbeat_free(rn.hb);
         wc_catalog_free(rn.catalog);
+        wc_pgoutput_hold_free(rn.hold);
         wc_config_free(rn.next_cfg);
         wc_config_free(rn.reloaded);
         /* the server reads the metrics: it stops before they go */

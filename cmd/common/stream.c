@@ -11,6 +11,8 @@
 #include "common/notify.h"
 #include "common/runner_int.h"
 #include "decode/decoder.h"
+#include "decode/pgoutput.h"
+#include "decode/wal2json.h"
 #include "core/filter.h"
 #include "stream/catalog.h"
 #include "sinks/registry.h"
@@ -181,6 +183,47 @@ int wc_runner_send_status(struct runner *rn)
         return 0;
 }
 
+/* pgoutput: a transaction is handed on at its Commit, when where it ends
+ * is known (decode/pgoutput.h). */
+static int held_message(struct runner *rn, struct wc_stream_msg *m)
+{
+        wc_lsn end = 0, at;
+        char *msg;
+        size_t len;
+        int r;
+
+        r = wc_pgoutput_hold_add(rn->hold, m->data, m->len, m->data_start,
+                                 &end);
+        if (r < 0) {
+                snprintf(rn->err, sizeof(rn->err),
+                         "could not hold a transaction until its commit: %s",
+                         strerror(-r));
+                return r;
+        }
+        if (r == 1)
+                return 0;
+        if (r == 2) {
+                wc_pgoutput_set_txn_end(rn->dec, end);
+                while ((r = wc_pgoutput_hold_next(rn->hold, &msg, &len, &at)) ==
+                       1) {
+                        r = wc_pipeline_message(rn->pl, msg, len, at, rn->err,
+                                                sizeof(rn->err));
+                        if (r < 0) {
+                                wc_pgoutput_hold_reset(rn->hold);
+                                return r;
+                        }
+                }
+                if (r < 0) {
+                        snprintf(rn->err, sizeof(rn->err),
+                                 "could not read back a held transaction: %s",
+                                 strerror(-r));
+                        return r;
+                }
+        }
+        return wc_pipeline_message(rn->pl, m->data, m->len, m->data_start,
+                                   rn->err, sizeof(rn->err));
+}
+
 /* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
 static int read_batch(struct runner *rn)
 {
@@ -221,8 +264,10 @@ static int read_batch(struct runner *rn)
                                 rn->status_now = true;
                         continue;
                 }
-                r = wc_pipeline_message(rn->pl, m.data, m.len, m.data_start,
-                                        rn->err, sizeof(rn->err));
+                r = rn->hold ? held_message(rn, &m)
+                             : wc_pipeline_message(rn->pl, m.data, m.len,
+                                                   m.data_start, rn->err,
+                                                   sizeof(rn->err));
                 if (r < 0)
                         return r;
         }
@@ -231,17 +276,70 @@ static int read_batch(struct runner *rn)
         return 0;
 }
 
+struct wc_decoder *wc_runner_decoder_new(const struct wc_config *cfg,
+                                         struct wc_catalog **catalog)
+{
+        struct wc_decoder *d;
+
+        if (cfg->source.decoder != WC_DECODER_PGOUTPUT)
+                return wc_decoder_new(&wc_wal2json);
+        /* pgoutput names types and keys by OID: the catalog says more */
+        if (!*catalog)
+                *catalog = wc_catalog_new(cfg->source.dsn);
+        d = *catalog ? wc_decoder_new(&wc_pgoutput) : NULL;
+        if (d)
+                wc_pgoutput_set_catalog(d, &(struct wc_pgoutput_catalog){
+                                               *catalog, wc_catalog_type_name,
+                                               wc_catalog_primary_key});
+        return d;
+}
+
+/* Bytes of a pgoutput transaction held in memory until its commit; more
+ * go to a temporary file. */
+#define PGOUTPUT_HOLD_MEMORY (16u << 20)
+
+/* The schemas a new publication is for: source.filter's included schemas
+ * when each is a literal name, else none (FOR ALL TABLES). */
+static const char *const *publication_schemas(const struct wc_config *cfg)
+{
+        const struct wc_pattern_list *l = &cfg->filter.schemas_include;
+
+        if (l->count == 0)
+                return NULL;
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_pattern_has_glob(l->items[i]))
+                        return NULL;
+        return (const char *const *)l->items;
+}
+
+void wc_source_stream_config(const struct wc_config *cfg,
+                             struct wc_stream_config *sc)
+{
+        bool pg = cfg->source.decoder == WC_DECODER_PGOUTPUT;
+
+        sc->plugin = pg ? wc_pgoutput.plugin : wc_wal2json.plugin;
+        /* the configured slot's name, also for walcast tail's temporary
+         * slot */
+        sc->publication = !pg                       ? NULL
+                          : cfg->source.publication ? cfg->source.publication
+                                                    : cfg->source.slot;
+        sc->create_publication = cfg->source.create_publication;
+        sc->publication_schemas = publication_schemas(cfg);
+        sc->n_publication_schemas =
+            sc->publication_schemas ? cfg->filter.schemas_include.count : 0;
+}
+
 /* A new stream, connected, its slot checked (and created if `create`). */
 static int open_stream(struct runner *rn, bool create)
 {
         struct wc_stream_config sc = {
             .dsn = rn->o->cfg->source.dsn,
             .slot = rn->slot,
-            .plugin = wc_decoder_default->plugin,
             .create_slot = create,
             .temporary = rn->o->temporary,
         };
 
+        wc_source_stream_config(rn->o->cfg, &sc);
         wc_stream_free(rn->stream);
         rn->stream = wc_stream_new();
         if (!rn->stream)
@@ -345,6 +443,13 @@ int wc_runner_start_stream(struct runner *rn)
         r = open_checked(rn);
         if (r < 0)
                 return r;
+        /* what was held is read again from the slot's position */
+        if (!rn->hold && dec == &wc_pgoutput)
+                rn->hold = wc_pgoutput_hold_new(PGOUTPUT_HOLD_MEMORY);
+        if (rn->hold)
+                wc_pgoutput_hold_reset(rn->hold);
+        else if (dec == &wc_pgoutput)
+                return -ENOMEM;
         info = wc_stream_get_info(rn->stream);
         /* a replay that is one of a series says it at debug level */
         wc_log(quiet ? WC_LOG_DEBUG : WC_LOG_INFO,
@@ -365,8 +470,18 @@ int wc_runner_start_stream(struct runner *rn)
 
         rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
 
+        if (info->publication_created)
+                log_notice("created publication \"%s\"",
+                           rn->cfg->source.publication
+                               ? rn->cfg->source.publication
+                               : rn->cfg->source.slot);
         wc_decoder_options_init(&opts);
         r = dec->options(&rn->cfg->filter, &opts);
+        if (r == 0 && dec == &wc_pgoutput)
+                r = wc_pgoutput_start_options(rn->cfg->source.publication
+                                                  ? rn->cfg->source.publication
+                                                  : rn->cfg->source.slot,
+                                              info->server_version, &opts);
         if (r == 0)
                 r = wc_stream_start(rn->stream, WC_LSN_INVALID, opts.kv,
                                     dec->optional, rn->err, sizeof(rn->err));

@@ -82,6 +82,7 @@ enum key_type {
         KEY_UINT32, /* a decimal integer from .min to .max */
         KEY_SIZE,   /* bytes with a unit, from .min to .max */
         KEY_SLOT_LOST,
+        KEY_DECODER,
         KEY_ABS_PATH, /* a string starting with "/" */
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
@@ -143,6 +144,15 @@ static const struct key_desc source_keys[] = {
          offsetof(struct wc_config, source.on_slot_lost),
          "fail (exit 69) or recreate when the slot walcast confirmed "
          "positions on is gone, was recreated, or the server changed")},
+    {KEY(KEY_DECODER, "decoder", "wal2json",
+         offsetof(struct wc_config, source.decoder),
+         "the output plugin and its decoder: wal2json or pgoutput")},
+    {KEY(KEY_STRING, "publication", NULL,
+         offsetof(struct wc_config, source.publication),
+         "pgoutput: the publication to read; default: the slot's name")},
+    {KEY(KEY_BOOL, "create_publication", "true",
+         offsetof(struct wc_config, source.create_publication),
+         "pgoutput: create the publication when it does not exist")},
     {.name = NULL},
 };
 
@@ -1289,6 +1299,17 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                 return fail(ld, at,
                             "invalid on_slot_lost %s: use fail or recreate",
                             quote(q, text));
+        case KEY_DECODER:
+                if (strcmp(text, "wal2json") == 0 ||
+                    strcmp(text, "pgoutput") == 0) {
+                        *(enum wc_decoder_kind *)field =
+                            text[0] == 'w' ? WC_DECODER_WAL2JSON
+                                           : WC_DECODER_PGOUTPUT;
+                        return 0;
+                }
+                return fail(ld, at,
+                            "invalid decoder %s: use wal2json or pgoutput",
+                            quote(q, text));
         case KEY_LOG_LEVEL:
                 for (size_t i = 0; i < ARRAY_SIZE(log_levels); i++) {
                         if (strcmp(text, log_levels[i].name) == 0) {
@@ -2246,6 +2267,7 @@ void wc_config_free(struct wc_config *c)
         free(c->path);
         free(c->source.dsn);
         free(c->source.slot);
+        free(c->source.publication);
         free(c->metrics.listen);
         free(c->state_dir);
         free(c->heartbeat.action_query);

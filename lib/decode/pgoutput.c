@@ -89,6 +89,7 @@ struct pgoutput {
         /* the open transaction */
         bool in_txn;
         uint32_t xid;
+        wc_lsn next_end; /* wc_pgoutput_set_txn_end() */
 
         /* a Truncate's other tables, for next() */
         const unsigned char *trunc_next;
@@ -1103,8 +1104,9 @@ static int decode_one(struct pgoutput *d, const unsigned char *msg, size_t len,
                 ch->op = WC_OP_BEGIN;
                 ch->commit_lsn = get64(&r);
                 /* pgoutput says where the transaction ends only at its
-                 * Commit */
-                ch->end_lsn = WC_LSN_INVALID;
+                 * Commit: known here when the stream held it until then */
+                ch->end_lsn = d->next_end;
+                d->next_end = WC_LSN_INVALID;
                 ch->has_time = true;
                 ch->time_us = (int64_t)get64(&r) + PG_EPOCH_US;
                 ch->has_xid = true;
@@ -1251,6 +1253,11 @@ static int pgoutput_relation(struct wc_decoder *dec, char *msg, size_t len,
         set_rel(&d->change, rel);
         *ret_change = &d->change;
         return 0;
+}
+
+void wc_pgoutput_set_txn_end(struct wc_decoder *dec, wc_lsn end_lsn)
+{
+        ((struct pgoutput *)dec)->next_end = end_lsn;
 }
 
 void wc_pgoutput_set_catalog(struct wc_decoder *dec,

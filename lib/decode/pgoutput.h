@@ -80,6 +80,36 @@ int wc_pgoutput_builtin_type(uint32_t oid, int32_t typmod, char *out,
                              size_t outlen);
 
 /*
+ * pgoutput says where a transaction ends (the end of its commit record:
+ * the position walcast confirms, and each change's `end_lsn`) only in its
+ * Commit.  The stream holds a transaction's messages until then
+ * (struct wc_pgoutput_hold), tells the decoder with this, and hands the
+ * messages on: the Begin decoded next carries end_lsn.
+ */
+void wc_pgoutput_set_txn_end(struct wc_decoder *d, wc_lsn end_lsn);
+
+/*
+ * A transaction's messages held until its Commit: in memory up to
+ * `memory` bytes, in an unlinked temporary file after that.
+ *
+ * wc_pgoutput_hold_add() takes each message as read (msg is copied):
+ * 0, hand it on now (outside a transaction); 1, held; 2, it is the Commit
+ * that ends the held transaction, *ret_end its end LSN: call
+ * wc_pgoutput_set_txn_end(), hand on each message wc_pgoutput_hold_next()
+ * gives (1 each, 0 at the end; valid until the next call), then this
+ * Commit.  A negative errno on failure.  wc_pgoutput_hold_reset() forgets
+ * what is held (the stream is started again).
+ */
+struct wc_pgoutput_hold;
+struct wc_pgoutput_hold *wc_pgoutput_hold_new(size_t memory);
+void wc_pgoutput_hold_free(struct wc_pgoutput_hold *h);
+void wc_pgoutput_hold_reset(struct wc_pgoutput_hold *h);
+int wc_pgoutput_hold_add(struct wc_pgoutput_hold *h, const char *msg,
+                         size_t len, wc_lsn at, wc_lsn *ret_end);
+int wc_pgoutput_hold_next(struct wc_pgoutput_hold *h, char **ret_msg,
+                          size_t *ret_len, wc_lsn *ret_at);
+
+/*
  * The START_REPLICATION options for a server of server_version
  * (PQserverVersion(): 150004): proto_version 1 before 14, 2 from 14 (no
  * streaming of transactions in progress), publication_names with the

@@ -693,6 +693,70 @@ static void test_start_options(void **state)
         assert_int_equal(wc_decoder_options_same(&wc_pgoutput, NULL, NULL), 1);
 }
 
+/* Held until the Commit, in memory and then in a file, and handed back in
+ * order; the decoder's next Begin then knows where it ends. */
+static void test_hold(void **state)
+{
+        struct wc_decoder *d;
+        char err[512];
+
+        (void)state;
+        load();
+        for (size_t memory = 64; memory <= (1u << 20); memory <<= 14) {
+                struct wc_pgoutput_hold *h = wc_pgoutput_hold_new(memory);
+                size_t i = 0, commits = 0;
+
+                assert_non_null(h);
+                d = new_dec();
+                while (i < R.n) {
+                        wc_lsn end = 0, at;
+                        const struct wc_change *ch;
+                        size_t first = i, k = i, len;
+                        char *m;
+                        int r = wc_pgoutput_hold_add(h, (char *)R.msg[i],
+                                                     R.len[i], R.at[i], &end);
+
+                        i++;
+                        if (r == 0) { /* outside a transaction */
+                                assert_int_equal(R.msg[first][0], 'M');
+                                continue;
+                        }
+                        assert_int_equal(r, 1);
+                        assert_int_equal(R.msg[first][0], 'B');
+                        while ((r = wc_pgoutput_hold_add(h, (char *)R.msg[i],
+                                                         R.len[i], R.at[i],
+                                                         &end)) == 1)
+                                i++;
+                        assert_int_equal(r, 2);
+                        assert_int_equal(R.msg[i][0], 'C');
+                        assert_int_equal(end, R.at[i]);
+                        wc_pgoutput_set_txn_end(d, end);
+                        while ((r = wc_pgoutput_hold_next(h, &m, &len, &at)) ==
+                               1) {
+                                assert_int_equal(len, R.len[k]);
+                                assert_memory_equal(m, R.msg[k], len);
+                                assert_int_equal(at, R.at[k]);
+                                assert_int_equal(wc_decoder_decode(d, m, len,
+                                                                   at, &ch, err,
+                                                                   sizeof(err)),
+                                                 0);
+                                if (k == first) {
+                                        assert_int_equal(ch->op, WC_OP_BEGIN);
+                                        assert_int_equal(ch->end_lsn, end);
+                                }
+                                k++;
+                        }
+                        assert_int_equal(r, 0);
+                        assert_int_equal(k, i);
+                        commits++;
+                        i++;
+                }
+                assert_int_equal(commits, 16);
+                wc_pgoutput_hold_free(h);
+                wc_decoder_free(d);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -702,6 +766,7 @@ int main(void)
             cmocka_unit_test(test_handwritten),
             cmocka_unit_test(test_builtin_types),
             cmocka_unit_test(test_start_options),
+            cmocka_unit_test(test_hold),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
 
