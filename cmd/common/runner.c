@@ -360,13 +360,12 @@ static int finish_txn(struct runner *rn, int64_t deadline)
 {
         int r = 0;
 
-        if (!wc_pipeline_in_txn(rn->pl) || rn->o->tail || rn->replay)
+        if (!wc_runner_in_txn(rn) || rn->o->tail || rn->replay)
                 return 0;
         log_info("reading transaction %u to its commit before stopping",
                  wc_pipeline_txn(rn->pl, NULL)->xid);
         rn->finishing = true;
-        while (wc_pipeline_in_txn(rn->pl) && !rn->replay &&
-               now_ms() < deadline) {
+        while (wc_runner_in_txn(rn) && !rn->replay && now_ms() < deadline) {
                 int64_t due = wc_runner_status_due(rn, true);
                 int64_t until = due < deadline ? due : deadline;
 

@@ -142,6 +142,10 @@ void wc_runner_note_caught_up(struct runner *rn);
  * reading waits; at start, the replica identities of included tables.
  * The ints are 0 or <0 with rn->err set. */
 int wc_runner_start_stream(struct runner *rn);
+/* A transaction is open on the stream: in the pipeline, or held until
+ * its commit (pgoutput).  Nothing past its start may be confirmed. */
+bool wc_runner_in_txn(const struct runner *rn);
+
 /* The decoder source.decoder names; for pgoutput with its catalog lookups
  * on *catalog (made when NULL).  NULL when out of memory. */
 struct wc_decoder *wc_runner_decoder_new(const struct wc_config *cfg,

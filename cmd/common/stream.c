@@ -62,7 +62,7 @@ static bool read_to_endpos(const struct runner *rn)
 {
         wc_lsn end = rn->o->endpos;
 
-        return end && !wc_pipeline_in_txn(rn->pl) &&
+        return end && !wc_runner_in_txn(rn) &&
                (wc_pipeline_read_to(rn->pl) >= end || rn->keepalive_end >= end);
 }
 
@@ -109,7 +109,7 @@ static wc_lsn record_position(struct runner *rn, wc_lsn flush)
  * sent before its last keepalive is done. */
 static void advance_idle(struct runner *rn)
 {
-        if (!wc_pipeline_in_txn(rn->pl) && !rn->replay)
+        if (!wc_runner_in_txn(rn) && !rn->replay)
                 wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
 }
 
@@ -117,7 +117,7 @@ static void advance_idle(struct runner *rn)
  * position (the server may not have been told yet). */
 static bool endpos_acked(struct runner *rn)
 {
-        if (!rn->o->endpos || wc_pipeline_in_txn(rn->pl) || rn->replay)
+        if (!rn->o->endpos || wc_runner_in_txn(rn) || rn->replay)
                 return false;
         advance_idle(rn);
         return wc_checkpoint_confirmed(rn->cp) >= rn->o->endpos;
@@ -183,13 +183,54 @@ int wc_runner_send_status(struct runner *rn)
         return 0;
 }
 
+bool wc_runner_in_txn(const struct runner *rn)
+{
+        return wc_pipeline_in_txn(rn->pl) ||
+               (rn->hold && (wc_pgoutput_hold_holding(rn->hold) ||
+                             wc_pgoutput_hold_replaying(rn->hold)));
+}
+
+/* Hands on what is held, up to the end of its transaction or until
+ * reading should pause (limits, a sink behind): the rest waits, as
+ * unread messages would.  0 or <0 (fatal). */
+static int feed_held(struct runner *rn)
+{
+        wc_lsn at;
+        char *msg;
+        size_t len;
+        int r;
+
+        while (!wc_runner_paused(rn) && !rn->replay) {
+                r = wc_pgoutput_hold_next(rn->hold, &msg, &len, &at);
+                if (r == 0)
+                        return 0;
+                if (r < 0) {
+                        snprintf(rn->err, sizeof(rn->err),
+                                 "could not read back a held transaction: %s",
+                                 strerror(-r));
+                        return r;
+                }
+                r = wc_pipeline_message(rn->pl, msg, len, at, rn->err,
+                                        sizeof(rn->err));
+                if (r < 0) {
+                        wc_pgoutput_hold_reset(rn->hold);
+                        return r;
+                }
+        }
+        /* a sink failed: the stream is read again from the confirmed
+         * position, held messages included */
+        if (rn->replay)
+                wc_pgoutput_hold_reset(rn->hold);
+        else
+                rn->read_pending = true;
+        return 0;
+}
+
 /* pgoutput: a transaction is handed on at its Commit, when where it ends
  * is known (decode/pgoutput.h). */
 static int held_message(struct runner *rn, struct wc_stream_msg *m)
 {
-        wc_lsn end = 0, at;
-        char *msg;
-        size_t len;
+        wc_lsn end = 0;
         int r;
 
         r = wc_pgoutput_hold_add(rn->hold, m->data, m->len, m->data_start,
@@ -200,28 +241,15 @@ static int held_message(struct runner *rn, struct wc_stream_msg *m)
                          strerror(-r));
                 return r;
         }
-        if (r == 1)
-                return 0;
+        if (r == 0)
+                return wc_pipeline_message(rn->pl, m->data, m->len,
+                                           m->data_start, rn->err,
+                                           sizeof(rn->err));
         if (r == 2) {
                 wc_pgoutput_set_txn_end(rn->dec, end);
-                while ((r = wc_pgoutput_hold_next(rn->hold, &msg, &len, &at)) ==
-                       1) {
-                        r = wc_pipeline_message(rn->pl, msg, len, at, rn->err,
-                                                sizeof(rn->err));
-                        if (r < 0) {
-                                wc_pgoutput_hold_reset(rn->hold);
-                                return r;
-                        }
-                }
-                if (r < 0) {
-                        snprintf(rn->err, sizeof(rn->err),
-                                 "could not read back a held transaction: %s",
-                                 strerror(-r));
-                        return r;
-                }
+                return feed_held(rn);
         }
-        return wc_pipeline_message(rn->pl, m->data, m->len, m->data_start,
-                                   rn->err, sizeof(rn->err));
+        return 0;
 }
 
 /* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
@@ -233,12 +261,18 @@ static int read_batch(struct runner *rn)
         rn->read_pending = false;
         /* stopping: on to the commit of the transaction being read
          * (finish_txn), and not a message further */
-        for (int i = 0;
-             i < BATCH_MESSAGES && !rn->replay &&
-             (!rn->stop || (rn->finishing && wc_pipeline_in_txn(rn->pl)));
+        for (int i = 0; i < BATCH_MESSAGES && !rn->replay &&
+                        (!rn->stop || (rn->finishing && wc_runner_in_txn(rn)));
              i++) {
                 if (wc_runner_paused(rn))
                         return 0;
+                /* a transaction held until its commit goes first */
+                if (rn->hold && wc_pgoutput_hold_replaying(rn->hold)) {
+                        r = feed_held(rn);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
                 if (r <= 0)
                         return r;

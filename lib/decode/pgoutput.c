@@ -226,7 +226,7 @@ static int get_string(struct pgoutput *d, struct rd *r, const char *what,
                 return truncated(d, what);
         n = (size_t)(z - r->p);
         if (!utf8_ok(r->p, n))
-                return fail(d, -EBADMSG, "%s is not UTF-8", what);
+                return fail(d, -EBADMSG, "invalid UTF-8 in %s", what);
         *ret = (const char *)r->p;
         *ret_len = n;
         r->p = z + 1;
@@ -760,9 +760,10 @@ static int value(struct pgoutput *d, const struct pcol *c, const char *s,
                 return 0;
         default:
                 if (!utf8_ok((const unsigned char *)s, n))
-                        return fail(d, -EBADMSG,
-                                    "value of column \"%s\" is not UTF-8",
-                                    c->name);
+                        return fail(
+                            d, -EBADMSG,
+                            "invalid UTF-8 in the value of column \"%s\"",
+                            c->name);
                 if (wc_buf_reserve(&d->vals, WC_JSON_STRING_MAX(n)) < 0)
                         return nomem(d);
                 *ret_off = d->vals.len;

@@ -94,16 +94,20 @@ void wc_pgoutput_set_txn_end(struct wc_decoder *d, wc_lsn end_lsn);
  *
  * wc_pgoutput_hold_add() takes each message as read (msg is copied):
  * 0, hand it on now (outside a transaction); 1, held; 2, it is the Commit
- * that ends the held transaction, *ret_end its end LSN: call
- * wc_pgoutput_set_txn_end(), hand on each message wc_pgoutput_hold_next()
- * gives (1 each, 0 at the end; valid until the next call), then this
- * Commit.  A negative errno on failure.  wc_pgoutput_hold_reset() forgets
- * what is held (the stream is started again).
+ * that ends the held transaction (held too), *ret_end its end LSN: call
+ * wc_pgoutput_set_txn_end(), then hand on each message
+ * wc_pgoutput_hold_next() gives (1 each, 0 at the end; valid until the
+ * next call), the Commit last; replaying is true until then, and no
+ * message is to be added meanwhile.  A negative errno on failure.
+ * wc_pgoutput_hold_reset() forgets what is held (the stream is started again).
  */
 struct wc_pgoutput_hold;
 struct wc_pgoutput_hold *wc_pgoutput_hold_new(size_t memory);
 void wc_pgoutput_hold_free(struct wc_pgoutput_hold *h);
 void wc_pgoutput_hold_reset(struct wc_pgoutput_hold *h);
+/* Is a transaction held (its Begin taken, its Commit not yet)? */
+bool wc_pgoutput_hold_holding(const struct wc_pgoutput_hold *h);
+bool wc_pgoutput_hold_replaying(const struct wc_pgoutput_hold *h);
 int wc_pgoutput_hold_add(struct wc_pgoutput_hold *h, const char *msg,
                          size_t len, wc_lsn at, wc_lsn *ret_end);
 int wc_pgoutput_hold_next(struct wc_pgoutput_hold *h, char **ret_msg,

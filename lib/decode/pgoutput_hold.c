@@ -55,6 +55,16 @@ void wc_pgoutput_hold_reset(struct wc_pgoutput_hold *h)
         }
 }
 
+bool wc_pgoutput_hold_holding(const struct wc_pgoutput_hold *h)
+{
+        return h->holding;
+}
+
+bool wc_pgoutput_hold_replaying(const struct wc_pgoutput_hold *h)
+{
+        return h->replaying;
+}
+
 void wc_pgoutput_hold_free(struct wc_pgoutput_hold *h)
 {
         if (!h)
@@ -103,10 +113,16 @@ int wc_pgoutput_hold_add(struct wc_pgoutput_hold *h, const char *msg,
         if (msg[0] == 'C') {
                 /* Int8 flags, Int64 commit LSN, Int64 end LSN, ... */
                 if (len != 26) {
-                        /* the decoder refuses it, at once */
+                        /* the decoder refuses it, in its place */
+                        r = put(h, msg, len, at);
+                        if (r < 0)
+                                return r;
                         h->holding = false;
                         h->replaying = true;
+                        h->at_mem = 0;
                         *ret_end = WC_LSN_INVALID;
+                        if (h->spill && fseek(h->spill, 0, SEEK_SET) != 0)
+                                return -errno;
                         return 2;
                 }
                 wc_lsn end = 0;
@@ -114,6 +130,10 @@ int wc_pgoutput_hold_add(struct wc_pgoutput_hold *h, const char *msg,
                 for (int i = 0; i < 8; i++)
                         end = end << 8 | (unsigned char)msg[10 + i];
                 *ret_end = end;
+                /* the Commit is handed on last, like the others */
+                r = put(h, msg, len, at);
+                if (r < 0)
+                        return r;
                 h->holding = false;
                 h->replaying = true;
                 h->at_mem = 0;

@@ -231,6 +231,20 @@ def yq(v):
 
 # source.decoder of the configs write_config() writes: WALCAST_TEST_DECODER
 DECODER = os.environ.get("WALCAST_TEST_DECODER", "wal2json")
+# its output plugin, and the lines write_config() adds for it
+PLUGIN = DECODER
+CONFIG_EXTRA_LINES = 0 if DECODER == "wal2json" else 1
+
+
+def create_slot_sql(cluster, name):
+    """A slot made with SQL, as walcastd would make it for DECODER: under
+    pgoutput its publication (the slot's name, FOR ALL TABLES) first."""
+    if DECODER == "pgoutput":
+        cluster.sql("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication "
+                    "WHERE pubname = '%s') THEN CREATE PUBLICATION \"%s\" "
+                    "FOR ALL TABLES; END IF; END$$" % (name, name))
+    cluster.sql("SELECT 1 FROM pg_create_logical_replication_slot('%s', '%s')"
+                % (name, PLUGIN))
 
 
 def write_config(path, dsn, slot, output=None, create_slot=True,
