@@ -389,8 +389,8 @@ static int type_name(struct pgoutput *d, uint32_t oid, int32_t typmod,
  * (and again after it changed): forget what was looked up of it. */
 static int decode_type(struct pgoutput *d, struct rd *r)
 {
-        const char *ns, *name;
-        size_t nl, ml;
+        const char *ns = NULL, *name = NULL;
+        size_t nl = 0, ml = 0;
         uint32_t oid;
         int e;
 
@@ -417,8 +417,8 @@ static int decode_type(struct pgoutput *d, struct rd *r)
 static int decode_relation(struct pgoutput *d, struct rd *r)
 {
         struct rel *rel;
-        const char *s;
-        size_t n;
+        const char *s = NULL;
+        size_t n = 0;
         int e;
 
         if (!rd_has(r, 4))
@@ -473,8 +473,8 @@ static int decode_relation(struct pgoutput *d, struct rd *r)
         for (size_t i = 0; i < n; i++) {
                 struct pcol *c = &rel->cols[i];
                 uint8_t flags;
-                const char *name;
-                size_t nl;
+                const char *name = NULL;
+                size_t nl = 0;
 
                 if (!rd_has(r, 1)) {
                         e = truncated(d, "a column description");
@@ -892,7 +892,7 @@ static void set_rel(struct wc_change *ch, const struct rel *rel)
 static int decode_row(struct pgoutput *d, struct rd *r, uint8_t type)
 {
         struct wc_change *ch = &d->change;
-        struct rel *rel;
+        struct rel *rel = NULL;
         bool old = false, key_only = false;
         uint8_t k;
         int e;
@@ -994,7 +994,7 @@ static int decode_row(struct pgoutput *d, struct rd *r, uint8_t type)
 static int decode_truncate(struct pgoutput *d, struct rd *r)
 {
         struct wc_change *ch = &d->change;
-        struct rel *rel;
+        struct rel *rel = NULL;
         uint32_t n;
 
         if (!rd_has(r, 5))
@@ -1033,8 +1033,8 @@ static int decode_truncate(struct pgoutput *d, struct rd *r)
 static int decode_message(struct pgoutput *d, struct rd *r)
 {
         struct wc_change *ch = &d->change;
-        const char *prefix;
-        size_t plen;
+        const char *prefix = NULL;
+        size_t plen = 0;
         uint32_t n;
         uint8_t flags;
         char *o;
@@ -1132,8 +1132,8 @@ static int decode_one(struct pgoutput *d, const unsigned char *msg, size_t len,
                 d->in_txn = false;
                 return 0;
         case 'O': {
-                const char *name;
-                size_t n;
+                const char *name = NULL;
+                size_t n = 0;
 
                 if (!rd_has(&r, 8))
                         return truncated(d, "an Origin message");
@@ -1212,7 +1212,7 @@ static int pgoutput_next(struct wc_decoder *dec,
 {
         struct pgoutput *d = (struct pgoutput *)dec;
         struct rd r;
-        struct rel *rel;
+        struct rel *rel = NULL;
 
         if (d->trunc_left == 0)
                 return 0;
@@ -1235,7 +1235,7 @@ static int pgoutput_relation(struct wc_decoder *dec, char *msg, size_t len,
         struct pgoutput *d = (struct pgoutput *)dec;
         struct rd r = {(const unsigned char *)msg,
                        (const unsigned char *)msg + len};
-        struct rel *rel;
+        struct rel *rel = NULL;
         uint8_t type;
 
         d->errbuf = NULL;
