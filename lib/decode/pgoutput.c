@@ -36,6 +36,9 @@ struct pcol {
         uint32_t type_len;
         bool key; /* part of the replica identity */
         enum kind kind;
+        /* its canonical JSON entry up to the value, in rel->canon:
+         * {"name":"id","type":"bigint","typeoid":20,"value": */
+        uint32_t prefix_at, prefix_len;
 };
 
 struct rel {
@@ -50,6 +53,11 @@ struct rel {
         bool pk_known;
         struct walcast_column *pk;
         uint32_t npk;
+        /* names and types need no JSON escapes: the lists' canonical text
+         * (struct walcast_signal's columns_json) is made from prefixes */
+        bool plain;
+        struct wc_buf canon;
+        struct wc_buf pk_json;
 };
 
 struct type_entry {
@@ -63,7 +71,8 @@ struct type_entry {
  * message is done (the buffer may move while it grows). */
 struct vec {
         struct walcast_column *items;
-        size_t *off; /* SIZE_MAX: value is not in d->vals */
+        size_t *off;   /* SIZE_MAX: value is not in d->vals */
+        uint32_t *col; /* its index in the relation */
         uint32_t n, cap;
 };
 
@@ -85,6 +94,7 @@ struct pgoutput {
         uint32_t cap_has;
         struct wc_buf vals; /* JSON text of values the message lacks */
         struct wc_buf tmp;  /* catalog answers */
+        struct wc_buf json; /* the lists' canonical text */
 
         /* the open transaction */
         bool in_txn;
@@ -256,6 +266,8 @@ static void rel_free(struct rel *rel)
         }
         free(rel->cols);
         free(rel->pk);
+        wc_buf_free(&rel->canon);
+        wc_buf_free(&rel->pk_json);
         free(rel->schema);
         free(rel->table);
         free(rel);
@@ -413,6 +425,8 @@ static int decode_type(struct pgoutput *d, struct rd *r)
         return 0;
 }
 
+static int rel_canon(struct rel *rel);
+
 /* 'R': a table's description; replaces the one of its OID. */
 static int decode_relation(struct pgoutput *d, struct rd *r)
 {
@@ -531,7 +545,7 @@ static int decode_relation(struct pgoutput *d, struct rd *r)
                 d->ident_has = h;
                 d->cap_has = rel->ncols;
         }
-        if (rel_put(d, rel) < 0) {
+        if (rel_canon(rel) < 0 || rel_put(d, rel) < 0) {
                 e = nomem(d);
                 goto fail;
         }
@@ -539,6 +553,107 @@ static int decode_relation(struct pgoutput *d, struct rd *r)
 fail:
         rel_free(rel);
         return e;
+}
+
+/* Does s[0..n) go into JSON without escapes? */
+static bool plain(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+                        return false;
+        return true;
+}
+
+/* Each column's canonical entry up to its value, when every name and type
+ * is plain (else rel->plain stays false and the lists have no text). */
+static int rel_canon(struct rel *rel)
+{
+        for (uint32_t i = 0; i < rel->ncols; i++)
+                if (!plain(rel->cols[i].name, rel->cols[i].name_len) ||
+                    !plain(rel->cols[i].type, rel->cols[i].type_len))
+                        return 0;
+        for (uint32_t i = 0; i < rel->ncols; i++) {
+                struct pcol *c = &rel->cols[i];
+                size_t at = rel->canon.len;
+
+                if (wc_buf_printf(&rel->canon,
+                                  "{\"name\":\"%s\",\"type\":\"%s\","
+                                  "\"typeoid\":%u,\"value\":",
+                                  c->name, c->type, c->type_oid) < 0)
+                        return -ENOMEM;
+                c->prefix_at = (uint32_t)at;
+                c->prefix_len = (uint32_t)(rel->canon.len - at);
+        }
+        rel->plain = true;
+        return 0;
+}
+
+/* The primary key's canonical text, once it is known. */
+static int rel_pk_json(struct rel *rel)
+{
+        int r;
+
+        wc_buf_reset(&rel->pk_json);
+        r = wc_buf_append_char(&rel->pk_json, '[');
+
+        for (uint32_t i = 0; i < rel->npk && !r; i++)
+                r = wc_buf_printf(&rel->pk_json,
+                                  "%s{\"name\":\"%s\",\"type\":\"%s\","
+                                  "\"typeoid\":%u}",
+                                  i ? "," : "", rel->pk[i].name,
+                                  rel->pk[i].type, rel->pk[i].type_oid);
+        if (!r)
+                r = wc_buf_append_char(&rel->pk_json, ']');
+        return r;
+}
+
+/* The canonical text of a list of v's values (after vec_fix()), into
+ * d->json, which has the room (lists_json()). */
+static struct wc_str list_json(struct pgoutput *d, const struct rel *rel,
+                               const struct vec *v)
+{
+        char *o = d->json.data + d->json.len, *start = o;
+
+        *o++ = '[';
+        for (uint32_t i = 0; i < v->n; i++) {
+                const struct pcol *c = &rel->cols[v->col[i]];
+
+                if (i)
+                        *o++ = ',';
+                memcpy(o, rel->canon.data + c->prefix_at, c->prefix_len);
+                o += c->prefix_len;
+                memcpy(o, v->items[i].value, v->items[i].value_len);
+                o += v->items[i].value_len;
+                *o++ = '}';
+        }
+        *o++ = ']';
+        d->json.len += (size_t)(o - start);
+        return (struct wc_str){start, (size_t)(o - start)};
+}
+
+static int lists_json(struct pgoutput *d, const struct rel *rel)
+{
+        struct wc_change *ch = &d->change;
+        const struct vec *vs[2] = {&d->cols, &d->ident};
+        size_t need = 0;
+
+        if (!rel->plain)
+                return 0;
+        for (int k = 0; k < 2; k++) {
+                need += 2;
+                for (uint32_t i = 0; i < vs[k]->n; i++)
+                        need += rel->cols[vs[k]->col[i]].prefix_len +
+                                vs[k]->items[i].value_len + 2;
+        }
+        wc_buf_reset(&d->json);
+        if (wc_buf_reserve(&d->json, need) < 0)
+                return nomem(d);
+        if (ch->op != WC_OP_DELETE)
+                ch->columns_json = list_json(d, rel, &d->cols);
+        if (ch->op != WC_OP_INSERT)
+                ch->identity_json = list_json(d, rel, &d->ident);
+        ch->pk_json = (struct wc_str){rel->pk_json.data, rel->pk_json.len};
+        return 0;
 }
 
 /* The primary key of rel, in table order: the replica identity's columns
@@ -567,7 +682,7 @@ static int rel_pk(struct pgoutput *d, struct rel *rel)
                                 };
                 rel->npk = n;
                 rel->pk_known = true;
-                return 0;
+                return rel->plain && rel_pk_json(rel) < 0 ? nomem(d) : 0;
         }
         if (!d->have_cat || !d->cat.primary_key)
                 return fail(d, -EBADMSG,
@@ -604,13 +719,13 @@ static int rel_pk(struct pgoutput *d, struct rel *rel)
         }
         rel->npk = n;
         rel->pk_known = true;
-        return 0;
+        return rel->plain && rel_pk_json(rel) < 0 ? nomem(d) : 0;
 }
 
 /* ---- values ---- */
 
 static int vec_push(struct pgoutput *d, struct vec *v,
-                    const struct walcast_column *c, size_t off)
+                    const struct walcast_column *c, size_t off, uint32_t col)
 {
         if (v->n == v->cap) {
                 uint32_t cap = v->cap ? v->cap * 2 : 32;
@@ -625,10 +740,16 @@ static int vec_push(struct pgoutput *d, struct vec *v,
                 if (!o)
                         return nomem(d);
                 v->off = o;
+                uint32_t *ci = realloc(v->col, cap * sizeof(*ci));
+
+                if (!ci)
+                        return nomem(d);
+                v->col = ci;
                 v->cap = cap;
         }
         v->items[v->n] = *c;
         v->off[v->n] = off;
+        v->col[v->n] = col;
         v->n++;
         return 0;
 }
@@ -822,7 +943,7 @@ static int tuple(struct pgoutput *d, struct rd *r, const struct rel *rel,
                 case 'u':
                         if (u && want) {
                                 col.value_len = i;
-                                e = vec_push(d, u, &col, SIZE_MAX);
+                                e = vec_push(d, u, &col, SIZE_MAX, i);
                                 if (e < 0)
                                         return e;
                         }
@@ -856,7 +977,7 @@ static int tuple(struct pgoutput *d, struct rd *r, const struct rel *rel,
                         continue;
                 if (had)
                         had[i] = true;
-                e = vec_push(d, v, &col, off);
+                e = vec_push(d, v, &col, off, i);
                 if (e < 0)
                         return e;
         }
@@ -955,7 +1076,7 @@ static int decode_row(struct pgoutput *d, struct rd *r, uint8_t type)
                                     rel->cols[i].name) {
                                         e = vec_push(d, &d->ident,
                                                      &d->cols.items[m],
-                                                     d->cols.off[m]);
+                                                     d->cols.off[m], i);
                                         if (e < 0)
                                                 return e;
                                         d->ident_has[i] = true;
@@ -982,6 +1103,9 @@ static int decode_row(struct pgoutput *d, struct rd *r, uint8_t type)
         vec_fix(d, &d->cols, &ch->columns);
         vec_fix(d, &d->ident, &ch->identity);
         vec_fix(d, &d->missing, &ch->missing);
+        e = lists_json(d, rel);
+        if (e < 0)
+                return e;
         ch->lsn = d->at;
         if (d->in_txn) {
                 ch->has_xid = true;
@@ -1295,10 +1419,12 @@ static void pgoutput_destroy(struct wc_decoder *dec)
         for (size_t i = 0; i < 3; i++) {
                 free(v[i]->items);
                 free(v[i]->off);
+                free(v[i]->col);
         }
         free(d->ident_has);
         wc_buf_free(&d->vals);
         wc_buf_free(&d->tmp);
+        wc_buf_free(&d->json);
         free(d);
 }
 

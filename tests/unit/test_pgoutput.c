@@ -170,6 +170,13 @@ static void check_col(const struct walcast_columns *l, const char *name,
         }
 }
 
+static void json_is(struct wc_str j, const char *want)
+{
+        if (!j.ptr || j.len != strlen(want) || memcmp(j.ptr, want, j.len))
+                fail_msg("%.*s, expected %s", (int)j.len,
+                         j.ptr ? j.ptr : "(null)", want);
+}
+
 /* Every recorded message decodes in order, and what they say is right. */
 static void test_recorded(void **state)
 {
@@ -253,6 +260,8 @@ static void test_recorded(void **state)
                                 assert_null(ch->pk.items[0].value);
                                 assert_int_equal(ch->identity.count, 0);
                                 assert_int_equal(ch->missing.count, 0);
+                                /* a type name with quotes: no text */
+                                assert_null(ch->columns_json.ptr);
                                 /* a number is a view of the message */
                                 assert_true(
                                     (unsigned char *)col(c, "id")->value >=
@@ -319,6 +328,23 @@ static void test_recorded(void **state)
                                 check_col(&ch->identity, "b", "integer", "10");
                                 assert_int_equal(ch->pk.count, 1);
                                 assert_string_equal(ch->pk.items[0].name, "a");
+                                /* plain names and types: the lists'
+                                 * canonical text, for sinks to copy */
+                                json_is(ch->identity_json,
+                                        "[{\"name\":\"b\",\"type\":"
+                                        "\"integer\",\"typeoid\":23,"
+                                        "\"value\":10}]");
+                                json_is(ch->pk_json,
+                                        "[{\"name\":\"a\",\"type\":"
+                                        "\"integer\",\"typeoid\":23}]");
+                                json_is(ch->columns_json,
+                                        "[{\"name\":\"a\",\"type\":"
+                                        "\"integer\",\"typeoid\":23,"
+                                        "\"value\":1},{\"name\":\"b\","
+                                        "\"type\":\"integer\",\"typeoid\":"
+                                        "23,\"value\":10},{\"name\":\"v\","
+                                        "\"type\":\"text\",\"typeoid\":25,"
+                                        "\"value\":\"w\"}]");
                         } else if (updates == 5) {
                                 check_col(&ch->identity, "b", "integer", "10");
                                 check_col(&ch->columns, "b", "integer", "11");
