@@ -469,6 +469,7 @@ int wc_runner_start_stream(struct runner *rn)
 {
         const struct wc_stream_info *info;
         const struct wc_decoder_ops *dec = rn->dec->ops;
+        struct wc_stream_config sc = {0};
         struct wc_decoder_options opts;
         char lsn[WC_LSN_STRLEN];
         bool quiet = rn->failures > 1 || rn->start_failures > 0;
@@ -504,17 +505,15 @@ int wc_runner_start_stream(struct runner *rn)
 
         rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
 
+        /* the publication open_stream() made sure of (the start's
+         * configuration, like the DSN and the slot) */
+        wc_source_stream_config(rn->o->cfg, &sc);
         if (info->publication_created)
-                log_notice("created publication \"%s\"",
-                           rn->cfg->source.publication
-                               ? rn->cfg->source.publication
-                               : rn->cfg->source.slot);
+                log_notice("created publication \"%s\"", sc.publication);
         wc_decoder_options_init(&opts);
         r = dec->options(&rn->cfg->filter, &opts);
         if (r == 0 && dec == &wc_pgoutput)
-                r = wc_pgoutput_start_options(rn->cfg->source.publication
-                                                  ? rn->cfg->source.publication
-                                                  : rn->cfg->source.slot,
+                r = wc_pgoutput_start_options(sc.publication,
                                               info->server_version, &opts);
         if (r == 0)
                 r = wc_stream_start(rn->stream, WC_LSN_INVALID, opts.kv,
