@@ -96,6 +96,44 @@ def case_stream(c):
           "slot status: %s %s" % (r.stdout, r.stderr))
 
 
+BIG = "".join("%08x" % ((i * 2654435761) & 0xffffffff) for i in range(1500))
+
+
+def case_missing_toast(c):
+    """An unchanged TOASTed value: out of the row, and named in the
+    plugins' `missing` (the jsonl plugin writes it), which wal2json cannot
+    fill."""
+    so = os.environ.get("WC_JSONL_SO")
+    if not so:
+        fail("WC_JSONL_SO (the jsonl plugin) is not set or not built")
+    c.sql("CREATE TABLE public.toasty (id int PRIMARY KEY, small text, "
+          "big text); ALTER TABLE public.toasty ALTER big SET STORAGE "
+          "EXTERNAL")
+    jsonl = os.path.join(c.tmp, "missing.jsonl")
+    path, out = cfg(c, "pg_missing_toast")
+    with open(path, "a") as f:
+        f.write("  - plugin:\n      path: %s\n      config:\n"
+                "        file: %s\n        fsync: \"false\"\n"
+                % (h.yq(so), h.yq(jsonl)))
+    d = h.start_walcastd(path, c.tmp)
+    c.sql("INSERT INTO public.toasty VALUES (1, 'a', '%s');"
+          "UPDATE public.toasty SET small = 'b' WHERE id = 1;" % BIG)
+    cnt = h.LineCounter(jsonl)
+    h.wait_until(lambda: cnt() >= 2, timeout=30, what="2 jsonl lines")
+    d.stop()
+    upd = [e for e in h.read_jsonl(jsonl) if e.get("signal") == "update"]
+    check(len(upd) == 1, "updates: %r" % upd)
+    names = [col["name"] for col in upd[0]["columns"]]
+    check(names == ["id", "small"], "columns: %r" % names)
+    check(upd[0].get("missing") == ["big"],
+          "missing: %r (expected [\"big\"])" % upd[0].get("missing"))
+    fupd = [e for e in h.read_jsonl(out) if e["op"] == "update"]
+    check(len(fupd) == 1 and "big" not in
+          [col["name"] for col in fupd[0]["columns"]],
+          "the file sink's update: %r" % fupd)
+    c.sql("DROP TABLE public.toasty")
+
+
 def case_existing_kept(c):
     """An existing publication is used as it is, never altered."""
     c.sql('CREATE PUBLICATION mine FOR TABLE "%s".t' % GOV)
@@ -174,6 +212,7 @@ def test():
     cases = h.Cases()
     cases.run("stream through a created publication", case_stream, c)
     cases.run("an existing publication is kept", case_existing_kept, c)
+    cases.run("unchanged TOAST named in missing", case_missing_toast, c)
     cases.run("publication missing", case_missing, c)
     cases.run("slot of the other plugin", case_other_plugin, c)
     cases.run("no privilege to create", case_no_privilege, c)
