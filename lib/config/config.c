@@ -182,7 +182,7 @@ static const struct key_desc limits_keys[] = {
      .min = 1, .max = 1000000000},
     {KEY(KEY_SIZE, "max_in_flight_bytes", "64MB",
          offsetof(struct wc_config, limits.max_in_flight_bytes),
-         "bytes of wal2json JSON sent to the sinks and not yet "
+         "bytes of the plugin's messages sent to the sinks and not yet "
          "acknowledged before reading pauses"),
      .min = 1024, .max = (uint64_t)1 << 40},
     {.name = NULL},

@@ -12,6 +12,9 @@
 
 #include "decode/pgoutput.h"
 
+/* stdio's buffer for the temporary file */
+#define SPILL_BUFFER (1u << 20)
+
 struct wc_pgoutput_hold {
         bool holding;
         struct wc_buf mem;
@@ -84,6 +87,8 @@ static int put(struct wc_pgoutput_hold *h, const char *msg, size_t len,
                 h->spill = tmpfile();
                 if (!h->spill)
                         return -errno;
+                /* few system calls for many small messages */
+                setvbuf(h->spill, NULL, _IOFBF, SPILL_BUFFER);
         }
         if (h->spill) {
                 if (fwrite(&f, sizeof(f), 1, h->spill) != 1 ||
