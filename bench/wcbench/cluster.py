@@ -92,9 +92,12 @@ class Cluster(_wc.Cluster):
     def version(self):
         return self.value("SHOW server_version")
 
+    # slot name -> output plugin, for the slots that are not wal2json's
+    plugins = {}
+
     def create_slot(self, name):
-        self.sql("SELECT pg_create_logical_replication_slot('%s', 'wal2json')"
-                 % name)
+        self.sql("SELECT pg_create_logical_replication_slot('%s', '%s')"
+                 % (name, self.plugins.get(name, "wal2json")))
 
     def drop_slot(self, name, timeout=30.0):
         """Drops the slot once its walsender is gone: a consumer that has

@@ -15,6 +15,14 @@ W2J_OPTIONS = [("format-version", "2"), ("include-transaction", "1"),
                ("include-type-oids", "1")]
 NUMERIC_OPTION = ("numeric-data-types-as-string", "1")
 
+# pgoutput: the publication (workloads.py creates it, FOR ALL TABLES,
+# before any slot) and what walcastd sends on PostgreSQL 15
+# (lib/decode/pgoutput.c)
+PUBLICATION = "walcast_bench"
+PGO_OPTIONS = [("proto_version", "2"),
+               ("publication_names", '"%s"' % PUBLICATION),
+               ("messages", "true")]
+
 # walcastd reports its confirmed position this often (the minimum).  A
 # measured run no longer waits for it: walcastd --endpos sends the final
 # status as soon as the end position is acknowledged and exits, like
@@ -28,10 +36,11 @@ class Consumer:
     'walcast' (walcastd, stops itself at --endpos once the end position
     is acknowledged by its sinks and confirmed to the server)."""
 
-    def __init__(self, name, label, kind, sink, extra=()):
+    def __init__(self, name, label, kind, sink, extra=(), plugin="wal2json"):
         self.name, self.label, self.kind, self.sink = name, label, kind, sink
         # more lines of the sink's block
         self.extra = list(extra)
+        self.plugin = plugin
 
     def output_path(self, rundir):
         if self.sink in ("recv-file", "file", "jsonl"):
@@ -44,7 +53,8 @@ class Consumer:
             a = [os.path.join(PGBIN, "pg_recvlogical"), "-d", ctx.dsn,
                  "-S", slot, "--start", "-E", endpos_str, "--no-loop",
                  "-f", out or "/dev/null"]
-            for k, v in ctx.w2j_options:
+            for k, v in (ctx.w2j_options if self.plugin == "wal2json"
+                         else PGO_OPTIONS):
                 a += ["-o", "%s=%s" % (k, v)]
             return a
         cfg = os.path.join(rundir, self.name + ".yaml")
@@ -52,8 +62,12 @@ class Consumer:
                  "  dsn: \"%s\"" % ctx.dsn,
                  "  slot: %s" % slot,
                  "  create_slot: false",
-                 "  status_interval: %s" % STATUS_INTERVAL,
-                 "sinks:"]
+                 "  status_interval: %s" % STATUS_INTERVAL]
+        if self.plugin == "pgoutput":
+            lines += ["  decoder: pgoutput",
+                      "  publication: %s" % PUBLICATION,
+                      "  create_publication: false"]
+        lines += ["sinks:"]
         if self.sink == "null":
             lines += ["  - file:", "      path: /dev/null",
                       "      fsync: false"]
@@ -82,6 +96,12 @@ CONSUMERS = [
     Consumer("recv-null", "pg_recvlogical > /dev/null", "recv", "recv-null"),
     Consumer("walcast-null", "walcastd, file sink /dev/null", "walcast",
              "null"),
+    # the same with pgoutput, PostgreSQL's own plugin, through a
+    # publication of every table
+    Consumer("recv-pgo-null", "pg_recvlogical pgoutput > /dev/null",
+             "recv", "recv-null", plugin="pgoutput"),
+    Consumer("walcast-pgo-null", "walcastd pgoutput, file sink /dev/null",
+             "walcast", "null", plugin="pgoutput"),
     Consumer("walcast-jsonl", "walcastd, jsonl plugin (file, fsync)",
              "walcast", "jsonl"),
     Consumer("walcast-file", "walcastd, file sink (file, fsync)", "walcast",
@@ -106,7 +126,8 @@ CONSUMERS = [
              "walcast", "kafka", extra=["      value_format: debezium"]),
 ]
 BY_NAME = {c.name: c for c in CONSUMERS}
-DEFAULT = ["recv-file", "recv-null", "walcast-null", "walcast-jsonl"]
+DEFAULT = ["recv-file", "recv-null", "walcast-null", "walcast-jsonl",
+           "recv-pgo-null", "walcast-pgo-null"]
 
 
 class RunFailed(Exception):

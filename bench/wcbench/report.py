@@ -9,6 +9,7 @@ TARGET_US = 1.0
 TARGET_US_KAFKA = 3.0
 TARGET_RSS_MB = 64
 TARGET_P99_MS = 50.0
+TARGET_PGO_RATIO = 1.25
 FULL_ROWS = 1000000
 
 
@@ -150,6 +151,28 @@ def verdicts(res):
             "worst %.2f µs (%s); %s" % (worst[1], worst[0], ", ".join(
                 "%s %.2f (%.2f)" % u for u in us)),
             worst[1] <= TARGET_US))
+    # issue 19: pgoutput against wal2json, walcastd with each
+    pairs = [(n, sums[n]["walcast-pgo-null"], sums[n]["walcast-null"])
+             for n in ("small", "big", "update", "delete") if n in wls
+             and sums[n].get("walcast-pgo-null") and
+             sums[n].get("walcast-null")]
+    if pairs:
+        sp = [(n, p["changes_s"] / w["changes_s"]) for n, p, w in pairs]
+        worst = min(sp, key=lambda x: x[1])
+        out.append((
+            "walcastd with pgoutput >= %.2fx walcastd with wal2json in "
+            "changes/s on small, big, update, delete (walcast-pgo-null vs "
+            "walcast-null)" % TARGET_PGO_RATIO,
+            "worst %.2fx (%s); %s" % (worst[1], worst[0], ", ".join(
+                "%s %.2f" % x for x in sp)),
+            worst[1] >= TARGET_PGO_RATIO))
+        cpu = [(n, p["us_change"], w["us_change"]) for n, p, w in pairs]
+        bad = [x for x in cpu if x[1] > x[2]]
+        out.append((
+            "walcastd's CPU per change with pgoutput <= with wal2json "
+            "(user+sys µs/change, pgoutput / wal2json)",
+            ", ".join("%s %.2f / %.2f" % x for x in cpu),
+            not bad))
     us = [(n, sums[n]["walcast-kafka"]["user_us_change"],
            sums[n]["walcast-kafka"]["us_change"]) for n in wls
           if sums[n].get("walcast-kafka")]

@@ -53,6 +53,9 @@ def setup_sql():
              "updated timestamptz NOT NULL)" % WIDE)
     # uncompressed and out of line: every body is a TOAST pointer
     s.append("ALTER TABLE %s ALTER body SET STORAGE EXTERNAL" % WIDE)
+    # pgoutput's consumers read every table through it; made before any
+    # slot (consumers.py)
+    s.append("CREATE PUBLICATION walcast_bench FOR ALL TABLES")
 
     # One small transaction's work (no commit): `per` changes in the
     # tenant chosen by n: per-2 inserts, an update and a delete of rows it

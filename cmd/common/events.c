@@ -38,7 +38,7 @@ static void request_replay(struct runner *rn)
 void wc_runner_note_caught_up(struct runner *rn)
 {
         SET(rn->m->caught_up, rn->state == ST_STREAMING && rn->stream &&
-                                  !rn->unheard && !wc_pipeline_in_txn(rn->pl) &&
+                                  !rn->unheard && !wc_runner_in_txn(rn) &&
                                   rn->cp &&
                                   wc_checkpoint_in_flight(rn->cp) == 0);
 }

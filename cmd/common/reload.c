@@ -62,6 +62,12 @@ void wc_runner_request_reload(struct runner *rn)
         if (cfg->source.create_slot != src->source.create_slot)
                 log_warning("reload: source.create_slot changed; restart "
                             "walcastd to apply it");
+        if (cfg->source.decoder != src->source.decoder ||
+            !same_str(cfg->source.publication, src->source.publication) ||
+            cfg->source.create_publication != src->source.create_publication)
+                log_warning("reload: source.decoder, publication or "
+                            "create_publication changed; restart walcastd to "
+                            "apply it");
         if (!same_str(cfg->state_dir, src->state_dir))
                 log_warning("reload: state_dir changed; restart walcastd to "
                             "apply it");

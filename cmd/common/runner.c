@@ -18,6 +18,7 @@
 #include "common/runner_int.h"
 #include "config/config.h"
 #include "decode/decoder.h"
+#include "decode/pgoutput.h"
 #include "sinks/kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
@@ -359,13 +360,12 @@ static int finish_txn(struct runner *rn, int64_t deadline)
 {
         int r = 0;
 
-        if (!wc_pipeline_in_txn(rn->pl) || rn->o->tail || rn->replay)
+        if (!wc_runner_in_txn(rn) || rn->o->tail || rn->replay)
                 return 0;
         log_info("reading transaction %u to its commit before stopping",
                  wc_pipeline_txn(rn->pl, NULL)->xid);
         rn->finishing = true;
-        while (wc_pipeline_in_txn(rn->pl) && !rn->replay &&
-               now_ms() < deadline) {
+        while (wc_runner_in_txn(rn) && !rn->replay && now_ms() < deadline) {
                 int64_t due = wc_runner_status_due(rn, true);
                 int64_t until = due < deadline ? due : deadline;
 
@@ -496,7 +496,7 @@ int wc_run(const struct wc_run_opts *o)
                 log_info("metrics on http://%s/metrics",
                          o->cfg->metrics.listen);
         }
-        rn.dec = wc_decoder_new(wc_decoder_default);
+        rn.dec = wc_runner_decoder_new(o->cfg, &rn.catalog);
         rn.route = wc_filter_new(&o->cfg->filter);
         rn.bus = wc_bus_new(o->cfg->signals.bulk_delete_batch);
         rn.host = rn.bus ? wc_plugin_host_new(rn.bus, &rn.ops) : NULL;
@@ -577,6 +577,7 @@ out:
         wc_stream_free(rn.stream);
         wc_heartbeat_free(rn.hb);
         wc_catalog_free(rn.catalog);
+        wc_pgoutput_hold_free(rn.hold);
         wc_config_free(rn.next_cfg);
         wc_config_free(rn.reloaded);
         /* the server reads the metrics: it stops before they go */

@@ -63,4 +63,10 @@ int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen);
 /* The exit code for a negative errno from lib/stream. */
 int wc_exit_code_for(int err);
 
+/* The output plugin and, for pgoutput, the publication (struct
+ * wc_stream_config's fields) that cfg's source names. */
+struct wc_stream_config;
+void wc_source_stream_config(const struct wc_config *cfg,
+                             struct wc_stream_config *sc);
+
 #endif

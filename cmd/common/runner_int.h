@@ -55,6 +55,8 @@ struct runner {
 
         /* why wal2json skipped a change, per table (stream/catalog.h) */
         struct wc_catalog *catalog;
+        /* pgoutput: the transaction held until its commit */
+        struct wc_pgoutput_hold *hold;
 
         /* the slot's state file (checkpoint/state.h); path "" for none */
         char state_path[4200];
@@ -140,6 +142,14 @@ void wc_runner_note_caught_up(struct runner *rn);
  * reading waits; at start, the replica identities of included tables.
  * The ints are 0 or <0 with rn->err set. */
 int wc_runner_start_stream(struct runner *rn);
+/* A transaction is open on the stream: in the pipeline, or held until
+ * its commit (pgoutput).  Nothing past its start may be confirmed. */
+bool wc_runner_in_txn(const struct runner *rn);
+
+/* The decoder source.decoder names; for pgoutput with its catalog lookups
+ * on *catalog (made when NULL).  NULL when out of memory. */
+struct wc_decoder *wc_runner_decoder_new(const struct wc_config *cfg,
+                                         struct wc_catalog **catalog);
 int wc_runner_stream_step(struct runner *rn);
 int wc_runner_send_status(struct runner *rn);
 void wc_runner_drop_stream(struct runner *rn);

@@ -12,6 +12,8 @@
 #include "common/runner_int.h"
 #include "host/host.h"
 #include "decode/decoder.h"
+#include "decode/pgoutput.h"
+#include "decode/wal2json.h"
 #include "core/filter.h"
 #include "stream/catalog.h"
 #include "sinks/registry.h"
@@ -61,7 +63,7 @@ static bool read_to_endpos(const struct runner *rn)
 {
         wc_lsn end = rn->o->endpos;
 
-        return end && !wc_pipeline_in_txn(rn->pl) &&
+        return end && !wc_runner_in_txn(rn) &&
                (wc_pipeline_read_to(rn->pl) >= end || rn->keepalive_end >= end);
 }
 
@@ -108,7 +110,7 @@ static wc_lsn record_position(struct runner *rn, wc_lsn flush)
  * sent before its last keepalive is done. */
 static void advance_idle(struct runner *rn)
 {
-        if (!wc_pipeline_in_txn(rn->pl) && !rn->replay)
+        if (!wc_runner_in_txn(rn) && !rn->replay)
                 wc_checkpoint_idle_advance(rn->cp, rn->keepalive_end);
 }
 
@@ -116,7 +118,7 @@ static void advance_idle(struct runner *rn)
  * position (the server may not have been told yet). */
 static bool endpos_acked(struct runner *rn)
 {
-        if (!rn->o->endpos || wc_pipeline_in_txn(rn->pl) || rn->replay)
+        if (!rn->o->endpos || wc_runner_in_txn(rn) || rn->replay)
                 return false;
         advance_idle(rn);
         return wc_checkpoint_confirmed(rn->cp) >= rn->o->endpos;
@@ -182,6 +184,75 @@ int wc_runner_send_status(struct runner *rn)
         return 0;
 }
 
+bool wc_runner_in_txn(const struct runner *rn)
+{
+        return wc_pipeline_in_txn(rn->pl) ||
+               (rn->hold && (wc_pgoutput_hold_holding(rn->hold) ||
+                             wc_pgoutput_hold_replaying(rn->hold)));
+}
+
+/* Hands on what is held, up to the end of its transaction or until
+ * reading should pause (limits, a sink behind): the rest waits, as
+ * unread messages would.  0 or <0 (fatal). */
+static int feed_held(struct runner *rn)
+{
+        wc_lsn at;
+        char *msg;
+        size_t len;
+        int r;
+
+        while (!wc_runner_paused(rn) && !rn->replay) {
+                r = wc_pgoutput_hold_next(rn->hold, &msg, &len, &at);
+                if (r == 0)
+                        return 0;
+                if (r < 0) {
+                        snprintf(rn->err, sizeof(rn->err),
+                                 "could not read back a held transaction: %s",
+                                 strerror(-r));
+                        return r;
+                }
+                r = wc_pipeline_message(rn->pl, msg, len, at, rn->err,
+                                        sizeof(rn->err));
+                if (r < 0) {
+                        wc_pgoutput_hold_reset(rn->hold);
+                        return r;
+                }
+        }
+        /* a sink failed: the stream is read again from the confirmed
+         * position, held messages included */
+        if (rn->replay)
+                wc_pgoutput_hold_reset(rn->hold);
+        else
+                rn->read_pending = true;
+        return 0;
+}
+
+/* pgoutput: a transaction is handed on at its Commit, when where it ends
+ * is known (decode/pgoutput.h). */
+static int held_message(struct runner *rn, struct wc_stream_msg *m)
+{
+        wc_lsn end = 0;
+        int r;
+
+        r = wc_pgoutput_hold_add(rn->hold, m->data, m->len, m->data_start,
+                                 &end);
+        if (r < 0) {
+                snprintf(rn->err, sizeof(rn->err),
+                         "could not hold a transaction until its commit: %s",
+                         strerror(-r));
+                return r;
+        }
+        if (r == 0)
+                return wc_pipeline_message(rn->pl, m->data, m->len,
+                                           m->data_start, rn->err,
+                                           sizeof(rn->err));
+        if (r == 2) {
+                wc_pgoutput_set_txn_end(rn->dec, end);
+                return feed_held(rn);
+        }
+        return 0;
+}
+
 /* Reads what the socket holds, up to a batch.  0 or <0 (fatal). */
 static int read_batch(struct runner *rn)
 {
@@ -191,12 +262,18 @@ static int read_batch(struct runner *rn)
         rn->read_pending = false;
         /* stopping: on to the commit of the transaction being read
          * (finish_txn), and not a message further */
-        for (int i = 0;
-             i < BATCH_MESSAGES && !rn->replay &&
-             (!rn->stop || (rn->finishing && wc_pipeline_in_txn(rn->pl)));
+        for (int i = 0; i < BATCH_MESSAGES && !rn->replay &&
+                        (!rn->stop || (rn->finishing && wc_runner_in_txn(rn)));
              i++) {
                 if (wc_runner_paused(rn))
                         return 0;
+                /* a transaction held until its commit goes first */
+                if (rn->hold && wc_pgoutput_hold_replaying(rn->hold)) {
+                        r = feed_held(rn);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = wc_stream_read(rn->stream, &m, rn->err, sizeof(rn->err));
                 if (r <= 0)
                         return r;
@@ -222,8 +299,10 @@ static int read_batch(struct runner *rn)
                                 rn->status_now = true;
                         continue;
                 }
-                r = wc_pipeline_message(rn->pl, m.data, m.len, m.data_start,
-                                        rn->err, sizeof(rn->err));
+                r = rn->hold ? held_message(rn, &m)
+                             : wc_pipeline_message(rn->pl, m.data, m.len,
+                                                   m.data_start, rn->err,
+                                                   sizeof(rn->err));
                 if (r < 0)
                         return r;
         }
@@ -232,17 +311,70 @@ static int read_batch(struct runner *rn)
         return 0;
 }
 
+struct wc_decoder *wc_runner_decoder_new(const struct wc_config *cfg,
+                                         struct wc_catalog **catalog)
+{
+        struct wc_decoder *d;
+
+        if (cfg->source.decoder != WC_DECODER_PGOUTPUT)
+                return wc_decoder_new(&wc_wal2json);
+        /* pgoutput names types and keys by OID: the catalog says more */
+        if (!*catalog)
+                *catalog = wc_catalog_new(cfg->source.dsn);
+        d = *catalog ? wc_decoder_new(&wc_pgoutput) : NULL;
+        if (d)
+                wc_pgoutput_set_catalog(d, &(struct wc_pgoutput_catalog){
+                                               *catalog, wc_catalog_type_name,
+                                               wc_catalog_primary_key});
+        return d;
+}
+
+/* Bytes of a pgoutput transaction held in memory until its commit; more
+ * go to a temporary file. */
+#define PGOUTPUT_HOLD_MEMORY (16u << 20)
+
+/* The schemas a new publication is for: source.filter's included schemas
+ * when each is a literal name, else none (FOR ALL TABLES). */
+static const char *const *publication_schemas(const struct wc_config *cfg)
+{
+        const struct wc_pattern_list *l = &cfg->filter.schemas_include;
+
+        if (l->count == 0)
+                return NULL;
+        for (size_t i = 0; i < l->count; i++)
+                if (wc_pattern_has_glob(l->items[i]))
+                        return NULL;
+        return (const char *const *)l->items;
+}
+
+void wc_source_stream_config(const struct wc_config *cfg,
+                             struct wc_stream_config *sc)
+{
+        bool pg = cfg->source.decoder == WC_DECODER_PGOUTPUT;
+
+        sc->plugin = pg ? wc_pgoutput.plugin : wc_wal2json.plugin;
+        /* the configured slot's name, also for walcast tail's temporary
+         * slot */
+        sc->publication = !pg                       ? NULL
+                          : cfg->source.publication ? cfg->source.publication
+                                                    : cfg->source.slot;
+        sc->create_publication = cfg->source.create_publication;
+        sc->publication_schemas = publication_schemas(cfg);
+        sc->n_publication_schemas =
+            sc->publication_schemas ? cfg->filter.schemas_include.count : 0;
+}
+
 /* A new stream, connected, its slot checked (and created if `create`). */
 static int open_stream(struct runner *rn, bool create)
 {
         struct wc_stream_config sc = {
             .dsn = rn->o->cfg->source.dsn,
             .slot = rn->slot,
-            .plugin = wc_decoder_default->plugin,
             .create_slot = create,
             .temporary = rn->o->temporary,
         };
 
+        wc_source_stream_config(rn->o->cfg, &sc);
         wc_stream_free(rn->stream);
         rn->stream = wc_stream_new();
         if (!rn->stream)
@@ -371,6 +503,7 @@ int wc_runner_start_stream(struct runner *rn)
 {
         const struct wc_stream_info *info;
         const struct wc_decoder_ops *dec = rn->dec->ops;
+        struct wc_stream_config sc = {0};
         struct wc_decoder_options opts;
         char lsn[WC_LSN_STRLEN];
         bool quiet = rn->failures > 1 || rn->start_failures > 0;
@@ -379,6 +512,13 @@ int wc_runner_start_stream(struct runner *rn)
         r = open_checked(rn);
         if (r < 0)
                 return r;
+        /* what was held is read again from the slot's position */
+        if (!rn->hold && dec == &wc_pgoutput)
+                rn->hold = wc_pgoutput_hold_new(PGOUTPUT_HOLD_MEMORY);
+        if (rn->hold)
+                wc_pgoutput_hold_reset(rn->hold);
+        else if (dec == &wc_pgoutput)
+                return -ENOMEM;
         info = wc_stream_get_info(rn->stream);
         r = check_positions(rn, info->xlogpos);
         if (r < 0)
@@ -402,8 +542,16 @@ int wc_runner_start_stream(struct runner *rn)
 
         rn->sender_timeout_ms = wc_stream_sender_timeout_ms(rn->stream);
 
+        /* the publication open_stream() made sure of (the start's
+         * configuration, like the DSN and the slot) */
+        wc_source_stream_config(rn->o->cfg, &sc);
+        if (info->publication_created)
+                log_notice("created publication \"%s\"", sc.publication);
         wc_decoder_options_init(&opts);
         r = dec->options(&rn->cfg->filter, &opts);
+        if (r == 0 && dec == &wc_pgoutput)
+                r = wc_pgoutput_start_options(sc.publication,
+                                              info->server_version, &opts);
         if (r == 0)
                 r = wc_stream_start(rn->stream, WC_LSN_INVALID, opts.kv,
                                     dec->optional, rn->err, sizeof(rn->err));

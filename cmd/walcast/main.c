@@ -166,9 +166,11 @@ static int record_slot(struct wc_stream *s, const char *slot, const char *path,
  * invalidated one is dropped and created anew) and the state file then
  * records it.
  */
-static int slot_create(struct wc_stream *s, const char *slot, bool force,
-                       const char *path, char *err, size_t errlen)
+static int slot_create(struct wc_stream *s, const struct wc_config *cfg,
+                       const char *slot, bool force, const char *path,
+                       char *err, size_t errlen)
 {
+        struct wc_stream_config sc = {.slot = slot};
         struct wc_slot_status st;
         struct wc_slot_state saved;
         char why[1024], a[WC_LSN_STRLEN];
@@ -209,9 +211,16 @@ static int slot_create(struct wc_stream *s, const char *slot, bool force,
                        slot);
                 st.exists = false;
         }
+        wc_source_stream_config(cfg, &sc);
         if (!st.exists) {
-                r = wc_stream_slot_create(s, slot, wc_decoder_default->plugin,
-                                          false, err, errlen);
+                /* pgoutput: the publication first, older than the slot */
+                r = wc_stream_publication(s, &sc, err, errlen);
+                if (r < 0)
+                        return r;
+                if (wc_stream_get_info(s)->publication_created)
+                        printf("created publication \"%s\"\n", sc.publication);
+                r = wc_stream_slot_create(s, slot, sc.plugin, false, err,
+                                          errlen);
                 if (r < 0)
                         return r;
                 printf("created replication slot \"%s\"\n", slot);
@@ -255,7 +264,7 @@ static int cmd_slot(const char *verb, const struct wc_config *cfg,
         if (r < 0)
                 goto out;
         if (strcmp(verb, "create") == 0) {
-                r = slot_create(s, slot, force, dir ? path : NULL, err,
+                r = slot_create(s, cfg, slot, force, dir ? path : NULL, err,
                                 sizeof(err));
                 goto out;
         }

@@ -312,6 +312,7 @@ static void fill_signal(struct walcast_signal *sig, uint32_t kind,
         sig->columns = c->columns;
         sig->identity = c->identity;
         sig->pk = c->pk;
+        sig->missing = c->missing;
         sig->columns_json = c->columns_json.ptr;
         sig->columns_json_len = (uint32_t)c->columns_json.len;
         sig->identity_json = c->identity_json.ptr;

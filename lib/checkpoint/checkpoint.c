@@ -110,6 +110,22 @@ int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id)
         return 0;
 }
 
+int wc_checkpoint_set_end(struct wc_checkpoint *cp, uint64_t id, wc_lsn end_lsn)
+{
+        if (id >= cp->tail)
+                return -ENOENT;
+        if (id < cp->head) {
+                /* complete already (no sink to acknowledge it), and so is
+                 * every earlier entry */
+                if (end_lsn > cp->confirmed)
+                        cp->confirmed = end_lsn;
+                return 0;
+        }
+        slot(cp, id)->end_lsn = end_lsn;
+        settle(cp);
+        return 0;
+}
+
 int wc_checkpoint_set_load(struct wc_checkpoint *cp, uint64_t id,
                            uint64_t changes, uint64_t bytes)
 {

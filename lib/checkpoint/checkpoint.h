@@ -32,6 +32,12 @@ void wc_checkpoint_free(struct wc_checkpoint *cp);
 int wc_checkpoint_add(struct wc_checkpoint *cp, wc_lsn end_lsn, unsigned acks,
                       uint64_t *ret_id);
 
+/* The end LSN of entry id, added with 0 because its format says where a
+ * transaction ends only at its commit (pgoutput).  Before the entry's
+ * acknowledgements.  0 or -ENOENT. */
+int wc_checkpoint_set_end(struct wc_checkpoint *cp, uint64_t id,
+                          wc_lsn end_lsn);
+
 /* One acknowledgement of entry id.  -ENOENT for an unknown or already
  * complete entry, -EINVAL when acknowledged more often than it needs. */
 int wc_checkpoint_ack(struct wc_checkpoint *cp, uint64_t id);

@@ -48,6 +48,12 @@ static const struct wc_key_value slot_lost_values[] = {
     {NULL, 0},
 };
 
+static const struct wc_key_value decoder_values[] = {
+    {"wal2json", WC_DECODER_WAL2JSON},
+    {"pgoutput", WC_DECODER_PGOUTPUT},
+    {NULL, 0},
+};
+
 static const struct wc_key_value log_level_values[] = {
     {"err", WC_LOG_ERR},       {"warning", WC_LOG_WARNING},
     {"notice", WC_LOG_NOTICE}, {"info", WC_LOG_INFO},
@@ -91,6 +97,16 @@ static const struct wc_key source_keys[] = {
             "fail (exit 69) or recreate when the slot walcast confirmed "
             "positions on is gone, was recreated, or the server changed"),
      .noun = "on_slot_lost", .values = slot_lost_values},
+    {WC_KEY(WC_KEY_ENUM, "decoder", "wal2json",
+            offsetof(struct wc_config, source.decoder),
+            "the output plugin and its decoder: wal2json or pgoutput"),
+     .noun = "decoder", .values = decoder_values},
+    {WC_KEY(WC_KEY_STRING, "publication", NULL,
+            offsetof(struct wc_config, source.publication),
+            "pgoutput: the publication to read; default: the slot's name")},
+    {WC_KEY(WC_KEY_BOOL, "create_publication", "true",
+            offsetof(struct wc_config, source.create_publication),
+            "pgoutput: create the publication when it does not exist")},
     {.name = NULL},
 };
 
@@ -120,7 +136,7 @@ static const struct wc_key limits_keys[] = {
      .min = 1, .max = 1000000000},
     {WC_KEY(WC_KEY_SIZE, "max_in_flight_bytes", "64MB",
             offsetof(struct wc_config, limits.max_in_flight_bytes),
-            "bytes of wal2json JSON sent to the sinks and not yet "
+            "bytes of the plugin's messages sent to the sinks and not yet "
             "acknowledged before reading pauses"),
      .min = 1024, .max = (uint64_t)1 << 40},
     {.name = NULL},
@@ -1043,6 +1059,7 @@ void wc_config_free(struct wc_config *c)
         free(c->path);
         free(c->source.dsn);
         free(c->source.slot);
+        free(c->source.publication);
         free(c->metrics.listen);
         free(c->state_dir);
         free(c->heartbeat.action_query);

@@ -46,6 +46,13 @@ enum wc_slot_lost {
         WC_SLOT_LOST_RECREATE = 1, /* accept the loss, go on (logged) */
 };
 
+/* The output plugin, and the decoder of its format (docs/configuration.md,
+ * "Choosing a decoder"). */
+enum wc_decoder_kind {
+        WC_DECODER_WAL2JSON = 0,
+        WC_DECODER_PGOUTPUT = 1,
+};
+
 struct wc_config {
         char *path;
         struct {
@@ -54,6 +61,10 @@ struct wc_config {
                 bool create_slot;               /* default true */
                 uint64_t status_interval_ms;    /* default 10000 */
                 enum wc_slot_lost on_slot_lost; /* default fail */
+                enum wc_decoder_kind decoder;   /* default wal2json */
+                /* pgoutput: the publication; NULL: the slot's name */
+                char *publication;
+                bool create_publication; /* default true */
         } source;
         /* the slot's state file lives here (absolute); NULL: the caller
          * picks ($STATE_DIRECTORY under systemd) or there is none */

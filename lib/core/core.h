@@ -122,6 +122,11 @@ struct wc_change {
         struct wc_str columns_json;
         struct wc_str identity_json;
         struct wc_str pk_json;
+
+        /* update: the columns left out of `columns` as unchanged TOASTed
+         * values that `identity` does not carry either (name and type,
+         * no value); pgoutput says which, wal2json does not (count 0) */
+        struct walcast_columns missing;
 };
 
 /* Log levels: syslog priorities, the same numbers as <walcast/plugin.h>'s

@@ -38,6 +38,13 @@ int wc_decoder_relation(struct wc_decoder *d, char *msg, size_t len,
         return d->ops->relation(d, msg, len, ret_change);
 }
 
+int wc_decoder_next(struct wc_decoder *d, const struct wc_change **ret_change)
+{
+        if (!d->ops->next)
+                return 0;
+        return d->ops->next(d, ret_change);
+}
+
 void wc_decoder_options_init(struct wc_decoder_options *o)
 {
         memset(o, 0, sizeof(*o));

@@ -69,6 +69,9 @@ struct wc_decoder_ops {
         /* NULL when the format cannot say (wc_decoder_relation()). */
         int (*relation)(struct wc_decoder *d, char *msg, size_t len,
                         const struct wc_change **ret_change);
+        /* NULL when every message is at most one change
+         * (wc_decoder_next()). */
+        int (*next)(struct wc_decoder *d, const struct wc_change **ret_change);
 };
 
 /* The decoder walcast streams with (defined in that decoder's file). */
@@ -80,9 +83,11 @@ void wc_decoder_free(struct wc_decoder *d);
 
 /*
  * Decodes msg[0..len).  `at` is the message's WAL position (the XLogData
- * dataStart), used only in error messages.  On failure returns -EBADMSG
- * (malformed or unexpected input) or -ENOMEM and writes to errbuf a message
- * naming the position and a short excerpt of the message as received:
+ * dataStart): in error messages, and the change's position for a format
+ * that does not carry one.  0 with *ret_change NULL for a message that
+ * carries no change (pgoutput's Relation, Type, Origin).  On failure returns
+ * -EBADMSG (malformed or unexpected input) or -ENOMEM and writes to errbuf a
+ * message naming the position and a short excerpt of the message as received:
  *   could not decode <name> message at 0/1547700: "columns" is not an
  *   array: {"action":"I","xid":728,...
  */
@@ -100,6 +105,13 @@ int wc_decoder_decode(struct wc_decoder *d, char *msg, size_t len, wc_lsn at,
  */
 int wc_decoder_relation(struct wc_decoder *d, char *msg, size_t len,
                         const struct wc_change **ret_change);
+
+/*
+ * The next change of the message wc_decoder_decode() decoded last, for a
+ * message that holds several (pgoutput's Truncate of several tables): 1
+ * with *ret_change set (valid like the first), 0 when there is none.
+ */
+int wc_decoder_next(struct wc_decoder *d, const struct wc_change **ret_change);
 
 void wc_decoder_options_init(struct wc_decoder_options *o);
 void wc_decoder_options_free(struct wc_decoder_options *o);

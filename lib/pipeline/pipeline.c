@@ -202,26 +202,14 @@ static bool is_heartbeat(const struct wc_pipeline *p, const struct wc_change *c)
                memcmp(c->prefix, h, c->prefix_len) == 0;
 }
 
-int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
-                        wc_lsn data_start, char *errbuf, size_t errlen)
+/* One change of a message of len bytes. */
+static int handle(struct wc_pipeline *p, const struct wc_change *c, size_t len,
+                  char *errbuf, size_t errlen)
 {
-        const struct wc_change *c;
         struct wc_bus_error e;
         bool outside;
         int r;
 
-        r = wc_decoder_decode(p->c.decoder, data, len, data_start, &c, errbuf,
-                              errlen);
-        /* a table the filter drops cannot stop the others: what it is
-         * about is read before its columns */
-        if (r == -EBADMSG &&
-            wc_decoder_relation(p->c.decoder, data, len, &c) == 0 &&
-            !wc_filter_match(p->c.route, c)) {
-                debug(p, "skipped a change of a filtered table: %s", errbuf);
-                return 0;
-        }
-        if (r < 0) /* never skip a change: stop before confirming past it */
-                return r;
         switch (c->op) {
         case WC_OP_BEGIN:
                 p->in_txn = true;
@@ -246,6 +234,13 @@ int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
                 break;
         case WC_OP_COMMIT:
                 p->in_txn = false;
+                /* a format that says where a transaction ends only at its
+                 * commit (pgoutput) */
+                if (!p->txn.end_lsn && c->end_lsn) {
+                        p->txn.end_lsn = c->end_lsn;
+                        wc_checkpoint_set_end(p->c.checkpoint, p->txn.id,
+                                              c->end_lsn);
+                }
                 p->read_to = p->txn.end_lsn;
                 return commit(p, errbuf, errlen);
         default:
@@ -279,5 +274,32 @@ int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
         }
         if (r < 0)
                 wc_errorf(errbuf, errlen, "signal dispatch: %s", strerror(-r));
+        return r;
+}
+
+int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
+                        wc_lsn data_start, char *errbuf, size_t errlen)
+{
+        const struct wc_change *c;
+        int r;
+
+        r = wc_decoder_decode(p->c.decoder, data, len, data_start, &c, errbuf,
+                              errlen);
+        /* a table the filter drops cannot stop the others: what it is
+         * about is read before its columns */
+        if (r == -EBADMSG &&
+            wc_decoder_relation(p->c.decoder, data, len, &c) == 0 &&
+            !wc_filter_match(p->c.route, c)) {
+                debug(p, "skipped a change of a filtered table: %s", errbuf);
+                return 0;
+        }
+        if (r < 0) /* never skip a change: stop before confirming past it */
+                return r;
+        if (!c) /* a message that carries no change (pgoutput's Relation) */
+                return 0;
+        /* a message may hold several (pgoutput's Truncate) */
+        do
+                r = handle(p, c, len, errbuf, errlen);
+        while (r == 0 && wc_decoder_next(p->c.decoder, &c) == 1);
         return r;
 }

@@ -47,6 +47,7 @@ static const char scan_sql[] =
 struct wc_catalog {
         char *dsn;
         struct wc_tablemap *seen; /* schema.table -> its sentence */
+        PGconn *conn;             /* the pgoutput lookups', kept open */
 };
 
 /* An ordinary connection with the source DSN, bounded in time: the DSN's
@@ -285,7 +286,94 @@ void wc_catalog_free(struct wc_catalog *c)
                 return;
         free(c->dsn);
         wc_tablemap_free(c->seen);
+        if (c->conn)
+                PQfinish(c->conn);
         free(c);
+}
+
+/* One-row, one-column query on the kept connection (made, with an empty
+ * search_path, when there is none or it broke); *ret_res is the caller's. */
+static int lookup(struct wc_catalog *c, const char *sql, int n,
+                  const char *const *params, PGresult **ret_res, char *errbuf,
+                  size_t errlen)
+{
+        PGresult *res;
+
+        if (c->conn && PQstatus(c->conn) != CONNECTION_OK) {
+                PQfinish(c->conn);
+                c->conn = NULL;
+        }
+        if (!c->conn) {
+                c->conn = connect_db(c->dsn, errbuf, errlen);
+                if (!c->conn)
+                        return -EHOSTUNREACH;
+                /* format_type() then qualifies every type outside
+                 * pg_catalog, as on the replication connection */
+                res = PQexec(c->conn, "SELECT pg_catalog.set_config("
+                                      "'search_path', '', false)");
+                if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        query_failed(c->conn, res, errbuf, errlen);
+                        PQclear(res);
+                        PQfinish(c->conn);
+                        c->conn = NULL;
+                        return -EIO;
+                }
+                PQclear(res);
+        }
+        res = PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_failed(c->conn, res, errbuf, errlen);
+                PQclear(res);
+                return -EIO;
+        }
+        *ret_res = res;
+        return 0;
+}
+
+int wc_catalog_type_name(void *ud, uint32_t oid, int32_t typmod,
+                         struct wc_buf *out, char *errbuf, size_t errlen)
+{
+        char o[16], t[16];
+        const char *params[] = {o, t};
+        PGresult *res = NULL;
+        int r;
+
+        snprintf(o, sizeof(o), "%u", oid);
+        snprintf(t, sizeof(t), "%d", typmod);
+        r = lookup(ud, "SELECT pg_catalog.format_type($1::oid, $2::int4)", 2,
+                   params, &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+                r = wc_fail(errbuf, errlen, -ENOENT, "no type %u", oid);
+        else
+                r = wc_buf_append_str(out, PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return r;
+}
+
+int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
+                           char *errbuf, size_t errlen)
+{
+        char o[16];
+        const char *params[] = {o};
+        PGresult *res = NULL;
+        int r = 0;
+
+        snprintf(o, sizeof(o), "%u", relid);
+        r = lookup(ud,
+                   "SELECT a.attname FROM pg_catalog.pg_index i "
+                   "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+                   "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1::oid "
+                   "AND i.indisprimary ORDER BY a.attnum",
+                   1, params, &res, errbuf, errlen);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < PQntuples(res) && r == 0; i++)
+                r = wc_buf_append(out, PQgetvalue(res, i, 0),
+                                  strlen(PQgetvalue(res, i, 0)) + 1);
+        PQclear(res);
+        return r;
 }
 
 /* Splits wal2json's "schema"."table" (names as they are, not escaped);

@@ -14,6 +14,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
 
 /* What the catalog says of a table's replica identity. */
 enum wc_ident {
@@ -41,6 +44,18 @@ struct wc_catalog *wc_catalog_new(const char *dsn);
 void wc_catalog_free(struct wc_catalog *c);
 void wc_catalog_why_unidentified(struct wc_catalog *c, const char *quoted,
                                  char *out, size_t outlen);
+
+/*
+ * The pgoutput decoder's lookups (decode/pgoutput.h, struct
+ * wc_pgoutput_catalog; ud is the struct wc_catalog), on one ordinary
+ * connection the catalog keeps open, with an empty search_path:
+ * format_type(oid, typmod), and a table's primary-key column names each
+ * followed by a NUL.  0 or a negative errno with errbuf set.
+ */
+int wc_catalog_type_name(void *ud, uint32_t oid, int32_t typmod,
+                         struct wc_buf *out, char *errbuf, size_t errlen);
+int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
+                           char *errbuf, size_t errlen);
 
 /* The replica identity of schema.table.  0 with *ret_ident set, or a
  * negative errno with errbuf set (WC_IDENT_UNKNOWN). */

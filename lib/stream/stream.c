@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "stream/publication.h"
 #include "stream/stream.h"
 
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
@@ -186,6 +187,16 @@ static int server_error(struct wc_stream *s, const PGresult *res,
                                "%s: %s: another walcastd or client is reading "
                                "this slot; stop it or use another slot",
                                what, msg);
+        if (contains(msg, "publication \"") && contains(msg, "does not exist"))
+                return wc_fail(
+                    errbuf, errlen, -ENOENT,
+                    "%s: %s: pgoutput reads a publication as it was at each "
+                    "change's position, so one created (or dropped) after "
+                    "the slot's position is missing for the changes before "
+                    "it; create the publication before the slot (drop the "
+                    "slot and let walcast create both, after taking a new "
+                    "snapshot of the data)",
+                    what, msg);
         if (state && strcmp(state, "42704") == 0)
                 return wc_fail(errbuf, errlen, -ENOENT, "%s: %s", what, msg);
         if (contains(msg, "can no longer get changes") ||
@@ -537,8 +548,9 @@ static int check_slot(struct wc_stream *s, const char *slot,
         if (strcmp(st->plugin, s->plugin) != 0)
                 return wc_fail(errbuf, errlen, -EEXIST,
                                "replication slot \"%s\" uses the output plugin "
-                               "\"%s\", walcast needs %s: choose another "
-                               "source.slot",
+                               "\"%s\", walcast is set to read %s "
+                               "(source.decoder): set source.decoder to the "
+                               "slot's plugin, or choose another source.slot",
                                slot, st->plugin, s->plugin);
         if (strcmp(st->database, s->info.dbname) != 0)
                 return wc_fail(
@@ -566,6 +578,19 @@ static int check_slot(struct wc_stream *s, const char *slot,
         return 0;
 }
 
+int wc_stream_publication(struct wc_stream *s,
+                          const struct wc_stream_config *cfg, char *errbuf,
+                          size_t errlen)
+{
+        s->info.server_version = PQserverVersion(s->conn);
+        if (!cfg->publication)
+                return 0;
+        return wc_publication_ensure(
+            s->conn, cfg->publication, cfg->create_publication,
+            cfg->publication_schemas, cfg->n_publication_schemas,
+            &s->info.publication_created, errbuf, errlen);
+}
+
 int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
                    char *errbuf, size_t errlen)
 {
@@ -576,6 +601,10 @@ int wc_stream_open(struct wc_stream *s, const struct wc_stream_config *cfg,
         snprintf(s->plugin, sizeof(s->plugin), "%s", cfg->plugin);
         s->temporary = cfg->temporary;
         r = wc_stream_connect(s, cfg->dsn, errbuf, errlen);
+        if (r < 0)
+                return r;
+        /* before the slot: pgoutput needs it older than the slot */
+        r = wc_stream_publication(s, cfg, errbuf, errlen);
         if (r < 0)
                 return r;
         r = wc_stream_slot_status(s, cfg->slot, &st, errbuf, errlen);

@@ -39,6 +39,12 @@ struct wc_stream_config {
         const char *plugin; /* the output plugin the slot must have */
         bool create_slot;   /* create when missing */
         bool temporary;     /* create a TEMPORARY slot (walcast tail) */
+        /* pgoutput: the publication, made sure of before the slot
+         * (stream/publication.h); NULL for other plugins */
+        const char *publication;
+        bool create_publication;
+        const char *const *publication_schemas; /* none: FOR ALL TABLES */
+        size_t n_publication_schemas;
 };
 
 struct wc_slot_status {
@@ -65,6 +71,8 @@ struct wc_stream_info {
         /* bit i: the server did not know the optional option pair i of
          * wc_stream_start(), which went on without it */
         unsigned optional_refused;
+        int server_version;       /* PQserverVersion(): 150004 */
+        bool publication_created; /* this open created the publication */
 };
 
 enum wc_stream_msg_kind {
@@ -123,6 +131,13 @@ int wc_stream_slot_create(struct wc_stream *s, const char *slot,
                           size_t errlen);
 int wc_stream_slot_drop(struct wc_stream *s, const char *slot, char *errbuf,
                         size_t errlen);
+
+/* For pgoutput (cfg->publication set): makes sure the publication exists,
+ * creating it when cfg allows (stream/publication.h).  Needs
+ * wc_stream_connect; wc_stream_open does it before the slot. */
+int wc_stream_publication(struct wc_stream *s,
+                          const struct wc_stream_config *cfg, char *errbuf,
+                          size_t errlen);
 
 /* Connects, checks the slot (creating it when allowed) and fills in the
  * info: everything before START_REPLICATION. */

@@ -162,7 +162,8 @@ def expect_value(oid, text):
         return {"t": True, "true": True, "f": False, "false": False}[text]
     if oid in NUMERIC_OIDS:
         if text in ("NaN", "Infinity", "-Infinity"):
-            return None     # wal2json 2.5 prints these as null
+            # wal2json 2.5 prints these as null, pgoutput keeps them
+            return text if h.DECODER == "pgoutput" else None
         return RawNum(text)
     if oid == 17:
         check(text.startswith("\\x"), "bytea text %r" % text)

@@ -224,8 +224,7 @@ def test():
     setup(c)
     types = expected_types(c)
     for name in ("all", "excl"):
-        c.sql("SELECT pg_create_logical_replication_slot('%s', 'wal2json')"
-              % name)
+        h.create_slot_sql(c, name)
     want = workload(c)
 
     got, n = run(c, "all", None, want, types)

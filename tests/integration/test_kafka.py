@@ -453,9 +453,9 @@ def case_bad_names(c):
     check(r.returncode == h.EX_CONFIG,
           "--check of a bad template exited %d: %s" % (r.returncode,
                                                        r.stderr))
-    want = ('%s:8:14: the topic template has " " at character 4, which a '
+    want = ('%s:%d:14: the topic template has " " at character 4, which a '
             'Kafka topic name cannot have: use letters, digits, ".", "_" '
-            'and "-"' % cfg)
+            'and "-"' % (cfg, 8 + h.CONFIG_EXTRA_LINES))
     check(want in r.stderr, "--check said %r, expected %r" % (r.stderr, want))
 
     # at first sight: a schema whose name cannot be part of a topic

@@ -163,8 +163,7 @@ def case_recreated(ctx):
     cfg, out = ctx.cfg()
     c.sql("SELECT pg_drop_replication_slot('%s')" % SLOT)
     ctx.insert(40)
-    c.sql("SELECT 1 FROM pg_create_logical_replication_slot('%s', "
-          "'wal2json')" % SLOT)
+    h.create_slot_sql(c, SLOT)
     expect_refusal(ctx, cfg, "walcastd-recreated",
                    ["past the", "recreated", "may have been lost", ACCEPT])
     # the config switch accepts it

@@ -62,7 +62,7 @@ def check_status(c, cfg, slot, active):
     probs = []
     if st["slot"] != slot:
         probs.append("slot: %r" % st["slot"])
-    if st["plugin"] != "wal2json":
+    if st["plugin"] != h.PLUGIN:
         probs.append("plugin: %r" % st["plugin"])
     if active:
         if st["active_pid"] != db1["active_pid"] or db1["active_pid"] is None:
@@ -149,7 +149,7 @@ def case_slot(c):
     check(r.returncode == 0, "walcast slot create exited %d: %s"
           % (r.returncode, r.stderr))
     db = c.slot("tail_slot")
-    check(db is not None and db["plugin"] == "wal2json" and
+    check(db is not None and db["plugin"] == h.PLUGIN and
           db["temporary"] == "false" and db["active"] == "false",
           "after slot create: %r" % db)
     h.oracle_create(c, "oracle_slot")

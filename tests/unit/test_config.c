@@ -654,6 +654,35 @@ static void test_reliability_keys(void **state)
                      "\"heartbeat.action_query\"");
 }
 
+/* source.decoder, publication, create_publication */
+static void test_decoder_keys(void **state)
+{
+        struct wc_config *c;
+
+        (void)state;
+        c = load(SOURCE SINKS);
+        assert_non_null(c);
+        assert_int_equal(c->source.decoder, WC_DECODER_WAL2JSON);
+        assert_null(c->source.publication);
+        assert_true(c->source.create_publication);
+        wc_config_free(c);
+
+        c = load(SOURCE "  decoder: pgoutput\n  publication: \"my pub\"\n"
+                        "  create_publication: false\n" SINKS);
+        assert_non_null(c);
+        assert_int_equal(c->source.decoder, WC_DECODER_PGOUTPUT);
+        assert_string_equal(c->source.publication, "my pub");
+        assert_false(c->source.create_publication);
+        wc_config_free(c);
+
+        assert_error(SOURCE "  decoder: test_decoding\n" SINKS,
+                     "walcast.yaml:4:12: invalid decoder \"test_decoding\": "
+                     "use wal2json or pgoutput");
+        assert_error(SOURCE "  publication: \"\"\n" SINKS,
+                     "walcast.yaml:4:16: empty value for "
+                     "\"source.publication\"");
+}
+
 static void test_size_parse(void **state)
 {
         static const char *const bad[] = {
@@ -2460,6 +2489,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_duration_parse),
+            cmocka_unit_test(test_decoder_keys),
             cmocka_unit_test(test_dsn_unparseable),
             cmocka_unit_test(test_pattern_control_characters),
             cmocka_unit_test(test_slot_name_valid),

@@ -162,9 +162,10 @@ struct walcast_txn {
  *   update             ... columns (new row), identity (the old key,
  *                      sent with every update by wal2json 2.5, or the
  *                      whole old row under REPLICA IDENTITY FULL), pk;
- *                      missing is reserved and empty (count 0): wal2json
- *                      does not say which columns it left out, see
- *                      docs/plugins.md; completed (ABI 1.3) names the
+ *                      missing names the unchanged TOASTed columns left
+ *                      out that identity does not carry (pgoutput; empty
+ *                      with wal2json, which does not say, see
+ *                      docs/plugins.md); completed (ABI 1.3) names the
  *                      unchanged TOASTed columns filled in from identity
  *   delete             ... identity (the primary key, or the whole old row
  *                      under REPLICA IDENTITY FULL), pk
