@@ -420,6 +420,38 @@ static void test_unconverted(void **state)
         check(&adaptive, 0, "x", "\"v\"", "\"v\"", NULL);
 }
 
+/* Enums with their labels from the catalog (the sink's start): Debezium's
+ * io.debezium.data.Enum, "allowed" the labels in order; an enum type the
+ * catalog did not have at start stays walcast.data.Text. */
+static void test_enum(void **state)
+{
+        static const struct wc_dbz_enum enums[] = {
+            {16390, "a,b"},
+            {16414, "new,open,done"},
+            {20001, "x"},
+        };
+        const struct wc_dbz_options with = {.enums = enums, .nenums = 3};
+        const struct wc_dbz_options connect_with = {
+            .time = WC_DBZ_TIME_CONNECT, .enums = enums, .nenums = 3};
+
+        (void)state;
+        check(&with, 16414, "\"town6-govikon\".status", "\"open\"", "\"open\"",
+              F("\"string\",\"optional\":true,\"name\":"
+                "\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{"
+                "\"allowed\":\"new,open,done\"}"));
+        check(&connect_with, 16390, "public.ab", "\"b\"", "\"b\"",
+              F("\"string\",\"optional\":true,\"name\":"
+                "\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{"
+                "\"allowed\":\"a,b\"}"));
+        check(&with, 20001, "public.x", "null", "null", NULL);
+        /* not among them: as before */
+        check(&with, 16415, "public.pst", "\"p\"", "\"p\"",
+              F("\"string\",\"optional\":true,\"name\":\"walcast.data.Text\","
+                "\"parameters\":{\"walcast.type\":\"public.pst\"}"));
+        /* a built-in type is never looked up */
+        check(&with, 23, "integer", "5", "5", NULL);
+}
+
 /* ---- keys and envelopes ---- */
 
 #define COL(n, t, oid, v)                                                      \
@@ -930,6 +962,7 @@ int main(void)
             cmocka_unit_test(test_time_connect),
             cmocka_unit_test(test_arrays),
             cmocka_unit_test(test_unconverted),
+            cmocka_unit_test(test_enum),
             cmocka_unit_test(test_key),
             cmocka_unit_test(test_envelope_payload),
             cmocka_unit_test(test_envelope_schema),

@@ -117,6 +117,8 @@ static struct shape shape_of(uint8_t kind, uint8_t decimal)
                 return (struct shape){"bytes", "io.debezium.data.Bits", true};
         case WC_DBZ_ARRAY:
                 return (struct shape){"array", NULL, false};
+        case WC_DBZ_ENUM:
+                return (struct shape){"string", "io.debezium.data.Enum", true};
         default:
                 return (struct shape){"string", "walcast.data.Text", false};
         }
@@ -181,6 +183,14 @@ static int put_schema(struct wc_buf *out, const struct wc_dbz_type *t,
                 snprintf(num, sizeof(num), "%d", t->length);
                 if (LIT(out, ",\"parameters\":{\"length\":\"") < 0 ||
                     wc_buf_append_str(out, num) < 0 || LIT(out, "\"}") < 0)
+                        return -ENOMEM;
+                break;
+        case WC_DBZ_ENUM:
+                if (LIT(out, ",\"parameters\":{\"allowed\":") < 0 ||
+                    wc_json_append_string(out, t->allowed ? t->allowed : "",
+                                          t->allowed ? strlen(t->allowed) : 0) <
+                        0 ||
+                    LIT(out, "}") < 0)
                         return -ENOMEM;
                 break;
         case WC_DBZ_TEXT:

@@ -37,10 +37,21 @@ enum wc_dbz_time {
         WC_DBZ_TIME_CONNECT,      /* Kafka Connect's Date, Time, Timestamp */
 };
 
+/* An enum type: its labels in order, joined with "," (Debezium's
+ * "allowed"). */
+struct wc_dbz_enum {
+        uint32_t oid;
+        const char *labels;
+};
+
 struct wc_dbz_options {
         enum wc_dbz_decimal decimal;
         enum wc_dbz_time time;
         bool schemas; /* {"schema":..,"payload":..}, else the payload */
+        /* the enum types the catalog had at start, by oid; a type not
+         * among them goes out as walcast.data.Text */
+        const struct wc_dbz_enum *enums;
+        size_t nenums;
 };
 
 /* What a column converts to.  Arrays: kind WC_DBZ_ARRAY, elem the
@@ -78,16 +89,18 @@ enum wc_dbz_kind {
         WC_DBZ_BITS,  /* bit(n > 1), varbit: io.debezium.data.Bits */
         WC_DBZ_BIT1,  /* bit(1): boolean */
         WC_DBZ_ARRAY,
+        WC_DBZ_ENUM, /* io.debezium.data.Enum, labels from the catalog */
         WC_DBZ__COUNT
 };
 
 struct wc_dbz_type {
-        uint8_t kind;      /* enum wc_dbz_kind */
-        uint8_t elem;      /* arrays: the elements' kind */
-        uint8_t decimal;   /* money: enum wc_dbz_decimal */
-        int32_t precision; /* numeric(p,s): p; -1 when none */
-        int32_t scale;     /* numeric(p,s): s; money: 2 */
-        int32_t length;    /* bit(n): n; varbit without one: INT32_MAX */
+        uint8_t kind;        /* enum wc_dbz_kind */
+        uint8_t elem;        /* arrays: the elements' kind */
+        uint8_t decimal;     /* money: enum wc_dbz_decimal */
+        int32_t precision;   /* numeric(p,s): p; -1 when none */
+        int32_t scale;       /* numeric(p,s): s; money: 2 */
+        int32_t length;      /* bit(n): n; varbit without one: INT32_MAX */
+        const char *allowed; /* an enum's labels (o->enums) */
 };
 
 /* The conversion of a column of type (oid, name) under o. */

@@ -2028,6 +2028,9 @@ static void close_state(void *state)
         for (int i = 0; i < OWN__COUNT; i++)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
+        for (size_t i = 0; i < st->dbz.nenums; i++)
+                free((char *)st->dbz.enums[i].labels);
+        free((void *)st->dbz.enums);
         for (size_t i = 0; i < st->nrules; i++)
                 wc_kafka_column_rule_free(&st->rules[i]);
         free(st->rules);
@@ -2044,6 +2047,26 @@ static void close_state(void *state)
         free(st->outbox.payload);
         wc_kv_free(st->tc.config, st->tc.nconfig);
         free(st);
+}
+
+/* The enum labels the sink started with, its own copy (sorted by oid, as
+ * given). */
+static int copy_enums(struct state *st, const struct wc_dbz_enum *from,
+                      size_t n)
+{
+        struct wc_dbz_enum *e = calloc(n, sizeof(*e));
+
+        if (!e)
+                return -ENOMEM;
+        st->dbz.enums = e;
+        for (size_t i = 0; i < n; i++) {
+                e[i].oid = from[i].oid;
+                e[i].labels = strdup(from[i].labels);
+                if (!e[i].labels)
+                        return -ENOMEM;
+                st->dbz.nenums = i + 1;
+        }
+        return 0;
 }
 
 static int32_t init(const struct walcast_host *host,
@@ -2110,6 +2133,10 @@ static int32_t init(const struct walcast_host *host,
             .time = (enum wc_dbz_time)conf->time_precision,
             .schemas = conf->schemas_enable,
         };
+        if (s->nenums && copy_enums(st, s->enums, s->nenums) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
         {
                 const char *own[OWN__COUNT] = {conf->transactions_topic,
                                                conf->messages_topic,
