@@ -558,6 +558,71 @@ static void test_envelope_payload(void **state)
         wc_buf_free(&b);
 }
 
+/* The columns' conversions kept between changes: the same bytes as
+ * worked out anew, also when a column's type changes at its position,
+ * when a row has fewer or more columns, and for a type name too long to
+ * keep. */
+static void test_type_memo(void **state)
+{
+        static const char long_type[] =
+            "\"a very long schema name indeed\".\"and a long type name\"";
+        struct wc_dbz_options o = {0};
+        struct walcast_signal s = {.size = sizeof(s),
+                                   .kind = WALCAST_SIG_UPDATE,
+                                   .schema = "town6-govikon",
+                                   .table = "tickets",
+                                   .lsn = 22312704,
+                                   .txn = &txn};
+        struct walcast_column items[4] = {row_items[0], row_items[1],
+                                          row_items[2], row_items[0]};
+        struct wc_dbz_cache c = {0};
+        struct wc_str none = {NULL, 0};
+        struct wc_buf want, got;
+
+        (void)state;
+        wc_buf_init(&want);
+        wc_buf_init(&got);
+        items[3].name = "extra";
+        items[3].name_len = 5;
+        items[3].type = long_type;
+        items[3].type_len = sizeof(long_type) - 1;
+        items[3].type_oid = 16500;
+        items[3].value = "\"v\"";
+        items[3].value_len = 3;
+        for (int round = 0; round < 6; round++) {
+                struct walcast_columns after = {items, round == 4 ? 4 : 3};
+                struct walcast_columns before = {items, round == 5 ? 1 : 3};
+
+                if (round == 2) {
+                        /* numeric(12,4) becomes numeric(12,2) */
+                        items[1].type = "numeric(12,2)";
+                        items[1].value = "3.14";
+                        items[1].value_len = 4;
+                }
+                if (round == 3) {
+                        /* integer becomes bigint */
+                        items[0].type = "bigint";
+                        items[0].type_len = 6;
+                        items[0].type_oid = 20;
+                }
+                wc_buf_reset(&want);
+                wc_buf_reset(&got);
+                assert_int_equal(wc_dbz_format_value_with(
+                                     &want, &none, &tb, &s, 'u', &before,
+                                     &after, NULL, 1795614503661123, &o),
+                                 0);
+                assert_int_equal(wc_dbz_format_value_cached(
+                                     &got, &c, &none, &tb, &s, 'u', &before,
+                                     &after, NULL, 1795614503661123, &o),
+                                 0);
+                assert_string_equal(got.data, want.data);
+        }
+        assert_non_null(strstr(got.data, "\"price\":\"ATo=\""));
+        wc_dbz_cache_free(&c);
+        wc_buf_free(&want);
+        wc_buf_free(&got);
+}
+
 #define VALUE_STRUCT                                                           \
         "{\"type\":\"struct\",\"fields\":[{\"type\":\"int32\",\"optional\":"   \
         "false,\"field\":\"id\"},{\"type\":\"bytes\",\"optional\":true,"       \
@@ -963,6 +1028,7 @@ int main(void)
             cmocka_unit_test(test_arrays),
             cmocka_unit_test(test_unconverted),
             cmocka_unit_test(test_enum),
+            cmocka_unit_test(test_type_memo),
             cmocka_unit_test(test_key),
             cmocka_unit_test(test_envelope_payload),
             cmocka_unit_test(test_envelope_schema),

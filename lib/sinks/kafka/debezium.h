@@ -201,13 +201,36 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
  * Value struct is the table's, as Debezium's; two are kept.  Zeroed is
  * empty.
  */
+/* A column's conversion as the last change had it at that position. */
+struct wc_dbz_memo {
+        uint32_t oid;
+        uint32_t name_len; /* of the type's name; 0: empty slot */
+        char name[56];     /* the type's name (longer: not kept) */
+        struct wc_dbz_type t;
+};
+
 struct wc_dbz_cache {
         struct wc_buf sig[2];              /* what each schema was made from */
         struct wc_buf schema[2];           /* wc_dbz_append_envelope_schema */
         struct wc_buf scratch;             /* the signature being made */
         struct wc_buf key_sig, key_schema; /* the Key struct's */
         unsigned next;                     /* the slot to replace */
+        /* the columns' conversions by position, worked out again only
+         * for a column whose type OID or name differs there */
+        struct wc_dbz_memo *memo;
+        size_t nmemo;
 };
+
+/* wc_dbz_format_value_with, the columns' conversions kept in c (NULL:
+ * worked out for each column). */
+int wc_dbz_format_value_cached(struct wc_buf *out, struct wc_dbz_cache *c,
+                               const struct wc_str *schema,
+                               const struct wc_dbz_table *tb,
+                               const struct walcast_signal *s, char op,
+                               const struct walcast_columns *before,
+                               const struct walcast_columns *after,
+                               const struct wc_dbz_txblock *tx, int64_t now_us,
+                               const struct wc_dbz_options *o);
 
 /* The Envelope schema for these columns, from the cache or made and
  * kept; *ret stays valid until the next call.  0 or -ENOMEM. */

@@ -1341,9 +1341,9 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
             wc_dbz_cached_schema(&e->dbz, &tb, before, after, &s->pk, &st->dbz,
                                  &schema) < 0)
                 return WALCAST_ERROR;
-        if (wc_dbz_format_value_with(&st->value, &schema, &tb, s, op, before,
-                                     after, st->own_name[OWN_TXN] ? &blk : NULL,
-                                     now_us(), &st->dbz) < 0)
+        if (wc_dbz_format_value_cached(
+                &st->value, &e->dbz, &schema, &tb, s, op, before, after,
+                st->own_name[OWN_TXN] ? &blk : NULL, now_us(), &st->dbz) < 0)
                 return WALCAST_ERROR;
         if (produce(st, e, t, x, &l, key, &st->value) < 0)
                 return WALCAST_ERROR;
