@@ -50,6 +50,7 @@ import decimal
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -642,6 +643,23 @@ def case_columns_at_start(c):
     check([(k, v["after"]) for k, v in got] ==
           [({"id": 1, "a": "x"}, {"id": 1, "a": "x"})],
           "r_pk keyed by its key_columns: %r" % got)
+    # a reload to a rule the catalog refuses: refused, the rules in force
+    # stay
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("key_columns: [id, a]", "key_columns: [id, b]"))
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: "reload refused" in d.stderr(), timeout=30,
+                 what="the reload to be refused")
+    check('table "public"."r_pk" has no column "b", which the column rule '
+          'for tables "r_pk" names in key_columns' in d.stderr(),
+          "the refusal names table and column:\n" + d.stderr()[-2000:])
+    c.sql("INSERT INTO r_pk VALUES (2, 2, 'y');")
+    tk.wait_confirmed(c, "cs_good", d)
+    got = raw_records(mock.bootstrap, "walcast.public.r_pk")
+    check([k for k, _ in got] == [{"id": 1, "a": "x"}, {"id": 2, "a": "y"}],
+          "keyed by the rules in force after the refused reload: %r" % got)
     d.stop()
     tk.drop_slot(c, "cs_good")
 
