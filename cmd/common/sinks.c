@@ -9,12 +9,19 @@
 #include "sinks/file/filesink.h"
 #include "sinks/registry.h"
 
+static void env_log(int level, const char *msg)
+{
+        wc_log((enum wc_log_level)level, "%s", msg);
+}
+
 int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
 {
         char err[2048], sd[4096];
         struct wc_sink_env env = {
             .dsn = cfg->source.dsn,
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
+            .filter = &cfg->filter,
+            .log = env_log,
         };
 
         for (size_t i = 0; i < cfg->nsinks; i++) {
@@ -44,6 +51,8 @@ int wc_runner_load_plugins(struct runner *rn)
         struct wc_sink_env env = {
             .dsn = cfg->source.dsn,
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
+            .filter = &cfg->filter,
+            .log = env_log,
         };
         int r;
 

@@ -27,6 +27,11 @@ struct wc_settings;
 struct wc_sink_env {
         const char *dsn;       /* source.dsn */
         const char *state_dir; /* absolute, or NULL */
+        /* the global filter (what reaches any sink), or NULL */
+        const struct wc_filter_config *filter;
+        /* what a check or start has to say besides its error (syslog
+         * level: 4 warning, 5 notice); NULL: nothing is said */
+        void (*log)(int level, const char *msg);
 };
 
 struct wc_sink_kind {

@@ -485,3 +485,155 @@ out:
         PQfinish(conn);
         return r;
 }
+
+/* Every user table's columns, with their primary-key membership and, for
+ * an enum, its labels in order (what Debezium's "allowed" lists). */
+static const char columns_sql[] =
+    "SELECT n.nspname, c.relname, a.attname, a.atttypid::int8, "
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
+    "AND i.indisprimary AND a.attnum = ANY (i.indkey::int2[])), "
+    "CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(e.enumlabel, ',' "
+    "ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid "
+    "= t.oid) END "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
+    "c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+    "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+    "WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND "
+    "n.nspname !~ '^pg_' ORDER BY n.nspname, c.relname, a.attnum";
+
+void wc_catalog_tables_free(struct wc_catalog_tables *t)
+{
+        if (!t)
+                return;
+        for (size_t i = 0; i < t->ntables; i++) {
+                struct wc_catalog_table *tb = &t->tables[i];
+
+                for (size_t j = 0; j < tb->ncols; j++)
+                        free(tb->cols[j].name);
+                free(tb->cols);
+                free(tb->schema);
+                free(tb->table);
+        }
+        free(t->tables);
+        for (size_t i = 0; i < t->nenums; i++)
+                free(t->enums[i].labels);
+        free(t->enums);
+        memset(t, 0, sizeof(*t));
+}
+
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+        void *np;
+        size_t ncap;
+
+        if (n < *cap)
+                return 0;
+        ncap = *cap ? *cap * 2 : 16;
+        np = realloc(*p, ncap * size);
+        if (!np)
+                return -ENOMEM;
+        *p = np;
+        *cap = ncap;
+        return 0;
+}
+
+static int add_enum(struct wc_catalog_tables *t, size_t *cap, uint32_t oid,
+                    const char *labels)
+{
+        for (size_t i = 0; i < t->nenums; i++)
+                if (t->enums[i].oid == oid)
+                        return 0;
+        if (grow((void **)&t->enums, cap, t->nenums, sizeof(*t->enums)) < 0)
+                return -ENOMEM;
+        t->enums[t->nenums].oid = oid;
+        t->enums[t->nenums].labels = strdup(labels);
+        if (!t->enums[t->nenums].labels)
+                return -ENOMEM;
+        t->nenums++;
+        return 0;
+}
+
+static int cmp_enum(const void *a, const void *b)
+{
+        const struct wc_catalog_enum *x = a, *y = b;
+
+        return x->oid < y->oid ? -1 : x->oid > y->oid;
+}
+
+int wc_catalog_tables_load(const char *dsn, wc_catalog_included_fn included,
+                           void *ud, struct wc_catalog_tables *ret,
+                           char *errbuf, size_t errlen)
+{
+        struct wc_catalog_tables t = {0};
+        size_t tcap = 0, ecap = 0, ccap = 0;
+        struct wc_catalog_table *cur = NULL;
+        bool skip = false;
+        PGconn *conn = connect_db(dsn, errbuf, errlen);
+        PGresult *res;
+        int r = 0;
+
+        if (!conn)
+                return -EIO;
+        res = PQexec(conn, columns_sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                query_failed(conn, res, errbuf, errlen);
+                r = -EIO;
+                goto out;
+        }
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *schema = PQgetvalue(res, i, 0);
+                const char *table = PQgetvalue(res, i, 1);
+                struct wc_catalog_column *col;
+
+                if (!cur || strcmp(cur->schema, schema) != 0 ||
+                    strcmp(cur->table, table) != 0) {
+                        /* a table the previous rows were not of */
+                        if (skip && i > 0 &&
+                            strcmp(PQgetvalue(res, i - 1, 0), schema) == 0 &&
+                            strcmp(PQgetvalue(res, i - 1, 1), table) == 0)
+                                continue;
+                        skip = included && !included(ud, schema, table);
+                        if (skip)
+                                continue;
+                        r = grow((void **)&t.tables, &tcap, t.ntables,
+                                 sizeof(*t.tables));
+                        if (r < 0)
+                                goto nomem;
+                        cur = &t.tables[t.ntables++];
+                        memset(cur, 0, sizeof(*cur));
+                        ccap = 0;
+                        cur->schema = strdup(schema);
+                        cur->table = strdup(table);
+                        if (!cur->schema || !cur->table)
+                                goto nomem;
+                }
+                if (grow((void **)&cur->cols, &ccap, cur->ncols,
+                         sizeof(*cur->cols)) < 0)
+                        goto nomem;
+                col = &cur->cols[cur->ncols];
+                col->name = strdup(PQgetvalue(res, i, 2));
+                if (!col->name)
+                        goto nomem;
+                cur->ncols++;
+                col->type_oid =
+                    (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+                col->pk = is_true(PQgetvalue(res, i, 4));
+                if (!PQgetisnull(res, i, 5) &&
+                    add_enum(&t, &ecap, col->type_oid, PQgetvalue(res, i, 5)) <
+                        0)
+                        goto nomem;
+        }
+        if (t.nenums)
+                qsort(t.enums, t.nenums, sizeof(*t.enums), cmp_enum);
+        *ret = t;
+        goto out;
+nomem:
+        wc_errorf(errbuf, errlen, "out of memory");
+        wc_catalog_tables_free(&t);
+        r = -ENOMEM;
+out:
+        PQclear(res);
+        PQfinish(conn);
+        return r;
+}

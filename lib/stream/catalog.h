@@ -83,4 +83,43 @@ void wc_catalog_explain(enum wc_ident ident, const char *schema,
                         const char *table, bool kafka, char *out,
                         size_t outlen);
 
+/*
+ * The columns of the ordinary and partitioned tables that included()
+ * accepts, for rules checked at start (a Kafka sink's column rules) and
+ * the labels of the enum types those columns have (Debezium's
+ * io.debezium.data.Enum).  One query on one bounded connection; the
+ * server returns every user table's columns and included() picks.
+ */
+struct wc_catalog_column {
+        char *name;
+        uint32_t type_oid;
+        bool pk; /* part of the primary key */
+};
+
+struct wc_catalog_table {
+        char *schema, *table;
+        struct wc_catalog_column *cols; /* in attnum order */
+        size_t ncols;
+};
+
+/* An enum type: its labels in sort order, joined with ",". */
+struct wc_catalog_enum {
+        uint32_t oid;
+        char *labels;
+};
+
+struct wc_catalog_tables {
+        struct wc_catalog_table *tables; /* by schema, table */
+        size_t ntables;
+        struct wc_catalog_enum *enums; /* by oid */
+        size_t nenums;
+};
+
+/* 0 with *ret filled, or a negative errno with errbuf set (-EIO: the
+ * server could not be reached or the query failed). */
+int wc_catalog_tables_load(const char *dsn, wc_catalog_included_fn included,
+                           void *ud, struct wc_catalog_tables *ret,
+                           char *errbuf, size_t errlen);
+void wc_catalog_tables_free(struct wc_catalog_tables *t);
+
 #endif

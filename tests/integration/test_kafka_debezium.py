@@ -21,8 +21,16 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    walcast's heartbeats (heartbeat.deliver: true) as Debezium's.
 5. column rules: excluded columns are in no row, masked ones carry the
    salted SHA-256 a consumer can compute, key_columns key a table without
-   a primary key; a rule excluding a primary-key column stops the stream
-   at that table, said once, confirming nothing past it.
+   a primary key; a rule excluding a primary-key column of a table
+   created after start stops the stream at that table, said once,
+   confirming nothing past it.
+5b. column rules against the catalog at start: key_columns naming a
+   missing column, excluding a primary-key column or a key_columns one
+   make walcastd and walcastd --check exit 78 naming sink, table and
+   column; tables the sink does not take are not checked; a rule for no
+   table is a warning; an unreachable database is a notice for --check.
+5c. enums: io.debezium.data.Enum with the labels, in a quoted tenant
+   schema; a type created after start goes out as walcast.data.Text.
 6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
    topic their aggregatetype and schema make, keyed by the aggregate id,
    valued with the payload document, with the id and the type as
@@ -42,6 +50,7 @@ import decimal
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -114,8 +123,9 @@ WANT_AFTER = {
     "b1": True,
     "vb": "AQE=",
     "x": "<a/>",
-    # what walcast does not convert: the text (walcast.data.Text)
+    # an enum: its label (io.debezium.data.Enum)
     "mood": "happy",
+    # what walcast does not convert: the text (walcast.data.Text)
     "pos": "5",
 }
 
@@ -137,8 +147,10 @@ WANT_FIELDS = {
            "optional": True, "field": "ia"},
     "js": {"type": "string", "optional": True,
            "name": "io.debezium.data.Json", "version": 1, "field": "js"},
-    "mood": {"type": "string", "optional": True, "name": "walcast.data.Text",
-             "parameters": {"walcast.type": "public.mood"}, "field": "mood"},
+    # an enum: its labels from the catalog at start, in order
+    "mood": {"type": "string", "optional": True,
+             "name": "io.debezium.data.Enum", "version": 1,
+             "parameters": {"allowed": "sad,happy"}, "field": "mood"},
 }
 
 
@@ -488,8 +500,7 @@ def case_columns(c):
     c.sql("CREATE TABLE users (id int PRIMARY KEY, email text, "
           "  password_hash text, nick text);"
           "CREATE TABLE events (code text NOT NULL, v int);"
-          "ALTER TABLE events REPLICA IDENTITY FULL;"
-          "CREATE TABLE secrets (id int PRIMARY KEY, s text);")
+          "ALTER TABLE events REPLICA IDENTITY FULL;")
     mock = h.KafkaMock(c.tmp, brokers=1)
     for t in ("walcast.public.users", "walcast.public.events",
               "walcast.public.secrets"):
@@ -529,12 +540,15 @@ def case_columns(c):
     d.stop()
     tk.drop_slot(c, "dbz_cols")
 
-    # a rule that leaves out the primary key: refused at the table
+    # a rule that leaves out the primary key of a table created after
+    # start (the check at start saw no such table): refused at the table
     d = run_walcastd(c, "dbz-cols-bad", "dbz_cols_bad", dbz_sink(
         mock.bootstrap, [("value_format", "debezium")]) +
         "      columns:\n        - tables: [secrets]\n"
         "          exclude: [id]\n")
-    before = h.lsn_int(c.current_lsn())
+    c.sql("CREATE TABLE secrets (id int PRIMARY KEY, s text);")
+    # past the CREATE TABLE, which walcastd may confirm
+    before = h.lsn_int(c.sql_value("SELECT pg_current_wal_insert_lsn()::text"))
     c.sql("INSERT INTO secrets VALUES (1, 's');")
     h.wait_until(lambda: "excludes its primary-key column" in d.stderr(),
                  timeout=30, what="the refusal")
@@ -553,6 +567,153 @@ def case_columns(c):
           "at %s" % (h.lsn_str(conf), h.lsn_str(before)))
     d.stop()
     tk.drop_slot(c, "dbz_cols_bad")
+    mock.stop()
+
+
+def expect_refused(c, name, slot, sinks, words):
+    """walcastd exits 78 with the words and no slot; walcastd --check too
+    (the database is reachable)."""
+    cfg = h.write_config(os.path.join(c.tmp, name + ".yaml"), c.dsn(), slot,
+                         None, extra="sinks:\n" + sinks)
+    for what, argv in (("walcastd", [h.binary("walcastd"), "-c", cfg]),
+                       ("walcastd --check",
+                        [h.binary("walcastd"), "-c", cfg, "--check"])):
+        r = h.run(argv, timeout=60)
+        check(r.returncode == 78, "%s exited %d, expected 78: %s"
+              % (what, r.returncode, r.stderr))
+        for w in words:
+            check(w in r.stderr, "%s: %r lacks %r" % (what, r.stderr, w))
+    check(c.slot(slot) is None, "walcastd created slot %s before refusing "
+          "the configuration" % slot)
+
+
+def case_columns_at_start(c):
+    c.sql("CREATE TABLE r_pk (id int, part int, a text, "
+          "  PRIMARY KEY (id, part));"
+          "CREATE TABLE r_nopk (code text NOT NULL, v int);"
+          "CREATE TABLE r_skip (id int PRIMARY KEY, v int);")
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    mock.cmd("topic walcast.public.r_pk 1")
+    sink = dbz_sink(mock.bootstrap, [("value_format", "debezium")])
+
+    def rules(*items):
+        return "      columns:\n" + "".join(
+            "        - %s\n" % "\n          ".join(it) for it in items)
+
+    # key_columns naming a column the table does not have
+    expect_refused(c, "cs-nocol", "cs_nocol", sink + rules(
+        ["tables: [r_nopk]", "key_columns: [code, nope]"]),
+        ['sink "kafka": table "public"."r_nopk" has no column "nope", which '
+         'the column rule for tables "r_nopk" names in key_columns'])
+    # excluding a column of the primary key (the second one)
+    expect_refused(c, "cs-expk", "cs_expk", sink + rules(
+        ["tables: [\"public.r_*\"]", "exclude: [part]"]),
+        ['sink "kafka": the column rule for tables "public.r_*" excludes '
+         'column "part" of table "public"."r_pk", part of its primary key, '
+         'which keys the messages; leave the column in, or name key_columns'])
+    # excluding a column key_columns name (by a glob: the configuration
+    # alone refuses the same name in both lists)
+    expect_refused(c, "cs-exkc", "cs_exkc", sink + rules(
+        ["tables: [r_nopk]", "key_columns: [code]", "exclude: [\"co*\"]"]),
+        ['sink "kafka": the column rule for tables "r_nopk" excludes column '
+         '"code" of table "public"."r_nopk", which its key_columns name'])
+
+    # what is not refused: key_columns replacing the excluded primary key,
+    # a masked key column, a table the sink does not take; a rule for no
+    # table is a warning
+    good = (sink + "      tables:\n        exclude: [r_skip]\n"
+            "      mask_salt: salt\n" + rules(
+        ["tables: [r_pk]", "exclude: [part]", "key_columns: [id, a]"],
+        ["tables: [r_nopk]", "mask: [code]", "key_columns: [code]"],
+        ["tables: [r_skip]", "exclude: [id]"],
+        ["tables: [not_yet]", "exclude: [x]"]))
+    cfg = h.write_config(os.path.join(c.tmp, "cs-good.yaml"), c.dsn(),
+                         "cs_good", None, extra="sinks:\n" + good)
+    r = h.run([h.binary("walcastd"), "-c", cfg, "--check"], timeout=60)
+    check(r.returncode == 0, "--check: exit %d: %s" % (r.returncode,
+                                                       r.stderr))
+    for w in ('the column rule for tables "r_skip" matches no table the '
+              'sink takes now', 'the column rule for tables "not_yet" '
+              'matches no table'):
+        check(w in r.stderr, "--check: %r lacks %r" % (r.stderr, w))
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-cs-good")
+    c.sql("INSERT INTO r_pk VALUES (1, 2, 'x');")
+    tk.wait_confirmed(c, "cs_good", d)
+    got = raw_records(mock.bootstrap, "walcast.public.r_pk")
+    check([(k, v["after"]) for k, v in got] ==
+          [({"id": 1, "a": "x"}, {"id": 1, "a": "x"})],
+          "r_pk keyed by its key_columns: %r" % got)
+    # a reload to a rule the catalog refuses: refused, the rules in force
+    # stay
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("key_columns: [id, a]", "key_columns: [id, b]"))
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: "reload refused" in d.stderr(), timeout=30,
+                 what="the reload to be refused")
+    check('table "public"."r_pk" has no column "b", which the column rule '
+          'for tables "r_pk" names in key_columns' in d.stderr(),
+          "the refusal names table and column:\n" + d.stderr()[-2000:])
+    c.sql("INSERT INTO r_pk VALUES (2, 2, 'y');")
+    tk.wait_confirmed(c, "cs_good", d)
+    got = raw_records(mock.bootstrap, "walcast.public.r_pk")
+    check([k for k, _ in got] == [{"id": 1, "a": "x"}, {"id": 2, "a": "y"}],
+          "keyed by the rules in force after the refused reload: %r" % got)
+    d.stop()
+    tk.drop_slot(c, "cs_good")
+
+    # the database out of reach: --check does not fail for that alone
+    bad_dsn = "host=127.0.0.1 port=1 dbname=x connect_timeout=2"
+    cfg = h.write_config(os.path.join(c.tmp, "cs-unreach.yaml"), bad_dsn,
+                         "cs_unreach", None, extra="sinks:\n" + sink + rules(
+                             ["tables: [r_pk]", "exclude: [id]"]))
+    r = h.run([h.binary("walcastd"), "-c", cfg, "--check"], timeout=60)
+    check(r.returncode == 0, "--check with the database out of reach: "
+          "exit %d: %s" % (r.returncode, r.stderr))
+    check('sink "kafka": could not look up its tables in the catalog' in
+          r.stderr and "checked as each table's first change arrives" in
+          r.stderr, "--check says why it did not check: %r" % r.stderr)
+    mock.stop()
+
+
+def case_enum(c):
+    c.sql('CREATE SCHEMA "town6-govikon";'
+          'CREATE TYPE "town6-govikon".status AS ENUM '
+          "  ('new', 'open', 'done');"
+          'CREATE TABLE "town6-govikon".tickets (id int PRIMARY KEY, '
+          '  status "town6-govikon".status, s2 "town6-govikon".status[]);')
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    for t in ("walcast.town6-govikon.tickets", "walcast.public.later"):
+        mock.cmd("topic %s 1" % t)
+    d = run_walcastd(c, "dbz-enum", "dbz_enum", dbz_sink(
+        mock.bootstrap, [("value_format", "debezium"),
+                         ("schemas_enable", "true")]))
+    c.sql('INSERT INTO "town6-govikon".tickets VALUES (1, \'open\', NULL);'
+          # a type created after start: text until a reload or restart
+          "CREATE TYPE public.later_t AS ENUM ('x', 'y');"
+          "CREATE TABLE later (id int PRIMARY KEY, l public.later_t);"
+          "INSERT INTO later VALUES (1, 'y');")
+    tk.wait_confirmed(c, "dbz_enum", d)
+    recs = raw_records(mock.bootstrap, "walcast.town6-govikon.tickets")
+    check(len(recs) == 1, "one record: %r" % recs)
+    v = recs[0][1]
+    check(v["payload"]["after"]["status"] == "open", "payload: %r" % v)
+    after = [f for f in v["schema"]["fields"] if f["field"] == "after"][0]
+    st = [f for f in after["fields"] if f["field"] == "status"][0]
+    check(st == {"type": "string", "optional": True,
+                 "name": "io.debezium.data.Enum", "version": 1,
+                 "parameters": {"allowed": "new,open,done"},
+                 "field": "status"}, "status's schema: %r" % st)
+    recs = raw_records(mock.bootstrap, "walcast.public.later")
+    after = [f for f in recs[0][1]["schema"]["fields"]
+             if f["field"] == "after"][0]
+    lt = [f for f in after["fields"] if f["field"] == "l"][0]
+    check(lt.get("name") == "walcast.data.Text" and
+          recs[0][1]["payload"]["after"]["l"] == "y",
+          "an enum created after start goes out as text: %r" % lt)
+    d.stop()
+    tk.drop_slot(c, "dbz_enum")
     mock.stop()
 
 
@@ -666,6 +827,10 @@ def test():
               case_transactions, c)
     cases.run("messages_topic and heartbeat_topic", case_messages, c)
     cases.run("column rules: exclude, mask, key_columns", case_columns, c)
+    cases.run("column rules checked against the catalog at start",
+              case_columns_at_start, c)
+    cases.run("enums as io.debezium.data.Enum, in a quoted schema",
+              case_enum, c)
     cases.run("outbox: events routed by aggregatetype", case_outbox, c)
     cases.run("topic_creation: a failure names the topic, confirms nothing",
               case_topic_creation, c)

@@ -420,6 +420,38 @@ static void test_unconverted(void **state)
         check(&adaptive, 0, "x", "\"v\"", "\"v\"", NULL);
 }
 
+/* Enums with their labels from the catalog (the sink's start): Debezium's
+ * io.debezium.data.Enum, "allowed" the labels in order; an enum type the
+ * catalog did not have at start stays walcast.data.Text. */
+static void test_enum(void **state)
+{
+        static const struct wc_dbz_enum enums[] = {
+            {16390, "a,b"},
+            {16414, "new,open,done"},
+            {20001, "x"},
+        };
+        const struct wc_dbz_options with = {.enums = enums, .nenums = 3};
+        const struct wc_dbz_options connect_with = {
+            .time = WC_DBZ_TIME_CONNECT, .enums = enums, .nenums = 3};
+
+        (void)state;
+        check(&with, 16414, "\"town6-govikon\".status", "\"open\"", "\"open\"",
+              F("\"string\",\"optional\":true,\"name\":"
+                "\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{"
+                "\"allowed\":\"new,open,done\"}"));
+        check(&connect_with, 16390, "public.ab", "\"b\"", "\"b\"",
+              F("\"string\",\"optional\":true,\"name\":"
+                "\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{"
+                "\"allowed\":\"a,b\"}"));
+        check(&with, 20001, "public.x", "null", "null", NULL);
+        /* not among them: as before */
+        check(&with, 16415, "public.pst", "\"p\"", "\"p\"",
+              F("\"string\",\"optional\":true,\"name\":\"walcast.data.Text\","
+                "\"parameters\":{\"walcast.type\":\"public.pst\"}"));
+        /* a built-in type is never looked up */
+        check(&with, 23, "integer", "5", "5", NULL);
+}
+
 /* ---- keys and envelopes ---- */
 
 #define COL(n, t, oid, v)                                                      \
@@ -524,6 +556,71 @@ static void test_envelope_payload(void **state)
             "\"ts_ns\":1795614503661123000,\"transaction\":{\"id\":"
             "\"728:22313200\",\"total_order\":3,\"data_collection_order\":2}}");
         wc_buf_free(&b);
+}
+
+/* The columns' conversions kept between changes: the same bytes as
+ * worked out anew, also when a column's type changes at its position,
+ * when a row has fewer or more columns, and for a type name too long to
+ * keep. */
+static void test_type_memo(void **state)
+{
+        static const char long_type[] =
+            "\"a very long schema name indeed\".\"and a long type name\"";
+        struct wc_dbz_options o = {0};
+        struct walcast_signal s = {.size = sizeof(s),
+                                   .kind = WALCAST_SIG_UPDATE,
+                                   .schema = "town6-govikon",
+                                   .table = "tickets",
+                                   .lsn = 22312704,
+                                   .txn = &txn};
+        struct walcast_column items[4] = {row_items[0], row_items[1],
+                                          row_items[2], row_items[0]};
+        struct wc_dbz_cache c = {0};
+        struct wc_str none = {NULL, 0};
+        struct wc_buf want, got;
+
+        (void)state;
+        wc_buf_init(&want);
+        wc_buf_init(&got);
+        items[3].name = "extra";
+        items[3].name_len = 5;
+        items[3].type = long_type;
+        items[3].type_len = sizeof(long_type) - 1;
+        items[3].type_oid = 16500;
+        items[3].value = "\"v\"";
+        items[3].value_len = 3;
+        for (int round = 0; round < 6; round++) {
+                struct walcast_columns after = {items, round == 4 ? 4 : 3};
+                struct walcast_columns before = {items, round == 5 ? 1 : 3};
+
+                if (round == 2) {
+                        /* numeric(12,4) becomes numeric(12,2) */
+                        items[1].type = "numeric(12,2)";
+                        items[1].value = "3.14";
+                        items[1].value_len = 4;
+                }
+                if (round == 3) {
+                        /* integer becomes bigint */
+                        items[0].type = "bigint";
+                        items[0].type_len = 6;
+                        items[0].type_oid = 20;
+                }
+                wc_buf_reset(&want);
+                wc_buf_reset(&got);
+                assert_int_equal(wc_dbz_format_value_with(
+                                     &want, &none, &tb, &s, 'u', &before,
+                                     &after, NULL, 1795614503661123, &o),
+                                 0);
+                assert_int_equal(wc_dbz_format_value_cached(
+                                     &got, &c, &none, &tb, &s, 'u', &before,
+                                     &after, NULL, 1795614503661123, &o),
+                                 0);
+                assert_string_equal(got.data, want.data);
+        }
+        assert_non_null(strstr(got.data, "\"price\":\"ATo=\""));
+        wc_dbz_cache_free(&c);
+        wc_buf_free(&want);
+        wc_buf_free(&got);
 }
 
 #define VALUE_STRUCT                                                           \
@@ -930,6 +1027,8 @@ int main(void)
             cmocka_unit_test(test_time_connect),
             cmocka_unit_test(test_arrays),
             cmocka_unit_test(test_unconverted),
+            cmocka_unit_test(test_enum),
+            cmocka_unit_test(test_type_memo),
             cmocka_unit_test(test_key),
             cmocka_unit_test(test_envelope_payload),
             cmocka_unit_test(test_envelope_schema),

@@ -8,13 +8,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "sinks/kafka/columns.h"
 #include "sinks/kafka/sha256.h"
+#include "stream/catalog.h"
 
 static void hex_of(const char *s, char out[65])
 {
@@ -162,13 +165,100 @@ static void test_key(void **state)
         wc_kafka_rule_out_free(&o);
 }
 
+/* The rules against the catalog's tables, as a start checks them. */
+static char *warned[4];
+static size_t nwarned;
+
+static void warn(int level, const char *msg)
+{
+        assert_int_equal(level, 4);
+        if (nwarned < 4)
+                warned[nwarned++] = strdup(msg);
+}
+
+static void test_rules_check(void **state)
+{
+        struct wc_catalog_column users_cols[] = {{"id", 23, true},
+                                                 {"email", 25, false},
+                                                 {"password_hash", 25, false}};
+        struct wc_catalog_column orders_cols[] = {
+            {"id", 23, true}, {"part", 23, true}, {"note", 25, false}};
+        struct wc_catalog_table tables[] = {
+            {"public", "orders", orders_cols, 3},
+            {"town6-a", "users", users_cols, 3},
+        };
+        struct wc_catalog_tables t = {tables, 2, NULL, 0};
+        static char *t_orders[] = {"orders"}, *t_gone[] = {"gone"};
+        static char *ex_part[] = {"pa*"}, *ex_note[] = {"note"};
+        static char *k_note[] = {"note"}, *k_id_nope[] = {"id", "nope"};
+        static char *mask_id[] = {"id"};
+        char err[512];
+
+        (void)state;
+        /* users: key_columns [email], password_hash and tmp_* excluded */
+        assert_int_equal(
+            wc_kafka_rules_check(rules, 1, &t, "k", warn, err, sizeof(err)), 0);
+        assert_int_equal(nwarned, 0);
+        /* a primary-key column excluded (by a glob) */
+        struct wc_kafka_column_rule bad_pk = {.tables = {t_orders, 1},
+                                              .exclude = {ex_part, 1}};
+        assert_int_equal(
+            wc_kafka_rules_check(&bad_pk, 1, &t, "k", warn, err, sizeof(err)),
+            -EINVAL);
+        assert_string_equal(
+            err, "sink \"k\": the column rule for tables \"orders\" "
+                 "excludes column \"part\" of table \"public\".\"orders\", "
+                 "part of its primary key, which keys the messages; leave "
+                 "the column in, or name key_columns");
+        /* ... allowed when key_columns key instead */
+        struct wc_kafka_column_rule keyed = {.tables = {t_orders, 1},
+                                             .exclude = {ex_part, 1},
+                                             .key_columns = {k_note, 1}};
+        assert_int_equal(
+            wc_kafka_rules_check(&keyed, 1, &t, "k", warn, err, sizeof(err)),
+            0);
+        /* ... but not one of those excluded */
+        struct wc_kafka_column_rule keyed_ex = {.tables = {t_orders, 1},
+                                                .exclude = {ex_note, 1},
+                                                .key_columns = {k_note, 1}};
+        assert_int_equal(
+            wc_kafka_rules_check(&keyed_ex, 1, &t, "k", warn, err, sizeof(err)),
+            -EINVAL);
+        assert_non_null(strstr(err, "excludes column \"note\" of table "
+                                    "\"public\".\"orders\", which its "
+                                    "key_columns name"));
+        /* a key column the table lacks */
+        struct wc_kafka_column_rule nope = {.tables = {t_orders, 1},
+                                            .key_columns = {k_id_nope, 2}};
+        assert_int_equal(
+            wc_kafka_rules_check(&nope, 1, &t, "k", warn, err, sizeof(err)),
+            -EINVAL);
+        assert_string_equal(
+            err, "sink \"k\": table \"public\".\"orders\" has no column "
+                 "\"nope\", which the column rule for tables \"orders\" "
+                 "names in key_columns; correct key_columns or the rule's "
+                 "tables");
+        /* a masked key column is allowed; a rule for no table is said */
+        struct wc_kafka_column_rule two[] = {
+            {.tables = {t_orders, 1}, .mask = {mask_id, 1}},
+            {.tables = {t_gone, 1}, .exclude = {ex_note, 1}},
+        };
+        assert_int_equal(
+            wc_kafka_rules_check(two, 2, &t, "k", warn, err, sizeof(err)), 0);
+        assert_int_equal(nwarned, 1);
+        assert_string_equal(warned[0],
+                            "sink \"k\": the column rule for tables \"gone\" "
+                            "matches no table the sink takes now; it applies "
+                            "to such tables when they are created");
+        free(warned[0]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_sha256),
-            cmocka_unit_test(test_rule_for),
-            cmocka_unit_test(test_apply),
-            cmocka_unit_test(test_key),
+            cmocka_unit_test(test_sha256),      cmocka_unit_test(test_rule_for),
+            cmocka_unit_test(test_apply),       cmocka_unit_test(test_key),
+            cmocka_unit_test(test_rules_check),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sinks/kafka/columns.h"
 #include "sinks/kafka/sha256.h"
+#include "stream/catalog.h"
 
 const struct wc_kafka_column_rule *
 wc_kafka_rule_for(const struct wc_kafka_column_rule *rules, size_t n,
@@ -203,4 +205,123 @@ void wc_kafka_column_rule_free(struct wc_kafka_column_rule *r)
         wc_pattern_list_free(&r->exclude);
         wc_pattern_list_free(&r->mask);
         wc_pattern_list_free(&r->key_columns);
+}
+
+/* s as a quoted SQL identifier, cut to fit (names in messages). */
+static const char *quoted(char *out, size_t outlen, const char *s)
+{
+        size_t o = 0;
+
+        out[o++] = '"';
+        for (; *s && o + 3 < outlen; s++) {
+                if (*s == '"')
+                        out[o++] = '"';
+                out[o++] = (unsigned char)*s < 0x20 ? '?' : *s;
+        }
+        out[o++] = '"';
+        out[o] = '\0';
+        return out;
+}
+
+static const struct wc_catalog_column *
+column_named(const struct wc_catalog_table *tb, const char *name)
+{
+        for (size_t i = 0; i < tb->ncols; i++)
+                if (strcmp(tb->cols[i].name, name) == 0)
+                        return &tb->cols[i];
+        return NULL;
+}
+
+/* The patterns of l joined for a message: "a", "b". */
+static void joined(char *out, size_t outlen, const struct wc_pattern_list *l)
+{
+        size_t o = 0;
+
+        out[0] = '\0';
+        for (size_t i = 0; i < l->count && o + 1 < outlen; i++)
+                o += (size_t)snprintf(out + o, outlen - o, "%s\"%s\"",
+                                      i ? ", " : "", l->items[i]);
+}
+
+int wc_kafka_rules_check(const struct wc_kafka_column_rule *rules, size_t n,
+                         const struct wc_catalog_tables *t, const char *sink,
+                         void (*warn)(int level, const char *msg), char *errbuf,
+                         size_t errlen)
+{
+        char sq[160], tq[160], pats[256], msg[768];
+        bool *used = calloc(n ? n : 1, sizeof(bool));
+
+        if (!used) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < t->ntables; i++) {
+                const struct wc_catalog_table *tb = &t->tables[i];
+                const struct wc_kafka_column_rule *r =
+                    wc_kafka_rule_for(rules, n, tb->schema, tb->table);
+
+                if (!r)
+                        continue;
+                used[r - rules] = true;
+                quoted(sq, sizeof(sq), tb->schema);
+                quoted(tq, sizeof(tq), tb->table);
+                joined(pats, sizeof(pats), &r->tables);
+                for (size_t k = 0; k < r->key_columns.count; k++) {
+                        const char *c = r->key_columns.items[k];
+
+                        if (!column_named(tb, c)) {
+                                wc_errorf(errbuf, errlen,
+                                          "sink \"%s\": table %s.%s has no "
+                                          "column \"%s\", which the column "
+                                          "rule for tables %s names in "
+                                          "key_columns; correct key_columns "
+                                          "or the rule's tables",
+                                          sink, sq, tq, c, pats);
+                                free(used);
+                                return -EINVAL;
+                        }
+                        if (listed(&r->exclude, c, strlen(c))) {
+                                wc_errorf(errbuf, errlen,
+                                          "sink \"%s\": the column rule for "
+                                          "tables %s excludes column \"%s\" "
+                                          "of table %s.%s, which its "
+                                          "key_columns name to key the "
+                                          "messages; leave the column in",
+                                          sink, pats, c, sq, tq);
+                                free(used);
+                                return -EINVAL;
+                        }
+                }
+                if (r->key_columns.count)
+                        continue;
+                for (size_t k = 0; k < tb->ncols; k++) {
+                        const struct wc_catalog_column *c = &tb->cols[k];
+
+                        if (!c->pk ||
+                            !listed(&r->exclude, c->name, strlen(c->name)))
+                                continue;
+                        wc_errorf(errbuf, errlen,
+                                  "sink \"%s\": the column rule for tables %s "
+                                  "excludes column \"%s\" of table %s.%s, "
+                                  "part of its primary key, which keys the "
+                                  "messages; leave the column in, or name "
+                                  "key_columns",
+                                  sink, pats, c->name, sq, tq);
+                        free(used);
+                        return -EINVAL;
+                }
+        }
+        for (size_t i = 0; i < n && warn; i++) {
+                if (used[i])
+                        continue;
+                joined(pats, sizeof(pats), &rules[i].tables);
+                snprintf(msg, sizeof(msg),
+                         "sink \"%s\": the column rule for tables %s matches "
+                         "no table the sink takes now; it applies to such "
+                         "tables when they are created",
+                         sink, pats);
+                warn(4, msg);
+        }
+        free(used);
+        return 0;
 }

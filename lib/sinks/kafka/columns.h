@@ -57,6 +57,22 @@ int wc_kafka_rule_key(const struct wc_kafka_column_rule *r,
 const char *wc_kafka_rule_excluded_key(const struct wc_kafka_column_rule *r,
                                        const struct walcast_columns *pk);
 
+struct wc_catalog_tables;
+
+/*
+ * rules[0..n) against the catalog's tables (those the sink takes): for
+ * each table, the first rule that matches it may not name in key_columns
+ * a column the table lacks, nor exclude a column of the message key (its
+ * key_columns, else its primary key).  Masking a key column is allowed:
+ * the key is then the digest.  The first violation is an error naming
+ * sink, table and column (-EINVAL, errbuf set).  A rule matching none of
+ * the tables is said through warn (it may be for tables created later).
+ */
+int wc_kafka_rules_check(const struct wc_kafka_column_rule *rules, size_t n,
+                         const struct wc_catalog_tables *t, const char *sink,
+                         void (*warn)(int level, const char *msg), char *errbuf,
+                         size_t errlen);
+
 /* A deep copy of rules[0..n) into *ret (n items).  0 or -ENOMEM. */
 int wc_kafka_column_rules_copy(const struct wc_kafka_column_rule *rules,
                                size_t n, struct wc_kafka_column_rule **ret);

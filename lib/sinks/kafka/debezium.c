@@ -117,6 +117,8 @@ static struct shape shape_of(uint8_t kind, uint8_t decimal)
                 return (struct shape){"bytes", "io.debezium.data.Bits", true};
         case WC_DBZ_ARRAY:
                 return (struct shape){"array", NULL, false};
+        case WC_DBZ_ENUM:
+                return (struct shape){"string", "io.debezium.data.Enum", true};
         default:
                 return (struct shape){"string", "walcast.data.Text", false};
         }
@@ -183,6 +185,14 @@ static int put_schema(struct wc_buf *out, const struct wc_dbz_type *t,
                     wc_buf_append_str(out, num) < 0 || LIT(out, "\"}") < 0)
                         return -ENOMEM;
                 break;
+        case WC_DBZ_ENUM:
+                if (LIT(out, ",\"parameters\":{\"allowed\":") < 0 ||
+                    wc_json_append_string(out, t->allowed ? t->allowed : "",
+                                          t->allowed ? strlen(t->allowed) : 0) <
+                        0 ||
+                    LIT(out, "}") < 0)
+                        return -ENOMEM;
+                break;
         case WC_DBZ_TEXT:
                 if (LIT(out, ",\"parameters\":{\"walcast.type\":") < 0 ||
                     wc_json_append_string(out, pgtype ? pgtype : "",
@@ -227,8 +237,46 @@ static void type_of_col(const struct walcast_column *c,
         wc_dbz_type_of(c->type_oid, c->type, c->type ? c->type_len : 0, o, t);
 }
 
+/* type_of_col, from c's memo when the column at position i has the same
+ * type as there last time (a table's columns seldom change). */
+static void type_memo(struct wc_dbz_cache *c, uint32_t i,
+                      const struct walcast_column *col,
+                      const struct wc_dbz_options *o, struct wc_dbz_type *t)
+{
+        uint32_t len = col->type ? col->type_len : 0;
+        struct wc_dbz_memo *m;
+
+        if (c && i < c->nmemo) {
+                m = &c->memo[i];
+                if (m->name_len == len && len && m->oid == col->type_oid &&
+                    memcmp(m->name, col->type, len) == 0) {
+                        *t = m->t;
+                        return;
+                }
+        }
+        type_of_col(col, o, t);
+        if (!c || len == 0 || len > sizeof(m->name))
+                return;
+        if (i >= c->nmemo) {
+                size_t n = i + 8;
+                void *p = realloc(c->memo, n * sizeof(*c->memo));
+
+                if (!p)
+                        return; /* only slower */
+                c->memo = p;
+                memset(c->memo + c->nmemo, 0,
+                       (n - c->nmemo) * sizeof(*c->memo));
+                c->nmemo = n;
+        }
+        m = &c->memo[i];
+        m->oid = col->type_oid;
+        m->name_len = len;
+        memcpy(m->name, col->type, len);
+        m->t = *t;
+}
+
 static int put_row(struct wc_buf *out, const struct walcast_columns *cols,
-                   const struct wc_dbz_options *o)
+                   const struct wc_dbz_options *o, struct wc_dbz_cache *memo)
 {
         if (!cols)
                 return LIT(out, "null");
@@ -238,7 +286,7 @@ static int put_row(struct wc_buf *out, const struct walcast_columns *cols,
                 const struct walcast_column *c = &cols->items[i];
                 struct wc_dbz_type t;
 
-                type_of_col(c, o, &t);
+                type_memo(memo, i, c, o, &t);
                 if ((i > 0 && LIT(out, ",") < 0) ||
                     wc_json_append_string(out, c->name, c->name_len) < 0 ||
                     LIT(out, ":") < 0 ||
@@ -570,6 +618,19 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
                              const struct wc_dbz_txblock *tx, int64_t now_us,
                              const struct wc_dbz_options *o)
 {
+        return wc_dbz_format_value_cached(out, NULL, schema, tb, s, op, before,
+                                          after, tx, now_us, o);
+}
+
+int wc_dbz_format_value_cached(struct wc_buf *out, struct wc_dbz_cache *c,
+                               const struct wc_str *schema,
+                               const struct wc_dbz_table *tb,
+                               const struct walcast_signal *s, char op,
+                               const struct walcast_columns *before,
+                               const struct walcast_columns *after,
+                               const struct wc_dbz_txblock *tx, int64_t now_us,
+                               const struct wc_dbz_options *o)
+{
         size_t start = out->len;
         int64_t commit_us =
             s->txn && s->txn->commit_time_us ? s->txn->commit_time_us : now_us;
@@ -578,8 +639,8 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
                            wc_buf_append(out, schema->ptr, schema->len) < 0 ||
                            LIT(out, ",\"payload\":") < 0))
                 goto nomem;
-        if (LIT(out, "{\"before\":") < 0 || put_row(out, before, o) < 0 ||
-            LIT(out, ",\"after\":") < 0 || put_row(out, after, o) < 0 ||
+        if (LIT(out, "{\"before\":") < 0 || put_row(out, before, o, c) < 0 ||
+            LIT(out, ",\"after\":") < 0 || put_row(out, after, o, c) < 0 ||
             LIT(out, ",\"source\":") < 0 ||
             put_source(out, tb, s, commit_us) < 0 ||
             LIT(out, ",\"op\":\"") < 0 || wc_buf_append_char(out, op) < 0 ||
@@ -824,6 +885,9 @@ void wc_dbz_cache_free(struct wc_dbz_cache *c)
                 wc_buf_free(&c->schema[i]);
         }
         wc_buf_free(&c->scratch);
+        free(c->memo);
+        c->memo = NULL;
+        c->nmemo = 0;
 }
 
 /* ---- transaction metadata ---- */

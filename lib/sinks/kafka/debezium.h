@@ -37,10 +37,21 @@ enum wc_dbz_time {
         WC_DBZ_TIME_CONNECT,      /* Kafka Connect's Date, Time, Timestamp */
 };
 
+/* An enum type: its labels in order, joined with "," (Debezium's
+ * "allowed"). */
+struct wc_dbz_enum {
+        uint32_t oid;
+        const char *labels;
+};
+
 struct wc_dbz_options {
         enum wc_dbz_decimal decimal;
         enum wc_dbz_time time;
         bool schemas; /* {"schema":..,"payload":..}, else the payload */
+        /* the enum types the catalog had at start, by oid; a type not
+         * among them goes out as walcast.data.Text */
+        const struct wc_dbz_enum *enums;
+        size_t nenums;
 };
 
 /* What a column converts to.  Arrays: kind WC_DBZ_ARRAY, elem the
@@ -78,16 +89,18 @@ enum wc_dbz_kind {
         WC_DBZ_BITS,  /* bit(n > 1), varbit: io.debezium.data.Bits */
         WC_DBZ_BIT1,  /* bit(1): boolean */
         WC_DBZ_ARRAY,
+        WC_DBZ_ENUM, /* io.debezium.data.Enum, labels from the catalog */
         WC_DBZ__COUNT
 };
 
 struct wc_dbz_type {
-        uint8_t kind;      /* enum wc_dbz_kind */
-        uint8_t elem;      /* arrays: the elements' kind */
-        uint8_t decimal;   /* money: enum wc_dbz_decimal */
-        int32_t precision; /* numeric(p,s): p; -1 when none */
-        int32_t scale;     /* numeric(p,s): s; money: 2 */
-        int32_t length;    /* bit(n): n; varbit without one: INT32_MAX */
+        uint8_t kind;        /* enum wc_dbz_kind */
+        uint8_t elem;        /* arrays: the elements' kind */
+        uint8_t decimal;     /* money: enum wc_dbz_decimal */
+        int32_t precision;   /* numeric(p,s): p; -1 when none */
+        int32_t scale;       /* numeric(p,s): s; money: 2 */
+        int32_t length;      /* bit(n): n; varbit without one: INT32_MAX */
+        const char *allowed; /* an enum's labels (o->enums) */
 };
 
 /* The conversion of a column of type (oid, name) under o. */
@@ -188,13 +201,36 @@ int wc_dbz_format_value_with(struct wc_buf *out, const struct wc_str *schema,
  * Value struct is the table's, as Debezium's; two are kept.  Zeroed is
  * empty.
  */
+/* A column's conversion as the last change had it at that position. */
+struct wc_dbz_memo {
+        uint32_t oid;
+        uint32_t name_len; /* of the type's name; 0: empty slot */
+        char name[56];     /* the type's name (longer: not kept) */
+        struct wc_dbz_type t;
+};
+
 struct wc_dbz_cache {
         struct wc_buf sig[2];              /* what each schema was made from */
         struct wc_buf schema[2];           /* wc_dbz_append_envelope_schema */
         struct wc_buf scratch;             /* the signature being made */
         struct wc_buf key_sig, key_schema; /* the Key struct's */
         unsigned next;                     /* the slot to replace */
+        /* the columns' conversions by position, worked out again only
+         * for a column whose type OID or name differs there */
+        struct wc_dbz_memo *memo;
+        size_t nmemo;
 };
+
+/* wc_dbz_format_value_with, the columns' conversions kept in c (NULL:
+ * worked out for each column). */
+int wc_dbz_format_value_cached(struct wc_buf *out, struct wc_dbz_cache *c,
+                               const struct wc_str *schema,
+                               const struct wc_dbz_table *tb,
+                               const struct walcast_signal *s, char op,
+                               const struct walcast_columns *before,
+                               const struct walcast_columns *after,
+                               const struct wc_dbz_txblock *tx, int64_t now_us,
+                               const struct wc_dbz_options *o);
 
 /* The Envelope schema for these columns, from the cache or made and
  * kept; *ret stays valid until the next call.  0 or -ENOMEM. */

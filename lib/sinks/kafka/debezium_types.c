@@ -250,6 +250,23 @@ void wc_dbz_type_of(uint32_t oid, const char *name, size_t name_len,
                      oid == 1114 || oid == 1115 || oid == 1560 || oid == 1562))
                 nmods = typmods(name, name_len, mods);
         /* hstore and ltree are extensions: no fixed OID, known by name */
+        if (oid >= 16384 && o && o->nenums) {
+                size_t lo = 0, hi = o->nenums;
+
+                while (lo < hi) {
+                        size_t mid = lo + (hi - lo) / 2;
+
+                        if (o->enums[mid].oid < oid)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                if (lo < o->nenums && o->enums[lo].oid == oid) {
+                        ret->kind = WC_DBZ_ENUM;
+                        ret->allowed = o->enums[lo].labels;
+                        return;
+                }
+        }
         if (oid >= 16384 && name) {
                 if (name_len == 13 && name_has(name, name_len, "public.hstore"))
                         oid = 0, ret->kind = WC_DBZ_JSON;
@@ -1136,6 +1153,7 @@ int wc_dbz_append_value(struct wc_buf *out, const struct wc_dbz_type *t,
         switch (t->kind) {
         case WC_DBZ_TEXT:
         case WC_DBZ_STRING:
+        case WC_DBZ_ENUM:
         case WC_DBZ_JSON:
         case WC_DBZ_XML:
         case WC_DBZ_UUID:

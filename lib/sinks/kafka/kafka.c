@@ -1341,9 +1341,9 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
             wc_dbz_cached_schema(&e->dbz, &tb, before, after, &s->pk, &st->dbz,
                                  &schema) < 0)
                 return WALCAST_ERROR;
-        if (wc_dbz_format_value_with(&st->value, &schema, &tb, s, op, before,
-                                     after, st->own_name[OWN_TXN] ? &blk : NULL,
-                                     now_us(), &st->dbz) < 0)
+        if (wc_dbz_format_value_cached(
+                &st->value, &e->dbz, &schema, &tb, s, op, before, after,
+                st->own_name[OWN_TXN] ? &blk : NULL, now_us(), &st->dbz) < 0)
                 return WALCAST_ERROR;
         if (produce(st, e, t, x, &l, key, &st->value) < 0)
                 return WALCAST_ERROR;
@@ -2028,6 +2028,9 @@ static void close_state(void *state)
         for (int i = 0; i < OWN__COUNT; i++)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
+        for (size_t i = 0; i < st->dbz.nenums; i++)
+                free((char *)st->dbz.enums[i].labels);
+        free((void *)st->dbz.enums);
         for (size_t i = 0; i < st->nrules; i++)
                 wc_kafka_column_rule_free(&st->rules[i]);
         free(st->rules);
@@ -2044,6 +2047,26 @@ static void close_state(void *state)
         free(st->outbox.payload);
         wc_kv_free(st->tc.config, st->tc.nconfig);
         free(st);
+}
+
+/* The enum labels the sink started with, its own copy (sorted by oid, as
+ * given). */
+static int copy_enums(struct state *st, const struct wc_dbz_enum *from,
+                      size_t n)
+{
+        struct wc_dbz_enum *e = calloc(n, sizeof(*e));
+
+        if (!e)
+                return -ENOMEM;
+        st->dbz.enums = e;
+        for (size_t i = 0; i < n; i++) {
+                e[i].oid = from[i].oid;
+                e[i].labels = strdup(from[i].labels);
+                if (!e[i].labels)
+                        return -ENOMEM;
+                st->dbz.nenums = i + 1;
+        }
+        return 0;
 }
 
 static int32_t init(const struct walcast_host *host,
@@ -2110,6 +2133,10 @@ static int32_t init(const struct walcast_host *host,
             .time = (enum wc_dbz_time)conf->time_precision,
             .schemas = conf->schemas_enable,
         };
+        if (s->nenums && copy_enums(st, s->enums, s->nenums) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                goto err_close;
+        }
         {
                 const char *own[OWN__COUNT] = {conf->transactions_topic,
                                                conf->messages_topic,

@@ -26,6 +26,7 @@
 #include "core/core.h"
 
 struct wc_kafka_sink_config;
+struct wc_dbz_enum;
 struct wc_kv;
 
 /* What a Kafka sink starts with: its block as its kind read it
@@ -34,6 +35,9 @@ struct wc_kv;
 struct wc_kafka_start {
         const struct wc_kafka_sink_config *conf;
         const char *database;
+        /* the enum types of the included tables, by oid (copied) */
+        const struct wc_dbz_enum *enums;
+        size_t nenums;
 };
 
 /*

@@ -17,6 +17,7 @@
 #include "sinks/kafka/kind.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/registry.h"
+#include "stream/catalog.h"
 
 /* The template's syntax, where it is written (sinks/kafka/topic.h). */
 static int convert_topic(struct wc_settings *s, const struct wc_key *k,
@@ -487,21 +488,102 @@ int wc_kafka_database_of(const char *dsn, char **ret, char *errbuf,
         return 0;
 }
 
+/* What the sink takes: the global filter's tables and its own. */
+struct takes {
+        const struct wc_filter_config *global, *own;
+};
+
+static bool sink_takes(void *ud, const char *schema, const char *table)
+{
+        const struct takes *t = ud;
+
+        return (!t->global || wc_filter_table_pass(t->global, schema, table)) &&
+               wc_filter_table_pass(t->own, schema, table);
+}
+
+/*
+ * The tables the sink takes as the catalog has them now, when its column
+ * rules (checked here) or, at start, its debezium enums need them: 1 with
+ * *t loaded, 0 when nothing was needed or the database could not be
+ * reached (said: the stream's own connection reports an unreachable
+ * server, and the rules are checked again at each table's first change),
+ * or a negative errno with errbuf set.
+ */
+static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
+                        const struct wc_sink_env *env, bool starting,
+                        struct wc_catalog_tables *t, char *errbuf,
+                        size_t errlen)
+{
+        bool enums = starting && k->value_format == WC_KAFKA_FORMAT_DEBEZIUM;
+        struct takes takes = {env->filter, &k->common.filter};
+        char err[1024], msg[1536];
+        int r;
+
+        if ((!k->ncolumn_rules && !enums) || !env->dsn)
+                return 0;
+        r = wc_catalog_tables_load(env->dsn, sink_takes, &takes, t, err,
+                                   sizeof(err));
+        if (r == -ENOMEM) {
+                wc_errorf(errbuf, errlen, "%s", err);
+                return r;
+        }
+        if (r < 0) {
+                snprintf(msg, sizeof(msg),
+                         "sink \"%s\": could not look up its tables in the "
+                         "catalog (%s)%s%s",
+                         name, err,
+                         k->ncolumn_rules
+                             ? "; its column rules are checked as each "
+                               "table's first change arrives"
+                             : "",
+                         enums ? "; enum columns go out as walcast.data.Text "
+                                 "until a reload or restart"
+                               : "");
+                if (env->log)
+                        env->log(5, msg);
+                return 0;
+        }
+        r = wc_kafka_rules_check(k->column_rules, k->ncolumn_rules, t, name,
+                                 env->log, errbuf, errlen);
+        if (r < 0) {
+                wc_catalog_tables_free(t);
+                return r;
+        }
+        return 1;
+}
+
 static int kafka_add(struct wc_plugin_host *h, const char *name,
                      const void *conf, const struct wc_sink_env *env,
                      char *errbuf, size_t errlen)
 {
         const struct wc_kafka_sink_config *k = conf;
+        struct wc_catalog_tables t = {0};
+        struct wc_dbz_enum *enums = NULL;
         char *database = NULL;
         int r = wc_kafka_database_of(env->dsn, &database, errbuf, errlen);
 
         if (r < 0)
                 return r;
-        r = wc_plugin_host_add(
-            h, name, wc_kafka_plugin(&(struct wc_kafka_start){k, database}),
-            &k->common.filter, NULL, 0, errbuf, errlen);
+        r = sink_catalog(k, name, env, true, &t, errbuf, errlen);
+        if (r < 0)
+                goto out;
+        if (t.nenums && !(enums = calloc(t.nenums, sizeof(*enums)))) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < t.nenums; i++)
+                enums[i] =
+                    (struct wc_dbz_enum){t.enums[i].oid, t.enums[i].labels};
+        r = wc_plugin_host_add(h, name,
+                               wc_kafka_plugin(&(struct wc_kafka_start){
+                                   k, database, enums, enums ? t.nenums : 0}),
+                               &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
+out:
+        free(enums);
+        wc_catalog_tables_free(&t);
         free(database);
         return r;
 }
@@ -510,10 +592,16 @@ static int kafka_check(const void *conf, const struct wc_sink_env *env,
                        char *errbuf, size_t errlen)
 {
         const struct wc_kafka_sink_config *k = conf;
+        struct wc_catalog_tables t = {0};
+        int r = wc_kafka_check_properties(k->properties, k->nproperties, errbuf,
+                                          errlen);
 
-        (void)env;
-        return wc_kafka_check_properties(k->properties, k->nproperties, errbuf,
-                                         errlen);
+        if (r < 0)
+                return r;
+        r = sink_catalog(k, k->common.name ? k->common.name : "kafka", env,
+                         false, &t, errbuf, errlen);
+        wc_catalog_tables_free(&t);
+        return r < 0 ? r : 0;
 }
 
 const struct wc_sink_kind wc_sink_kind_kafka = {
