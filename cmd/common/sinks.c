@@ -15,6 +15,7 @@ int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
         struct wc_sink_env env = {
             .dsn = cfg->source.dsn,
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
+            .slot = cfg->source.slot,
         };
 
         for (size_t i = 0; i < cfg->nsinks; i++) {
@@ -44,6 +45,7 @@ int wc_runner_load_plugins(struct runner *rn)
         struct wc_sink_env env = {
             .dsn = cfg->source.dsn,
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
+            .slot = rn->slot,
         };
         int r;
 

@@ -27,6 +27,7 @@ struct wc_settings;
 struct wc_sink_env {
         const char *dsn;       /* source.dsn */
         const char *state_dir; /* absolute, or NULL */
+        const char *slot;      /* the slot's name, or NULL */
 };
 
 struct wc_sink_kind {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/filter.h"
 #include "core/kv.h"
@@ -20,6 +21,13 @@ struct wc_kafka_sink_config {
          * as written: they go to rd_kafka_conf_set() untouched */
         struct wc_kv *properties;
         size_t nproperties;
+        /* exactly once (sinks/kafka/txn.h, docs/kafka.md): a transactional
+         * producer, one Kafka transaction per batch */
+        bool exactly_once;
+        char *transactional_id; /* NULL: derived (wc_kafka_txn_id) */
+        uint32_t eos_batch_txns;
+        uint64_t eos_batch_bytes;
+        uint64_t eos_batch_ms;
 };
 
 #endif

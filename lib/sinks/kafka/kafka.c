@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +44,7 @@
 #include "sinks/kafka/conf.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
+#include "sinks/kafka/txn.h"
 
 /* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
@@ -99,6 +101,28 @@ struct txn_text {
         size_t commit_lsn_len, xid_len;
 };
 
+/* exactly_once: the PostgreSQL transactions of the open Kafka transaction,
+ * acknowledged when it commits (sinks/kafka/txn.h) */
+struct eos {
+        bool on;
+        bool committing; /* a commit runs: nothing is produced */
+        bool abort_due;  /* a message failed: end the transaction soon */
+        bool stopped;    /* fenced or fatal: walcastd stops */
+        struct wc_kafka_eos *thr;
+        /* ids[0, inflight) are in the committing transaction, the rest
+         * in the next */
+        uint64_t *ids;
+        size_t n, cap, inflight;
+        uint64_t end_lsn, inflight_end_lsn;
+        uint64_t bytes;
+        int64_t opened_ms;
+        uint32_t max_txns;
+        uint64_t max_bytes, max_ms;
+        char *topic;        /* {prefix}.offsets */
+        struct wc_buf key;  /* wc_kafka_offsets_key */
+        struct txn_rec rec; /* the offsets record's, never listed */
+};
+
 struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
@@ -144,6 +168,7 @@ struct state {
         char last_err_topic[WC_TOPIC_MAX + 1];
 
         struct wc_buf key, key2, value, topic;
+        struct eos eos;
 };
 
 /* ---- small helpers ---- */
@@ -409,7 +434,7 @@ static int hold(struct state *st, const char *topic, const void *key,
  */
 static void held_flush(struct state *st)
 {
-        while (st->held && !st->fatal) {
+        while (st->held && !st->fatal && !st->eos.committing) {
                 struct held *h = st->held;
                 rd_kafka_resp_err_t err;
 
@@ -464,8 +489,9 @@ static int produce(struct state *st, const struct table_entry *e,
         if (st->key_header)
                 rd_kafka_header_add(hdrs, "walcast.key", 11, st->key_header,
                                     -1);
-        /* nothing may overtake what is held */
-        if (!st->held) {
+        /* nothing may overtake what is held, nor go into a committing
+         * Kafka transaction */
+        if (!st->held && !st->eos.committing) {
                 /* produceva: no varargs to walk for every message */
                 rd_kafka_vu_t vu[] = {
                     {.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = e->rkt},
@@ -490,6 +516,8 @@ static int produce(struct state *st, const struct table_entry *e,
                 if (!err) {
                         t->outstanding++;
                         st->in_producer++;
+                        st->eos.bytes +=
+                            (key ? key->len : 0) + (value ? value->len : 0);
                         return 0;
                 }
         }
@@ -517,6 +545,292 @@ static int produce(struct state *st, const struct table_entry *e,
         return -EIO;
 }
 
+/* ---- exactly once (sinks/kafka/txn.h) ---- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errbuf, size_t errlen);
+
+/* Set when an exactly-once sink cannot go on: walcastd stops with it. */
+static int stop_error;
+
+int wc_kafka_sinks_stop(void)
+{
+        return stop_error;
+}
+
+/* Fenced or fatal: said once, nothing is produced any more, and walcastd
+ * stops (wc_kafka_sinks_stop).  Nothing is acknowledged: what the open
+ * transaction held comes again after the next start. */
+static void eos_fail(struct state *st, rd_kafka_resp_err_t err, const char *why)
+{
+        if (st->eos.stopped)
+                return;
+        st->eos.stopped = true;
+        st->eos.committing = true;
+        if (wc_kafka_eos_is_fenced(err)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "the Kafka producer was fenced (%s): another walcastd "
+                    "with the same transactional id is running: this one "
+                    "is not the active one; stopping",
+                    why);
+                stop_error = -ESTALE; /* exit 69 */
+        } else {
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "the transactional Kafka producer hit a fatal "
+                              "error: %s; stopping (a new start begins with "
+                              "a new producer)",
+                              why);
+                if (!stop_error)
+                        stop_error = -EIO;
+        }
+}
+
+static int eos_add(struct state *st, uint64_t id, uint64_t end_lsn)
+{
+        struct eos *e = &st->eos;
+
+        if (e->n == e->cap) {
+                size_t cap = e->cap ? e->cap * 2 : 64;
+                uint64_t *ids = realloc(e->ids, cap * sizeof(*ids));
+
+                if (!ids)
+                        return -ENOMEM;
+                e->ids = ids;
+                e->cap = cap;
+        }
+        if (e->n == e->inflight)
+                e->opened_ms = now_ms();
+        e->ids[e->n++] = id;
+        e->end_lsn = end_lsn;
+        return 0;
+}
+
+/*
+ * Commits the open Kafka transaction when its batch is full or old enough
+ * (or a message of it failed), between PostgreSQL transactions and with
+ * nothing held back: the offsets record goes in last, then the thread
+ * commits.
+ */
+static void eos_maybe_commit(struct state *st)
+{
+        struct eos *e = &st->eos;
+        struct wc_buf *v = &st->value;
+        rd_kafka_resp_err_t err;
+
+        if (!e->on || e->committing || e->n == 0 || st->cur || st->held)
+                return;
+        if (!e->abort_due && e->n < e->max_txns && e->bytes < e->max_bytes &&
+            now_ms() - e->opened_ms < (int64_t)e->max_ms)
+                return;
+        wc_buf_reset(v);
+        if (wc_kafka_offsets_value(v, e->end_lsn) < 0)
+                return; /* out of memory: at the next event */
+        err = rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(e->topic),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(e->key.data, e->key.len),
+                                RD_KAFKA_V_VALUE(v->data, v->len),
+                                RD_KAFKA_V_OPAQUE(&e->rec), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                return; /* at the next delivery report */
+        if (err) {
+                /* the batch would commit without its position */
+                eos_fail(st, err, rd_kafka_err2str(err));
+                return;
+        }
+        st->in_producer++;
+        e->committing = true;
+        e->inflight = e->n;
+        e->inflight_end_lsn = e->end_lsn;
+        wc_kafka_eos_commit(e->thr);
+}
+
+/* A message that was held never reaches Kafka: its transaction comes
+ * again. */
+static void eos_drop_held(struct state *st)
+{
+        while (st->held) {
+                struct held *h = st->held;
+
+                st->held = h->next;
+                txn_fail(st, h->txn);
+                h->txn->outstanding--;
+                txn_settle(st, h->txn);
+                held_free(h);
+        }
+        st->held_tail = &st->held;
+        set_throttle(st, false);
+}
+
+/* The thread's news, and the batch's age. */
+static void eos_events(struct state *st)
+{
+        struct eos *e = &st->eos;
+        char why[512];
+        size_t k;
+
+        switch (wc_kafka_eos_poll(e->thr, why, sizeof(why))) {
+        case WC_KAFKA_EOS_COMMITTED:
+                k = e->inflight;
+                if (WALCAST_HAS_FIELD(st->host, struct walcast_host,
+                                      position) &&
+                    st->host->position)
+                        st->host->position(st->self, e->inflight_end_lsn);
+                for (size_t i = 0; i < k; i++)
+                        st->host->ack(st->self, e->ids[i], WALCAST_OK);
+                memmove(e->ids, e->ids + k, (e->n - k) * sizeof(*e->ids));
+                e->n -= k;
+                e->inflight = 0;
+                e->bytes = 0;
+                e->committing = false;
+                if (e->n)
+                        e->opened_ms = now_ms();
+                st->last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                held_flush(st);
+                break;
+        case WC_KAFKA_EOS_ABORTED:
+                /* everything since the last commit comes again */
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not commit the Kafka transaction: %s; "
+                              "aborted it, not confirming past it, "
+                              "replaying",
+                              why);
+                for (size_t i = 0; i < e->n; i++)
+                        st->host->ack(st->self, e->ids[i], WALCAST_ERROR);
+                e->n = e->inflight = 0;
+                e->bytes = 0;
+                e->abort_due = false;
+                if (st->cur)
+                        txn_fail(st, st->cur);
+                e->committing = false;
+                eos_drop_held(st);
+                break;
+        case WC_KAFKA_EOS_FENCED:
+                eos_fail(st, RD_KAFKA_RESP_ERR__FENCED, why);
+                return;
+        case WC_KAFKA_EOS_FATAL:
+                eos_fail(st, RD_KAFKA_RESP_ERR__FATAL, why);
+                return;
+        case WC_KAFKA_EOS_NONE:
+                break;
+        }
+        if (!e->stopped)
+                eos_maybe_commit(st);
+}
+
+/* A PostgreSQL transaction's commit: acknowledged with its Kafka
+ * transaction's. */
+static int32_t eos_on_commit(struct state *st, struct txn_rec *t,
+                             uint64_t end_lsn)
+{
+        if (t->done) {
+                /* failed and acknowledged as such already */
+                txn_settle(st, t);
+                return WALCAST_PENDING;
+        }
+        t->done = true; /* acknowledged by the batch, not by deliveries */
+        if (eos_add(st, t->id, end_lsn) < 0) {
+                txn_settle(st, t);
+                return WALCAST_ERROR;
+        }
+        txn_settle(st, t);
+        eos_maybe_commit(st);
+        return WALCAST_PENDING;
+}
+
+/*
+ * exactly_once at init: a transactional producer (st->conf has its
+ * transactional.id), its first transaction begun, the committed position
+ * read back and reported, the thread started.  0 or <0 with errbuf set.
+ */
+static int eos_start(struct state *st, const struct wc_kafka_start *s,
+                     char *errbuf, size_t errlen)
+{
+        const struct wc_kafka_sink_config *c = s->conf;
+        struct eos *e = &st->eos;
+        uint64_t pos = 0;
+        int tick;
+        int r;
+
+        e->max_txns = c->eos_batch_txns ? c->eos_batch_txns : 1000;
+        e->max_bytes = c->eos_batch_bytes ? c->eos_batch_bytes : 16u << 20;
+        e->max_ms = c->eos_batch_ms ? c->eos_batch_ms : 100;
+        wc_buf_init(&e->key);
+        if (wc_kafka_offsets_key(&e->key, s->system_identifier, st->database,
+                                 s->slot) < 0)
+                return -ENOMEM;
+        r = wc_kafka_eos_init(st->rk, WC_KAFKA_EOS_START_MS, errbuf, errlen);
+        if (r < 0)
+                return r;
+        /* after init_transactions: a transaction the last process left
+         * open is aborted, and read_committed reads past it */
+        r = wc_kafka_offsets_read(c->properties, c->nproperties, e->topic,
+                                  &e->key, WC_KAFKA_EOS_START_MS, &pos, errbuf,
+                                  errlen);
+        if (r < 0)
+                return r;
+        if (pos && WALCAST_HAS_FIELD(st->host, struct walcast_host, position) &&
+            st->host->position)
+                st->host->position(st->self, pos);
+        st->host->log(st->self, WALCAST_LOG_INFO,
+                      "exactly once: Kafka holds everything up to end_lsn "
+                      "%" PRIu64 " (topic \"%s\")",
+                      pos, e->topic);
+        tick = e->max_ms < 10 ? 10 : (e->max_ms > 1000 ? 1000 : (int)e->max_ms);
+        e->thr = wc_kafka_eos_start(st->rk, st->pipe[1], tick);
+        if (!e->thr) {
+                wc_errorf(errbuf, errlen, "could not start a thread");
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * The producer settings of exactly_once: its transactional.id, and
+ * messages that wait no longer than the transaction may.  0 or -EINVAL.
+ */
+static int eos_conf(struct state *st, const struct wc_kafka_start *s,
+                    char *errbuf, size_t errlen)
+{
+        const struct wc_kafka_sink_config *c = s->conf;
+        char id[512], tt[32];
+        size_t n = sizeof(tt);
+        struct wc_buf topic;
+
+        if (c->transactional_id)
+                snprintf(id, sizeof(id), "%s", c->transactional_id);
+        else if (wc_kafka_txn_id(id, sizeof(id), s->system_identifier,
+                                 st->database, s->slot) < 0) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: the transactional id is too long; "
+                          "set transactional_id");
+                return -EINVAL;
+        }
+        if (conf_set(st->conf, "transactional.id", id, errbuf, errlen) < 0)
+                return -EINVAL;
+        if (rd_kafka_conf_get(st->conf, "transaction.timeout.ms", tt, &n) !=
+                RD_KAFKA_CONF_OK ||
+            conf_set(st->conf, "message.timeout.ms", tt, errbuf, errlen) < 0)
+                return -EINVAL;
+        wc_buf_init(&topic);
+        if (wc_buf_printf(&topic, "%s.offsets", st->prefix) < 0) {
+                wc_buf_free(&topic);
+                return -ENOMEM;
+        }
+        if (!wc_topic_name_valid(topic.data, topic.len)) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: \"%s\" is not a legal Kafka topic "
+                          "name for the offsets topic; shorten prefix",
+                          topic.data);
+                wc_buf_free(&topic);
+                return -EINVAL;
+        }
+        st->eos.topic = topic.data;
+        st->eos.on = true;
+        return 0;
+}
+
 static int producer_restart(struct state *st);
 
 /* ---- librdkafka's callbacks, all served on walcastd's thread ---- */
@@ -529,6 +843,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 
         (void)rk;
         st->in_producer--;
+        if (t == &st->eos.rec) {
+                /* its failure fails the commit, which says so */
+                return;
+        }
+        if (m->err && st->eos.on)
+                st->eos.abort_due = true;
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL)
                         st->fatal = true;
@@ -569,6 +889,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         struct state *st = opaque;
         char why[512];
 
+        if (err == RD_KAFKA_RESP_ERR__FATAL && st->eos.on) {
+                eos_fail(st, rd_kafka_fatal_error(rk, why, sizeof(why)), why);
+                return;
+        }
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 rd_kafka_fatal_error(rk, why, sizeof(why));
                 st->host->log(st->self, WALCAST_LOG_ERR,
@@ -617,6 +941,10 @@ static void on_events(void *userdata, int fd, uint32_t revents)
         while (read(fd, buf, sizeof(buf)) > 0)
                 ;
         serve(st);
+        if (st->eos.on) {
+                eos_events(st);
+                return;
+        }
         if (st->fatal)
                 (void)producer_restart(st); /* or at the next event */
         held_flush(st);
@@ -811,6 +1139,10 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         *ret = WALCAST_OK;
         if (!s->txn || !s->schema || !s->table)
                 return NULL;
+        if (st->eos.stopped) {
+                *ret = WALCAST_ERROR;
+                return NULL;
+        }
         if (st->fatal && producer_restart(st) < 0) {
                 *ret = WALCAST_ERROR;
                 return NULL;
@@ -900,6 +1232,10 @@ static int32_t send_change(struct state *st, struct table_entry *e,
 
         if (!t || !x)
                 return WALCAST_ERROR;
+        /* exactly_once: a failed transaction comes again whole; none of
+         * it may go into the next Kafka transaction */
+        if (st->eos.on && t->done)
+                return WALCAST_OK;
         /* decimal, in the envelope and in a header */
         parts.lsn =
             (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
@@ -1038,6 +1374,8 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
                 return WALCAST_OK;
         }
         st->cur = NULL;
+        if (st->eos.on)
+                return eos_on_commit(st, t, s->txn->end_lsn);
         if (t->done) {
                 /* failed and acknowledged as such already */
                 txn_settle(st, t);
@@ -1119,8 +1457,8 @@ rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
                 if (strcmp(props[i].key, "transactional.id") == 0) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"transactional.id\": "
-                                  "walcast's producer is idempotent, not "
-                                  "transactional; leave it out");
+                                  "set exactly_once: true (and "
+                                  "transactional_id to choose it) instead");
                         goto err_destroy;
                 }
                 if (conf_set(conf, props[i].key, props[i].value, errbuf,
@@ -1155,7 +1493,11 @@ static void close_state(void *state)
 
         if (!st)
                 return;
-        if (st->rk) {
+        /* exactly_once: the open Kafka transaction is left to be aborted
+         * by the next start; nothing of it was acknowledged */
+        wc_kafka_eos_stop(st->eos.thr);
+        st->eos.thr = NULL;
+        if (st->rk && !st->eos.on) {
                 /* acknowledging is moot now: what is not confirmed is sent
                  * again at the next start */
                 st->closing = true;
@@ -1191,6 +1533,9 @@ static void close_state(void *state)
         wc_buf_free(&st->value);
         wc_buf_free(&st->topic);
         wc_buf_free(&st->txt.json);
+        free(st->eos.ids);
+        free(st->eos.topic);
+        wc_buf_free(&st->eos.key);
         free(st);
 }
 
@@ -1272,6 +1617,8 @@ static int32_t init(const struct walcast_host *host,
                                      errbuf, errlen);
         if (!st->conf)
                 goto err_close;
+        if (conf->exactly_once && eos_conf(st, s, errbuf, errlen) < 0)
+                goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);
         rd_kafka_conf_set_dr_msg_cb(st->conf, on_delivery);
         rd_kafka_conf_set_log_cb(st->conf, on_log);
@@ -1282,6 +1629,8 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         if (producer_start(st, errbuf, errlen) < 0)
+                goto err_close;
+        if (st->eos.on && eos_start(st, s, errbuf, errlen) < 0)
                 goto err_close;
         if (host->watch_fd(self, st->pipe[0], POLLIN, on_events, st) !=
             WALCAST_OK) {

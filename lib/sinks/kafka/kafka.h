@@ -34,6 +34,9 @@ struct wc_kv;
 struct wc_kafka_start {
         const struct wc_kafka_sink_config *conf;
         const char *database;
+        /* exactly_once: the server's system identifier and the slot */
+        uint64_t system_identifier;
+        const char *slot;
 };
 
 /*
@@ -50,6 +53,11 @@ wc_kafka_plugin(const struct wc_kafka_start *s);
  * (librdkafka's "all brokers down" until a delivery succeeds): they cannot
  * deliver, so walcastd is not ready. */
 int wc_kafka_sinks_down(void);
+
+/* 0, or why walcastd must stop: an exactly-once sink was fenced (-ESTALE:
+ * another walcastd has its transactional id, exit 69) or its producer hit
+ * a fatal error (-EIO).  The sink logged it. */
+int wc_kafka_sinks_stop(void);
 
 /*
  * Checks a sink's librdkafka properties (name, value as written) as init

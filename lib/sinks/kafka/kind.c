@@ -15,6 +15,7 @@
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/kind.h"
 #include "sinks/kafka/topic.h"
+#include "sinks/kafka/txn.h"
 #include "sinks/registry.h"
 
 /* The template's syntax, where it is written (sinks/kafka/topic.h). */
@@ -49,6 +50,29 @@ static const struct wc_key kafka_keys[] = {
             offsetof(struct wc_kafka_sink_config, properties),
             "librdkafka settings, passed as they are"),
      .count_offset = offsetof(struct wc_kafka_sink_config, nproperties)},
+    /* exactly once (sinks/kafka/txn.h) */
+    {WC_KEY(WC_KEY_BOOL, "exactly_once", "false",
+            offsetof(struct wc_kafka_sink_config, exactly_once),
+            "Kafka transactions, the position in {prefix}.offsets: each "
+            "change once for read_committed consumers")},
+    {WC_KEY(WC_KEY_STRING, "transactional_id", NULL,
+            offsetof(struct wc_kafka_sink_config, transactional_id),
+            "exactly_once: the producer's transactional.id; default "
+            "walcast-<system identifier>-<database>-<slot>")},
+    {WC_KEY(WC_KEY_UINT32, "exactly_once_batch_transactions", "1000",
+            offsetof(struct wc_kafka_sink_config, eos_batch_txns),
+            "exactly_once: PostgreSQL transactions per Kafka transaction, at "
+            "most"),
+     .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_SIZE, "exactly_once_batch_bytes", "16MB",
+            offsetof(struct wc_kafka_sink_config, eos_batch_bytes),
+            "exactly_once: message bytes per Kafka transaction before it is "
+            "committed (a PostgreSQL transaction is never split)"),
+     .min = 1024, .max = (uint64_t)1 << 34},
+    {WC_KEY(WC_KEY_DURATION, "exactly_once_batch_interval", "100ms",
+            offsetof(struct wc_kafka_sink_config, eos_batch_ms),
+            "exactly_once: how long a Kafka transaction stays open, at most"),
+     .min = 1, .max = 60000},
     {.name = NULL},
 };
 
@@ -130,6 +154,7 @@ static void kafka_free(void *conf)
         free(k->topic);
         free(k->prefix);
         wc_kv_free(k->properties, k->nproperties);
+        free(k->transactional_id);
         free(k);
 }
 
@@ -188,13 +213,22 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
 {
         const struct wc_kafka_sink_config *k = conf;
         char *database = NULL;
+        uint64_t sysid = 0;
         int r = wc_kafka_database_of(env->dsn, &database, errbuf, errlen);
 
         if (r < 0)
                 return r;
-        r = wc_plugin_host_add(
-            h, name, wc_kafka_plugin(&(struct wc_kafka_start){k, database}),
-            &k->common.filter, NULL, 0, errbuf, errlen);
+        /* the slot's identity names the offsets record (and the default
+         * transactional.id) */
+        if (k->exactly_once && (r = wc_kafka_system_identifier(
+                                    env->dsn, &sysid, errbuf, errlen)) < 0) {
+                free(database);
+                return r;
+        }
+        r = wc_plugin_host_add(h, name,
+                               wc_kafka_plugin(&(struct wc_kafka_start){
+                                   k, database, sysid, env->slot}),
+                               &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
         free(database);
