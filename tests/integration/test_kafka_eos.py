@@ -314,10 +314,76 @@ def case_broker_down():
     mock.stop()
 
 
+def replays_run(failing_first):
+    """A Kafka exactly-once sink beside a recorder plugin that fails one
+    commit in 25, so walcastd replays from the confirmed position again
+    and again.  Returns (chaos result, stderr of walcastd)."""
+    c = h.Cluster()
+    rng = h.chaos_seed()
+    w = h.ChaosWorkload(c, rng, min_rows=4, max_rows=30, big_every=0)
+    w.setup()
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topics = w.kafka_topics(mock, 1)
+    mock.cmd("topic walcast.offsets 1")
+    failing = h.recorder_sink_yaml({"out": os.path.join(c.tmp, "f.jsonl"),
+                                    "pending": "true",
+                                    "fail_commit_every": 25})
+    kafka = eos_yaml(mock.bootstrap)
+    sinks = failing + kafka if failing_first else kafka + failing
+    cfg = h.write_config(os.path.join(c.tmp, "rep.yaml"), c.dsn(), "eosrep",
+                         None, status_interval="250ms",
+                         filt={"schemas": {"include": [h.CHAOS_SCHEMA_GLOB]}},
+                         extra="sinks:\n" + sinks)
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-eos-rep")
+    t0 = time.monotonic()
+    w.start(4000, seconds=8)
+    w.wait()
+    target = c.wait_flushed()
+    h.chaos_wait_confirmed(c, "eosrep", target, [d], timeout=240)
+    d.stop()
+    err = d.stderr()
+    replays = err.count(">replaying from ")
+    check(replays >= 3, "only %d replays: the test failed too little"
+          % replays)
+    aborts = err.count("aborting the open Kafka transaction")
+    res = h.chaos_result(
+        "kafka-exactly-once-replays" + ("-cut" if failing_first else ""),
+        "replays", w.expected(), h.kafka_change_ids(mock.bootstrap, topics),
+        time.monotonic() - t0, {"replays": replays, "kafka_aborts": aborts},
+        exactly_once=not failing_first)
+    mock.stop()
+    return res, err
+
+
+def case_replays():
+    """The failing sink after the Kafka one: each replayed transaction is
+    whole in Kafka's open (or committing) transaction already; the sink
+    must not send it again, and acknowledges it with that transaction.
+    No Kafka transaction is aborted, so the mock shows what a
+    read_committed consumer would: duplicates fail the case."""
+    res, err = replays_run(False)
+    check("aborting the open Kafka transaction" not in err,
+          "a Kafka transaction was aborted: the case shows nothing exact")
+
+
+def case_replays_cut():
+    """The failing sink first: the replay cuts a transaction short in the
+    Kafka sink, some of whose messages are in Kafka's open transaction;
+    that one is aborted and everything comes again in the next.  Nothing
+    is lost; what the aborted transactions held is visible in the mock
+    (counted as duplicates, hidden from read_committed consumers by a
+    real broker)."""
+    res, err = replays_run(True)
+    check("aborting the open Kafka transaction" in err,
+          "no Kafka transaction was cut short: the case shows nothing")
+
+
 def test():
     cases = h.Cases()
     for name, fn in [("basic", case_basic), ("no_resend", case_no_resend),
                      ("fenced", case_fenced), ("broker_down", case_broker_down),
+                     ("replays", case_replays),
+                     ("replays_cut", case_replays_cut),
                      ("kill9", case_kill9)]:
         cases.run(name, fn)
     return cases.finish()

@@ -60,6 +60,11 @@ struct txn_rec {
         uint64_t outstanding; /* messages not yet reported delivered */
         bool committed;       /* commit returned WALCAST_PENDING */
         bool done;            /* acknowledged, or abandoned: no ack any more */
+        /* exactly_once: lost its commit to a replay; whether its first
+         * message found it already in Kafka's transactions (skip), and how
+         * many of its messages went to the producer */
+        bool abandoned, eos_seen, eos_skip;
+        uint64_t produced;
         struct txn_rec *prev, *next;
 };
 
@@ -114,6 +119,10 @@ struct eos {
         uint64_t *ids;
         size_t n, cap, inflight;
         uint64_t end_lsn, inflight_end_lsn;
+        /* the end of the last transaction sent into Kafka's open or
+         * committing transaction, and of the last one committed */
+        uint64_t produced_end, committed_end;
+        bool silent; /* the abort asked for follows a replay: no acks */
         uint64_t bytes;
         int64_t opened_ms;
         uint32_t max_txns;
@@ -257,11 +266,15 @@ static void txn_settle(struct state *st, struct txn_rec *t)
 /* The stream went back to the last confirmed position before t's commit
  * (a replay): its id is unknown to the host now, and it will be sent
  * again under a new one. */
+static void eos_abandoned(struct state *st, struct txn_rec *t);
+
 static void txn_abandon(struct state *st, struct txn_rec *t)
 {
         t->done = true;
+        t->abandoned = true;
         if (st->cur == t)
                 st->cur = NULL;
+        eos_abandoned(st, t);
         txn_settle(st, t);
 }
 
@@ -438,6 +451,17 @@ static void held_flush(struct state *st)
                 struct held *h = st->held;
                 rd_kafka_resp_err_t err;
 
+                if (st->eos.on && h->txn->abandoned) {
+                        /* exactly_once: it comes again whole */
+                        st->held = h->next;
+                        if (!st->held)
+                                st->held_tail = &st->held;
+                        h->txn->outstanding--;
+                        txn_settle(st, h->txn);
+                        held_free(h);
+                        continue;
+                }
+
                 /* F_FREE: on success librdkafka owns the value and frees
                  * it; on failure it stays ours */
                 err = rd_kafka_producev(
@@ -461,6 +485,7 @@ static void held_flush(struct state *st)
                         txn_settle(st, h->txn);
                 } else {
                         st->in_producer++;
+                        h->txn->produced++;
                         h->value = NULL;
                         h->headers = NULL;
                 }
@@ -515,6 +540,7 @@ static int produce(struct state *st, const struct table_entry *e,
                 }
                 if (!err) {
                         t->outstanding++;
+                        t->produced++;
                         st->in_producer++;
                         st->eos.bytes +=
                             (key ? key->len : 0) + (value ? value->len : 0);
@@ -646,6 +672,47 @@ static void eos_maybe_commit(struct state *st)
         wc_kafka_eos_commit(e->thr);
 }
 
+/*
+ * A replay took the commit of t, some of whose messages are in Kafka's
+ * open transaction: that transaction must not commit.  It is aborted;
+ * the replay sends again everything since the confirmed position, and
+ * what Kafka's transaction held is forgotten without acknowledgement (the
+ * replay made those ids unknown to walcastd).  Until the abort is done
+ * everything is held.
+ */
+static void eos_abandoned(struct state *st, struct txn_rec *t)
+{
+        struct eos *e = &st->eos;
+
+        if (!e->on || e->stopped || t->produced == 0 || t->eos_skip)
+                return;
+        /* a commit runs only between transactions, with nothing of the
+         * next produced: t's messages cannot be in it */
+        if (e->committing)
+                return;
+        while (st->held) {
+                struct held *h = st->held;
+
+                st->held = h->next;
+                h->txn->outstanding--;
+                if (h->txn != t)
+                        txn_settle(st, h->txn);
+                held_free(h);
+        }
+        st->held_tail = &st->held;
+        set_throttle(st, false);
+        e->n = e->inflight = 0;
+        e->bytes = 0;
+        e->abort_due = false;
+        e->produced_end = e->committed_end;
+        e->silent = true;
+        e->committing = true;
+        st->host->log(st->self, WALCAST_LOG_INFO,
+                      "a replay cut a transaction short: aborting the open "
+                      "Kafka transaction, the replay sends it again");
+        wc_kafka_eos_abort(e->thr);
+}
+
 /* A message that was held never reaches Kafka: its transaction comes
  * again. */
 static void eos_drop_held(struct state *st)
@@ -663,6 +730,19 @@ static void eos_drop_held(struct state *st)
         set_throttle(st, false);
 }
 
+/* A fatal error librdkafka reported through a message: stop. */
+static void eos_check_fatal(struct state *st)
+{
+        char why[512];
+        rd_kafka_resp_err_t err;
+
+        if (!st->fatal || st->eos.stopped)
+                return;
+        err = rd_kafka_fatal_error(st->rk, why, sizeof(why));
+        eos_fail(st, err ? err : RD_KAFKA_RESP_ERR__FATAL,
+                 err ? why : "fatal error");
+}
+
 /* The thread's news, and the batch's age. */
 static void eos_events(struct state *st)
 {
@@ -673,6 +753,7 @@ static void eos_events(struct state *st)
         switch (wc_kafka_eos_poll(e->thr, why, sizeof(why))) {
         case WC_KAFKA_EOS_COMMITTED:
                 k = e->inflight;
+                e->committed_end = e->inflight_end_lsn;
                 if (WALCAST_HAS_FIELD(st->host, struct walcast_host,
                                       position) &&
                     st->host->position)
@@ -690,6 +771,13 @@ static void eos_events(struct state *st)
                 held_flush(st);
                 break;
         case WC_KAFKA_EOS_ABORTED:
+                e->produced_end = e->committed_end;
+                if (e->silent) {
+                        /* after a replay (eos_abandoned) */
+                        e->silent = false;
+                        e->committing = false;
+                        break;
+                }
                 /* everything since the last commit comes again */
                 st->host->log(st->self, WALCAST_LOG_ERR,
                               "could not commit the Kafka transaction: %s; "
@@ -715,8 +803,11 @@ static void eos_events(struct state *st)
         case WC_KAFKA_EOS_NONE:
                 break;
         }
-        if (!e->stopped)
-                eos_maybe_commit(st);
+        eos_check_fatal(st);
+        if (e->stopped)
+                return;
+        held_flush(st);
+        eos_maybe_commit(st);
 }
 
 /* A PostgreSQL transaction's commit: acknowledged with its Kafka
@@ -770,6 +861,7 @@ static int eos_start(struct state *st, const struct wc_kafka_start *s,
                                   errlen);
         if (r < 0)
                 return r;
+        e->produced_end = e->committed_end = pos;
         if (pos && WALCAST_HAS_FIELD(st->host, struct walcast_host, position) &&
             st->host->position)
                 st->host->position(st->self, pos);
@@ -847,7 +939,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                 /* its failure fails the commit, which says so */
                 return;
         }
-        if (m->err && st->eos.on)
+        if (m->err && st->eos.on && !t->abandoned &&
+            m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+            m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
                 st->eos.abort_due = true;
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL)
@@ -1139,6 +1233,8 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         *ret = WALCAST_OK;
         if (!s->txn || !s->schema || !s->table)
                 return NULL;
+        if (st->eos.on)
+                eos_check_fatal(st);
         if (st->eos.stopped) {
                 *ret = WALCAST_ERROR;
                 return NULL;
@@ -1235,6 +1331,17 @@ static int32_t send_change(struct state *st, struct table_entry *e,
         /* exactly_once: a failed transaction comes again whole; none of
          * it may go into the next Kafka transaction */
         if (st->eos.on && t->done)
+                return WALCAST_OK;
+        /* exactly_once, after a replay: a transaction that Kafka's open
+         * (or committing) transaction holds already is not sent again; it
+         * is acknowledged with it */
+        if (st->eos.on && !t->eos_seen) {
+                t->eos_seen = true;
+                t->eos_skip = s->txn->end_lsn <= st->eos.produced_end;
+                if (!t->eos_skip)
+                        st->eos.produced_end = s->txn->end_lsn;
+        }
+        if (st->eos.on && t->eos_skip)
                 return WALCAST_OK;
         /* decimal, in the envelope and in a header */
         parts.lsn =

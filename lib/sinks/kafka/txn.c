@@ -357,6 +357,7 @@ struct wc_kafka_eos {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool commit; /* requested */
+        bool abort;  /* requested */
         bool quit;
         enum wc_kafka_eos_result result;
         char why[512];
@@ -466,6 +467,25 @@ static void commit(struct wc_kafka_eos *e)
         finish(e, WC_KAFKA_EOS_COMMITTED, NULL);
 }
 
+/* One abort request to its end. */
+static void abort_request(struct wc_kafka_eos *e)
+{
+        rd_kafka_error_t *error = NULL;
+
+        if (abort_and_begin(e, &error)) {
+                finish(e, WC_KAFKA_EOS_ABORTED, NULL);
+                return;
+        }
+        finish(e,
+               error && rd_kafka_error_is_fatal(error) &&
+                       wc_kafka_eos_is_fenced(fatal_code(e->rk, error))
+                   ? WC_KAFKA_EOS_FENCED
+                   : WC_KAFKA_EOS_FATAL,
+               error);
+        if (error)
+                rd_kafka_error_destroy(error);
+}
+
 static void *run(void *arg)
 {
         struct wc_kafka_eos *e = arg;
@@ -478,6 +498,13 @@ static void *run(void *arg)
                         e->commit = false;
                         pthread_mutex_unlock(&e->lock);
                         commit(e);
+                        pthread_mutex_lock(&e->lock);
+                        continue;
+                }
+                if (e->abort) {
+                        e->abort = false;
+                        pthread_mutex_unlock(&e->lock);
+                        abort_request(e);
                         pthread_mutex_lock(&e->lock);
                         continue;
                 }
@@ -526,6 +553,15 @@ void wc_kafka_eos_commit(struct wc_kafka_eos *e)
 {
         pthread_mutex_lock(&e->lock);
         e->commit = true;
+        e->result = WC_KAFKA_EOS_NONE;
+        pthread_cond_signal(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+void wc_kafka_eos_abort(struct wc_kafka_eos *e)
+{
+        pthread_mutex_lock(&e->lock);
+        e->abort = true;
         e->result = WC_KAFKA_EOS_NONE;
         pthread_cond_signal(&e->cond);
         pthread_mutex_unlock(&e->lock);

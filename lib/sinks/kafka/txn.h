@@ -100,6 +100,10 @@ struct wc_kafka_eos *wc_kafka_eos_start(rd_kafka_t *rk, int wake_fd,
  * time). */
 void wc_kafka_eos_commit(struct wc_kafka_eos *e);
 
+/* Asks the thread to abort the open transaction and begin the next
+ * (ABORTED when done). */
+void wc_kafka_eos_abort(struct wc_kafka_eos *e);
+
 /* The outcome of the last request, once (NONE while it runs); why gets
  * librdkafka's message for anything but COMMITTED. */
 enum wc_kafka_eos_result wc_kafka_eos_poll(struct wc_kafka_eos *e, char *why,
