@@ -27,14 +27,16 @@ def find_mock(build):
     return p if os.access(p, os.X_OK) else None
 
 
-def sink_yaml(bootstrap, topic=None):
+def sink_yaml(bootstrap, topic=None, exactly_once=False):
     """The Kafka sink's lines of a walcastd configuration; topic: a
-    template instead of TOPIC_TEMPLATE."""
+    template instead of TOPIC_TEMPLATE; exactly_once: Kafka transactions
+    (docs/kafka.md, "Exactly once"), at their default batch bounds."""
     return ["  - kafka:",
             "      topic: \"%s\"" % (topic or TOPIC_TEMPLATE),
-            "      prefix: %s" % PREFIX,
-            "      properties:",
-            "        bootstrap.servers: \"%s\"" % bootstrap]
+            "      prefix: %s" % PREFIX] + \
+        (["      exactly_once: true"] if exactly_once else []) + \
+        ["      properties:",
+         "        bootstrap.servers: \"%s\"" % bootstrap]
 
 
 class Mock:

@@ -163,6 +163,7 @@ struct state {
         uint64_t in_producer; /* produced, delivery not reported yet */
 
         struct held *held, **held_tail;
+        size_t held_bytes; /* keys and values of what is held */
         bool throttled;
         bool fatal; /* the producer hit a fatal error: start another */
         bool closing;
@@ -263,11 +264,11 @@ static void txn_settle(struct state *st, struct txn_rec *t)
                 txn_free(st, t);
 }
 
+static void eos_abandoned(struct state *st, struct txn_rec *t);
+
 /* The stream went back to the last confirmed position before t's commit
  * (a replay): its id is unknown to the host now, and it will be sent
  * again under a new one. */
-static void eos_abandoned(struct state *st, struct txn_rec *t);
-
 static void txn_abandon(struct state *st, struct txn_rec *t)
 {
         t->done = true;
@@ -411,6 +412,21 @@ static void set_throttle(struct state *st, bool on)
                          : "the producer queue has room: reading resumed");
 }
 
+/*
+ * Reading pauses while messages are held: the producer queue is full.
+ * While an exactly-once commit runs, messages are held because nothing may
+ * be produced until it ends, not for lack of room: reading goes on until
+ * EOS_HOLD_BYTES are held, so that the commit's round trips do not stall
+ * the stream.
+ */
+#define EOS_HOLD_BYTES (8u << 20)
+
+static void update_throttle(struct state *st)
+{
+        set_throttle(st, st->held && (!st->eos.committing ||
+                                      st->held_bytes > EOS_HOLD_BYTES));
+}
+
 /* Keeps a message the queue had no room for.  0 or -ENOMEM. */
 static int hold(struct state *st, const char *topic, const void *key,
                 size_t key_len, const void *value, size_t value_len,
@@ -437,7 +453,8 @@ static int hold(struct state *st, const char *topic, const void *key,
         h->txn = t;
         *st->held_tail = h;
         st->held_tail = &h->next;
-        set_throttle(st, true);
+        st->held_bytes += key_len + value_len;
+        update_throttle(st);
         return 0;
 }
 
@@ -453,6 +470,7 @@ static void held_flush(struct state *st)
 
                 if (st->eos.on && h->txn->abandoned) {
                         /* exactly_once: it comes again whole */
+                        st->held_bytes -= h->key_len + h->value_len;
                         st->held = h->next;
                         if (!st->held)
                                 st->held_tail = &st->held;
@@ -473,6 +491,7 @@ static void held_flush(struct state *st)
                     RD_KAFKA_V_END);
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
+                st->held_bytes -= h->key_len + h->value_len;
                 st->held = h->next;
                 if (!st->held)
                         st->held_tail = &st->held;
@@ -486,13 +505,13 @@ static void held_flush(struct state *st)
                 } else {
                         st->in_producer++;
                         h->txn->produced++;
+                        st->eos.bytes += h->key_len + h->value_len;
                         h->value = NULL;
                         h->headers = NULL;
                 }
                 held_free(h);
         }
-        if (!st->held)
-                set_throttle(st, false);
+        update_throttle(st);
 }
 
 /*
@@ -700,7 +719,8 @@ static void eos_abandoned(struct state *st, struct txn_rec *t)
                 held_free(h);
         }
         st->held_tail = &st->held;
-        set_throttle(st, false);
+        st->held_bytes = 0;
+        update_throttle(st);
         e->n = e->inflight = 0;
         e->bytes = 0;
         e->abort_due = false;
@@ -727,7 +747,8 @@ static void eos_drop_held(struct state *st)
                 held_free(h);
         }
         st->held_tail = &st->held;
-        set_throttle(st, false);
+        st->held_bytes = 0;
+        update_throttle(st);
 }
 
 /* A fatal error librdkafka reported through a message: stop. */
