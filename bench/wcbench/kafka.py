@@ -101,13 +101,15 @@ class Reader(threading.Thread):
     message value its arrival time here and its source.ts_ms (the commit
     time, in milliseconds)."""
 
-    def __init__(self, bootstrap, topic, errpath):
+    def __init__(self, bootstrap, topic, errpath, read_committed=False):
         super().__init__(daemon=True)
         self._err = open(errpath, "wb")
         self.child = Child(
             [shutil.which("kcat"), "-b", bootstrap, "-C", "-t", topic,
              "-p", "0", "-o", "beginning", "-u", "-q", "-f", "%s\\n",
-             "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=5"],
+             "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=5"]
+            + (["-X", "isolation.level=read_committed"]
+               if read_committed else []),
             "kcat " + topic, stdout=subprocess.PIPE, stderr=self._err)
         self.points = []        # (arrival epoch s, commit epoch s)
 

@@ -851,6 +851,46 @@ static int32_t eos_on_commit(struct state *st, struct txn_rec *t,
         return WALCAST_PENDING;
 }
 
+static int eos_first_commit(struct state *st, uint64_t pos, char *errbuf,
+                            size_t errlen)
+{
+        struct eos *e = &st->eos;
+        struct wc_buf *v = &st->value;
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+
+        wc_buf_reset(v);
+        if (wc_kafka_offsets_value(v, pos) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        err = rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(e->topic),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(e->key.data, e->key.len),
+                                RD_KAFKA_V_VALUE(v->data, v->len),
+                                RD_KAFKA_V_OPAQUE(&e->rec), RD_KAFKA_V_END);
+        if (err) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: could not write to topic \"%s\": %s",
+                          e->topic, rd_kafka_err2str(err));
+                return -EIO;
+        }
+        st->in_producer++;
+        error = rd_kafka_commit_transaction(st->rk, WC_KAFKA_EOS_START_MS);
+        if (!error)
+                error = rd_kafka_begin_transaction(st->rk);
+        if (error) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: could not commit a first Kafka "
+                          "transaction to topic \"%s\": %s",
+                          e->topic, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                return -EIO;
+        }
+        return 0;
+}
+
 /*
  * exactly_once at init: a transactional producer (st->conf has its
  * transactional.id), its first transaction begun, the committed position
@@ -886,6 +926,12 @@ static int eos_start(struct state *st, const struct wc_kafka_start *s,
         if (pos && WALCAST_HAS_FIELD(st->host, struct walcast_host, position) &&
             st->host->position)
                 st->host->position(st->self, pos);
+        /* a first commit, of the position as it is: the offsets topic is
+         * writable, and librdkafka's first commit, much slower than the
+         * next ones, is paid before the stream starts */
+        r = eos_first_commit(st, pos, errbuf, errlen);
+        if (r < 0)
+                return r;
         st->host->log(st->self, WALCAST_LOG_INFO,
                       "exactly once: Kafka holds everything up to end_lsn "
                       "%" PRIu64 " (topic \"%s\")",
