@@ -644,8 +644,10 @@ static int eos_add(struct state *st, uint64_t id, uint64_t end_lsn)
                 e->ids = ids;
                 e->cap = cap;
         }
-        if (e->n == e->inflight)
+        if (e->n == e->inflight) {
                 e->opened_ms = now_ms();
+                wc_kafka_eos_arm(e->thr, true);
+        }
         e->ids[e->n++] = id;
         e->end_lsn = end_lsn;
         return 0;
@@ -829,6 +831,7 @@ static void eos_events(struct state *st)
                 return;
         held_flush(st);
         eos_maybe_commit(st);
+        wc_kafka_eos_arm(e->thr, e->n > 0);
 }
 
 /* A PostgreSQL transaction's commit: acknowledged with its Kafka

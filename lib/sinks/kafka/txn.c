@@ -358,6 +358,7 @@ struct wc_kafka_eos {
         pthread_cond_t cond;
         bool commit; /* requested */
         bool abort;  /* requested */
+        bool armed;  /* a batch is open: tick */
         bool quit;
         enum wc_kafka_eos_result result;
         char why[512];
@@ -508,6 +509,11 @@ static void *run(void *arg)
                         pthread_mutex_lock(&e->lock);
                         continue;
                 }
+                if (!e->armed) {
+                        /* idle: nothing to time */
+                        pthread_cond_wait(&e->cond, &e->lock);
+                        continue;
+                }
                 clock_gettime(CLOCK_MONOTONIC, &ts);
                 ts.tv_nsec += (long)(e->tick_ms % 1000) * 1000000L;
                 ts.tv_sec += e->tick_ms / 1000 + ts.tv_nsec / 1000000000L;
@@ -555,6 +561,16 @@ void wc_kafka_eos_commit(struct wc_kafka_eos *e)
         e->commit = true;
         e->result = WC_KAFKA_EOS_NONE;
         pthread_cond_signal(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+void wc_kafka_eos_arm(struct wc_kafka_eos *e, bool on)
+{
+        pthread_mutex_lock(&e->lock);
+        if (e->armed != on) {
+                e->armed = on;
+                pthread_cond_signal(&e->cond);
+        }
         pthread_mutex_unlock(&e->lock);
 }
 

@@ -9,13 +9,14 @@
  * librdkafka's transactional calls block (commit waits for every message
  * and for the coordinator): they run on a thread of the sink's own, which
  * reports each outcome and wakes walcastd's poll() loop through the
- * descriptor the sink already watches.  The start (init_transactions, the
- * position read back) is bounded and happens while walcastd starts the
- * sink, before it streams.
+ * descriptor the sink already watches, and ticks while a batch is open.  The
+ * start (init_transactions, the position read back) is bounded and happens
+ * while walcastd starts the sink, before it streams.
  */
 #ifndef WALCAST_SINKS_KAFKA_TXN_H
 #define WALCAST_SINKS_KAFKA_TXN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,6 +96,10 @@ struct wc_kafka_eos;
  */
 struct wc_kafka_eos *wc_kafka_eos_start(rd_kafka_t *rk, int wake_fd,
                                         int tick_ms);
+
+/* Whether a batch is open: the thread ticks only then (an idle sink does
+ * not wake walcastd). */
+void wc_kafka_eos_arm(struct wc_kafka_eos *e, bool on);
 
 /* Asks the thread to commit the open transaction (one request at a
  * time). */
