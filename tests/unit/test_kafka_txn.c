@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The Kafka sink's exactly-once mode, its pure part: the transactional id
- * of a slot and the offsets topic's record, made and read back.
+ * of a slot and the offsets topic's record, made and read back; its keys
+ * as the configuration reads them.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "core/core.h"
+#include "sinks/kafka/conf.h"
 #include "sinks/kafka/txn.h"
 
 static void test_txn_id(void **state)
@@ -120,6 +123,69 @@ static void test_fenced_codes(void **state)
         assert_false(wc_kafka_eos_is_fenced(RD_KAFKA_RESP_ERR_NO_ERROR));
 }
 
+static struct wc_kafka_sink_config *
+kafka_block(const char *keys, struct wc_config **ret, char *err, size_t errlen)
+{
+        char text[1024];
+        struct wc_config *c;
+
+        snprintf(text, sizeof(text),
+                 "source:\n  dsn: dbname=app\n  slot: walcast\n"
+                 "sinks:\n  - kafka:\n%s"
+                 "      properties:\n"
+                 "        bootstrap.servers: 127.0.0.1:1\n",
+                 keys);
+        c = wc_config_load_string("walcast.yaml", text, strlen(text), err,
+                                  errlen);
+        *ret = c;
+        return c ? c->sinks[0].conf : NULL;
+}
+
+static void test_keys(void **state)
+{
+        struct wc_config *c;
+        struct wc_kafka_sink_config *k;
+        char err[1024];
+
+        (void)state;
+        /* the defaults: off, a derived id, 1000 / 16MB / 100ms */
+        k = kafka_block("", &c, err, sizeof(err));
+        assert_non_null(k);
+        assert_false(k->exactly_once);
+        assert_null(k->transactional_id);
+        assert_int_equal(k->eos_batch_txns, 1000);
+        assert_true(k->eos_batch_bytes == 16u << 20);
+        assert_int_equal(k->eos_batch_ms, 100);
+        wc_config_free(c);
+
+        k = kafka_block("      exactly_once: true\n"
+                        "      transactional_id: app-cdc\n"
+                        "      exactly_once_batch_transactions: 50\n"
+                        "      exactly_once_batch_bytes: 1MB\n"
+                        "      exactly_once_batch_interval: 2s\n",
+                        &c, err, sizeof(err));
+        assert_non_null(k);
+        assert_true(k->exactly_once);
+        assert_string_equal(k->transactional_id, "app-cdc");
+        assert_int_equal(k->eos_batch_txns, 50);
+        assert_true(k->eos_batch_bytes == 1u << 20);
+        assert_int_equal(k->eos_batch_ms, 2000);
+        wc_config_free(c);
+
+        /* out of bounds: refused with the key's position */
+        assert_null(kafka_block("      exactly_once_batch_transactions: 0\n",
+                                &c, err, sizeof(err)));
+        assert_non_null(strstr(err, "walcast.yaml:6:"));
+        assert_non_null(strstr(err, "exactly_once_batch_transactions"));
+        assert_null(kafka_block("      exactly_once_batch_interval: 61s\n", &c,
+                                err, sizeof(err)));
+        assert_non_null(strstr(err, "exactly_once_batch_interval"));
+        assert_null(kafka_block("      exactly_once: yes please\n", &c, err,
+                                sizeof(err)));
+        assert_string_equal(err, "walcast.yaml:6:21: invalid boolean \"yes "
+                                 "please\": use true or false");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -128,6 +194,7 @@ int main(void)
             cmocka_unit_test(test_offsets_value),
             cmocka_unit_test(test_offsets_parse_refuses),
             cmocka_unit_test(test_fenced_codes),
+            cmocka_unit_test(test_keys),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
