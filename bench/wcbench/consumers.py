@@ -74,10 +74,11 @@ class Consumer:
         elif self.sink == "file":
             lines += ["  - file:", "      path: \"%s\"" % out,
                       "      fsync: true"]
-        elif self.sink == "kafka":
+        elif self.sink in ("kafka", "kafka-eos"):
             from .kafka import sink_yaml
             lines += sink_yaml(ctx.bootstrap, getattr(ctx, "kafka_topic",
-                                                      None))
+                                                      None),
+                               exactly_once=self.sink == "kafka-eos")
             lines += self.extra
         elif self.sink == "jsonl":
             lines += ["  - plugin:", "      path: \"%s\"" % ctx.jsonl_so,
@@ -124,6 +125,11 @@ CONSUMERS = [
     Consumer("walcast-kafka-debezium-payload",
              "walcastd, Kafka sink, value_format debezium",
              "walcast", "kafka", extra=["      value_format: debezium"]),
+    # The same with `exactly_once: true`: Kafka transactions, one per
+    # batch, with the position in {prefix}.offsets (only on request).
+    Consumer("walcast-kafka-eos",
+             "walcastd, Kafka sink exactly once (mock cluster)", "walcast",
+             "kafka-eos"),
 ]
 BY_NAME = {c.name: c for c in CONSUMERS}
 DEFAULT = ["recv-file", "recv-null", "walcast-null", "walcast-jsonl",
@@ -144,7 +150,7 @@ def run(ctx, consumer, slot, endpos, rundir, timeout=900.0, before=None,
     cluster before walcastd starts (to create topics) and after it exits
     (to read back what it produced)."""
     mock = None
-    if consumer.sink == "kafka":
+    if consumer.sink in ("kafka", "kafka-eos"):
         from .kafka import Mock
         mock = Mock(ctx.kafka_mock, os.path.join(
             rundir, "kafka_mock.%s.stderr" % slot))

@@ -27,14 +27,16 @@ def find_mock(build):
     return p if os.access(p, os.X_OK) else None
 
 
-def sink_yaml(bootstrap, topic=None):
+def sink_yaml(bootstrap, topic=None, exactly_once=False):
     """The Kafka sink's lines of a walcastd configuration; topic: a
-    template instead of TOPIC_TEMPLATE."""
+    template instead of TOPIC_TEMPLATE; exactly_once: Kafka transactions
+    (docs/kafka.md, "Exactly once"), at their default batch bounds."""
     return ["  - kafka:",
             "      topic: \"%s\"" % (topic or TOPIC_TEMPLATE),
-            "      prefix: %s" % PREFIX,
-            "      properties:",
-            "        bootstrap.servers: \"%s\"" % bootstrap]
+            "      prefix: %s" % PREFIX] + \
+        (["      exactly_once: true"] if exactly_once else []) + \
+        ["      properties:",
+         "        bootstrap.servers: \"%s\"" % bootstrap]
 
 
 class Mock:
@@ -99,13 +101,15 @@ class Reader(threading.Thread):
     message value its arrival time here and its source.ts_ms (the commit
     time, in milliseconds)."""
 
-    def __init__(self, bootstrap, topic, errpath):
+    def __init__(self, bootstrap, topic, errpath, read_committed=False):
         super().__init__(daemon=True)
         self._err = open(errpath, "wb")
         self.child = Child(
             [shutil.which("kcat"), "-b", bootstrap, "-C", "-t", topic,
              "-p", "0", "-o", "beginning", "-u", "-q", "-f", "%s\\n",
-             "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=5"],
+             "-X", "fetch.wait.max.ms=1", "-X", "fetch.error.backoff.ms=5"]
+            + (["-X", "isolation.level=read_committed"]
+               if read_committed else []),
             "kcat " + topic, stdout=subprocess.PIPE, stderr=self._err)
         self.points = []        # (arrival epoch s, commit epoch s)
 

@@ -142,7 +142,7 @@ def _read_trace(trace, path):
 
 def _one(ctx, rundir, kind, rate, seconds, per):
     cl = ctx.cluster
-    slot = "lat_" + kind
+    slot = "lat_" + kind.replace("-", "_")
     cl.create_slot(slot)
     out = os.path.join(rundir, "latency.%s.out" % kind)
     trace = os.path.join(rundir, "latency.%s.strace" % kind)
@@ -152,22 +152,26 @@ def _one(ctx, rundir, kind, rate, seconds, per):
     use_strace = shutil.which("strace") is not None and not ctx.no_strace \
         and kind == "walcast"
     mock, readers = None, []
-    if kind == "kafka":
+    if kind in ("kafka", "kafka-eos"):
         from . import kafka
         from .workloads import TENANTS
+        eos = kind == "kafka-eos"
         mock = kafka.Mock(ctx.kafka_mock, errpath + ".mock")
-        cfg = os.path.join(rundir, "latency.kafka.yaml")
+        cfg = os.path.join(rundir, "latency.%s.yaml" % kind)
         with open(cfg, "w") as f:
             f.write("source:\n  dsn: \"%s\"\n  slot: %s\n"
                     "  create_slot: false\n  status_interval: %s\nsinks:\n"
                     % (ctx.dsn, slot, STATUS_INTERVAL)
-                    + "\n".join(kafka.sink_yaml(mock.bootstrap)) + "\n")
+                    + "\n".join(kafka.sink_yaml(mock.bootstrap,
+                                                exactly_once=eos)) + "\n")
         argv = [ctx.walcastd, "-c", cfg]
         for t in TENANTS:
             topic = "%s.%s.tickets" % (kafka.PREFIX, t)
             mock.cmd("topic %s 1" % topic)
+            # exactly once: what a read_committed consumer sees
             readers.append(kafka.Reader(mock.bootstrap, topic, os.path.join(
-                rundir, "kcat.%s.stderr" % t)))
+                rundir, "kcat.%s.%s.stderr" % (kind, t)),
+                read_committed=eos))
         for r in readers:
             r.start()
     elif kind == "walcast":
@@ -260,7 +264,7 @@ def _one(ctx, rundir, kind, rate, seconds, per):
             tailer.stop = True
             tailer.join()
         cl.drop_slot(slot)
-    if kind == "kafka":
+    if kind in ("kafka", "kafka-eos"):
         vals = [(t - c) * 1000.0 for r in readers for t, c in r.points]
         return {"changes": len(vals), "gen_seconds": gen_secs,
                 "achieved_rate": len(vals) / gen_secs if gen_secs else None,
@@ -316,6 +320,9 @@ def measure(ctx, rundir, rate, seconds, per):
     res["achieved_rate"] = w["achieved_rate"]
     if ctx.kafka_mock and shutil.which("kcat"):
         res["kafka"] = _one(ctx, rundir, "kafka", rate, seconds, per)
+        if getattr(ctx, "kafka_eos", False):
+            res["kafka_eos"] = _one(ctx, rundir, "kafka-eos", rate, seconds,
+                                    per)
     elif ctx.kafka_mock:
         log("latency: no kcat, so no Kafka latency")
     return res

@@ -291,6 +291,11 @@ def render(res, consumers, labels):
             row("walcastd -> Kafka: commit -> consumed by kcat (%s msgs)"
                 % _fmt_int(lat["kafka"]["consumed"]["n"]),
                 lat["kafka"]["consumed"])
+        if lat.get("kafka_eos", {}).get("consumed"):
+            row("walcastd -> Kafka exactly once: commit -> consumed by kcat "
+                "read_committed (%s msgs)"
+                % _fmt_int(lat["kafka_eos"]["consumed"]["n"]),
+                lat["kafka_eos"]["consumed"])
         L.append(table(["ms", "p50", "p90", "p99", "p99.9", "max"], rows))
         L.append("")
     cg = res.get("callgrind")

@@ -296,6 +296,9 @@ static int loop(struct runner *rn)
                         break;
                 /* a sink that cannot deliver makes walcastd not ready */
                 SET(rn->m->sinks_ready, wc_kafka_sinks_down() == 0);
+                /* an exactly-once Kafka sink fenced by another walcastd */
+                if (wc_kafka_sinks_stop() < 0)
+                        return wc_kafka_sinks_stop();
                 wc_runner_watchdog(rn);
                 wc_runner_heartbeat_tick(rn);
                 wc_runner_reload_overdue(rn);

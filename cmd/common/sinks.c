@@ -22,6 +22,7 @@ int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
             .filter = &cfg->filter,
             .log = env_log,
+            .slot = cfg->source.slot,
         };
 
         for (size_t i = 0; i < cfg->nsinks; i++) {
@@ -53,6 +54,7 @@ int wc_runner_load_plugins(struct runner *rn)
             .state_dir = wc_state_dir(cfg, sd, sizeof(sd)),
             .filter = &cfg->filter,
             .log = env_log,
+            .slot = rn->slot,
         };
         int r;
 

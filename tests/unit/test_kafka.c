@@ -1048,8 +1048,8 @@ static void test_plugin_bad_config(void **state)
              "property: \"no.such.thing\""},
             {{"properties", "transactional.id", "properties.transactional.id",
               "x", NULL},
-             "Kafka property \"transactional.id\": walcast's producer is "
-             "idempotent, not transactional; leave it out"},
+             "Kafka property \"transactional.id\": set exactly_once: true "
+             "(and transactional_id to choose it) instead"},
             {{"topic", "{database}.{table}", NULL},
              "the topic template uses {database}, but the database name is "
              "not known: name it with dbname in source.dsn"},

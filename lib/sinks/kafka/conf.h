@@ -65,6 +65,13 @@ struct wc_kafka_sink_config {
         char *mask_salt; /* for columns.mask */
         struct wc_kafka_outbox outbox;
         struct wc_kafka_topic_creation topic_creation;
+        /* exactly once (sinks/kafka/txn.h, docs/kafka.md): a transactional
+         * producer, one Kafka transaction per batch */
+        bool exactly_once;
+        char *transactional_id; /* NULL: derived (wc_kafka_txn_id) */
+        uint32_t eos_batch_txns;
+        uint64_t eos_batch_bytes;
+        uint64_t eos_batch_ms;
 };
 
 #endif

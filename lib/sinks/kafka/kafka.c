@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +46,7 @@
 #include "sinks/kafka/debezium.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
+#include "sinks/kafka/txn.h"
 
 /* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
@@ -60,6 +62,11 @@ struct txn_rec {
         uint64_t outstanding; /* messages not yet reported delivered */
         bool committed;       /* commit returned WALCAST_PENDING */
         bool done;            /* acknowledged, or abandoned: no ack any more */
+        /* exactly_once: lost its commit to a replay; whether its first
+         * message found it already in Kafka's transactions (skip), and how
+         * many of its messages went to the producer */
+        bool abandoned, eos_seen, eos_skip;
+        uint64_t produced;
         struct txn_rec *prev, *next;
 };
 
@@ -131,6 +138,32 @@ struct outside {
         struct wc_buf key, value;
 };
 
+/* exactly_once: the PostgreSQL transactions of the open Kafka transaction,
+ * acknowledged when it commits (sinks/kafka/txn.h) */
+struct eos {
+        bool on;
+        bool committing; /* a commit runs: nothing is produced */
+        bool abort_due;  /* a message failed: end the transaction soon */
+        bool stopped;    /* fenced or fatal: walcastd stops */
+        struct wc_kafka_eos *thr;
+        /* ids[0, inflight) are in the committing transaction, the rest
+         * in the next */
+        uint64_t *ids;
+        size_t n, cap, inflight;
+        uint64_t end_lsn, inflight_end_lsn;
+        /* the end of the last transaction sent into Kafka's open or
+         * committing transaction, and of the last one committed */
+        uint64_t produced_end, committed_end;
+        bool silent; /* the abort asked for follows a replay: no acks */
+        uint64_t bytes;
+        int64_t opened_ms;
+        uint32_t max_txns;
+        uint64_t max_bytes, max_ms;
+        char *topic;        /* {prefix}.offsets */
+        struct wc_buf key;  /* wc_kafka_offsets_key */
+        struct txn_rec rec; /* the offsets record's, never listed */
+};
+
 struct state {
         const struct walcast_host *host;
         struct walcast_plugin *self;
@@ -189,6 +222,7 @@ struct state {
         uint64_t in_producer; /* produced, delivery not reported yet */
 
         struct held *held, **held_tail;
+        size_t held_bytes; /* keys and values of what is held */
         bool throttled;
         bool fatal; /* the producer hit a fatal error: start another */
         bool closing;
@@ -204,6 +238,7 @@ struct state {
 
         struct wc_buf key, key2, value, topic;
         struct wc_buf value2; /* transaction records */
+        struct eos eos;
 };
 
 /* ---- small helpers ---- */
@@ -289,14 +324,18 @@ static void txn_settle(struct state *st, struct txn_rec *t)
                 txn_free(st, t);
 }
 
+static void eos_abandoned(struct state *st, struct txn_rec *t);
+
 /* The stream went back to the last confirmed position before t's commit
  * (a replay): its id is unknown to the host now, and it will be sent
  * again under a new one. */
 static void txn_abandon(struct state *st, struct txn_rec *t)
 {
         t->done = true;
+        t->abandoned = true;
         if (st->cur == t)
                 st->cur = NULL;
+        eos_abandoned(st, t);
         txn_settle(st, t);
 }
 
@@ -433,6 +472,21 @@ static void set_throttle(struct state *st, bool on)
                          : "the producer queue has room: reading resumed");
 }
 
+/*
+ * Reading pauses while messages are held: the producer queue is full.
+ * While an exactly-once commit runs, messages are held because nothing may
+ * be produced until it ends, not for lack of room: reading goes on until
+ * EOS_HOLD_BYTES are held, so that the commit's round trips do not stall
+ * the stream.
+ */
+#define EOS_HOLD_BYTES (8u << 20)
+
+static void update_throttle(struct state *st)
+{
+        set_throttle(st, st->held && (!st->eos.committing ||
+                                      st->held_bytes > EOS_HOLD_BYTES));
+}
+
 /* Keeps a message the queue had no room for.  0 or -ENOMEM. */
 static int hold(struct state *st, const char *topic, const void *key,
                 size_t key_len, const void *value, size_t value_len,
@@ -459,7 +513,8 @@ static int hold(struct state *st, const char *topic, const void *key,
         h->txn = t;
         *st->held_tail = h;
         st->held_tail = &h->next;
-        set_throttle(st, true);
+        st->held_bytes += key_len + value_len;
+        update_throttle(st);
         return 0;
 }
 
@@ -469,9 +524,21 @@ static int hold(struct state *st, const char *topic, const void *key,
  */
 static void held_flush(struct state *st)
 {
-        while (st->held && !st->fatal) {
+        while (st->held && !st->fatal && !st->eos.committing) {
                 struct held *h = st->held;
                 rd_kafka_resp_err_t err;
+
+                if (st->eos.on && h->txn->abandoned) {
+                        /* exactly_once: it comes again whole */
+                        st->held_bytes -= h->key_len + h->value_len;
+                        st->held = h->next;
+                        if (!st->held)
+                                st->held_tail = &st->held;
+                        h->txn->outstanding--;
+                        txn_settle(st, h->txn);
+                        held_free(h);
+                        continue;
+                }
 
                 /* F_FREE: on success librdkafka owns the value and frees
                  * it; on failure it stays ours */
@@ -484,6 +551,7 @@ static void held_flush(struct state *st)
                     RD_KAFKA_V_END);
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
+                st->held_bytes -= h->key_len + h->value_len;
                 st->held = h->next;
                 if (!st->held)
                         st->held_tail = &st->held;
@@ -496,13 +564,14 @@ static void held_flush(struct state *st)
                         txn_settle(st, h->txn);
                 } else {
                         st->in_producer++;
+                        h->txn->produced++;
+                        st->eos.bytes += h->key_len + h->value_len;
                         h->value = NULL;
                         h->headers = NULL;
                 }
                 held_free(h);
         }
-        if (!st->held)
-                set_throttle(st, false);
+        update_throttle(st);
 }
 
 /*
@@ -527,8 +596,9 @@ static int produce(struct state *st, const struct table_entry *e,
         for (size_t i = 0; i < st->nxh; i++)
                 rd_kafka_header_add(hdrs, st->xh[i].name, -1, st->xh[i].value,
                                     (ssize_t)st->xh[i].len);
-        /* nothing may overtake what is held */
-        if (!st->held) {
+        /* nothing may overtake what is held, nor go into a committing
+         * Kafka transaction */
+        if (!st->held && !st->eos.committing) {
                 /* produceva: no varargs to walk for every message */
                 rd_kafka_vu_t vu[] = {
                     {.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = e->rkt},
@@ -552,7 +622,10 @@ static int produce(struct state *st, const struct table_entry *e,
                 }
                 if (!err) {
                         t->outstanding++;
+                        t->produced++;
                         st->in_producer++;
+                        st->eos.bytes +=
+                            (key ? key->len : 0) + (value ? value->len : 0);
                         return 0;
                 }
         }
@@ -580,6 +653,409 @@ static int produce(struct state *st, const struct table_entry *e,
         return -EIO;
 }
 
+/* ---- exactly once (sinks/kafka/txn.h) ---- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errbuf, size_t errlen);
+
+/* Set when an exactly-once sink cannot go on: walcastd stops with it. */
+static int stop_error;
+
+int wc_kafka_sinks_stop(void)
+{
+        return stop_error;
+}
+
+/* Fenced or fatal: said once, nothing is produced any more, and walcastd
+ * stops (wc_kafka_sinks_stop).  Nothing is acknowledged: what the open
+ * transaction held comes again after the next start. */
+static void eos_fail(struct state *st, rd_kafka_resp_err_t err, const char *why)
+{
+        if (st->eos.stopped)
+                return;
+        st->eos.stopped = true;
+        st->eos.committing = true;
+        if (wc_kafka_eos_is_fenced(err)) {
+                st->host->log(
+                    st->self, WALCAST_LOG_ERR,
+                    "the Kafka producer was fenced (%s): another walcastd "
+                    "with the same transactional id is running: this one "
+                    "is not the active one; stopping",
+                    why);
+                stop_error = -ESTALE; /* exit 69 */
+        } else {
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "the transactional Kafka producer hit a fatal "
+                              "error: %s; stopping (a new start begins with "
+                              "a new producer)",
+                              why);
+                if (!stop_error)
+                        stop_error = -EIO;
+        }
+}
+
+static int eos_add(struct state *st, uint64_t id, uint64_t end_lsn)
+{
+        struct eos *e = &st->eos;
+
+        if (e->n == e->cap) {
+                size_t cap = e->cap ? e->cap * 2 : 64;
+                uint64_t *ids = realloc(e->ids, cap * sizeof(*ids));
+
+                if (!ids)
+                        return -ENOMEM;
+                e->ids = ids;
+                e->cap = cap;
+        }
+        if (e->n == e->inflight) {
+                e->opened_ms = now_ms();
+                wc_kafka_eos_arm(e->thr, true);
+        }
+        e->ids[e->n++] = id;
+        e->end_lsn = end_lsn;
+        return 0;
+}
+
+/*
+ * Commits the open Kafka transaction when its batch is full or old enough
+ * (or a message of it failed), between PostgreSQL transactions and with
+ * nothing held back: the offsets record goes in last, then the thread
+ * commits.
+ */
+static void eos_maybe_commit(struct state *st)
+{
+        struct eos *e = &st->eos;
+        struct wc_buf *v = &st->value;
+        rd_kafka_resp_err_t err;
+
+        if (!e->on || e->committing || e->n == 0 || st->cur || st->held)
+                return;
+        if (!e->abort_due && e->n < e->max_txns && e->bytes < e->max_bytes &&
+            now_ms() - e->opened_ms < (int64_t)e->max_ms)
+                return;
+        wc_buf_reset(v);
+        if (wc_kafka_offsets_value(v, e->end_lsn) < 0)
+                return; /* out of memory: at the next event */
+        err = rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(e->topic),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(e->key.data, e->key.len),
+                                RD_KAFKA_V_VALUE(v->data, v->len),
+                                RD_KAFKA_V_OPAQUE(&e->rec), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                return; /* at the next delivery report */
+        if (err) {
+                /* the batch would commit without its position */
+                eos_fail(st, err, rd_kafka_err2str(err));
+                return;
+        }
+        st->in_producer++;
+        e->committing = true;
+        e->inflight = e->n;
+        e->inflight_end_lsn = e->end_lsn;
+        wc_kafka_eos_commit(e->thr);
+}
+
+/*
+ * A replay took the commit of t, some of whose messages are in Kafka's
+ * open transaction: that transaction must not commit.  It is aborted;
+ * the replay sends again everything since the confirmed position, and
+ * what Kafka's transaction held is forgotten without acknowledgement (the
+ * replay made those ids unknown to walcastd).  Until the abort is done
+ * everything is held.
+ */
+static void eos_abandoned(struct state *st, struct txn_rec *t)
+{
+        struct eos *e = &st->eos;
+
+        if (!e->on || e->stopped || t->produced == 0 || t->eos_skip)
+                return;
+        /* a commit runs only between transactions, with nothing of the
+         * next produced: t's messages cannot be in it */
+        if (e->committing)
+                return;
+        while (st->held) {
+                struct held *h = st->held;
+
+                st->held = h->next;
+                h->txn->outstanding--;
+                if (h->txn != t)
+                        txn_settle(st, h->txn);
+                held_free(h);
+        }
+        st->held_tail = &st->held;
+        st->held_bytes = 0;
+        update_throttle(st);
+        e->n = e->inflight = 0;
+        e->bytes = 0;
+        e->abort_due = false;
+        e->produced_end = e->committed_end;
+        e->silent = true;
+        e->committing = true;
+        st->host->log(st->self, WALCAST_LOG_INFO,
+                      "a replay cut a transaction short: aborting the open "
+                      "Kafka transaction, the replay sends it again");
+        wc_kafka_eos_abort(e->thr);
+}
+
+/* A message that was held never reaches Kafka: its transaction comes
+ * again. */
+static void eos_drop_held(struct state *st)
+{
+        while (st->held) {
+                struct held *h = st->held;
+
+                st->held = h->next;
+                txn_fail(st, h->txn);
+                h->txn->outstanding--;
+                txn_settle(st, h->txn);
+                held_free(h);
+        }
+        st->held_tail = &st->held;
+        st->held_bytes = 0;
+        update_throttle(st);
+}
+
+/* A fatal error librdkafka reported through a message: stop. */
+static void eos_check_fatal(struct state *st)
+{
+        char why[512];
+        rd_kafka_resp_err_t err;
+
+        if (!st->fatal || st->eos.stopped)
+                return;
+        err = rd_kafka_fatal_error(st->rk, why, sizeof(why));
+        eos_fail(st, err ? err : RD_KAFKA_RESP_ERR__FATAL,
+                 err ? why : "fatal error");
+}
+
+/* The thread's news, and the batch's age. */
+static void eos_events(struct state *st)
+{
+        struct eos *e = &st->eos;
+        char why[512];
+        size_t k;
+
+        switch (wc_kafka_eos_poll(e->thr, why, sizeof(why))) {
+        case WC_KAFKA_EOS_COMMITTED:
+                k = e->inflight;
+                e->committed_end = e->inflight_end_lsn;
+                if (WALCAST_HAS_FIELD(st->host, struct walcast_host,
+                                      position) &&
+                    st->host->position)
+                        st->host->position(st->self, e->inflight_end_lsn);
+                for (size_t i = 0; i < k; i++)
+                        st->host->ack(st->self, e->ids[i], WALCAST_OK);
+                memmove(e->ids, e->ids + k, (e->n - k) * sizeof(*e->ids));
+                e->n -= k;
+                e->inflight = 0;
+                e->bytes = 0;
+                e->committing = false;
+                if (e->n)
+                        e->opened_ms = now_ms();
+                st->last_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                held_flush(st);
+                break;
+        case WC_KAFKA_EOS_ABORTED:
+                e->produced_end = e->committed_end;
+                if (e->silent) {
+                        /* after a replay (eos_abandoned) */
+                        e->silent = false;
+                        e->committing = false;
+                        break;
+                }
+                /* everything since the last commit comes again */
+                st->host->log(st->self, WALCAST_LOG_ERR,
+                              "could not commit the Kafka transaction: %s; "
+                              "aborted it, not confirming past it, "
+                              "replaying",
+                              why);
+                for (size_t i = 0; i < e->n; i++)
+                        st->host->ack(st->self, e->ids[i], WALCAST_ERROR);
+                e->n = e->inflight = 0;
+                e->bytes = 0;
+                e->abort_due = false;
+                if (st->cur)
+                        txn_fail(st, st->cur);
+                e->committing = false;
+                eos_drop_held(st);
+                break;
+        case WC_KAFKA_EOS_FENCED:
+                eos_fail(st, RD_KAFKA_RESP_ERR__FENCED, why);
+                return;
+        case WC_KAFKA_EOS_FATAL:
+                eos_fail(st, RD_KAFKA_RESP_ERR__FATAL, why);
+                return;
+        case WC_KAFKA_EOS_NONE:
+                break;
+        }
+        eos_check_fatal(st);
+        if (e->stopped)
+                return;
+        held_flush(st);
+        eos_maybe_commit(st);
+        wc_kafka_eos_arm(e->thr, e->n > 0);
+}
+
+/* A PostgreSQL transaction's commit: acknowledged with its Kafka
+ * transaction's. */
+static int32_t eos_on_commit(struct state *st, struct txn_rec *t,
+                             uint64_t end_lsn)
+{
+        if (t->done) {
+                /* failed and acknowledged as such already */
+                txn_settle(st, t);
+                return WALCAST_PENDING;
+        }
+        t->done = true; /* acknowledged by the batch, not by deliveries */
+        if (eos_add(st, t->id, end_lsn) < 0) {
+                txn_settle(st, t);
+                return WALCAST_ERROR;
+        }
+        txn_settle(st, t);
+        eos_maybe_commit(st);
+        return WALCAST_PENDING;
+}
+
+static int eos_first_commit(struct state *st, uint64_t pos, char *errbuf,
+                            size_t errlen)
+{
+        struct eos *e = &st->eos;
+        struct wc_buf *v = &st->value;
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+
+        wc_buf_reset(v);
+        if (wc_kafka_offsets_value(v, pos) < 0) {
+                wc_errorf(errbuf, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        err = rd_kafka_producev(st->rk, RD_KAFKA_V_TOPIC(e->topic),
+                                RD_KAFKA_V_PARTITION(0),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(e->key.data, e->key.len),
+                                RD_KAFKA_V_VALUE(v->data, v->len),
+                                RD_KAFKA_V_OPAQUE(&e->rec), RD_KAFKA_V_END);
+        if (err) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: could not write to topic \"%s\": %s",
+                          e->topic, rd_kafka_err2str(err));
+                return -EIO;
+        }
+        st->in_producer++;
+        error = rd_kafka_commit_transaction(st->rk, WC_KAFKA_EOS_START_MS);
+        if (!error)
+                error = rd_kafka_begin_transaction(st->rk);
+        if (error) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: could not commit a first Kafka "
+                          "transaction to topic \"%s\": %s",
+                          e->topic, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                return -EIO;
+        }
+        return 0;
+}
+
+/*
+ * exactly_once at init: a transactional producer (st->conf has its
+ * transactional.id), its first transaction begun, the committed position
+ * read back and reported, the thread started.  0 or <0 with errbuf set.
+ */
+static int eos_start(struct state *st, const struct wc_kafka_start *s,
+                     char *errbuf, size_t errlen)
+{
+        const struct wc_kafka_sink_config *c = s->conf;
+        struct eos *e = &st->eos;
+        uint64_t pos = 0;
+        int tick;
+        int r;
+
+        e->max_txns = c->eos_batch_txns ? c->eos_batch_txns : 1000;
+        e->max_bytes = c->eos_batch_bytes ? c->eos_batch_bytes : 16u << 20;
+        e->max_ms = c->eos_batch_ms ? c->eos_batch_ms : 100;
+        wc_buf_init(&e->key);
+        if (wc_kafka_offsets_key(&e->key, s->system_identifier, st->database,
+                                 s->slot) < 0)
+                return -ENOMEM;
+        r = wc_kafka_eos_init(st->rk, WC_KAFKA_EOS_START_MS, errbuf, errlen);
+        if (r < 0)
+                return r;
+        /* after init_transactions: a transaction the last process left
+         * open is aborted, and read_committed reads past it */
+        r = wc_kafka_offsets_read(c->properties, c->nproperties, e->topic,
+                                  &e->key, WC_KAFKA_EOS_START_MS, &pos, errbuf,
+                                  errlen);
+        if (r < 0)
+                return r;
+        e->produced_end = e->committed_end = pos;
+        if (pos && WALCAST_HAS_FIELD(st->host, struct walcast_host, position) &&
+            st->host->position)
+                st->host->position(st->self, pos);
+        /* a first commit, of the position as it is: the offsets topic is
+         * writable, and librdkafka's first commit, much slower than the
+         * next ones, is paid before the stream starts */
+        r = eos_first_commit(st, pos, errbuf, errlen);
+        if (r < 0)
+                return r;
+        st->host->log(st->self, WALCAST_LOG_INFO,
+                      "exactly once: Kafka holds everything up to end_lsn "
+                      "%" PRIu64 " (topic \"%s\")",
+                      pos, e->topic);
+        tick = e->max_ms < 10 ? 10 : (e->max_ms > 1000 ? 1000 : (int)e->max_ms);
+        e->thr = wc_kafka_eos_start(st->rk, st->pipe[1], tick);
+        if (!e->thr) {
+                wc_errorf(errbuf, errlen, "could not start a thread");
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * The producer settings of exactly_once: its transactional.id, and
+ * messages that wait no longer than the transaction may.  0 or -EINVAL.
+ */
+static int eos_conf(struct state *st, const struct wc_kafka_start *s,
+                    char *errbuf, size_t errlen)
+{
+        const struct wc_kafka_sink_config *c = s->conf;
+        char id[512], tt[32];
+        size_t n = sizeof(tt);
+        struct wc_buf topic;
+
+        if (c->transactional_id)
+                snprintf(id, sizeof(id), "%s", c->transactional_id);
+        else if (wc_kafka_txn_id(id, sizeof(id), s->system_identifier,
+                                 st->database, s->slot) < 0) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: the transactional id is too long; "
+                          "set transactional_id");
+                return -EINVAL;
+        }
+        if (conf_set(st->conf, "transactional.id", id, errbuf, errlen) < 0)
+                return -EINVAL;
+        if (rd_kafka_conf_get(st->conf, "transaction.timeout.ms", tt, &n) !=
+                RD_KAFKA_CONF_OK ||
+            conf_set(st->conf, "message.timeout.ms", tt, errbuf, errlen) < 0)
+                return -EINVAL;
+        wc_buf_init(&topic);
+        if (wc_buf_printf(&topic, "%s.offsets", st->prefix) < 0) {
+                wc_buf_free(&topic);
+                return -ENOMEM;
+        }
+        if (!wc_topic_name_valid(topic.data, topic.len)) {
+                wc_errorf(errbuf, errlen,
+                          "exactly_once: \"%s\" is not a legal Kafka topic "
+                          "name for the offsets topic; shorten prefix",
+                          topic.data);
+                wc_buf_free(&topic);
+                return -EINVAL;
+        }
+        st->eos.topic = topic.data;
+        st->eos.on = true;
+        return 0;
+}
+
 static int producer_restart(struct state *st);
 
 /* ---- librdkafka's callbacks, all served on walcastd's thread ---- */
@@ -592,6 +1068,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 
         (void)rk;
         st->in_producer--;
+        if (t == &st->eos.rec) {
+                /* its failure fails the commit, which says so */
+                return;
+        }
+        if (m->err && st->eos.on && !t->abandoned &&
+            m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+            m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+                st->eos.abort_due = true;
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL)
                         st->fatal = true;
@@ -632,6 +1116,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         struct state *st = opaque;
         char why[512];
 
+        if (err == RD_KAFKA_RESP_ERR__FATAL && st->eos.on) {
+                eos_fail(st, rd_kafka_fatal_error(rk, why, sizeof(why)), why);
+                return;
+        }
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 rd_kafka_fatal_error(rk, why, sizeof(why));
                 st->host->log(st->self, WALCAST_LOG_ERR,
@@ -680,6 +1168,10 @@ static void on_events(void *userdata, int fd, uint32_t revents)
         while (read(fd, buf, sizeof(buf)) > 0)
                 ;
         serve(st);
+        if (st->eos.on) {
+                eos_events(st);
+                return;
+        }
         if (st->fatal)
                 (void)producer_restart(st); /* or at the next event */
         held_flush(st);
@@ -979,6 +1471,12 @@ begin_change(struct state *st, const struct walcast_signal *s, int32_t *ret)
         *ret = WALCAST_OK;
         if (!s->txn || !s->schema || !s->table)
                 return NULL;
+        if (st->eos.on)
+                eos_check_fatal(st);
+        if (st->eos.stopped) {
+                *ret = WALCAST_ERROR;
+                return NULL;
+        }
         if (st->fatal && producer_restart(st) < 0) {
                 *ret = WALCAST_ERROR;
                 return NULL;
@@ -1374,6 +1872,21 @@ static int32_t send_change(struct state *st, struct table_entry *e,
                                        tombstone);
         if (!t || !x)
                 return WALCAST_ERROR;
+        /* exactly_once: a failed transaction comes again whole; none of
+         * it may go into the next Kafka transaction */
+        if (st->eos.on && t->done)
+                return WALCAST_OK;
+        /* exactly_once, after a replay: a transaction that Kafka's open
+         * (or committing) transaction holds already is not sent again; it
+         * is acknowledged with it */
+        if (st->eos.on && !t->eos_seen) {
+                t->eos_seen = true;
+                t->eos_skip = s->txn->end_lsn <= st->eos.produced_end;
+                if (!t->eos_skip)
+                        st->eos.produced_end = s->txn->end_lsn;
+        }
+        if (st->eos.on && t->eos_skip)
+                return WALCAST_OK;
         /* decimal, in the envelope and in a header */
         parts.lsn =
             (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
@@ -1866,6 +2379,8 @@ static int32_t on_commit(void *userdata, const struct walcast_signal *s)
                 return WALCAST_OK;
         }
         st->cur = NULL;
+        if (st->eos.on)
+                return eos_on_commit(st, t, s->txn->end_lsn);
         if (t->done) {
                 /* failed and acknowledged as such already */
                 txn_settle(st, t);
@@ -1947,8 +2462,8 @@ rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
                 if (strcmp(props[i].key, "transactional.id") == 0) {
                         wc_errorf(errbuf, errlen,
                                   "Kafka property \"transactional.id\": "
-                                  "walcast's producer is idempotent, not "
-                                  "transactional; leave it out");
+                                  "set exactly_once: true (and "
+                                  "transactional_id to choose it) instead");
                         goto err_destroy;
                 }
                 if (conf_set(conf, props[i].key, props[i].value, errbuf,
@@ -1983,7 +2498,11 @@ static void close_state(void *state)
 
         if (!st)
                 return;
-        if (st->rk) {
+        /* exactly_once: the open Kafka transaction is left to be aborted
+         * by the next start; nothing of it was acknowledged */
+        wc_kafka_eos_stop(st->eos.thr);
+        st->eos.thr = NULL;
+        if (st->rk && !st->eos.on) {
                 /* acknowledging is moot now: what is not confirmed is sent
                  * again at the next start */
                 st->closing = true;
@@ -2046,6 +2565,9 @@ static void close_state(void *state)
         free(st->outbox.type);
         free(st->outbox.payload);
         wc_kv_free(st->tc.config, st->tc.nconfig);
+        free(st->eos.ids);
+        free(st->eos.topic);
+        wc_buf_free(&st->eos.key);
         free(st);
 }
 
@@ -2235,6 +2757,8 @@ static int32_t init(const struct walcast_host *host,
                                      errbuf, errlen);
         if (!st->conf)
                 goto err_close;
+        if (conf->exactly_once && eos_conf(st, s, errbuf, errlen) < 0)
+                goto err_close;
         rd_kafka_conf_set_opaque(st->conf, st);
         rd_kafka_conf_set_dr_msg_cb(st->conf, on_delivery);
         rd_kafka_conf_set_log_cb(st->conf, on_log);
@@ -2245,6 +2769,8 @@ static int32_t init(const struct walcast_host *host,
                 goto err_close;
         }
         if (producer_start(st, errbuf, errlen) < 0)
+                goto err_close;
+        if (st->eos.on && eos_start(st, s, errbuf, errlen) < 0)
                 goto err_close;
         if (host->watch_fd(self, st->pipe[0], POLLIN, on_events, st) !=
             WALCAST_OK) {

@@ -38,6 +38,9 @@ struct wc_kafka_start {
         /* the enum types of the included tables, by oid (copied) */
         const struct wc_dbz_enum *enums;
         size_t nenums;
+        /* exactly_once: the server's system identifier and the slot */
+        uint64_t system_identifier;
+        const char *slot;
 };
 
 /*
@@ -54,6 +57,11 @@ wc_kafka_plugin(const struct wc_kafka_start *s);
  * (librdkafka's "all brokers down" until a delivery succeeds): they cannot
  * deliver, so walcastd is not ready. */
 int wc_kafka_sinks_down(void);
+
+/* 0, or why walcastd must stop: an exactly-once sink was fenced (-ESTALE:
+ * another walcastd has its transactional id, exit 69) or its producer hit
+ * a fatal error (-EIO).  The sink logged it. */
+int wc_kafka_sinks_stop(void);
 
 /*
  * Checks a sink's librdkafka properties (name, value as written) as init

@@ -16,6 +16,7 @@
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/kind.h"
 #include "sinks/kafka/topic.h"
+#include "sinks/kafka/txn.h"
 #include "sinks/registry.h"
 #include "stream/catalog.h"
 
@@ -301,6 +302,29 @@ static const struct wc_key kafka_keys[] = {
             offsetof(struct wc_kafka_sink_config, mask_salt),
             "the salt of columns.mask's digests; ${NAME} reads it from the "
             "environment")},
+    /* exactly once (sinks/kafka/txn.h) */
+    {WC_KEY(WC_KEY_BOOL, "exactly_once", "false",
+            offsetof(struct wc_kafka_sink_config, exactly_once),
+            "Kafka transactions, the position in {prefix}.offsets: each "
+            "change once for read_committed consumers")},
+    {WC_KEY(WC_KEY_STRING, "transactional_id", NULL,
+            offsetof(struct wc_kafka_sink_config, transactional_id),
+            "exactly_once: the producer's transactional.id; default "
+            "walcast-<system identifier>-<database>-<slot>")},
+    {WC_KEY(WC_KEY_UINT32, "exactly_once_batch_transactions", "1000",
+            offsetof(struct wc_kafka_sink_config, eos_batch_txns),
+            "exactly_once: PostgreSQL transactions per Kafka transaction, at "
+            "most"),
+     .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_SIZE, "exactly_once_batch_bytes", "16MB",
+            offsetof(struct wc_kafka_sink_config, eos_batch_bytes),
+            "exactly_once: message bytes per Kafka transaction before it is "
+            "committed (a PostgreSQL transaction is never split)"),
+     .min = 1024, .max = (uint64_t)1 << 34},
+    {WC_KEY(WC_KEY_DURATION, "exactly_once_batch_interval", "100ms",
+            offsetof(struct wc_kafka_sink_config, eos_batch_ms),
+            "exactly_once: how long a Kafka transaction stays open, at most"),
+     .min = 1, .max = 60000},
     {.name = NULL},
 };
 
@@ -436,6 +460,7 @@ static void kafka_free(void *conf)
         wc_pattern_list_free(&k->outbox.headers);
         wc_kv_free(k->topic_creation.config, k->topic_creation.nconfig);
         wc_kv_free(k->properties, k->nproperties);
+        free(k->transactional_id);
         free(k);
 }
 
@@ -560,6 +585,7 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
         struct wc_catalog_tables t = {0};
         struct wc_dbz_enum *enums = NULL;
         char *database = NULL;
+        uint64_t sysid = 0;
         int r = wc_kafka_database_of(env->dsn, &database, errbuf, errlen);
 
         if (r < 0)
@@ -575,9 +601,15 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
         for (size_t i = 0; i < t.nenums; i++)
                 enums[i] =
                     (struct wc_dbz_enum){t.enums[i].oid, t.enums[i].labels};
+        /* the slot's identity names the offsets record (and the default
+         * transactional.id) */
+        if (k->exactly_once && (r = wc_kafka_system_identifier(
+                                    env->dsn, &sysid, errbuf, errlen)) < 0)
+                goto out;
         r = wc_plugin_host_add(h, name,
                                wc_kafka_plugin(&(struct wc_kafka_start){
-                                   k, database, enums, enums ? t.nenums : 0}),
+                                   k, database, enums, enums ? t.nenums : 0,
+                                   sysid, env->slot}),
                                &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
