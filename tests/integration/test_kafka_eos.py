@@ -121,11 +121,13 @@ def case_no_resend():
     mock = h.KafkaMock(c.tmp, brokers=1)
     setup_table(c, mock)
     cfg = h.write_config(os.path.join(c.tmp, "nores.yaml"), c.dsn(), "eos",
-                         None, status_interval="10s",
+                         None, status_interval="60s",
                          filt={"tables": {"include": ["public.eos"]}},
                          extra="sinks:\n" + eos_yaml(mock.bootstrap))
     d = h.start_walcastd(cfg, c.tmp, name="walcastd-eos-nores")
-    # the slot confirms its start position at once; then 200 transactions
+    # the slot confirms its start position at once, then not before a
+    # minute (status_interval), longer than this case runs on a loaded
+    # machine; then 200 transactions
     time.sleep(1.5)
     for i in range(1, 201):
         c.sql("INSERT INTO public.eos VALUES (%d, 'v%d')" % (i, i))
