@@ -11,8 +11,9 @@
 static const char *signal_name(uint32_t kind)
 {
         static const char *const names[WALCAST_SIG__COUNT] = {
-            "begin",       "insert",   "update",  "delete",
-            "bulk_delete", "truncate", "message", "commit",
+            "begin",       "insert",         "update",       "delete",
+            "bulk_delete", "truncate",       "message",      "commit",
+            "read",        "snapshot_begin", "snapshot_end",
         };
         return kind < WALCAST_SIG__COUNT ? names[kind] : "?";
 }
@@ -161,6 +162,7 @@ void wc_runner_configure_pipeline(struct runner *rn)
             .deliver_heartbeats = rn->cfg->heartbeat.deliver,
             .max_in_flight_changes = rn->cfg->limits.max_in_flight_changes,
             .max_in_flight_bytes = rn->cfg->limits.max_in_flight_bytes,
+            .snapshot = rn->snap,
         };
 
         wc_pipeline_configure(rn->pl, &c);

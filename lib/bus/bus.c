@@ -601,6 +601,8 @@ static uint32_t kind_of(enum wc_op op)
                 return WALCAST_SIG_TRUNCATE;
         case WC_OP_MESSAGE:
                 return WALCAST_SIG_MESSAGE;
+        case WC_OP_READ:
+                return WALCAST_SIG_READ;
         default:
                 return KINDS;
         }

@@ -164,6 +164,17 @@ static const struct key_desc heartbeat_keys[] = {
     {.name = NULL},
 };
 
+static const struct key_desc snapshot_keys[] = {
+    {KEY(KEY_BOOL, "initial", "false",
+         offsetof(struct wc_config, snapshot.initial),
+         "read every included table's rows when walcastd creates the slot")},
+    {KEY(KEY_UINT32, "chunk_size", "10000",
+         offsetof(struct wc_config, snapshot.chunk_size),
+         "rows read between one pair of watermarks"),
+     .min = 1, .max = 1000000},
+    {.name = NULL},
+};
+
 static const struct key_desc limits_keys[] = {
     {KEY(KEY_UINT32, "max_in_flight_changes", "100000",
          offsetof(struct wc_config, limits.max_in_flight_changes),
@@ -243,6 +254,9 @@ static const struct key_desc root_keys[] = {
      .section = heartbeat_keys},
     {KEY(KEY_SECTION, "limits", NULL, 0, "bounds on what is in flight"),
      .section = limits_keys},
+    {KEY(KEY_SECTION, "snapshot", NULL, 0, "the rows that exist before the "
+                                           "stream (docs/snapshots.md)"),
+     .section = snapshot_keys},
     {KEY(KEY_ABS_PATH, "state_dir", NULL, offsetof(struct wc_config, state_dir),
          "directory of the slot's state file; default $STATE_DIRECTORY")},
     {KEY(KEY_DURATION, "shutdown_timeout", "10s",

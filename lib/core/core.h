@@ -66,6 +66,7 @@ enum wc_op {
         WC_OP_DELETE,
         WC_OP_TRUNCATE,
         WC_OP_MESSAGE,
+        WC_OP_READ, /* a row a snapshot read (lib/snapshot/) */
         WC_OP__COUNT,
 };
 

@@ -34,6 +34,7 @@ struct wc_decoder;
 struct wc_pipeline;
 struct wc_plugin_host;
 struct wc_filter;
+struct wc_snapshot;
 
 /* What the pipeline works with; everything is borrowed until the next
  * wc_pipeline_configure() or wc_pipeline_free(). */
@@ -51,6 +52,9 @@ struct wc_pipeline_config {
         /* limits.max_in_flight_changes and _bytes */
         uint64_t max_in_flight_changes;
         uint64_t max_in_flight_bytes;
+        /* the running snapshots (NULL: none); their watermarks are never
+         * passed on, with or without it */
+        struct wc_snapshot *snapshot;
 };
 
 /* What the pipeline reports; every callback may be NULL. */

@@ -105,7 +105,15 @@ enum walcast_signal_kind {
         /* pg_logical_emit_message() */
         WALCAST_SIG_MESSAGE = 6,
         WALCAST_SIG_COMMIT = 7,
-        WALCAST_SIG__COUNT = 8
+        /* ABI 1.4: a row a snapshot read, shaped as an insert (columns,
+         * pk; txn is the chunk's own transaction); a handler connects as
+         * for insert.  snapshot_begin and snapshot_end: a table's
+         * snapshot starts and ends (schema, table; no txn) */
+        WALCAST_SIG_READ = 8,
+        WALCAST_SIG_SNAPSHOT_BEGIN = 9,
+        WALCAST_SIG_SNAPSHOT_END = 10,
+        /* how many kinds this header knows (8 before ABI 1.4) */
+        WALCAST_SIG__COUNT = 11
 };
 
 /* A column: name, type as PostgreSQL's format_type() prints it with an

@@ -1,0 +1,822 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "snapshot/snapshot.h"
+#include "stream/stream.h"
+
+enum conn_state {
+        C_NONE,       /* no connection */
+        C_CONNECTING, /* PQconnectPoll() until OK */
+        C_READY,      /* connected, a query to send (or none) */
+        C_SENDING,    /* PQflush() until the query is out */
+        C_WAITING,    /* reading its results */
+};
+
+/* What the snapshot does next. */
+enum phase {
+        P_IDLE,     /* nothing to do */
+        P_LIST,     /* list the included tables */
+        P_DESCRIBE, /* the table's columns and key */
+        P_LOW,      /* write the low watermark */
+        P_READ,     /* read the chunk */
+        P_HIGH,     /* write the high watermark */
+        P_WAIT,     /* the stream has to reach the high watermark */
+};
+
+struct table {
+        char *schema, *table;
+};
+
+/* Where the snapshot is: the table, and the last key delivered of it
+ * (NUL-separated output texts; none before its first chunk). */
+struct progress {
+        size_t table;
+        struct wc_buf key;
+        bool has_key;
+        uint64_t rows;
+};
+
+struct pending {
+        wc_lsn end;
+        struct progress at;
+};
+
+struct wc_snapshot {
+        char *dsn, *options;
+        size_t chunk_size;
+        bool numbers_as_strings;
+        bool (*include)(void *ud, const char *schema, const char *table);
+        void *ud;
+
+        PGconn *conn;
+        enum conn_state cs;
+        short events;
+        enum phase phase;
+        char error[512]; /* the first error result of the running query */
+        PGresult *res;   /* the last result of the running query */
+
+        struct table *tables;
+        size_t ntables;
+
+        uint64_t id;    /* this process's watermarks */
+        uint64_t chunk; /* the running chunk's number */
+        bool window;    /* its low watermark was read */
+        struct wc_snap_chunk *k;
+        size_t chunk_rows;    /* rows the SELECT returned */
+        struct progress cur;  /* what the running chunk starts from */
+        struct wc_buf next;   /* the last key the chunk read */
+        struct progress done; /* confirmed */
+        struct pending *pend; /* delivered, not yet confirmed */
+        size_t npend, cappend;
+        struct wc_buf scratch;
+};
+
+static void progress_free(struct progress *p)
+{
+        wc_buf_free(&p->key);
+}
+
+static int progress_copy(struct progress *to, const struct progress *from)
+{
+        to->table = from->table;
+        to->has_key = from->has_key;
+        to->rows = from->rows;
+        wc_buf_reset(&to->key);
+        return from->key.len
+                   ? wc_buf_append(&to->key, from->key.data, from->key.len)
+                   : 0;
+}
+
+static uint64_t random_id(void)
+{
+        struct timespec ts;
+        uint64_t x;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+            ((uint64_t)getpid() << 32);
+        /* splitmix64 */
+        x += 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        return x ^ (x >> 31);
+}
+
+struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
+{
+        struct wc_snapshot *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return NULL;
+        s->dsn = strdup(c->dsn);
+        s->options = strdup(c->options ? c->options : "");
+        if (!s->dsn || !s->options) {
+                wc_snapshot_free(s);
+                return NULL;
+        }
+        s->chunk_size = c->chunk_size ? c->chunk_size : 10000;
+        s->numbers_as_strings = c->numbers_as_strings;
+        s->include = c->include;
+        s->ud = c->ud;
+        s->id = random_id();
+        return s;
+}
+
+static void disconnect(struct wc_snapshot *s)
+{
+        PQclear(s->res);
+        s->res = NULL;
+        PQfinish(s->conn);
+        s->conn = NULL;
+        s->cs = C_NONE;
+}
+
+static void free_tables(struct wc_snapshot *s)
+{
+        for (size_t i = 0; i < s->ntables; i++) {
+                free(s->tables[i].schema);
+                free(s->tables[i].table);
+        }
+        free(s->tables);
+        s->tables = NULL;
+        s->ntables = 0;
+}
+
+static void clear_pending(struct wc_snapshot *s)
+{
+        for (size_t i = 0; i < s->npend; i++)
+                progress_free(&s->pend[i].at);
+        s->npend = 0;
+}
+
+void wc_snapshot_free(struct wc_snapshot *s)
+{
+        if (!s)
+                return;
+        disconnect(s);
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        clear_pending(s);
+        free(s->pend);
+        progress_free(&s->cur);
+        progress_free(&s->done);
+        wc_buf_free(&s->next);
+        wc_buf_free(&s->scratch);
+        free(s->dsn);
+        free(s->options);
+        free(s);
+}
+
+int wc_snapshot_start_all(struct wc_snapshot *s)
+{
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        clear_pending(s);
+        s->cur = (struct progress){.key = s->cur.key};
+        wc_buf_reset(&s->cur.key);
+        (void)progress_copy(&s->done, &s->cur);
+        s->phase = P_LIST;
+        return 0;
+}
+
+bool wc_snapshot_running(const struct wc_snapshot *s)
+{
+        return s->phase != P_IDLE || s->npend;
+}
+
+/* ---- the connection ---- */
+
+static const char *conn_error(const struct wc_snapshot *s)
+{
+        static char msg[512];
+        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        size_t n = 0;
+
+        for (; *m && n < sizeof(msg) - 1; m++)
+                msg[n++] = *m == '\n' ? ' ' : *m;
+        while (n > 0 && msg[n - 1] == ' ')
+                n--;
+        msg[n] = '\0';
+        return n ? msg : "unknown error";
+}
+
+static int failed(struct wc_snapshot *s, char *errbuf, size_t errlen,
+                  const char *what, const char *msg)
+{
+        wc_errorf(errbuf, errlen, "snapshot: %s: %s", what, msg);
+        disconnect(s);
+        return -EIO;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+        (void)arg;
+        (void)message;
+}
+
+static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const char *keys[12], *values[12];
+        PQconninfoOption *parsed;
+        char *options = NULL;
+        const char *user_options = "";
+        int n;
+
+        parsed = PQconninfoParse(s->dsn, NULL);
+        if (!parsed)
+                return failed(s, errbuf, errlen, "connecting",
+                              "source.dsn is not a valid connection string");
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+                if (strcmp(o->keyword, "options") == 0 && o->val)
+                        user_options = o->val;
+        /* the DSN's own options, then the stream's pinned settings */
+        if (asprintf(&options, "%s%s%s", user_options, *user_options ? " " : "",
+                     s->options) < 0)
+                options = NULL;
+        PQconninfoFree(parsed);
+        if (!options)
+                return failed(s, errbuf, errlen, "connecting", "out of memory");
+        n = wc_stream_keepalive_defaults(s->dsn, keys, values, 5);
+        if (n < 0)
+                n = 0;
+        keys[n] = "dbname";
+        values[n] = s->dsn;
+        keys[n + 1] = "fallback_application_name";
+        values[n + 1] = "walcast-snapshot";
+        keys[n + 2] = "options";
+        values[n + 2] = options;
+        keys[n + 3] = values[n + 3] = NULL;
+        s->conn = PQconnectStartParams(keys, values, 1);
+        free(options);
+        if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
+                return failed(s, errbuf, errlen, "connecting", conn_error(s));
+        PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+        s->cs = C_CONNECTING;
+        s->events = POLLOUT;
+        return 0;
+}
+
+bool wc_snapshot_needs_step(const struct wc_snapshot *s)
+{
+        return s->phase != P_IDLE && s->phase != P_WAIT && !s->conn;
+}
+
+int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events)
+{
+        if (s->phase == P_IDLE || s->phase == P_WAIT)
+                return -1;
+        if (!s->conn || s->cs == C_READY) {
+                /* work to start: a socket that is writable wakes the loop
+                 * at once (no connection: the caller steps on its own) */
+                if (!s->conn)
+                        return -1;
+                *ret_events = POLLOUT;
+                return PQsocket(s->conn);
+        }
+        *ret_events = s->events;
+        return PQsocket(s->conn);
+}
+
+static int send_params(struct wc_snapshot *s, const char *sql, int n,
+                       const char *const *params, char *errbuf, size_t errlen)
+{
+        s->error[0] = '\0';
+        PQclear(s->res);
+        s->res = NULL;
+        if (PQsetnonblocking(s->conn, 1) < 0 ||
+            !PQsendQueryParams(s->conn, sql, n, NULL, params, NULL, NULL, 0))
+                return failed(s, errbuf, errlen, "sending a query",
+                              conn_error(s));
+        s->cs = C_SENDING;
+        s->events = POLLOUT;
+        return 0;
+}
+
+static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
+                     size_t errlen)
+{
+        struct wc_snap_mark m = {.id = s->id, .chunk = s->chunk, .high = high};
+        const char *params[1];
+
+        wc_buf_reset(&s->scratch);
+        if (wc_snap_mark_format(&s->scratch, &m) < 0)
+                return failed(s, errbuf, errlen, "a watermark",
+                              "out of memory");
+        params[0] = s->scratch.data;
+        return send_params(
+            s,
+            "SELECT pg_logical_emit_message(false, '" WC_SNAPSHOT_PREFIX
+            "', $1)",
+            1, params, errbuf, errlen);
+}
+
+static const char list_sql[] =
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+    "ORDER BY 1, 2";
+
+/* Columns in table order; the position of each in the primary key. */
+static const char describe_sql[] =
+    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+    "a.atttypid, coalesce((SELECT k.ord FROM pg_catalog.pg_index i, "
+    "unnest(i.indkey) WITH ORDINALITY k(att, ord) WHERE i.indrelid = c.oid "
+    "AND i.indisprimary AND k.att = a.attnum), 0) "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+    "AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
+
+static int append_ident(struct wc_snapshot *s, struct wc_buf *b,
+                        const char *name)
+{
+        char *q = PQescapeIdentifier(s->conn, name, strlen(name));
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        r = wc_buf_append_str(b, q);
+        PQfreemem(q);
+        return r;
+}
+
+/* The chunk's SELECT, and the last key as its parameters. */
+static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const struct table *t = &s->tables[s->cur.table];
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
+        const struct wc_snap_col *cols = wc_snap_chunk_cols(s->k, &ncols);
+        const char *params[64];
+        struct wc_buf *q = &s->scratch;
+        int r = 0;
+
+        if (nkeys > 64)
+                return failed(s, errbuf, errlen, "reading",
+                              "more than 64 key columns");
+        wc_buf_reset(q);
+        r = wc_buf_append_str(q, "SELECT ");
+        for (uint32_t i = 0; i < ncols && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(q, ',');
+                if (r == 0)
+                        r = append_ident(s, q, cols[i].name);
+        }
+        if (r == 0)
+                r = wc_buf_append_str(q, " FROM ONLY ");
+        if (r == 0)
+                r = append_ident(s, q, t->schema);
+        if (r == 0)
+                r = wc_buf_append_char(q, '.');
+        if (r == 0)
+                r = append_ident(s, q, t->table);
+        if (r == 0 && s->cur.has_key) {
+                const char *p = s->cur.key.data;
+
+                r = wc_buf_append_str(q, " WHERE (");
+                for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                        if (i)
+                                r = wc_buf_append_char(q, ',');
+                        if (r == 0)
+                                r = append_ident(
+                                    s, q,
+                                    cols[wc_snap_chunk_key_col(s->k, i)].name);
+                        params[i] = p;
+                        p += strlen(p) + 1;
+                }
+                if (r == 0)
+                        r = wc_buf_append_str(q, ") > (");
+                for (uint32_t i = 0; i < nkeys && r == 0; i++)
+                        r = wc_buf_printf(q, "%s$%u", i ? "," : "", i + 1);
+                if (r == 0)
+                        r = wc_buf_append_char(q, ')');
+        }
+        if (r == 0)
+                r = wc_buf_append_str(q, " ORDER BY ");
+        for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(q, ',');
+                if (r == 0)
+                        r = append_ident(
+                            s, q, cols[wc_snap_chunk_key_col(s->k, i)].name);
+        }
+        if (r == 0)
+                r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
+        if (r < 0)
+                return failed(s, errbuf, errlen, "reading", "out of memory");
+        /* the parameters live in cur.key, not in the query's buffer */
+        return send_params(s, q->data, s->cur.has_key ? (int)nkeys : 0, params,
+                           errbuf, errlen);
+}
+
+static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const char *params[2];
+
+        switch (s->phase) {
+        case P_LIST:
+                return send_params(s, list_sql, 0, NULL, errbuf, errlen);
+        case P_DESCRIBE:
+                params[0] = s->tables[s->cur.table].schema;
+                params[1] = s->tables[s->cur.table].table;
+                return send_params(s, describe_sql, 2, params, errbuf, errlen);
+        case P_LOW:
+                s->window = false;
+                return send_mark(s, false, errbuf, errlen);
+        case P_READ:
+                return send_read(s, errbuf, errlen);
+        case P_HIGH:
+                return send_mark(s, true, errbuf, errlen);
+        default:
+                return 0;
+        }
+}
+
+/* ---- the results ---- */
+
+static int add_table(struct wc_snapshot *s, const char *schema,
+                     const char *table)
+{
+        struct table *t = realloc(s->tables, (s->ntables + 1) * sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        s->tables = t;
+        t[s->ntables].schema = strdup(schema);
+        t[s->ntables].table = strdup(table);
+        if (!t[s->ntables].schema || !t[s->ntables].table) {
+                free(t[s->ntables].schema);
+                free(t[s->ntables].table);
+                return -ENOMEM;
+        }
+        s->ntables++;
+        return 0;
+}
+
+/* The next table, or nothing left to do. */
+static void next_table(struct wc_snapshot *s)
+{
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        s->cur.table++;
+        s->cur.has_key = false;
+        wc_buf_reset(&s->cur.key);
+        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
+}
+
+static int got_list(struct wc_snapshot *s, PGresult *res)
+{
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *schema = PQgetvalue(res, i, 0);
+                const char *table = PQgetvalue(res, i, 1);
+
+                if (s->include && !s->include(s->ud, schema, table))
+                        continue;
+                if (add_table(s, schema, table) < 0)
+                        return -ENOMEM;
+        }
+        s->cur.table = 0;
+        s->cur.has_key = false;
+        s->phase = s->ntables ? P_DESCRIBE : P_IDLE;
+        return 0;
+}
+
+static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
+                        size_t errlen)
+{
+        const struct table *t = &s->tables[s->cur.table];
+        int n = PQntuples(res), err = 0;
+        struct wc_snap_col *cols = calloc(n ? (size_t)n : 1, sizeof(*cols));
+
+        if (!cols)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                cols[i].name = PQgetvalue(res, i, 0);
+                cols[i].type = PQgetvalue(res, i, 1);
+                cols[i].type_oid =
+                    (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
+                cols[i].key_pos =
+                    (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+        }
+        wc_snap_chunk_free(s->k);
+        s->k =
+            n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n, &err)
+              : NULL;
+        free(cols);
+        if (!n || err == -EINVAL) {
+                wc_errorf(errbuf, errlen,
+                          n ? "snapshot: table \"%s\".\"%s\" has no primary "
+                              "key: it cannot be read in chunks; skipped "
+                              "(add a primary key and request it again)"
+                            : "snapshot: table \"%s\".\"%s\" does not exist; "
+                              "skipped",
+                          t->schema, t->table);
+                next_table(s);
+                return -EINVAL;
+        }
+        if (!s->k)
+                return -ENOMEM;
+        s->chunk++;
+        s->phase = P_LOW;
+        return 0;
+}
+
+static int got_read(struct wc_snapshot *s, PGresult *res)
+{
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
+        int n = PQntuples(res), r;
+        const char **texts;
+        size_t *lens;
+        bool *nulls;
+
+        (void)wc_snap_chunk_cols(s->k, &ncols);
+        if ((uint32_t)PQnfields(res) != ncols)
+                return -EBADMSG;
+        texts = calloc(ncols, sizeof(*texts));
+        lens = calloc(ncols, sizeof(*lens));
+        nulls = calloc(ncols, sizeof(*nulls));
+        r = texts && lens && nulls ? 0 : -ENOMEM;
+        for (int i = 0; i < n && r == 0; i++) {
+                for (uint32_t j = 0; j < ncols; j++) {
+                        texts[j] = PQgetvalue(res, i, (int)j);
+                        lens[j] = (size_t)PQgetlength(res, i, (int)j);
+                        nulls[j] = PQgetisnull(res, i, (int)j);
+                }
+                r = wc_snap_chunk_add_row(s->k, texts, lens, nulls,
+                                          s->numbers_as_strings);
+        }
+        free(texts);
+        free(lens);
+        free(nulls);
+        if (r < 0)
+                return r;
+        s->chunk_rows = (size_t)n;
+        wc_buf_reset(&s->next);
+        for (uint32_t i = 0; n && i < nkeys && r == 0; i++) {
+                int col = (int)wc_snap_chunk_key_col(s->k, i);
+
+                r = wc_buf_append(&s->next, PQgetvalue(res, n - 1, col),
+                                  (size_t)PQgetlength(res, n - 1, col) + 1);
+        }
+        if (r < 0)
+                return r;
+        s->phase = P_HIGH;
+        return 0;
+}
+
+static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        PGresult *res = s->res;
+        int r = 0;
+
+        s->res = NULL;
+        s->cs = C_READY;
+        switch (s->phase) {
+        case P_LIST:
+                r = got_list(s, res);
+                break;
+        case P_DESCRIBE:
+                r = got_describe(s, res, errbuf, errlen);
+                break;
+        case P_LOW:
+                s->phase = P_READ;
+                break;
+        case P_READ:
+                r = got_read(s, res);
+                break;
+        case P_HIGH:
+                s->phase = P_WAIT;
+                break;
+        default:
+                break;
+        }
+        PQclear(res);
+        if (r == -ENOMEM)
+                wc_errorf(errbuf, errlen, "snapshot: out of memory");
+        else if (r == -EBADMSG)
+                wc_errorf(errbuf, errlen,
+                          "snapshot: the chunk's columns changed while it "
+                          "was read; reading it again");
+        if (r == -EBADMSG) {
+                s->phase = P_DESCRIBE;
+                wc_snap_chunk_free(s->k);
+                s->k = NULL;
+        }
+        return r;
+}
+
+/* Reads what arrived; a complete query hands its result on. */
+static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        PGresult *res;
+
+        if (!PQconsumeInput(s->conn))
+                return failed(s, errbuf, errlen, "reading a result",
+                              conn_error(s));
+        while (!PQisBusy(s->conn)) {
+                res = PQgetResult(s->conn);
+                if (!res) {
+                        if (s->error[0]) {
+                                wc_errorf(errbuf, errlen, "snapshot: %s",
+                                          s->error);
+                                disconnect(s);
+                                return -EIO;
+                        }
+                        return got_result(s, errbuf, errlen);
+                }
+                if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+                    PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        if (!s->error[0]) {
+                                const char *m = PQresultErrorMessage(res);
+                                wc_errorf(s->error, sizeof(s->error), "%.*s",
+                                          (int)strcspn(m, "\n"), m);
+                        }
+                        PQclear(res);
+                        continue;
+                }
+                PQclear(s->res);
+                s->res = res;
+        }
+        s->events = POLLIN;
+        return 0;
+}
+
+int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        int r;
+
+        if (s->phase == P_IDLE || s->phase == P_WAIT)
+                return 0;
+        switch (s->cs) {
+        case C_NONE:
+                return connect_start(s, errbuf, errlen);
+        case C_CONNECTING:
+                switch (PQconnectPoll(s->conn)) {
+                case PGRES_POLLING_READING:
+                        s->events = POLLIN;
+                        return 0;
+                case PGRES_POLLING_WRITING:
+                        s->events = POLLOUT;
+                        return 0;
+                case PGRES_POLLING_OK:
+                        s->cs = C_READY;
+                        return send_phase(s, errbuf, errlen);
+                default:
+                        return failed(s, errbuf, errlen, "connecting",
+                                      conn_error(s));
+                }
+        case C_READY:
+                return send_phase(s, errbuf, errlen);
+        case C_SENDING:
+                r = PQflush(s->conn);
+                if (r < 0)
+                        return failed(s, errbuf, errlen, "sending a query",
+                                      conn_error(s));
+                if (r == 1)
+                        return 0;
+                s->cs = C_WAITING;
+                s->events = POLLIN;
+                return read_results(s, errbuf, errlen);
+        case C_WAITING:
+                return read_results(s, errbuf, errlen);
+        }
+        return -EINVAL;
+}
+
+/* ---- the pipeline's side ---- */
+
+bool wc_snapshot_is_message(const struct wc_change *c)
+{
+        return c->op == WC_OP_MESSAGE && c->prefix &&
+               c->prefix_len == sizeof(WC_SNAPSHOT_PREFIX) - 1 &&
+               memcmp(c->prefix, WC_SNAPSHOT_PREFIX, c->prefix_len) == 0;
+}
+
+int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
+{
+        struct wc_snap_mark m;
+        size_t len;
+
+        if (!s || c->content_base64 || c->content.len < 2 ||
+            c->content.ptr[0] != '"')
+                return 0;
+        wc_buf_reset(&s->scratch);
+        if (wc_buf_append(&s->scratch, c->content.ptr + 1, c->content.len - 1) <
+                0 ||
+            wc_json_unescape_inplace(s->scratch.data, c->content.len - 2,
+                                     &len) < 0 ||
+            wc_snap_mark_parse(s->scratch.data, len, &m) < 0)
+                return 0;
+        if (m.id != s->id || m.chunk != s->chunk || !s->k)
+                return 0;
+        if (!m.high) {
+                if (s->phase == P_LOW || s->phase == P_READ ||
+                    s->phase == P_HIGH || s->phase == P_WAIT)
+                        s->window = true;
+                return 0;
+        }
+        return s->window && s->phase == P_WAIT ? 1 : 0;
+}
+
+int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
+{
+        if (!s || !s->window || !s->k)
+                return 0;
+        return wc_snap_chunk_observe(s->k, c);
+}
+
+int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret)
+{
+        if (!s->k || i >= wc_snap_chunk_rows(s->k))
+                return -ENOENT;
+        return wc_snap_chunk_row(s->k, i, ret);
+}
+
+void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
+{
+        struct pending *p;
+
+        s->window = false;
+        s->cur.rows += wc_snap_chunk_rows_left(s->k);
+        wc_snap_chunk_clear(s->k);
+        if (s->chunk_rows) {
+                wc_buf_reset(&s->cur.key);
+                (void)wc_buf_append(&s->cur.key, s->next.data, s->next.len);
+                s->cur.has_key = true;
+        }
+        if (s->chunk_rows < s->chunk_size) {
+                next_table(s);
+        } else {
+                s->chunk++;
+                s->phase = P_LOW;
+        }
+        /* the progress after this chunk, confirmed with end_lsn */
+        if (s->npend == s->cappend) {
+                size_t cap = s->cappend ? s->cappend * 2 : 8;
+                p = realloc(s->pend, cap * sizeof(*p));
+                if (!p)
+                        return; /* kept unconfirmed: read again at worst */
+                s->pend = p;
+                s->cappend = cap;
+        }
+        p = &s->pend[s->npend];
+        *p = (struct pending){.end = end_lsn};
+        if (progress_copy(&p->at, &s->cur) == 0)
+                s->npend++;
+        else
+                progress_free(&p->at);
+}
+
+void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed)
+{
+        size_t n = 0;
+
+        while (n < s->npend && s->pend[n].end <= confirmed)
+                n++;
+        if (!n)
+                return;
+        (void)progress_copy(&s->done, &s->pend[n - 1].at);
+        for (size_t i = 0; i < n; i++)
+                progress_free(&s->pend[i].at);
+        memmove(s->pend, s->pend + n, (s->npend - n) * sizeof(*s->pend));
+        s->npend -= n;
+}
+
+void wc_snapshot_reset(struct wc_snapshot *s)
+{
+        if (s->phase == P_IDLE && !s->npend)
+                return;
+        if (s->phase == P_LIST) {
+                disconnect(s);
+                return;
+        }
+        /* what was delivered and not confirmed is read again, in chunks
+         * with new watermarks */
+        clear_pending(s);
+        (void)progress_copy(&s->cur, &s->done);
+        disconnect(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        s->window = false;
+        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
+}
+
+void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
+                          size_t *ret_tables_done, size_t *ret_tables)
+{
+        *ret_rows = s->cur.rows;
+        *ret_tables_done =
+            s->cur.table < s->ntables ? s->cur.table : s->ntables;
+        *ret_tables = s->ntables;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Watermark snapshots (docs/snapshots.md): the rows that exist before the
+ * stream, read beside it in primary-key chunks on an ordinary connection.
+ *
+ * Per chunk: a low watermark, a non-transactional logical message with
+ * the prefix WC_SNAPSHOT_PREFIX, written into the WAL; the chunk read in
+ * its own short transaction (SELECT ... WHERE (key) > (last) ORDER BY key
+ * LIMIT chunk_size); a high watermark.  The stream (the pipeline) opens
+ * the chunk's window at the low watermark, removes from the chunk every
+ * key a change of the table touches inside the window, and at the high
+ * watermark delivers the rows left as read changes, as a transaction of
+ * their own whose end is the high watermark's position.  A chunk's
+ * progress (the last key read) is kept until that position is confirmed.
+ *
+ * Everything is non-blocking: the connection is a step the caller drives
+ * from its poll() loop, as the heartbeat's (stream/heartbeat.h).
+ */
+#ifndef WALCAST_SNAPSHOT_H
+#define WALCAST_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "snapshot/chunk.h"
+
+struct wc_snapshot;
+
+struct wc_snapshot_config {
+        const char *dsn;
+        /* the settings the replication connection pins (the same output
+         * text), as libpq's "options" */
+        const char *options;
+        size_t chunk_size;
+        /* the stream writes numbers as JSON strings */
+        bool numbers_as_strings;
+        /* whether a table is included (filters, namespaces); NULL all */
+        bool (*include)(void *ud, const char *schema, const char *table);
+        void *ud;
+};
+
+/* Copies what c points to.  NULL when out of memory. */
+struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c);
+void wc_snapshot_free(struct wc_snapshot *s);
+
+/* Snapshot every included table (the initial snapshot).  0 or -ENOMEM. */
+int wc_snapshot_start_all(struct wc_snapshot *s);
+
+/* Is a snapshot running (tables left, or a chunk not yet delivered)? */
+bool wc_snapshot_running(const struct wc_snapshot *s);
+
+/* Is there work to start and no connection for it (the caller steps,
+ * after a wait when the last step failed)? */
+bool wc_snapshot_needs_step(const struct wc_snapshot *s);
+
+/* While the connection has work: its socket and poll() events; -1 when
+ * it waits for nothing (idle, or for the stream to reach a watermark). */
+int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events);
+
+/*
+ * Advances the connection (call when its socket is ready, or after
+ * wc_snapshot_running() turned true).  0, or <0 with a message: the
+ * connection is closed and the chunk is read again at the next step (the
+ * caller waits a while before that).  A table that cannot be read (no
+ * primary key) is -EINVAL with the message naming it, and is skipped.
+ */
+int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen);
+
+/* ---- the pipeline's side ---- */
+
+/* A logical message with the snapshot prefix? */
+bool wc_snapshot_is_message(const struct wc_change *c);
+
+/*
+ * A snapshot message the stream read: a watermark of the running chunk
+ * opens or closes its window; anything else (an old run's watermark, a
+ * chunk abandoned) is nothing.  1 when the chunk's rows are to be
+ * delivered now (wc_snapshot_row(), then wc_snapshot_delivered()).
+ */
+int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c);
+
+/* A change the stream read: inside a window, it removes its keys from the
+ * chunk.  0 or -ENOMEM. */
+int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c);
+
+/* The chunk's rows to deliver: i from 0 while it returns >= 0; 1 for a row
+ * to skip, -ENOENT past the end. */
+int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret);
+
+/* The rows went out in a transaction ending at end_lsn: the chunk's
+ * progress is confirmed with it. */
+void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn);
+
+/* The confirmed position moved: progress up to it is durable. */
+void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed);
+
+/* The stream is replayed from the confirmed position: what was delivered
+ * and not confirmed is read again. */
+void wc_snapshot_reset(struct wc_snapshot *s);
+
+/* Rows delivered so far, tables done and to do. */
+void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
+                          size_t *ret_tables_done, size_t *ret_tables);
+
+#endif

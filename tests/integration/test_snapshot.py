@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: MIT
+"""Watermark snapshots (docs/snapshots.md) on a real PostgreSQL.
+
+- initial: `snapshot.initial` on a first start (walcastd creates the slot)
+  reads every included table in chunks while a writer inserts, updates
+  (also primary keys), deletes and truncates; folding the file sink's
+  output by key (read/insert/update set the row, delete removes it,
+  truncate clears the table) gives exactly the tables' final content.
+  Tables with a one-column and a two-column key, a partitioned table
+  (read through its leaves, named as the stream names them); a table
+  without a primary key is refused with a message naming it; an
+  excluded table is not read.
+- values: a read row's columns are byte for byte the columns the stream
+  gives an insert of the same values, for every type of the decoder's
+  tests.
+- kill9: walcastd killed with SIGKILL three times during the snapshot;
+  the fold still equals the tables.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import check, fail  # noqa: E402
+
+ROWS = 6000
+CHUNK = 250
+
+
+def snapshot_yaml(chunk=CHUNK):
+    return "snapshot:\n  initial: true\n  chunk_size: %d\n" % chunk
+
+
+def setup_tables(c, db):
+    c.sql("""
+CREATE SCHEMA snap;
+CREATE TABLE snap.one (id bigint PRIMARY KEY, v text, n int);
+CREATE TABLE snap.two (a int, b text, v text, PRIMARY KEY (b, a));
+CREATE TABLE snap.part (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE snap.part_lo PARTITION OF snap.part FOR VALUES FROM (0) TO (3000);
+CREATE TABLE snap.part_hi PARTITION OF snap.part
+  FOR VALUES FROM (3000) TO (100000000);
+CREATE TABLE snap.nopk (x int, y text);
+CREATE TABLE snap.skipped (id int PRIMARY KEY);
+INSERT INTO snap.one SELECT g, 'v' || g, g % 97 FROM generate_series(1, %d) g;
+INSERT INTO snap.two SELECT g, 'k' || (g %% 7), 'w' || g
+  FROM generate_series(1, %d) g;
+INSERT INTO snap.part SELECT g, 'p' || g FROM generate_series(1, %d) g;
+INSERT INTO snap.nopk VALUES (1, 'x');
+INSERT INTO snap.skipped VALUES (1);
+""".replace("%d", "{n}").replace("%%", "%").format(n=ROWS), dbname=db)
+
+
+def writer_script(rng, n):
+    """SQL for a writer: inserts, updates, primary-key changes, deletes and
+    a truncate, with short sleeps between them."""
+    out = []
+    nxt = ROWS + 1
+    for i in range(n):
+        k = rng.randrange(1, ROWS + 1)
+        op = rng.random()
+        if op < 0.25:
+            out.append("INSERT INTO snap.one VALUES (%d, 'ins', 1);" % nxt)
+            nxt += 1
+        elif op < 0.5:
+            out.append("UPDATE snap.one SET v = 'upd%d', n = n + 1 "
+                       "WHERE id = %d;" % (i, k))
+        elif op < 0.6:
+            out.append("UPDATE snap.one SET id = id + 1000000 "
+                       "WHERE id = %d;" % k)
+        elif op < 0.7:
+            out.append("DELETE FROM snap.one WHERE id = %d;" % k)
+        elif op < 0.8:
+            out.append("UPDATE snap.two SET v = 'u%d' WHERE a = %d;" % (i, k))
+        elif op < 0.85:
+            out.append("UPDATE snap.two SET a = a + 1000000 "
+                       "WHERE a = %d;" % k)
+        elif op < 0.95:
+            out.append("UPDATE snap.part SET v = 'pu%d' WHERE id = %d;"
+                       % (i, k))
+        else:
+            out.append("UPDATE snap.part SET id = id + 5000 "
+                       "WHERE id = %d;" % k)
+        if i == n // 2:
+            out.append("TRUNCATE snap.two; INSERT INTO snap.two "
+                       "SELECT g, 'after', 't' FROM generate_series(1, 50) g;")
+        out.append("SELECT pg_sleep(0.01);")
+    return "\n".join(out) + "\n"
+
+
+def start_writer(c, db, script):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    p = subprocess.Popen(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+         "-p", str(c.port), "-U", "postgres", "-d", db, "-f", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env=env)
+    p.stdin.write(script.encode())
+    p.stdin.close()
+    return p
+
+
+KEYS = {"one": ("id",), "two": ("a", "b"), "part_lo": ("id",),
+        "part_hi": ("id",)}
+
+
+def key_of(table, cols):
+    d = {x["name"]: x["value"] for x in cols}
+    return tuple(str(d[k]) for k in KEYS[table])
+
+
+def fold(lines):
+    """{table: {key: {column: value}}} from the file sink's lines."""
+    tables = {}
+    for e in lines:
+        op = e.get("op")
+        if op not in ("read", "insert", "update", "delete", "truncate"):
+            continue
+        t = tables.setdefault(e["table"], {})
+        if op == "truncate":
+            t.clear()
+            continue
+        if op in ("update", "delete") and e.get("identity"):
+            t.pop(key_of(e["table"], e["identity"]), None)
+        if op in ("read", "insert", "update"):
+            t[key_of(e["table"], e["columns"])] = {
+                x["name"]: str(x["value"]) for x in e["columns"]}
+    return tables
+
+
+def table_now(c, db, table):
+    cols = {"one": ["id", "v", "n"], "two": ["a", "b", "v"],
+            "part_lo": ["id", "v"], "part_hi": ["id", "v"]}[table]
+    rows = c.sql_rows("SELECT %s FROM snap.%s" % (
+        ", ".join(x + "::text" for x in cols), table), len(cols), dbname=db)
+    out = {}
+    for r in rows:
+        d = dict(zip(cols, r))
+        out[tuple(d[k] for k in KEYS[table])] = d
+    return out
+
+
+def check_fold(c, db, out):
+    got = fold(h.read_jsonl(out))
+    reads = sum(1 for e in h.read_jsonl(out) if e.get("op") == "read")
+    check(reads > 0, "no read change in the output")
+    for table in KEYS:
+        want = table_now(c, db, table)
+        have = got.get(table, {})
+        if have != want:
+            missing = [k for k in want if k not in have][:5]
+            extra = [k for k in have if k not in want][:5]
+            differ = [k for k in want if k in have and have[k] != want[k]][:5]
+            fail("snap.%s folded from the output is not the table: %d rows "
+                 "against %d; missing %r, extra %r, different %r"
+                 % (table, len(have), len(want), missing, extra,
+                    [(have[k], want[k]) for k in differ]))
+    return reads
+
+
+def wait_done(c, d, slot, writer, timeout=180):
+    h.wait_until(lambda: "snapshot: done" in d.stderr() or
+                 d.poll() is not None, timeout=timeout,
+                 what="the snapshot to finish")
+    check(d.poll() is None, "walcastd exited\n" + d.describe())
+    check(writer.wait(timeout=120) == 0,
+          "the writer failed: %s" % writer.stderr.read().decode())
+    target = c.wait_flushed()
+    h.chaos_wait_confirmed(c, slot, target, procs=[d])
+
+
+def case_initial(c):
+    db = "initial"
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    out = os.path.join(c.tmp, "initial.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "initial.yaml"), c.dsn(dbname=db),
+                         "snap_initial", out,
+                         filt={"tables": {"exclude": ["skipped"]}},
+                         extra=snapshot_yaml())
+    writer = start_writer(c, db, writer_script(random.Random(17), 600))
+    d = h.start_walcastd(cfg, c.tmp, name="initial")
+    try:
+        wait_done(c, d, "snap_initial", writer)
+        err = d.stderr()
+        check('"snap"."nopk" has no primary key' in err,
+              "the table without a primary key was not named:\n" + err)
+        reads = check_fold(c, db, out)
+        lines = h.read_jsonl(out)
+        check(not any(e.get("table") == "skipped" for e in lines),
+              "an excluded table was read")
+        check(not any(e.get("prefix") == "walcast.snapshot" for e in lines),
+              "a watermark reached the sink")
+        check(not any(e.get("table") == "part" for e in lines),
+              "the partitioned table came under its parent's name")
+        for e in lines:
+            if e.get("op") == "read":
+                check(e.get("snapshot") is True and "pk" in e and
+                      list(e)[-1] == "snapshot",
+                      "a read line without the insert's shape: %r" % e)
+        h.log("initial: %d read changes, fold equals the tables" % reads)
+        d.stop()
+    finally:
+        d.kill()
+        writer.kill()
+
+
+TYPES = """
+CREATE TYPE snapv.mood AS ENUM ('ok', 'sad');
+CREATE TABLE snapv.t (id int PRIMARY KEY, i int, s smallint, n numeric,
+  f float8, r real, b bool, tx text, vc varchar(20), by bytea, j jsonb,
+  js json, a int[], ta text[], ts timestamptz, tsn timestamp, d date,
+  u uuid, iv interval, m snapv.mood, nn numeric, fi float8, ch char(3),
+  o oid, t time, p point, mo money, x xml, bi bit(4), cidr cidr);
+"""
+
+VALUES = ("42, -7, 1.50, 3.25e10, 0.1, true, E'tab\\there \"q\" \\\\ "
+          "\u00e9 \U0001F600 \\x01', 'varchar', '\\x00ff10', "
+          "'{\"b\": [1, 2], \"a\": null}', '{\"z\":1,  \"a\":2}', "
+          "'{1,NULL,3}', '{\"a b\",c}', '2026-12-07 10:11:12.345+05:30', "
+          "'2026-12-07 10:11:12', '2026-12-07', "
+          "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04', 'sad', "
+          "'NaN', '-Infinity', 'ab', 99, '12:34:56', '(1,2)', 12.34, "
+          "'<a>x</a>', B'1010', '10.0.0.0/8'")
+
+
+def case_values(c):
+    db = "values"
+    c.sql("CREATE DATABASE " + db)
+    c.sql("CREATE SCHEMA snapv;" + TYPES, dbname=db)
+    c.sql("INSERT INTO snapv.t VALUES (1, %s); "
+          "INSERT INTO snapv.t (id) VALUES (3);" % VALUES, dbname=db)
+    out = os.path.join(c.tmp, "values.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "values.yaml"), c.dsn(dbname=db),
+                         "snap_values", out, extra=snapshot_yaml())
+    d = h.start_walcastd(cfg, c.tmp, name="values")
+    try:
+        h.wait_until(lambda: "snapshot: done" in d.stderr(), timeout=60,
+                     what="the snapshot to finish")
+        c.sql("INSERT INTO snapv.t VALUES (2, %s); "
+              "INSERT INTO snapv.t (id) VALUES (4);" % VALUES, dbname=db)
+        target = c.wait_flushed()
+        h.chaos_wait_confirmed(c, "snap_values", target, procs=[d])
+        # the raw text of each line's columns, without the id
+        raw = {}
+        with open(out, encoding="utf-8") as f:
+            for line in f:
+                e = h.loads(line)
+                if e.get("table") != "t":
+                    continue
+                cols = [x for x in e["columns"] if x["name"] != "id"]
+                ident = int(str([x for x in e["columns"]
+                                 if x["name"] == "id"][0]["value"]))
+                raw[(e["op"], ident)] = (cols, e["pk"])
+        for r, i in ((1, 2), (3, 4)):
+            check(("read", r) in raw and ("insert", i) in raw,
+                  "missing lines: %r" % sorted(raw))
+            got, want = raw[("read", r)], raw[("insert", i)]
+            for g, w in zip(got[0], want[0]):
+                check(repr(g) == repr(w),
+                      "column %s: read %r, insert %r" % (w["name"], g, w))
+            check(len(got[0]) == len(want[0]) and got[1] == want[1],
+                  "read and insert differ in shape: %r / %r" % (got, want))
+        d.stop()
+    finally:
+        d.kill()
+
+
+def case_kill9(c):
+    db = "kill9"
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    out = os.path.join(c.tmp, "kill9.jsonl")
+    state = os.path.join(c.tmp, "kill9-state")
+    os.mkdir(state)
+    cfg = h.write_config(os.path.join(c.tmp, "kill9.yaml"), c.dsn(dbname=db),
+                         "snap_kill9", out,
+                         filt={"tables": {"exclude": ["skipped", "nopk"]}},
+                         extra=snapshot_yaml(100) +
+                         "state_dir: %s\n" % h.yq(state))
+    rng = random.Random(9)
+    writer = start_writer(c, db, writer_script(rng, 1500))
+    d = h.start_walcastd(cfg, c.tmp, name="kill9-0")
+    try:
+        for i in range(3):
+            time.sleep(1.5 + rng.random())
+            reads = sum(1 for e in h.read_jsonl(out, complete_only=True)
+                        if e.get("op") == "read")
+            check("snapshot: done" not in d.stderr(),
+                  "the snapshot ended before kill %d" % (i + 1))
+            d.send(signal.SIGKILL)
+            d.wait()
+            h.log("kill %d after %d read changes" % (i + 1, reads))
+            h.chaos_wait_slot_free(c, "snap_kill9")
+            d = h.start_walcastd(cfg, c.tmp, name="kill9-%d" % (i + 1))
+        wait_done(c, d, "snap_kill9", writer)
+        check_fold(c, db, out)
+        d.stop()
+    finally:
+        d.kill()
+        writer.kill()
+
+
+def test():
+    c = h.Cluster()
+    cases = h.Cases()
+    cases.run("initial snapshot under a writer folds to the tables",
+              case_initial, c)
+    cases.run("read values are byte-identical to inserts", case_values, c)
+    cases.run("kill -9 three times during the snapshot", case_kill9, c)
+    return cases.finish()
+
+
+if __name__ == "__main__":
+    h.main(test)
