@@ -58,6 +58,8 @@ struct runner {
         struct wc_snapshot *snap;
         int64_t snap_retry_ms;
         bool snap_was_running;
+        bool snap_save_failing; /* the last write failed (logged once) */
+        char snap_path[4200];   /* its progress file; "" none */
 
         /* why wal2json skipped a change, per table (stream/catalog.h) */
         struct wc_catalog *catalog;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/state.h"
 #include "common/log.h"
 #include "common/runner_int.h"
 #include "core/filter.h"
@@ -37,9 +38,44 @@ static bool numbers_as_strings(const struct runner *rn, unsigned refused)
         return false;
 }
 
+/* DIR/SLOT.snapshot beside the slot's DIR/SLOT.state; "" without a
+ * state directory (the progress is then kept in memory only). */
+static void progress_path(struct runner *rn)
+{
+        size_t n = strlen(rn->state_path);
+
+        rn->snap_path[0] = '\0';
+        if (n > 6 && strcmp(rn->state_path + n - 6, ".state") == 0 &&
+            n - 6 + sizeof(".snapshot") <= sizeof(rn->snap_path)) {
+                memcpy(rn->snap_path, rn->state_path, n - 6);
+                memcpy(rn->snap_path + n - 6, ".snapshot", sizeof(".snapshot"));
+        }
+}
+
+/* The confirmed progress to the state directory; a failure is logged once
+ * until a write works (the snapshot goes on: at worst a restart reads
+ * chunks again). */
+static void save(struct runner *rn)
+{
+        char err[1024];
+        int r;
+
+        if (!rn->snap_path[0])
+                return;
+        r = wc_snapshot_running(rn->snap)
+                ? wc_snapshot_save(rn->snap, rn->snap_path, err, sizeof(err))
+                : wc_state_remove(rn->snap_path, err, sizeof(err));
+        if (r < 0 && !rn->snap_save_failing)
+                log_warning("%s", err);
+        rn->snap_save_failing = r < 0;
+}
+
 int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                              unsigned optional_refused)
 {
+        char err[1024];
+        int r;
+
         struct wc_snapshot_config c = {
             .dsn = rn->cfg->source.dsn,
             .options = wc_stream_pinned_settings(),
@@ -49,17 +85,47 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
             .ud = rn,
         };
 
-        if (!slot_created || !rn->cfg->snapshot.initial || rn->o->tail ||
-            rn->snap)
+        if (rn->o->tail || rn->snap)
                 return 0;
+        progress_path(rn);
         rn->snap = wc_snapshot_new(&c);
-        if (!rn->snap || wc_snapshot_start_all(rn->snap) < 0) {
+        if (!rn->snap) {
                 log_error("out of memory");
                 return -ENOMEM;
         }
-        log_notice("snapshot: reading every included table beside the "
-                   "stream, %u rows a chunk (snapshot.initial)",
-                   rn->cfg->snapshot.chunk_size);
+        if (slot_created && rn->cfg->snapshot.initial) {
+                (void)wc_snapshot_start_all(rn->snap);
+                log_notice("snapshot: reading every included table beside "
+                           "the stream, %u rows a chunk (snapshot.initial)",
+                           rn->cfg->snapshot.chunk_size);
+                /* durable before anything else: a crash must not forget
+                 * that the slot's first rows are owed */
+                save(rn);
+        } else if (!slot_created && rn->snap_path[0]) {
+                r = wc_snapshot_load(rn->snap, rn->snap_path, err, sizeof(err));
+                if (r < 0) {
+                        log_error("%s", err);
+                        return -ESTALE;
+                }
+                if (r == 1 && wc_snapshot_running(rn->snap)) {
+                        uint64_t rows;
+                        size_t done, tables;
+
+                        wc_snapshot_progress(rn->snap, &rows, &done, &tables);
+                        log_notice("snapshot: resuming after the last "
+                                   "confirmed chunk: %zu of %zu tables done, "
+                                   "%llu rows",
+                                   done, tables, (unsigned long long)rows);
+                }
+        }
+        if (!wc_snapshot_running(rn->snap)) {
+                if (rn->snap_path[0])
+                        (void)wc_state_remove(rn->snap_path, err, sizeof(err));
+                wc_snapshot_free(rn->snap);
+                rn->snap = NULL;
+                return 0;
+        }
+        (void)wc_snapshot_take_changed(rn->snap);
         rn->snap_was_running = true;
         wc_runner_configure_pipeline(rn);
         return 0;
@@ -113,5 +179,6 @@ void wc_runner_snapshot_tick(struct runner *rn)
                            "delivered and confirmed",
                            (unsigned long long)rows, tables);
                 rn->snap_was_running = false;
+                save(rn);
         }
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +77,7 @@ struct wc_snapshot {
         struct progress cur;  /* what the running chunk starts from */
         struct wc_buf next;   /* the last key the chunk read */
         struct progress done; /* confirmed */
+        bool changed;         /* done moved since it was last saved */
         struct pending *pend; /* delivered, not yet confirmed */
         size_t npend, cappend;
         struct wc_buf scratch;
@@ -186,6 +189,7 @@ int wc_snapshot_start_all(struct wc_snapshot *s)
         wc_buf_reset(&s->cur.key);
         (void)progress_copy(&s->done, &s->cur);
         s->phase = P_LIST;
+        s->changed = true;
         return 0;
 }
 
@@ -489,6 +493,7 @@ static int got_list(struct wc_snapshot *s, PGresult *res)
         s->cur.table = 0;
         s->cur.has_key = false;
         s->phase = s->ntables ? P_DESCRIBE : P_IDLE;
+        s->changed = true; /* the list is part of the progress */
         return 0;
 }
 
@@ -787,6 +792,7 @@ void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed)
         if (!n)
                 return;
         (void)progress_copy(&s->done, &s->pend[n - 1].at);
+        s->changed = true;
         for (size_t i = 0; i < n; i++)
                 progress_free(&s->pend[i].at);
         memmove(s->pend, s->pend + n, (s->npend - n) * sizeof(*s->pend));
@@ -819,4 +825,263 @@ void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
         *ret_tables_done =
             s->cur.table < s->ntables ? s->cur.table : s->ntables;
         *ret_tables = s->ntables;
+}
+
+/* ---- durable progress ---- */
+
+bool wc_snapshot_take_changed(struct wc_snapshot *s)
+{
+        bool c = s->changed;
+
+        s->changed = false;
+        return c;
+}
+
+static int put_hex(struct wc_buf *b, const char *p, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        int r = wc_buf_reserve(b, 2 * n);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                b->data[b->len++] = hex[(unsigned char)p[i] >> 4];
+                b->data[b->len++] = hex[(unsigned char)p[i] & 15];
+        }
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* Decodes n hex digits into a new NUL-terminated string (*ret_len bytes). */
+static char *get_hex(const char *p, size_t n, size_t *ret_len)
+{
+        char *out;
+
+        if (n % 2)
+                return NULL;
+        out = malloc(n / 2 + 1);
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 2) {
+                int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+                if (hi < 0 || lo < 0) {
+                        free(out);
+                        return NULL;
+                }
+                out[i / 2] = (char)(hi << 4 | lo);
+        }
+        out[n / 2] = '\0';
+        if (ret_len)
+                *ret_len = n / 2;
+        return out;
+}
+
+int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
+{
+        int r = wc_buf_append_str(out, "# walcast snapshot progress "
+                                       "(docs/snapshots.md); written by "
+                                       "walcastd\n");
+
+        for (size_t i = 0; i < s->ntables && r == 0; i++) {
+                r = wc_buf_append_str(out, "table=");
+                if (r == 0)
+                        r = put_hex(out, s->tables[i].schema,
+                                    strlen(s->tables[i].schema));
+                if (r == 0)
+                        r = wc_buf_append_char(out, '.');
+                if (r == 0)
+                        r = put_hex(out, s->tables[i].table,
+                                    strlen(s->tables[i].table));
+                if (r == 0)
+                        r = wc_buf_append_char(out, '\n');
+        }
+        if (r == 0 && s->phase == P_LIST)
+                r = wc_buf_append_str(out, "list=pending\n");
+        if (r == 0)
+                r = wc_buf_printf(out, "at=%zu\nrows=%" PRIu64 "\n",
+                                  s->done.table, s->done.rows);
+        if (r == 0 && s->done.has_key) {
+                r = wc_buf_append_str(out, "key=");
+                if (r == 0)
+                        r = put_hex(out, s->done.key.data, s->done.key.len);
+                if (r == 0)
+                        r = wc_buf_append_char(out, '\n');
+        }
+        return r;
+}
+
+int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len)
+{
+        struct progress at = {0};
+        bool have_at = false, list = false;
+        int r = 0;
+
+        wc_snapshot_start_all(s);
+        for (size_t pos = 0; pos < len && r == 0;) {
+                const char *line = text + pos;
+                const char *nl = memchr(line, '\n', len - pos);
+                size_t ll = nl ? (size_t)(nl - line) : len - pos;
+                char *v = NULL, *w = NULL, *end;
+                size_t vl;
+
+                pos += ll + 1;
+                if (ll == 0 || line[0] == '#')
+                        continue;
+                if (ll > 6 && memcmp(line, "table=", 6) == 0) {
+                        const char *dot = memchr(line + 6, '.', ll - 6);
+                        if (!dot)
+                                r = -EINVAL;
+                        else {
+                                v = get_hex(line + 6, (size_t)(dot - line - 6),
+                                            NULL);
+                                w = get_hex(dot + 1,
+                                            (size_t)(line + ll - dot - 1),
+                                            NULL);
+                                r = v && w && *v && *w ? add_table(s, v, w)
+                                                       : -EINVAL;
+                        }
+                } else if (ll == 12 && memcmp(line, "list=pending", 12) == 0) {
+                        list = true;
+                } else if (ll > 3 && memcmp(line, "at=", 3) == 0) {
+                        at.table = (size_t)strtoull(line + 3, &end, 10);
+                        r = end == line + ll ? 0 : -EINVAL;
+                        have_at = true;
+                } else if (ll > 5 && memcmp(line, "rows=", 5) == 0) {
+                        at.rows = strtoull(line + 5, &end, 10);
+                        r = end == line + ll ? 0 : -EINVAL;
+                } else if (ll > 4 && memcmp(line, "key=", 4) == 0) {
+                        v = get_hex(line + 4, ll - 4, &vl);
+                        r = v && vl ? wc_buf_append(&at.key, v, vl) : -EINVAL;
+                        at.has_key = r == 0;
+                } else {
+                        r = -EINVAL;
+                }
+                free(v);
+                free(w);
+        }
+        if (r == 0 && (!have_at || at.table > s->ntables))
+                r = -EINVAL;
+        if (r == 0 && at.has_key &&
+            (at.key.len == 0 || at.key.data[at.key.len - 1] != '\0'))
+                r = -EINVAL;
+        if (r == 0) {
+                r = progress_copy(&s->done, &at);
+                if (r == 0)
+                        r = progress_copy(&s->cur, &at);
+        }
+        progress_free(&at);
+        if (r < 0) {
+                free_tables(s);
+                s->phase = P_IDLE;
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        s->phase = list                        ? P_LIST
+                   : s->cur.table < s->ntables ? P_DESCRIBE
+                                               : P_IDLE;
+        return 0;
+}
+
+int wc_snapshot_save(const struct wc_snapshot *s, const char *path,
+                     char *errbuf, size_t errlen)
+{
+        char tmp[4200];
+        struct wc_buf b;
+        int fd, r;
+
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+                return wc_fail(errbuf, errlen, -ENAMETOOLONG,
+                               "snapshot progress file name too long: %s",
+                               path);
+        wc_buf_init(&b);
+        r = wc_snapshot_save_text(s, &b);
+        if (r < 0) {
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r, "out of memory");
+        }
+        if (unlink(tmp) < 0 && errno != ENOENT) {
+                r = -errno;
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot remove %s: %s; check that the state "
+                               "directory is writable",
+                               tmp, strerror(-r));
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0640);
+        if (fd < 0) {
+                r = -errno;
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot write the snapshot progress %s: %s; "
+                               "check that the state directory exists and is "
+                               "writable",
+                               tmp, strerror(-r));
+        }
+        r = write(fd, b.data, b.len) == (ssize_t)b.len
+                ? 0
+                : (errno ? -errno : -EIO);
+        wc_buf_free(&b);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r == 0)
+                r = wc_sync_dir(path);
+        if (r < 0) {
+                (void)unlink(tmp);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot write the snapshot progress %s: %s",
+                               path, strerror(-r));
+        }
+        return 0;
+}
+
+int wc_snapshot_load(struct wc_snapshot *s, const char *path, char *errbuf,
+                     size_t errlen)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        struct wc_buf b;
+        struct stat sb;
+        char chunk[4096];
+        ssize_t n;
+        int r;
+
+        if (fd < 0 && errno == ENOENT)
+                return 0;
+        if (fd < 0)
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot open the snapshot progress %s: %s", path,
+                               strerror(errno));
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                close(fd);
+                return wc_fail(errbuf, errlen, -EINVAL,
+                               "the snapshot progress %s is not a regular "
+                               "file: remove it",
+                               path);
+        }
+        wc_buf_init(&b);
+        r = 0;
+        while (r == 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+                r = wc_buf_append(&b, chunk, (size_t)n);
+        close(fd);
+        if (r == 0)
+                r = wc_snapshot_load_text(s, b.data ? b.data : "", b.len);
+        wc_buf_free(&b);
+        if (r < 0)
+                return wc_fail(errbuf, errlen, r,
+                               "the snapshot progress %s is damaged: remove "
+                               "it to give the snapshot up, or restore it",
+                               path);
+        return 1;
 }

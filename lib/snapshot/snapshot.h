@@ -100,6 +100,28 @@ void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed);
  * and not confirmed is read again. */
 void wc_snapshot_reset(struct wc_snapshot *s);
 
+/* ---- durable progress ---- */
+
+/*
+ * The confirmed progress as text (the tables, which one is being read,
+ * the last key of it delivered and confirmed, the rows so far), and back:
+ * a snapshot loaded resumes after that key, with new watermarks.  Load:
+ * 0, or -EINVAL for a text that is not one.
+ */
+int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out);
+int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len);
+
+/* The same in a file (written atomically and synced; never through a
+ * symbolic link).  Load: 1, 0 when there is no file, <0 with a message;
+ * save: 0 or <0 with a message. */
+int wc_snapshot_save(const struct wc_snapshot *s, const char *path,
+                     char *errbuf, size_t errlen);
+int wc_snapshot_load(struct wc_snapshot *s, const char *path, char *errbuf,
+                     size_t errlen);
+
+/* Did the confirmed progress move since the last call? */
+bool wc_snapshot_take_changed(struct wc_snapshot *s);
+
 /* Rows delivered so far, tables done and to do. */
 void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
                           size_t *ret_tables_done, size_t *ret_tables);

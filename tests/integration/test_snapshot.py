@@ -85,7 +85,7 @@ def writer_script(rng, n):
             out.append("UPDATE snap.part SET v = 'pu%d' WHERE id = %d;"
                        % (i, k))
         else:
-            out.append("UPDATE snap.part SET id = id + 5000 "
+            out.append("UPDATE snap.part SET id = id + 100000 "
                        "WHERE id = %d;" % k)
         if i == n // 2:
             out.append("TRUNCATE snap.two; INSERT INTO snap.two "
@@ -96,14 +96,14 @@ def writer_script(rng, n):
 
 def start_writer(c, db, script):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    p = subprocess.Popen(
+    path = os.path.join(c.tmp, "writer-%s.sql" % db)
+    with open(path, "w") as f:
+        f.write(script)
+    return subprocess.Popen(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-         "-p", str(c.port), "-U", "postgres", "-d", db, "-f", "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+         "-p", str(c.port), "-U", "postgres", "-d", db, "-f", path],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, env=env)
-    p.stdin.write(script.encode())
-    p.stdin.close()
-    return p
 
 
 KEYS = {"one": ("id",), "two": ("a", "b"), "part_lo": ("id",),
@@ -297,8 +297,13 @@ def case_kill9(c):
             d.send(signal.SIGKILL)
             d.wait()
             h.log("kill %d after %d read changes" % (i + 1, reads))
+            check(os.path.exists(os.path.join(state, "snap_kill9.snapshot")),
+                  "no snapshot progress in the state directory")
             h.chaos_wait_slot_free(c, "snap_kill9")
             d = h.start_walcastd(cfg, c.tmp, name="kill9-%d" % (i + 1))
+            check("snapshot: resuming after the last confirmed chunk"
+                  in d.stderr(), "the snapshot did not resume:\n" +
+                  d.stderr())
         wait_done(c, d, "snap_kill9", writer)
         check_fold(c, db, out)
         d.stop()

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "snapshot/chunk.h"
+#include "snapshot/snapshot.h"
 
 static char *render(uint32_t oid, const char *text, bool isnull,
                     bool as_strings)
@@ -284,12 +285,66 @@ static void marks(void **state)
         wc_buf_free(&b);
 }
 
+/* The durable progress: tables (hex, so any name survives), the table
+ * being read, the last confirmed key (hex of the NUL-ended texts), rows. */
+static void progress_text(void **state)
+{
+        static const char text[] =
+            "# walcast snapshot progress (docs/snapshots.md); written by "
+            "walcastd\n"
+            "table=736e6170.6f6e65\n"             /* snap.one */
+            "table=2261222d62.7422\n"             /* "a"-b.t" */
+            "at=1\nrows=250\nkey=6b0031320000\n"; /* "k", "12", "" */
+        static const char *const bad[] = {
+            "table=736e6170\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65\nat=2\nrows=0\n",
+            "table=736e6170.6f6e65\nrows=0\n",
+            "table=736e6170.6f6e65\nat=0\nrows=0\nkey=6b\n",
+            "table=736e6170.6f6e6\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65\nat=0\nrows=0\nwhat=1\n",
+        };
+        struct wc_snapshot_config c = {.dsn = "dbname=x"};
+        struct wc_snapshot *s = wc_snapshot_new(&c);
+        uint64_t rows;
+        size_t done, tables;
+        struct wc_buf b;
+        (void)state;
+
+        assert_non_null(s);
+        wc_buf_init(&b);
+        assert_int_equal(wc_snapshot_load_text(s, text, strlen(text)), 0);
+        assert_true(wc_snapshot_running(s));
+        wc_snapshot_progress(s, &rows, &done, &tables);
+        assert_true(rows == 250 && done == 1 && tables == 2);
+        assert_int_equal(wc_snapshot_save_text(s, &b), 0);
+        assert_string_equal(b.data, text);
+        /* the listing still owed is kept too */
+        wc_buf_reset(&b);
+        assert_int_equal(wc_snapshot_start_all(s), 0);
+        assert_int_equal(wc_snapshot_save_text(s, &b), 0);
+        assert_non_null(strstr(b.data, "list=pending\nat=0\nrows=0\n"));
+        assert_int_equal(wc_snapshot_load_text(s, b.data, b.len), 0);
+        assert_true(wc_snapshot_running(s));
+        /* every table done: nothing left to do */
+        {
+                static const char all_done[] = "table=61.62\nat=1\nrows=3\n";
+                assert_int_equal(
+                    wc_snapshot_load_text(s, all_done, strlen(all_done)), 0);
+        }
+        assert_false(wc_snapshot_running(s));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(
+                    wc_snapshot_load_text(s, bad[i], strlen(bad[i])), -EINVAL);
+        wc_buf_free(&b);
+        wc_snapshot_free(s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(values),     cmocka_unit_test(chunk_observe),
             cmocka_unit_test(chunk_many), cmocka_unit_test(chunk_needs_key),
-            cmocka_unit_test(marks),
+            cmocka_unit_test(marks),      cmocka_unit_test(progress_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
