@@ -81,6 +81,7 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
             .options = wc_stream_pinned_settings(),
             .chunk_size = rn->cfg->snapshot.chunk_size,
             .numbers_as_strings = numbers_as_strings(rn, optional_refused),
+            .keyless_whole = rn->cfg->snapshot.keyless_whole,
             .include = include_table,
             .ud = rn,
         };

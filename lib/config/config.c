@@ -82,6 +82,7 @@ enum key_type {
         KEY_UINT32, /* a decimal integer from .min to .max */
         KEY_SIZE,   /* bytes with a unit, from .min to .max */
         KEY_SLOT_LOST,
+        KEY_KEYLESS, /* refuse or whole: a bool, true for whole */
         KEY_ABS_PATH, /* a string starting with "/" */
         KEY_SECTION,  /* a mapping described by .section */
         KEY_SINKS,
@@ -172,6 +173,10 @@ static const struct key_desc snapshot_keys[] = {
          offsetof(struct wc_config, snapshot.chunk_size),
          "rows read between one pair of watermarks"),
      .min = 1, .max = 1000000},
+    {KEY(KEY_KEYLESS, "keyless", "refuse",
+         offsetof(struct wc_config, snapshot.keyless_whole),
+         "a table without a primary key: refuse it, or read it whole in "
+         "one pass")},
     {.name = NULL},
 };
 
@@ -1302,6 +1307,15 @@ static int convert_scalar(struct loader *ld, const struct key_desc *k,
                 }
                 return fail(ld, at,
                             "invalid on_slot_lost %s: use fail or recreate",
+                            quote(q, text));
+        case KEY_KEYLESS:
+                if (strcmp(text, "refuse") == 0 ||
+                    strcmp(text, "whole") == 0) {
+                        *(bool *)field = text[0] == 'w';
+                        return 0;
+                }
+                return fail(ld, at,
+                            "invalid snapshot.keyless %s: use refuse or whole",
                             quote(q, text));
         case KEY_LOG_LEVEL:
                 for (size_t i = 0; i < ARRAY_SIZE(log_levels); i++) {

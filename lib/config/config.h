@@ -82,6 +82,8 @@ struct wc_config {
         struct {
                 bool initial;        /* snapshot when the slot is created */
                 uint32_t chunk_size; /* rows per chunk; default 10000 */
+                /* keyless: whole (true) or refuse (default) */
+                bool keyless_whole;
         } snapshot;
         struct wc_sink_config *sinks;
         size_t nsinks;

@@ -226,7 +226,8 @@ void wc_snap_chunk_free(struct wc_snap_chunk *k)
 
 struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
                                         const struct wc_snap_col *cols,
-                                        uint32_t ncols, int *ret_err)
+                                        uint32_t ncols, bool keyless,
+                                        int *ret_err)
 {
         struct wc_snap_chunk *k = calloc(1, sizeof(*k));
         uint32_t nkeys = 0;
@@ -277,7 +278,7 @@ struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
                     .type_oid = k->cols[i].type_oid,
                 };
         }
-        if (nkeys == 0) {
+        if (nkeys == 0 && !keyless) {
                 *ret_err = -EINVAL;
                 goto fail;
         }
@@ -414,6 +415,8 @@ int wc_snap_chunk_observe(struct wc_snap_chunk *k, const struct wc_change *c)
             memcmp(c->schema, k->schema, c->schema_len) != 0 ||
             memcmp(c->table, k->table, c->table_len) != 0)
                 return 0;
+        if (c->op != WC_OP_TRUNCATE && k->nkeys == 0)
+                return 0; /* nothing to match a row by */
         switch (c->op) {
         case WC_OP_INSERT:
                 return see(k, &c->columns);

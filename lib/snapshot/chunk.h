@@ -47,10 +47,13 @@ struct wc_snap_col {
 struct wc_snap_chunk;
 
 /* A chunk of schema.table with these columns (copied).  NULL when out of
- * memory or when no column is in the key (-EINVAL through ret_err). */
+ * memory or when no column is in the key (-EINVAL through ret_err) unless
+ * keyless: a table read whole, whose rows no streamed change can be
+ * matched to (only a truncate empties it). */
 struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
                                         const struct wc_snap_col *cols,
-                                        uint32_t ncols, int *ret_err);
+                                        uint32_t ncols, bool keyless,
+                                        int *ret_err);
 void wc_snap_chunk_free(struct wc_snap_chunk *k);
 
 /* Empties the rows and the keys seen, for the next chunk of the table. */

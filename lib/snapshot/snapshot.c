@@ -56,6 +56,7 @@ struct wc_snapshot {
         char *dsn, *options;
         size_t chunk_size;
         bool numbers_as_strings;
+        bool keyless_whole;
         bool (*include)(void *ud, const char *schema, const char *table);
         void *ud;
 
@@ -128,6 +129,7 @@ struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
         }
         s->chunk_size = c->chunk_size ? c->chunk_size : 10000;
         s->numbers_as_strings = c->numbers_as_strings;
+        s->keyless_whole = c->keyless_whole;
         s->include = c->include;
         s->ud = c->ud;
         s->id = random_id();
@@ -406,7 +408,7 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 if (r == 0)
                         r = wc_buf_append_char(q, ')');
         }
-        if (r == 0)
+        if (r == 0 && nkeys)
                 r = wc_buf_append_str(q, " ORDER BY ");
         for (uint32_t i = 0; i < nkeys && r == 0; i++) {
                 if (i)
@@ -415,7 +417,8 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         r = append_ident(
                             s, q, cols[wc_snap_chunk_key_col(s->k, i)].name);
         }
-        if (r == 0)
+        /* a table without a key (keyless: whole) is read in one pass */
+        if (r == 0 && nkeys)
                 r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
         if (r < 0)
                 return failed(s, errbuf, errlen, "reading", "out of memory");
@@ -515,15 +518,16 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                     (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
         }
         wc_snap_chunk_free(s->k);
-        s->k =
-            n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n, &err)
-              : NULL;
+        s->k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
+                                     s->keyless_whole, &err)
+                 : NULL;
         free(cols);
         if (!n || err == -EINVAL) {
                 wc_errorf(errbuf, errlen,
                           n ? "snapshot: table \"%s\".\"%s\" has no primary "
                               "key: it cannot be read in chunks; skipped "
-                              "(add a primary key and request it again)"
+                              "(add a primary key and request it again, or "
+                              "set snapshot.keyless: whole)"
                             : "snapshot: table \"%s\".\"%s\" does not exist; "
                               "skipped",
                           t->schema, t->table);
@@ -755,12 +759,12 @@ void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
         s->window = false;
         s->cur.rows += wc_snap_chunk_rows_left(s->k);
         wc_snap_chunk_clear(s->k);
-        if (s->chunk_rows) {
+        if (s->chunk_rows && s->next.len) {
                 wc_buf_reset(&s->cur.key);
                 (void)wc_buf_append(&s->cur.key, s->next.data, s->next.len);
                 s->cur.has_key = true;
         }
-        if (s->chunk_rows < s->chunk_size) {
+        if (s->chunk_rows < s->chunk_size || !wc_snap_chunk_nkeys(s->k)) {
                 next_table(s);
         } else {
                 s->chunk++;

@@ -36,6 +36,9 @@ struct wc_snapshot_config {
         size_t chunk_size;
         /* the stream writes numbers as JSON strings */
         bool numbers_as_strings;
+        /* snapshot.keyless: whole: a table without a primary key is read
+         * in one pass (else refused) */
+        bool keyless_whole;
         /* whether a table is included (filters, namespaces); NULL all */
         bool (*include)(void *ud, const char *schema, const char *table);
         void *ud;

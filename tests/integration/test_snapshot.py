@@ -164,10 +164,17 @@ def check_fold(c, db, out):
     return reads
 
 
+def snapshot_done(d, timeout=60):
+    """Waits for walcastd to say every row is delivered and confirmed."""
+    end = time.monotonic() + timeout
+    while "snapshot: done" not in d.stderr():
+        if d.poll() is not None or time.monotonic() > end:
+            fail("the snapshot did not finish\n" + d.describe())
+        time.sleep(0.1)
+
+
 def wait_done(c, d, slot, writer, timeout=180):
-    h.wait_until(lambda: "snapshot: done" in d.stderr() or
-                 d.poll() is not None, timeout=timeout,
-                 what="the snapshot to finish")
+    snapshot_done(d, timeout)
     check(d.poll() is None, "walcastd exited\n" + d.describe())
     check(writer.wait(timeout=120) == 0,
           "the writer failed: %s" % writer.stderr.read().decode())
@@ -241,8 +248,7 @@ def case_values(c):
                          "snap_values", out, extra=snapshot_yaml())
     d = h.start_walcastd(cfg, c.tmp, name="values")
     try:
-        h.wait_until(lambda: "snapshot: done" in d.stderr(), timeout=60,
-                     what="the snapshot to finish")
+        snapshot_done(d)
         c.sql("INSERT INTO snapv.t VALUES (2, %s); "
               "INSERT INTO snapv.t (id) VALUES (4);" % VALUES, dbname=db)
         target = c.wait_flushed()
@@ -267,6 +273,37 @@ def case_values(c):
                       "column %s: read %r, insert %r" % (w["name"], g, w))
             check(len(got[0]) == len(want[0]) and got[1] == want[1],
                   "read and insert differ in shape: %r / %r" % (got, want))
+        d.stop()
+    finally:
+        d.kill()
+
+
+def case_keyless(c):
+    db = "keyless"
+    c.sql("CREATE DATABASE " + db)
+    c.sql("CREATE TABLE nopk (x int, y text); "
+          "INSERT INTO nopk SELECT g, 'y' || g FROM generate_series(1, 30) g",
+          dbname=db)
+    out = os.path.join(c.tmp, "keyless.jsonl")
+    bad = h.write_config(os.path.join(c.tmp, "keyless-bad.yaml"),
+                         c.dsn(dbname=db), "snap_keyless", out,
+                         extra=snapshot_yaml(7) + "  keyless: sometimes\n")
+    r = h.run([h.binary("walcastd"), "--check", "-c", bad])
+    check(r.returncode == 78 and "invalid snapshot.keyless" in r.stderr and
+          "use refuse or whole" in r.stderr,
+          "keyless: sometimes was not refused: %d %s" % (r.returncode,
+                                                          r.stderr))
+    cfg = h.write_config(os.path.join(c.tmp, "keyless.yaml"),
+                         c.dsn(dbname=db), "snap_keyless", out,
+                         extra=snapshot_yaml(7) + "  keyless: whole\n")
+    d = h.start_walcastd(cfg, c.tmp, name="keyless")
+    try:
+        snapshot_done(d)
+        reads = sorted(int(str(e["columns"][0]["value"]))
+                       for e in h.read_jsonl(out) if e.get("op") == "read")
+        check(reads == list(range(1, 31)),
+              "keyless: whole read %r, not the 30 rows" % reads)
+        check("cannot be read in chunks" not in d.stderr(), d.stderr())
         d.stop()
     finally:
         d.kill()
@@ -318,6 +355,8 @@ def test():
     cases.run("initial snapshot under a writer folds to the tables",
               case_initial, c)
     cases.run("read values are byte-identical to inserts", case_values, c)
+    cases.run("keyless: whole reads a table without a key in one pass",
+              case_keyless, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
     return cases.finish()
 

@@ -77,7 +77,8 @@ static struct wc_snap_chunk *two_key_chunk(void)
             {.name = "v", .type = "text", .type_oid = 25},
         };
         int err;
-        struct wc_snap_chunk *k = wc_snap_chunk_new("s-x", "t", cols, 3, &err);
+        struct wc_snap_chunk *k =
+            wc_snap_chunk_new("s-x", "t", cols, 3, false, &err);
 
         assert_non_null(k);
         assert_int_equal(err, 0);
@@ -216,7 +217,8 @@ static void chunk_many(void **state)
         struct wc_change c = change(WC_OP_DELETE, "t", NULL, 0, &id, 1);
         char text[32];
         int err;
-        struct wc_snap_chunk *k = wc_snap_chunk_new("s-x", "t", cols, 1, &err);
+        struct wc_snap_chunk *k =
+            wc_snap_chunk_new("s-x", "t", cols, 1, false, &err);
         (void)state;
 
         assert_non_null(k);
@@ -245,8 +247,34 @@ static void chunk_needs_key(void **state)
         int err = 0;
         (void)state;
 
-        assert_null(wc_snap_chunk_new("s", "nopk", cols, 1, &err));
+        struct walcast_column x = {
+            .name = "x", .name_len = 1, .value = "1", .value_len = 1};
+        struct wc_change c = {.op = WC_OP_DELETE,
+                              .schema = "s",
+                              .schema_len = 1,
+                              .table = "nopk",
+                              .table_len = 4,
+                              .identity = {&x, 1}};
+        const char *text = "1";
+        size_t len = 1;
+        bool null = false;
+        struct wc_snap_chunk *k;
+
+        assert_null(wc_snap_chunk_new("s", "nopk", cols, 1, false, &err));
         assert_int_equal(err, -EINVAL);
+        /* keyless: whole: read, no key to match, a truncate empties it */
+        k = wc_snap_chunk_new("s", "nopk", cols, 1, true, &err);
+        assert_non_null(k);
+        assert_int_equal(wc_snap_chunk_add_row(k, &text, &len, &null, false),
+                         0);
+        assert_int_equal(wc_snap_chunk_observe(k, &c), 0);
+        assert_int_equal(wc_snap_chunk_rows_left(k), 1);
+        assert_int_equal(wc_snap_chunk_row(k, 0, &c), 0);
+        assert_int_equal(c.pk.count, 0);
+        c.op = WC_OP_TRUNCATE;
+        assert_int_equal(wc_snap_chunk_observe(k, &c), 0);
+        assert_int_equal(wc_snap_chunk_rows_left(k), 0);
+        wc_snap_chunk_free(k);
 }
 
 static void marks(void **state)
