@@ -123,6 +123,9 @@ struct wc_change {
         struct wc_str columns_json;
         struct wc_str identity_json;
         struct wc_str pk_json;
+
+        /* read: the last row of its table's snapshot */
+        bool snapshot_last;
 };
 
 /* Log levels: syslog priorities, the same numbers as <walcast/plugin.h>'s

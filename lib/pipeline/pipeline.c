@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,9 +211,11 @@ static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
 {
         struct wc_snapshot *s = p->c.snapshot;
         struct wc_bus_error e;
-        struct wc_change row;
+        struct wc_change row, table;
         struct timespec now;
-        int r;
+        bool first, last;
+        size_t last_row = SIZE_MAX;
+        int r, r2;
 
         /* no commit time from the server: when the rows are delivered */
         clock_gettime(CLOCK_REALTIME, &now);
@@ -230,6 +233,15 @@ static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
         if (r < 0)
                 return r;
         r = wc_bus_begin(p->c.bus, &p->txn, &e);
+        wc_snapshot_chunk_edges(s, &first, &last, &table);
+        table.lsn = mark->lsn;
+        /* the last row left, for the table's last chunk */
+        for (size_t i = 0; last && (r2 = wc_snapshot_row(s, i, &row)) >= 0; i++)
+                if (r2 == 0)
+                        last_row = i;
+        if (r == 0 && first)
+                r = wc_bus_table_signal(p->c.bus, WALCAST_SIG_SNAPSHOT_BEGIN,
+                                        &table, &p->txn, &e);
         for (size_t i = 0; r == 0; i++) {
                 r = wc_snapshot_row(s, i, &row);
                 if (r == -ENOENT) {
@@ -241,6 +253,7 @@ static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
                         continue;
                 }
                 row.lsn = mark->lsn;
+                row.snapshot_last = last && i == last_row;
                 r = wc_bus_dispatch(p->c.bus, &row, &p->txn, &e);
                 if (r == 0) {
                         p->txn_changes++;
@@ -248,6 +261,9 @@ static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
                                 p->ops->change(p->ops->ud, &row);
                 }
         }
+        if (r == 0 && last)
+                r = wc_bus_table_signal(p->c.bus, WALCAST_SIG_SNAPSHOT_END,
+                                        &table, &p->txn, &e);
         wc_snapshot_delivered(s, mark->lsn);
         p->read_to = mark->lsn;
         if (r == -ECANCELED) {

@@ -483,6 +483,18 @@ int wc_snap_chunk_row(struct wc_snap_chunk *k, size_t i, struct wc_change *ret)
         return 0;
 }
 
+void wc_snap_chunk_table(const struct wc_snap_chunk *k, struct wc_change *ret)
+{
+        *ret = (struct wc_change){
+            .op = WC_OP_READ,
+            .schema = k->schema,
+            .schema_len = strlen(k->schema),
+            .table = k->table,
+            .table_len = strlen(k->table),
+            .pk = {k->pk, k->npk},
+        };
+}
+
 /* ---- watermarks ---- */
 
 int wc_snap_mark_format(struct wc_buf *b, const struct wc_snap_mark *m)

@@ -90,6 +90,10 @@ size_t wc_snap_chunk_rows_left(const struct wc_snap_chunk *k);
  */
 int wc_snap_chunk_row(struct wc_snap_chunk *k, size_t i, struct wc_change *ret);
 
+/* The chunk's table as a change without a row (schema, table, pk), for
+ * the signals about the table. */
+void wc_snap_chunk_table(const struct wc_snap_chunk *k, struct wc_change *ret);
+
 /* Watermark payloads: {"id":"<hex>","chunk":N,"w":"low"|"high"}. */
 struct wc_snap_mark {
         uint64_t id;

@@ -752,6 +752,15 @@ int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret)
         return wc_snap_chunk_row(s->k, i, ret);
 }
 
+void wc_snapshot_chunk_edges(const struct wc_snapshot *s, bool *ret_first,
+                             bool *ret_last, struct wc_change *ret_table)
+{
+        wc_snap_chunk_table(s->k, ret_table);
+        *ret_first = !s->cur.has_key;
+        *ret_last = !s->k || s->chunk_rows < s->chunk_size ||
+                    !wc_snap_chunk_nkeys(s->k);
+}
+
 void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
 {
         struct pending *p;

@@ -92,6 +92,11 @@ int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c);
  * to skip, -ENOENT past the end. */
 int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret);
 
+/* Is the chunk to deliver its table's first, and its last?  Its table as
+ * a change without a row (wc_snap_chunk_table()). */
+void wc_snapshot_chunk_edges(const struct wc_snapshot *s, bool *ret_first,
+                             bool *ret_last, struct wc_change *ret_table);
+
 /* The rows went out in a transaction ending at end_lsn: the chunk's
  * progress is confirmed with it. */
 void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn);

@@ -206,11 +206,18 @@ def case_initial(c):
               "a watermark reached the sink")
         check(not any(e.get("table") == "part" for e in lines),
               "the partitioned table came under its parent's name")
+        last = {}
         for e in lines:
             if e.get("op") == "read":
-                check(e.get("snapshot") is True and "pk" in e and
-                      list(e)[-1] == "snapshot",
+                check(e.get("snapshot") in ("true", "last") and "pk" in e and
+                      list(e)[-1] == "snapshot" and str(e["xid"]) == "0",
                       "a read line without the insert's shape: %r" % e)
+                if e["snapshot"] == "last":
+                    last[e["table"]] = last.get(e["table"], 0) + 1
+        # each table's last chunk ends with a row the writer rarely
+        # touches; at least one table must have said so, none twice
+        check(last and all(n == 1 for n in last.values()),
+              "snapshot \"last\" marks: %r" % last)
         h.log("initial: %d read changes, fold equals the tables" % reads)
         d.stop()
     finally:
@@ -309,6 +316,50 @@ def case_keyless(c):
         d.kill()
 
 
+def case_plugins(c):
+    """A plugin connected only to insert gets nothing of a snapshot; one
+    connected to read, snapshot_begin and snapshot_end gets every row
+    between its table's begin and end, as the file sink does."""
+    db = "plugins"
+    c.sql("CREATE DATABASE " + db)
+    c.sql("CREATE TABLE a (id int PRIMARY KEY, v text); "
+          "CREATE TABLE b (k text PRIMARY KEY); "
+          "INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 95) g; "
+          "INSERT INTO b SELECT 'k' || g FROM generate_series(1, 30) g",
+          dbname=db)
+    out = os.path.join(c.tmp, "plugins.jsonl")
+    only_insert = os.path.join(c.tmp, "rec-insert.jsonl")
+    snap = os.path.join(c.tmp, "rec-snap.jsonl")
+    cfg = h.write_config(
+        os.path.join(c.tmp, "plugins.yaml"), c.dsn(dbname=db),
+        "snap_plugins", out,
+        extra=h.recorder_sink_yaml({"out": only_insert, "kinds": "insert"}) +
+        h.recorder_sink_yaml({"out": snap, "kinds":
+                              "read,snapshot_begin,snapshot_end"}) +
+        snapshot_yaml(20))
+    d = h.start_walcastd(cfg, c.tmp, name="plugins")
+    try:
+        snapshot_done(d)
+        c.sql("INSERT INTO a VALUES (1000, 'streamed')", dbname=db)
+        h.chaos_wait_confirmed(c, "snap_plugins", c.wait_flushed(), procs=[d])
+        ins = h.read_jsonl(only_insert)
+        check([e["kind"] for e in ins] == ["insert"],
+              "the insert-only plugin got %r" % [e["kind"] for e in ins])
+        got = h.read_jsonl(snap)
+        for t, n in (("a", 95), ("b", 30)):
+            kinds = [e["kind"] for e in got if e["table"] == t]
+            check(kinds == ["snapshot_begin"] + ["read"] * n +
+                  ["snapshot_end"],
+                  "table %s: %s" % (t, kinds[:3] + ["..."] + kinds[-3:]))
+        reads = [e for e in h.read_jsonl(out) if e.get("op") == "read"]
+        check(len(reads) == 125, "the file sink got %d reads" % len(reads))
+        check(sum(1 for e in reads if e["snapshot"] == "last") == 2,
+              "not one last row per table")
+        d.stop()
+    finally:
+        d.kill()
+
+
 def case_kill9(c):
     db = "kill9"
     c.sql("CREATE DATABASE " + db)
@@ -357,6 +408,8 @@ def test():
     cases.run("read values are byte-identical to inserts", case_values, c)
     cases.run("keyless: whole reads a table without a key in one pass",
               case_keyless, c)
+    cases.run("plugins: read and snapshot_begin/end, nothing for insert",
+              case_plugins, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
     return cases.finish()
 

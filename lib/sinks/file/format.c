@@ -281,7 +281,10 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         }
         /* a snapshot's row (docs/file-format.md, "Snapshots") */
         if (read)
-                o = PUT(o, ",\"snapshot\":true");
+                o = WALCAST_HAS_FIELD(s, struct walcast_signal, snapshot) &&
+                            (s->snapshot & WALCAST_SNAPSHOT_LAST)
+                        ? PUT(o, ",\"snapshot\":\"last\"")
+                        : PUT(o, ",\"snapshot\":\"true\"");
         if (msg) {
                 o = s->transactional ? PUT(o, ",\"transactional\":true")
                                      : PUT(o, ",\"transactional\":false");

@@ -950,6 +950,19 @@ static int32_t on_insert(void *userdata, const struct walcast_signal *s)
                            false);
 }
 
+/* A snapshot's row: an insert's key and shape, op "r". */
+static int32_t on_read(void *userdata, const struct walcast_signal *s)
+{
+        struct state *st = userdata;
+        int32_t ret;
+        struct table_entry *e = begin_change(st, s, &ret);
+
+        if (!e)
+                return ret;
+        return send_change(st, e, s, 'r', &s->columns, NULL, &s->columns,
+                           false);
+}
+
 static bool same(const struct wc_buf *a, const struct wc_buf *b)
 {
         return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
@@ -1275,6 +1288,7 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_UPDATE] = on_update,
             [WALCAST_SIG_DELETE] = on_delete,
             [WALCAST_SIG_TRUNCATE] = on_truncate,
+            [WALCAST_SIG_READ] = on_read,
         };
         /* the op each handler publishes, for the ops this sink selects */
         static const enum wc_op op_of[WALCAST_SIG__COUNT] = {
@@ -1282,6 +1296,8 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_UPDATE] = WC_OP_UPDATE,
             [WALCAST_SIG_DELETE] = WC_OP_DELETE,
             [WALCAST_SIG_TRUNCATE] = WC_OP_TRUNCATE,
+            /* a snapshot's rows go where inserts go */
+            [WALCAST_SIG_READ] = WC_OP_INSERT,
         };
         const char *tombstones = host->config_get(self, "tombstones");
         const char *ops = host->config_get(self, "ops");
