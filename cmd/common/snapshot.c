@@ -86,7 +86,7 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
             .ud = rn,
         };
 
-        if (rn->o->tail || rn->snap)
+        if (rn->snap)
                 return 0;
         progress_path(rn);
         rn->snap = wc_snapshot_new(&c);

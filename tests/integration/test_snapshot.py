@@ -360,6 +360,28 @@ def case_plugins(c):
         d.kill()
 
 
+def case_tail(c):
+    """walcast tail on a temporary slot prints a snapshot's read lines
+    first when the configuration asks for the initial snapshot."""
+    db = "tail"
+    c.sql("CREATE DATABASE " + db)
+    c.sql("CREATE TABLE a (id int PRIMARY KEY, v text); "
+          "INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 40) g",
+          dbname=db)
+    cfg = h.write_config(os.path.join(c.tmp, "tail.yaml"), c.dsn(dbname=db),
+                         "unused", os.path.join(c.tmp, "tail-unused.jsonl"),
+                         extra=snapshot_yaml(15))
+    p = h.Proc([h.binary("walcast"), "tail", "-c", cfg, "--limit", "40"],
+               c.tmp, name="tail")
+    rc = p.wait(timeout=60)
+    lines = [h.loads(x) for x in p.stdout().splitlines() if x]
+    check(rc == 0 and [e["op"] for e in lines] == ["read"] * 40 and
+          [int(str(e["columns"][0]["value"])) for e in lines] ==
+          list(range(1, 41)) and lines[-1]["snapshot"] == "last",
+          "walcast tail printed %r\n%s" % ([e.get("op") for e in lines],
+                                            p.describe()))
+
+
 def case_kill9(c):
     db = "kill9"
     c.sql("CREATE DATABASE " + db)
@@ -410,6 +432,7 @@ def test():
               case_keyless, c)
     cases.run("plugins: read and snapshot_begin/end, nothing for insert",
               case_plugins, c)
+    cases.run("walcast tail prints the initial snapshot", case_tail, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
     return cases.finish()
 
