@@ -140,12 +140,18 @@ static void pipeline_debug(void *ud, const char *msg)
         log_debug("%s", msg);
 }
 
+static void snapshot_planned(void *ud)
+{
+        wc_runner_snapshot_planned(ud);
+}
+
 static const struct wc_pipeline_ops pipeline_ops = {
     .begin = txn_begun,
     .change = change_delivered,
     .commit = txn_committed,
     .failed = sink_failed,
     .debug = pipeline_debug,
+    .snapshot = snapshot_planned,
 };
 
 /* The pipeline works with the filter, sinks, checkpoint and limits in

@@ -174,6 +174,8 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
 void wc_runner_snapshot_step(struct runner *rn);
 void wc_runner_snapshot_tick(struct runner *rn);
 int64_t wc_runner_snapshot_due(const struct runner *rn);
+/* a request or cancel read from the stream: saved at once */
+void wc_runner_snapshot_planned(struct runner *rn);
 
 /* sinks.c: adds the sinks of rn->cfg (tail: stdout) to rn->host.  0, or
  * <0 with the error logged. */

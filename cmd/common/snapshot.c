@@ -119,15 +119,11 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                                    done, tables, (unsigned long long)rows);
                 }
         }
-        if (!wc_snapshot_running(rn->snap)) {
-                if (rn->snap_path[0])
-                        (void)wc_state_remove(rn->snap_path, err, sizeof(err));
-                wc_snapshot_free(rn->snap);
-                rn->snap = NULL;
-                return 0;
-        }
+        if (!wc_snapshot_running(rn->snap) && rn->snap_path[0])
+                (void)wc_state_remove(rn->snap_path, err, sizeof(err));
         (void)wc_snapshot_take_changed(rn->snap);
-        rn->snap_was_running = true;
+        rn->snap_was_running = wc_snapshot_running(rn->snap);
+        /* always there: a request may come through the stream */
         wc_runner_configure_pipeline(rn);
         return 0;
 }
@@ -145,6 +141,27 @@ static void step(struct runner *rn)
                 log_warning("%s; trying again in %d ms", err,
                             SNAPSHOT_RETRY_MS);
                 rn->snap_retry_ms = now_ms() + SNAPSHOT_RETRY_MS;
+        }
+}
+
+void wc_runner_snapshot_planned(struct runner *rn)
+{
+        const char *notice = wc_snapshot_take_notice(rn->snap);
+        uint64_t rows;
+        size_t done, tables;
+
+        if (notice)
+                log_error("%s", notice);
+        (void)wc_snapshot_take_changed(rn->snap);
+        save(rn);
+        wc_snapshot_progress(rn->snap, &rows, &done, &tables);
+        if (wc_snapshot_running(rn->snap)) {
+                log_notice("snapshot: requested; %zu tables to read",
+                           tables - done);
+                rn->snap_was_running = true;
+        } else {
+                log_notice("snapshot: cancelled");
+                rn->snap_was_running = false;
         }
 }
 

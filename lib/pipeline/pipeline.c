@@ -286,11 +286,13 @@ static int snapshot_side(struct wc_pipeline *p, const struct wc_change *c,
         int r;
 
         if (wc_snapshot_is_message(c)) {
-                if (p->c.snapshot &&
-                    wc_snapshot_message(p->c.snapshot, c) == 1) {
+                r = p->c.snapshot ? wc_snapshot_message(p->c.snapshot, c) : 0;
+                if (r == 1) {
                         r = deliver_chunk(p, c, errbuf, errlen);
                         return r < 0 ? r : 1;
                 }
+                if (r == 2 && p->ops->snapshot)
+                        p->ops->snapshot(p->ops->ud);
                 return 1;
         }
         if (p->c.snapshot && wc_snapshot_observe(p->c.snapshot, c) < 0)

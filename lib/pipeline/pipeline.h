@@ -74,6 +74,9 @@ struct wc_pipeline_ops {
         /* a debug line */
         void (*debug)(void *ud, const char *msg);
         void *ud;
+        /* a snapshot request or cancel changed the snapshot's plan: make
+         * it durable before anything after it is confirmed */
+        void (*snapshot)(void *ud);
 };
 
 /* Borrows ops for its lifetime.  NULL when out of memory. */

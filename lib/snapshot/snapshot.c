@@ -36,6 +36,7 @@ enum phase {
 
 struct table {
         char *schema, *table;
+        uint64_t rows; /* delivered, once the table is done */
 };
 
 /* Where the snapshot is: the table, and the last key delivered of it
@@ -79,6 +80,11 @@ struct wc_snapshot {
         struct wc_buf next;   /* the last key the chunk read */
         struct progress done; /* confirmed */
         bool changed;         /* done moved since it was last saved */
+        /* ids of the requests taken (a replay of the stream reads them
+         * again) */
+        uint64_t *requests;
+        size_t nrequests;
+        char notice[512];     /* for the caller's log: a request refused */
         struct pending *pend; /* delivered, not yet confirmed */
         size_t npend, cappend;
         struct wc_buf scratch;
@@ -115,6 +121,56 @@ static uint64_t random_id(void)
         return x ^ (x >> 31);
 }
 
+/* ---- hex, for names and keys in the progress file and requests ---- */
+
+static int put_hex(struct wc_buf *b, const char *p, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        int r = wc_buf_reserve(b, 2 * n);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                b->data[b->len++] = hex[(unsigned char)p[i] >> 4];
+                b->data[b->len++] = hex[(unsigned char)p[i] & 15];
+        }
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* Decodes n hex digits into a new NUL-terminated string (*ret_len bytes). */
+static char *get_hex(const char *p, size_t n, size_t *ret_len)
+{
+        char *out;
+
+        if (n % 2)
+                return NULL;
+        out = malloc(n / 2 + 1);
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 2) {
+                int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+                if (hi < 0 || lo < 0) {
+                        free(out);
+                        return NULL;
+                }
+                out[i / 2] = (char)(hi << 4 | lo);
+        }
+        out[n / 2] = '\0';
+        if (ret_len)
+                *ret_len = n / 2;
+        return out;
+}
+
 struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
 {
         struct wc_snapshot *s = calloc(1, sizeof(*s));
@@ -147,6 +203,9 @@ static void disconnect(struct wc_snapshot *s)
 
 static void free_tables(struct wc_snapshot *s)
 {
+        free(s->requests);
+        s->requests = NULL;
+        s->nrequests = 0;
         for (size_t i = 0; i < s->ntables; i++) {
                 free(s->tables[i].schema);
                 free(s->tables[i].table);
@@ -462,6 +521,7 @@ static int add_table(struct wc_snapshot *s, const char *schema,
         s->tables = t;
         t[s->ntables].schema = strdup(schema);
         t[s->ntables].table = strdup(table);
+        t[s->ntables].rows = 0;
         if (!t[s->ntables].schema || !t[s->ntables].table) {
                 free(t[s->ntables].schema);
                 free(t[s->ntables].table);
@@ -471,9 +531,44 @@ static int add_table(struct wc_snapshot *s, const char *schema,
         return 0;
 }
 
+static bool request_known(const struct wc_snapshot *s, uint64_t id)
+{
+        for (size_t i = 0; i < s->nrequests; i++)
+                if (s->requests[i] == id)
+                        return true;
+        return false;
+}
+
+static int remember_request(struct wc_snapshot *s, uint64_t id)
+{
+        uint64_t *r;
+
+        if (request_known(s, id))
+                return 0;
+        r = realloc(s->requests, (s->nrequests + 1) * sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        s->requests = r;
+        r[s->nrequests++] = id;
+        return 0;
+}
+
 /* The next table, or nothing left to do. */
+/* Rows delivered of the tables before the current one. */
+static uint64_t rows_before(const struct wc_snapshot *s, size_t upto)
+{
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < upto && i < s->ntables; i++)
+                n += s->tables[i].rows;
+        return n;
+}
+
 static void next_table(struct wc_snapshot *s)
 {
+        if (s->cur.table < s->ntables)
+                s->tables[s->cur.table].rows =
+                    s->cur.rows - rows_before(s, s->cur.table);
         wc_snap_chunk_free(s->k);
         s->k = NULL;
         s->cur.table++;
@@ -712,10 +807,111 @@ bool wc_snapshot_is_message(const struct wc_change *c)
                memcmp(c->prefix, WC_SNAPSHOT_PREFIX, c->prefix_len) == 0;
 }
 
+int wc_snapshot_request_format(struct wc_buf *b, uint64_t id,
+                               const char *const *schemas,
+                               const char *const *tables, size_t n)
+{
+        int r = wc_buf_printf(
+            b, "{\"request\":\"%016" PRIx64 "\",\"tables\":\"", id);
+
+        for (size_t i = 0; i < n && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(b, ',');
+                if (r == 0)
+                        r = put_hex(b, schemas[i], strlen(schemas[i]));
+                if (r == 0)
+                        r = wc_buf_append_char(b, '.');
+                if (r == 0)
+                        r = put_hex(b, tables[i], strlen(tables[i]));
+        }
+        return r ? r : wc_buf_append_str(b, "\"}");
+}
+
+int wc_snapshot_cancel_format(struct wc_buf *b, uint64_t id)
+{
+        return wc_buf_printf(b, "{\"cancel\":\"%016" PRIx64 "\"}", id);
+}
+
+/* Gives everything up: the tables left, the chunk being read. */
+static void cancel(struct wc_snapshot *s)
+{
+        disconnect(s);
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        clear_pending(s);
+        progress_free(&s->cur);
+        progress_free(&s->done);
+        s->cur = (struct progress){0};
+        s->done = (struct progress){0};
+        s->window = false;
+        s->phase = P_IDLE;
+        s->changed = true;
+}
+
+/* A request: its tables join the queue (the ones the filter drops are
+ * named in the notice). */
+static int take_request(struct wc_snapshot *s, uint64_t id, const char *list,
+                        size_t len)
+{
+        size_t refused = 0;
+        int r;
+
+        if (request_known(s, id))
+                return 0;
+        /* nothing left of an earlier snapshot: start afresh */
+        if (s->phase == P_IDLE && !s->npend) {
+                free_tables(s);
+                progress_free(&s->cur);
+                progress_free(&s->done);
+                s->cur = (struct progress){0};
+                s->done = (struct progress){0};
+        }
+        r = remember_request(s, id);
+        s->notice[0] = '\0';
+        for (size_t at = 0; at < len && r == 0;) {
+                const char *item = list + at;
+                const char *comma = memchr(item, ',', len - at);
+                size_t il = comma ? (size_t)(comma - item) : len - at;
+                const char *dot = memchr(item, '.', il);
+                char *schema = NULL, *table = NULL;
+
+                at += il + 1;
+                if (dot) {
+                        schema = get_hex(item, (size_t)(dot - item), NULL);
+                        table = get_hex(dot + 1, (size_t)(item + il - dot - 1),
+                                        NULL);
+                }
+                if (!schema || !table || !*schema || !*table)
+                        r = -EINVAL;
+                else if (s->include && !s->include(s->ud, schema, table)) {
+                        if (!refused++)
+                                wc_errorf(s->notice, sizeof(s->notice),
+                                          "snapshot: request %016" PRIx64
+                                          ": table \"%s\".\"%s\" is not "
+                                          "included by the filter; not read",
+                                          id, schema, table);
+                } else {
+                        r = add_table(s, schema, table);
+                }
+                free(schema);
+                free(table);
+        }
+        if (r < 0)
+                return r;
+        if (s->phase == P_IDLE && s->cur.table < s->ntables)
+                s->phase = P_DESCRIBE;
+        s->changed = true;
+        return 0;
+}
+
 int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
 {
         struct wc_snap_mark m;
+        char *text;
         size_t len;
+        uint64_t id;
+        int end = 0;
 
         if (!s || c->content_base64 || c->content.len < 2 ||
             c->content.ptr[0] != '"')
@@ -724,8 +920,29 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         if (wc_buf_append(&s->scratch, c->content.ptr + 1, c->content.len - 1) <
                 0 ||
             wc_json_unescape_inplace(s->scratch.data, c->content.len - 2,
-                                     &len) < 0 ||
-            wc_snap_mark_parse(s->scratch.data, len, &m) < 0)
+                                     &len) < 0)
+                return 0;
+        text = s->scratch.data;
+        if (sscanf(text, "{\"cancel\":\"%16" SCNx64 "\"}%n", &id, &end) == 1 &&
+            (size_t)end == len) {
+                if (request_known(s, id))
+                        return 0;
+                cancel(s);
+                (void)remember_request(s, id);
+                return 2;
+        }
+        if (sscanf(text, "{\"request\":\"%16" SCNx64 "\",\"tables\":\"%n", &id,
+                   &end) == 1 &&
+            end > 0 && len >= (size_t)end + 2 &&
+            memcmp(text + len - 2, "\"}", 2) == 0) {
+                if (request_known(s, id))
+                        return 0;
+                return take_request(s, id, text + end, len - (size_t)end - 2) <
+                               0
+                           ? 0
+                           : 2;
+        }
+        if (wc_snap_mark_parse(text, len, &m) < 0)
                 return 0;
         if (m.id != s->id || m.chunk != s->chunk || !s->k)
                 return 0;
@@ -736,6 +953,17 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
                 return 0;
         }
         return s->window && s->phase == P_WAIT ? 1 : 0;
+}
+
+const char *wc_snapshot_take_notice(struct wc_snapshot *s)
+{
+        static char out[512];
+
+        if (!s->notice[0])
+                return NULL;
+        memcpy(out, s->notice, sizeof(out));
+        s->notice[0] = '\0';
+        return out;
 }
 
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
@@ -831,6 +1059,24 @@ void wc_snapshot_reset(struct wc_snapshot *s)
         s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
 }
 
+void wc_snapshot_table_at(const struct wc_snapshot *s, size_t i,
+                          const char **ret_schema, const char **ret_table,
+                          uint64_t *ret_rows, const char **ret_state)
+{
+        *ret_schema = s->tables[i].schema;
+        *ret_table = s->tables[i].table;
+        if (i < s->cur.table) {
+                *ret_rows = s->tables[i].rows;
+                *ret_state = "done";
+        } else if (i == s->cur.table) {
+                *ret_rows = s->cur.rows - rows_before(s, i);
+                *ret_state = "reading";
+        } else {
+                *ret_rows = 0;
+                *ret_state = "queued";
+        }
+}
+
 void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
                           size_t *ret_tables_done, size_t *ret_tables)
 {
@@ -850,54 +1096,6 @@ bool wc_snapshot_take_changed(struct wc_snapshot *s)
         return c;
 }
 
-static int put_hex(struct wc_buf *b, const char *p, size_t n)
-{
-        static const char hex[] = "0123456789abcdef";
-        int r = wc_buf_reserve(b, 2 * n);
-
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                b->data[b->len++] = hex[(unsigned char)p[i] >> 4];
-                b->data[b->len++] = hex[(unsigned char)p[i] & 15];
-        }
-        b->data[b->len] = '\0';
-        return 0;
-}
-
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
-/* Decodes n hex digits into a new NUL-terminated string (*ret_len bytes). */
-static char *get_hex(const char *p, size_t n, size_t *ret_len)
-{
-        char *out;
-
-        if (n % 2)
-                return NULL;
-        out = malloc(n / 2 + 1);
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i += 2) {
-                int hi = hexval(p[i]), lo = hexval(p[i + 1]);
-                if (hi < 0 || lo < 0) {
-                        free(out);
-                        return NULL;
-                }
-                out[i / 2] = (char)(hi << 4 | lo);
-        }
-        out[n / 2] = '\0';
-        if (ret_len)
-                *ret_len = n / 2;
-        return out;
-}
-
 int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
 {
         int r = wc_buf_append_str(out, "# walcast snapshot progress "
@@ -915,8 +1113,12 @@ int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
                         r = put_hex(out, s->tables[i].table,
                                     strlen(s->tables[i].table));
                 if (r == 0)
-                        r = wc_buf_append_char(out, '\n');
+                        r = wc_buf_printf(out, " %" PRIu64 "\n",
+                                          s->tables[i].rows);
         }
+        for (size_t i = 0; i < s->nrequests && r == 0; i++)
+                r = wc_buf_printf(out, "request=%016" PRIx64 "\n",
+                                  s->requests[i]);
         if (r == 0 && s->phase == P_LIST)
                 r = wc_buf_append_str(out, "list=pending\n");
         if (r == 0)
@@ -951,17 +1153,29 @@ int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len)
                         continue;
                 if (ll > 6 && memcmp(line, "table=", 6) == 0) {
                         const char *dot = memchr(line + 6, '.', ll - 6);
-                        if (!dot)
+                        const char *sp = memchr(line + 6, ' ', ll - 6);
+                        if (!dot || !sp || sp < dot)
                                 r = -EINVAL;
                         else {
                                 v = get_hex(line + 6, (size_t)(dot - line - 6),
                                             NULL);
-                                w = get_hex(dot + 1,
-                                            (size_t)(line + ll - dot - 1),
+                                w = get_hex(dot + 1, (size_t)(sp - dot - 1),
                                             NULL);
                                 r = v && w && *v && *w ? add_table(s, v, w)
                                                        : -EINVAL;
                         }
+                        if (r == 0) {
+                                s->tables[s->ntables - 1].rows =
+                                    strtoull(sp + 1, &end, 10);
+                                r = end == line + ll && sp[1] >= '0' &&
+                                            sp[1] <= '9'
+                                        ? 0
+                                        : -EINVAL;
+                        }
+                } else if (ll == 8 + 16 && memcmp(line, "request=", 8) == 0) {
+                        uint64_t id = strtoull(line + 8, &end, 16);
+                        r = end == line + ll ? remember_request(s, id)
+                                             : -EINVAL;
                 } else if (ll == 12 && memcmp(line, "list=pending", 12) == 0) {
                         list = true;
                 } else if (ll > 3 && memcmp(line, "at=", 3) == 0) {

@@ -78,11 +78,27 @@ bool wc_snapshot_is_message(const struct wc_change *c);
 
 /*
  * A snapshot message the stream read: a watermark of the running chunk
- * opens or closes its window; anything else (an old run's watermark, a
- * chunk abandoned) is nothing.  1 when the chunk's rows are to be
- * delivered now (wc_snapshot_row(), then wc_snapshot_delivered()).
+ * opens or closes its window; a request queues its tables, a cancel gives
+ * every table up (each request or cancel is taken once, by its id: a
+ * replay of the stream reads it again); anything else (an old run's
+ * watermark, a chunk abandoned) is nothing.  1 when the chunk's rows are
+ * to be delivered now (wc_snapshot_row(), then wc_snapshot_delivered());
+ * 2 when a request or cancel changed the plan (save the progress before
+ * the stream is confirmed past it).
  */
 int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c);
+
+/* Request and cancel payloads, written into the WAL by `walcast
+ * snapshot`: {"request":"<hex id>","tables":"<hex schema>.<hex table>,..."}
+ * and {"cancel":"<hex id>"}.  0 or -ENOMEM. */
+int wc_snapshot_request_format(struct wc_buf *b, uint64_t id,
+                               const char *const *schemas,
+                               const char *const *tables, size_t n);
+int wc_snapshot_cancel_format(struct wc_buf *b, uint64_t id);
+
+/* What a request could not do (a table the filter drops), once; NULL when
+ * nothing. */
+const char *wc_snapshot_take_notice(struct wc_snapshot *s);
 
 /* A change the stream read: inside a window, it removes its keys from the
  * chunk.  0 or -ENOMEM. */
@@ -129,6 +145,12 @@ int wc_snapshot_load(struct wc_snapshot *s, const char *path, char *errbuf,
 
 /* Did the confirmed progress move since the last call? */
 bool wc_snapshot_take_changed(struct wc_snapshot *s);
+
+/* Table i (0 to tables - 1) of the progress: its names, the rows
+ * delivered of it, and its state: "done", "reading" or "queued". */
+void wc_snapshot_table_at(const struct wc_snapshot *s, size_t i,
+                          const char **ret_schema, const char **ret_table,
+                          uint64_t *ret_rows, const char **ret_state);
 
 /* Rows delivered so far, tables done and to do. */
 void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,

@@ -382,6 +382,102 @@ def case_tail(c):
                                             p.describe()))
 
 
+def snapshot_cli(*args):
+    return h.walcast("snapshot", *args)
+
+
+def case_adhoc(c):
+    """walcast snapshot while walcastd streams: refusals, two requests
+    queue, status, and the fold equals the tables; then cancel."""
+    db = "adhoc"
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    out = os.path.join(c.tmp, "adhoc.jsonl")
+    state = os.path.join(c.tmp, "adhoc-state")
+    os.mkdir(state)
+    cfg = h.write_config(os.path.join(c.tmp, "adhoc.yaml"), c.dsn(dbname=db),
+                         "snap_adhoc", out,
+                         filt={"tables": {"exclude": ["skipped"]}},
+                         extra="snapshot:\n  chunk_size: 200\n"
+                         "state_dir: %s\n" % h.yq(state))
+    d = h.start_walcastd(cfg, c.tmp, name="adhoc")
+    try:
+        # refused: a table that does not exist, one the filter drops, one
+        # without a primary key; nothing is written into the WAL
+        for pat, words in (("snap.nothere", "no table matches"),
+                           ("snap.skipped", "is not included by the filter"),
+                           ("snap.nopk", "has no primary key")):
+            r = snapshot_cli("-c", cfg, pat)
+            check(r.returncode == 1 and words in r.stderr,
+                  "walcast snapshot %s: exit %d, %s" % (pat, r.returncode,
+                                                        r.stderr))
+        r = snapshot_cli("status", "-c", cfg)
+        check(r.returncode == 0 and "snapshot: none" in r.stdout,
+              "status before: %s %s" % (r.stdout, r.stderr))
+        c.sql("ANALYZE", dbname=db)  # reltuples: the status's estimate
+        writer = start_writer(c, db, writer_script(random.Random(5), 600))
+        r1 = snapshot_cli("-c", cfg, "snap.one", "snap.tw?")
+        r2 = snapshot_cli("-c", cfg, "snap.part_*")
+        check(r1.returncode == 0 and r2.returncode == 0 and
+              'table: "snap"."two"' in r1.stdout,
+              "requests: %s %s %s %s" % (r1.stdout, r1.stderr, r2.stdout,
+                                         r2.stderr))
+        h.wait_until(lambda: "snapshot_table" in snapshot_cli(
+            "status", "-c", cfg).stdout or "snapshot: done" in d.stderr(),
+            timeout=60, what="the status to show the snapshot")
+        st = snapshot_cli("status", "-c", cfg).stdout
+        h.log("status while running:\n" + st)
+        check("snapshot: done" in d.stderr() or
+              ("snapshot: running" in st and "(of about" in st),
+              "status: " + st)
+        wait_done(c, d, "snap_adhoc", writer)
+        check(d.stderr().count("snapshot: requested") == 2,
+              "two requests were not taken:\n" + d.stderr())
+        reads = check_fold(c, db, out)
+        h.log("ad-hoc: %d read changes, fold equals the tables" % reads)
+        st = h.walcast("slot", "status", "-c", cfg).stdout
+        check("snapshot: none" in st, "slot status after: " + st)
+
+        # cancel: a big table, small chunks (walcastd started again with
+        # chunk_size 10); cancelled on the way
+        d.stop()
+        cfg = h.write_config(os.path.join(c.tmp, "adhoc.yaml"),
+                             c.dsn(dbname=db), "snap_adhoc", out,
+                             filt={"tables": {"exclude": ["skipped"]}},
+                             extra="snapshot:\n  chunk_size: 10\n"
+                             "state_dir: %s\n" % h.yq(state))
+        d = h.start_walcastd(cfg, c.tmp, name="adhoc-cancel")
+        c.sql("CREATE TABLE snap.big (id int PRIMARY KEY); INSERT INTO "
+              "snap.big SELECT generate_series(1, 200000)", dbname=db)
+        r = snapshot_cli("-c", cfg, "snap.big")
+        check(r.returncode == 0, r.stderr)
+        h.wait_until(lambda: '"snap"."big" reading' in snapshot_cli(
+            "status", "-c", cfg).stdout, timeout=60, interval=0.05,
+            what="the big table's snapshot to run")
+        r = snapshot_cli("cancel", "-c", cfg)
+        check(r.returncode == 0, r.stderr)
+        h.wait_until(lambda: "snapshot: cancelled" in d.stderr(), timeout=30,
+                     what="the cancel to be read")
+
+        def big_rows():
+            with open(out, encoding="utf-8") as f:
+                return f.read().count(
+                    '{"op":"read","schema":"snap","table":"big"')
+        time.sleep(2)
+        n1 = big_rows()
+        time.sleep(2)
+        n2 = big_rows()
+        check(0 < n1 == n2 < 200000,
+              "the cancelled snapshot went on: %d then %d rows\n%s"
+              % (n1, n2, d.stderr()))
+        h.log("cancelled after %d of 200000 rows" % n1)
+        check("snapshot: none" in snapshot_cli("status", "-c", cfg).stdout,
+              "status after cancel")
+        d.stop()
+    finally:
+        d.kill()
+
+
 def case_kill9(c):
     db = "kill9"
     c.sql("CREATE DATABASE " + db)
@@ -433,6 +529,8 @@ def test():
     cases.run("plugins: read and snapshot_begin/end, nothing for insert",
               case_plugins, c)
     cases.run("walcast tail prints the initial snapshot", case_tail, c)
+    cases.run("ad-hoc requests under a writer, refusals, queue, cancel",
+              case_adhoc, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
     return cases.finish()
 

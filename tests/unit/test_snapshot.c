@@ -320,16 +320,24 @@ static void progress_text(void **state)
         static const char text[] =
             "# walcast snapshot progress (docs/snapshots.md); written by "
             "walcastd\n"
-            "table=736e6170.6f6e65\n"             /* snap.one */
-            "table=2261222d62.7422\n"             /* "a"-b.t" */
-            "at=1\nrows=250\nkey=6b0031320000\n"; /* "k", "12", "" */
+            /* snap.one, 250 rows; "a"-b.t" */
+            "table=736e6170.6f6e65 250\n"
+            "table=2261222d62.7422 0\n"
+            "request=00000000000000ab\n"
+            /* the last key: "k", "12", "" */
+            "at=1\nrows=250\nkey=6b0031320000\n";
         static const char *const bad[] = {
-            "table=736e6170\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65\nat=2\nrows=0\n",
-            "table=736e6170.6f6e65\nrows=0\n",
-            "table=736e6170.6f6e65\nat=0\nrows=0\nkey=6b\n",
-            "table=736e6170.6f6e6\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65\nat=0\nrows=0\nwhat=1\n",
+            "table=736e6170 0\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65 0\nat=2\nrows=0\n",
+            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
+            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65 0\nrows=0\n",
+            "table=736e6170.6f6e65 0\nat=0\nrows=0\nkey=6b\n",
+            "table=736e6170.6f6e6 0\nat=0\nrows=0\n",
+            "table=736e6170.6f6e65 0\nat=0\nrows=0\nwhat=1\n",
+            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
+            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
         };
         struct wc_snapshot_config c = {.dsn = "dbname=x"};
         struct wc_snapshot *s = wc_snapshot_new(&c);
@@ -355,7 +363,7 @@ static void progress_text(void **state)
         assert_true(wc_snapshot_running(s));
         /* every table done: nothing left to do */
         {
-                static const char all_done[] = "table=61.62\nat=1\nrows=3\n";
+                static const char all_done[] = "table=61.62 3\nat=1\nrows=3\n";
                 assert_int_equal(
                     wc_snapshot_load_text(s, all_done, strlen(all_done)), 0);
         }
