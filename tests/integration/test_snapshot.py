@@ -518,6 +518,116 @@ def case_kill9(c):
         writer.kill()
 
 
+def case_pg_restart(c):
+    """PostgreSQL restarted (fast shutdown) during the snapshot: walcastd
+    reconnects, the snapshot goes on from the last confirmed chunk, and
+    the fold still equals the tables."""
+    db = "pgrestart"
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    out = os.path.join(c.tmp, "pgrestart.jsonl")
+    state = os.path.join(c.tmp, "pgrestart-state")
+    os.mkdir(state)
+    cfg = h.write_config(os.path.join(c.tmp, "pgrestart.yaml"),
+                         c.dsn(dbname=db), "snap_pgrestart", out,
+                         filt={"tables": {"exclude": ["skipped", "nopk"]}},
+                         extra=snapshot_yaml(100) +
+                         "state_dir: %s\n" % h.yq(state))
+    d = h.start_walcastd(cfg, c.tmp, name="pgrestart")
+    try:
+        time.sleep(2)
+        reads = sum(1 for e in h.read_jsonl(out, complete_only=True)
+                    if e.get("op") == "read")
+        check(0 < reads and "snapshot: done" not in d.stderr(),
+              "not in the middle of the snapshot: %d reads" % reads)
+        c.restart()
+        h.log("PostgreSQL restarted after %d read changes" % reads)
+        # the writer runs after the restart, while the snapshot goes on
+        writer = start_writer(c, db, writer_script(random.Random(3), 400))
+        wait_done(c, d, "snap_pgrestart", writer)
+        check_fold(c, db, out)
+        d.stop()
+    finally:
+        d.kill()
+
+
+def kafka_fold(boot, topics, keys):
+    """{table: {key: row}} from the Kafka topics (one partition each):
+    c, r and u set the row under the message's key (a u whose before has
+    another key removes that one), d removes it, t clears the table."""
+    got = {}
+    for topic, table in topics:
+        p = subprocess.run(
+            [h.kcat_path(), "-b", boot, "-C", "-t", topic, "-o", "beginning",
+             "-e", "-q", "-f", "%s\n"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, timeout=180)
+        check(p.returncode == 0, "kcat: %s" % p.stderr.decode()[-2000:])
+        t = got.setdefault(table, {})
+        for line in p.stdout.split(b"\n"):
+            if not line or line in (b"NULL", b"null"):
+                continue
+            v = json.loads(line)
+            if v is None:
+                continue
+            op = v["op"]
+
+            def key(row):
+                return tuple(str(row[k]) for k in keys[table])
+            if op == "t":
+                t.clear()
+            elif op == "d":
+                t.pop(key(v["before"]), None)
+            else:
+                check(op in ("c", "r", "u"), "op %r" % op)
+                check(v["source"]["snapshot"] ==
+                      ("false" if op != "r" else v["source"]["snapshot"]) and
+                      (op != "r" or v["source"]["snapshot"] in
+                       ("true", "last")),
+                      "source.snapshot %r for op %s" % (v["source"], op))
+                if op == "u" and v["before"] and \
+                        key(v["before"]) != key(v["after"]):
+                    t.pop(key(v["before"]), None)
+                t[key(v["after"])] = {k: str(x) for k, x in
+                                      v["after"].items()}
+    return got
+
+
+def case_kafka(c):
+    """The initial snapshot under a writer through the Kafka sink: the
+    topics read back with kcat fold to the tables."""
+    db = "kafka"
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    topics = []
+    for table in KEYS:
+        topic = "walcast.snap." + table
+        mock.cmd("topic %s 1" % topic)
+        topics.append((topic, table))
+    cfg = h.write_config(os.path.join(c.tmp, "kafka.yaml"), c.dsn(dbname=db),
+                         "snap_kafka", None,
+                         filt={"tables": {"exclude": ["skipped", "nopk"]}},
+                         extra="sinks:\n" + h.kafka_sink_yaml(mock.bootstrap) +
+                         snapshot_yaml())
+    writer = start_writer(c, db, writer_script(random.Random(23), 600))
+    d = h.start_walcastd(cfg, c.tmp, name="kafka")
+    try:
+        wait_done(c, d, "snap_kafka", writer)
+        got = kafka_fold(mock.bootstrap, topics, KEYS)
+        for table in KEYS:
+            want = table_now(c, "kafka", table)
+            have = got.get(table, {})
+            check(have == want,
+                  "Kafka topic of snap.%s folds to %d rows, the table has "
+                  "%d; e.g. missing %r, extra %r" % (
+                      table, len(have), len(want),
+                      [k for k in want if k not in have][:3],
+                      [k for k in have if k not in want][:3]))
+        d.stop()
+    finally:
+        d.kill()
+
+
 def test():
     c = h.Cluster()
     cases = h.Cases()
@@ -532,6 +642,9 @@ def test():
     cases.run("ad-hoc requests under a writer, refusals, queue, cancel",
               case_adhoc, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
+    cases.run("PostgreSQL restarted during the snapshot", case_pg_restart,
+              c)
+    cases.run("Kafka: the topics fold to the tables", case_kafka, c)
     return cases.finish()
 
 
