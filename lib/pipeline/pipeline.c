@@ -257,6 +257,12 @@ static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
                 r = wc_bus_dispatch(p->c.bus, &row, &p->txn, &e);
                 if (r == 0) {
                         p->txn_changes++;
+                        /* limits.max_in_flight_bytes: the values' text,
+                         * about what the stream's message would be */
+                        for (uint32_t j = 0; j < row.columns.count; j++)
+                                p->txn_bytes += row.columns.items[j].value_len +
+                                                row.columns.items[j].name_len +
+                                                32;
                         if (p->ops->change)
                                 p->ops->change(p->ops->ud, &row);
                 }
