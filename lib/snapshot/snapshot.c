@@ -65,6 +65,10 @@ struct wc_snapshot {
         enum conn_state cs;
         short events;
         enum phase phase;
+        /* the phase whose query is on the connection: the stream may
+         * reach a high watermark before its statement's result is read,
+         * and the snapshot moves on meanwhile */
+        enum phase sent;
         char error[512]; /* the first error result of the running query */
         PGresult *res;   /* the last result of the running query */
 
@@ -305,8 +309,8 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 if (strcmp(o->keyword, "options") == 0 && o->val)
                         user_options = o->val;
         /* the DSN's own options, then the stream's pinned settings */
-        if (asprintf(&options, "%s%s%s", user_options, *user_options ? " " : "",
-                     s->options) < 0)
+        if (asprintf(&options, "%s%s%s -c synchronous_commit=on", user_options,
+                     *user_options ? " " : "", s->options) < 0)
                 options = NULL;
         PQconninfoFree(parsed);
         if (!options)
@@ -378,10 +382,19 @@ static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
                 return failed(s, errbuf, errlen, "a watermark",
                               "out of memory");
         params[0] = s->scratch.data;
+        /* The stream reads only flushed WAL, and a non-transactional
+         * message alone is flushed by the WAL writer, up to
+         * wal_writer_delay later: the high watermark's statement takes a
+         * transaction id, so that its commit flushes the WAL
+         * (synchronous_commit is on for this connection).  The empty
+         * transaction is not decoded. */
         return send_params(
             s,
-            "SELECT pg_logical_emit_message(false, '" WC_SNAPSHOT_PREFIX
-            "', $1)",
+            high ? "SELECT pg_catalog.pg_logical_emit_message(false, "
+                   "'" WC_SNAPSHOT_PREFIX "', $1), "
+                   "pg_catalog.txid_current()"
+                 : "SELECT pg_catalog.pg_logical_emit_message(false, "
+                   "'" WC_SNAPSHOT_PREFIX "', $1)",
             1, params, errbuf, errlen);
 }
 
@@ -490,6 +503,7 @@ static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
 {
         const char *params[2];
 
+        s->sent = s->phase;
         switch (s->phase) {
         case P_LIST:
                 return send_params(s, list_sql, 0, NULL, errbuf, errlen);
@@ -686,7 +700,9 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
 
         s->res = NULL;
         s->cs = C_READY;
-        switch (s->phase) {
+        /* the result of a phase the snapshot has left (a high watermark
+         * the stream already delivered, a cancelled request): done */
+        switch (s->sent != s->phase ? P_IDLE : s->phase) {
         case P_LIST:
                 r = got_list(s, res);
                 break;
@@ -952,7 +968,8 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
                         s->window = true;
                 return 0;
         }
-        return s->window && s->phase == P_WAIT ? 1 : 0;
+        /* P_HIGH: the stream was faster than the statement's result */
+        return s->window && (s->phase == P_WAIT || s->phase == P_HIGH) ? 1 : 0;
 }
 
 const char *wc_snapshot_take_notice(struct wc_snapshot *s)
