@@ -338,6 +338,7 @@ int wc_pipeline_message(struct wc_pipeline *p, char *data, size_t len,
                 };
                 p->txn_changes = 0;
                 p->txn_bytes = len;
+                wc_snapshot_saw_txn(p->c.snapshot, c->xid);
                 if (p->ops->begin)
                         p->ops->begin(p->ops->ud, &p->txn);
                 r = track(p, c->end_lsn, errbuf, errlen);

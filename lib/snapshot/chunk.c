@@ -300,6 +300,12 @@ void wc_snap_chunk_clear(struct wc_snap_chunk *k)
         k->truncated = false;
 }
 
+void wc_snap_chunk_clear_rows(struct wc_snap_chunk *k)
+{
+        wc_buf_reset(&k->values);
+        k->nrows = 0;
+}
+
 uint32_t wc_snap_chunk_nkeys(const struct wc_snap_chunk *k)
 {
         return k->nkeys;

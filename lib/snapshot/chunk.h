@@ -58,6 +58,8 @@ void wc_snap_chunk_free(struct wc_snap_chunk *k);
 
 /* Empties the rows and the keys seen, for the next chunk of the table. */
 void wc_snap_chunk_clear(struct wc_snap_chunk *k);
+/* Empties the rows alone (the chunk is read again). */
+void wc_snap_chunk_clear_rows(struct wc_snap_chunk *k);
 
 uint32_t wc_snap_chunk_nkeys(const struct wc_snap_chunk *k);
 /* The i-th key column (key order): its index among the columns. */

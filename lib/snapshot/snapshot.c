@@ -69,6 +69,17 @@ struct wc_snapshot {
          * reach a high watermark before its statement's result is read,
          * and the snapshot moves on meanwhile */
         enum phase sent;
+        /* xids of the transactions the stream read, newest last (a ring),
+         * and how many in all; the chunk's keys are taken from the
+         * stream from ring_count == rec_start on */
+        uint32_t ring[4096];
+        uint64_t ring_count, rec_start;
+        /* the chunk SELECT's snapshot: xmin, xmax, in progress */
+        uint64_t snap_xmin, snap_xmax;
+        uint64_t *snap_xip;
+        size_t snap_nxip;
+        bool have_snap;
+        uint64_t torn;   /* chunks read again for that */
         char error[512]; /* the first error result of the running query */
         PGresult *res;   /* the last result of the running query */
 
@@ -235,6 +246,7 @@ void wc_snapshot_free(struct wc_snapshot *s)
         wc_snap_chunk_free(s->k);
         clear_pending(s);
         free(s->pend);
+        free(s->snap_xip);
         progress_free(&s->cur);
         progress_free(&s->done);
         wc_buf_free(&s->next);
@@ -451,8 +463,10 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 if (r == 0)
                         r = append_ident(s, q, cols[i].name);
         }
+        /* the statement's snapshot, to check it against the stream */
         if (r == 0)
-                r = wc_buf_append_str(q, " FROM ONLY ");
+                r = wc_buf_append_str(
+                    q, ",pg_catalog.pg_current_snapshot()::text FROM ONLY ");
         if (r == 0)
                 r = append_ident(s, q, t->schema);
         if (r == 0)
@@ -647,7 +661,67 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                 return -ENOMEM;
         s->chunk++;
         s->phase = P_LOW;
+        s->rec_start = s->ring_count;
         return 0;
+}
+
+/* "xmin:xmax:xip,xip,..." (pg_snapshot's text). */
+static int parse_snapshot(struct wc_snapshot *s, const char *text)
+{
+        char *end;
+        size_t n = 0;
+
+        s->have_snap = false;
+        s->snap_nxip = 0;
+        s->snap_xmin = strtoull(text, &end, 10);
+        if (*end != ':')
+                return -EBADMSG;
+        s->snap_xmax = strtoull(end + 1, &end, 10);
+        if (*end != ':')
+                return -EBADMSG;
+        for (const char *p = end + 1; *p; p++)
+                n += *p == ',';
+        free(s->snap_xip);
+        s->snap_xip = calloc(n + 1, sizeof(*s->snap_xip));
+        if (!s->snap_xip)
+                return -ENOMEM;
+        for (const char *p = end + 1; *p;) {
+                s->snap_xip[s->snap_nxip++] = strtoull(p, &end, 10);
+                if (end == p || (*end && *end != ','))
+                        return -EBADMSG;
+                p = *end ? end + 1 : end;
+        }
+        s->have_snap = true;
+        return 0;
+}
+
+/* Is the stream's (32-bit) xid invisible to the chunk's snapshot? */
+static bool invisible(const struct wc_snapshot *s, uint32_t xid)
+{
+        if ((int32_t)(xid - (uint32_t)s->snap_xmax) >= 0)
+                return true;
+        for (size_t i = 0; i < s->snap_nxip; i++)
+                if ((uint32_t)s->snap_xip[i] == xid)
+                        return true;
+        return false;
+}
+
+/*
+ * A transaction the stream read before the chunk's keys were taken, but
+ * invisible to the chunk's SELECT (its commit record was written, it had
+ * not yet left the proc array): its changes are missing from the chunk
+ * and were not taken out of it.  The chunk must be read again.
+ */
+static bool torn(const struct wc_snapshot *s)
+{
+        uint64_t n = s->ring_count < 4096 ? s->ring_count : 4096;
+
+        if (!s->have_snap)
+                return false;
+        for (uint64_t i = s->ring_count - n; i < s->rec_start; i++)
+                if (invisible(s, s->ring[i % 4096]))
+                        return true;
+        return false;
 }
 
 static int got_read(struct wc_snapshot *s, PGresult *res)
@@ -659,8 +733,11 @@ static int got_read(struct wc_snapshot *s, PGresult *res)
         bool *nulls;
 
         (void)wc_snap_chunk_cols(s->k, &ncols);
-        if ((uint32_t)PQnfields(res) != ncols)
+        if ((uint32_t)PQnfields(res) != ncols + 1)
                 return -EBADMSG;
+        r = n ? parse_snapshot(s, PQgetvalue(res, 0, (int)ncols)) : 0;
+        if (r < 0)
+                return r;
         texts = calloc(ncols, sizeof(*texts));
         lens = calloc(ncols, sizeof(*lens));
         nulls = calloc(ncols, sizeof(*nulls));
@@ -969,7 +1046,19 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
                 return 0;
         }
         /* P_HIGH: the stream was faster than the statement's result */
-        return s->window && (s->phase == P_WAIT || s->phase == P_HIGH) ? 1 : 0;
+        if (!s->window || (s->phase != P_WAIT && s->phase != P_HIGH))
+                return 0;
+        if (torn(s)) {
+                /* read the chunk again, with new watermarks; the keys
+                 * taken so far stay (dropping a row is always safe) */
+                wc_snap_chunk_clear_rows(s->k);
+                s->window = false;
+                s->chunk++;
+                s->phase = P_LOW;
+                s->torn++;
+                return 0;
+        }
+        return 1;
 }
 
 const char *wc_snapshot_take_notice(struct wc_snapshot *s)
@@ -983,9 +1072,29 @@ const char *wc_snapshot_take_notice(struct wc_snapshot *s)
         return out;
 }
 
+/*
+ * The keys are taken from the stream from the moment the chunk's table is
+ * known (its first chunk) or the previous chunk was delivered, not only
+ * from the low watermark on: a transaction whose commit record precedes
+ * the low watermark can still be invisible to the chunk's SELECT (a
+ * backend writes its commit record before it leaves the proc array), and
+ * its change must then stand too.  Taking a key out of a chunk is always
+ * safe: the streamed change for it is in the output, and the last one
+ * for a key is the newest.
+ */
+void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid)
+{
+        if (!s)
+                return;
+        s->ring[s->ring_count % 4096] = xid;
+        s->ring_count++;
+}
+
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
 {
-        if (!s || !s->window || !s->k)
+        if (!s || !s->k ||
+            (s->phase != P_LOW && s->phase != P_READ && s->phase != P_HIGH &&
+             s->phase != P_WAIT))
                 return 0;
         return wc_snap_chunk_observe(s->k, c);
 }
@@ -1023,6 +1132,7 @@ void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
         } else {
                 s->chunk++;
                 s->phase = P_LOW;
+                s->rec_start = s->ring_count;
         }
         /* the progress after this chunk, confirmed with end_lsn */
         if (s->npend == s->cappend) {

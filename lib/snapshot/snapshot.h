@@ -100,8 +100,13 @@ int wc_snapshot_cancel_format(struct wc_buf *b, uint64_t id);
  * nothing. */
 const char *wc_snapshot_take_notice(struct wc_snapshot *s);
 
-/* A change the stream read: inside a window, it removes its keys from the
- * chunk.  0 or -ENOMEM. */
+/* The stream read the begin of transaction xid: a chunk whose SELECT did
+ * not see a transaction read before its keys were taken is read again. */
+void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid);
+
+/* A change the stream read: from the previous chunk's delivery (or the
+ * table's first chunk) to this chunk's high watermark, it removes its keys
+ * from the chunk.  0 or -ENOMEM. */
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c);
 
 /* The chunk's rows to deliver: i from 0 while it returns >= 0; 1 for a row
