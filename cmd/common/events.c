@@ -11,8 +11,9 @@
 static const char *signal_name(uint32_t kind)
 {
         static const char *const names[WALCAST_SIG__COUNT] = {
-            "begin",       "insert",   "update",  "delete",
-            "bulk_delete", "truncate", "message", "commit",
+            "begin",       "insert",         "update",       "delete",
+            "bulk_delete", "truncate",       "message",      "commit",
+            "read",        "snapshot_begin", "snapshot_end",
         };
         return kind < WALCAST_SIG__COUNT ? names[kind] : "?";
 }
@@ -139,12 +140,18 @@ static void pipeline_debug(void *ud, const char *msg)
         log_debug("%s", msg);
 }
 
+static void snapshot_planned(void *ud)
+{
+        wc_runner_snapshot_planned(ud);
+}
+
 static const struct wc_pipeline_ops pipeline_ops = {
     .begin = txn_begun,
     .change = change_delivered,
     .commit = txn_committed,
     .failed = sink_failed,
     .debug = pipeline_debug,
+    .snapshot = snapshot_planned,
 };
 
 /* The pipeline works with the filter, sinks, checkpoint and limits in
@@ -161,6 +168,7 @@ void wc_runner_configure_pipeline(struct runner *rn)
             .deliver_heartbeats = rn->cfg->heartbeat.deliver,
             .max_in_flight_changes = rn->cfg->limits.max_in_flight_changes,
             .max_in_flight_bytes = rn->cfg->limits.max_in_flight_bytes,
+            .snapshot = rn->snap,
         };
 
         wc_pipeline_configure(rn->pl, &c);

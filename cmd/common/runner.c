@@ -27,6 +27,7 @@
 #include "stream/catalog.h"
 #include "stream/heartbeat.h"
 #include "stream/stream.h"
+#include "snapshot/snapshot.h"
 
 /* How long a stop waits for the server to end the copy. */
 #define STOP_STREAM_MS 5000
@@ -201,19 +202,19 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 {
         size_t nplug, base = with_stream ? 2 : 1;
         int64_t timeout = deadline - now_ms();
-        int hb_fd = -1;
-        short hb_events = 0;
+        int hb_fd = -1, snap_fd = -1;
+        short hb_events = 0, snap_events = 0;
         struct pollfd *pfd;
 
         /* as many slots as the plugins watch descriptors, and the three
          * of our own: a sink with a connection pool may watch hundreds */
         nplug = wc_plugin_host_pollfds(rn->host, NULL, 0);
-        if (3 + nplug > rn->npfd) {
-                size_t n = 3 + nplug + nplug / 2 + 16;
+        if (4 + nplug > rn->npfd) {
+                size_t n = 4 + nplug + nplug / 2 + 16;
                 pfd = realloc(rn->pfd, n * sizeof(*pfd));
                 if (!pfd) {
                         log_error("poll: out of memory for %zu descriptors",
-                                  3 + nplug);
+                                  4 + nplug);
                         return -ENOMEM;
                 }
                 rn->pfd = pfd;
@@ -232,6 +233,11 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
                 hb_fd = wc_heartbeat_pollfd(rn->hb, &hb_events);
         if (hb_fd >= 0)
                 pfd[base++] = (struct pollfd){.fd = hb_fd, .events = hb_events};
+        if (rn->snap)
+                snap_fd = wc_snapshot_pollfd(rn->snap, &snap_events);
+        if (snap_fd >= 0)
+                pfd[base++] =
+                    (struct pollfd){.fd = snap_fd, .events = snap_events};
         nplug = wc_plugin_host_pollfds(rn->host, pfd + base, rn->npfd - base);
         if (timeout < 0)
                 timeout = 0;
@@ -241,8 +247,10 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         }
         if (pfd[0].revents & POLLIN)
                 read_signals(rn);
-        if (hb_fd >= 0 && pfd[base - 1].revents)
+        if (hb_fd >= 0 && pfd[base - 1 - (snap_fd >= 0)].revents)
                 wc_runner_heartbeat_step(rn);
+        if (snap_fd >= 0 && pfd[base - 1].revents)
+                wc_runner_snapshot_step(rn);
         wc_plugin_host_dispatch(rn->host, pfd + base, nplug);
         return 0;
 }
@@ -274,6 +282,8 @@ static int loop(struct runner *rn)
                         deadline = rn->next_watchdog_ms;
                 if (rn->hb && rn->next_heartbeat_ms < deadline)
                         deadline = rn->next_heartbeat_ms;
+                if (wc_runner_snapshot_due(rn) < deadline)
+                        deadline = wc_runner_snapshot_due(rn);
                 /* at a boundary, the reload waits no longer than this;
                  * inside a transaction the reading goes on to one */
                 if (rn->next_cfg && !wc_pipeline_in_txn(rn->pl) &&
@@ -301,6 +311,7 @@ static int loop(struct runner *rn)
                         return wc_kafka_sinks_stop();
                 wc_runner_watchdog(rn);
                 wc_runner_heartbeat_tick(rn);
+                wc_runner_snapshot_tick(rn);
                 wc_runner_reload_overdue(rn);
                 /* no checkpoint yet: the first start waits (a busy
                  * slot), and nothing was ever in flight */
@@ -574,6 +585,7 @@ out:
         wc_plugin_host_free(rn.host);
         wc_bus_free(rn.bus);
         wc_pipeline_free(rn.pl);
+        wc_snapshot_free(rn.snap);
         wc_checkpoint_free(rn.cp);
         wc_filter_free(rn.route);
         wc_decoder_free(rn.dec);

@@ -53,6 +53,14 @@ struct runner {
         int64_t next_heartbeat_ms;
         bool heartbeat_failing; /* its last beat failed (logged once) */
 
+        /* the running snapshot (snapshot/snapshot.h), NULL none; its
+         * next step after a failure not before snap_retry_ms */
+        struct wc_snapshot *snap;
+        int64_t snap_retry_ms;
+        bool snap_was_running;
+        bool snap_save_failing; /* the last write failed (logged once) */
+        char snap_path[4200];   /* its progress file; "" none */
+
         /* why wal2json skipped a change, per table (stream/catalog.h) */
         struct wc_catalog *catalog;
         /* pgoutput: the transaction held until its commit */
@@ -167,6 +175,17 @@ void wc_runner_watchdog(struct runner *rn);
 int wc_runner_heartbeat_start(struct runner *rn);
 void wc_runner_heartbeat_tick(struct runner *rn);
 void wc_runner_heartbeat_step(struct runner *rn);
+
+/* snapshot.c: the initial snapshot when the slot was just created (0 or
+ * <0, logged); the snapshot's connection when its socket is ready; its
+ * next step and progress (every loop); when it wants the loop back. */
+int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
+                             unsigned optional_refused);
+void wc_runner_snapshot_step(struct runner *rn);
+void wc_runner_snapshot_tick(struct runner *rn);
+int64_t wc_runner_snapshot_due(const struct runner *rn);
+/* a request or cancel read from the stream: saved at once */
+void wc_runner_snapshot_planned(struct runner *rn);
 
 /* sinks.c: adds the sinks of rn->cfg (tail: stdout) to rn->host.  0, or
  * <0 with the error logged. */

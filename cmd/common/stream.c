@@ -584,6 +584,10 @@ int wc_runner_start_stream(struct runner *rn)
                 if (!rn->cp)
                         return -ENOMEM;
                 wc_runner_configure_pipeline(rn);
+                r = wc_runner_snapshot_start(rn, info->slot_created,
+                                             info->optional_refused);
+                if (r < 0)
+                        return r;
                 /* where the slot is: sending it again is no progress */
                 rn->sent_flush = info->slot_confirmed;
                 /* the metrics are right before the first status message */

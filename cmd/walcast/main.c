@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "decode/decoder.h"
 #include "demo.h"
+#include "snapshot.h"
 #include "stream/stream.h"
 
 static void usage(FILE *f)
@@ -23,6 +24,8 @@ static void usage(FILE *f)
                 "       walcast slot status|create|drop -c FILE [--force]\n"
                 "       walcast tail -c FILE [--slot NAME] [--limit N] "
                 "[--endpos LSN]\n"
+                "       walcast snapshot -c FILE PATTERN...\n"
+                "       walcast snapshot status|cancel -c FILE\n"
                 "       walcast demo [--keep] [--port N] "
                 "[--sink file|plugin|kafka] [--bootstrap HOST:PORT]\n"
                 "       walcast --version\n"
@@ -43,6 +46,12 @@ static void usage(FILE *f)
                 "anything;\n"
                 "               --endpos LSN stops once the changes up to "
                 "LSN are printed\n"
+                "  snapshot     ask walcastd to read the tables PATTERN names "
+                "(TABLE or\n"
+                "               SCHEMA.TABLE, globs allowed) beside the "
+                "stream; status\n"
+                "               shows the progress, cancel gives every "
+                "table left up\n"
                 "  demo         run walcastd on a throwaway PostgreSQL while a "
                 "short workload\n"
                 "               runs, print the changes, then stop and "
@@ -304,6 +313,7 @@ static int cmd_slot(const char *verb, const struct wc_config *cfg,
         if (dir && wc_state_read(path, &saved, err, sizeof(err)) == 1)
                 printf("state_confirmed_lsn: %s\n",
                        wc_lsn_format(saved.confirmed, a));
+        wc_print_snapshot_status(cfg, slot, NULL);
 out:
         if (r < 0)
                 log_error("%s", err);
@@ -335,6 +345,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "demo") == 0)
                 return wc_demo_main(argc - 1, argv + 1);
+        if (strcmp(cmd, "snapshot") == 0)
+                return wc_cmd_snapshot(argc - 1, argv + 1);
         if (strcmp(cmd, "slot") == 0) {
                 if (argc < 3 ||
                     (strcmp(argv[2], "status") && strcmp(argv[2], "create") &&

@@ -309,6 +309,9 @@ static void fill_signal(struct walcast_signal *sig, uint32_t kind,
                 sig->tenant = tenant.ptr;
                 sig->tenant_len = (uint32_t)tenant.len;
         }
+        if (c->op == WC_OP_READ)
+                sig->snapshot = WALCAST_SNAPSHOT_ROW |
+                                (c->snapshot_last ? WALCAST_SNAPSHOT_LAST : 0);
         sig->columns = c->columns;
         sig->identity = c->identity;
         sig->pk = c->pk;
@@ -613,6 +616,8 @@ static uint32_t kind_of(enum wc_op op)
                 return WALCAST_SIG_TRUNCATE;
         case WC_OP_MESSAGE:
                 return WALCAST_SIG_MESSAGE;
+        case WC_OP_READ:
+                return WALCAST_SIG_READ;
         default:
                 return KINDS;
         }
@@ -662,6 +667,32 @@ int wc_bus_dispatch(struct wc_bus *b, const struct wc_change *c,
         if (b->bulk.nkeys >= b->bulk_batch)
                 r = bulk_flush(b, ret_err);
         return r;
+}
+
+int wc_bus_table_signal(struct wc_bus *b, uint32_t kind,
+                        const struct wc_change *c,
+                        const struct walcast_txn *txn,
+                        struct wc_bus_error *ret_err)
+{
+        const struct table_route *rt;
+        struct walcast_signal sig;
+        int r;
+
+        if (kind >= KINDS || !c->schema)
+                return -EINVAL;
+        if (b->bulk.active) {
+                r = bulk_flush(b, ret_err);
+                if (r < 0)
+                        return r;
+        }
+        fill_signal(&sig, kind, c, txn);
+        sig.columns = (struct walcast_columns){0};
+        sig.pk = (struct walcast_columns){0};
+        sig.snapshot = 0;
+        rt = route_of(b, c->schema, c->schema_len, c->table, c->table_len);
+        if (!rt)
+                return -ENOMEM;
+        return call_all(b, rt->list[kind], rt->count[kind], &sig, ret_err);
 }
 
 int wc_bus_begin(struct wc_bus *b, const struct walcast_txn *txn,

@@ -68,6 +68,14 @@ int wc_bus_dispatch(struct wc_bus *b, const struct wc_change *c,
                     const struct walcast_txn *txn,
                     struct wc_bus_error *ret_err);
 
+/* A signal of one table without a row (snapshot_begin, snapshot_end):
+ * schema, table and lsn from c, to the handlers of kind for that table.
+ * 0, -ECANCELED (*ret_err), -EINVAL, -ENOMEM. */
+int wc_bus_table_signal(struct wc_bus *b, uint32_t kind,
+                        const struct wc_change *c,
+                        const struct walcast_txn *txn,
+                        struct wc_bus_error *ret_err);
+
 /* begin: to every begin handler. */
 int wc_bus_begin(struct wc_bus *b, const struct walcast_txn *txn,
                  struct wc_bus_error *ret_err);

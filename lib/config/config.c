@@ -54,6 +54,12 @@ static const struct wc_key_value decoder_values[] = {
     {NULL, 0},
 };
 
+static const struct wc_key_value keyless_values[] = {
+    {"refuse", 0},
+    {"whole", 1},
+    {NULL, 0},
+};
+
 static const struct wc_key_value log_level_values[] = {
     {"err", WC_LOG_ERR},       {"warning", WC_LOG_WARNING},
     {"notice", WC_LOG_NOTICE}, {"info", WC_LOG_INFO},
@@ -125,6 +131,23 @@ static const struct wc_key heartbeat_keys[] = {
     {WC_KEY(WC_KEY_BOOL, "deliver", "false",
             offsetof(struct wc_config, heartbeat.deliver),
             "pass heartbeat messages to the sinks")},
+    {.name = NULL},
+};
+
+static const struct wc_key snapshot_keys[] = {
+    {WC_KEY(WC_KEY_BOOL, "initial", "false",
+            offsetof(struct wc_config, snapshot.initial),
+            "read every included table's rows when walcastd creates the "
+            "slot")},
+    {WC_KEY(WC_KEY_UINT32, "chunk_size", "10000",
+            offsetof(struct wc_config, snapshot.chunk_size),
+            "rows read between one pair of watermarks"),
+     .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_ENUM, "keyless", "refuse",
+            offsetof(struct wc_config, snapshot.keyless_whole),
+            "a table without a primary key: refuse it, or read it whole in "
+            "one pass"),
+     .noun = "snapshot.keyless", .values = keyless_values},
     {.name = NULL},
 };
 
@@ -211,6 +234,9 @@ static const struct wc_key root_keys[] = {
      .section = heartbeat_keys},
     {WC_KEY(WC_KEY_SECTION, "limits", NULL, 0, "bounds on what is in flight"),
      .section = limits_keys},
+    {WC_KEY(WC_KEY_SECTION, "snapshot", NULL, 0,
+            "the rows that exist before the stream (docs/snapshots.md)"),
+     .section = snapshot_keys},
     {WC_KEY(WC_KEY_ABS_PATH, "state_dir", NULL,
             offsetof(struct wc_config, state_dir),
             "directory of the slot's state file; default $STATE_DIRECTORY")},

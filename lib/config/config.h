@@ -91,6 +91,12 @@ struct wc_config {
                 uint32_t max_in_flight_changes; /* default 100000 */
                 uint64_t max_in_flight_bytes;   /* default 64 MiB */
         } limits;
+        struct {
+                bool initial;        /* snapshot when the slot is created */
+                uint32_t chunk_size; /* rows per chunk; default 10000 */
+                /* keyless: whole (true) or refuse (default) */
+                int keyless_whole;
+        } snapshot;
         struct wc_sink_config *sinks;
         size_t nsinks;
         struct {

@@ -66,6 +66,7 @@ enum wc_op {
         WC_OP_DELETE,
         WC_OP_TRUNCATE,
         WC_OP_MESSAGE,
+        WC_OP_READ, /* a row a snapshot read (lib/snapshot/) */
         WC_OP__COUNT,
 };
 
@@ -127,6 +128,8 @@ struct wc_change {
          * values that `identity` does not carry either (name and type,
          * no value); pgoutput says which, wal2json does not (count 0) */
         struct walcast_columns missing;
+        /* read: the last row of its table's snapshot */
+        bool snapshot_last;
 };
 
 /* Log levels: syslog priorities, the same numbers as <walcast/plugin.h>'s

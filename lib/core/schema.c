@@ -8,7 +8,7 @@ static const char *const op_names[WC_OP__COUNT] = {
     [WC_OP_BEGIN] = "begin",     [WC_OP_COMMIT] = "commit",
     [WC_OP_INSERT] = "insert",   [WC_OP_UPDATE] = "update",
     [WC_OP_DELETE] = "delete",   [WC_OP_TRUNCATE] = "truncate",
-    [WC_OP_MESSAGE] = "message",
+    [WC_OP_MESSAGE] = "message", [WC_OP_READ] = "read",
 };
 
 const char *wc_op_name(enum wc_op op)

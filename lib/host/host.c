@@ -91,12 +91,13 @@ static void api_log(struct walcast_plugin *self, int32_t level, const char *fmt,
                                     (enum wc_log_level)level, msg);
 }
 
-/* Does the sink's filter take signals of kind?  begin and commit are not
- * operations: every sink has them. */
+/* Does the sink's filter take signals of kind?  begin, commit and a
+ * table's snapshot_begin/end are not operations: every sink has them. */
 static bool filter_takes(const struct wc_filter_config *f, uint32_t kind)
 {
         switch (kind) {
         case WALCAST_SIG_INSERT:
+        case WALCAST_SIG_READ: /* a snapshot's rows go where inserts go */
                 return f->ops & WC_OP_BIT(WC_OP_INSERT);
         case WALCAST_SIG_UPDATE:
                 return f->ops & WC_OP_BIT(WC_OP_UPDATE);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus/bus.h"
 #include "checkpoint/checkpoint.h"
@@ -11,6 +13,7 @@
 #include "pipeline/pipeline.h"
 #include "host/host.h"
 #include "core/filter.h"
+#include "snapshot/snapshot.h"
 
 struct wc_pipeline {
         struct wc_pipeline_config c;
@@ -141,6 +144,8 @@ void wc_pipeline_reset(struct wc_pipeline *p)
         wc_checkpoint_reset(p->c.checkpoint);
         wc_bus_reset(p->c.bus);
         p->in_txn = false;
+        if (p->c.snapshot)
+                wc_snapshot_reset(p->c.snapshot);
 }
 
 void wc_pipeline_restart(struct wc_pipeline *p, wc_lsn from)
@@ -202,6 +207,112 @@ static bool is_heartbeat(const struct wc_pipeline *p, const struct wc_change *c)
                memcmp(c->prefix, h, c->prefix_len) == 0;
 }
 
+/*
+ * A snapshot chunk's high watermark: the rows the stream did not touch
+ * between its watermarks go out as read changes, in key order, as a
+ * transaction of their own that ends at the watermark's position.
+ */
+static int deliver_chunk(struct wc_pipeline *p, const struct wc_change *mark,
+                         char *errbuf, size_t errlen)
+{
+        struct wc_snapshot *s = p->c.snapshot;
+        struct wc_bus_error e;
+        struct wc_change row, table;
+        struct timespec now;
+        bool first, last;
+        size_t last_row = SIZE_MAX;
+        int r, r2;
+
+        /* no commit time from the server: when the rows are delivered */
+        clock_gettime(CLOCK_REALTIME, &now);
+        p->txn = (struct walcast_txn){
+            .commit_lsn = mark->lsn,
+            .end_lsn = mark->lsn,
+            .commit_time_us =
+                (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+        };
+        p->txn_changes = 0;
+        p->txn_bytes = 0;
+        if (p->ops->begin)
+                p->ops->begin(p->ops->ud, &p->txn);
+        r = track(p, mark->lsn, 0, errbuf, errlen);
+        if (r < 0)
+                return r;
+        r = wc_bus_begin(p->c.bus, &p->txn, &e);
+        wc_snapshot_chunk_edges(s, &first, &last, &table);
+        table.lsn = mark->lsn;
+        /* the last row left, for the table's last chunk */
+        for (size_t i = 0; last && (r2 = wc_snapshot_row(s, i, &row)) >= 0; i++)
+                if (r2 == 0)
+                        last_row = i;
+        if (r == 0 && first)
+                r = wc_bus_table_signal(p->c.bus, WALCAST_SIG_SNAPSHOT_BEGIN,
+                                        &table, &p->txn, &e);
+        for (size_t i = 0; r == 0; i++) {
+                r = wc_snapshot_row(s, i, &row);
+                if (r == -ENOENT) {
+                        r = 0;
+                        break;
+                }
+                if (r == 1) {
+                        r = 0;
+                        continue;
+                }
+                row.lsn = mark->lsn;
+                row.snapshot_last = last && i == last_row;
+                r = wc_bus_dispatch(p->c.bus, &row, &p->txn, &e);
+                if (r == 0) {
+                        p->txn_changes++;
+                        /* limits.max_in_flight_bytes: the values' text,
+                         * about what the stream's message would be */
+                        for (uint32_t j = 0; j < row.columns.count; j++)
+                                p->txn_bytes += row.columns.items[j].value_len +
+                                                row.columns.items[j].name_len +
+                                                32;
+                        if (p->ops->change)
+                                p->ops->change(p->ops->ud, &row);
+                }
+        }
+        if (r == 0 && last)
+                r = wc_bus_table_signal(p->c.bus, WALCAST_SIG_SNAPSHOT_END,
+                                        &table, &p->txn, &e);
+        wc_snapshot_delivered(s, mark->lsn);
+        p->read_to = mark->lsn;
+        if (r == -ECANCELED) {
+                failed(p, wc_plugin_owner_name(e.owner), &e);
+                return 0;
+        }
+        if (r < 0) {
+                wc_errorf(errbuf, errlen, "signal dispatch: %s", strerror(-r));
+                return r;
+        }
+        return commit(p, errbuf, errlen);
+}
+
+/* Watermarks and requests: never passed on, whatever the filter says; a
+ * change inside a chunk's window takes its keys out of the chunk.  1 when
+ * c is done with. */
+static int snapshot_side(struct wc_pipeline *p, const struct wc_change *c,
+                         char *errbuf, size_t errlen)
+{
+        int r;
+
+        if (wc_snapshot_is_message(c)) {
+                r = p->c.snapshot ? wc_snapshot_message(p->c.snapshot, c) : 0;
+                if (r == 1) {
+                        r = deliver_chunk(p, c, errbuf, errlen);
+                        return r < 0 ? r : 1;
+                }
+                if (r == 2 && p->ops->snapshot)
+                        p->ops->snapshot(p->ops->ud);
+                return 1;
+        }
+        if (p->c.snapshot && wc_snapshot_observe(p->c.snapshot, c) < 0)
+                return wc_fail(errbuf, errlen, -ENOMEM,
+                               "out of memory for a snapshot chunk's keys");
+        return 0;
+}
+
 /* One change of a message of len bytes. */
 static int handle(struct wc_pipeline *p, const struct wc_change *c, size_t len,
                   char *errbuf, size_t errlen)
@@ -225,6 +336,7 @@ static int handle(struct wc_pipeline *p, const struct wc_change *c, size_t len,
                         p->high = c->end_lsn;
                 p->txn_changes = 0;
                 p->txn_bytes = len;
+                wc_snapshot_saw_txn(p->c.snapshot, c->xid);
                 if (p->ops->begin)
                         p->ops->begin(p->ops->ud, &p->txn);
                 r = track(p, c->end_lsn, 0, errbuf, errlen);
@@ -244,6 +356,9 @@ static int handle(struct wc_pipeline *p, const struct wc_change *c, size_t len,
                 p->read_to = p->txn.end_lsn;
                 return commit(p, errbuf, errlen);
         default:
+                r = snapshot_side(p, c, errbuf, errlen);
+                if (r != 0)
+                        return r < 0 ? r : 0;
                 if (!wc_filter_match(p->c.route, c))
                         return 0;
                 if (!p->c.deliver_heartbeats && is_heartbeat(p, c))

@@ -38,6 +38,7 @@ struct wc_decoder;
 struct wc_pipeline;
 struct wc_plugin_host;
 struct wc_filter;
+struct wc_snapshot;
 
 /* What the pipeline works with; everything is borrowed until the next
  * wc_pipeline_configure() or wc_pipeline_free(). */
@@ -55,6 +56,9 @@ struct wc_pipeline_config {
         /* limits.max_in_flight_changes and _bytes */
         uint64_t max_in_flight_changes;
         uint64_t max_in_flight_bytes;
+        /* the running snapshots (NULL: none); their watermarks are never
+         * passed on, with or without it */
+        struct wc_snapshot *snapshot;
 };
 
 /* What the pipeline reports; every callback may be NULL. */
@@ -74,6 +78,9 @@ struct wc_pipeline_ops {
         /* a debug line */
         void (*debug)(void *ud, const char *msg);
         void *ud;
+        /* a snapshot request or cancel changed the snapshot's plan: make
+         * it durable before anything after it is confirmed */
+        void (*snapshot)(void *ud);
 };
 
 /* Borrows ops for its lifetime.  NULL when out of memory. */

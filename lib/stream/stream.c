@@ -290,6 +290,11 @@ static const char pinned_settings[] =
     "-c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C "
     "-c search_path= -c quote_all_identifiers=off";
 
+const char *wc_stream_pinned_settings(void)
+{
+        return pinned_settings;
+}
+
 /* TCP keepalives and a bound on unacknowledged data, for a network path
  * that drops packets without a word: the connection fails within about
  * a minute instead of the system's two hours (keepalives) or fifteen

@@ -115,6 +115,11 @@ void wc_stream_set_notice_handler(struct wc_stream *s, wc_stream_notice_fn fn,
 int wc_stream_keepalive_defaults(const char *dsn, const char **keys,
                                  const char **vals, size_t max);
 
+/* The session settings the replication connection pins (libpq "options"
+ * text: "-c datestyle=ISO ..."), for an ordinary connection that must
+ * render values the same way (a snapshot's). */
+const char *wc_stream_pinned_settings(void);
+
 /* Connects and runs IDENTIFY_SYSTEM; checks wal_level.  The settings that
  * shape the output plugin's text are pinned on the connection (DateStyle,
  * IntervalStyle, TimeZone, extra_float_digits, bytea_output,

@@ -83,6 +83,9 @@ static const char *const signal_names[WALCAST_SIG__COUNT] = {
     [WALCAST_SIG_TRUNCATE] = "truncate",
     [WALCAST_SIG_MESSAGE] = "message",
     [WALCAST_SIG_COMMIT] = "commit",
+    [WALCAST_SIG_READ] = "read",
+    [WALCAST_SIG_SNAPSHOT_BEGIN] = "snapshot_begin",
+    [WALCAST_SIG_SNAPSHOT_END] = "snapshot_end",
 };
 
 /* ---- building lines ----------------------------------------------------
@@ -250,6 +253,7 @@ static void put_line(struct jsonl *j, const struct walcast_signal *sig)
 
         switch (sig->kind) {
         case WALCAST_SIG_INSERT:
+        case WALCAST_SIG_READ: /* a snapshot's row (ABI 1.4) */
                 put_str(j, ",\"columns\":");
                 put_columns(j, &sig->columns);
                 break;
@@ -742,6 +746,10 @@ static int32_t jsonl_init(const struct walcast_host *host,
 
         /* sender NULL: every schema the sink's `schemas:` lets through */
         for (uint32_t kind = 0; kind < WALCAST_SIG__COUNT; kind++) {
+                /* a snapshot's signals exist since ABI 1.4 */
+                if (kind >= WALCAST_SIG_READ &&
+                    (host->abi_major != 1 || host->abi_minor < 4))
+                        continue;
                 if (host->connect(self, kind, NULL, NULL, on_signal, j) !=
                     WALCAST_OK) {
                         snprintf(errbuf, errlen,

@@ -140,7 +140,8 @@ def expected_messages(changes, tombstones=True):
         source = {"connector": "walcast", "db": DB, "schema": e["schema"],
                   "table": e["table"], "lsn": h.lsn_int(e["lsn"]),
                   "txId": int(e["xid"]),
-                  "ts_ms": h.ts_micros(e["commit_time"]) // 1000}
+                  "ts_ms": h.ts_micros(e["commit_time"]) // 1000,
+                  "snapshot": "false"}
 
         def key(row):
             return {p: row[p] for p in pk} if pk else None
@@ -197,7 +198,8 @@ def check_envelope(r, problems):
         return
     s = v["source"]
     if list(s.keys()) != ["connector", "version", "db", "schema", "table",
-                          "lsn", "txId", "ts_ms"]:
+                          "lsn", "txId", "ts_ms", "snapshot"] or \
+            s["snapshot"] != "false":
         problems.append("%s@%d: source keys %s" % (r.topic, r.offset,
                                                    list(s.keys())))
     if s.get("version") != VERSION:

@@ -8,7 +8,7 @@
  *   out         file to append to (required; absolute path advised)
  *   sender      sender filter passed to host->connect (default: any)
  *   table       table filter passed to host->connect (default: every table)
- *   kinds       comma list of signal names to connect (default: all eight)
+ *   kinds       comma list of signal names to connect (default: all)
  *   fail_every  N: every Nth call of a data handler (everything but begin
  *               and commit) returns WALCAST_ERROR.  The count runs over
  *               the instance's whole life, so the replayed call succeeds.
@@ -91,6 +91,9 @@ static const char *const kind_names[WALCAST_SIG__COUNT] = {
     [WALCAST_SIG_TRUNCATE] = "truncate",
     [WALCAST_SIG_MESSAGE] = "message",
     [WALCAST_SIG_COMMIT] = "commit",
+    [WALCAST_SIG_READ] = "read",
+    [WALCAST_SIG_SNAPSHOT_BEGIN] = "snapshot_begin",
+    [WALCAST_SIG_SNAPSHOT_END] = "snapshot_end",
 };
 
 struct buf {

@@ -290,7 +290,8 @@ static char *value_of(const struct walcast_signal *s, char op,
 #define SOURCE_JSON(db)                                                        \
         "\"source\":{\"connector\":\"walcast\",\"version\":\"" WALCAST_VERSION \
         "\",\"db\":" db ",\"schema\":\"town6-govikon\",\"table\":\"t\","       \
-        "\"lsn\":22312704,\"txId\":728,\"ts_ms\":1795614503648}"
+        "\"lsn\":22312704,\"txId\":728,\"ts_ms\":1795614503648,"               \
+        "\"snapshot\":\"false\"}"
 
 static void test_value(void **state)
 {
@@ -358,7 +359,8 @@ static void test_value(void **state)
         early.commit_time_us = -1500;
         s.txn = &early;
         v = value_of(&s, 't', NULL, NULL, "app");
-        assert_non_null(strstr(v, "\"txId\":728,\"ts_ms\":-2}"));
+        assert_non_null(
+            strstr(v, "\"txId\":728,\"ts_ms\":-2,\"snapshot\":\"false\"}"));
         free(v);
 
         /* SQL NULL stays null; an empty row is {} */
@@ -408,8 +410,8 @@ static void test_value_parts(void **state)
                             "\",\"db\":\"app\",\"schema\":\"town6-govikon\","
                             "\"table\":\"t\",\"lsn\":");
         assert_int_equal(wc_kafka_format_txn(&tx, &txn), 0);
-        assert_string_equal(tx.data,
-                            ",\"txId\":728,\"ts_ms\":1795614503648},\"op\":\"");
+        assert_string_equal(tx.data, ",\"txId\":728,\"ts_ms\":1795614503648,"
+                                     "\"snapshot\":\"false\"},\"op\":\"");
         for (int i = 0; i < 2; i++) {
                 const struct walcast_columns *before = i ? &key : NULL;
 
@@ -429,6 +431,28 @@ static void test_value_parts(void **state)
                 assert_string_equal(a.data, b.data);
                 assert_int_equal(a.len, strlen(a.data));
         }
+
+        /* a snapshot's row: op "r", source.snapshot "true", and "last"
+         * on the last row of its table */
+        s.kind = WALCAST_SIG_READ;
+        for (int i = 0; i < 2; i++) {
+                s.snapshot =
+                    WALCAST_SNAPSHOT_ROW | (i ? WALCAST_SNAPSHOT_LAST : 0);
+                wc_buf_reset(&a);
+                assert_int_equal(wc_kafka_format_envelope(
+                                     &a, &(struct wc_str){src.data, src.len},
+                                     &(struct wc_str){tx.data, tx.len}, &s, 'r',
+                                     NULL, &cols, 1795614504000),
+                                 0);
+                assert_non_null(
+                    strstr(a.data, i ? ",\"ts_ms\":1795614503648,\"snapshot\":"
+                                       "\"last\"},\"op\":\"r\",\"ts_ms\":"
+                                     : ",\"ts_ms\":1795614503648,\"snapshot\":"
+                                       "\"true\"},\"op\":\"r\",\"ts_ms\":"));
+                assert_null(strstr(a.data, "false"));
+                assert_non_null(strstr(a.data, "{\"before\":null,"));
+        }
+        s.kind = WALCAST_SIG_UPDATE;
 
         /* every control character escaped; a row of one column */
         wc_buf_reset(&a);

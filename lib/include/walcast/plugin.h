@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define WALCAST_ABI_MAJOR 1
-#define WALCAST_ABI_MINOR 4
+#define WALCAST_ABI_MINOR 5
 
 /*
  * Whether p, a struct walcast_signal or walcast_host from the host (or
@@ -106,7 +106,17 @@ enum walcast_signal_kind {
         /* pg_logical_emit_message() */
         WALCAST_SIG_MESSAGE = 6,
         WALCAST_SIG_COMMIT = 7,
-        WALCAST_SIG__COUNT = 8
+        /* ABI 1.5: a row a snapshot read, shaped as an insert (columns,
+         * pk; txn is its chunk's own transaction; see `snapshot` in
+         * struct walcast_signal); a handler connects as for insert.
+         * snapshot_begin and snapshot_end: a table's snapshot starts
+         * (before its first read) and ends (after its last): schema,
+         * table, lsn, txn (the chunk's).  docs/snapshots.md */
+        WALCAST_SIG_READ = 8,
+        WALCAST_SIG_SNAPSHOT_BEGIN = 9,
+        WALCAST_SIG_SNAPSHOT_END = 10,
+        /* how many kinds this header knows (8 before ABI 1.5) */
+        WALCAST_SIG__COUNT = 11
 };
 
 /* A column: name, type as PostgreSQL's format_type() prints it with an
@@ -249,9 +259,20 @@ struct walcast_signal {
          * docs/plugins.md).  Empty for every other kind.
          */
         struct walcast_columns completed;
+
+        /*
+         * ABI 1.5 (check size).  read: WALCAST_SNAPSHOT_ROW, with
+         * WALCAST_SNAPSHOT_LAST on the last row of its table's snapshot
+         * (none when the table's last chunk had no row left); 0 for
+         * every other kind.
+         */
+        uint32_t snapshot;
+        uint32_t reserved4;
 };
 
 #define WALCAST_CONTENT_BASE64 1u
+#define WALCAST_SNAPSHOT_ROW   1u
+#define WALCAST_SNAPSHOT_LAST  2u
 
 struct walcast_plugin; /* the host's handle for one loaded plugin */
 

@@ -191,6 +191,9 @@ static const char *op_name(uint32_t kind, size_t *ret_len)
         case WALCAST_SIG_MESSAGE:
                 *ret_len = 7;
                 return "message";
+        case WALCAST_SIG_READ:
+                *ret_len = 4;
+                return "read";
         default:
                 return NULL;
         }
@@ -200,8 +203,9 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                    const char *txn, size_t txn_len)
 {
         bool msg = s->kind == WALCAST_SIG_MESSAGE;
-        bool cols =
-            s->kind == WALCAST_SIG_INSERT || s->kind == WALCAST_SIG_UPDATE;
+        bool read = s->kind == WALCAST_SIG_READ;
+        bool cols = s->kind == WALCAST_SIG_INSERT ||
+                    s->kind == WALCAST_SIG_UPDATE || read;
         bool ident = s->kind == WALCAST_SIG_DELETE ||
                      (s->kind == WALCAST_SIG_UPDATE && s->identity.count);
         bool pk = s->kind != WALCAST_SIG_TRUNCATE && !msg;
@@ -237,6 +241,8 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 bound += li.json ? li.json_len : columns_bound(li.cols, true);
         if (done)
                 bound += 16 + names_bound(done);
+        if (read)
+                bound += 16;
         if (pk)
                 bound += lp.json ? lp.json_len : columns_bound(lp.cols, false);
         r = wc_buf_reserve(out, bound);
@@ -273,6 +279,12 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 o = PUT(o, ",\"completed\":");
                 o = put_names(o, done);
         }
+        /* a snapshot's row (docs/file-format.md, "Snapshots") */
+        if (read)
+                o = WALCAST_HAS_FIELD(s, struct walcast_signal, snapshot) &&
+                            (s->snapshot & WALCAST_SNAPSHOT_LAST)
+                        ? PUT(o, ",\"snapshot\":\"last\"")
+                        : PUT(o, ",\"snapshot\":\"true\"");
         if (msg) {
                 o = s->transactional ? PUT(o, ",\"transactional\":true")
                                      : PUT(o, ",\"transactional\":false");

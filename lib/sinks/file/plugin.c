@@ -326,7 +326,7 @@ static int32_t init(const struct walcast_host *host,
 {
         static const uint32_t kinds[] = {
             WALCAST_SIG_INSERT,   WALCAST_SIG_UPDATE,  WALCAST_SIG_DELETE,
-            WALCAST_SIG_TRUNCATE, WALCAST_SIG_MESSAGE,
+            WALCAST_SIG_TRUNCATE, WALCAST_SIG_MESSAGE, WALCAST_SIG_READ,
         };
         const char *path = host->config_get(self, "path");
         const char *fsync = host->config_get(self, "fsync");

@@ -200,11 +200,16 @@ int wc_kafka_format_source(struct wc_buf *out, const char *database,
         return 0;
 }
 
+/* The end of the source (Debezium's source.snapshot: "false" while
+ * streaming, a snapshot's read says "true" or "last") and the op key. */
+#define TXN_TAIL ",\"snapshot\":\"false\"},\"op\":\""
+
 int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
 {
         char *p;
 
-        if (wc_buf_reserve(out, 48 + 2 * WC_UINT_MAX_DIGITS) < 0)
+        if (wc_buf_reserve(out,
+                           48 + sizeof(TXN_TAIL) + 2 * WC_UINT_MAX_DIGITS) < 0)
                 return -ENOMEM;
         p = out->data + out->len;
         p = PUT_LIT(p, ",\"txId\":");
@@ -217,7 +222,7 @@ int wc_kafka_format_txn(struct wc_buf *out, const struct walcast_txn *t)
                 p = wc_kafka_put_int(p, us_to_ms(t->commit_time_us));
         else
                 p = PUT_LIT(p, "null");
-        p = PUT_LIT(p, "},\"op\":\"");
+        p = PUT_LIT(p, TXN_TAIL);
         finish(out, p);
         return 0;
 }
@@ -283,7 +288,18 @@ int wc_kafka_format_envelope_parts(struct wc_buf *out,
         p = put_row(p, after);
         p = put(p, parts->source.ptr, parts->source.len);
         p = put(p, parts->lsn.ptr, parts->lsn.len);
-        p = put(p, parts->txn.ptr, parts->txn.len);
+        if (s->kind == WALCAST_SIG_READ &&
+            parts->txn.len >= sizeof(TXN_TAIL) - 1) {
+                /* a snapshot's row: its own source.snapshot */
+                p = put(p, parts->txn.ptr,
+                        parts->txn.len - (sizeof(TXN_TAIL) - 1));
+                p = WALCAST_HAS_FIELD(s, struct walcast_signal, snapshot) &&
+                            (s->snapshot & WALCAST_SNAPSHOT_LAST)
+                        ? PUT_LIT(p, ",\"snapshot\":\"last\"},\"op\":\"")
+                        : PUT_LIT(p, ",\"snapshot\":\"true\"},\"op\":\"");
+        } else {
+                p = put(p, parts->txn.ptr, parts->txn.len);
+        }
         *p++ = op;
         p = PUT_LIT(p, "\",\"ts_ms\":");
         p = put(p, parts->ts_ms.ptr, parts->ts_ms.len);

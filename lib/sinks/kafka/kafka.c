@@ -2185,6 +2185,19 @@ static int32_t on_insert(void *userdata, const struct walcast_signal *s)
                            false);
 }
 
+/* A snapshot's row: an insert's key and shape, op "r". */
+static int32_t on_read(void *userdata, const struct walcast_signal *s)
+{
+        struct state *st = userdata;
+        int32_t ret;
+        struct table_entry *e = begin_change(st, s, &ret);
+
+        if (!e)
+                return ret;
+        return send_change(st, e, s, 'r', &s->columns, NULL, &s->columns,
+                           false);
+}
+
 static bool same(const struct wc_buf *a, const struct wc_buf *b)
 {
         return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
@@ -2600,6 +2613,7 @@ static int32_t init(const struct walcast_host *host,
             [WALCAST_SIG_UPDATE] = on_update,
             [WALCAST_SIG_DELETE] = on_delete,
             [WALCAST_SIG_TRUNCATE] = on_truncate,
+            [WALCAST_SIG_READ] = on_read,
         };
         const struct wc_kafka_start *s = starting;
         const struct wc_kafka_sink_config *conf;

@@ -1,0 +1,1441 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "snapshot/snapshot.h"
+#include "stream/stream.h"
+
+enum conn_state {
+        C_NONE,       /* no connection */
+        C_CONNECTING, /* PQconnectPoll() until OK */
+        C_READY,      /* connected, a query to send (or none) */
+        C_SENDING,    /* PQflush() until the query is out */
+        C_WAITING,    /* reading its results */
+};
+
+/* What the snapshot does next. */
+enum phase {
+        P_IDLE,     /* nothing to do */
+        P_LIST,     /* list the included tables */
+        P_DESCRIBE, /* the table's columns and key */
+        P_LOW,      /* write the low watermark */
+        P_READ,     /* read the chunk */
+        P_HIGH,     /* write the high watermark */
+        P_WAIT,     /* the stream has to reach the high watermark */
+};
+
+struct table {
+        char *schema, *table;
+        uint64_t rows; /* delivered, once the table is done */
+};
+
+/* Where the snapshot is: the table, and the last key delivered of it
+ * (NUL-separated output texts; none before its first chunk). */
+struct progress {
+        size_t table;
+        struct wc_buf key;
+        bool has_key;
+        uint64_t rows;
+};
+
+struct pending {
+        wc_lsn end;
+        struct progress at;
+};
+
+struct wc_snapshot {
+        char *dsn, *options;
+        size_t chunk_size;
+        bool numbers_as_strings;
+        bool keyless_whole;
+        bool (*include)(void *ud, const char *schema, const char *table);
+        void *ud;
+
+        PGconn *conn;
+        enum conn_state cs;
+        short events;
+        enum phase phase;
+        /* the phase whose query is on the connection: the stream may
+         * reach a high watermark before its statement's result is read,
+         * and the snapshot moves on meanwhile */
+        enum phase sent;
+        /* xids of the transactions the stream read, newest last (a ring),
+         * and how many in all; the chunk's keys are taken from the
+         * stream from ring_count == rec_start on */
+        uint32_t ring[4096];
+        uint64_t ring_count, rec_start;
+        /* the chunk SELECT's snapshot: xmin, xmax, in progress */
+        uint64_t snap_xmin, snap_xmax;
+        uint64_t *snap_xip;
+        size_t snap_nxip;
+        bool have_snap;
+        uint64_t torn;   /* chunks read again for that */
+        char error[512]; /* the first error result of the running query */
+        PGresult *res;   /* the last result of the running query */
+
+        struct table *tables;
+        size_t ntables;
+
+        uint64_t id;    /* this process's watermarks */
+        uint64_t chunk; /* the running chunk's number */
+        bool window;    /* its low watermark was read */
+        struct wc_snap_chunk *k;
+        size_t chunk_rows;    /* rows the SELECT returned */
+        struct progress cur;  /* what the running chunk starts from */
+        struct wc_buf next;   /* the last key the chunk read */
+        struct progress done; /* confirmed */
+        bool changed;         /* done moved since it was last saved */
+        /* ids of the requests taken (a replay of the stream reads them
+         * again) */
+        uint64_t *requests;
+        size_t nrequests;
+        char notice[512];     /* for the caller's log: a request refused */
+        struct pending *pend; /* delivered, not yet confirmed */
+        size_t npend, cappend;
+        struct wc_buf scratch;
+};
+
+static void progress_free(struct progress *p)
+{
+        wc_buf_free(&p->key);
+}
+
+static int progress_copy(struct progress *to, const struct progress *from)
+{
+        to->table = from->table;
+        to->has_key = from->has_key;
+        to->rows = from->rows;
+        wc_buf_reset(&to->key);
+        return from->key.len
+                   ? wc_buf_append(&to->key, from->key.data, from->key.len)
+                   : 0;
+}
+
+static uint64_t random_id(void)
+{
+        struct timespec ts;
+        uint64_t x;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+            ((uint64_t)getpid() << 32);
+        /* splitmix64 */
+        x += 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        return x ^ (x >> 31);
+}
+
+/* ---- hex, for names and keys in the progress file and requests ---- */
+
+static int put_hex(struct wc_buf *b, const char *p, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        int r = wc_buf_reserve(b, 2 * n);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                b->data[b->len++] = hex[(unsigned char)p[i] >> 4];
+                b->data[b->len++] = hex[(unsigned char)p[i] & 15];
+        }
+        b->data[b->len] = '\0';
+        return 0;
+}
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* Decodes n hex digits into a new NUL-terminated string (*ret_len bytes). */
+static char *get_hex(const char *p, size_t n, size_t *ret_len)
+{
+        char *out;
+
+        if (n % 2)
+                return NULL;
+        out = malloc(n / 2 + 1);
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i += 2) {
+                int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+                if (hi < 0 || lo < 0) {
+                        free(out);
+                        return NULL;
+                }
+                out[i / 2] = (char)(hi << 4 | lo);
+        }
+        out[n / 2] = '\0';
+        if (ret_len)
+                *ret_len = n / 2;
+        return out;
+}
+
+struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
+{
+        struct wc_snapshot *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return NULL;
+        s->dsn = strdup(c->dsn);
+        s->options = strdup(c->options ? c->options : "");
+        if (!s->dsn || !s->options) {
+                wc_snapshot_free(s);
+                return NULL;
+        }
+        s->chunk_size = c->chunk_size ? c->chunk_size : 10000;
+        s->numbers_as_strings = c->numbers_as_strings;
+        s->keyless_whole = c->keyless_whole;
+        s->include = c->include;
+        s->ud = c->ud;
+        s->id = random_id();
+        return s;
+}
+
+static void disconnect(struct wc_snapshot *s)
+{
+        PQclear(s->res);
+        s->res = NULL;
+        PQfinish(s->conn);
+        s->conn = NULL;
+        s->cs = C_NONE;
+}
+
+static void free_tables(struct wc_snapshot *s)
+{
+        free(s->requests);
+        s->requests = NULL;
+        s->nrequests = 0;
+        for (size_t i = 0; i < s->ntables; i++) {
+                free(s->tables[i].schema);
+                free(s->tables[i].table);
+        }
+        free(s->tables);
+        s->tables = NULL;
+        s->ntables = 0;
+}
+
+static void clear_pending(struct wc_snapshot *s)
+{
+        for (size_t i = 0; i < s->npend; i++)
+                progress_free(&s->pend[i].at);
+        s->npend = 0;
+}
+
+void wc_snapshot_free(struct wc_snapshot *s)
+{
+        if (!s)
+                return;
+        disconnect(s);
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        clear_pending(s);
+        free(s->pend);
+        free(s->snap_xip);
+        progress_free(&s->cur);
+        progress_free(&s->done);
+        wc_buf_free(&s->next);
+        wc_buf_free(&s->scratch);
+        free(s->dsn);
+        free(s->options);
+        free(s);
+}
+
+int wc_snapshot_start_all(struct wc_snapshot *s)
+{
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        clear_pending(s);
+        s->cur = (struct progress){.key = s->cur.key};
+        wc_buf_reset(&s->cur.key);
+        (void)progress_copy(&s->done, &s->cur);
+        s->phase = P_LIST;
+        s->changed = true;
+        return 0;
+}
+
+bool wc_snapshot_running(const struct wc_snapshot *s)
+{
+        return s->phase != P_IDLE || s->npend;
+}
+
+/* ---- the connection ---- */
+
+static const char *conn_error(const struct wc_snapshot *s)
+{
+        static char msg[512];
+        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        size_t n = 0;
+
+        for (; *m && n < sizeof(msg) - 1; m++)
+                msg[n++] = *m == '\n' ? ' ' : *m;
+        while (n > 0 && msg[n - 1] == ' ')
+                n--;
+        msg[n] = '\0';
+        return n ? msg : "unknown error";
+}
+
+static int failed(struct wc_snapshot *s, char *errbuf, size_t errlen,
+                  const char *what, const char *msg)
+{
+        wc_errorf(errbuf, errlen, "snapshot: %s: %s", what, msg);
+        disconnect(s);
+        return -EIO;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+        (void)arg;
+        (void)message;
+}
+
+static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const char *keys[12], *values[12];
+        PQconninfoOption *parsed;
+        char *options = NULL;
+        const char *user_options = "";
+        int n;
+
+        parsed = PQconninfoParse(s->dsn, NULL);
+        if (!parsed)
+                return failed(s, errbuf, errlen, "connecting",
+                              "source.dsn is not a valid connection string");
+        for (PQconninfoOption *o = parsed; o->keyword; o++)
+                if (strcmp(o->keyword, "options") == 0 && o->val)
+                        user_options = o->val;
+        /* the DSN's own options, then the stream's pinned settings */
+        if (asprintf(&options, "%s%s%s -c synchronous_commit=on", user_options,
+                     *user_options ? " " : "", s->options) < 0)
+                options = NULL;
+        PQconninfoFree(parsed);
+        if (!options)
+                return failed(s, errbuf, errlen, "connecting", "out of memory");
+        n = wc_stream_keepalive_defaults(s->dsn, keys, values, 5);
+        if (n < 0)
+                n = 0;
+        keys[n] = "dbname";
+        values[n] = s->dsn;
+        keys[n + 1] = "fallback_application_name";
+        values[n + 1] = "walcast-snapshot";
+        keys[n + 2] = "options";
+        values[n + 2] = options;
+        keys[n + 3] = values[n + 3] = NULL;
+        s->conn = PQconnectStartParams(keys, values, 1);
+        free(options);
+        if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
+                return failed(s, errbuf, errlen, "connecting", conn_error(s));
+        PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+        s->cs = C_CONNECTING;
+        s->events = POLLOUT;
+        return 0;
+}
+
+bool wc_snapshot_needs_step(const struct wc_snapshot *s)
+{
+        return s->phase != P_IDLE && s->phase != P_WAIT && !s->conn;
+}
+
+int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events)
+{
+        if (s->phase == P_IDLE || s->phase == P_WAIT)
+                return -1;
+        if (!s->conn || s->cs == C_READY) {
+                /* work to start: a socket that is writable wakes the loop
+                 * at once (no connection: the caller steps on its own) */
+                if (!s->conn)
+                        return -1;
+                *ret_events = POLLOUT;
+                return PQsocket(s->conn);
+        }
+        *ret_events = s->events;
+        return PQsocket(s->conn);
+}
+
+static int send_params(struct wc_snapshot *s, const char *sql, int n,
+                       const char *const *params, char *errbuf, size_t errlen)
+{
+        s->error[0] = '\0';
+        PQclear(s->res);
+        s->res = NULL;
+        if (PQsetnonblocking(s->conn, 1) < 0 ||
+            !PQsendQueryParams(s->conn, sql, n, NULL, params, NULL, NULL, 0))
+                return failed(s, errbuf, errlen, "sending a query",
+                              conn_error(s));
+        s->cs = C_SENDING;
+        s->events = POLLOUT;
+        return 0;
+}
+
+static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
+                     size_t errlen)
+{
+        struct wc_snap_mark m = {.id = s->id, .chunk = s->chunk, .high = high};
+        const char *params[1];
+
+        wc_buf_reset(&s->scratch);
+        if (wc_snap_mark_format(&s->scratch, &m) < 0)
+                return failed(s, errbuf, errlen, "a watermark",
+                              "out of memory");
+        params[0] = s->scratch.data;
+        /* The stream reads only flushed WAL, and a non-transactional
+         * message alone is flushed by the WAL writer, up to
+         * wal_writer_delay later: the high watermark's statement takes a
+         * transaction id, so that its commit flushes the WAL
+         * (synchronous_commit is on for this connection).  The empty
+         * transaction is not decoded. */
+        return send_params(
+            s,
+            high ? "SELECT pg_catalog.pg_logical_emit_message(false, "
+                   "'" WC_SNAPSHOT_PREFIX "', $1), "
+                   "pg_catalog.txid_current()"
+                 : "SELECT pg_catalog.pg_logical_emit_message(false, "
+                   "'" WC_SNAPSHOT_PREFIX "', $1)",
+            1, params, errbuf, errlen);
+}
+
+static const char list_sql[] =
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND c.relpersistence = 'p' "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
+    "ORDER BY 1, 2";
+
+/* Columns in table order; the position of each in the primary key. */
+static const char describe_sql[] =
+    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+    "a.atttypid, coalesce((SELECT k.ord FROM pg_catalog.pg_index i, "
+    "unnest(i.indkey) WITH ORDINALITY k(att, ord) WHERE i.indrelid = c.oid "
+    "AND i.indisprimary AND k.att = a.attnum), 0) "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+    "AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
+
+static int append_ident(struct wc_snapshot *s, struct wc_buf *b,
+                        const char *name)
+{
+        char *q = PQescapeIdentifier(s->conn, name, strlen(name));
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        r = wc_buf_append_str(b, q);
+        PQfreemem(q);
+        return r;
+}
+
+/* The chunk's SELECT, and the last key as its parameters. */
+static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const struct table *t = &s->tables[s->cur.table];
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
+        const struct wc_snap_col *cols = wc_snap_chunk_cols(s->k, &ncols);
+        const char *params[64];
+        struct wc_buf *q = &s->scratch;
+        int r = 0;
+
+        if (nkeys > 64)
+                return failed(s, errbuf, errlen, "reading",
+                              "more than 64 key columns");
+        wc_buf_reset(q);
+        r = wc_buf_append_str(q, "SELECT ");
+        for (uint32_t i = 0; i < ncols && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(q, ',');
+                if (r == 0)
+                        r = append_ident(s, q, cols[i].name);
+        }
+        /* the statement's snapshot, to check it against the stream */
+        if (r == 0)
+                r = wc_buf_append_str(
+                    q, ",pg_catalog.pg_current_snapshot()::text FROM ONLY ");
+        if (r == 0)
+                r = append_ident(s, q, t->schema);
+        if (r == 0)
+                r = wc_buf_append_char(q, '.');
+        if (r == 0)
+                r = append_ident(s, q, t->table);
+        if (r == 0 && s->cur.has_key) {
+                const char *p = s->cur.key.data;
+
+                r = wc_buf_append_str(q, " WHERE (");
+                for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                        if (i)
+                                r = wc_buf_append_char(q, ',');
+                        if (r == 0)
+                                r = append_ident(
+                                    s, q,
+                                    cols[wc_snap_chunk_key_col(s->k, i)].name);
+                        params[i] = p;
+                        p += strlen(p) + 1;
+                }
+                if (r == 0)
+                        r = wc_buf_append_str(q, ") > (");
+                for (uint32_t i = 0; i < nkeys && r == 0; i++)
+                        r = wc_buf_printf(q, "%s$%u", i ? "," : "", i + 1);
+                if (r == 0)
+                        r = wc_buf_append_char(q, ')');
+        }
+        if (r == 0 && nkeys)
+                r = wc_buf_append_str(q, " ORDER BY ");
+        for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(q, ',');
+                if (r == 0)
+                        r = append_ident(
+                            s, q, cols[wc_snap_chunk_key_col(s->k, i)].name);
+        }
+        /* a table without a key (keyless: whole) is read in one pass */
+        if (r == 0 && nkeys)
+                r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
+        if (r < 0)
+                return failed(s, errbuf, errlen, "reading", "out of memory");
+        /* the parameters live in cur.key, not in the query's buffer */
+        return send_params(s, q->data, s->cur.has_key ? (int)nkeys : 0, params,
+                           errbuf, errlen);
+}
+
+static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        const char *params[2];
+
+        s->sent = s->phase;
+        switch (s->phase) {
+        case P_LIST:
+                return send_params(s, list_sql, 0, NULL, errbuf, errlen);
+        case P_DESCRIBE:
+                params[0] = s->tables[s->cur.table].schema;
+                params[1] = s->tables[s->cur.table].table;
+                return send_params(s, describe_sql, 2, params, errbuf, errlen);
+        case P_LOW:
+                s->window = false;
+                return send_mark(s, false, errbuf, errlen);
+        case P_READ:
+                return send_read(s, errbuf, errlen);
+        case P_HIGH:
+                return send_mark(s, true, errbuf, errlen);
+        default:
+                return 0;
+        }
+}
+
+/* ---- the results ---- */
+
+static int add_table(struct wc_snapshot *s, const char *schema,
+                     const char *table)
+{
+        struct table *t = realloc(s->tables, (s->ntables + 1) * sizeof(*t));
+
+        if (!t)
+                return -ENOMEM;
+        s->tables = t;
+        t[s->ntables].schema = strdup(schema);
+        t[s->ntables].table = strdup(table);
+        t[s->ntables].rows = 0;
+        if (!t[s->ntables].schema || !t[s->ntables].table) {
+                free(t[s->ntables].schema);
+                free(t[s->ntables].table);
+                return -ENOMEM;
+        }
+        s->ntables++;
+        return 0;
+}
+
+static bool request_known(const struct wc_snapshot *s, uint64_t id)
+{
+        for (size_t i = 0; i < s->nrequests; i++)
+                if (s->requests[i] == id)
+                        return true;
+        return false;
+}
+
+static int remember_request(struct wc_snapshot *s, uint64_t id)
+{
+        uint64_t *r;
+
+        if (request_known(s, id))
+                return 0;
+        r = realloc(s->requests, (s->nrequests + 1) * sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        s->requests = r;
+        r[s->nrequests++] = id;
+        return 0;
+}
+
+/* The next table, or nothing left to do. */
+/* Rows delivered of the tables before the current one. */
+static uint64_t rows_before(const struct wc_snapshot *s, size_t upto)
+{
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < upto && i < s->ntables; i++)
+                n += s->tables[i].rows;
+        return n;
+}
+
+static void next_table(struct wc_snapshot *s)
+{
+        if (s->cur.table < s->ntables)
+                s->tables[s->cur.table].rows =
+                    s->cur.rows - rows_before(s, s->cur.table);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        s->cur.table++;
+        s->cur.has_key = false;
+        wc_buf_reset(&s->cur.key);
+        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
+}
+
+static int got_list(struct wc_snapshot *s, PGresult *res)
+{
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *schema = PQgetvalue(res, i, 0);
+                const char *table = PQgetvalue(res, i, 1);
+
+                if (s->include && !s->include(s->ud, schema, table))
+                        continue;
+                if (add_table(s, schema, table) < 0)
+                        return -ENOMEM;
+        }
+        s->cur.table = 0;
+        s->cur.has_key = false;
+        s->phase = s->ntables ? P_DESCRIBE : P_IDLE;
+        s->changed = true; /* the list is part of the progress */
+        return 0;
+}
+
+static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
+                        size_t errlen)
+{
+        const struct table *t = &s->tables[s->cur.table];
+        int n = PQntuples(res), err = 0;
+        struct wc_snap_col *cols = calloc(n ? (size_t)n : 1, sizeof(*cols));
+
+        if (!cols)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                cols[i].name = PQgetvalue(res, i, 0);
+                cols[i].type = PQgetvalue(res, i, 1);
+                cols[i].type_oid =
+                    (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
+                cols[i].key_pos =
+                    (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
+        }
+        wc_snap_chunk_free(s->k);
+        s->k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
+                                     s->keyless_whole, &err)
+                 : NULL;
+        free(cols);
+        if (!n || err == -EINVAL) {
+                wc_errorf(errbuf, errlen,
+                          n ? "snapshot: table \"%s\".\"%s\" has no primary "
+                              "key: it cannot be read in chunks; skipped "
+                              "(add a primary key and request it again, or "
+                              "set snapshot.keyless: whole)"
+                            : "snapshot: table \"%s\".\"%s\" does not exist; "
+                              "skipped",
+                          t->schema, t->table);
+                next_table(s);
+                return -EINVAL;
+        }
+        if (!s->k)
+                return -ENOMEM;
+        s->chunk++;
+        s->phase = P_LOW;
+        s->rec_start = s->ring_count;
+        return 0;
+}
+
+/* "xmin:xmax:xip,xip,..." (pg_snapshot's text). */
+static int parse_snapshot(struct wc_snapshot *s, const char *text)
+{
+        char *end;
+        size_t n = 0;
+
+        s->have_snap = false;
+        s->snap_nxip = 0;
+        s->snap_xmin = strtoull(text, &end, 10);
+        if (*end != ':')
+                return -EBADMSG;
+        s->snap_xmax = strtoull(end + 1, &end, 10);
+        if (*end != ':')
+                return -EBADMSG;
+        for (const char *p = end + 1; *p; p++)
+                n += *p == ',';
+        free(s->snap_xip);
+        s->snap_xip = calloc(n + 1, sizeof(*s->snap_xip));
+        if (!s->snap_xip)
+                return -ENOMEM;
+        for (const char *p = end + 1; *p;) {
+                s->snap_xip[s->snap_nxip++] = strtoull(p, &end, 10);
+                if (end == p || (*end && *end != ','))
+                        return -EBADMSG;
+                p = *end ? end + 1 : end;
+        }
+        s->have_snap = true;
+        return 0;
+}
+
+/* Is the stream's (32-bit) xid invisible to the chunk's snapshot? */
+static bool invisible(const struct wc_snapshot *s, uint32_t xid)
+{
+        if ((int32_t)(xid - (uint32_t)s->snap_xmax) >= 0)
+                return true;
+        for (size_t i = 0; i < s->snap_nxip; i++)
+                if ((uint32_t)s->snap_xip[i] == xid)
+                        return true;
+        return false;
+}
+
+/*
+ * A transaction the stream read before the chunk's keys were taken, but
+ * invisible to the chunk's SELECT (its commit record was written, it had
+ * not yet left the proc array): its changes are missing from the chunk
+ * and were not taken out of it.  The chunk must be read again.
+ */
+static bool torn(const struct wc_snapshot *s)
+{
+        uint64_t n = s->ring_count < 4096 ? s->ring_count : 4096;
+
+        if (!s->have_snap)
+                return false;
+        for (uint64_t i = s->ring_count - n; i < s->rec_start; i++)
+                if (invisible(s, s->ring[i % 4096]))
+                        return true;
+        return false;
+}
+
+static int got_read(struct wc_snapshot *s, PGresult *res)
+{
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
+        int n = PQntuples(res), r;
+        const char **texts;
+        size_t *lens;
+        bool *nulls;
+
+        (void)wc_snap_chunk_cols(s->k, &ncols);
+        if ((uint32_t)PQnfields(res) != ncols + 1)
+                return -EBADMSG;
+        r = n ? parse_snapshot(s, PQgetvalue(res, 0, (int)ncols)) : 0;
+        if (r < 0)
+                return r;
+        texts = calloc(ncols, sizeof(*texts));
+        lens = calloc(ncols, sizeof(*lens));
+        nulls = calloc(ncols, sizeof(*nulls));
+        r = texts && lens && nulls ? 0 : -ENOMEM;
+        for (int i = 0; i < n && r == 0; i++) {
+                for (uint32_t j = 0; j < ncols; j++) {
+                        texts[j] = PQgetvalue(res, i, (int)j);
+                        lens[j] = (size_t)PQgetlength(res, i, (int)j);
+                        nulls[j] = PQgetisnull(res, i, (int)j);
+                }
+                r = wc_snap_chunk_add_row(s->k, texts, lens, nulls,
+                                          s->numbers_as_strings);
+        }
+        free(texts);
+        free(lens);
+        free(nulls);
+        if (r < 0)
+                return r;
+        s->chunk_rows = (size_t)n;
+        wc_buf_reset(&s->next);
+        for (uint32_t i = 0; n && i < nkeys && r == 0; i++) {
+                int col = (int)wc_snap_chunk_key_col(s->k, i);
+
+                r = wc_buf_append(&s->next, PQgetvalue(res, n - 1, col),
+                                  (size_t)PQgetlength(res, n - 1, col) + 1);
+        }
+        if (r < 0)
+                return r;
+        s->phase = P_HIGH;
+        return 0;
+}
+
+static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        PGresult *res = s->res;
+        int r = 0;
+
+        s->res = NULL;
+        s->cs = C_READY;
+        /* the result of a phase the snapshot has left (a high watermark
+         * the stream already delivered, a cancelled request): done */
+        switch (s->sent != s->phase ? P_IDLE : s->phase) {
+        case P_LIST:
+                r = got_list(s, res);
+                break;
+        case P_DESCRIBE:
+                r = got_describe(s, res, errbuf, errlen);
+                break;
+        case P_LOW:
+                s->phase = P_READ;
+                break;
+        case P_READ:
+                r = got_read(s, res);
+                break;
+        case P_HIGH:
+                s->phase = P_WAIT;
+                break;
+        default:
+                break;
+        }
+        PQclear(res);
+        if (r == -ENOMEM)
+                wc_errorf(errbuf, errlen, "snapshot: out of memory");
+        else if (r == -EBADMSG)
+                wc_errorf(errbuf, errlen,
+                          "snapshot: the chunk's columns changed while it "
+                          "was read; reading it again");
+        if (r == -EBADMSG) {
+                s->phase = P_DESCRIBE;
+                wc_snap_chunk_free(s->k);
+                s->k = NULL;
+        }
+        return r;
+}
+
+/* Reads what arrived; a complete query hands its result on. */
+static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        PGresult *res;
+
+        if (!PQconsumeInput(s->conn))
+                return failed(s, errbuf, errlen, "reading a result",
+                              conn_error(s));
+        while (!PQisBusy(s->conn)) {
+                res = PQgetResult(s->conn);
+                if (!res) {
+                        if (s->error[0]) {
+                                wc_errorf(errbuf, errlen, "snapshot: %s",
+                                          s->error);
+                                disconnect(s);
+                                return -EIO;
+                        }
+                        return got_result(s, errbuf, errlen);
+                }
+                if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+                    PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        if (!s->error[0]) {
+                                const char *m = PQresultErrorMessage(res);
+                                wc_errorf(s->error, sizeof(s->error), "%.*s",
+                                          (int)strcspn(m, "\n"), m);
+                        }
+                        PQclear(res);
+                        continue;
+                }
+                PQclear(s->res);
+                s->res = res;
+        }
+        s->events = POLLIN;
+        return 0;
+}
+
+int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        int r;
+
+        if (s->phase == P_IDLE || s->phase == P_WAIT)
+                return 0;
+        switch (s->cs) {
+        case C_NONE:
+                return connect_start(s, errbuf, errlen);
+        case C_CONNECTING:
+                switch (PQconnectPoll(s->conn)) {
+                case PGRES_POLLING_READING:
+                        s->events = POLLIN;
+                        return 0;
+                case PGRES_POLLING_WRITING:
+                        s->events = POLLOUT;
+                        return 0;
+                case PGRES_POLLING_OK:
+                        s->cs = C_READY;
+                        return send_phase(s, errbuf, errlen);
+                default:
+                        return failed(s, errbuf, errlen, "connecting",
+                                      conn_error(s));
+                }
+        case C_READY:
+                return send_phase(s, errbuf, errlen);
+        case C_SENDING:
+                r = PQflush(s->conn);
+                if (r < 0)
+                        return failed(s, errbuf, errlen, "sending a query",
+                                      conn_error(s));
+                if (r == 1)
+                        return 0;
+                s->cs = C_WAITING;
+                s->events = POLLIN;
+                return read_results(s, errbuf, errlen);
+        case C_WAITING:
+                return read_results(s, errbuf, errlen);
+        }
+        return -EINVAL;
+}
+
+/* ---- the pipeline's side ---- */
+
+bool wc_snapshot_is_message(const struct wc_change *c)
+{
+        return c->op == WC_OP_MESSAGE && c->prefix &&
+               c->prefix_len == sizeof(WC_SNAPSHOT_PREFIX) - 1 &&
+               memcmp(c->prefix, WC_SNAPSHOT_PREFIX, c->prefix_len) == 0;
+}
+
+int wc_snapshot_request_format(struct wc_buf *b, uint64_t id,
+                               const char *const *schemas,
+                               const char *const *tables, size_t n)
+{
+        int r = wc_buf_printf(
+            b, "{\"request\":\"%016" PRIx64 "\",\"tables\":\"", id);
+
+        for (size_t i = 0; i < n && r == 0; i++) {
+                if (i)
+                        r = wc_buf_append_char(b, ',');
+                if (r == 0)
+                        r = put_hex(b, schemas[i], strlen(schemas[i]));
+                if (r == 0)
+                        r = wc_buf_append_char(b, '.');
+                if (r == 0)
+                        r = put_hex(b, tables[i], strlen(tables[i]));
+        }
+        return r ? r : wc_buf_append_str(b, "\"}");
+}
+
+int wc_snapshot_cancel_format(struct wc_buf *b, uint64_t id)
+{
+        return wc_buf_printf(b, "{\"cancel\":\"%016" PRIx64 "\"}", id);
+}
+
+/* Gives everything up: the tables left, the chunk being read. */
+static void cancel(struct wc_snapshot *s)
+{
+        disconnect(s);
+        free_tables(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        clear_pending(s);
+        progress_free(&s->cur);
+        progress_free(&s->done);
+        s->cur = (struct progress){0};
+        s->done = (struct progress){0};
+        s->window = false;
+        s->phase = P_IDLE;
+        s->changed = true;
+}
+
+/* A request: its tables join the queue (the ones the filter drops are
+ * named in the notice). */
+static int take_request(struct wc_snapshot *s, uint64_t id, const char *list,
+                        size_t len)
+{
+        size_t refused = 0;
+        int r;
+
+        if (request_known(s, id))
+                return 0;
+        /* nothing left of an earlier snapshot: start afresh */
+        if (s->phase == P_IDLE && !s->npend) {
+                free_tables(s);
+                progress_free(&s->cur);
+                progress_free(&s->done);
+                s->cur = (struct progress){0};
+                s->done = (struct progress){0};
+        }
+        r = remember_request(s, id);
+        s->notice[0] = '\0';
+        for (size_t at = 0; at < len && r == 0;) {
+                const char *item = list + at;
+                const char *comma = memchr(item, ',', len - at);
+                size_t il = comma ? (size_t)(comma - item) : len - at;
+                const char *dot = memchr(item, '.', il);
+                char *schema = NULL, *table = NULL;
+
+                at += il + 1;
+                if (dot) {
+                        schema = get_hex(item, (size_t)(dot - item), NULL);
+                        table = get_hex(dot + 1, (size_t)(item + il - dot - 1),
+                                        NULL);
+                }
+                if (!schema || !table || !*schema || !*table)
+                        r = -EINVAL;
+                else if (s->include && !s->include(s->ud, schema, table)) {
+                        if (!refused++)
+                                wc_errorf(s->notice, sizeof(s->notice),
+                                          "snapshot: request %016" PRIx64
+                                          ": table \"%s\".\"%s\" is not "
+                                          "included by the filter; not read",
+                                          id, schema, table);
+                } else {
+                        r = add_table(s, schema, table);
+                }
+                free(schema);
+                free(table);
+        }
+        if (r < 0)
+                return r;
+        if (s->phase == P_IDLE && s->cur.table < s->ntables)
+                s->phase = P_DESCRIBE;
+        s->changed = true;
+        return 0;
+}
+
+int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
+{
+        struct wc_snap_mark m;
+        char *text;
+        size_t len;
+        uint64_t id;
+        int end = 0;
+
+        if (!s || c->content_base64 || c->content.len < 2 ||
+            c->content.ptr[0] != '"')
+                return 0;
+        wc_buf_reset(&s->scratch);
+        if (wc_buf_append(&s->scratch, c->content.ptr + 1, c->content.len - 1) <
+                0 ||
+            wc_json_unescape_inplace(s->scratch.data, c->content.len - 2,
+                                     &len) < 0)
+                return 0;
+        text = s->scratch.data;
+        if (sscanf(text, "{\"cancel\":\"%16" SCNx64 "\"}%n", &id, &end) == 1 &&
+            (size_t)end == len) {
+                if (request_known(s, id))
+                        return 0;
+                cancel(s);
+                (void)remember_request(s, id);
+                return 2;
+        }
+        if (sscanf(text, "{\"request\":\"%16" SCNx64 "\",\"tables\":\"%n", &id,
+                   &end) == 1 &&
+            end > 0 && len >= (size_t)end + 2 &&
+            memcmp(text + len - 2, "\"}", 2) == 0) {
+                if (request_known(s, id))
+                        return 0;
+                return take_request(s, id, text + end, len - (size_t)end - 2) <
+                               0
+                           ? 0
+                           : 2;
+        }
+        if (wc_snap_mark_parse(text, len, &m) < 0)
+                return 0;
+        if (m.id != s->id || m.chunk != s->chunk || !s->k)
+                return 0;
+        if (!m.high) {
+                if (s->phase == P_LOW || s->phase == P_READ ||
+                    s->phase == P_HIGH || s->phase == P_WAIT)
+                        s->window = true;
+                return 0;
+        }
+        /* P_HIGH: the stream was faster than the statement's result */
+        if (!s->window || (s->phase != P_WAIT && s->phase != P_HIGH))
+                return 0;
+        if (torn(s)) {
+                /* read the chunk again, with new watermarks; the keys
+                 * taken so far stay (dropping a row is always safe) */
+                wc_snap_chunk_clear_rows(s->k);
+                s->window = false;
+                s->chunk++;
+                s->phase = P_LOW;
+                s->torn++;
+                return 0;
+        }
+        return 1;
+}
+
+const char *wc_snapshot_take_notice(struct wc_snapshot *s)
+{
+        static char out[512];
+
+        if (!s->notice[0])
+                return NULL;
+        memcpy(out, s->notice, sizeof(out));
+        s->notice[0] = '\0';
+        return out;
+}
+
+/*
+ * The keys are taken from the stream from the moment the chunk's table is
+ * known (its first chunk) or the previous chunk was delivered, not only
+ * from the low watermark on: a transaction whose commit record precedes
+ * the low watermark can still be invisible to the chunk's SELECT (a
+ * backend writes its commit record before it leaves the proc array), and
+ * its change must then stand too.  Taking a key out of a chunk is always
+ * safe: the streamed change for it is in the output, and the last one
+ * for a key is the newest.
+ */
+void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid)
+{
+        if (!s)
+                return;
+        s->ring[s->ring_count % 4096] = xid;
+        s->ring_count++;
+}
+
+int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
+{
+        if (!s || !s->k ||
+            (s->phase != P_LOW && s->phase != P_READ && s->phase != P_HIGH &&
+             s->phase != P_WAIT))
+                return 0;
+        return wc_snap_chunk_observe(s->k, c);
+}
+
+int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret)
+{
+        if (!s->k || i >= wc_snap_chunk_rows(s->k))
+                return -ENOENT;
+        return wc_snap_chunk_row(s->k, i, ret);
+}
+
+void wc_snapshot_chunk_edges(const struct wc_snapshot *s, bool *ret_first,
+                             bool *ret_last, struct wc_change *ret_table)
+{
+        wc_snap_chunk_table(s->k, ret_table);
+        *ret_first = !s->cur.has_key;
+        *ret_last = !s->k || s->chunk_rows < s->chunk_size ||
+                    !wc_snap_chunk_nkeys(s->k);
+}
+
+void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
+{
+        struct pending *p;
+
+        s->window = false;
+        s->cur.rows += wc_snap_chunk_rows_left(s->k);
+        wc_snap_chunk_clear(s->k);
+        if (s->chunk_rows && s->next.len) {
+                wc_buf_reset(&s->cur.key);
+                (void)wc_buf_append(&s->cur.key, s->next.data, s->next.len);
+                s->cur.has_key = true;
+        }
+        if (s->chunk_rows < s->chunk_size || !wc_snap_chunk_nkeys(s->k)) {
+                next_table(s);
+        } else {
+                s->chunk++;
+                s->phase = P_LOW;
+                s->rec_start = s->ring_count;
+        }
+        /* the progress after this chunk, confirmed with end_lsn */
+        if (s->npend == s->cappend) {
+                size_t cap = s->cappend ? s->cappend * 2 : 8;
+                p = realloc(s->pend, cap * sizeof(*p));
+                if (!p)
+                        return; /* kept unconfirmed: read again at worst */
+                s->pend = p;
+                s->cappend = cap;
+        }
+        p = &s->pend[s->npend];
+        *p = (struct pending){.end = end_lsn};
+        if (progress_copy(&p->at, &s->cur) == 0)
+                s->npend++;
+        else
+                progress_free(&p->at);
+}
+
+void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed)
+{
+        size_t n = 0;
+
+        while (n < s->npend && s->pend[n].end <= confirmed)
+                n++;
+        if (!n)
+                return;
+        (void)progress_copy(&s->done, &s->pend[n - 1].at);
+        s->changed = true;
+        for (size_t i = 0; i < n; i++)
+                progress_free(&s->pend[i].at);
+        memmove(s->pend, s->pend + n, (s->npend - n) * sizeof(*s->pend));
+        s->npend -= n;
+}
+
+void wc_snapshot_reset(struct wc_snapshot *s)
+{
+        if (s->phase == P_IDLE && !s->npend)
+                return;
+        if (s->phase == P_LIST) {
+                disconnect(s);
+                return;
+        }
+        /* what was delivered and not confirmed is read again, in chunks
+         * with new watermarks */
+        clear_pending(s);
+        (void)progress_copy(&s->cur, &s->done);
+        disconnect(s);
+        wc_snap_chunk_free(s->k);
+        s->k = NULL;
+        s->window = false;
+        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
+}
+
+void wc_snapshot_table_at(const struct wc_snapshot *s, size_t i,
+                          const char **ret_schema, const char **ret_table,
+                          uint64_t *ret_rows, const char **ret_state)
+{
+        *ret_schema = s->tables[i].schema;
+        *ret_table = s->tables[i].table;
+        if (i < s->cur.table) {
+                *ret_rows = s->tables[i].rows;
+                *ret_state = "done";
+        } else if (i == s->cur.table) {
+                *ret_rows = s->cur.rows - rows_before(s, i);
+                *ret_state = "reading";
+        } else {
+                *ret_rows = 0;
+                *ret_state = "queued";
+        }
+}
+
+void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
+                          size_t *ret_tables_done, size_t *ret_tables)
+{
+        *ret_rows = s->cur.rows;
+        *ret_tables_done =
+            s->cur.table < s->ntables ? s->cur.table : s->ntables;
+        *ret_tables = s->ntables;
+}
+
+/* ---- durable progress ---- */
+
+bool wc_snapshot_take_changed(struct wc_snapshot *s)
+{
+        bool c = s->changed;
+
+        s->changed = false;
+        return c;
+}
+
+int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
+{
+        int r = wc_buf_append_str(out, "# walcast snapshot progress "
+                                       "(docs/snapshots.md); written by "
+                                       "walcastd\n");
+
+        for (size_t i = 0; i < s->ntables && r == 0; i++) {
+                r = wc_buf_append_str(out, "table=");
+                if (r == 0)
+                        r = put_hex(out, s->tables[i].schema,
+                                    strlen(s->tables[i].schema));
+                if (r == 0)
+                        r = wc_buf_append_char(out, '.');
+                if (r == 0)
+                        r = put_hex(out, s->tables[i].table,
+                                    strlen(s->tables[i].table));
+                if (r == 0)
+                        r = wc_buf_printf(out, " %" PRIu64 "\n",
+                                          s->tables[i].rows);
+        }
+        for (size_t i = 0; i < s->nrequests && r == 0; i++)
+                r = wc_buf_printf(out, "request=%016" PRIx64 "\n",
+                                  s->requests[i]);
+        if (r == 0 && s->phase == P_LIST)
+                r = wc_buf_append_str(out, "list=pending\n");
+        if (r == 0)
+                r = wc_buf_printf(out, "at=%zu\nrows=%" PRIu64 "\n",
+                                  s->done.table, s->done.rows);
+        if (r == 0 && s->done.has_key) {
+                r = wc_buf_append_str(out, "key=");
+                if (r == 0)
+                        r = put_hex(out, s->done.key.data, s->done.key.len);
+                if (r == 0)
+                        r = wc_buf_append_char(out, '\n');
+        }
+        return r;
+}
+
+int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len)
+{
+        struct progress at = {0};
+        bool have_at = false, list = false;
+        int r = 0;
+
+        wc_snapshot_start_all(s);
+        for (size_t pos = 0; pos < len && r == 0;) {
+                const char *line = text + pos;
+                const char *nl = memchr(line, '\n', len - pos);
+                size_t ll = nl ? (size_t)(nl - line) : len - pos;
+                char *v = NULL, *w = NULL, *end;
+                size_t vl;
+
+                pos += ll + 1;
+                if (ll == 0 || line[0] == '#')
+                        continue;
+                if (ll > 6 && memcmp(line, "table=", 6) == 0) {
+                        const char *dot = memchr(line + 6, '.', ll - 6);
+                        const char *sp = memchr(line + 6, ' ', ll - 6);
+                        if (!dot || !sp || sp < dot)
+                                r = -EINVAL;
+                        else {
+                                v = get_hex(line + 6, (size_t)(dot - line - 6),
+                                            NULL);
+                                w = get_hex(dot + 1, (size_t)(sp - dot - 1),
+                                            NULL);
+                                r = v && w && *v && *w ? add_table(s, v, w)
+                                                       : -EINVAL;
+                        }
+                        if (r == 0) {
+                                s->tables[s->ntables - 1].rows =
+                                    strtoull(sp + 1, &end, 10);
+                                r = end == line + ll && sp[1] >= '0' &&
+                                            sp[1] <= '9'
+                                        ? 0
+                                        : -EINVAL;
+                        }
+                } else if (ll == 8 + 16 && memcmp(line, "request=", 8) == 0) {
+                        uint64_t id = strtoull(line + 8, &end, 16);
+                        r = end == line + ll ? remember_request(s, id)
+                                             : -EINVAL;
+                } else if (ll == 12 && memcmp(line, "list=pending", 12) == 0) {
+                        list = true;
+                } else if (ll > 3 && memcmp(line, "at=", 3) == 0) {
+                        at.table = (size_t)strtoull(line + 3, &end, 10);
+                        r = end == line + ll ? 0 : -EINVAL;
+                        have_at = true;
+                } else if (ll > 5 && memcmp(line, "rows=", 5) == 0) {
+                        at.rows = strtoull(line + 5, &end, 10);
+                        r = end == line + ll ? 0 : -EINVAL;
+                } else if (ll > 4 && memcmp(line, "key=", 4) == 0) {
+                        v = get_hex(line + 4, ll - 4, &vl);
+                        r = v && vl ? wc_buf_append(&at.key, v, vl) : -EINVAL;
+                        at.has_key = r == 0;
+                } else {
+                        r = -EINVAL;
+                }
+                free(v);
+                free(w);
+        }
+        if (r == 0 && (!have_at || at.table > s->ntables))
+                r = -EINVAL;
+        if (r == 0 && at.has_key &&
+            (at.key.len == 0 || at.key.data[at.key.len - 1] != '\0'))
+                r = -EINVAL;
+        if (r == 0) {
+                r = progress_copy(&s->done, &at);
+                if (r == 0)
+                        r = progress_copy(&s->cur, &at);
+        }
+        progress_free(&at);
+        if (r < 0) {
+                free_tables(s);
+                s->phase = P_IDLE;
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        s->phase = list                        ? P_LIST
+                   : s->cur.table < s->ntables ? P_DESCRIBE
+                                               : P_IDLE;
+        return 0;
+}
+
+int wc_snapshot_save(const struct wc_snapshot *s, const char *path,
+                     char *errbuf, size_t errlen)
+{
+        char tmp[4200];
+        struct wc_buf b;
+        int fd, r;
+
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+                return wc_fail(errbuf, errlen, -ENAMETOOLONG,
+                               "snapshot progress file name too long: %s",
+                               path);
+        wc_buf_init(&b);
+        r = wc_snapshot_save_text(s, &b);
+        if (r < 0) {
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r, "out of memory");
+        }
+        if (unlink(tmp) < 0 && errno != ENOENT) {
+                r = -errno;
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot remove %s: %s; check that the state "
+                               "directory is writable",
+                               tmp, strerror(-r));
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0640);
+        if (fd < 0) {
+                r = -errno;
+                wc_buf_free(&b);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot write the snapshot progress %s: %s; "
+                               "check that the state directory exists and is "
+                               "writable",
+                               tmp, strerror(-r));
+        }
+        r = write(fd, b.data, b.len) == (ssize_t)b.len
+                ? 0
+                : (errno ? -errno : -EIO);
+        wc_buf_free(&b);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r == 0)
+                r = wc_sync_dir(path);
+        if (r < 0) {
+                (void)unlink(tmp);
+                return wc_fail(errbuf, errlen, r,
+                               "cannot write the snapshot progress %s: %s",
+                               path, strerror(-r));
+        }
+        return 0;
+}
+
+int wc_snapshot_load(struct wc_snapshot *s, const char *path, char *errbuf,
+                     size_t errlen)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        struct wc_buf b;
+        struct stat sb;
+        char chunk[4096];
+        ssize_t n;
+        int r;
+
+        if (fd < 0 && errno == ENOENT)
+                return 0;
+        if (fd < 0)
+                return wc_fail(errbuf, errlen, -errno,
+                               "cannot open the snapshot progress %s: %s", path,
+                               strerror(errno));
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                close(fd);
+                return wc_fail(errbuf, errlen, -EINVAL,
+                               "the snapshot progress %s is not a regular "
+                               "file: remove it",
+                               path);
+        }
+        wc_buf_init(&b);
+        r = 0;
+        while (r == 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+                r = wc_buf_append(&b, chunk, (size_t)n);
+        close(fd);
+        if (r == 0)
+                r = wc_snapshot_load_text(s, b.data ? b.data : "", b.len);
+        wc_buf_free(&b);
+        if (r < 0)
+                return wc_fail(errbuf, errlen, r,
+                               "the snapshot progress %s is damaged: remove "
+                               "it to give the snapshot up, or restore it",
+                               path);
+        return 1;
+}
