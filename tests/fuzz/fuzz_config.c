@@ -67,8 +67,16 @@ static void check_kv(const struct wc_plugin_sink_config *p)
 
 static void check_sink(const struct wc_sink_config *s)
 {
+        const struct wc_sink_common *common;
+
         if (s->line == 0 || s->column == 0 || !s->kind || !s->conf)
                 abort();
+        /* every kind's struct starts with its name and filter */
+        common = s->conf;
+        check_patterns(&common->filter.schemas_include);
+        check_patterns(&common->filter.schemas_exclude);
+        check_patterns(&common->filter.tables_include);
+        check_patterns(&common->filter.tables_exclude);
         if (strcmp(s->kind, "file") == 0) {
                 const struct wc_file_sink_config *f = s->conf;
 
@@ -79,7 +87,6 @@ static void check_sink(const struct wc_sink_config *s)
 
                 if (!p->path || p->path[0] != '/')
                         abort();
-                check_patterns(&p->schemas);
                 check_kv(p);
         } else if (strcmp(s->kind, "kafka") == 0) {
                 const struct wc_kafka_sink_config *k = s->conf;
@@ -88,10 +95,6 @@ static void check_sink(const struct wc_sink_config *s)
                  * list is required */
                 if (!k->topic || !k->topic[0] || !k->prefix)
                         abort();
-                check_patterns(&k->filter.schemas_include);
-                check_patterns(&k->filter.schemas_exclude);
-                check_patterns(&k->filter.tables_include);
-                check_patterns(&k->filter.tables_exclude);
                 for (size_t i = 0; i < k->nproperties; i++)
                         if (!k->properties[i].key || !k->properties[i].value)
                                 abort();

@@ -62,13 +62,15 @@ int wc_kafka_offsets_parse(const void *value, size_t len, uint64_t *end_lsn,
                            char *errbuf, size_t errlen)
 {
         static const char head[] = "{\"end_lsn\":";
-        const char *p = value, *end = p + len;
+        const char *p = value, *end;
         uint64_t v = 0;
         size_t digits = 0;
 
+        /* a null value (a tombstone) is no position: end stays unset */
         if (!p || len < sizeof(head) - 1 ||
             memcmp(p, head, sizeof(head) - 1) != 0)
                 goto bad;
+        end = p + len;
         for (p += sizeof(head) - 1; p < end && *p >= '0' && *p <= '9'; p++) {
                 if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
                         goto bad;
