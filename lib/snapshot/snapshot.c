@@ -277,20 +277,6 @@ bool wc_snapshot_running(const struct wc_snapshot *s)
 
 /* ---- the connection ---- */
 
-static const char *conn_error(const struct wc_snapshot *s)
-{
-        static char msg[512];
-        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
-        size_t n = 0;
-
-        for (; *m && n < sizeof(msg) - 1; m++)
-                msg[n++] = *m == '\n' ? ' ' : *m;
-        while (n > 0 && msg[n - 1] == ' ')
-                n--;
-        msg[n] = '\0';
-        return n ? msg : "unknown error";
-}
-
 static int failed(struct wc_snapshot *s, char *errbuf, size_t errlen,
                   const char *what, const char *msg)
 {
@@ -340,7 +326,8 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
         s->conn = PQconnectStartParams(keys, values, 1);
         free(options);
         if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
-                return failed(s, errbuf, errlen, "connecting", conn_error(s));
+                return failed(s, errbuf, errlen, "connecting",
+                              wc_pq_error_line(s->conn));
         PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
         s->cs = C_CONNECTING;
         s->events = POLLOUT;
@@ -377,7 +364,7 @@ static int send_params(struct wc_snapshot *s, const char *sql, int n,
         if (PQsetnonblocking(s->conn, 1) < 0 ||
             !PQsendQueryParams(s->conn, sql, n, NULL, params, NULL, NULL, 0))
                 return failed(s, errbuf, errlen, "sending a query",
-                              conn_error(s));
+                              wc_pq_error_line(s->conn));
         s->cs = C_SENDING;
         s->events = POLLOUT;
         return 0;
@@ -820,7 +807,7 @@ static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
 
         if (!PQconsumeInput(s->conn))
                 return failed(s, errbuf, errlen, "reading a result",
-                              conn_error(s));
+                              wc_pq_error_line(s->conn));
         while (!PQisBusy(s->conn)) {
                 res = PQgetResult(s->conn);
                 if (!res) {
@@ -871,7 +858,7 @@ int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         return send_phase(s, errbuf, errlen);
                 default:
                         return failed(s, errbuf, errlen, "connecting",
-                                      conn_error(s));
+                                      wc_pq_error_line(s->conn));
                 }
         case C_READY:
                 return send_phase(s, errbuf, errlen);
@@ -879,7 +866,7 @@ int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 r = PQflush(s->conn);
                 if (r < 0)
                         return failed(s, errbuf, errlen, "sending a query",
-                                      conn_error(s));
+                                      wc_pq_error_line(s->conn));
                 if (r == 1)
                         return 0;
                 s->cs = C_WAITING;

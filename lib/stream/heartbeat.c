@@ -64,21 +64,6 @@ void wc_heartbeat_free(struct wc_heartbeat *hb)
         free(hb);
 }
 
-/* The connection's message, on one line. */
-static const char *conn_error(const struct wc_heartbeat *hb)
-{
-        static char msg[512];
-        const char *m = hb->conn ? PQerrorMessage(hb->conn) : "out of memory";
-        size_t n = 0;
-
-        for (; *m && n < sizeof(msg) - 1; m++)
-                msg[n++] = *m == '\n' ? ' ' : *m;
-        while (n > 0 && msg[n - 1] == ' ')
-                n--;
-        msg[n] = '\0';
-        return n ? msg : "unknown error";
-}
-
 static int failed(struct wc_heartbeat *hb, char *errbuf, size_t errlen,
                   const char *what, const char *msg)
 {
@@ -93,7 +78,7 @@ static int send_query(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
         if (PQsetnonblocking(hb->conn, 1) < 0 ||
             !PQsendQuery(hb->conn, hb->query))
                 return failed(hb, errbuf, errlen, "sending the action query",
-                              conn_error(hb));
+                              wc_pq_error_line(hb->conn));
         hb->state = HB_SENDING;
         hb->events = POLLOUT;
         return 0;
@@ -121,7 +106,8 @@ int wc_heartbeat_begin(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
         keys[n + 2] = values[n + 2] = NULL;
         hb->conn = PQconnectStartParams(keys, values, 1);
         if (!hb->conn || PQstatus(hb->conn) == CONNECTION_BAD)
-                return failed(hb, errbuf, errlen, "connecting", conn_error(hb));
+                return failed(hb, errbuf, errlen, "connecting",
+                              wc_pq_error_line(hb->conn));
         PQsetNoticeProcessor(hb->conn, ignore_notice, NULL);
         hb->state = HB_CONNECTING;
         hb->events = POLLOUT; /* what PQconnectStart() leaves to poll */
@@ -143,7 +129,7 @@ static int read_results(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
 
         if (!PQconsumeInput(hb->conn))
                 return failed(hb, errbuf, errlen, "reading the result",
-                              conn_error(hb));
+                              wc_pq_error_line(hb->conn));
         while (!PQisBusy(hb->conn)) {
                 res = PQgetResult(hb->conn);
                 if (!res) {
@@ -190,14 +176,14 @@ int wc_heartbeat_step(struct wc_heartbeat *hb, char *errbuf, size_t errlen)
                         return r < 0 ? r : 0;
                 default:
                         return failed(hb, errbuf, errlen, "connecting",
-                                      conn_error(hb));
+                                      wc_pq_error_line(hb->conn));
                 }
         case HB_SENDING:
                 r = PQflush(hb->conn);
                 if (r < 0)
                         return failed(hb, errbuf, errlen,
                                       "sending the action query",
-                                      conn_error(hb));
+                                      wc_pq_error_line(hb->conn));
                 if (r == 1)
                         return 0;
                 hb->state = HB_WAITING;

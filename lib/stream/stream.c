@@ -982,3 +982,17 @@ int wc_stream_stop(struct wc_stream *s, int timeout_ms, char *errbuf,
         s->streaming = false;
         return 0;
 }
+
+const char *wc_pq_error_line(const struct pg_conn *conn)
+{
+        static char msg[512];
+        const char *m = conn ? PQerrorMessage(conn) : "out of memory";
+        size_t n = 0;
+
+        for (; *m && n < sizeof(msg) - 1; m++)
+                msg[n++] = *m == '\n' ? ' ' : *m;
+        while (n > 0 && msg[n - 1] == ' ')
+                n--;
+        msg[n] = '\0';
+        return n ? msg : "unknown error";
+}

@@ -211,4 +211,10 @@ const char *wc_stream_server(const struct wc_stream *s);
 /* Microseconds since 2000-01-01 (PostgreSQL's epoch) of `unix_us`. */
 int64_t wc_pg_time_from_unix(int64_t unix_us);
 
+/* A libpq connection's error message on one line (newlines as spaces,
+ * no trailing space), in a static buffer: for walcast's one thread.
+ * conn NULL: "out of memory"; an empty message: "unknown error". */
+struct pg_conn;
+const char *wc_pq_error_line(const struct pg_conn *conn);
+
 #endif
