@@ -253,7 +253,7 @@ static void put_line(struct jsonl *j, const struct walcast_signal *sig)
 
         switch (sig->kind) {
         case WALCAST_SIG_INSERT:
-        case WALCAST_SIG_READ: /* a snapshot's row (ABI 1.4) */
+        case WALCAST_SIG_READ: /* a snapshot's row (ABI 1.5) */
                 put_str(j, ",\"columns\":");
                 put_columns(j, &sig->columns);
                 break;
@@ -746,9 +746,9 @@ static int32_t jsonl_init(const struct walcast_host *host,
 
         /* sender NULL: every schema the sink's `schemas:` lets through */
         for (uint32_t kind = 0; kind < WALCAST_SIG__COUNT; kind++) {
-                /* a snapshot's signals exist since ABI 1.4 */
+                /* a snapshot's signals exist since ABI 1.5 */
                 if (kind >= WALCAST_SIG_READ &&
-                    (host->abi_major != 1 || host->abi_minor < 4))
+                    (host->abi_major != 1 || host->abi_minor < 5))
                         continue;
                 if (host->connect(self, kind, NULL, NULL, on_signal, j) !=
                     WALCAST_OK) {
