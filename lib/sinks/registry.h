@@ -32,7 +32,7 @@ struct wc_sink_env {
         /* what a check or start has to say besides its error (syslog
          * level: 4 warning, 5 notice); NULL: nothing is said */
         void (*log)(int level, const char *msg);
-        const char *slot;      /* the slot's name, or NULL */
+        const char *slot; /* the slot's name, or NULL */
 };
 
 struct wc_sink_kind {

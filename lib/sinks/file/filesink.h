@@ -62,11 +62,11 @@ struct wc_filesink;
  * again.  A file without any such line is one of an older walcast, of
  * which only a partial last line is cut, unless `marked` says that it is
  * written with marks (the state directory knows the path) and its lines
- * are of one transaction: then all of it is an incomplete first one.  wc_filesink_found() gives the
- * position of the last whole transaction.  Standard output is never cut
- * nor written over: a regular file there is set to O_APPEND, and a last
- * line without its newline gets one first.  NULL on failure with errbuf
- * set.
+ * are of one transaction: then all of it is an incomplete first one.
+ * wc_filesink_found() gives the position of the last whole transaction.
+ * Standard output is never cut nor written over: a regular file there is
+ * set to O_APPEND, and a last line without its newline gets one first.
+ * NULL on failure with errbuf set.
  */
 struct wc_filesink *wc_filesink_open(const char *path, bool fsync, char *errbuf,
                                      size_t errlen);

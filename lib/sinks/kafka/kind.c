@@ -606,11 +606,11 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
         if (k->exactly_once && (r = wc_kafka_system_identifier(
                                     env->dsn, &sysid, errbuf, errlen)) < 0)
                 goto out;
-        r = wc_plugin_host_add(h, name,
-                               wc_kafka_plugin(&(struct wc_kafka_start){
-                                   k, database, enums, enums ? t.nenums : 0,
-                                   sysid, env->slot}),
-                               &k->common.filter, NULL, 0, errbuf, errlen);
+        r = wc_plugin_host_add(
+            h, name,
+            wc_kafka_plugin(&(struct wc_kafka_start){
+                k, database, enums, enums ? t.nenums : 0, sysid, env->slot}),
+            &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
 out:
