@@ -20,6 +20,17 @@
 
 /* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_US 946684800000000LL
+/* A commit time in microseconds since 2000 to the Unix epoch; false for
+ * one that does not fit (no server writes it: the message is damaged,
+ * and the change goes on without a time). */
+static bool unix_time(uint64_t pg_us, int64_t *ret)
+{
+        if (!__builtin_add_overflow((int64_t)pg_us, PG_EPOCH_US, ret))
+                return true;
+        *ret = 0;
+        return false;
+}
+
 /* Bytes of the message shown in an error, in hex. */
 #define EXCERPT_BYTES 24
 
@@ -1232,8 +1243,7 @@ static int decode_one(struct pgoutput *d, const unsigned char *msg, size_t len,
                  * Commit: known here when the stream held it until then */
                 ch->end_lsn = d->next_end;
                 d->next_end = WC_LSN_INVALID;
-                ch->has_time = true;
-                ch->time_us = (int64_t)get64(&r) + PG_EPOCH_US;
+                ch->has_time = unix_time(get64(&r), &ch->time_us);
                 ch->has_xid = true;
                 ch->xid = get32(&r);
                 d->in_txn = true;
@@ -1247,8 +1257,7 @@ static int decode_one(struct pgoutput *d, const unsigned char *msg, size_t len,
                 ch->op = WC_OP_COMMIT;
                 ch->commit_lsn = get64(&r);
                 ch->end_lsn = get64(&r);
-                ch->has_time = true;
-                ch->time_us = (int64_t)get64(&r) + PG_EPOCH_US;
+                ch->has_time = unix_time(get64(&r), &ch->time_us);
                 if (d->in_txn) {
                         ch->has_xid = true;
                         ch->xid = d->xid;

@@ -640,6 +640,35 @@ static void test_handwritten(void **state)
             wc_decoder_relation(d, (char *)"I\x00\x00\x40\x06N", 6, &ch), 0);
         assert_string_equal(ch->table, "t");
         assert_int_equal(ch->op, WC_OP_INSERT);
+        /* a commit time past int64 once moved to the Unix epoch (the
+         * fuzzer's find): the transaction goes on without a time */
+        assert_int_equal(DEC(d,
+                             "B\x00\x00\x00\x00\x01\x00\x00\x10"
+                             "\x7f\xff\xbb\xdd\xf6\x11\x6f\xa8"
+                             "\x00\x00\x02\x00",
+                             &ch, err),
+                         0);
+        assert_int_equal(ch->op, WC_OP_BEGIN);
+        assert_false(ch->has_time);
+        assert_int_equal(ch->xid, 512);
+        assert_int_equal(DEC(d,
+                             "C\x00"
+                             "\x00\x00\x00\x00\x01\x00\x00\x10"
+                             "\x00\x00\x00\x00\x01\x00\x00\x40"
+                             "\x7f\xff\xff\xff\xff\xff\xff\xff",
+                             &ch, err),
+                         0);
+        assert_false(ch->has_time);
+        assert_int_equal(ch->end_lsn, 0x1000040);
+        /* and one in range has it */
+        assert_int_equal(DEC(d,
+                             "B\x00\x00\x00\x00\x01\x00\x00\x10"
+                             "\x00\x00\x00\x00\x00\x00\x00\x01"
+                             "\x00\x00\x02\x01",
+                             &ch, err),
+                         0);
+        assert_true(ch->has_time);
+        assert_int_equal(ch->time_us, 946684800000001LL);
         /* errbuf NULL is fine */
         assert_int_equal(decode_bytes(d, "Z", 1, &ch, NULL, 0), -EBADMSG);
         assert_int_equal(decode_bytes(d, "", 0, &ch, err, sizeof(err)),
