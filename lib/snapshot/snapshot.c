@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 #include "stream/stream.h"
 
@@ -69,16 +70,9 @@ struct wc_snapshot {
          * reach a high watermark before its statement's result is read,
          * and the snapshot moves on meanwhile */
         enum phase sent;
-        /* xids of the transactions the stream read, newest last (a ring),
-         * and how many in all; the chunk's keys are taken from the
-         * stream from ring_count == rec_start on */
-        uint32_t ring[4096];
-        uint64_t ring_count, rec_start;
-        /* the chunk SELECT's snapshot: xmin, xmax, in progress */
-        uint64_t snap_xmin, snap_xmax;
-        uint64_t *snap_xip;
-        size_t snap_nxip;
-        bool have_snap;
+        /* the transactions the stream read against the chunk SELECT's
+         * snapshot */
+        struct wc_snap_guard guard;
         uint64_t torn;   /* chunks read again for that */
         char error[512]; /* the first error result of the running query */
         PGresult *res;   /* the last result of the running query */
@@ -246,7 +240,7 @@ void wc_snapshot_free(struct wc_snapshot *s)
         wc_snap_chunk_free(s->k);
         clear_pending(s);
         free(s->pend);
-        free(s->snap_xip);
+        wc_snap_guard_free(&s->guard);
         progress_free(&s->cur);
         progress_free(&s->done);
         wc_buf_free(&s->next);
@@ -648,73 +642,14 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                 return -ENOMEM;
         s->chunk++;
         s->phase = P_LOW;
-        s->rec_start = s->ring_count;
+        wc_snap_guard_keys_from_now(&s->guard);
         return 0;
-}
-
-/* "xmin:xmax:xip,xip,..." (pg_snapshot's text). */
-static int parse_snapshot(struct wc_snapshot *s, const char *text)
-{
-        char *end;
-        size_t n = 0;
-
-        s->have_snap = false;
-        s->snap_nxip = 0;
-        s->snap_xmin = strtoull(text, &end, 10);
-        if (*end != ':')
-                return -EBADMSG;
-        s->snap_xmax = strtoull(end + 1, &end, 10);
-        if (*end != ':')
-                return -EBADMSG;
-        for (const char *p = end + 1; *p; p++)
-                n += *p == ',';
-        free(s->snap_xip);
-        s->snap_xip = calloc(n + 1, sizeof(*s->snap_xip));
-        if (!s->snap_xip)
-                return -ENOMEM;
-        for (const char *p = end + 1; *p;) {
-                s->snap_xip[s->snap_nxip++] = strtoull(p, &end, 10);
-                if (end == p || (*end && *end != ','))
-                        return -EBADMSG;
-                p = *end ? end + 1 : end;
-        }
-        s->have_snap = true;
-        return 0;
-}
-
-/* Is the stream's (32-bit) xid invisible to the chunk's snapshot? */
-static bool invisible(const struct wc_snapshot *s, uint32_t xid)
-{
-        if ((int32_t)(xid - (uint32_t)s->snap_xmax) >= 0)
-                return true;
-        for (size_t i = 0; i < s->snap_nxip; i++)
-                if ((uint32_t)s->snap_xip[i] == xid)
-                        return true;
-        return false;
-}
-
-/*
- * A transaction the stream read before the chunk's keys were taken, but
- * invisible to the chunk's SELECT (its commit record was written, it had
- * not yet left the proc array): its changes are missing from the chunk
- * and were not taken out of it.  The chunk must be read again.
- */
-static bool torn(const struct wc_snapshot *s)
-{
-        uint64_t n = s->ring_count < 4096 ? s->ring_count : 4096;
-
-        if (!s->have_snap)
-                return false;
-        for (uint64_t i = s->ring_count - n; i < s->rec_start; i++)
-                if (invisible(s, s->ring[i % 4096]))
-                        return true;
-        return false;
 }
 
 static int got_read(struct wc_snapshot *s, PGresult *res)
 {
         uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
-        int n = PQntuples(res), r;
+        int n = PQntuples(res), r = 0;
         const char **texts;
         size_t *lens;
         bool *nulls;
@@ -722,7 +657,10 @@ static int got_read(struct wc_snapshot *s, PGresult *res)
         (void)wc_snap_chunk_cols(s->k, &ncols);
         if ((uint32_t)PQnfields(res) != ncols + 1)
                 return -EBADMSG;
-        r = n ? parse_snapshot(s, PQgetvalue(res, 0, (int)ncols)) : 0;
+        /* every row carries the statement's snapshot; without a row
+         * there is nothing stale to deliver */
+        r = wc_snap_guard_set(&s->guard,
+                              n ? PQgetvalue(res, 0, (int)ncols) : NULL);
         if (r < 0)
                 return r;
         texts = calloc(ncols, sizeof(*texts));
@@ -1035,7 +973,7 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         /* P_HIGH: the stream was faster than the statement's result */
         if (!s->window || (s->phase != P_WAIT && s->phase != P_HIGH))
                 return 0;
-        if (torn(s)) {
+        if (wc_snap_guard_torn(&s->guard)) {
                 /* read the chunk again, with new watermarks; the keys
                  * taken so far stay (dropping a row is always safe) */
                 wc_snap_chunk_clear_rows(s->k);
@@ -1073,8 +1011,7 @@ void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid)
 {
         if (!s)
                 return;
-        s->ring[s->ring_count % 4096] = xid;
-        s->ring_count++;
+        wc_snap_guard_saw(&s->guard, xid);
 }
 
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
@@ -1119,7 +1056,7 @@ void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
         } else {
                 s->chunk++;
                 s->phase = P_LOW;
-                s->rec_start = s->ring_count;
+                wc_snap_guard_keys_from_now(&s->guard);
         }
         /* the progress after this chunk, confirmed with end_lsn */
         if (s->npend == s->cappend) {

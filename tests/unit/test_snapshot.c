@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The pure parts of a watermark snapshot: values rendered as wal2json
  * renders them, the chunk's rows and the keys the stream touched, the
- * watermark payloads. */
+ * watermark payloads, the re-read guard. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "snapshot/chunk.h"
+#include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 
 static char *render(uint32_t oid, const char *text, bool isnull,
@@ -375,12 +376,108 @@ static void progress_text(void **state)
         wc_snapshot_free(s);
 }
 
+/* The re-read guard: a transaction the stream read before the chunk took
+ * keys, invisible to the chunk's SELECT, tears the chunk; nothing else
+ * does. */
+static void guard(void **state)
+{
+        struct wc_snap_guard *g = calloc(1, sizeof(*g));
+
+        (void)state;
+        assert_non_null(g);
+        /* nothing read, no snapshot: never torn */
+        assert_false(wc_snap_guard_torn(g));
+        wc_snap_guard_saw(g, 700);
+        wc_snap_guard_saw(g, 705);
+        wc_snap_guard_keys_from_now(g);
+        /* 705 still in progress for the SELECT */
+        assert_int_equal(wc_snap_guard_set(g, "700:710:705,708"), 0);
+        assert_int_equal(g->nxip, 2);
+        assert_true(wc_snap_guard_torn(g));
+        /* read again: now it sees 705 */
+        assert_int_equal(wc_snap_guard_set(g, "706:712:708"), 0);
+        assert_false(wc_snap_guard_torn(g));
+        /* at or past xmax: invisible */
+        assert_int_equal(wc_snap_guard_set(g, "700:705:"), 0);
+        assert_int_equal(g->nxip, 0);
+        assert_true(wc_snap_guard_torn(g));
+        /* a transaction read after the keys were taken does not count
+         * (its keys are taken out of the chunk) */
+        assert_int_equal(wc_snap_guard_set(g, "706:711:"), 0);
+        wc_snap_guard_saw(g, 711);
+        assert_false(wc_snap_guard_torn(g));
+
+        /* the bug CI found: the next chunk returns no row, so it has no
+         * snapshot; the previous chunk's, which cannot see 711, must not
+         * stand in for it (the chunk was read again forever) */
+        wc_snap_guard_keys_from_now(g);
+        assert_true(wc_snap_guard_torn(g));
+        assert_int_equal(wc_snap_guard_set(g, NULL), 0);
+        assert_false(wc_snap_guard_torn(g));
+        /* nor after a snapshot text that does not parse */
+        assert_int_equal(wc_snap_guard_set(g, "706:712:"), 0);
+        assert_int_equal(wc_snap_guard_set(g, "706"), -EBADMSG);
+        assert_false(wc_snap_guard_torn(g));
+        assert_int_equal(wc_snap_guard_set(g, "706:x:"), -EBADMSG);
+        assert_int_equal(wc_snap_guard_set(g, ":712:"), -EBADMSG);
+        assert_int_equal(wc_snap_guard_set(g, "706:712:7x"), -EBADMSG);
+        assert_int_equal(wc_snap_guard_set(g, "706:712:,"), -EBADMSG);
+        assert_false(wc_snap_guard_torn(g));
+
+        /* the snapshot's xids carry the epoch; the stream's do not */
+        assert_int_equal(wc_snap_guard_set(g, "8589935300:8589935312:"
+                                              "8589935301"),
+                         0);
+        assert_false(wc_snap_guard_torn(g)); /* 700, 705, 711: visible */
+        wc_snap_guard_saw(g, 1301);
+        wc_snap_guard_keys_from_now(g);
+        assert_true(wc_snap_guard_torn(g));
+        /* across the 32-bit wrap: 4294967290 precedes xmax 5 + 2^32 */
+        wc_snap_guard_free(g);
+        memset(g, 0, sizeof(*g));
+        wc_snap_guard_saw(g, 4294967290u);
+        wc_snap_guard_keys_from_now(g);
+        assert_int_equal(wc_snap_guard_set(g, "4294967280:4294967301:"), 0);
+        assert_false(wc_snap_guard_torn(g));
+        wc_snap_guard_saw(g, 3); /* after the wrap: 2^32 + 3 */
+        wc_snap_guard_keys_from_now(g);
+        assert_false(wc_snap_guard_torn(g));
+        assert_int_equal(wc_snap_guard_set(g, "4294967280:4294967299:"), 0);
+        assert_true(wc_snap_guard_torn(g));
+        /* no xid (0) and the special ones are never in the way */
+        memset(g->ring, 0, sizeof(g->ring));
+        wc_snap_guard_keys_from_now(g);
+        assert_int_equal(wc_snap_guard_set(g, "2147483700:2147483800:"), 0);
+        assert_false(wc_snap_guard_torn(g));
+
+        /* the last WC_SNAP_GUARD_RING transactions before the keys are
+         * taken are checked, however many the stream reads after (a
+         * writer without pauses once pushed them out of the ring before
+         * the chunk's high watermark came) */
+        wc_snap_guard_free(g);
+        memset(g, 0, sizeof(*g));
+        wc_snap_guard_saw(g, 900);
+        for (uint32_t i = 0; i < WC_SNAP_GUARD_RING; i++)
+                wc_snap_guard_saw(g, 500 + i % 100);
+        wc_snap_guard_keys_from_now(g);
+        assert_int_equal(wc_snap_guard_set(g, "800:1000:900"), 0);
+        assert_false(wc_snap_guard_torn(g)); /* 900 is too old */
+        wc_snap_guard_saw(g, 900);
+        wc_snap_guard_keys_from_now(g);
+        for (uint32_t i = 0; i < 3 * WC_SNAP_GUARD_RING; i++)
+                wc_snap_guard_saw(g, 1000 + i);
+        assert_true(wc_snap_guard_torn(g));
+        wc_snap_guard_free(g);
+        free(g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(values),     cmocka_unit_test(chunk_observe),
             cmocka_unit_test(chunk_many), cmocka_unit_test(chunk_needs_key),
             cmocka_unit_test(marks),      cmocka_unit_test(progress_text),
+            cmocka_unit_test(guard),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
