@@ -55,7 +55,7 @@ static const char *level_word(enum wc_log_level level)
  * and "ss@db" a database.  A piece is what lies between the characters
  * that end a value in a conninfo string or a URI.
  */
-#define MAX_SECRETS 128
+#define MAX_SECRETS 256
 /* shorter strings are too common to be replaced wherever they appear:
  * they are replaced only where a message quotes them as a whole piece */
 #define SECRET_ANYWHERE_MIN 4
@@ -144,6 +144,48 @@ void wc_log_add_secret(const char *s, size_t len)
         }
         add_with_pieces(dec, n);
         free(dec);
+}
+
+void wc_log_add_secret_value(const char *s)
+{
+        const char *line = s;
+
+        if (!s)
+                return;
+        add_one(s, strlen(s));
+        /* a quoted piece, or what a parser says it could not read from
+         * "k=v k2=v2" on: every word, and every word's value; a PEM key's
+         * armour lines ("-----BEGIN PRIVATE KEY-----") are no secret */
+        while (*line) {
+                size_t len = strcspn(line, "\n");
+                size_t i = 0;
+
+                while (len && line[len - 1] == '\r')
+                        len--;
+                if (strncmp(line, "-----", 5) != 0) {
+                        while (i < len) {
+                                size_t start, w;
+                                const char *eq;
+
+                                while (i < len && strchr(" \t\f\v", line[i]))
+                                        i++;
+                                start = i;
+                                while (i < len && !strchr(" \t\f\v", line[i]))
+                                        i++;
+                                w = i - start;
+                                if (w == 0)
+                                        break;
+                                add_one(line + start, w);
+                                eq = memchr(line + start, '=', w);
+                                if (eq && eq + 1 < line + start + w)
+                                        add_one(eq + 1, (size_t)(line + start +
+                                                                 w - eq - 1));
+                        }
+                }
+                line += strcspn(line, "\n");
+                if (*line)
+                        line++;
+        }
 }
 
 /* Whether word[0..len) is a libpq connection keyword ("host", "sslmode"):

@@ -636,6 +636,36 @@ static int kafka_check(const void *conf, const struct wc_sink_env *env,
         return r < 0 ? r : 0;
 }
 
+/* librdkafka's properties whose value is a secret (the ones it redacts
+ * from its own configuration dumps), and any other "...password" or
+ * "...secret" */
+static bool secret_property(const char *key)
+{
+        static const char *const keys[] = {"ssl.key.pem",
+                                           "sasl.oauthbearer.config"};
+        const char *last = strrchr(key, '.');
+
+        last = last ? last + 1 : key;
+        if (strcasestr(last, "password") || strcasestr(last, "secret"))
+                return true;
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                if (strcmp(key, keys[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void kafka_secrets(const void *conf, void (*add)(const char *value))
+{
+        const struct wc_kafka_sink_config *k = conf;
+
+        for (size_t i = 0; i < k->nproperties; i++)
+                if (secret_property(k->properties[i].key))
+                        add(k->properties[i].value);
+        /* a digest is a lookup table away from the value without it */
+        if (k->mask_salt)
+                add(k->mask_salt);
+}
+
 const struct wc_sink_kind wc_sink_kind_kafka = {
     .name = "kafka",
     .parse = kafka_parse,
@@ -644,4 +674,5 @@ const struct wc_sink_kind wc_sink_kind_kafka = {
     .needs_identity = true,
     .check = kafka_check,
     .add = kafka_add,
+    .secrets = kafka_secrets,
 };
