@@ -148,43 +148,41 @@ void wc_log_add_secret(const char *s, size_t len)
 
 void wc_log_add_secret_value(const char *s)
 {
-        const char *line = s;
+        size_t len, i = 0;
 
         if (!s)
                 return;
-        add_one(s, strlen(s));
-        /* a quoted piece, or what a parser says it could not read from
-         * "k=v k2=v2" on: every word, and every word's value; a PEM key's
-         * armour lines ("-----BEGIN PRIVATE KEY-----") are no secret */
-        while (*line) {
-                size_t len = strcspn(line, "\n");
-                size_t i = 0;
+        len = strlen(s);
+        while (len && strchr(" \t\n\r\f\v", s[len - 1]))
+                len--;
+        add_one(s, len);
+        /*
+         * Every word, and everything from a word on: what a parser quotes
+         * from where it could not read on ("principal=x bogus=SECRET").
+         * Not the value of a key=value word alone: the principal is no
+         * secret, and may be a word as common as "walcast".  A PEM key's
+         * armour lines ("-----BEGIN PRIVATE KEY-----") are no secret.
+         */
+        while (i < len) {
+                size_t eol = i + strcspn(s + i, "\n");
 
-                while (len && line[len - 1] == '\r')
-                        len--;
-                if (strncmp(line, "-----", 5) != 0) {
-                        while (i < len) {
-                                size_t start, w;
-                                const char *eq;
+                if (eol > len)
+                        eol = len;
+                while (i < eol && strchr(" \t\r\f\v", s[i]))
+                        i++;
+                if (strncmp(s + i, "-----", 5) == 0)
+                        i = eol;
+                while (i < eol) {
+                        size_t start = i;
 
-                                while (i < len && strchr(" \t\f\v", line[i]))
-                                        i++;
-                                start = i;
-                                while (i < len && !strchr(" \t\f\v", line[i]))
-                                        i++;
-                                w = i - start;
-                                if (w == 0)
-                                        break;
-                                add_one(line + start, w);
-                                eq = memchr(line + start, '=', w);
-                                if (eq && eq + 1 < line + start + w)
-                                        add_one(eq + 1, (size_t)(line + start +
-                                                                 w - eq - 1));
-                        }
+                        while (i < eol && !strchr(" \t\r\f\v", s[i]))
+                                i++;
+                        add_one(s + start, i - start);
+                        add_one(s + start, len - start);
+                        while (i < eol && strchr(" \t\r\f\v", s[i]))
+                                i++;
                 }
-                line += strcspn(line, "\n");
-                if (*line)
-                        line++;
+                i = eol + 1;
         }
 }
 

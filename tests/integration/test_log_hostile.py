@@ -269,6 +269,9 @@ def case_secrets_kafka_properties(c):
     check_clean("walcastd with a Kafka sink", err, pieces, cfg)
     check(KAFKA_OAUTH_ERR + "***" in err, "the error does not show the "
           "quoted piece redacted:\n%s" % d.describe())
+    # the principal ("walcast") is no secret: the log keeps its words
+    check(re.search(r"^<6>walcastd \S+ starting with ", err, re.M),
+          "the start line lost a word to the redaction:\n%s" % d.describe())
 
     # a reload to other secrets: registered before the new sink starts
     seen = err.count(KAFKA_OAUTH_ERR)

@@ -365,6 +365,12 @@ static void redacts_kafka_secrets(void **state)
                                    "        - tables: [\"*\"]\n"
                                    "          mask: [email]\n"),
                         "salt-4242", "***");
+        /* a principal is no secret: only what follows it */
+        config_redacted(
+            KAFKA_YAML("        sasl.oauthbearer.config: \"principal=walcast "
+                       "bogus=b0gus-s3cret\"\n"),
+            "walcastd started; beginning at: bogus=b0gus-s3cret",
+            "walcastd started; beginning at: ***");
         /* no secret: the brokers, the user name */
         config_redacted(KAFKA_YAML("        sasl.username: bob-the-user\n"),
                         "127.0.0.1:9092 as bob-the-user",
