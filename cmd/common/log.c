@@ -55,7 +55,7 @@ static const char *level_word(enum wc_log_level level)
  * and "ss@db" a database.  A piece is what lies between the characters
  * that end a value in a conninfo string or a URI.
  */
-#define MAX_SECRETS 128
+#define MAX_SECRETS 256
 /* shorter strings are too common to be replaced wherever they appear:
  * they are replaced only where a message quotes them as a whole piece */
 #define SECRET_ANYWHERE_MIN 4
@@ -144,6 +144,46 @@ void wc_log_add_secret(const char *s, size_t len)
         }
         add_with_pieces(dec, n);
         free(dec);
+}
+
+void wc_log_add_secret_value(const char *s)
+{
+        size_t len, i = 0;
+
+        if (!s)
+                return;
+        len = strlen(s);
+        while (len && strchr(" \t\n\r\f\v", s[len - 1]))
+                len--;
+        add_one(s, len);
+        /*
+         * Every word, and everything from a word on: what a parser quotes
+         * from where it could not read on ("principal=x bogus=SECRET").
+         * Not the value of a key=value word alone: the principal is no
+         * secret, and may be a word as common as "walcast".  A PEM key's
+         * armour lines ("-----BEGIN PRIVATE KEY-----") are no secret.
+         */
+        while (i < len) {
+                size_t eol = i + strcspn(s + i, "\n");
+
+                if (eol > len)
+                        eol = len;
+                while (i < eol && strchr(" \t\r\f\v", s[i]))
+                        i++;
+                if (strncmp(s + i, "-----", 5) == 0)
+                        i = eol;
+                while (i < eol) {
+                        size_t start = i;
+
+                        while (i < eol && !strchr(" \t\r\f\v", s[i]))
+                                i++;
+                        add_one(s + start, i - start);
+                        add_one(s + start, len - start);
+                        while (i < eol && strchr(" \t\r\f\v", s[i]))
+                                i++;
+                }
+                i = eol + 1;
+        }
 }
 
 /* Whether word[0..len) is a libpq connection keyword ("host", "sslmode"):

@@ -44,6 +44,11 @@ void wc_log_redact(const char *in, char *out, size_t outlen);
  */
 void wc_log_add_dsn_secrets(const char *dsn);
 void wc_log_add_secret(const char *s, size_t len);
+/* A secret that is no connection string (a Kafka sink's sasl.password,
+ * a private key): the whole value, each whitespace-separated word of it,
+ * and the rest of the value from each word on (what a parser quotes from
+ * the place it could not read on); not a PEM key's armour lines. */
+void wc_log_add_secret_value(const char *s);
 void wc_log_forget_secrets(void);
 
 /*

@@ -37,7 +37,7 @@ void wc_runner_request_reload(struct runner *rn)
                       (unsigned long long)ts.tv_nsec / 1000);
         cfg = wc_config_load(rn->o->config_path, rn->err, sizeof(rn->err));
         if (cfg)
-                wc_log_add_dsn_secrets(cfg->source.dsn);
+                wc_add_config_secrets(cfg);
         /* what --check checks: a sink that could not start is refused
          * here, before the sinks in force are let go */
         if (cfg && wc_check_sinks(cfg, rn->err, sizeof(rn->err)) < 0) {

@@ -51,6 +51,11 @@ const char *wc_state_dir(const struct wc_config *cfg, char *buf, size_t len);
  * `arg` is not an LSN or is 0/0. */
 int wc_endpos_parse(const char *arg, wc_lsn *ret_lsn);
 
+/* Registers cfg's secrets with the logger (wc_log_add_dsn_secrets(),
+ * and the sinks' own: a Kafka sink's sasl.password...) before anything
+ * can quote them: at start and at every reload. */
+void wc_add_config_secrets(const struct wc_config *cfg);
+
 /*
  * What `--check` adds to the configuration loader's checks: every Kafka
  * sink's librdkafka properties as its producer would be configured, and

@@ -14,6 +14,18 @@ static void env_log(int level, const char *msg)
         wc_log((enum wc_log_level)level, "%s", msg);
 }
 
+void wc_add_config_secrets(const struct wc_config *cfg)
+{
+        wc_log_add_dsn_secrets(cfg->source.dsn);
+        for (size_t i = 0; i < cfg->nsinks; i++) {
+                const struct wc_sink_config *s = &cfg->sinks[i];
+                const struct wc_sink_kind *k = wc_sink_kind_find(s->kind);
+
+                if (k && k->secrets)
+                        k->secrets(s->conf, wc_log_add_secret_value);
+        }
+}
+
 int wc_check_sinks(const struct wc_config *cfg, char *errbuf, size_t errlen)
 {
         char err[2048], sd[4096];

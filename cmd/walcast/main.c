@@ -144,7 +144,7 @@ static struct wc_config *load(const char *path)
         } else {
                 wc_log_set_level(cfg->log.level);
                 /* before anything can quote a piece of it */
-                wc_log_add_dsn_secrets(cfg->source.dsn);
+                wc_add_config_secrets(cfg);
         }
         return cfg;
 }

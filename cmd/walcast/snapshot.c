@@ -300,7 +300,7 @@ int wc_cmd_snapshot(int argc, char **argv)
                 log_error("%s", err);
                 return WC_EXIT_CONFIG;
         }
-        wc_log_add_dsn_secrets(cfg->source.dsn);
+        wc_add_config_secrets(cfg);
         if (!slot)
                 slot = cfg->source.slot;
         c = connect_db(cfg);

@@ -81,7 +81,7 @@ int main(int argc, char **argv)
                 return WC_EXIT_CONFIG;
         }
         /* before anything can quote a piece of it */
-        wc_log_add_dsn_secrets(cfg->source.dsn);
+        wc_add_config_secrets(cfg);
         /* with --check, --endpos is only checked (above): a script can
          * check the exact command line it will run */
         if (check) {

@@ -54,6 +54,18 @@
  * enough that the usual one needs no regrowth */
 #define RENDER_RESERVE 16384
 
+/* why we closed a connection: walcast_metrics_connections_closed_total's
+ * reason label */
+enum close_reason {
+        CLOSE_DEADLINE,     /* no answer within REQUEST_TIMEOUT_MS */
+        CLOSE_CLIENT_LIMIT, /* the oldest of an address past PER_CLIENT */
+        CLOSE_TOTAL_LIMIT,  /* the oldest of all past TOTAL */
+        CLOSE__COUNT,
+};
+
+static const char *const close_reasons[CLOSE__COUNT] = {
+    "deadline", "client_limit", "total_limit"};
+
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_TEXT    "text/plain; charset=utf-8"
 
@@ -78,6 +90,9 @@ struct wc_metrics_server {
         int epoll_fd; /* MHD's, ready when MHD has something to do */
         struct conn *head, *tail;
         unsigned nconns;
+        /* connections we closed, by reason; the server thread alone
+         * closes them and renders the count */
+        uint64_t closed[CLOSE__COUNT];
         /*
          * MHD explains a failed start (bind errors above all) only through
          * its logger.  The logger keeps the first message it gets on the
@@ -147,6 +162,30 @@ static int64_t now_us(void)
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The endpoint's own counter, after the pipeline's (docs/walcastd.8.md). */
+static int render_closed(const struct wc_metrics_server *s, struct wc_buf *b)
+{
+        static const char family[] =
+            "# HELP walcast_metrics_connections_closed_total Connections "
+            "to this endpoint it closed: a request not answered in time "
+            "(a slow or idle client), or the oldest of a client address or "
+            "of all past their share.\n"
+            "# TYPE walcast_metrics_connections_closed_total counter\n";
+        char line[128];
+        int r = wc_buf_append(b, family, sizeof(family) - 1);
+
+        for (int i = 0; i < CLOSE__COUNT && r == 0; i++) {
+                int n = snprintf(line, sizeof(line),
+                                 "walcast_metrics_connections_closed_total{"
+                                 "reason=\"%s\"} %llu\n",
+                                 close_reasons[i],
+                                 (unsigned long long)s->closed[i]);
+
+                r = wc_buf_append(b, line, (size_t)n);
+        }
+        return r;
+}
+
 static enum MHD_Result reply_metrics(struct wc_metrics_server *s,
                                      struct MHD_Connection *c)
 {
@@ -155,7 +194,8 @@ static enum MHD_Result reply_metrics(struct wc_metrics_server *s,
 
         wc_buf_init(&b);
         if (wc_buf_reserve(&b, RENDER_RESERVE) < 0 ||
-            wc_metrics_render(s->m, now_us(), &b) < 0) {
+            wc_metrics_render(s->m, now_us(), &b) < 0 ||
+            render_closed(s, &b) < 0) {
                 wc_buf_free(&b);
                 return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                   "out of memory\n");
@@ -236,11 +276,13 @@ static int64_t mono_ms(void)
  * and closes it, with the usual notifications.  The fd is MHD's and still
  * open: MHD closes it only after telling us (MHD_CONNECTION_NOTIFY_CLOSED),
  * on this same thread. */
-static void conn_close(struct wc_metrics_server *s, struct conn *c)
+static void conn_close(struct wc_metrics_server *s, struct conn *c,
+                       enum close_reason why)
 {
         if (c->closing)
                 return;
         c->closing = true;
+        s->closed[why]++;
         s->nconns--;
         shutdown(c->fd, SHUT_RDWR);
 }
@@ -335,9 +377,9 @@ static void on_connection(void *cls, struct MHD_Connection *mc,
                 if (!o->closing && memcmp(o->addr, c->addr, 16) == 0)
                         same++;
         if (same > PER_CLIENT && (victim = oldest(s, c, c->addr)))
-                conn_close(s, victim);
+                conn_close(s, victim, CLOSE_CLIENT_LIMIT);
         if (s->nconns > TOTAL && (victim = oldest(s, c, NULL)))
-                conn_close(s, victim);
+                conn_close(s, victim, CLOSE_TOTAL_LIMIT);
 }
 
 /* A request answered: the connection's next one gets a fresh deadline. */
@@ -366,7 +408,7 @@ static int64_t close_overdue(struct wc_metrics_server *s, int64_t now)
                 if (c->closing)
                         continue;
                 if (left <= 0)
-                        conn_close(s, c);
+                        conn_close(s, c, CLOSE_DEADLINE);
                 else if (left < next)
                         next = left;
         }
@@ -488,16 +530,18 @@ static int start_on(struct wc_metrics_server *s, const struct addrinfo *ai,
         s->why[0] = '\0';
         s->starter = pthread_self();
         atomic_store(&s->starting, true);
-        /* the logger goes first so that no start message escapes it */
+        /* the logger goes first so that no start message escapes it;
+         * MHD's idle timeout a second past our deadline, a backstop, so
+         * that every slow or idle client is ours to close, and counted */
         s->daemon = MHD_start_daemon(
             flags, (uint16_t)port, NULL, NULL, handle, s,
             MHD_OPTION_EXTERNAL_LOGGER, log_cb, s, MHD_OPTION_SOCK_ADDR,
             ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, MHD_TOTAL,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, MHD_PER_CLIENT,
             MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(REQUEST_TIMEOUT_MS / 1000), MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_END);
+            (unsigned)(REQUEST_TIMEOUT_MS / 1000 + 1),
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         atomic_store(&s->starting, false);
         return s->daemon ? 0 : -EADDRNOTAVAIL;
 }

@@ -58,6 +58,10 @@ struct wc_sink_kind {
          * lifetime */
         int (*add)(struct wc_plugin_host *h, const char *name, const void *conf,
                    const struct wc_sink_env *env, char *errbuf, size_t errlen);
+        /* calls add with each value of conf that is a secret (a password,
+         * a private key) so that no log line shows it, whoever quotes it;
+         * NULL: the kind holds none */
+        void (*secrets)(const void *conf, void (*add)(const char *value));
 };
 
 /* The kind called name, or NULL. */

@@ -15,6 +15,12 @@ sslpassword with a space) make libpq quote pieces of the password.  No
 piece of it reaches stderr: walcastd at start, walcastd --check with a
 Kafka sink (whose settings are derived from the DSN), a reload to such a
 DSN, walcast check and walcast slot status.
+
+Kafka secrets: a Kafka sink's secret properties (sasl.password,
+sasl.oauthbearer.config...) are registered like the DSN's password.
+librdkafka quotes the unsecured-JWT sasl.oauthbearer.config from the
+place it cannot read on; neither that piece nor the sasl.password shows,
+at start nor after a reload to new values.
 """
 
 import json
@@ -221,6 +227,65 @@ def case_secrets_kafka_check_and_reload(c):
     check_clean("sd_notify STATUS=", "\n".join(status), pieces, dsn)
 
 
+KAFKA_OAUTH_ERR = "Unrecognized sasl.oauthbearer.config beginning at: "
+
+
+def kafka_secret_cfg(c, path, boot, n):
+    """A Kafka sink whose unsecured-JWT config librdkafka cannot read
+    (it quotes "bogus=...", a secret), with a sasl.password; the secrets
+    of version n and their expected pieces."""
+    oauth, pw = "Oa%dsecretXq" % n, "Sp%dpasswdZk" % n
+    props = {"security.protocol": "SASL_PLAINTEXT",
+             "sasl.mechanisms": "OAUTHBEARER",
+             "enable.sasl.oauthbearer.unsecure.jwt": "true",
+             "sasl.oauthbearer.config": h.yq("principal=walcast bogus=%s"
+                                             % oauth),
+             "sasl.password": h.yq(pw)}
+    extra = ("log:\n  level: debug\nsinks:\n"
+             + h.kafka_sink_yaml(boot, props, topic="t"))
+    h.write_config(path, c.dsn(), "seckp", None, extra=extra)
+    return [oauth, pw]
+
+
+def case_secrets_kafka_properties(c):
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    cfg = os.path.join(c.tmp, "seckp.yaml")
+    pieces = kafka_secret_cfg(c, cfg, mock.bootstrap, 1)
+    for what, argv in (("walcastd --check", [h.binary("walcastd"), "-c", cfg,
+                                             "--check"]),
+                       ("walcast check", [h.binary("walcast"), "check", "-c",
+                                          cfg])):
+        r = h.run(argv)
+        check(r.returncode == 0, "%s: exit %d\n%s" % (what, r.returncode,
+                                                      r.stderr))
+        check_clean(what, r.stderr + r.stdout, pieces, cfg, quoted=False)
+
+    d = h.start_walcastd(cfg, c.tmp, name="sec-kafka-props")
+    h.wait_until(lambda: KAFKA_OAUTH_ERR in d.stderr()
+                 or d.poll() is not None, timeout=30,
+                 what=lambda: "librdkafka's sasl.oauthbearer.config error\n"
+                 + d.describe())
+    err = d.stderr()
+    check_clean("walcastd with a Kafka sink", err, pieces, cfg)
+    check(KAFKA_OAUTH_ERR + "***" in err, "the error does not show the "
+          "quoted piece redacted:\n%s" % d.describe())
+    # the principal ("walcast") is no secret: the log keeps its words
+    check(re.search(r"^<6>walcastd \S+ starting with ", err, re.M),
+          "the start line lost a word to the redaction:\n%s" % d.describe())
+
+    # a reload to other secrets: registered before the new sink starts
+    seen = err.count(KAFKA_OAUTH_ERR)
+    pieces2 = kafka_secret_cfg(c, cfg, mock.bootstrap, 2)
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: d.stderr().count(KAFKA_OAUTH_ERR) > seen
+                 or d.poll() is not None, timeout=60,
+                 what=lambda: "the new sink's error after the reload\n"
+                 + d.describe())
+    d.stop(expect=None)
+    check_clean("walcastd after a reload", d.stderr(), pieces + pieces2, cfg)
+    c.sql("SELECT pg_drop_replication_slot('seckp')")
+
+
 def test():
     c = h.Cluster()
     hostile_table(c)
@@ -231,6 +296,7 @@ def test():
               case_secrets_cli, c)
     cases.run("secrets: --check with Kafka, reload",
               case_secrets_kafka_check_and_reload, c)
+    cases.run("secrets: Kafka properties", case_secrets_kafka_properties, c)
     return cases.finish()
 
 

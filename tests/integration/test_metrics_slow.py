@@ -8,11 +8,17 @@ the server closes them, for 12 s.  Meanwhile /healthz, /readyz and
 from 127.0.0.9, answer within 2 s each time, and the server closes every
 slow socket within the documented bound: 5 s after it opened (plus a
 second for the server's tick and the test's own), or at once when its
-address or everyone together holds too many.
+address or everyone together holds too many.  It counts what it closed:
+walcast_metrics_connections_closed_total, by reason (deadline,
+client_limit, total_limit), is 0 for each before the attack, above 0 for
+each after it, and adds up to the slow connections the clients saw the
+server close.
 """
 
 import os
+import re
 import socket
+import urllib.request
 import sys
 import threading
 import time
@@ -120,6 +126,21 @@ def ask(src, port, path):
     return status, time.monotonic() - t0
 
 
+CLOSED = "walcast_metrics_connections_closed_total"
+REASONS = ("deadline", "client_limit", "total_limit")
+
+
+def closed_counts(port):
+    """{reason: count} of CLOSED in /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=5) as r:
+        text = r.read().decode()
+    check("# TYPE %s counter" % CLOSED in text, "no %s family in /metrics"
+          % CLOSED)
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^%s\{reason="([a-z_]+)"\} (\d+)$' % CLOSED, text, re.M)}
+
+
 def test():
     c = h.Cluster()
     c.sql("CREATE TABLE t (id int PRIMARY KEY)")
@@ -131,6 +152,9 @@ def test():
     for path in ("/healthz", "/readyz", "/metrics"):
         status, _ = ask("127.0.0.1", port, path)
         check(status == 200, "%s before the attack: %s" % (path, status))
+    before = closed_counts(port)
+    check(before == {r: 0 for r in REASONS}, "%s before the attack: %r"
+          % (CLOSED, before))
 
     slots = [Slow(i, port) for i in range(SLOW)]
     stop = threading.Event()
@@ -197,6 +221,16 @@ def test():
                if src == "127.0.0.1" and cl is not None and cl - o < 2.0]
     check(evicted, "no slow socket of 127.0.0.1 (16 > 8 per address) was "
           "closed early")
+
+    # every connection the server cut off is counted, under its reason
+    after = closed_counts(port)
+    seen = sum(1 for l in lives if l[2] is not None)
+    h.log("%s: %r" % (CLOSED, after))
+    check(set(after) == set(REASONS) and all(after[r] > 0 for r in REASONS),
+          "%s after the attack, each reason above 0: %r" % (CLOSED, after))
+    check(sum(after.values()) == seen, "%s adds up to %d, the clients saw "
+          "%d closed by the server: %r" % (CLOSED, sum(after.values()), seen,
+                                           after))
 
     # and walcastd still streams and answers
     c.sql("INSERT INTO t VALUES (1)")

@@ -6,13 +6,19 @@
    lifted must leave only whole lines in the file, and every change.
 2. A plugin rebuilt at the same path (a new inode renamed over it) runs
    its new code after SIGHUP, not the code dlopen() had loaded before.
+3. A reload looks a Kafka sink's tables up in the catalog once (its
+   column rules are checked before the sinks in force are let go, its
+   enum types read for value_format: debezium), counted in the server's
+   connection log.
 """
 
+import json
 import os
 import resource
 import shutil
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -148,12 +154,84 @@ def case_new_sinks_fail(c):
     d.stop()
 
 
+CATALOG_CONN = "application_name=walcast-catalog"
+
+
+def catalog_connections(c):
+    with open(c.logfile, errors="replace") as f:
+        return f.read().count(CATALOG_CONN)
+
+
+def case_kafka_catalog_once(c):
+    c.sql("CREATE TYPE mood AS ENUM ('sad', 'ok');"
+          "CREATE TABLE kc (id int PRIMARY KEY, m mood, secret text);")
+    c.set_conf(log_connections="on")
+    c.reload()
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    mock.cmd("topic walcast.public.kc 1")
+    cfg = os.path.join(c.tmp, "kc.yaml")
+
+    def write(salt):
+        sink = (h.kafka_sink_yaml(mock.bootstrap)
+                + "      value_format: debezium\n"
+                "      schemas_enable: true\n"
+                "      mask_salt: %s\n"
+                "      columns:\n"
+                "        - tables: [kc]\n"
+                "          mask: [secret]\n" % salt)
+        h.write_config(cfg, c.dsn(), "kc", None, extra="sinks:\n" + sink)
+
+    write("s1")
+    d = h.start_walcastd(cfg, c.tmp, name="walcastd-kc")
+    h.wait_until(lambda: catalog_connections(c) >= 1, timeout=20,
+                 what="the start's catalog connection in the server log")
+    # whatever else reads the catalog at start is done once streaming
+    time.sleep(1)
+    before = catalog_connections(c)
+    write("s2")
+    d.send(signal.SIGHUP)
+    h.wait_until(lambda: "reloaded " in d.stderr(), timeout=30,
+                 what="the reload\n" + d.describe())
+    time.sleep(1)
+    n = catalog_connections(c) - before
+    check(n == 1, "a reload looked the catalog up %d times, expected once"
+          "\n%s" % (n, d.describe()))
+    # and the new sink has what that one lookup read: the enum's labels,
+    # the rule that masks
+    c.sql("INSERT INTO kc VALUES (1, 'ok', 'x');")
+    recs = []
+
+    def arrived():
+        r = h.run([h.kcat_path(), "-b", mock.bootstrap, "-C", "-t",
+                   "walcast.public.kc", "-o", "beginning", "-e", "-J", "-q"],
+                  timeout=60)
+        recs[:] = [json.loads(json.loads(l)["payload"])
+                   for l in r.stdout.splitlines()]
+        return recs
+    h.wait_until(arrived, timeout=30, what="the row in Kafka")
+    v = recs[0]
+    after = [f for f in v["schema"]["fields"] if f["field"] == "after"][0]
+    m = [f for f in after["fields"] if f["field"] == "m"][0]
+    check(m.get("name") == "io.debezium.data.Enum" and
+          m.get("parameters") == {"allowed": "sad,ok"},
+          "the enum after the reload: %r" % m)
+    check(v["payload"]["after"]["secret"] not in ("x", None),
+          "the masked column after the reload: %r" % v["payload"]["after"])
+    d.stop()
+    c.sql("SELECT pg_drop_replication_slot('kc')")
+    mock.stop()
+    c.set_conf(log_connections="off")
+    c.reload()
+
+
 def test():
     c = h.Cluster()
     cases = h.Cases()
     cases.run("a half-written line and a reload", case_half_line, c)
     cases.run("a rebuilt plugin and a reload", case_plugin_rebuilt, c)
     cases.run("new sinks that do not start", case_new_sinks_fail, c)
+    cases.run("a reload reads a Kafka sink's catalog once",
+              case_kafka_catalog_once, c)
     return cases.finish()
 
 

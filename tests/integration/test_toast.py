@@ -4,7 +4,9 @@
 wal2json leaves an unchanged TOASTed column out of an update's new row.
 Under REPLICA IDENTITY FULL the old row carries it, and walcast completes
 the new row from it; under the default identity the value stays absent
-(walcast never invents one).
+(walcast never invents one).  pgoutput says which columns it left out:
+their names are the line's `missing` (docs/file-format.md); wal2json does
+not say, and the line has no `missing`.
 """
 
 import os
@@ -58,6 +60,25 @@ def test():
           "default identity: the unchanged TOASTed value is not sent by "
           "wal2json and must stay absent, not invented (got %r)"
           % (dflt.get("big") or "")[:40])
+    # what the decoder says it left out, and only that
+    check("missing" not in updates["full_t"],
+          "full_t: nothing is missing once completed: %r"
+          % updates["full_t"].get("missing"))
+    check(list(updates["full_t"])[-2:] == ["completed", "last"],
+          "full_t: completed is the last key before last: %r"
+          % list(updates["full_t"]))
+    if h.DECODER == "pgoutput":
+        check(updates["dflt_t"].get("missing") == ["big"],
+              "pgoutput, default identity: the line must name the unchanged "
+              "TOASTed column it lacks in \"missing\" (got %r)"
+              % updates["dflt_t"].get("missing"))
+        check(list(updates["dflt_t"])[-2:] == ["missing", "last"],
+              "dflt_t: missing is the last key before last: %r"
+              % list(updates["dflt_t"]))
+    else:
+        check("missing" not in updates["dflt_t"],
+              "wal2json does not say what it left out: %r"
+              % updates["dflt_t"].get("missing"))
     h.log("TOAST: FULL completed from the old row, DEFAULT left absent")
 
 

@@ -142,6 +142,22 @@ static void formats_each_op(void **state)
         c.size = sizeof(c);
         c.completed = (struct walcast_columns){NULL, 0};
 
+        /* the ones the decoder left out and nothing completed (pgoutput
+         * names them), after completed: both, as a host may one day */
+        c.missing = (struct walcast_columns){row + 1, 2};
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        ",\"missing\":[\"title\",\"gone\"]}\n");
+        c.completed = (struct walcast_columns){row + 2, 1};
+        c.missing = (struct walcast_columns){row + 1, 1};
+        expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","
+                        "\"table\":\"t\",\"lsn\":\"0/1547700\"," TXN
+                        ",\"columns\":" ROW ",\"identity\":" KEY ",\"pk\":" PK
+                        ",\"completed\":[\"gone\"],\"missing\":[\"title\"]}\n");
+        c.completed = (struct walcast_columns){NULL, 0};
+        c.missing = (struct walcast_columns){NULL, 0};
+
         /* an update without identity leaves the key out */
         c.identity = (struct walcast_columns){NULL, 0};
         expect_line(&c, "{\"op\":\"update\",\"schema\":\"town6-govikon\","

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/runner.h"
+#include "config/config.h"
 
 static void redacted(const char *in, const char *want)
 {
@@ -305,6 +307,76 @@ static void logged_without_secrets(void **state)
                             "walcast: error: failed for ***\n");
 }
 
+static void config_redacted(const char *yaml, const char *in, const char *want)
+{
+        char err[512], out[512];
+        struct wc_config *cfg = wc_config_load_string(
+            "walcast.yaml", yaml, strlen(yaml), err, sizeof(err));
+
+        if (!cfg)
+                fail_msg("%s", err);
+        wc_log_forget_secrets();
+        wc_add_config_secrets(cfg);
+        wc_log_redact(in, out, sizeof(out));
+        wc_log_forget_secrets();
+        wc_config_free(cfg);
+        assert_string_equal(out, want);
+}
+
+#define KAFKA_YAML(props)                                                      \
+        "source: {dsn: \"host=db password=pgpw1234\", slot: s}\n"              \
+        "sinks:\n"                                                             \
+        "  - kafka:\n"                                                         \
+        "      properties:\n"                                                  \
+        "        bootstrap.servers: \"127.0.0.1:9092\"\n" props
+
+/* A Kafka sink's secret properties are kept out of the log as the DSN's
+ * password is, at start and at reload (both register the configuration's
+ * secrets); what is no secret stays. */
+static void redacts_kafka_secrets(void **state)
+{
+        (void)state;
+        config_redacted(KAFKA_YAML("        sasl.username: walcast\n"
+                                   "        sasl.password: Kpw-9xz\n"),
+                        "walcast logged in with Kpw-9xz, pgpw1234",
+                        "walcast logged in with ***, ***");
+        config_redacted(KAFKA_YAML("        ssl.key.password: \"two words\"\n"
+                                   "        ssl.keystore.password: ks-pass\n"),
+                        "bad phrase \"two words\" or \"words\"; ks-pass",
+                        "bad phrase \"***\" or \"***\"; ***");
+        config_redacted(
+            KAFKA_YAML("        sasl.oauthbearer.client.secret: cl-s3cret\n"
+                       "        sasl.oauthbearer.config: \"principal=bob "
+                       "extension_k=ext-s3cret\"\n"),
+            "secret cl-s3cret; Unrecognized sasl.oauthbearer.config "
+            "beginning at: extension_k=ext-s3cret",
+            "secret ***; Unrecognized sasl.oauthbearer.config "
+            "beginning at: ***");
+        /* a PEM key: its lines, not its armour */
+        config_redacted(KAFKA_YAML("        ssl.key.pem: |\n"
+                                   "          -----BEGIN PRIVATE KEY-----\n"
+                                   "          MIIEvQIBADANBgkqhkiG9w0B\n"
+                                   "          -----END PRIVATE KEY-----\n"),
+                        "key MIIEvQIBADANBgkqhkiG9w0B is a PRIVATE KEY",
+                        "key *** is a PRIVATE KEY");
+        /* a masking salt: a digest is a lookup table away without it */
+        config_redacted(KAFKA_YAML("      mask_salt: salt-4242\n"
+                                   "      columns:\n"
+                                   "        - tables: [\"*\"]\n"
+                                   "          mask: [email]\n"),
+                        "salt-4242", "***");
+        /* a principal is no secret: only what follows it */
+        config_redacted(
+            KAFKA_YAML("        sasl.oauthbearer.config: \"principal=walcast "
+                       "bogus=b0gus-s3cret\"\n"),
+            "walcastd started; beginning at: bogus=b0gus-s3cret",
+            "walcastd started; beginning at: ***");
+        /* no secret: the brokers, the user name */
+        config_redacted(KAFKA_YAML("        sasl.username: bob-the-user\n"),
+                        "127.0.0.1:9092 as bob-the-user",
+                        "127.0.0.1:9092 as bob-the-user");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -317,6 +389,7 @@ int main(void)
             cmocka_unit_test(json_escaping_complete),
             cmocka_unit_test(redacts_dsn_secrets),
             cmocka_unit_test(logged_without_secrets),
+            cmocka_unit_test(redacts_kafka_secrets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

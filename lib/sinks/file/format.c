@@ -71,6 +71,15 @@ completed_of(const struct walcast_signal *s)
         return &s->completed;
 }
 
+/* An update's unchanged TOASTed columns that the decoder left out and
+ * walcastd could not complete (pgoutput says which; wal2json does not). */
+static const struct walcast_columns *missing_of(const struct walcast_signal *s)
+{
+        if (s->kind != WALCAST_SIG_UPDATE || s->missing.count == 0)
+                return NULL;
+        return &s->missing;
+}
+
 /* Room for a list of the column names of l. */
 static size_t names_bound(const struct walcast_columns *l)
 {
@@ -210,6 +219,7 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                      (s->kind == WALCAST_SIG_UPDATE && s->identity.count);
         bool pk = s->kind != WALCAST_SIG_TRUNCATE && !msg;
         const struct walcast_columns *done = completed_of(s);
+        const struct walcast_columns *missing = missing_of(s);
         size_t op_len = 0, schema_len = 0, table_len = 0, prefix_len = 0;
         const char *op = op_name(s->kind, &op_len);
         size_t bound = LINE_FIXED;
@@ -241,6 +251,8 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
                 bound += li.json ? li.json_len : columns_bound(li.cols, true);
         if (done)
                 bound += 16 + names_bound(done);
+        if (missing)
+                bound += 16 + names_bound(missing);
         if (read)
                 bound += 16;
         if (pk)
@@ -278,6 +290,10 @@ int wc_format_line(struct wc_buf *out, const struct walcast_signal *s,
         if (done) {
                 o = PUT(o, ",\"completed\":");
                 o = put_names(o, done);
+        }
+        if (missing) {
+                o = PUT(o, ",\"missing\":");
+                o = put_names(o, missing);
         }
         /* a snapshot's row (docs/file-format.md, "Snapshots") */
         if (read)

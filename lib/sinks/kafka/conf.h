@@ -72,6 +72,9 @@ struct wc_kafka_sink_config {
         uint32_t eos_batch_txns;
         uint64_t eos_batch_bytes;
         uint64_t eos_batch_ms;
+        /* what a check read of the catalog, for the start that follows
+         * it at a reload (sinks/kafka/kind.c); owned, made by parse */
+        struct wc_kafka_checked *checked;
 };
 
 #endif

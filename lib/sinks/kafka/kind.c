@@ -406,6 +406,15 @@ static int kafka_check_block(struct wc_settings *s, const char *path,
         return 0;
 }
 
+/* A reload checks the new sinks before it lets those in force go, then
+ * starts them: what the check read of the catalog (the tables and, for
+ * debezium, the enum types) serves the start, so that a reload reads
+ * the catalog once. */
+struct wc_kafka_checked {
+        bool valid;
+        struct wc_catalog_tables t;
+};
+
 static void kafka_free(void *conf);
 
 static int kafka_parse(struct wc_settings *s, const char *path,
@@ -415,8 +424,10 @@ static int kafka_parse(struct wc_settings *s, const char *path,
         struct wc_kafka_sink_config *c = calloc(1, sizeof(*c));
         int r;
 
-        if (!c)
+        if (!c || !(c->checked = calloc(1, sizeof(*c->checked)))) {
+                free(c);
                 return wc_settings_fail_oom(s);
+        }
         r = wc_settings_read(s, kafka_keys, path, key, block, c);
         if (r < 0) {
                 kafka_free(c);
@@ -440,6 +451,9 @@ static void kafka_free(void *conf)
         if (!k)
                 return;
         wc_sink_common_free(&k->common);
+        if (k->checked)
+                wc_catalog_tables_free(&k->checked->t);
+        free(k->checked);
         free(k->topic);
         free(k->prefix);
         free(k->transactions_topic);
@@ -590,7 +604,13 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
 
         if (r < 0)
                 return r;
-        r = sink_catalog(k, name, env, true, &t, errbuf, errlen);
+        if (k->checked && k->checked->valid) {
+                /* rules checked, notices said, by the reload's check */
+                t = k->checked->t;
+                *k->checked = (struct wc_kafka_checked){0};
+        } else {
+                r = sink_catalog(k, name, env, true, &t, errbuf, errlen);
+        }
         if (r < 0)
                 goto out;
         if (t.nenums && !(enums = calloc(t.nenums, sizeof(*enums)))) {
@@ -632,8 +652,46 @@ static int kafka_check(const void *conf, const struct wc_sink_env *env,
                 return r;
         r = sink_catalog(k, k->common.name ? k->common.name : "kafka", env,
                          false, &t, errbuf, errlen);
+        if (r == 1 && k->checked) {
+                /* the tables and the enum types, whatever the format
+                 * (one query): kept for kafka_add */
+                wc_catalog_tables_free(&k->checked->t);
+                k->checked->t = t;
+                k->checked->valid = true;
+                return 0;
+        }
         wc_catalog_tables_free(&t);
         return r < 0 ? r : 0;
+}
+
+/* librdkafka's properties whose value is a secret (the ones it redacts
+ * from its own configuration dumps), and any other "...password" or
+ * "...secret" */
+static bool secret_property(const char *key)
+{
+        static const char *const keys[] = {"ssl.key.pem",
+                                           "sasl.oauthbearer.config"};
+        const char *last = strrchr(key, '.');
+
+        last = last ? last + 1 : key;
+        if (strcasestr(last, "password") || strcasestr(last, "secret"))
+                return true;
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                if (strcmp(key, keys[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void kafka_secrets(const void *conf, void (*add)(const char *value))
+{
+        const struct wc_kafka_sink_config *k = conf;
+
+        for (size_t i = 0; i < k->nproperties; i++)
+                if (secret_property(k->properties[i].key))
+                        add(k->properties[i].value);
+        /* a digest is a lookup table away from the value without it */
+        if (k->mask_salt)
+                add(k->mask_salt);
 }
 
 const struct wc_sink_kind wc_sink_kind_kafka = {
@@ -644,4 +702,5 @@ const struct wc_sink_kind wc_sink_kind_kafka = {
     .needs_identity = true,
     .check = kafka_check,
     .add = kafka_add,
+    .secrets = kafka_secrets,
 };
