@@ -103,12 +103,15 @@ class _Tailer(threading.Thread):
 
 
 def _change_lines(path, kind):
-    """(end offset, commit epoch) of every change line of the output."""
+    """(end offset, commit epoch) of every change line of the output (a
+    snapshot's read lines are not streamed changes: left out)."""
     out, off, txn_time = [], 0, None
     with open(path, "rb") as f:
         for line in f:
             off += len(line)
             if kind == "walcast":
+                if line.startswith(b'{"op":"read"'):
+                    continue
                 m = _TS_RE.search(line)
                 if m:
                     out.append((off, _epoch(m)))
@@ -140,13 +143,21 @@ def _read_trace(trace, path):
     return writes, syncs
 
 
-def _one(ctx, rundir, kind, rate, seconds, per):
+def _one(ctx, rundir, kind, rate, seconds, per, tag=None, extra_yaml="",
+         load=None):
+    """One latency run.  tag names its files and slot (default: kind);
+    extra_yaml is added to walcastd's configuration; load, when given,
+    replaces the paced CALL: load(gen, cfg, errpath) offers the changes
+    on connection gen and returns None or (t0, t1), the epoch window of
+    commits the figures are about."""
     cl = ctx.cluster
-    slot = "lat_" + kind.replace("-", "_")
+    tag = tag or kind
+    slot = "lat_" + tag.replace("-", "_")
     cl.create_slot(slot)
-    out = os.path.join(rundir, "latency.%s.out" % kind)
-    trace = os.path.join(rundir, "latency.%s.strace" % kind)
-    errpath = os.path.join(rundir, "latency.%s.stderr" % kind)
+    out = os.path.join(rundir, "latency.%s.out" % tag)
+    trace = os.path.join(rundir, "latency.%s.strace" % tag)
+    errpath = os.path.join(rundir, "latency.%s.stderr" % tag)
+    window = None
     # pg_recvlogical makes two write(2) calls per message: tracing them
     # would slow it down, so it is always watched by polling the file
     use_strace = shutil.which("strace") is not None and not ctx.no_strace \
@@ -175,13 +186,13 @@ def _one(ctx, rundir, kind, rate, seconds, per):
         for r in readers:
             r.start()
     elif kind == "walcast":
-        cfg = os.path.join(rundir, "latency.yaml")
+        cfg = os.path.join(rundir, "latency.%s.yaml" % tag)
         with open(cfg, "w") as f:
             f.write("source:\n  dsn: \"%s\"\n  slot: %s\n"
                     "  create_slot: false\n  status_interval: %s\n"
                     "sinks:\n  - file:\n      path: \"%s\"\n"
                     "      fsync: true\n"
-                    % (ctx.dsn, slot, STATUS_INTERVAL, out))
+                    % (ctx.dsn, slot, STATUS_INTERVAL, out) + extra_yaml)
         argv = [ctx.walcastd, "-c", cfg]
     else:
         argv = [os.path.join(ctx.pgbin, "pg_recvlogical"), "-d", ctx.dsn,
@@ -211,8 +222,11 @@ def _one(ctx, rundir, kind, rate, seconds, per):
             tailer.start()
         gen = cl.connect()
         t0 = time.monotonic()
-        gen.query("CALL walcast_bench.paced(%d, %f, %d)"
-                  % (rate, seconds, per))
+        if load:
+            window = load(gen, cfg, errpath)
+        else:
+            gen.query("CALL walcast_bench.paced(%d, %f, %d)"
+                      % (rate, seconds, per))
         gen_secs = time.monotonic() - t0
         gen.close()
         end = cl.end_position()
@@ -276,11 +290,15 @@ def _one(ctx, rundir, kind, rate, seconds, per):
         writes, syncs = tailer.points, []
     written, acked = [], []
     wi = si = 0
+    n_window = 0
     for end_off, commit in lines:
         while wi < len(writes) and writes[wi][1] < end_off:
             wi += 1
         if wi == len(writes):
             break
+        if window and not window[0] <= commit <= window[1]:
+            continue
+        n_window += 1
         tw = writes[wi][0]
         written.append((tw - commit) * 1000.0)
         if syncs:
@@ -295,6 +313,9 @@ def _one(ctx, rundir, kind, rate, seconds, per):
         res["acked"] = _dist(acked)
     if kind == "walcast" and syncs:
         res["fdatasync"] = _dist([(b - a) * 1000.0 for a, b in syncs])
+    if window:
+        res["window"] = window
+        res["window_changes"] = n_window
     if not lines:
         log("latency (%s): no change lines in the output" % kind)
     return res

@@ -60,6 +60,12 @@ struct runner {
         bool snap_was_running;
         bool snap_save_failing; /* the last write failed (logged once) */
         char snap_path[4200];   /* its progress file; "" none */
+        /* the initial snapshot owed to a slot this process or an earlier
+         * one created (SLOT.snapshot-owed, wc_runner_snapshot_owe) */
+        bool snap_owe_checked;  /* the file was looked for */
+        bool snap_owed_before;  /* an earlier process left it */
+        bool snap_owe_written;  /* this process wrote it */
+        bool slot_created_here; /* an open of this process created it */
 
         /* why wal2json skipped a change, per table (stream/catalog.h) */
         struct wc_catalog *catalog;
@@ -181,6 +187,12 @@ void wc_runner_heartbeat_step(struct runner *rn);
  * next step and progress (every loop); when it wants the loop back. */
 int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                              unsigned optional_refused);
+/* Before an open that may create the slot (may_create): with
+ * snapshot.initial and a state directory, records durably that the
+ * initial snapshot is owed, so a crash between the slot's creation and
+ * the snapshot's first progress file does not forget it.  0, or <0 with
+ * rn->err set (the slot must not be created then). */
+int wc_runner_snapshot_owe(struct runner *rn, bool may_create);
 void wc_runner_snapshot_step(struct runner *rn);
 void wc_runner_snapshot_tick(struct runner *rn);
 int64_t wc_runner_snapshot_due(const struct runner *rn);

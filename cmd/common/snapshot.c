@@ -2,8 +2,12 @@
 /* Snapshots (docs/snapshots.md): the reading connection beside the
  * stream, driven from the loop; the watermarks are the pipeline's. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/state.h"
@@ -70,6 +74,105 @@ static void save(struct runner *rn)
         rn->snap_save_failing = r < 0;
 }
 
+/* DIR/SLOT.snapshot-owed beside DIR/SLOT.state; false without a state
+ * directory. */
+static bool owed_path(const struct runner *rn, char *buf, size_t len)
+{
+        size_t n = strlen(rn->state_path);
+
+        if (n <= 6 || strcmp(rn->state_path + n - 6, ".state") != 0 ||
+            n - 6 + sizeof(".snapshot-owed") > len)
+                return false;
+        memcpy(buf, rn->state_path, n - 6);
+        memcpy(buf + n - 6, ".snapshot-owed", sizeof(".snapshot-owed"));
+        return true;
+}
+
+/* Writes the owed file (its being there is what counts), synced with its
+ * directory.  0 or <0 with rn->err set. */
+static int owe_write(struct runner *rn, const char *path)
+{
+        static const char text[] =
+            "# walcast: the initial snapshot (snapshot.initial) is owed to "
+            "the slot; removed once its progress file is written\n";
+        int fd, r = 0;
+
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                  0640);
+        if (fd < 0) {
+                r = -errno;
+                wc_errorf(rn->err, sizeof(rn->err),
+                          "cannot write %s: %s; check that the state "
+                          "directory exists and is writable",
+                          path, strerror(-r));
+                return r;
+        }
+        if (write(fd, text, sizeof(text) - 1) != (ssize_t)(sizeof(text) - 1))
+                r = errno ? -errno : -EIO;
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0)
+                r = wc_sync_dir(path);
+        if (r < 0) {
+                (void)unlink(path);
+                wc_errorf(rn->err, sizeof(rn->err), "cannot write %s: %s", path,
+                          strerror(-r));
+        }
+        return r;
+}
+
+int wc_runner_snapshot_owe(struct runner *rn, bool may_create)
+{
+        char path[4200];
+        struct stat st;
+        int r;
+
+        if (rn->o->tail || rn->o->temporary ||
+            !owed_path(rn, path, sizeof(path)))
+                return 0;
+        if (!rn->snap_owe_checked) {
+                rn->snap_owe_checked = true;
+                if (lstat(path, &st) == 0)
+                        rn->snap_owed_before = true;
+                else if (errno != ENOENT) {
+                        r = -errno;
+                        wc_errorf(rn->err, sizeof(rn->err),
+                                  "cannot read %s: %s; check that the "
+                                  "state directory is readable",
+                                  path, strerror(-r));
+                        rn->snap_owe_checked = false;
+                        return r;
+                }
+        }
+        if (!may_create || !rn->cfg->snapshot.initial || rn->snap_owed_before ||
+            rn->snap_owe_written)
+                return 0;
+        r = owe_write(rn, path);
+        if (r < 0)
+                return r;
+        rn->snap_owe_written = true;
+        return 0;
+}
+
+/* The owed file goes once the snapshot's progress is on disk, or when no
+ * snapshot is owed (the slot existed before this process). */
+static void owe_done(struct runner *rn)
+{
+        char path[4200], err[1024];
+
+        if (!owed_path(rn, path, sizeof(path)) ||
+            (!rn->snap_owed_before && !rn->snap_owe_written))
+                return;
+        if (wc_state_remove(path, err, sizeof(err)) < 0) {
+                log_warning("%s", err);
+                return;
+        }
+        rn->snap_owed_before = false;
+        rn->snap_owe_written = false;
+}
+
 int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                              unsigned optional_refused)
 {
@@ -94,6 +197,9 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                 log_error("out of memory");
                 return -ENOMEM;
         }
+        /* created by this open, or by an earlier one of this process
+         * that failed after it */
+        slot_created = slot_created || rn->slot_created_here;
         if (slot_created && rn->cfg->snapshot.initial) {
                 (void)wc_snapshot_start_all(rn->snap);
                 log_notice("snapshot: reading every included table beside "
@@ -117,8 +223,27 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                                    "confirmed chunk: %zu of %zu tables done, "
                                    "%llu rows",
                                    done, tables, (unsigned long long)rows);
+                } else if (rn->snap_owed_before && rn->cfg->snapshot.initial) {
+                        /* an earlier start created the slot and stopped
+                         * before the snapshot's progress was written */
+                        (void)wc_snapshot_start_all(rn->snap);
+                        log_notice("snapshot: reading every included table "
+                                   "beside the stream, %u rows a chunk "
+                                   "(snapshot.initial, owed since the start "
+                                   "that created slot \"%s\" stopped)",
+                                   rn->cfg->snapshot.chunk_size, rn->slot);
+                        save(rn);
+                } else if (rn->snap_owed_before) {
+                        log_notice("snapshot.initial is off: the initial "
+                                   "snapshot owed to slot \"%s\" is not "
+                                   "read (walcast snapshot reads tables on "
+                                   "request)",
+                                   rn->slot);
                 }
         }
+        /* what is owed is in the progress file now (or nothing is) */
+        if (!wc_snapshot_running(rn->snap) || !rn->snap_save_failing)
+                owe_done(rn);
         if (!wc_snapshot_running(rn->snap) && rn->snap_path[0])
                 (void)wc_state_remove(rn->snap_path, err, sizeof(err));
         (void)wc_snapshot_take_changed(rn->snap);

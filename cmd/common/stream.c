@@ -2,7 +2,9 @@
 /* The replication stream's side of the loop: start (the slot guard),
  * reading, status messages, and giving it up. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint/checkpoint.h"
@@ -364,6 +366,19 @@ void wc_source_stream_config(const struct wc_config *cfg,
             sc->publication_schemas ? cfg->filter.schemas_include.count : 0;
 }
 
+/* The tests stop walcastd as kill -9 would at a named point:
+ * WALCAST_TEST_CRASH=slot-created right after the open created the slot,
+ * =slot-recorded once the state file records it (hidden). */
+static void test_crash(const char *point)
+{
+        const char *env = getenv("WALCAST_TEST_CRASH");
+
+        if (env && strcmp(env, point) == 0) {
+                log_notice("WALCAST_TEST_CRASH=%s: killing walcastd", point);
+                (void)raise(SIGKILL);
+        }
+}
+
 /* A new stream, connected, its slot checked (and created if `create`). */
 static int open_stream(struct runner *rn, bool create)
 {
@@ -412,6 +427,13 @@ static int open_checked(struct runner *rn)
         bool dropped = false;
         int r;
 
+        /* a slot this process creates is owed its initial snapshot,
+         * durably before it exists */
+        if (!rn->cp) {
+                r = wc_runner_snapshot_owe(rn, wc_guard_may_create(&g));
+                if (r < 0)
+                        return r;
+        }
         r = open_stream(rn, wc_guard_may_create(&g));
         if (r == -ESTALE && g.accept) {
                 log_warning("%s; source.on_slot_lost is recreate: dropping "
@@ -426,6 +448,10 @@ static int open_checked(struct runner *rn)
         if (!rn->stream)
                 return r;
         info = wc_stream_get_info(rn->stream);
+        if (info->slot_created && !rn->o->temporary) {
+                rn->slot_created_here = true;
+                test_crash("slot-created");
+        }
         srv = (struct wc_guard_server){
             .system_id = info->system_id,
             .timeline = info->timeline,
@@ -457,6 +483,8 @@ static int open_checked(struct runner *rn)
                            "walcast last confirmed a position",
                            info->timeline, rn->saved.timeline);
         r = wc_guard_record_state(&g, &srv, v, &st, rn->err, sizeof(rn->err));
+        if (info->slot_created)
+                test_crash("slot-recorded");
         if (r <= 0)
                 return r;
         if (v == WC_SLOT_FIRST)
