@@ -249,6 +249,26 @@ static int slot_create(struct wc_stream *s, const struct wc_config *cfg,
         return r;
 }
 
+/* The files beside the slot's DIR/SLOT.state: a snapshot's progress and
+ * the mark of an owed initial snapshot (docs/snapshots.md).  They belong
+ * to the slot; a new slot of the same name must not inherit them. */
+static int remove_slot_files(const char *state_path, char *err, size_t errlen)
+{
+        static const char *const suffixes[] = {".snapshot", ".snapshot-owed"};
+        char path[4300];
+        size_t n = strlen(state_path);
+        int r = wc_state_remove(state_path, err, errlen);
+
+        if (n < 6 || strcmp(state_path + n - 6, ".state") != 0)
+                return r;
+        for (size_t i = 0; i < 2 && r == 0; i++) {
+                snprintf(path, sizeof(path), "%.*s%s", (int)(n - 6), state_path,
+                         suffixes[i]);
+                r = wc_state_remove(path, err, errlen);
+        }
+        return r;
+}
+
 static int cmd_slot(const char *verb, const struct wc_config *cfg,
                     const char *slot, bool force)
 {
@@ -282,7 +302,7 @@ static int cmd_slot(const char *verb, const struct wc_config *cfg,
                 if (r == 0)
                         printf("dropped replication slot \"%s\"\n", slot);
                 if (r == 0 && dir)
-                        r = wc_state_remove(path, err, sizeof(err));
+                        r = remove_slot_files(path, err, sizeof(err));
                 goto out;
         }
         r = wc_stream_slot_status(s, slot, &st, err, sizeof(err));

@@ -302,10 +302,20 @@ def case_vanished_while_running(ctx):
 def case_drop(ctx):
     c = ctx.c
     cfg, out = ctx.cfg()
+    # a snapshot's progress and an owed initial snapshot belong to the
+    # slot as much as its state file does (docs/snapshots.md)
+    beside = [ctx.state[:-len(".state")] + s
+              for s in (".snapshot", ".snapshot-owed")]
+    check(ctx.state.endswith(".state"), "state file " + ctx.state)
+    for p in beside:
+        with open(p, "w") as f:
+            f.write("# walcast snapshot progress, of the slot dropped\n")
     r = h.walcast("slot", "drop", "-c", cfg)
     check(r.returncode == 0, "walcast slot drop: exit %d, %s"
           % (r.returncode, r.stderr))
     check(not os.path.exists(ctx.state), "slot drop left the state file")
+    for p in beside:
+        check(not os.path.exists(p), "slot drop left " + p)
     # a first start again: the slot is created, no refusal
     d = h.start_walcastd(cfg, c.tmp, name="walcastd-after-drop")
     d.stop()
