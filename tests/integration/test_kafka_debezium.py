@@ -30,7 +30,10 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    column; tables the sink does not take are not checked; a rule for no
    table is a warning; an unreachable database is a notice for --check.
 5c. enums: io.debezium.data.Enum with the labels, in a quoted tenant
-   schema; a type created after start goes out as walcast.data.Text.
+   schema; a type created after start gets its labels at its first
+   change, a value added after start (to either) the new labels at the
+   first change with it; a type dropped before its change is read goes
+   out as walcast.data.Text, said once.
 6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
    topic their aggregatetype and schema make, keyed by the aggregate id,
    valued with the payload document, with the id and the type as
@@ -677,6 +680,19 @@ def case_columns_at_start(c):
     mock.stop()
 
 
+def enum_schema(rec, column):
+    """The schema of column in the after struct of one record's value."""
+    after = [f for f in rec[1]["schema"]["fields"]
+             if f["field"] == "after"][0]
+    return [f for f in after["fields"] if f["field"] == column][0]
+
+
+def enum_field(column, allowed):
+    return {"type": "string", "optional": True,
+            "name": "io.debezium.data.Enum", "version": 1,
+            "parameters": {"allowed": allowed}, "field": column}
+
+
 def case_enum(c):
     c.sql('CREATE SCHEMA "town6-govikon";'
           'CREATE TYPE "town6-govikon".status AS ENUM '
@@ -684,35 +700,59 @@ def case_enum(c):
           'CREATE TABLE "town6-govikon".tickets (id int PRIMARY KEY, '
           '  status "town6-govikon".status, s2 "town6-govikon".status[]);')
     mock = h.KafkaMock(c.tmp, brokers=1)
-    for t in ("walcast.town6-govikon.tickets", "walcast.public.later"):
+    for t in ("walcast.town6-govikon.tickets", "walcast.public.later",
+              "walcast.public.gone"):
         mock.cmd("topic %s 1" % t)
-    d = run_walcastd(c, "dbz-enum", "dbz_enum", dbz_sink(
-        mock.bootstrap, [("value_format", "debezium"),
-                         ("schemas_enable", "true")]))
+    sink = dbz_sink(mock.bootstrap, [("value_format", "debezium"),
+                                     ("schemas_enable", "true")])
+    d = run_walcastd(c, "dbz-enum", "dbz_enum", sink)
     c.sql('INSERT INTO "town6-govikon".tickets VALUES (1, \'open\', NULL);'
-          # a type created after start: text until a reload or restart
+          # a type created after start: looked up at its first change
           "CREATE TYPE public.later_t AS ENUM ('x', 'y');"
           "CREATE TABLE later (id int PRIMARY KEY, l public.later_t);"
           "INSERT INTO later VALUES (1, 'y');")
     tk.wait_confirmed(c, "dbz_enum", d)
+    # values added after start, to a type known at start and to one met
+    # since: a value not among the labels known makes them looked up
+    c.sql('ALTER TYPE "town6-govikon".status ADD VALUE \'closed\'')
+    c.sql("ALTER TYPE public.later_t ADD VALUE 'w' BEFORE 'x'")
+    c.sql('INSERT INTO "town6-govikon".tickets VALUES (2, \'closed\', '
+          "  NULL);"
+          "INSERT INTO later VALUES (2, 'w');")
+    tk.wait_confirmed(c, "dbz_enum", d)
     recs = raw_records(mock.bootstrap, "walcast.town6-govikon.tickets")
-    check(len(recs) == 1, "one record: %r" % recs)
-    v = recs[0][1]
-    check(v["payload"]["after"]["status"] == "open", "payload: %r" % v)
-    after = [f for f in v["schema"]["fields"] if f["field"] == "after"][0]
-    st = [f for f in after["fields"] if f["field"] == "status"][0]
-    check(st == {"type": "string", "optional": True,
-                 "name": "io.debezium.data.Enum", "version": 1,
-                 "parameters": {"allowed": "new,open,done"},
-                 "field": "status"}, "status's schema: %r" % st)
+    check(len(recs) == 2, "two records: %r" % recs)
+    check([r[1]["payload"]["after"]["status"] for r in recs] ==
+          ["open", "closed"], "payloads: %r" % recs)
+    for rec, allowed in zip(recs, ("new,open,done", "new,open,done,closed")):
+        st = enum_schema(rec, "status")
+        check(st == enum_field("status", allowed),
+              "status's schema, %s expected: %r" % (allowed, st))
     recs = raw_records(mock.bootstrap, "walcast.public.later")
-    after = [f for f in recs[0][1]["schema"]["fields"]
-             if f["field"] == "after"][0]
-    lt = [f for f in after["fields"] if f["field"] == "l"][0]
-    check(lt.get("name") == "walcast.data.Text" and
-          recs[0][1]["payload"]["after"]["l"] == "y",
-          "an enum created after start goes out as text: %r" % lt)
+    check([r[1]["payload"]["after"]["l"] for r in recs] == ["y", "w"],
+          "payloads: %r" % recs)
+    for rec, allowed in zip(recs, ("x,y", "w,x,y")):
+        lt = enum_schema(rec, "l")
+        check(lt == enum_field("l", allowed),
+              "an enum created after start, %s expected: %r" % (allowed, lt))
     d.stop()
+    # a type dropped before walcastd reads its change: text, said
+    c.sql("CREATE TYPE public.gone_t AS ENUM ('a');"
+          "CREATE TABLE gone (id int PRIMARY KEY, g public.gone_t);"
+          "INSERT INTO gone VALUES (1, 'a');")
+    oid = c.sql_value("SELECT 'public.gone_t'::regtype::oid")
+    c.sql("DROP TABLE gone; DROP TYPE public.gone_t;")
+    d = run_walcastd(c, "dbz-enum", "dbz_enum", sink)
+    tk.wait_confirmed(c, "dbz_enum", d)
+    recs = raw_records(mock.bootstrap, "walcast.public.gone")
+    check(len(recs) == 1 and recs[0][1]["payload"]["after"]["g"] == "a",
+          "the dropped type's change: %r" % recs)
+    g = enum_schema(recs[0], "g")
+    check(g.get("name") == "walcast.data.Text", "a dropped type: %r" % g)
+    d.stop()
+    err = d.stderr()
+    check(err.count("type %s is no longer in the catalog" % oid) == 1,
+          "the dropped type said once:\n" + err[-2000:])
     tk.drop_slot(c, "dbz_enum")
     mock.stop()
 
@@ -829,7 +869,7 @@ def test():
     cases.run("column rules: exclude, mask, key_columns", case_columns, c)
     cases.run("column rules checked against the catalog at start",
               case_columns_at_start, c)
-    cases.run("enums as io.debezium.data.Enum, in a quoted schema",
+    cases.run("enums: labels of types and values added after start",
               case_enum, c)
     cases.run("outbox: events routed by aggregatetype", case_outbox, c)
     cases.run("topic_creation: a failure names the topic, confirms nothing",

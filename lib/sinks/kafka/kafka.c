@@ -44,9 +44,11 @@
 #include "sinks/kafka/columns.h"
 #include "sinks/kafka/conf.h"
 #include "sinks/kafka/debezium.h"
+#include "sinks/kafka/enums.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/kafka/txn.h"
+#include "stream/catalog.h"
 
 /* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
@@ -175,6 +177,10 @@ struct state {
         bool tombstones;
         bool debezium; /* value_format: debezium */
         struct wc_dbz_options dbz;
+        /* the enum types known (dbz.enums points into it), and the
+         * catalog connection that looks up those met since start */
+        struct wc_kafka_enums enums;
+        struct wc_catalog *catalog;
         /* transactions_topic, messages_topic, heartbeat_topic (NULL:
          * off); their entries hold the topic handle only */
         char *own_name[OWN__COUNT];
@@ -264,6 +270,14 @@ static int64_t now_ms(void)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -1808,6 +1822,16 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
 
         if (!t || !x)
                 return WALCAST_ERROR;
+        /* the enum types of the columns, as the catalog has them now
+         * when not known yet (sinks/kafka/enums.h) */
+        if (wc_kafka_enums_resolve(
+                &st->enums,
+                (const struct walcast_columns *const[]){key_row, before, after},
+                3, mono_ms()) < 0)
+                return WALCAST_ERROR;
+        st->dbz.enums = st->enums.items;
+        st->dbz.nenums = st->enums.n;
+        st->dbz.enums_gen = st->enums.gen;
         l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
         wc_buf_reset(&st->key);
         st->key_header = NULL;
@@ -2560,9 +2584,8 @@ static void close_state(void *state)
         for (int i = 0; i < OWN__COUNT; i++)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
-        for (size_t i = 0; i < st->dbz.nenums; i++)
-                free((char *)st->dbz.enums[i].labels);
-        free((void *)st->dbz.enums);
+        wc_kafka_enums_free(&st->enums);
+        wc_catalog_free(st->catalog);
         for (size_t i = 0; i < st->nrules; i++)
                 wc_kafka_column_rule_free(&st->rules[i]);
         free(st->rules);
@@ -2584,23 +2607,39 @@ static void close_state(void *state)
         free(st);
 }
 
-/* The enum labels the sink started with, its own copy (sorted by oid, as
- * given). */
-static int copy_enums(struct state *st, const struct wc_dbz_enum *from,
-                      size_t n)
+static void enums_log(void *ud, int level, const char *msg)
 {
-        struct wc_dbz_enum *e = calloc(n, sizeof(*e));
+        struct state *st = ud;
 
-        if (!e)
-                return -ENOMEM;
-        st->dbz.enums = e;
-        for (size_t i = 0; i < n; i++) {
-                e[i].oid = from[i].oid;
-                e[i].labels = strdup(from[i].labels);
-                if (!e[i].labels)
+        st->host->log(st->self, level, "%s", msg);
+}
+
+static int enums_lookup(void *ud, const uint32_t *oids, size_t n,
+                        wc_kafka_enum_found_fn found, void *found_ud,
+                        char *errbuf, size_t errlen)
+{
+        return wc_catalog_enum_labels(ud, oids, n, found, found_ud, errbuf,
+                                      errlen);
+}
+
+/* value_format: debezium: the enum types the catalog had at start (sorted
+ * by oid, copied), and the lookups of those met since. */
+static int enums_start(struct state *st, const struct wc_kafka_start *s)
+{
+        st->enums.log = enums_log;
+        st->enums.log_ud = st;
+        if (s->dsn) {
+                st->catalog = wc_catalog_new(s->dsn);
+                if (!st->catalog)
                         return -ENOMEM;
-                st->dbz.nenums = i + 1;
+                st->enums.lookup = enums_lookup;
+                st->enums.lookup_ud = st->catalog;
         }
+        if (wc_kafka_enums_seed(&st->enums, s->enums, s->nenums) < 0)
+                return -ENOMEM;
+        st->dbz.enums = st->enums.items;
+        st->dbz.nenums = st->enums.n;
+        st->dbz.enums_gen = st->enums.gen;
         return 0;
 }
 
@@ -2669,7 +2708,7 @@ static int32_t init(const struct walcast_host *host,
             .time = (enum wc_dbz_time)conf->time_precision,
             .schemas = conf->schemas_enable,
         };
-        if (s->nenums && copy_enums(st, s->enums, s->nenums) < 0) {
+        if (st->debezium && enums_start(st, s) < 0) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }

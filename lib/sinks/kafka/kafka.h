@@ -38,6 +38,9 @@ struct wc_kafka_start {
         /* the enum types of the included tables, by oid (copied) */
         const struct wc_dbz_enum *enums;
         size_t nenums;
+        /* value_format debezium: the source DSN (copied), on which the
+         * enum types met after start are looked up; NULL: none are */
+        const char *dsn;
         /* exactly_once: the server's system identifier and the slot */
         uint64_t system_identifier;
         const char *slot;

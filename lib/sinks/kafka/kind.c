@@ -561,8 +561,8 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
                              ? "; its column rules are checked as each "
                                "table's first change arrives"
                              : "",
-                         enums ? "; enum columns go out as walcast.data.Text "
-                                 "until a reload or restart"
+                         enums ? "; enum types are looked up as changes "
+                                 "meet them"
                                : "");
                 if (env->log)
                         env->log(5, msg);
@@ -606,11 +606,16 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
         if (k->exactly_once && (r = wc_kafka_system_identifier(
                                     env->dsn, &sysid, errbuf, errlen)) < 0)
                 goto out;
-        r = wc_plugin_host_add(
-            h, name,
-            wc_kafka_plugin(&(struct wc_kafka_start){
-                k, database, enums, enums ? t.nenums : 0, sysid, env->slot}),
-            &k->common.filter, NULL, 0, errbuf, errlen);
+        r = wc_plugin_host_add(h, name,
+                               wc_kafka_plugin(&(struct wc_kafka_start){
+                                   .conf = k,
+                                   .database = database,
+                                   .enums = enums,
+                                   .nenums = enums ? t.nenums : 0,
+                                   .dsn = env->dsn,
+                                   .system_identifier = sysid,
+                                   .slot = env->slot}),
+                               &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
 out:
