@@ -376,6 +376,13 @@ int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
         return r;
 }
 
+static const char enum_sql[] =
+    "SELECT t.oid::int8, CASE WHEN t.typtype = 'e' THEN "
+    "coalesce((SELECT string_agg(e.enumlabel::text, ',' ORDER "
+    "BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE "
+    "e.enumtypid = t.oid), '') END FROM pg_catalog.pg_type t "
+    "WHERE t.oid = ANY ($1::pg_catalog.oid[])";
+
 int wc_catalog_enum_labels(void *ud, const uint32_t *oids, size_t n,
                            int (*found)(void *ud, uint32_t oid,
                                         const char *labels),
@@ -404,13 +411,15 @@ int wc_catalog_enum_labels(void *ud, const uint32_t *oids, size_t n,
                 return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
         }
         params[0] = arr.data;
-        r = lookup(ud,
-                   "SELECT t.oid::int8, CASE WHEN t.typtype = 'e' THEN "
-                   "coalesce((SELECT string_agg(e.enumlabel::text, ',' ORDER "
-                   "BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE "
-                   "e.enumtypid = t.oid), '') END FROM pg_catalog.pg_type t "
-                   "WHERE t.oid = ANY ($1::pg_catalog.oid[])",
-                   1, params, &res, errbuf, errlen);
+        /* a connection the server closed since (a restart) is found
+         * broken by the query: once more on a new one */
+        for (int tries = 0; tries < 2; tries++) {
+                struct wc_catalog *c = ud;
+
+                r = lookup(ud, enum_sql, 1, params, &res, errbuf, errlen);
+                if (r != -EIO || !c->conn || PQstatus(c->conn) == CONNECTION_OK)
+                        break;
+        }
         wc_buf_free(&arr);
         if (r < 0)
                 return r;

@@ -32,8 +32,8 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
 5c. enums: io.debezium.data.Enum with the labels, in a quoted tenant
    schema; a type created after start gets its labels at its first
    change, a value added after start (to either) the new labels at the
-   first change with it; a type dropped before its change is read goes
-   out as walcast.data.Text, said once.
+   first change with it, also after a server restart; a type dropped
+   before its change is read goes out as walcast.data.Text, said once.
 6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
    topic their aggregatetype and schema make, keyed by the aggregate id,
    valued with the payload document, with the id and the type as
@@ -701,7 +701,7 @@ def case_enum(c):
           '  status "town6-govikon".status, s2 "town6-govikon".status[]);')
     mock = h.KafkaMock(c.tmp, brokers=1)
     for t in ("walcast.town6-govikon.tickets", "walcast.public.later",
-              "walcast.public.gone"):
+              "walcast.public.gone", "walcast.public.rs"):
         mock.cmd("topic %s 1" % t)
     sink = dbz_sink(mock.bootstrap, [("value_format", "debezium"),
                                      ("schemas_enable", "true")])
@@ -735,7 +735,19 @@ def case_enum(c):
         lt = enum_schema(rec, "l")
         check(lt == enum_field("l", allowed),
               "an enum created after start, %s expected: %r" % (allowed, lt))
+    # the server restarted: the catalog connection the sink kept is
+    # found closed and made again, the stream does not notice
+    c.restart()
+    c.sql("CREATE TYPE public.rs_t AS ENUM ('r1', 'r2');"
+          "CREATE TABLE rs (id int PRIMARY KEY, r public.rs_t);"
+          "INSERT INTO rs VALUES (1, 'r2');")
+    tk.wait_confirmed(c, "dbz_enum", d)
+    recs = raw_records(mock.bootstrap, "walcast.public.rs")
+    check(len(recs) == 1 and enum_schema(recs[0], "r") ==
+          enum_field("r", "r1,r2"), "after a server restart: %r" % recs)
     d.stop()
+    check("could not look up enum types" not in d.stderr(),
+          "no lookup failed:\n" + d.stderr()[-2000:])
     # a type dropped before walcastd reads its change: text, said
     c.sql("CREATE TYPE public.gone_t AS ENUM ('a');"
           "CREATE TABLE gone (id int PRIMARY KEY, g public.gone_t);"
