@@ -39,10 +39,16 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    valued with the payload document, with the id and the type as
    headers; the deletes that empty the outbox and its updates are not
    published; the sink's other tables are as before.
-7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2),
-   so only the failure can be seen end to end: it names the topic, says
-   what to do, nothing past the change is confirmed, and the change is
-   tried again.
+7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2,
+   src/rdkafka_mock_handlers.c), so against it only the failure can be
+   seen: it names the topic, says what to do, nothing past the change is
+   confirmed, and the change is tried again.
+7b. topic_creation's success path, through kafka_admin_proxy.py, which
+   answers CreateTopics in front of the mock: the request for each topic
+   (template-made and tenant names, the transactions topic; partitions,
+   replication factor, config entries, timeout), one per name even for
+   two tables with one topic, "already exists" used as it is, asked again
+   after a restart, and the messages in the topics made.
 
 Needs WC_KAFKA_MOCK and kcat.
 """
@@ -61,6 +67,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, fail  # noqa: E402
 import test_kafka as tk  # noqa: E402
+import kafka_admin_proxy  # noqa: E402
 
 DDL = """
 CREATE TYPE public.mood AS ENUM ('sad', 'happy');
@@ -867,6 +874,91 @@ def case_topic_creation(c):
     mock.stop()
 
 
+def case_topic_creation_requests(c):
+    """The success path, with tests/integration/kafka_admin_proxy.py
+    answering CreateTopics in front of the mock (which cannot): what the
+    sink asks for, once per name, and that its messages then go there."""
+    c.sql('CREATE SCHEMA "tc-bern";'
+          'CREATE TABLE "tc-bern".orders (id int PRIMARY KEY);'
+          'CREATE TABLE "tc-bern".items (id int PRIMARY KEY);'
+          'CREATE TABLE "tc-bern".pre (id int PRIMARY KEY);'
+          # another namespace's tenant "bern": the same topic
+          'CREATE SCHEMA "eu-bern";'
+          'CREATE TABLE "eu-bern".orders (id int PRIMARY KEY);')
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    proxy = kafka_admin_proxy.AdminProxy(mock)
+    # a topic that exists: asked for, answered so, used as it is
+    mock.cmd("topic tc.bern.pre 2")
+    proxy.exists.add("tc.bern.pre")
+    sink = (h.kafka_sink_yaml(proxy.bootstrap, topic="tc.{tenant}.{table}") +
+            "      transactions_topic: tc.transactions\n"
+            "      topic_creation:\n"
+            "        partitions: 3\n"
+            "        replication_factor: 1\n"
+            "        config: {cleanup.policy: compact, retention.ms: "
+            "\"86400000\"}\n"
+            "        timeout: 4s\n")
+    d = run_walcastd(c, "tcreq", "tcreq", sink)
+    c.sql('INSERT INTO "tc-bern".orders VALUES (1);')
+    c.sql('INSERT INTO "tc-bern".orders VALUES (2);'
+          'INSERT INTO "tc-bern".items VALUES (1);'
+          'INSERT INTO "tc-bern".pre VALUES (1);'
+          'INSERT INTO "eu-bern".orders VALUES (10);')
+    tk.wait_confirmed(c, "tcreq", d)
+    # a tenant that appears after start gets its topics as it does
+    c.sql('CREATE SCHEMA "tc-thun";'
+          'CREATE TABLE "tc-thun".orders (id int PRIMARY KEY);'
+          'INSERT INTO "tc-thun".orders VALUES (1);')
+    tk.wait_confirmed(c, "tcreq", d)
+    want = {"partitions": 3, "replication_factor": 1, "assignments": [],
+            "config": {"cleanup.policy": "compact",
+                       "retention.ms": "86400000"},
+            "timeout_ms": 4000, "validate_only": False}
+    names = ["tc.bern.orders", "tc.bern.items", "tc.bern.pre",
+             "tc.thun.orders", "tc.transactions"]
+    asked = proxy.asked()
+    check(sorted(t["name"] for t in asked) == sorted(names),
+          "one request per topic, no other: %r" % asked)
+    for t in asked:
+        check({k: v for k, v in t.items() if k != "name"} == want,
+              "the request for %s: %r" % (t["name"], t))
+    parts = {t["topic"]: len(t["partitions"])
+             for t in tk.metadata(mock.bootstrap)["topics"]}
+    for n in names:
+        check(parts.get(n) == (2 if n == "tc.bern.pre" else 3),
+              "%s has %r partitions" % (n, parts.get(n)))
+    counts = {n: len(raw_records(mock.bootstrap, n)) for n in names}
+    check(counts == {"tc.bern.orders": 3, "tc.bern.items": 1,
+                     "tc.bern.pre": 1, "tc.thun.orders": 1,
+                     # BEGIN and END of each of the 6 transactions
+                     "tc.transactions": 12},
+          "the messages went to the topics made: %r" % counts)
+    d.stop()
+    err = d.stderr()
+    check("could not create" not in err, "no failure:\n" + err[-2000:])
+    for n in names:
+        check(err.count('created topic "%s"' % n) ==
+              (0 if n == "tc.bern.pre" else 1),
+              "%s: created said once, or not for the one that existed:\n%s"
+              % (n, err[-2000:]))
+    # another start asks again, once, and is told they exist
+    d = run_walcastd(c, "tcreq", "tcreq", sink)
+    c.sql('INSERT INTO "tc-bern".orders VALUES (3);')
+    tk.wait_confirmed(c, "tcreq", d)
+    again = [t["name"] for t in proxy.asked()[len(asked):]]
+    check(sorted(again) == ["tc.bern.orders", "tc.transactions"],
+          "asked again after a restart: %r" % again)
+    check(len(raw_records(mock.bootstrap, "tc.bern.orders")) == 4,
+          "the change after the restart delivered")
+    d.stop()
+    check("could not create" not in d.stderr() and
+          "created topic" not in d.stderr(),
+          "existing topics used as they are:\n" + d.stderr()[-2000:])
+    tk.drop_slot(c, "tcreq")
+    proxy.stop()
+    mock.stop()
+
+
 def test():
     h.kcat_path()
     c = h.Cluster()
@@ -886,6 +978,8 @@ def test():
     cases.run("outbox: events routed by aggregatetype", case_outbox, c)
     cases.run("topic_creation: a failure names the topic, confirms nothing",
               case_topic_creation, c)
+    cases.run("topic_creation: the requests, once per topic",
+              case_topic_creation_requests, c)
     return cases.finish()
 
 

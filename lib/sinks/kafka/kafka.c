@@ -206,6 +206,10 @@ struct state {
         } xh[16];
         size_t nxh;
         struct wc_kafka_topic_creation tc; /* config copied */
+        /* topic_creation: the topics created or found existing, asked
+         * for once per name (not again for another table, a new
+         * producer or a refilled table map) */
+        struct wc_tablemap *topics_made;
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -1293,7 +1297,8 @@ static int create_topic(struct state *st, const char *topic)
         const char *why = "no answer";
         int r = -EIO;
 
-        if (!st->tc.enabled)
+        if (!st->tc.enabled ||
+            wc_tablemap_get(st->topics_made, topic, strlen(topic), "", 0))
                 return 0;
         nt = rd_kafka_NewTopic_new(
             topic, st->tc.partitions ? (int)st->tc.partitions : -1,
@@ -1343,6 +1348,9 @@ static int create_topic(struct state *st, const char *topic)
                         st->host->log(st->self, WALCAST_LOG_NOTICE,
                                       "created topic \"%s\"", topic);
                 r = 0;
+                /* out of memory: only asked for again */
+                (void)wc_tablemap_put(st->topics_made, topic, strlen(topic), "",
+                                      0, &st->topics_made);
         }
 out:
         if (r < 0)
@@ -2601,6 +2609,7 @@ static void close_state(void *state)
         free(st->outbox.type);
         free(st->outbox.payload);
         wc_kv_free(st->tc.config, st->tc.nconfig);
+        wc_tablemap_free(st->topics_made);
         free(st->eos.ids);
         free(st->eos.topic);
         wc_buf_free(&st->eos.key);
@@ -2761,6 +2770,9 @@ static int32_t init(const struct walcast_host *host,
         st->tc = conf->topic_creation;
         st->tc.config = NULL;
         st->tc.nconfig = 0;
+        if (st->tc.enabled &&
+            !(st->topics_made = wc_tablemap_new(TABLES_MAX, NULL)))
+                goto oom;
         if (conf->topic_creation.nconfig) {
                 st->tc.config = calloc(conf->topic_creation.nconfig,
                                        sizeof(*st->tc.config));
