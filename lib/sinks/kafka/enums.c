@@ -232,9 +232,10 @@ static int found(void *ud, uint32_t oid, const char *labels)
 
 int wc_kafka_enums_resolve(struct wc_kafka_enums *e,
                            const struct walcast_columns *const *lists,
-                           size_t nlists, int64_t now_ms)
+                           size_t nlists, int64_t (*clock_ms)(void))
 {
-        struct answer a = {e, now_ms};
+        struct answer a = {e, 0};
+        int64_t now_ms;
         char err[512];
         int r;
 
@@ -245,6 +246,7 @@ int wc_kafka_enums_resolve(struct wc_kafka_enums *e,
                                 goto some;
         return 0;
 some:
+        a.now_ms = now_ms = clock_ms();
         if (collect(e, lists, nlists, now_ms) < 0)
                 return -ENOMEM;
         if (!e->nwant || !e->lookup || (e->failing && now_ms < e->retry_ms))

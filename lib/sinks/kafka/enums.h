@@ -73,13 +73,14 @@ int wc_kafka_enums_seed(struct wc_kafka_enums *e,
  * Before the columns of lists[0..nlists) (NULL lists skipped) are
  * converted: looks up, in one call, the types of OID 16384 and up not
  * known yet, and the known enums that a value is not a label of (when
- * not looked up in the last WC_KAFKA_ENUM_REFRESH_MS).  now_ms is a
- * monotonic clock.  0, or -ENOMEM (the failure of a lookup is no error:
+ * not looked up in the last WC_KAFKA_ENUM_REFRESH_MS).  now_ms() is a
+ * monotonic clock in milliseconds, read only when a column has a type of
+ * OID 16384 or up.  0, or -ENOMEM (the failure of a lookup is no error:
  * it is logged and the types stay unknown).
  */
 int wc_kafka_enums_resolve(struct wc_kafka_enums *e,
                            const struct walcast_columns *const *lists,
-                           size_t nlists, int64_t now_ms);
+                           size_t nlists, int64_t (*now_ms)(void));
 
 /* Whether the JSON value json[0..len) (a string as the decoder gives it)
  * is one of labels ("a,b,c").  A label with a comma in it may make a

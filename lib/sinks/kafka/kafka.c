@@ -1835,7 +1835,7 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
         if (wc_kafka_enums_resolve(
                 &st->enums,
                 (const struct walcast_columns *const[]){key_row, before, after},
-                3, mono_ms()) < 0)
+                3, mono_ms) < 0)
                 return WALCAST_ERROR;
         st->dbz.enums = st->enums.items;
         st->dbz.nenums = st->enums.n;
