@@ -26,7 +26,7 @@
 
 #include "sinks/kafka/debezium.h"
 
-#define WC_KAFKA_ENUMS_MAX       4096u
+#define WC_KAFKA_ENUMS_MAX       65536u
 #define WC_KAFKA_ENUM_RETRY_MS   30000
 #define WC_KAFKA_ENUM_REFRESH_MS 1000
 /* Types the catalog no longer had that are logged, one line each. */
