@@ -48,7 +48,6 @@
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/kafka/txn.h"
-#include "stream/catalog.h"
 
 /* Per-table entries (topic handle, source block); when full the map
  * empties itself and entries are made again. */
@@ -180,7 +179,8 @@ struct state {
         /* the enum types known (dbz.enums points into it), and the
          * catalog connection that looks up those met since start */
         struct wc_kafka_enums enums;
-        struct wc_catalog *catalog;
+        const struct wc_kafka_catalog *catalog;
+        void *catalog_conn;
         /* transactions_topic, messages_topic, heartbeat_topic (NULL:
          * off); their entries hold the topic handle only */
         char *own_name[OWN__COUNT];
@@ -2593,7 +2593,8 @@ static void close_state(void *state)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
         wc_kafka_enums_free(&st->enums);
-        wc_catalog_free(st->catalog);
+        if (st->catalog_conn)
+                st->catalog->close(st->catalog_conn);
         for (size_t i = 0; i < st->nrules; i++)
                 wc_kafka_column_rule_free(&st->rules[i]);
         free(st->rules);
@@ -2623,26 +2624,19 @@ static void enums_log(void *ud, int level, const char *msg)
         st->host->log(st->self, level, "%s", msg);
 }
 
-static int enums_lookup(void *ud, const uint32_t *oids, size_t n,
-                        wc_kafka_enum_found_fn found, void *found_ud,
-                        char *errbuf, size_t errlen)
-{
-        return wc_catalog_enum_labels(ud, oids, n, found, found_ud, errbuf,
-                                      errlen);
-}
-
 /* value_format: debezium: the enum types the catalog had at start (sorted
  * by oid, copied), and the lookups of those met since. */
 static int enums_start(struct state *st, const struct wc_kafka_start *s)
 {
         st->enums.log = enums_log;
         st->enums.log_ud = st;
-        if (s->dsn) {
-                st->catalog = wc_catalog_new(s->dsn);
-                if (!st->catalog)
+        if (s->dsn && s->catalog) {
+                st->catalog = s->catalog;
+                st->catalog_conn = s->catalog->open(s->dsn);
+                if (!st->catalog_conn)
                         return -ENOMEM;
-                st->enums.lookup = enums_lookup;
-                st->enums.lookup_ud = st->catalog;
+                st->enums.lookup = s->catalog->enum_labels;
+                st->enums.lookup_ud = st->catalog_conn;
         }
         if (wc_kafka_enums_seed(&st->enums, s->enums, s->nenums) < 0)
                 return -ENOMEM;

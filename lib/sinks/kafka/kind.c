@@ -577,6 +577,24 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
         return 1;
 }
 
+static void *catalog_open(const char *dsn)
+{
+        return wc_catalog_new(dsn);
+}
+
+static void catalog_close(void *conn)
+{
+        wc_catalog_free(conn);
+}
+
+/* A debezium sink's enum lookups (sinks/kafka/enums.h), on a connection
+ * of its own */
+static const struct wc_kafka_catalog kafka_catalog = {
+    .open = catalog_open,
+    .enum_labels = wc_catalog_enum_labels,
+    .close = catalog_close,
+};
+
 static int kafka_add(struct wc_plugin_host *h, const char *name,
                      const void *conf, const struct wc_sink_env *env,
                      char *errbuf, size_t errlen)
@@ -613,6 +631,7 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
                                    .enums = enums,
                                    .nenums = enums ? t.nenums : 0,
                                    .dsn = env->dsn,
+                                   .catalog = &kafka_catalog,
                                    .system_identifier = sysid,
                                    .slot = env->slot}),
                                &k->common.filter, NULL, 0, errbuf, errlen);
