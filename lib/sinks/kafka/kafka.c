@@ -1831,15 +1831,19 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
         if (!t || !x)
                 return WALCAST_ERROR;
         /* the enum types of the columns, as the catalog has them now
-         * when not known yet (sinks/kafka/enums.h) */
-        if (wc_kafka_enums_resolve(
-                &st->enums,
-                (const struct walcast_columns *const[]){key_row, before, after},
-                3, mono_ms) < 0)
-                return WALCAST_ERROR;
-        st->dbz.enums = st->enums.items;
-        st->dbz.nenums = st->enums.n;
-        st->dbz.enums_gen = st->enums.gen;
+         * when not known yet (sinks/kafka/enums.h); their labels are in
+         * the schemas only */
+        if (st->dbz.schemas) {
+                if (wc_kafka_enums_resolve(
+                        &st->enums,
+                        (const struct walcast_columns *const[]){key_row, before,
+                                                                after},
+                        3, mono_ms) < 0)
+                        return WALCAST_ERROR;
+                st->dbz.enums = st->enums.items;
+                st->dbz.nenums = st->enums.n;
+                st->dbz.enums_gen = st->enums.gen;
+        }
         l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
         wc_buf_reset(&st->key);
         st->key_header = NULL;
@@ -2630,7 +2634,8 @@ static int enums_start(struct state *st, const struct wc_kafka_start *s)
 {
         st->enums.log = enums_log;
         st->enums.log_ud = st;
-        if (s->dsn && s->catalog) {
+        /* without schemas an enum is a string like any other */
+        if (s->dsn && s->catalog && st->dbz.schemas) {
                 st->catalog = s->catalog;
                 st->catalog_conn = s->catalog->open(s->dsn);
                 if (!st->catalog_conn)
