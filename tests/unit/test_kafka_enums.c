@@ -217,7 +217,8 @@ static void test_one_lookup_per_change(void **state)
 }
 
 /* ADD VALUE: a value not among the labels known makes them looked up
- * again, at most once a second per type; a null value does not. */
+ * again, at once, however recent the last lookup; a null value does not.
+ * A value the lookup does not have either quiets the type for a second. */
 static void test_refresh(void **state)
 {
         static const struct wc_dbz_enum seed[] = {{16414, "new,open,done"}};
@@ -238,15 +239,35 @@ static void test_refresh(void **state)
         assert_int_equal(f.calls, 1);
         assert_string_equal(labels_of(&e, 16414), "new,open,done,closed");
         assert_true(e.gen != gen);
+        /* another value added right after: looked up at once too */
+        f.types[0].labels = "new,open,done,closed,archived";
+        assert_int_equal(resolve1(&e, col(16414, "\"archived\""), 11), 0);
+        assert_int_equal(f.calls, 2);
+        assert_string_equal(labels_of(&e, 16414),
+                            "new,open,done,closed,archived");
         /* a value the catalog does not have either (renamed since): not
-         * again within the second */
+         * again within the second, whatever the value */
         gen = e.gen;
         assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 500), 0);
-        assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 1009), 0);
-        assert_int_equal(f.calls, 1);
-        assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 1010), 0);
-        assert_int_equal(f.calls, 2);
+        assert_int_equal(f.calls, 3);
+        assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 501), 0);
+        assert_int_equal(resolve1(&e, col(16414, "\"other\""), 1499), 0);
+        assert_int_equal(f.calls, 3);
+        /* known values need no lookup, quiet or not */
+        assert_int_equal(resolve1(&e, col(16414, "\"open\""), 1499), 0);
+        assert_int_equal(f.calls, 3);
+        assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 1500), 0);
+        assert_int_equal(f.calls, 4);
         assert_true(e.gen == gen); /* the same labels */
+        /* a lookup that has the value ends the quiet */
+        f.types[0].labels = "new,open,done,closed,archived,gone";
+        assert_int_equal(resolve1(&e, col(16414, "\"gone\""), 2500), 0);
+        assert_int_equal(f.calls, 5);
+        f.types[0].labels = "new,open,done,closed,archived,gone,x";
+        assert_int_equal(resolve1(&e, col(16414, "\"x\""), 2501), 0);
+        assert_int_equal(f.calls, 6);
+        assert_string_equal(labels_of(&e, 16414),
+                            "new,open,done,closed,archived,gone,x");
         wc_kafka_enums_free(&e);
 }
 
@@ -309,6 +330,11 @@ static void test_gone(void **state)
         assert_int_equal(f.calls, 2);
         assert_string_equal(labels_of(&e, 16414), "a,b");
         assert_int_equal(f.nlogs, 1);
+        /* and is quiet for a second, not looked up at every change */
+        assert_int_equal(resolve1(&e, col(16414, "\"c\""), 5999), 0);
+        assert_int_equal(f.calls, 2);
+        assert_int_equal(resolve1(&e, col(16414, "\"c\""), 6000), 0);
+        assert_int_equal(f.calls, 3);
         wc_kafka_enums_free(&e);
 }
 

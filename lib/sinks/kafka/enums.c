@@ -57,9 +57,8 @@ static void clear(struct wc_kafka_enums *e)
         e->gen++;
 }
 
-/* Sets oid's labels (a copy; NULL: no enum), checked at now_ms. */
-static int set(struct wc_kafka_enums *e, uint32_t oid, const char *labels,
-               int64_t now_ms)
+/* Sets oid's labels (a copy; NULL: no enum). */
+static int set(struct wc_kafka_enums *e, uint32_t oid, const char *labels)
 {
         char *copy = NULL;
         size_t at;
@@ -68,7 +67,6 @@ static int set(struct wc_kafka_enums *e, uint32_t oid, const char *labels,
         if (i >= 0) {
                 const char *old = e->items[i].labels;
 
-                e->checked_ms[i] = now_ms;
                 if ((!old && !labels) ||
                     (old && labels && !strcmp(old, labels)))
                         return 0;
@@ -83,25 +81,25 @@ static int set(struct wc_kafka_enums *e, uint32_t oid, const char *labels,
                 size_t ncap = e->cap ? e->cap * 2 : 16;
                 struct wc_dbz_enum *items =
                     realloc(e->items, ncap * sizeof(*items));
-                int64_t *checked;
+                int64_t *quiet;
 
                 if (!items)
                         return -ENOMEM;
                 e->items = items;
-                checked = realloc(e->checked_ms, ncap * sizeof(*checked));
-                if (!checked)
+                quiet = realloc(e->quiet_ms, ncap * sizeof(*quiet));
+                if (!quiet)
                         return -ENOMEM;
-                e->checked_ms = checked;
+                e->quiet_ms = quiet;
                 e->cap = ncap;
         }
         if (labels && !(copy = strdup(labels)))
                 return -ENOMEM;
         memmove(e->items + at + 1, e->items + at,
                 (e->n - at) * sizeof(*e->items));
-        memmove(e->checked_ms + at + 1, e->checked_ms + at,
-                (e->n - at) * sizeof(*e->checked_ms));
+        memmove(e->quiet_ms + at + 1, e->quiet_ms + at,
+                (e->n - at) * sizeof(*e->quiet_ms));
         e->items[at] = (struct wc_dbz_enum){oid, copy};
-        e->checked_ms[at] = now_ms;
+        e->quiet_ms[at] = 0;
         e->n++;
         /* a type not known before converted as text until now */
         if (copy)
@@ -113,8 +111,7 @@ int wc_kafka_enums_seed(struct wc_kafka_enums *e,
                         const struct wc_dbz_enum *from, size_t n)
 {
         for (size_t i = 0; i < n && e->n < WC_KAFKA_ENUMS_MAX; i++)
-                if (from[i].labels &&
-                    set(e, from[i].oid, from[i].labels, 0) < 0)
+                if (from[i].labels && set(e, from[i].oid, from[i].labels) < 0)
                         return -ENOMEM;
         return 0;
 }
@@ -201,9 +198,7 @@ static int collect(struct wc_kafka_enums *e,
                             (!e->items[i].labels || is_null(c) ||
                              wc_kafka_enum_has_label(e->items[i].labels,
                                                      c->value, c->value_len) ||
-                             (e->checked_ms[i] &&
-                              now_ms - e->checked_ms[i] <
-                                  WC_KAFKA_ENUM_REFRESH_MS)))
+                             now_ms < e->quiet_ms[i]))
                                 continue;
                         if (want(e, c->type_oid) < 0)
                                 return -ENOMEM;
@@ -212,29 +207,55 @@ static int collect(struct wc_kafka_enums *e,
         return 0;
 }
 
-struct answer {
-        struct wc_kafka_enums *e;
-        int64_t now_ms;
-};
-
 static int found(void *ud, uint32_t oid, const char *labels)
 {
-        struct answer *a = ud;
-        struct wc_kafka_enums *e = a->e;
+        struct wc_kafka_enums *e = ud;
 
         for (size_t i = 0; i < e->nwant; i++)
                 if (e->want[i] == oid) {
                         e->seen[i] = true;
-                        return set(e, oid, labels, a->now_ms);
+                        return set(e, oid, labels);
                 }
         return 0; /* not asked for */
+}
+
+static bool wanted(const struct wc_kafka_enums *e, uint32_t oid)
+{
+        for (size_t i = 0; i < e->nwant; i++)
+                if (e->want[i] == oid)
+                        return true;
+        return false;
+}
+
+/* After a lookup: a type that still lacks a value of lists (renamed
+ * again, or the type dropped, since the change was written) is not looked
+ * up again for WC_KAFKA_ENUM_REFRESH_MS, not at every change. */
+static void quiet(struct wc_kafka_enums *e,
+                  const struct walcast_columns *const *lists, size_t nlists,
+                  int64_t now_ms)
+{
+        for (size_t l = 0; l < nlists; l++) {
+                for (uint32_t j = 0; lists[l] && j < lists[l]->count; j++) {
+                        const struct walcast_column *c = &lists[l]->items[j];
+                        long i;
+
+                        if (c->type_oid < FIRST_USER_OID || is_null(c) ||
+                            !wanted(e, c->type_oid))
+                                continue;
+                        i = find(e, c->type_oid, NULL);
+                        if (i >= 0 && e->items[i].labels &&
+                            !wc_kafka_enum_has_label(e->items[i].labels,
+                                                     c->value, c->value_len))
+                                e->quiet_ms[i] =
+                                    now_ms + WC_KAFKA_ENUM_REFRESH_MS;
+                }
+        }
 }
 
 int wc_kafka_enums_resolve(struct wc_kafka_enums *e,
                            const struct walcast_columns *const *lists,
                            size_t nlists, int64_t (*clock_ms)(void))
 {
-        struct answer a = {e, 0};
         int64_t now_ms;
         char err[512];
         int r;
@@ -246,7 +267,7 @@ int wc_kafka_enums_resolve(struct wc_kafka_enums *e,
                                 goto some;
         return 0;
 some:
-        a.now_ms = now_ms = clock_ms();
+        now_ms = clock_ms();
         if (collect(e, lists, nlists, now_ms) < 0)
                 return -ENOMEM;
         if (!e->nwant || !e->lookup || (e->failing && now_ms < e->retry_ms))
@@ -259,7 +280,7 @@ some:
         }
         memset(e->seen, 0, e->nwant * sizeof(*e->seen));
         err[0] = '\0';
-        r = e->lookup(e->lookup_ud, e->want, e->nwant, found, &a, err,
+        r = e->lookup(e->lookup_ud, e->want, e->nwant, found, e, err,
                       sizeof(err));
         if (r == -ENOMEM)
                 return r;
@@ -285,14 +306,12 @@ some:
 
                 if (e->seen[i])
                         continue;
-                /* dropped since the change was written */
+                /* dropped since the change was written; a type known
+                 * keeps its last labels */
                 k = find(e, e->want[i], NULL);
-                if (k >= 0) {
-                        /* its last labels stay */
-                        e->checked_ms[k] = now_ms;
+                if (k >= 0)
                         continue;
-                }
-                if (set(e, e->want[i], NULL, now_ms) < 0)
+                if (set(e, e->want[i], NULL) < 0)
                         return -ENOMEM;
                 if (e->gone < WC_KAFKA_ENUM_GONE_LOGGED) {
                         e->gone++;
@@ -306,6 +325,7 @@ some:
                                 : "");
                 }
         }
+        quiet(e, lists, nlists, now_ms);
         return 0;
 }
 
@@ -315,11 +335,11 @@ void wc_kafka_enums_free(struct wc_kafka_enums *e)
                 return;
         clear(e);
         free(e->items);
-        free(e->checked_ms);
+        free(e->quiet_ms);
         free(e->want);
         free(e->seen);
         e->items = NULL;
-        e->checked_ms = NULL;
+        e->quiet_ms = NULL;
         e->want = NULL;
         e->seen = NULL;
         e->cap = e->wcap = e->nwant = 0;

@@ -5,8 +5,9 @@
  * those the catalog had at start, and those met since, looked up when a
  * change has a column of a type OID not known yet.  The labels of a known
  * enum are looked up again when a change has a value not among them
- * (ALTER TYPE ... ADD VALUE or RENAME VALUE), at most once a second per
- * type.
+ * (ALTER TYPE ... ADD VALUE or RENAME VALUE); when that lookup does not
+ * have the value either (renamed again or dropped since the change), the
+ * type is not looked up again for WC_KAFKA_ENUM_REFRESH_MS.
  *
  * The lookups go through a function the sink gives (the catalog, on an
  * ordinary connection); this module decides when to call it and keeps
@@ -45,7 +46,9 @@ struct wc_kafka_enums {
         /* by oid; labels NULL: no enum, or a type the catalog did not
          * have any more (what wc_dbz_options.enums takes) */
         struct wc_dbz_enum *items;
-        int64_t *checked_ms; /* items[i] last looked up then (0: never) */
+        /* items[i] is not looked up again for a value it lacks before
+         * then (a lookup just said it lacks it) */
+        int64_t *quiet_ms;
         size_t n, cap;
         /* changes with every change of items: the sink's per-table
          * conversions made before are stale (wc_dbz_options.enums_gen) */
@@ -73,7 +76,7 @@ int wc_kafka_enums_seed(struct wc_kafka_enums *e,
  * Before the columns of lists[0..nlists) (NULL lists skipped) are
  * converted: looks up, in one call, the types of OID 16384 and up not
  * known yet, and the known enums that a value is not a label of (when
- * not looked up in the last WC_KAFKA_ENUM_REFRESH_MS).  now_ms() is a
+ * not quiet after a lookup that lacked a value, quiet_ms).  now_ms() is a
  * monotonic clock in milliseconds, read only when a column has a type of
  * OID 16384 or up.  0, or -ENOMEM (the failure of a lookup is no error:
  * it is logged and the types stay unknown).

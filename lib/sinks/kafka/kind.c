@@ -539,7 +539,9 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
                         struct wc_catalog_tables *t, char *errbuf,
                         size_t errlen)
 {
-        bool enums = starting && k->value_format == WC_KAFKA_FORMAT_DEBEZIUM;
+        /* an enum's labels are in its schema only */
+        bool enums = starting && k->value_format == WC_KAFKA_FORMAT_DEBEZIUM &&
+                     k->schemas_enable;
         struct takes takes = {env->filter, &k->common.filter};
         char err[1024], msg[1536];
         int r;
