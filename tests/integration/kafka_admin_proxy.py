@@ -2,7 +2,7 @@
 """A TCP proxy in front of the kafka_mock process that answers CreateTopics.
 
 librdkafka's mock cluster has no CreateTopics handler (2.0.2, and none up
-to 2.14: src/rdkafka_mock_handlers.c lists no RD_KAFKAP_CreateTopics), so
+to 2.15: src/rdkafka_mock_handlers.c lists no RD_KAFKAP_CreateTopics), so
 a client's admin request waits for a controller that never offers it.
 This proxy forwards every request to the mock and every answer back, with
 three changes:
