@@ -376,6 +376,62 @@ int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
         return r;
 }
 
+static const char enum_sql[] =
+    "SELECT t.oid::int8, CASE WHEN t.typtype = 'e' THEN "
+    "coalesce((SELECT string_agg(e.enumlabel::text, ',' ORDER "
+    "BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE "
+    "e.enumtypid = t.oid), '') END FROM pg_catalog.pg_type t "
+    "WHERE t.oid = ANY ($1::pg_catalog.oid[])";
+
+int wc_catalog_enum_labels(void *ud, const uint32_t *oids, size_t n,
+                           int (*found)(void *ud, uint32_t oid,
+                                        const char *labels),
+                           void *found_ud, char *errbuf, size_t errlen)
+{
+        struct wc_buf arr;
+        const char *params[1];
+        PGresult *res = NULL;
+        int r = 0;
+
+        wc_buf_init(&arr);
+        for (size_t i = 0; i < n && r == 0; i++) {
+                char o[16];
+
+                snprintf(o, sizeof(o), "%u", oids[i]);
+                r = wc_buf_append_str(&arr, i ? "," : "{");
+                if (r == 0)
+                        r = wc_buf_append_str(&arr, o);
+        }
+        if (r == 0)
+                r = wc_buf_append_str(&arr, n ? "}" : "{}");
+        if (r == 0)
+                r = wc_buf_append_char(&arr, '\0');
+        if (r < 0) {
+                wc_buf_free(&arr);
+                return wc_fail(errbuf, errlen, -ENOMEM, "out of memory");
+        }
+        params[0] = arr.data;
+        /* a connection the server closed since (a restart) is found
+         * broken by the query: once more on a new one */
+        for (int tries = 0; tries < 2; tries++) {
+                struct wc_catalog *c = ud;
+
+                r = lookup(ud, enum_sql, 1, params, &res, errbuf, errlen);
+                if (r != -EIO || !c->conn || PQstatus(c->conn) == CONNECTION_OK)
+                        break;
+        }
+        wc_buf_free(&arr);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < PQntuples(res) && r == 0; i++)
+                r = found(found_ud,
+                          (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10),
+                          PQgetisnull(res, i, 1) ? NULL
+                                                 : PQgetvalue(res, i, 1));
+        PQclear(res);
+        return r;
+}
+
 /* Splits wal2json's "schema"."table" (names as they are, not escaped);
  * false when it is not of that form. */
 static bool split_quoted(const char *q, char *schema, size_t slen, char *table,

@@ -57,6 +57,20 @@ int wc_catalog_type_name(void *ud, uint32_t oid, int32_t typmod,
 int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
                            char *errbuf, size_t errlen);
 
+/*
+ * The Kafka sink's enum lookups (Debezium's "allowed" of a type met after
+ * start), on the same kept connection: for each of oids[0..n) that the
+ * catalog has, found(ud, oid, labels) with the enum's labels in sort order
+ * joined with "," ("" for an enum without any), or NULL when the type is
+ * no enum.  A type the catalog no longer has is not reported.  found
+ * returning non-zero stops with that.  0 or a negative errno with errbuf
+ * set (-EHOSTUNREACH: no connection).
+ */
+int wc_catalog_enum_labels(void *ud, const uint32_t *oids, size_t n,
+                           int (*found)(void *ud, uint32_t oid,
+                                        const char *labels),
+                           void *found_ud, char *errbuf, size_t errlen);
+
 /* The replica identity of schema.table.  0 with *ret_ident set, or a
  * negative errno with errbuf set (WC_IDENT_UNKNOWN). */
 int wc_catalog_identity(const char *dsn, const char *schema, const char *table,

@@ -30,16 +30,25 @@ PostgreSQL -> walcastd -> the kafka_mock process -> kcat.
    column; tables the sink does not take are not checked; a rule for no
    table is a warning; an unreachable database is a notice for --check.
 5c. enums: io.debezium.data.Enum with the labels, in a quoted tenant
-   schema; a type created after start goes out as walcast.data.Text.
+   schema; a type created after start gets its labels at its first
+   change, a value added after start (to either) the new labels at the
+   first change with it, also after a server restart; a type dropped
+   before its change is read goes out as walcast.data.Text, said once.
 6. outbox: inserts into "*.outbox" tables (per tenant schema) go to the
    topic their aggregatetype and schema make, keyed by the aggregate id,
    valued with the payload document, with the id and the type as
    headers; the deletes that empty the outbox and its updates are not
    published; the sink's other tables are as before.
-7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2),
-   so only the failure can be seen end to end: it names the topic, says
-   what to do, nothing past the change is confirmed, and the change is
-   tried again.
+7. topic_creation: librdkafka's mock cluster has no CreateTopics (2.0.2,
+   src/rdkafka_mock_handlers.c), so against it only the failure can be
+   seen: it names the topic, says what to do, nothing past the change is
+   confirmed, and the change is tried again.
+7b. topic_creation's success path, through kafka_admin_proxy.py, which
+   answers CreateTopics in front of the mock: the request for each topic
+   (template-made and tenant names, the transactions topic; partitions,
+   replication factor, config entries, timeout), one per name even for
+   two tables with one topic, "already exists" used as it is, asked again
+   after a restart, and the messages in the topics made.
 
 Needs WC_KAFKA_MOCK and kcat.
 """
@@ -58,6 +67,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 from harness import check, fail  # noqa: E402
 import test_kafka as tk  # noqa: E402
+import kafka_admin_proxy  # noqa: E402
 
 DDL = """
 CREATE TYPE public.mood AS ENUM ('sad', 'happy');
@@ -677,6 +687,19 @@ def case_columns_at_start(c):
     mock.stop()
 
 
+def enum_schema(rec, column):
+    """The schema of column in the after struct of one record's value."""
+    after = [f for f in rec[1]["schema"]["fields"]
+             if f["field"] == "after"][0]
+    return [f for f in after["fields"] if f["field"] == column][0]
+
+
+def enum_field(column, allowed):
+    return {"type": "string", "optional": True,
+            "name": "io.debezium.data.Enum", "version": 1,
+            "parameters": {"allowed": allowed}, "field": column}
+
+
 def case_enum(c):
     c.sql('CREATE SCHEMA "town6-govikon";'
           'CREATE TYPE "town6-govikon".status AS ENUM '
@@ -684,35 +707,71 @@ def case_enum(c):
           'CREATE TABLE "town6-govikon".tickets (id int PRIMARY KEY, '
           '  status "town6-govikon".status, s2 "town6-govikon".status[]);')
     mock = h.KafkaMock(c.tmp, brokers=1)
-    for t in ("walcast.town6-govikon.tickets", "walcast.public.later"):
+    for t in ("walcast.town6-govikon.tickets", "walcast.public.later",
+              "walcast.public.gone", "walcast.public.rs"):
         mock.cmd("topic %s 1" % t)
-    d = run_walcastd(c, "dbz-enum", "dbz_enum", dbz_sink(
-        mock.bootstrap, [("value_format", "debezium"),
-                         ("schemas_enable", "true")]))
+    sink = dbz_sink(mock.bootstrap, [("value_format", "debezium"),
+                                     ("schemas_enable", "true")])
+    d = run_walcastd(c, "dbz-enum", "dbz_enum", sink)
     c.sql('INSERT INTO "town6-govikon".tickets VALUES (1, \'open\', NULL);'
-          # a type created after start: text until a reload or restart
+          # a type created after start: looked up at its first change
           "CREATE TYPE public.later_t AS ENUM ('x', 'y');"
           "CREATE TABLE later (id int PRIMARY KEY, l public.later_t);"
           "INSERT INTO later VALUES (1, 'y');")
     tk.wait_confirmed(c, "dbz_enum", d)
+    # values added after start, to a type known at start and to one met
+    # since: a value not among the labels known makes them looked up
+    c.sql('ALTER TYPE "town6-govikon".status ADD VALUE \'closed\'')
+    c.sql("ALTER TYPE public.later_t ADD VALUE 'w' BEFORE 'x'")
+    c.sql('INSERT INTO "town6-govikon".tickets VALUES (2, \'closed\', '
+          "  NULL);"
+          "INSERT INTO later VALUES (2, 'w');")
+    tk.wait_confirmed(c, "dbz_enum", d)
     recs = raw_records(mock.bootstrap, "walcast.town6-govikon.tickets")
-    check(len(recs) == 1, "one record: %r" % recs)
-    v = recs[0][1]
-    check(v["payload"]["after"]["status"] == "open", "payload: %r" % v)
-    after = [f for f in v["schema"]["fields"] if f["field"] == "after"][0]
-    st = [f for f in after["fields"] if f["field"] == "status"][0]
-    check(st == {"type": "string", "optional": True,
-                 "name": "io.debezium.data.Enum", "version": 1,
-                 "parameters": {"allowed": "new,open,done"},
-                 "field": "status"}, "status's schema: %r" % st)
+    check(len(recs) == 2, "two records: %r" % recs)
+    check([r[1]["payload"]["after"]["status"] for r in recs] ==
+          ["open", "closed"], "payloads: %r" % recs)
+    for rec, allowed in zip(recs, ("new,open,done", "new,open,done,closed")):
+        st = enum_schema(rec, "status")
+        check(st == enum_field("status", allowed),
+              "status's schema, %s expected: %r" % (allowed, st))
     recs = raw_records(mock.bootstrap, "walcast.public.later")
-    after = [f for f in recs[0][1]["schema"]["fields"]
-             if f["field"] == "after"][0]
-    lt = [f for f in after["fields"] if f["field"] == "l"][0]
-    check(lt.get("name") == "walcast.data.Text" and
-          recs[0][1]["payload"]["after"]["l"] == "y",
-          "an enum created after start goes out as text: %r" % lt)
+    check([r[1]["payload"]["after"]["l"] for r in recs] == ["y", "w"],
+          "payloads: %r" % recs)
+    for rec, allowed in zip(recs, ("x,y", "w,x,y")):
+        lt = enum_schema(rec, "l")
+        check(lt == enum_field("l", allowed),
+              "an enum created after start, %s expected: %r" % (allowed, lt))
+    # the server restarted: the catalog connection the sink kept is
+    # found closed and made again, the stream does not notice
+    c.restart()
+    c.sql("CREATE TYPE public.rs_t AS ENUM ('r1', 'r2');"
+          "CREATE TABLE rs (id int PRIMARY KEY, r public.rs_t);"
+          "INSERT INTO rs VALUES (1, 'r2');")
+    tk.wait_confirmed(c, "dbz_enum", d)
+    recs = raw_records(mock.bootstrap, "walcast.public.rs")
+    check(len(recs) == 1 and enum_schema(recs[0], "r") ==
+          enum_field("r", "r1,r2"), "after a server restart: %r" % recs)
     d.stop()
+    check("could not look up enum types" not in d.stderr(),
+          "no lookup failed:\n" + d.stderr()[-2000:])
+    # a type dropped before walcastd reads its change: text, said
+    c.sql("CREATE TYPE public.gone_t AS ENUM ('a');"
+          "CREATE TABLE gone (id int PRIMARY KEY, g public.gone_t);"
+          "INSERT INTO gone VALUES (1, 'a');")
+    oid = c.sql_value("SELECT 'public.gone_t'::regtype::oid")
+    c.sql("DROP TABLE gone; DROP TYPE public.gone_t;")
+    d = run_walcastd(c, "dbz-enum", "dbz_enum", sink)
+    tk.wait_confirmed(c, "dbz_enum", d)
+    recs = raw_records(mock.bootstrap, "walcast.public.gone")
+    check(len(recs) == 1 and recs[0][1]["payload"]["after"]["g"] == "a",
+          "the dropped type's change: %r" % recs)
+    g = enum_schema(recs[0], "g")
+    check(g.get("name") == "walcast.data.Text", "a dropped type: %r" % g)
+    d.stop()
+    err = d.stderr()
+    check(err.count("type %s is no longer in the catalog" % oid) == 1,
+          "the dropped type said once:\n" + err[-2000:])
     tk.drop_slot(c, "dbz_enum")
     mock.stop()
 
@@ -815,6 +874,91 @@ def case_topic_creation(c):
     mock.stop()
 
 
+def case_topic_creation_requests(c):
+    """The success path, with tests/integration/kafka_admin_proxy.py
+    answering CreateTopics in front of the mock (which cannot): what the
+    sink asks for, once per name, and that its messages then go there."""
+    c.sql('CREATE SCHEMA "tc-bern";'
+          'CREATE TABLE "tc-bern".orders (id int PRIMARY KEY);'
+          'CREATE TABLE "tc-bern".items (id int PRIMARY KEY);'
+          'CREATE TABLE "tc-bern".pre (id int PRIMARY KEY);'
+          # another namespace's tenant "bern": the same topic
+          'CREATE SCHEMA "eu-bern";'
+          'CREATE TABLE "eu-bern".orders (id int PRIMARY KEY);')
+    mock = h.KafkaMock(c.tmp, brokers=1)
+    proxy = kafka_admin_proxy.AdminProxy(mock)
+    # a topic that exists: asked for, answered so, used as it is
+    mock.cmd("topic tc.bern.pre 2")
+    proxy.exists.add("tc.bern.pre")
+    sink = (h.kafka_sink_yaml(proxy.bootstrap, topic="tc.{tenant}.{table}") +
+            "      transactions_topic: tc.transactions\n"
+            "      topic_creation:\n"
+            "        partitions: 3\n"
+            "        replication_factor: 1\n"
+            "        config: {cleanup.policy: compact, retention.ms: "
+            "\"86400000\"}\n"
+            "        timeout: 4s\n")
+    d = run_walcastd(c, "tcreq", "tcreq", sink)
+    c.sql('INSERT INTO "tc-bern".orders VALUES (1);')
+    c.sql('INSERT INTO "tc-bern".orders VALUES (2);'
+          'INSERT INTO "tc-bern".items VALUES (1);'
+          'INSERT INTO "tc-bern".pre VALUES (1);'
+          'INSERT INTO "eu-bern".orders VALUES (10);')
+    tk.wait_confirmed(c, "tcreq", d)
+    # a tenant that appears after start gets its topics as it does
+    c.sql('CREATE SCHEMA "tc-thun";'
+          'CREATE TABLE "tc-thun".orders (id int PRIMARY KEY);'
+          'INSERT INTO "tc-thun".orders VALUES (1);')
+    tk.wait_confirmed(c, "tcreq", d)
+    want = {"partitions": 3, "replication_factor": 1, "assignments": [],
+            "config": {"cleanup.policy": "compact",
+                       "retention.ms": "86400000"},
+            "timeout_ms": 4000, "validate_only": False}
+    names = ["tc.bern.orders", "tc.bern.items", "tc.bern.pre",
+             "tc.thun.orders", "tc.transactions"]
+    asked = proxy.asked()
+    check(sorted(t["name"] for t in asked) == sorted(names),
+          "one request per topic, no other: %r" % asked)
+    for t in asked:
+        check({k: v for k, v in t.items() if k != "name"} == want,
+              "the request for %s: %r" % (t["name"], t))
+    parts = {t["topic"]: len(t["partitions"])
+             for t in tk.metadata(mock.bootstrap)["topics"]}
+    for n in names:
+        check(parts.get(n) == (2 if n == "tc.bern.pre" else 3),
+              "%s has %r partitions" % (n, parts.get(n)))
+    counts = {n: len(raw_records(mock.bootstrap, n)) for n in names}
+    check(counts == {"tc.bern.orders": 3, "tc.bern.items": 1,
+                     "tc.bern.pre": 1, "tc.thun.orders": 1,
+                     # BEGIN and END of each of the 6 transactions
+                     "tc.transactions": 12},
+          "the messages went to the topics made: %r" % counts)
+    d.stop()
+    err = d.stderr()
+    check("could not create" not in err, "no failure:\n" + err[-2000:])
+    for n in names:
+        check(err.count('created topic "%s"' % n) ==
+              (0 if n == "tc.bern.pre" else 1),
+              "%s: created said once, or not for the one that existed:\n%s"
+              % (n, err[-2000:]))
+    # another start asks again, once, and is told they exist
+    d = run_walcastd(c, "tcreq", "tcreq", sink)
+    c.sql('INSERT INTO "tc-bern".orders VALUES (3);')
+    tk.wait_confirmed(c, "tcreq", d)
+    again = [t["name"] for t in proxy.asked()[len(asked):]]
+    check(sorted(again) == ["tc.bern.orders", "tc.transactions"],
+          "asked again after a restart: %r" % again)
+    check(len(raw_records(mock.bootstrap, "tc.bern.orders")) == 4,
+          "the change after the restart delivered")
+    d.stop()
+    check("could not create" not in d.stderr() and
+          "created topic" not in d.stderr(),
+          "existing topics used as they are:\n" + d.stderr()[-2000:])
+    tk.drop_slot(c, "tcreq")
+    proxy.stop()
+    mock.stop()
+
+
 def test():
     h.kcat_path()
     c = h.Cluster()
@@ -829,11 +973,13 @@ def test():
     cases.run("column rules: exclude, mask, key_columns", case_columns, c)
     cases.run("column rules checked against the catalog at start",
               case_columns_at_start, c)
-    cases.run("enums as io.debezium.data.Enum, in a quoted schema",
+    cases.run("enums: labels of types and values added after start",
               case_enum, c)
     cases.run("outbox: events routed by aggregatetype", case_outbox, c)
     cases.run("topic_creation: a failure names the topic, confirms nothing",
               case_topic_creation, c)
+    cases.run("topic_creation: the requests, once per topic",
+              case_topic_creation_requests, c)
     return cases.finish()
 
 

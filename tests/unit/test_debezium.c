@@ -450,6 +450,74 @@ static void test_enum(void **state)
                 "\"parameters\":{\"walcast.type\":\"public.pst\"}"));
         /* a built-in type is never looked up */
         check(&with, 23, "integer", "5", "5", NULL);
+        /* a type known to be no enum (labels NULL): as before too */
+        {
+                static const struct wc_dbz_enum no[] = {{16415, NULL}};
+                const struct wc_dbz_options o = {.enums = no, .nenums = 1};
+
+                check(&o, 16415, "public.pst", "\"p\"", "\"p\"",
+                      F("\"string\",\"optional\":true,\"name\":"
+                        "\"walcast.data.Text\",\"parameters\":{"
+                        "\"walcast.type\":\"public.pst\"}"));
+        }
+}
+
+/* Labels that change (ALTER TYPE ... ADD VALUE, a type learnt after the
+ * table's first change) reach a table's kept schema, memo and key when
+ * enums_gen changes with them, and only then. */
+static void test_enum_generation(void **state)
+{
+        static const struct walcast_column items[] = {
+            {.name = "id",
+             .name_len = 2,
+             .type = "public.st",
+             .type_len = 9,
+             .type_oid = 16414,
+             .value = "\"open\"",
+             .value_len = 6},
+        };
+        const struct walcast_columns r = {items, 1};
+        const struct wc_dbz_table t = {"app", "db", "public", "st"};
+        struct wc_dbz_enum e = {16414, "new,open"};
+        struct wc_dbz_options o = {.schemas = true, .enums = &e, .nenums = 1};
+        struct wc_dbz_cache c = {0};
+        struct walcast_signal sig = {
+            .size = sizeof(sig), .schema = "public", .table = "st"};
+        struct wc_buf v, k;
+        struct wc_str a;
+
+        (void)state;
+        wc_buf_init(&v);
+        wc_buf_init(&k);
+        assert_int_equal(wc_dbz_cached_schema(&c, &t, NULL, &r, &r, &o, &a), 0);
+        assert_non_null(strstr(a.ptr, "\"allowed\":\"new,open\""));
+        assert_int_equal(wc_dbz_format_key_cached(&k, &c, &t, &r, &r, &o), 0);
+        assert_non_null(strstr(k.data, "\"allowed\":\"new,open\""));
+        /* new labels, the same generation: what was kept stays */
+        e.labels = "new,open,done";
+        assert_int_equal(wc_dbz_cached_schema(&c, &t, NULL, &r, &r, &o, &a), 0);
+        assert_non_null(strstr(a.ptr, "\"allowed\":\"new,open\""));
+        /* a new generation: made again, everywhere */
+        o.enums_gen = 1;
+        assert_int_equal(wc_dbz_cached_schema(&c, &t, NULL, &r, &r, &o, &a), 0);
+        assert_non_null(strstr(a.ptr, "\"allowed\":\"new,open,done\""));
+        wc_buf_reset(&k);
+        assert_int_equal(wc_dbz_format_key_cached(&k, &c, &t, &r, &r, &o), 0);
+        assert_non_null(strstr(k.data, "\"allowed\":\"new,open,done\""));
+        assert_int_equal(wc_dbz_format_value_cached(&v, &c, &a, &t, &sig, 'c',
+                                                    NULL, &r, NULL, 0, &o),
+                         0);
+        assert_non_null(strstr(v.data, "\"allowed\":\"new,open,done\""));
+        assert_non_null(strstr(v.data, "\"after\":{\"id\":\"open\"}"));
+        /* a type now known to be no enum: text */
+        e.labels = NULL;
+        o.enums_gen = 2;
+        assert_int_equal(wc_dbz_cached_schema(&c, &t, NULL, &r, &r, &o, &a), 0);
+        assert_null(strstr(a.ptr, "new,open"));
+        assert_non_null(strstr(a.ptr, "walcast.data.Text"));
+        wc_buf_free(&v);
+        wc_buf_free(&k);
+        wc_dbz_cache_free(&c);
 }
 
 /* ---- keys and envelopes ---- */
@@ -1028,6 +1096,7 @@ int main(void)
             cmocka_unit_test(test_arrays),
             cmocka_unit_test(test_unconverted),
             cmocka_unit_test(test_enum),
+            cmocka_unit_test(test_enum_generation),
             cmocka_unit_test(test_type_memo),
             cmocka_unit_test(test_key),
             cmocka_unit_test(test_envelope_payload),

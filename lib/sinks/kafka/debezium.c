@@ -237,6 +237,19 @@ static void type_of_col(const struct walcast_column *c,
         wc_dbz_type_of(c->type_oid, c->type, c->type ? c->type_len : 0, o, t);
 }
 
+/* Forgets what c made from enum labels that have changed since. */
+static void cache_sync(struct wc_dbz_cache *c, const struct wc_dbz_options *o)
+{
+        if (!c || c->enums_gen == o->enums_gen)
+                return;
+        if (c->nmemo)
+                memset(c->memo, 0, c->nmemo * sizeof(*c->memo));
+        for (unsigned i = 0; i < 2; i++)
+                wc_buf_reset(&c->sig[i]);
+        wc_buf_reset(&c->key_sig);
+        c->enums_gen = o->enums_gen;
+}
+
 /* type_of_col, from c's memo when the column at position i has the same
  * type as there last time (a table's columns seldom change). */
 static void type_memo(struct wc_dbz_cache *c, uint32_t i,
@@ -635,6 +648,7 @@ int wc_dbz_format_value_cached(struct wc_buf *out, struct wc_dbz_cache *c,
         int64_t commit_us =
             s->txn && s->txn->commit_time_us ? s->txn->commit_time_us : now_us;
 
+        cache_sync(c, o);
         if (o->schemas && (LIT(out, "{\"schema\":") < 0 ||
                            wc_buf_append(out, schema->ptr, schema->len) < 0 ||
                            LIT(out, ",\"payload\":") < 0))
@@ -794,6 +808,7 @@ int wc_dbz_cached_schema(struct wc_dbz_cache *c, const struct wc_dbz_table *tb,
         unsigned slot;
         int row;
 
+        cache_sync(c, o);
         /* a delete's or truncate's columns are some of the row's */
         if (!after && (row = row_slot(c, before)) >= 0) {
                 *ret = (struct wc_str){c->schema[row].data, c->schema[row].len};
@@ -835,6 +850,7 @@ int wc_dbz_format_key_cached(struct wc_buf *out, struct wc_dbz_cache *c,
 
         if (!o->schemas)
                 return wc_dbz_format_key(out, tb, pk, row, o);
+        cache_sync(c, o);
         if (!key_complete(pk, row))
                 return -ENOENT;
         /* the key columns' names and types, as the row has them */

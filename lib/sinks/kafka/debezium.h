@@ -38,7 +38,7 @@ enum wc_dbz_time {
 };
 
 /* An enum type: its labels in order, joined with "," (Debezium's
- * "allowed"). */
+ * "allowed"); NULL: a type known to be no enum. */
 struct wc_dbz_enum {
         uint32_t oid;
         const char *labels;
@@ -48,10 +48,14 @@ struct wc_dbz_options {
         enum wc_dbz_decimal decimal;
         enum wc_dbz_time time;
         bool schemas; /* {"schema":..,"payload":..}, else the payload */
-        /* the enum types the catalog had at start, by oid; a type not
-         * among them goes out as walcast.data.Text */
+        /* the enum types known, by oid (sinks/kafka/enums.h); a type
+         * not among them, or with labels NULL, goes out as
+         * walcast.data.Text */
         const struct wc_dbz_enum *enums;
         size_t nenums;
+        /* changes whenever enums[] does: a struct wc_dbz_cache made under
+         * another value is made again */
+        uint64_t enums_gen;
 };
 
 /* What a column converts to.  Arrays: kind WC_DBZ_ARRAY, elem the
@@ -219,6 +223,7 @@ struct wc_dbz_cache {
          * for a column whose type OID or name differs there */
         struct wc_dbz_memo *memo;
         size_t nmemo;
+        uint64_t enums_gen; /* the wc_dbz_options.enums_gen it was made in */
 };
 
 /* wc_dbz_format_value_with, the columns' conversions kept in c (NULL:

@@ -261,7 +261,8 @@ void wc_dbz_type_of(uint32_t oid, const char *name, size_t name_len,
                         else
                                 hi = mid;
                 }
-                if (lo < o->nenums && o->enums[lo].oid == oid) {
+                if (lo < o->nenums && o->enums[lo].oid == oid &&
+                    o->enums[lo].labels) {
                         ret->kind = WC_DBZ_ENUM;
                         ret->allowed = o->enums[lo].labels;
                         return;

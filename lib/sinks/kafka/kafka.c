@@ -44,6 +44,7 @@
 #include "sinks/kafka/columns.h"
 #include "sinks/kafka/conf.h"
 #include "sinks/kafka/debezium.h"
+#include "sinks/kafka/enums.h"
 #include "sinks/kafka/kafka.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/kafka/txn.h"
@@ -175,6 +176,11 @@ struct state {
         bool tombstones;
         bool debezium; /* value_format: debezium */
         struct wc_dbz_options dbz;
+        /* the enum types known (dbz.enums points into it), and the
+         * catalog connection that looks up those met since start */
+        struct wc_kafka_enums enums;
+        const struct wc_kafka_catalog *catalog;
+        void *catalog_conn;
         /* transactions_topic, messages_topic, heartbeat_topic (NULL:
          * off); their entries hold the topic handle only */
         char *own_name[OWN__COUNT];
@@ -200,6 +206,10 @@ struct state {
         } xh[16];
         size_t nxh;
         struct wc_kafka_topic_creation tc; /* config copied */
+        /* topic_creation: the topics created or found existing, asked
+         * for once per name (not again for another table, a new
+         * producer or a refilled table map) */
+        struct wc_tablemap *topics_made;
 
         rd_kafka_conf_t *conf; /* a copy, to start a producer again */
         rd_kafka_t *rk;
@@ -264,6 +274,14 @@ static int64_t now_ms(void)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -1279,7 +1297,8 @@ static int create_topic(struct state *st, const char *topic)
         const char *why = "no answer";
         int r = -EIO;
 
-        if (!st->tc.enabled)
+        if (!st->tc.enabled ||
+            wc_tablemap_get(st->topics_made, topic, strlen(topic), "", 0))
                 return 0;
         nt = rd_kafka_NewTopic_new(
             topic, st->tc.partitions ? (int)st->tc.partitions : -1,
@@ -1329,6 +1348,9 @@ static int create_topic(struct state *st, const char *topic)
                         st->host->log(st->self, WALCAST_LOG_NOTICE,
                                       "created topic \"%s\"", topic);
                 r = 0;
+                /* out of memory: only asked for again */
+                (void)wc_tablemap_put(st->topics_made, topic, strlen(topic), "",
+                                      0, &st->topics_made);
         }
 out:
         if (r < 0)
@@ -1808,6 +1830,20 @@ static int32_t send_change_dbz(struct state *st, struct table_entry *e,
 
         if (!t || !x)
                 return WALCAST_ERROR;
+        /* the enum types of the columns, as the catalog has them now
+         * when not known yet (sinks/kafka/enums.h); their labels are in
+         * the schemas only */
+        if (st->dbz.schemas) {
+                if (wc_kafka_enums_resolve(
+                        &st->enums,
+                        (const struct walcast_columns *const[]){key_row, before,
+                                                                after},
+                        3, mono_ms) < 0)
+                        return WALCAST_ERROR;
+                st->dbz.enums = st->enums.items;
+                st->dbz.nenums = st->enums.n;
+                st->dbz.enums_gen = st->enums.gen;
+        }
         l = (struct wc_str){lsn, (size_t)(wc_put_uint(lsn, s->lsn) - lsn)};
         wc_buf_reset(&st->key);
         st->key_header = NULL;
@@ -2560,9 +2596,9 @@ static void close_state(void *state)
         for (int i = 0; i < OWN__COUNT; i++)
                 free(st->own_name[i]);
         free(st->heartbeat_prefix);
-        for (size_t i = 0; i < st->dbz.nenums; i++)
-                free((char *)st->dbz.enums[i].labels);
-        free((void *)st->dbz.enums);
+        wc_kafka_enums_free(&st->enums);
+        if (st->catalog_conn)
+                st->catalog->close(st->catalog_conn);
         for (size_t i = 0; i < st->nrules; i++)
                 wc_kafka_column_rule_free(&st->rules[i]);
         free(st->rules);
@@ -2578,29 +2614,40 @@ static void close_state(void *state)
         free(st->outbox.type);
         free(st->outbox.payload);
         wc_kv_free(st->tc.config, st->tc.nconfig);
+        wc_tablemap_free(st->topics_made);
         free(st->eos.ids);
         free(st->eos.topic);
         wc_buf_free(&st->eos.key);
         free(st);
 }
 
-/* The enum labels the sink started with, its own copy (sorted by oid, as
- * given). */
-static int copy_enums(struct state *st, const struct wc_dbz_enum *from,
-                      size_t n)
+static void enums_log(void *ud, int level, const char *msg)
 {
-        struct wc_dbz_enum *e = calloc(n, sizeof(*e));
+        struct state *st = ud;
 
-        if (!e)
-                return -ENOMEM;
-        st->dbz.enums = e;
-        for (size_t i = 0; i < n; i++) {
-                e[i].oid = from[i].oid;
-                e[i].labels = strdup(from[i].labels);
-                if (!e[i].labels)
+        st->host->log(st->self, level, "%s", msg);
+}
+
+/* value_format: debezium: the enum types the catalog had at start (sorted
+ * by oid, copied), and the lookups of those met since. */
+static int enums_start(struct state *st, const struct wc_kafka_start *s)
+{
+        st->enums.log = enums_log;
+        st->enums.log_ud = st;
+        /* without schemas an enum is a string like any other */
+        if (s->dsn && s->catalog && st->dbz.schemas) {
+                st->catalog = s->catalog;
+                st->catalog_conn = s->catalog->open(s->dsn);
+                if (!st->catalog_conn)
                         return -ENOMEM;
-                st->dbz.nenums = i + 1;
+                st->enums.lookup = s->catalog->enum_labels;
+                st->enums.lookup_ud = st->catalog_conn;
         }
+        if (wc_kafka_enums_seed(&st->enums, s->enums, s->nenums) < 0)
+                return -ENOMEM;
+        st->dbz.enums = st->enums.items;
+        st->dbz.nenums = st->enums.n;
+        st->dbz.enums_gen = st->enums.gen;
         return 0;
 }
 
@@ -2669,7 +2716,7 @@ static int32_t init(const struct walcast_host *host,
             .time = (enum wc_dbz_time)conf->time_precision,
             .schemas = conf->schemas_enable,
         };
-        if (s->nenums && copy_enums(st, s->enums, s->nenums) < 0) {
+        if (st->debezium && enums_start(st, s) < 0) {
                 wc_errorf(errbuf, errlen, "out of memory");
                 goto err_close;
         }
@@ -2722,6 +2769,9 @@ static int32_t init(const struct walcast_host *host,
         st->tc = conf->topic_creation;
         st->tc.config = NULL;
         st->tc.nconfig = 0;
+        if (st->tc.enabled &&
+            !(st->topics_made = wc_tablemap_new(TABLES_MAX, NULL)))
+                goto oom;
         if (conf->topic_creation.nconfig) {
                 st->tc.config = calloc(conf->topic_creation.nconfig,
                                        sizeof(*st->tc.config));

@@ -25,9 +25,19 @@
 
 #include "core/core.h"
 
+#include "sinks/kafka/enums.h"
+
 struct wc_kafka_sink_config;
 struct wc_dbz_enum;
 struct wc_kv;
+
+/* The catalog connection a sink opens for its enum lookups (its kind
+ * gives stream/catalog.h's: the sink itself uses lib/core/ alone). */
+struct wc_kafka_catalog {
+        void *(*open)(const char *dsn); /* NULL: out of memory */
+        wc_kafka_enum_lookup_fn enum_labels;
+        void (*close)(void *conn);
+};
 
 /* What a Kafka sink starts with: its block as its kind read it
  * (sinks/kafka/conf.h, checked there), and what {database} and source.db
@@ -38,6 +48,11 @@ struct wc_kafka_start {
         /* the enum types of the included tables, by oid (copied) */
         const struct wc_dbz_enum *enums;
         size_t nenums;
+        /* value_format debezium: the source DSN, on which the enum types
+         * met after start are looked up through catalog (both NULL: none
+         * are) */
+        const char *dsn;
+        const struct wc_kafka_catalog *catalog;
         /* exactly_once: the server's system identifier and the slot */
         uint64_t system_identifier;
         const char *slot;

@@ -553,7 +553,9 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
                         struct wc_catalog_tables *t, char *errbuf,
                         size_t errlen)
 {
-        bool enums = starting && k->value_format == WC_KAFKA_FORMAT_DEBEZIUM;
+        /* an enum's labels are in its schema only */
+        bool enums = starting && k->value_format == WC_KAFKA_FORMAT_DEBEZIUM &&
+                     k->schemas_enable;
         struct takes takes = {env->filter, &k->common.filter};
         char err[1024], msg[1536];
         int r;
@@ -575,8 +577,8 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
                              ? "; its column rules are checked as each "
                                "table's first change arrives"
                              : "",
-                         enums ? "; enum columns go out as walcast.data.Text "
-                                 "until a reload or restart"
+                         enums ? "; enum types are looked up as changes "
+                                 "meet them"
                                : "");
                 if (env->log)
                         env->log(5, msg);
@@ -590,6 +592,24 @@ static int sink_catalog(const struct wc_kafka_sink_config *k, const char *name,
         }
         return 1;
 }
+
+static void *catalog_open(const char *dsn)
+{
+        return wc_catalog_new(dsn);
+}
+
+static void catalog_close(void *conn)
+{
+        wc_catalog_free(conn);
+}
+
+/* A debezium sink's enum lookups (sinks/kafka/enums.h), on a connection
+ * of its own */
+static const struct wc_kafka_catalog kafka_catalog = {
+    .open = catalog_open,
+    .enum_labels = wc_catalog_enum_labels,
+    .close = catalog_close,
+};
 
 static int kafka_add(struct wc_plugin_host *h, const char *name,
                      const void *conf, const struct wc_sink_env *env,
@@ -626,11 +646,17 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
         if (k->exactly_once && (r = wc_kafka_system_identifier(
                                     env->dsn, &sysid, errbuf, errlen)) < 0)
                 goto out;
-        r = wc_plugin_host_add(
-            h, name,
-            wc_kafka_plugin(&(struct wc_kafka_start){
-                k, database, enums, enums ? t.nenums : 0, sysid, env->slot}),
-            &k->common.filter, NULL, 0, errbuf, errlen);
+        r = wc_plugin_host_add(h, name,
+                               wc_kafka_plugin(&(struct wc_kafka_start){
+                                   .conf = k,
+                                   .database = database,
+                                   .enums = enums,
+                                   .nenums = enums ? t.nenums : 0,
+                                   .dsn = env->dsn,
+                                   .catalog = &kafka_catalog,
+                                   .system_identifier = sysid,
+                                   .slot = env->slot}),
+                               &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
 out:
