@@ -108,7 +108,7 @@ def case_check_and_start(c):
                       ['sink "kafka": Kafka property ' + JWT_PROP,
                        "librdkafka %s crashes when it renews" % version_str,
                        "librdkafka 2.2.0 or later",
-                       "sasl.oauthbearer.method: oidc"])
+                       "sasl.mechanisms: SCRAM-SHA-512"])
         d = h.start_walcastd(cfg, c.tmp, name="oauth-start-good",
                              ready=False)
         rc = d.wait(timeout=30)

@@ -120,7 +120,8 @@ static void test_config_bad(void **state)
 static void test_when_it_applies(void **state)
 {
         struct wc_kafka_oauth_settings s = {"SASL_PLAINTEXT", "OAUTHBEARER",
-                                            true, "principal=a bogus=Sx1"};
+                                            true, "principal=a bogus=Sx1",
+                                            NULL};
         const int v202 = 0x020002ff, v220 = 0x020200ff;
         char err[1024] = "";
 
@@ -140,6 +141,11 @@ static void test_when_it_applies(void **state)
         s.protocol = "ssl";
         assert_int_equal(
             wc_kafka_oauth_check(&s, v202, "2.0.2", err, sizeof(err)), 0);
+        s.protocol = "sasl_plaintext";
+        s.method = "OIDC";
+        assert_int_equal(
+            wc_kafka_oauth_check(&s, v202, "2.0.2", err, sizeof(err)), 0);
+        s.method = "default";
 
         /* it runs: an unreadable value is said first, whatever the
          * version */
@@ -172,8 +178,9 @@ static void test_when_it_applies(void **state)
             err, "Kafka property \"enable.sasl.oauthbearer.unsecure.jwt\": "
                  "librdkafka 2.0.2 crashes when it renews an unsecured JWT "
                  "(at 80 % of lifeSeconds, by default after 48 minutes): run "
-                 "walcast with librdkafka 2.2.0 or later, or have tokens made "
-                 "by an OIDC provider (sasl.oauthbearer.method: oidc) instead");
+                 "walcast with librdkafka 2.2.0 or later, or authenticate "
+                 "otherwise (sasl.mechanisms: SCRAM-SHA-512, or "
+                 "sasl.oauthbearer.method: oidc where librdkafka has it)");
 }
 
 /* The settings as librdkafka holds them: aliases, case, booleans. */

@@ -182,8 +182,11 @@ int wc_kafka_oauth_check(const struct wc_kafka_oauth_settings *s, int version,
         int r;
 
         /* librdkafka's builtin handler runs for a SASL connection with
-         * the OAUTHBEARER mechanism (its name compared exactly) */
+         * the OAUTHBEARER mechanism (its name compared exactly); with
+         * sasl.oauthbearer.method: oidc as well, librdkafka refuses the
+         * pair itself, in words of its own */
         if (!s->unsecure_jwt || !s->mechanisms || !s->protocol ||
+            (s->method && strcasecmp(s->method, "oidc") == 0) ||
             strcmp(s->mechanisms, "OAUTHBEARER") != 0 ||
             (strcasecmp(s->protocol, "sasl_plaintext") != 0 &&
              strcasecmp(s->protocol, "sasl_ssl") != 0))
@@ -198,9 +201,10 @@ int wc_kafka_oauth_check(const struct wc_kafka_oauth_settings *s, int version,
                           "librdkafka %s crashes when it renews an "
                           "unsecured JWT (at 80 %% of lifeSeconds, by "
                           "default after 48 minutes): run walcast with "
-                          "librdkafka 2.2.0 or later, or have tokens made "
-                          "by an OIDC provider (sasl.oauthbearer.method: "
-                          "oidc) instead",
+                          "librdkafka 2.2.0 or later, or authenticate "
+                          "otherwise (sasl.mechanisms: SCRAM-SHA-512, or "
+                          "sasl.oauthbearer.method: oidc where librdkafka "
+                          "has it)",
                           version_str);
                 return -EINVAL;
         }
@@ -232,11 +236,13 @@ int wc_kafka_oauth_check_conf(const rd_kafka_conf_t *conf, char *errbuf,
         char *protocol = conf_text(conf, "security.protocol");
         char *mechanisms = conf_text(conf, "sasl.mechanisms");
         char *config = conf_text(conf, "sasl.oauthbearer.config");
+        char *method = conf_text(conf, "sasl.oauthbearer.method");
         struct wc_kafka_oauth_settings s = {
             .protocol = protocol,
             .mechanisms = mechanisms,
             .unsecure_jwt = jwt && strcmp(jwt, "true") == 0,
             .config = config,
+            .method = method,
         };
         int r = wc_kafka_oauth_check(&s, rd_kafka_version(),
                                      rd_kafka_version_str(), errbuf, errlen);
@@ -245,5 +251,6 @@ int wc_kafka_oauth_check_conf(const rd_kafka_conf_t *conf, char *errbuf,
         free(protocol);
         free(mechanisms);
         free(config);
+        free(method);
         return r;
 }

@@ -38,6 +38,7 @@ struct wc_kafka_oauth_settings {
         const char *mechanisms; /* sasl.mechanisms */
         bool unsecure_jwt;      /* enable.sasl.oauthbearer.unsecure.jwt */
         const char *config;     /* sasl.oauthbearer.config, NULL: unset */
+        const char *method;     /* sasl.oauthbearer.method */
 };
 
 /* 0 when librdkafka's builtin unsecured-JWT handler does not run with
