@@ -46,6 +46,7 @@
 #include "sinks/kafka/debezium.h"
 #include "sinks/kafka/enums.h"
 #include "sinks/kafka/kafka.h"
+#include "sinks/kafka/oauth.h"
 #include "sinks/kafka/topic.h"
 #include "sinks/kafka/txn.h"
 
@@ -2522,6 +2523,9 @@ rd_kafka_conf_t *wc_kafka_new_conf(const struct wc_kv *props, size_t n,
         /* ours, whatever the properties said: callbacks only ever run on
          * walcastd's thread */
         if (conf_set(conf, "log.queue", "true", errbuf, errlen) < 0)
+                goto err_destroy;
+        /* librdkafka would read it only on its own threads, and crash */
+        if (wc_kafka_oauth_check_conf(conf, errbuf, errlen) < 0)
                 goto err_destroy;
         return conf;
 

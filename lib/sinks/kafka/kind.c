@@ -671,13 +671,17 @@ static int kafka_check(const void *conf, const struct wc_sink_env *env,
 {
         const struct wc_kafka_sink_config *k = conf;
         struct wc_catalog_tables t = {0};
-        int r = wc_kafka_check_properties(k->properties, k->nproperties, errbuf,
-                                          errlen);
+        const char *name = k->common.name ? k->common.name : "kafka";
+        char msg[1024];
+        int r = wc_kafka_check_properties(k->properties, k->nproperties, msg,
+                                          sizeof(msg));
 
-        if (r < 0)
+        if (r < 0) {
+                /* the sink, as a start names it */
+                wc_errorf(errbuf, errlen, "sink \"%s\": %s", name, msg);
                 return r;
-        r = sink_catalog(k, k->common.name ? k->common.name : "kafka", env,
-                         false, &t, errbuf, errlen);
+        }
+        r = sink_catalog(k, name, env, false, &t, errbuf, errlen);
         if (r == 1 && k->checked) {
                 /* the tables and the enum types, whatever the format
                  * (one query): kept for kafka_add */
