@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "snapshot/copytext.h"
 #include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 #include "stream/stream.h"
@@ -76,6 +77,16 @@ struct wc_snapshot {
         uint64_t torn;   /* chunks read again for that */
         char error[512]; /* the first error result of the running query */
         PGresult *res;   /* the last result of the running query */
+        /* the chunk's COPY is sending rows; the first row's snapshot
+         * (pg_current_snapshot()) */
+        bool copying;
+        struct wc_buf snap_text;
+        bool have_snap;
+        /* a row's fields, for the chunk */
+        const char **texts;
+        size_t *lens;
+        bool *nulls;
+        uint32_t nfields;
 
         struct table *tables;
         size_t ntables;
@@ -203,6 +214,7 @@ struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
 
 static void disconnect(struct wc_snapshot *s)
 {
+        s->copying = false;
         PQclear(s->res);
         s->res = NULL;
         PQfinish(s->conn);
@@ -245,6 +257,10 @@ void wc_snapshot_free(struct wc_snapshot *s)
         progress_free(&s->done);
         wc_buf_free(&s->next);
         wc_buf_free(&s->scratch);
+        wc_buf_free(&s->snap_text);
+        free(s->texts);
+        free(s->lens);
+        free(s->nulls);
         free(s->dsn);
         free(s->options);
         free(s);
@@ -423,21 +439,55 @@ static int append_ident(struct wc_snapshot *s, struct wc_buf *b,
         return r;
 }
 
-/* The chunk's SELECT, and the last key as its parameters. */
+static int append_literal(struct wc_snapshot *s, struct wc_buf *b,
+                          const char *text)
+{
+        char *q = PQescapeLiteral(s->conn, text, strlen(text));
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        r = wc_buf_append_str(b, q);
+        PQfreemem(q);
+        return r;
+}
+
+/*
+ * The chunk's read: COPY (SELECT cols, snapshot FROM ONLY t WHERE (key) >
+ * (last key) ORDER BY key LIMIT n) TO STDOUT, in text form.  COPY takes
+ * no parameters: the last key's output texts are quoted literals, of
+ * unknown type as parameters without a type are, so each is read by its
+ * column's type.  The statement's snapshot is an uncorrelated scalar
+ * subquery: an init plan, computed once under the snapshot the whole
+ * statement reads with, and repeated on each row.
+ */
 static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
 {
         const struct table *t = &s->tables[s->cur.table];
         uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
         const struct wc_snap_col *cols = wc_snap_chunk_cols(s->k, &ncols);
-        const char *params[64];
         struct wc_buf *q = &s->scratch;
         int r = 0;
 
-        if (nkeys > 64)
-                return failed(s, errbuf, errlen, "reading",
-                              "more than 64 key columns");
+        /* a read cut by a lost connection starts again */
+        wc_snap_chunk_clear_rows(s->k);
+        s->chunk_rows = 0;
+        s->have_snap = false;
+        wc_buf_reset(&s->next);
+        if (s->nfields < ncols + 1) {
+                free(s->texts);
+                free(s->lens);
+                free(s->nulls);
+                s->texts = calloc(ncols + 1, sizeof(*s->texts));
+                s->lens = calloc(ncols + 1, sizeof(*s->lens));
+                s->nulls = calloc(ncols + 1, sizeof(*s->nulls));
+                s->nfields = s->texts && s->lens && s->nulls ? ncols + 1 : 0;
+                if (!s->nfields)
+                        return failed(s, errbuf, errlen, "reading",
+                                      "out of memory");
+        }
         wc_buf_reset(q);
-        r = wc_buf_append_str(q, "SELECT ");
+        r = wc_buf_append_str(q, "COPY (SELECT ");
         for (uint32_t i = 0; i < ncols && r == 0; i++) {
                 if (i)
                         r = wc_buf_append_char(q, ',');
@@ -447,7 +497,8 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
         /* the statement's snapshot, to check it against the stream */
         if (r == 0)
                 r = wc_buf_append_str(
-                    q, ",pg_catalog.pg_current_snapshot()::text FROM ONLY ");
+                    q, ",(SELECT pg_catalog.pg_current_snapshot()::text) "
+                       "FROM ONLY ");
         if (r == 0)
                 r = append_ident(s, q, t->schema);
         if (r == 0)
@@ -465,13 +516,16 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                                 r = append_ident(
                                     s, q,
                                     cols[wc_snap_chunk_key_col(s->k, i)].name);
-                        params[i] = p;
-                        p += strlen(p) + 1;
                 }
                 if (r == 0)
                         r = wc_buf_append_str(q, ") > (");
-                for (uint32_t i = 0; i < nkeys && r == 0; i++)
-                        r = wc_buf_printf(q, "%s$%u", i ? "," : "", i + 1);
+                for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                        if (i)
+                                r = wc_buf_append_char(q, ',');
+                        if (r == 0)
+                                r = append_literal(s, q, p);
+                        p += strlen(p) + 1;
+                }
                 if (r == 0)
                         r = wc_buf_append_char(q, ')');
         }
@@ -487,11 +541,19 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
         /* a table without a key (keyless: whole) is read in one pass */
         if (r == 0 && nkeys)
                 r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
+        if (r == 0)
+                r = wc_buf_append_str(q, ") TO STDOUT");
         if (r < 0)
                 return failed(s, errbuf, errlen, "reading", "out of memory");
-        /* the parameters live in cur.key, not in the query's buffer */
-        return send_params(s, q->data, s->cur.has_key ? (int)nkeys : 0, params,
-                           errbuf, errlen);
+        s->error[0] = '\0';
+        PQclear(s->res);
+        s->res = NULL;
+        if (PQsetnonblocking(s->conn, 1) < 0 || !PQsendQuery(s->conn, q->data))
+                return failed(s, errbuf, errlen, "sending a query",
+                              wc_pq_error_line(s->conn));
+        s->cs = C_SENDING;
+        s->events = POLLOUT;
+        return 0;
 }
 
 static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
@@ -646,49 +708,52 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
         return 0;
 }
 
-static int got_read(struct wc_snapshot *s, PGresult *res)
+/* One row of the chunk's COPY: parsed in place, rendered into the chunk;
+ * its key kept as the last one read. */
+static int copy_row(struct wc_snapshot *s, char *line, size_t len)
 {
         uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
-        int n = PQntuples(res), r = 0;
-        const char **texts;
-        size_t *lens;
-        bool *nulls;
+        int r;
 
         (void)wc_snap_chunk_cols(s->k, &ncols);
-        if ((uint32_t)PQnfields(res) != ncols + 1)
+        if (s->nfields < ncols + 1)
                 return -EBADMSG;
-        /* every row carries the statement's snapshot; without a row
-         * there is nothing stale to deliver */
-        r = wc_snap_guard_set(&s->guard,
-                              n ? PQgetvalue(res, 0, (int)ncols) : NULL);
+        r = wc_snap_copy_fields(line, len, ncols + 1, s->texts, s->lens,
+                                s->nulls);
         if (r < 0)
                 return r;
-        texts = calloc(ncols, sizeof(*texts));
-        lens = calloc(ncols, sizeof(*lens));
-        nulls = calloc(ncols, sizeof(*nulls));
-        r = texts && lens && nulls ? 0 : -ENOMEM;
-        for (int i = 0; i < n && r == 0; i++) {
-                for (uint32_t j = 0; j < ncols; j++) {
-                        texts[j] = PQgetvalue(res, i, (int)j);
-                        lens[j] = (size_t)PQgetlength(res, i, (int)j);
-                        nulls[j] = PQgetisnull(res, i, (int)j);
-                }
-                r = wc_snap_chunk_add_row(s->k, texts, lens, nulls,
-                                          s->numbers_as_strings);
+        /* every row carries the statement's snapshot */
+        if (!s->have_snap) {
+                if (s->nulls[ncols])
+                        return -EBADMSG;
+                wc_buf_reset(&s->snap_text);
+                r = wc_buf_append(&s->snap_text, s->texts[ncols],
+                                  s->lens[ncols] + 1);
+                if (r < 0)
+                        return r;
+                s->have_snap = true;
         }
-        free(texts);
-        free(lens);
-        free(nulls);
+        r = wc_snap_chunk_add_row(s->k, s->texts, s->lens, s->nulls,
+                                  s->numbers_as_strings);
         if (r < 0)
                 return r;
-        s->chunk_rows = (size_t)n;
+        s->chunk_rows++;
         wc_buf_reset(&s->next);
-        for (uint32_t i = 0; n && i < nkeys && r == 0; i++) {
-                int col = (int)wc_snap_chunk_key_col(s->k, i);
+        for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                uint32_t col = wc_snap_chunk_key_col(s->k, i);
 
-                r = wc_buf_append(&s->next, PQgetvalue(res, n - 1, col),
-                                  (size_t)PQgetlength(res, n - 1, col) + 1);
+                r = wc_buf_append(&s->next, s->texts[col], s->lens[col] + 1);
         }
+        return r;
+}
+
+/* The chunk's COPY ended: its snapshot for the guard (without a row
+ * there is nothing stale to deliver, and no snapshot). */
+static int got_read(struct wc_snapshot *s)
+{
+        int r = wc_snap_guard_set(&s->guard,
+                                  s->have_snap ? s->snap_text.data : NULL);
+
         if (r < 0)
                 return r;
         s->phase = P_HIGH;
@@ -715,7 +780,7 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 s->phase = P_READ;
                 break;
         case P_READ:
-                r = got_read(s, res);
+                r = got_read(s);
                 break;
         case P_HIGH:
                 s->phase = P_WAIT;
@@ -738,15 +803,62 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
         return r;
 }
 
+/* The rows of the chunk's COPY that arrived, each parsed in the buffer
+ * libpq gives it in: 1 when the COPY ended, 0 when more are to come. */
+static int copy_rows(struct wc_snapshot *s, char *errbuf, size_t errlen)
+{
+        for (;;) {
+                char *line = NULL;
+                int n = PQgetCopyData(s->conn, &line, 1), r = 0;
+
+                if (n == 0)
+                        return 0;
+                if (n == -1) {
+                        s->copying = false;
+                        return 1;
+                }
+                if (n < 0)
+                        return failed(s, errbuf, errlen, "reading a chunk",
+                                      wc_pq_error_line(s->conn));
+                /* rows of a read the snapshot has left: dropped */
+                if (s->sent == P_READ && s->phase == P_READ && s->k)
+                        r = copy_row(s, line, (size_t)n);
+                PQfreemem(line);
+                if (r == -EBADMSG) {
+                        s->phase = P_DESCRIBE;
+                        wc_snap_chunk_free(s->k);
+                        s->k = NULL;
+                        return failed(s, errbuf, errlen, "reading a chunk",
+                                      "a row is not one of the table's "
+                                      "columns (they changed while it was "
+                                      "read); reading it again");
+                }
+                if (r < 0)
+                        return failed(s, errbuf, errlen, "reading a chunk",
+                                      "out of memory");
+        }
+}
+
 /* Reads what arrived; a complete query hands its result on. */
 static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
 {
         PGresult *res;
+        int r;
 
         if (!PQconsumeInput(s->conn))
                 return failed(s, errbuf, errlen, "reading a result",
                               wc_pq_error_line(s->conn));
-        while (!PQisBusy(s->conn)) {
+        for (;;) {
+                if (s->copying) {
+                        r = copy_rows(s, errbuf, errlen);
+                        if (r <= 0) {
+                                if (r == 0)
+                                        s->events = POLLIN;
+                                return r;
+                        }
+                }
+                if (PQisBusy(s->conn))
+                        break;
                 res = PQgetResult(s->conn);
                 if (!res) {
                         if (s->error[0]) {
@@ -756,6 +868,11 @@ static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
                                 return -EIO;
                         }
                         return got_result(s, errbuf, errlen);
+                }
+                if (PQresultStatus(res) == PGRES_COPY_OUT) {
+                        PQclear(res);
+                        s->copying = true;
+                        continue;
                 }
                 if (PQresultStatus(res) != PGRES_COMMAND_OK &&
                     PQresultStatus(res) != PGRES_TUPLES_OK) {

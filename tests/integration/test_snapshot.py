@@ -51,7 +51,7 @@ CREATE TABLE snap.exact (id int PRIMARY KEY, v text);
 CREATE TABLE snap.nopk (x int, y text);
 CREATE TABLE snap.skipped (id int PRIMARY KEY);
 INSERT INTO snap.one SELECT g, 'v' || g, g % 97 FROM generate_series(1, %d) g;
-INSERT INTO snap.two SELECT g, 'k' || (g %% 7), 'w' || g
+INSERT INTO snap.two SELECT g, E'k\\t''\\\\' || (g %% 7), 'w' || g
   FROM generate_series(1, %d) g;
 INSERT INTO snap.part SELECT g, 'p' || g FROM generate_series(1, %d) g;
 INSERT INTO snap.exact SELECT g, 'e' || g FROM generate_series(1, {exact}) g;
@@ -264,8 +264,12 @@ CREATE TABLE snapv.t (id int PRIMARY KEY, i int, s smallint, n numeric,
   o oid, t time, p point, mo money, x xml, bi bit(4), cidr cidr);
 """
 
+# the text: every byte COPY's text form escapes (tab, newline, carriage
+# return, backspace, form feed, vertical tab, backslash), and a backslash
+# last
 VALUES = ("42, -7, 1.50, 3.25e10, 0.1, true, E'tab\\there \"q\" \\\\ "
-          "\u00e9 \U0001F600 \\x01', 'varchar', '\\x00ff10', "
+          "nl\\ncr\\r bs\\b ff\\f vt\\x0b "
+          "\u00e9 \U0001F600 \\x01 \\\\', 'varchar', '\\x00ff10', "
           "'{\"b\": [1, 2], \"a\": null}', '{\"z\":1,  \"a\":2}', "
           "'{1,NULL,3}', '{\"a b\",c}', '2026-12-07 10:11:12.345+05:30', "
           "'2026-12-07 10:11:12', '2026-12-07', "

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "snapshot/chunk.h"
+#include "snapshot/copytext.h"
 #include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 
@@ -471,13 +472,126 @@ static void guard(void **state)
         free(g);
 }
 
+/* Splits a COPY text row (a copy of it: the parser writes in place). */
+static int copy_split(const char *row, size_t len, uint32_t n, char *buf,
+                      const char **texts, size_t *lens, bool *nulls)
+{
+        memcpy(buf, row, len);
+        return wc_snap_copy_fields(buf, len, n, texts, lens, nulls);
+}
+
+#define ROW(s) s, sizeof(s) - 1
+
+/* Rows as COPY ... TO STDOUT writes them (PostgreSQL 15's
+ * CopyAttributeOutText), and the escapes COPY FROM reads. */
+static void copy_text(void **state)
+{
+        char buf[256];
+        const char *t[8];
+        size_t l[8];
+        bool nul[8];
+
+        (void)state;
+        /* plain fields, an empty text, a NULL in the middle and at the end */
+        assert_int_equal(
+            copy_split(ROW("1\tabc\t\t\\N\t\\N\n"), 5, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "1");
+        assert_int_equal(l[0], 1);
+        assert_string_equal(t[1], "abc");
+        assert_false(nul[1]);
+        assert_int_equal(l[2], 0);
+        assert_false(nul[2]);
+        assert_true(nul[3]);
+        assert_true(nul[4]);
+
+        /* every escape COPY TO writes: embedded tab, newline, carriage
+         * return, backslash, backspace, form feed, vertical tab */
+        assert_int_equal(
+            copy_split(ROW("a\\tb\\nc\\rd\\\\e\\bf\\fg\\vh\t\\\\N\n"), 2, buf,
+                       t, l, nul),
+            0);
+        assert_int_equal(l[0], 15);
+        assert_memory_equal(t[0], "a\tb\nc\rd\\e\bf\fg\vh", 15);
+        /* an escaped backslash before N is the text \N, not NULL */
+        assert_false(nul[1]);
+        assert_string_equal(t[1], "\\N");
+
+        /* octal: one to three digits; hex: one or two */
+        assert_int_equal(copy_split(ROW("\\101\\7\\0123\t\\x41\\x4a2\\xg\n"), 2,
+                                    buf, t, l, nul),
+                         0);
+        assert_int_equal(l[0], 4);
+        assert_memory_equal(t[0], "A\a\n3", 4);
+        assert_string_equal(t[1], "AJ2xg");
+
+        /* \0 is a NUL inside the text: its length says so */
+        assert_int_equal(copy_split(ROW("a\\0b\n"), 1, buf, t, l, nul), 0);
+        assert_int_equal(l[0], 3);
+        assert_memory_equal(t[0], "a\0b", 3);
+
+        /* any other escaped byte is itself, a tab included; \N inside a
+         * longer text is N */
+        assert_int_equal(
+            copy_split(ROW("\\q\\.\\\t\t\\Nx\n"), 2, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "q.\t");
+        assert_false(nul[1]);
+        assert_string_equal(t[1], "Nx");
+
+        /* UTF-8 passes through byte for byte */
+        assert_int_equal(copy_split(ROW("gr\xc3\xbc\xc3\x9f \xf0\x9f\x90\x98"
+                                        "\t\xe2\x82\xac\\n\n"),
+                                    2, buf, t, l, nul),
+                         0);
+        assert_string_equal(t[0], "gr\xc3\xbc\xc3\x9f \xf0\x9f\x90\x98");
+        assert_string_equal(t[1], "\xe2\x82\xac\n");
+
+        /* a bytea as bytea_output = hex writes it: the backslash doubled */
+        assert_int_equal(copy_split(ROW("\\\\x00ff\n"), 1, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "\\x00ff");
+
+        /* one field, empty */
+        assert_int_equal(copy_split(ROW("\n"), 1, buf, t, l, nul), 0);
+        assert_int_equal(l[0], 0);
+        assert_false(nul[0]);
+}
+
+static void copy_text_bad(void **state)
+{
+        char buf[256];
+        const char *t[8];
+        size_t l[8];
+        bool nul[8];
+
+        (void)state;
+        /* a row cut in the middle: no newline, or cut in an escape */
+        assert_int_equal(copy_split(ROW("1\tab"), 2, buf, t, l, nul), -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\\"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\\\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split("", 0, 1, buf, t, l, nul), -EBADMSG);
+        /* too few, too many fields */
+        assert_int_equal(copy_split(ROW("1\tab\n"), 3, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\tc\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\t\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        /* two rows in one */
+        assert_int_equal(copy_split(ROW("1\ta\n2\tb\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\\N\n"), 1, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "1N");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(values),     cmocka_unit_test(chunk_observe),
-            cmocka_unit_test(chunk_many), cmocka_unit_test(chunk_needs_key),
-            cmocka_unit_test(marks),      cmocka_unit_test(progress_text),
-            cmocka_unit_test(guard),
+            cmocka_unit_test(values),        cmocka_unit_test(chunk_observe),
+            cmocka_unit_test(chunk_many),    cmocka_unit_test(chunk_needs_key),
+            cmocka_unit_test(marks),         cmocka_unit_test(progress_text),
+            cmocka_unit_test(guard),         cmocka_unit_test(copy_text),
+            cmocka_unit_test(copy_text_bad),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
