@@ -34,7 +34,27 @@ enum phase {
         P_READ,     /* read the chunk */
         P_HIGH,     /* write the high watermark */
         P_WAIT,     /* the stream has to reach the high watermark */
+        /* the same for the next chunk of the table, read ahead while the
+         * running one waits in P_WAIT */
+        P_AHEAD_LOW,
+        P_AHEAD_READ,
+        P_AHEAD_HIGH,
+        P_AHEAD_DONE, /* both wait for the stream */
 };
+
+/* The running chunk waits for the stream to reach its high watermark,
+ * whatever the connection does meanwhile. */
+static bool waiting(enum phase p)
+{
+        return p == P_WAIT || p == P_AHEAD_LOW || p == P_AHEAD_READ ||
+               p == P_AHEAD_HIGH || p == P_AHEAD_DONE;
+}
+
+/* The connection has nothing to do. */
+static bool idle(enum phase p)
+{
+        return p == P_IDLE || p == P_WAIT || p == P_AHEAD_DONE;
+}
 
 struct table {
         char *schema, *table;
@@ -53,6 +73,18 @@ struct progress {
 struct pending {
         wc_lsn end;
         struct progress at;
+};
+
+/* A chunk read: its number (in its watermarks), its rows, the last key
+ * it read, the snapshot its read returned. */
+struct rd {
+        uint64_t chunk;
+        bool window; /* its low watermark was read */
+        struct wc_snap_chunk *k;
+        size_t rows; /* rows the read returned */
+        struct wc_buf next;
+        struct wc_buf snap; /* the first row's pg_current_snapshot() */
+        bool have_snap;
 };
 
 struct wc_snapshot {
@@ -80,8 +112,6 @@ struct wc_snapshot {
         /* the chunk's COPY is sending rows; the first row's snapshot
          * (pg_current_snapshot()) */
         bool copying;
-        struct wc_buf snap_text;
-        bool have_snap;
         /* a row's fields, for the chunk */
         const char **texts;
         size_t *lens;
@@ -91,13 +121,13 @@ struct wc_snapshot {
         struct table *tables;
         size_t ntables;
 
-        uint64_t id;    /* this process's watermarks */
-        uint64_t chunk; /* the running chunk's number */
-        bool window;    /* its low watermark was read */
-        struct wc_snap_chunk *k;
-        size_t chunk_rows;    /* rows the SELECT returned */
+        uint64_t id;  /* this process's watermarks */
+        uint64_t seq; /* the last chunk number given */
+        /* the running chunk, and the next one of its table read ahead
+         * while the stream goes to the running one's high watermark */
+        struct rd c, a;
+        bool no_ahead;        /* reading ahead failed: not for this chunk */
         struct progress cur;  /* what the running chunk starts from */
-        struct wc_buf next;   /* the last key the chunk read */
         struct progress done; /* confirmed */
         bool changed;         /* done moved since it was last saved */
         /* ids of the requests taken (a replay of the stream reads them
@@ -243,21 +273,47 @@ static void clear_pending(struct wc_snapshot *s)
         s->npend = 0;
 }
 
+static void rd_free(struct rd *d)
+{
+        wc_snap_chunk_free(d->k);
+        wc_buf_free(&d->next);
+        wc_buf_free(&d->snap);
+        *d = (struct rd){0};
+}
+
+/* Empties a chunk read, keeping its buffers. */
+static void rd_clear(struct rd *d)
+{
+        if (d->k)
+                wc_snap_chunk_clear(d->k);
+        d->window = false;
+        d->rows = 0;
+        d->have_snap = false;
+        wc_buf_reset(&d->next);
+}
+
+/* No chunk of the table any more (or of no table). */
+static void drop_chunks(struct wc_snapshot *s)
+{
+        rd_free(&s->c);
+        rd_free(&s->a);
+        s->no_ahead = false;
+}
+
 void wc_snapshot_free(struct wc_snapshot *s)
 {
         if (!s)
                 return;
         disconnect(s);
         free_tables(s);
-        wc_snap_chunk_free(s->k);
         clear_pending(s);
         free(s->pend);
         wc_snap_guard_free(&s->guard);
         progress_free(&s->cur);
         progress_free(&s->done);
-        wc_buf_free(&s->next);
+        rd_free(&s->c);
+        rd_free(&s->a);
         wc_buf_free(&s->scratch);
-        wc_buf_free(&s->snap_text);
         free(s->texts);
         free(s->lens);
         free(s->nulls);
@@ -269,8 +325,7 @@ void wc_snapshot_free(struct wc_snapshot *s)
 int wc_snapshot_start_all(struct wc_snapshot *s)
 {
         free_tables(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
+        drop_chunks(s);
         clear_pending(s);
         s->cur = (struct progress){.key = s->cur.key};
         wc_buf_reset(&s->cur.key);
@@ -346,12 +401,12 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
 
 bool wc_snapshot_needs_step(const struct wc_snapshot *s)
 {
-        return s->phase != P_IDLE && s->phase != P_WAIT && !s->conn;
+        return !idle(s->phase) && !s->conn;
 }
 
 int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events)
 {
-        if (s->phase == P_IDLE || s->phase == P_WAIT)
+        if (idle(s->phase))
                 return -1;
         if (!s->conn || s->cs == C_READY) {
                 /* work to start: a socket that is writable wakes the loop
@@ -380,10 +435,10 @@ static int send_params(struct wc_snapshot *s, const char *sql, int n,
         return 0;
 }
 
-static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
-                     size_t errlen)
+static int send_mark(struct wc_snapshot *s, uint64_t chunk, bool high,
+                     char *errbuf, size_t errlen)
 {
-        struct wc_snap_mark m = {.id = s->id, .chunk = s->chunk, .high = high};
+        struct wc_snap_mark m = {.id = s->id, .chunk = chunk, .high = high};
         const char *params[1];
 
         wc_buf_reset(&s->scratch);
@@ -459,21 +514,23 @@ static int append_literal(struct wc_snapshot *s, struct wc_buf *b,
  * unknown type as parameters without a type are, so each is read by its
  * column's type.  The statement's snapshot is an uncorrelated scalar
  * subquery: an init plan, computed once under the snapshot the whole
- * statement reads with, and repeated on each row.
+ * statement reads with, and repeated on each row.  d the chunk read,
+ * after the key from (NUL-separated texts; NULL for the table's first).
  */
-static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
+static int send_read(struct wc_snapshot *s, struct rd *d, const char *from,
+                     char *errbuf, size_t errlen)
 {
         const struct table *t = &s->tables[s->cur.table];
-        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
-        const struct wc_snap_col *cols = wc_snap_chunk_cols(s->k, &ncols);
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(d->k);
+        const struct wc_snap_col *cols = wc_snap_chunk_cols(d->k, &ncols);
         struct wc_buf *q = &s->scratch;
         int r = 0;
 
         /* a read cut by a lost connection starts again */
-        wc_snap_chunk_clear_rows(s->k);
-        s->chunk_rows = 0;
-        s->have_snap = false;
-        wc_buf_reset(&s->next);
+        wc_snap_chunk_clear_rows(d->k);
+        d->rows = 0;
+        d->have_snap = false;
+        wc_buf_reset(&d->next);
         if (s->nfields < ncols + 1) {
                 free(s->texts);
                 free(s->lens);
@@ -505,8 +562,8 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 r = wc_buf_append_char(q, '.');
         if (r == 0)
                 r = append_ident(s, q, t->table);
-        if (r == 0 && s->cur.has_key) {
-                const char *p = s->cur.key.data;
+        if (r == 0 && from) {
+                const char *p = from;
 
                 r = wc_buf_append_str(q, " WHERE (");
                 for (uint32_t i = 0; i < nkeys && r == 0; i++) {
@@ -515,7 +572,7 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         if (r == 0)
                                 r = append_ident(
                                     s, q,
-                                    cols[wc_snap_chunk_key_col(s->k, i)].name);
+                                    cols[wc_snap_chunk_key_col(d->k, i)].name);
                 }
                 if (r == 0)
                         r = wc_buf_append_str(q, ") > (");
@@ -536,7 +593,7 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         r = wc_buf_append_char(q, ',');
                 if (r == 0)
                         r = append_ident(
-                            s, q, cols[wc_snap_chunk_key_col(s->k, i)].name);
+                            s, q, cols[wc_snap_chunk_key_col(d->k, i)].name);
         }
         /* a table without a key (keyless: whole) is read in one pass */
         if (r == 0 && nkeys)
@@ -569,12 +626,21 @@ static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 params[1] = s->tables[s->cur.table].table;
                 return send_params(s, describe_sql, 2, params, errbuf, errlen);
         case P_LOW:
-                s->window = false;
-                return send_mark(s, false, errbuf, errlen);
+                s->c.window = false;
+                return send_mark(s, s->c.chunk, false, errbuf, errlen);
         case P_READ:
-                return send_read(s, errbuf, errlen);
+                return send_read(s, &s->c,
+                                 s->cur.has_key ? s->cur.key.data : NULL,
+                                 errbuf, errlen);
         case P_HIGH:
-                return send_mark(s, true, errbuf, errlen);
+                return send_mark(s, s->c.chunk, true, errbuf, errlen);
+        case P_AHEAD_LOW:
+                return send_mark(s, s->a.chunk, false, errbuf, errlen);
+        case P_AHEAD_READ:
+                /* after the last key the running chunk read */
+                return send_read(s, &s->a, s->c.next.data, errbuf, errlen);
+        case P_AHEAD_HIGH:
+                return send_mark(s, s->a.chunk, true, errbuf, errlen);
         default:
                 return 0;
         }
@@ -640,8 +706,7 @@ static void next_table(struct wc_snapshot *s)
         if (s->cur.table < s->ntables)
                 s->tables[s->cur.table].rows =
                     s->cur.rows - rows_before(s, s->cur.table);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
+        drop_chunks(s);
         s->cur.table++;
         s->cur.has_key = false;
         wc_buf_reset(&s->cur.key);
@@ -670,7 +735,7 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                         size_t errlen)
 {
         const struct table *t = &s->tables[s->cur.table];
-        int n = PQntuples(res), err = 0;
+        int n = PQntuples(res), err = 0, aerr;
         struct wc_snap_col *cols = calloc(n ? (size_t)n : 1, sizeof(*cols));
 
         if (!cols)
@@ -683,10 +748,15 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                 cols[i].key_pos =
                     (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
         }
-        wc_snap_chunk_free(s->k);
-        s->k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
-                                     s->keyless_whole, &err)
-                 : NULL;
+        drop_chunks(s);
+        s->c.k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
+                                       s->keyless_whole, &err)
+                   : NULL;
+        /* the buffer of the chunk read ahead (none: nothing is read
+         * ahead) */
+        if (s->c.k && wc_snap_chunk_nkeys(s->c.k))
+                s->a.k = wc_snap_chunk_new(t->schema, t->table, cols,
+                                           (uint32_t)n, false, &aerr);
         free(cols);
         if (!n || err == -EINVAL) {
                 wc_errorf(errbuf, errlen,
@@ -700,9 +770,9 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                 next_table(s);
                 return -EINVAL;
         }
-        if (!s->k)
+        if (!s->c.k)
                 return -ENOMEM;
-        s->chunk++;
+        s->c.chunk = ++s->seq;
         s->phase = P_LOW;
         wc_snap_guard_keys_from_now(&s->guard);
         return 0;
@@ -710,12 +780,12 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
 
 /* One row of the chunk's COPY: parsed in place, rendered into the chunk;
  * its key kept as the last one read. */
-static int copy_row(struct wc_snapshot *s, char *line, size_t len)
+static int copy_row(struct wc_snapshot *s, struct rd *d, char *line, size_t len)
 {
-        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(d->k);
         int r;
 
-        (void)wc_snap_chunk_cols(s->k, &ncols);
+        (void)wc_snap_chunk_cols(d->k, &ncols);
         if (s->nfields < ncols + 1)
                 return -EBADMSG;
         r = wc_snap_copy_fields(line, len, ncols + 1, s->texts, s->lens,
@@ -723,26 +793,26 @@ static int copy_row(struct wc_snapshot *s, char *line, size_t len)
         if (r < 0)
                 return r;
         /* every row carries the statement's snapshot */
-        if (!s->have_snap) {
+        if (!d->have_snap) {
                 if (s->nulls[ncols])
                         return -EBADMSG;
-                wc_buf_reset(&s->snap_text);
-                r = wc_buf_append(&s->snap_text, s->texts[ncols],
+                wc_buf_reset(&d->snap);
+                r = wc_buf_append(&d->snap, s->texts[ncols],
                                   s->lens[ncols] + 1);
                 if (r < 0)
                         return r;
-                s->have_snap = true;
+                d->have_snap = true;
         }
-        r = wc_snap_chunk_add_row(s->k, s->texts, s->lens, s->nulls,
+        r = wc_snap_chunk_add_row(d->k, s->texts, s->lens, s->nulls,
                                   s->numbers_as_strings);
         if (r < 0)
                 return r;
-        s->chunk_rows++;
-        wc_buf_reset(&s->next);
+        d->rows++;
+        wc_buf_reset(&d->next);
         for (uint32_t i = 0; i < nkeys && r == 0; i++) {
-                uint32_t col = wc_snap_chunk_key_col(s->k, i);
+                uint32_t col = wc_snap_chunk_key_col(d->k, i);
 
-                r = wc_buf_append(&s->next, s->texts[col], s->lens[col] + 1);
+                r = wc_buf_append(&d->next, s->texts[col], s->lens[col] + 1);
         }
         return r;
 }
@@ -752,12 +822,42 @@ static int copy_row(struct wc_snapshot *s, char *line, size_t len)
 static int got_read(struct wc_snapshot *s)
 {
         int r = wc_snap_guard_set(&s->guard,
-                                  s->have_snap ? s->snap_text.data : NULL);
+                                  s->c.have_snap ? s->c.snap.data : NULL);
 
         if (r < 0)
                 return r;
         s->phase = P_HIGH;
         return 0;
+}
+
+/*
+ * The running chunk's high watermark is written: while the stream goes to
+ * it, the next chunk of the same table is read ahead, with watermarks of
+ * its own that follow the running one's in the WAL.  It takes keys from
+ * the stream once the running chunk is delivered, as it would have if it
+ * had been read then: the stream reaches its low watermark only after
+ * that, and what it read before is checked against its snapshot by the
+ * guard then (docs/snapshots.md).  Not for a table's last chunk (the next
+ * table is described once the running one is delivered) nor after reading
+ * ahead failed for this chunk.
+ */
+static void start_ahead(struct wc_snapshot *s)
+{
+        s->phase = P_WAIT;
+        if (!s->a.k || s->no_ahead || !s->c.k || !wc_snap_chunk_nkeys(s->c.k) ||
+            s->c.rows < s->chunk_size)
+                return;
+        rd_clear(&s->a);
+        s->a.chunk = ++s->seq;
+        s->phase = P_AHEAD_LOW;
+}
+
+/* The chunk read ahead is given up (the running one is read again, or
+ * reading ahead failed): its rows go, its watermarks are nobody's. */
+static void drop_ahead(struct wc_snapshot *s)
+{
+        rd_clear(&s->a);
+        s->a.chunk = 0;
 }
 
 static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
@@ -783,7 +883,17 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 r = got_read(s);
                 break;
         case P_HIGH:
-                s->phase = P_WAIT;
+                start_ahead(s);
+                break;
+        case P_AHEAD_LOW:
+                s->phase = P_AHEAD_READ;
+                break;
+        case P_AHEAD_READ:
+                /* its snapshot goes to the guard once it runs */
+                s->phase = P_AHEAD_HIGH;
+                break;
+        case P_AHEAD_HIGH:
+                s->phase = P_AHEAD_DONE;
                 break;
         default:
                 break;
@@ -797,8 +907,7 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
                           "was read; reading it again");
         if (r == -EBADMSG) {
                 s->phase = P_DESCRIBE;
-                wc_snap_chunk_free(s->k);
-                s->k = NULL;
+                drop_chunks(s);
         }
         return r;
 }
@@ -821,13 +930,26 @@ static int copy_rows(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         return failed(s, errbuf, errlen, "reading a chunk",
                                       wc_pq_error_line(s->conn));
                 /* rows of a read the snapshot has left: dropped */
-                if (s->sent == P_READ && s->phase == P_READ && s->k)
-                        r = copy_row(s, line, (size_t)n);
+                if (s->sent == P_READ && s->phase == P_READ && s->c.k)
+                        r = copy_row(s, &s->c, line, (size_t)n);
+                else if (s->sent == P_AHEAD_READ && s->phase == P_AHEAD_READ &&
+                         s->a.k)
+                        r = copy_row(s, &s->a, line, (size_t)n);
                 PQfreemem(line);
+                if (r < 0 && s->phase == P_AHEAD_READ) {
+                        /* the running chunk goes on; the next one is read
+                         * once it is delivered */
+                        drop_ahead(s);
+                        s->no_ahead = true;
+                        s->phase = P_WAIT;
+                        return failed(s, errbuf, errlen, "reading ahead",
+                                      r == -EBADMSG ? "a row is not one of the "
+                                                      "table's columns"
+                                                    : "out of memory");
+                }
                 if (r == -EBADMSG) {
                         s->phase = P_DESCRIBE;
-                        wc_snap_chunk_free(s->k);
-                        s->k = NULL;
+                        drop_chunks(s);
                         return failed(s, errbuf, errlen, "reading a chunk",
                                       "a row is not one of the table's "
                                       "columns (they changed while it was "
@@ -895,7 +1017,7 @@ int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
 {
         int r;
 
-        if (s->phase == P_IDLE || s->phase == P_WAIT)
+        if (idle(s->phase))
                 return 0;
         switch (s->cs) {
         case C_NONE:
@@ -972,14 +1094,13 @@ static void cancel(struct wc_snapshot *s)
 {
         disconnect(s);
         free_tables(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
+        drop_chunks(s);
         clear_pending(s);
         progress_free(&s->cur);
         progress_free(&s->done);
         s->cur = (struct progress){0};
         s->done = (struct progress){0};
-        s->window = false;
+        s->c.window = false;
         s->phase = P_IDLE;
         s->changed = true;
 }
@@ -1079,23 +1200,25 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         }
         if (wc_snap_mark_parse(text, len, &m) < 0)
                 return 0;
-        if (m.id != s->id || m.chunk != s->chunk || !s->k)
+        if (m.id != s->id || m.chunk != s->c.chunk || !s->c.k)
                 return 0;
         if (!m.high) {
                 if (s->phase == P_LOW || s->phase == P_READ ||
-                    s->phase == P_HIGH || s->phase == P_WAIT)
-                        s->window = true;
+                    s->phase == P_HIGH || waiting(s->phase))
+                        s->c.window = true;
                 return 0;
         }
         /* P_HIGH: the stream was faster than the statement's result */
-        if (!s->window || (s->phase != P_WAIT && s->phase != P_HIGH))
+        if (!s->c.window || (!waiting(s->phase) && s->phase != P_HIGH))
                 return 0;
         if (wc_snap_guard_torn(&s->guard)) {
                 /* read the chunk again, with new watermarks; the keys
-                 * taken so far stay (dropping a row is always safe) */
-                wc_snap_chunk_clear_rows(s->k);
-                s->window = false;
-                s->chunk++;
+                 * taken so far stay (dropping a row is always safe); the
+                 * chunk read ahead goes too, its rows would come first */
+                drop_ahead(s);
+                wc_snap_chunk_clear_rows(s->c.k);
+                s->c.window = false;
+                s->c.chunk = ++s->seq;
                 s->phase = P_LOW;
                 s->torn++;
                 return 0;
@@ -1133,45 +1256,94 @@ void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid)
 
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
 {
-        if (!s || !s->k ||
+        if (!s || !s->c.k ||
             (s->phase != P_LOW && s->phase != P_READ && s->phase != P_HIGH &&
-             s->phase != P_WAIT))
+             !waiting(s->phase)))
                 return 0;
-        return wc_snap_chunk_observe(s->k, c);
+        return wc_snap_chunk_observe(s->c.k, c);
 }
 
 int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret)
 {
-        if (!s->k || i >= wc_snap_chunk_rows(s->k))
+        if (!s->c.k || i >= wc_snap_chunk_rows(s->c.k))
                 return -ENOENT;
-        return wc_snap_chunk_row(s->k, i, ret);
+        return wc_snap_chunk_row(s->c.k, i, ret);
 }
 
 void wc_snapshot_chunk_edges(const struct wc_snapshot *s, bool *ret_first,
                              bool *ret_last, struct wc_change *ret_table)
 {
-        wc_snap_chunk_table(s->k, ret_table);
+        wc_snap_chunk_table(s->c.k, ret_table);
         *ret_first = !s->cur.has_key;
-        *ret_last = !s->k || s->chunk_rows < s->chunk_size ||
-                    !wc_snap_chunk_nkeys(s->k);
+        *ret_last = !s->c.k || s->c.rows < s->chunk_size ||
+                    !wc_snap_chunk_nkeys(s->c.k);
+}
+
+/* The running chunk was delivered: the one read ahead runs, from where
+ * its reading is, and takes keys from the stream from now on. */
+static void promote(struct wc_snapshot *s)
+{
+        struct rd t = s->c;
+        enum phase to;
+
+        s->c = s->a;
+        s->a = t;
+        rd_clear(&s->a);
+        s->a.chunk = 0;
+        switch (s->phase) {
+        case P_AHEAD_LOW:
+                to = P_LOW;
+                break;
+        case P_AHEAD_READ:
+                to = P_READ;
+                break;
+        case P_AHEAD_HIGH:
+                to = P_HIGH;
+                break;
+        default:
+                to = P_WAIT;
+                break;
+        }
+        /* the statement on the connection is the promoted chunk's now */
+        if (s->sent == s->phase)
+                s->sent = to;
+        s->phase = to;
+        s->c.window = false;
+        wc_snap_guard_keys_from_now(&s->guard);
+        if (to != P_HIGH && to != P_WAIT)
+                return; /* its read sets the guard's snapshot when done */
+        if (wc_snap_guard_set(&s->guard,
+                              s->c.have_snap ? s->c.snap.data : NULL) < 0) {
+                /* cannot be checked: read again */
+                wc_snap_chunk_clear_rows(s->c.k);
+                s->c.chunk = ++s->seq;
+                s->phase = P_LOW;
+                return;
+        }
+        if (to == P_WAIT)
+                start_ahead(s);
 }
 
 void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
 {
         struct pending *p;
 
-        s->window = false;
-        s->cur.rows += wc_snap_chunk_rows_left(s->k);
-        wc_snap_chunk_clear(s->k);
-        if (s->chunk_rows && s->next.len) {
+        s->c.window = false;
+        s->cur.rows += wc_snap_chunk_rows_left(s->c.k);
+        wc_snap_chunk_clear(s->c.k);
+        if (s->c.rows && s->c.next.len) {
                 wc_buf_reset(&s->cur.key);
-                (void)wc_buf_append(&s->cur.key, s->next.data, s->next.len);
+                (void)wc_buf_append(&s->cur.key, s->c.next.data, s->c.next.len);
                 s->cur.has_key = true;
         }
-        if (s->chunk_rows < s->chunk_size || !wc_snap_chunk_nkeys(s->k)) {
+        s->no_ahead = false;
+        if (s->c.rows < s->chunk_size || !wc_snap_chunk_nkeys(s->c.k)) {
                 next_table(s);
+        } else if (s->phase == P_AHEAD_LOW || s->phase == P_AHEAD_READ ||
+                   s->phase == P_AHEAD_HIGH || s->phase == P_AHEAD_DONE) {
+                promote(s);
         } else {
-                s->chunk++;
+                s->c.chunk = ++s->seq;
                 s->phase = P_LOW;
                 wc_snap_guard_keys_from_now(&s->guard);
         }
@@ -1221,9 +1393,8 @@ void wc_snapshot_reset(struct wc_snapshot *s)
         clear_pending(s);
         (void)progress_copy(&s->cur, &s->done);
         disconnect(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
-        s->window = false;
+        drop_chunks(s);
+        s->c.window = false;
         s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
 }
 

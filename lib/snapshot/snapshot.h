@@ -5,8 +5,10 @@
  *
  * Per chunk: a low watermark, a non-transactional logical message with
  * the prefix WC_SNAPSHOT_PREFIX, written into the WAL; the chunk read in
- * its own short transaction (SELECT ... WHERE (key) > (last) ORDER BY key
- * LIMIT chunk_size); a high watermark.  The stream (the pipeline) opens
+ * its own short transaction (COPY (SELECT ... WHERE (key) > (last) ORDER
+ * BY key LIMIT chunk_size) TO STDOUT, parsed in place); a high watermark;
+ * and while the stream goes to it, the table's next chunk the same way
+ * (read ahead: it takes keys from the stream once this one is delivered).  The stream (the pipeline) opens
  * the chunk's window at the low watermark, removes from the chunk every
  * key a change of the table touches inside the window, and at the high
  * watermark delivers the rows left as read changes, as a transaction of
