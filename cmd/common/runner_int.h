@@ -59,6 +59,7 @@ struct runner {
         int64_t snap_retry_ms;
         bool snap_was_running;
         bool snap_save_failing; /* the last write failed (logged once) */
+        int64_t snap_saved_ms;  /* when the progress was last written */
         char snap_path[4200];   /* its progress file; "" none */
 
         /* why wal2json skipped a change, per table (stream/catalog.h) */
@@ -181,7 +182,7 @@ void wc_runner_heartbeat_step(struct runner *rn);
  * next step and progress (every loop); when it wants the loop back. */
 int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
                              unsigned optional_refused);
-void wc_runner_snapshot_step(struct runner *rn);
+void wc_runner_snapshot_step(struct runner *rn, size_t worker);
 void wc_runner_snapshot_tick(struct runner *rn);
 int64_t wc_runner_snapshot_due(const struct runner *rn);
 /* a request or cancel read from the stream: saved at once */

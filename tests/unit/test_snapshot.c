@@ -315,61 +315,89 @@ static void marks(void **state)
         wc_buf_free(&b);
 }
 
-/* The durable progress: tables (hex, so any name survives), the table
- * being read, the last confirmed key (hex of the NUL-ended texts), rows. */
+/* The durable progress: tables (hex, so any name survives), each done,
+ * queued, or at its last confirmed key (hex of the NUL-ended texts), with
+ * its rows; each worker takes a table not done. */
 static void progress_text(void **state)
 {
         static const char text[] =
             "# walcast snapshot progress (docs/snapshots.md); written by "
             "walcastd\n"
-            /* snap.one, 250 rows; "a"-b.t" */
-            "table=736e6170.6f6e65 250\n"
-            "table=2261222d62.7422 0\n"
-            "request=00000000000000ab\n"
-            /* the last key: "k", "12", "" */
-            "at=1\nrows=250\nkey=6b0031320000\n";
+            /* snap.one: done, 250 rows */
+            "table=736e6170.6f6e65 250 done\n"
+            /* "a"-b.t": 40 rows, the last key "k", "12", "" */
+            "table=2261222d62.7422 40 at 6b0031320000\n"
+            /* c.d: not started */
+            "table=63.64 0 queued\n"
+            /* e.f: 7 rows, read by another worker */
+            "table=65.66 7 at 3700\n"
+            "request=00000000000000ab\n";
         static const char *const bad[] = {
-            "table=736e6170 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=2\nrows=0\n",
-            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
-            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=0\nrows=0\nkey=6b\n",
-            "table=736e6170.6f6e6 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=0\nrows=0\nwhat=1\n",
-            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
-            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
+            "table=736e6170 0 queued\n",
+            "table=736e6170.6f6e65\n",
+            "table=736e6170.6f6e65 0\n",
+            "table=736e6170.6f6e65 x queued\n",
+            "table=736e6170.6f6e65 0 maybe\n",
+            "request=ab\ntable=736e6170.6f6e65 0 queued\n",
+            /* a key that is not NUL-ended texts, or not hex */
+            "table=736e6170.6f6e65 0 at 6b\n",
+            "table=736e6170.6f6e65 0 at 6x00\n",
+            "table=736e6170.6f6e65 0 at \n",
+            "table=736e6170.6f6e6 0 queued\n",
+            "table=736e6170.6f6e65 0 queued\nwhat=1\n",
+            /* the format before workers */
+            "table=736e6170.6f6e65 0\nat=0\nrows=0\n",
         };
-        struct wc_snapshot_config c = {.dsn = "dbname=x"};
+        struct wc_snapshot_config c = {.dsn = "dbname=x", .workers = 2};
         struct wc_snapshot *s = wc_snapshot_new(&c);
+        const char *schema, *table, *st;
         uint64_t rows;
         size_t done, tables;
         struct wc_buf b;
         (void)state;
 
         assert_non_null(s);
+        assert_int_equal(wc_snapshot_workers(s), 2);
         wc_buf_init(&b);
         assert_int_equal(wc_snapshot_load_text(s, text, strlen(text)), 0);
         assert_true(wc_snapshot_running(s));
         wc_snapshot_progress(s, &rows, &done, &tables);
-        assert_true(rows == 250 && done == 1 && tables == 2);
+        assert_true(rows == 297 && done == 1 && tables == 4);
+        /* the two workers took the first two tables not done; the third
+         * waits */
+        wc_snapshot_table_at(s, 0, &schema, &table, &rows, &st);
+        assert_true(strcmp(schema, "snap") == 0 && strcmp(table, "one") == 0 &&
+                    rows == 250 && strcmp(st, "done") == 0);
+        wc_snapshot_table_at(s, 1, &schema, &table, &rows, &st);
+        assert_true(strcmp(schema, "\"a\"-b") == 0 && rows == 40 &&
+                    strcmp(st, "reading") == 0);
+        wc_snapshot_table_at(s, 2, &schema, &table, &rows, &st);
+        assert_true(rows == 0 && strcmp(st, "reading") == 0);
+        wc_snapshot_table_at(s, 3, &schema, &table, &rows, &st);
+        assert_true(rows == 7 && strcmp(st, "reading") == 0);
+        assert_true(wc_snapshot_needs_step(s, 0) &&
+                    wc_snapshot_needs_step(s, 1));
+        assert_false(wc_snapshot_needs_step(s, 2));
         assert_int_equal(wc_snapshot_save_text(s, &b), 0);
         assert_string_equal(b.data, text);
-        /* the listing still owed is kept too */
+        /* the listing still owed is kept too, and only the first worker
+         * lists */
         wc_buf_reset(&b);
         assert_int_equal(wc_snapshot_start_all(s), 0);
+        assert_true(wc_snapshot_needs_step(s, 0));
+        assert_false(wc_snapshot_needs_step(s, 1));
         assert_int_equal(wc_snapshot_save_text(s, &b), 0);
-        assert_non_null(strstr(b.data, "list=pending\nat=0\nrows=0\n"));
+        assert_non_null(strstr(b.data, "list=pending\n"));
         assert_int_equal(wc_snapshot_load_text(s, b.data, b.len), 0);
         assert_true(wc_snapshot_running(s));
         /* every table done: nothing left to do */
         {
-                static const char all_done[] = "table=61.62 3\nat=1\nrows=3\n";
+                static const char all_done[] = "table=61.62 3 done\n";
                 assert_int_equal(
                     wc_snapshot_load_text(s, all_done, strlen(all_done)), 0);
         }
         assert_false(wc_snapshot_running(s));
+        assert_false(wc_snapshot_needs_step(s, 0));
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(
                     wc_snapshot_load_text(s, bad[i], strlen(bad[i])), -EINVAL);
