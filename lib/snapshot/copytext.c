@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <string.h>
 
 #include "snapshot/copytext.h"
 
@@ -99,6 +100,9 @@ int wc_snap_copy_fields(char *line, size_t len, uint32_t nfields,
         if (len == 0 || line[len - 1] != '\n')
                 return -EBADMSG;
         end = line + len - 1;
+        /* a raw newline only ends the row */
+        if (memchr(line, '\n', len - 1))
+                return -EBADMSG;
         for (i = 0; i < nfields; i++) {
                 char *start = p, sep;
                 long n;
@@ -113,7 +117,18 @@ int wc_snap_copy_fields(char *line, size_t len, uint32_t nfields,
                         lens[i] = 0;
                         nulls[i] = true;
                 } else {
-                        n = field(&p, end, start, &sep);
+                        /* most fields have no escape: found with memchr,
+                         * left where they are */
+                        char *tab = memchr(p, '\t', (size_t)(end - p));
+                        char *fend = tab ? tab : end;
+
+                        if (!memchr(p, '\\', (size_t)(fend - p))) {
+                                n = fend - p;
+                                sep = tab ? '\t' : '\n';
+                                p = tab ? tab + 1 : end;
+                        } else {
+                                n = field(&p, end, start, &sep);
+                        }
                         if (n < 0)
                                 return -EBADMSG;
                         start[n] = '\0';
