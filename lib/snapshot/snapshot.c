@@ -964,6 +964,7 @@ static int got_read(struct worker *w)
 static void start_ahead(struct worker *w)
 {
         struct wc_snapshot *s = w->s;
+
         w->phase = P_WAIT;
         if (!w->a.k || w->no_ahead || !w->c.k || !wc_snap_chunk_nkeys(w->c.k) ||
             w->c.rows < s->chunk_size)
