@@ -30,14 +30,12 @@ enum phase {
         P_IDLE,     /* nothing to do */
         P_LIST,     /* list the included tables */
         P_DESCRIBE, /* the table's columns and key */
-        P_LOW,      /* write the low watermark */
-        P_READ,     /* read the chunk */
+        P_LOW,      /* write the low watermark and read the chunk */
         P_HIGH,     /* write the high watermark */
         P_WAIT,     /* the stream has to reach the high watermark */
         /* the same for the next chunk of the table, read ahead while the
          * running one waits in P_WAIT */
         P_AHEAD_LOW,
-        P_AHEAD_READ,
         P_AHEAD_HIGH,
         P_AHEAD_DONE, /* both wait for the stream */
 };
@@ -46,8 +44,8 @@ enum phase {
  * whatever the connection does meanwhile. */
 static bool waiting(enum phase p)
 {
-        return p == P_WAIT || p == P_AHEAD_LOW || p == P_AHEAD_READ ||
-               p == P_AHEAD_HIGH || p == P_AHEAD_DONE;
+        return p == P_WAIT || p == P_AHEAD_LOW || p == P_AHEAD_HIGH ||
+               p == P_AHEAD_DONE;
 }
 
 /* The connection has nothing to do. */
@@ -620,8 +618,9 @@ static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
 }
 
 /*
- * The chunk's read: COPY (SELECT cols, snapshot FROM ONLY t WHERE (key) >
- * (last key) ORDER BY key LIMIT n) TO STDOUT, in text form.  COPY takes
+ * The chunk's low watermark and its read, in one query of two statements:
+ * the watermark, then COPY (SELECT cols, snapshot FROM ONLY t WHERE (key)
+ * > (last key) ORDER BY key LIMIT n) TO STDOUT, in text form.  COPY takes
  * no parameters: the last key's output texts are quoted literals, of
  * unknown type as parameters without a type are, so each is read by its
  * column's type.  The statement's snapshot is an uncorrelated scalar
@@ -657,7 +656,25 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
                                       "out of memory");
         }
         wc_buf_reset(q);
-        r = wc_buf_append_str(q, "COPY (SELECT ");
+        /* the low watermark first, in the same round trip: the COPY's
+         * snapshot is taken after it (each statement of the query takes
+         * its own, read committed), so it precedes the read in the WAL */
+        {
+                struct wc_snap_mark m = {.id = s->id, .chunk = d->chunk};
+                struct wc_buf mark;
+
+                wc_buf_init(&mark);
+                r = wc_snap_mark_format(&mark, &m);
+                if (r == 0)
+                        r = wc_buf_append_str(
+                            q, "SELECT pg_catalog.pg_logical_emit_message("
+                               "false, '" WC_SNAPSHOT_PREFIX "', ");
+                if (r == 0)
+                        r = append_literal(w, q, mark.data);
+                wc_buf_free(&mark);
+        }
+        if (r == 0)
+                r = wc_buf_append_str(q, "); COPY (SELECT ");
         for (uint32_t i = 0; i < ncols && r == 0; i++) {
                 if (i)
                         r = wc_buf_append_char(q, ',');
@@ -741,16 +758,12 @@ static int send_phase(struct worker *w, char *errbuf, size_t errlen)
                 return send_params(w, describe_sql, 2, params, errbuf, errlen);
         case P_LOW:
                 w->c.window = false;
-                return send_mark(w, w->c.chunk, false, errbuf, errlen);
-        case P_READ:
                 return send_read(w, &w->c,
                                  w->cur.has_key ? w->cur.key.data : NULL,
                                  errbuf, errlen);
         case P_HIGH:
                 return send_mark(w, w->c.chunk, true, errbuf, errlen);
         case P_AHEAD_LOW:
-                return send_mark(w, w->a.chunk, false, errbuf, errlen);
-        case P_AHEAD_READ:
                 /* after the last key the running chunk read */
                 return send_read(w, &w->a, w->c.next.data, errbuf, errlen);
         case P_AHEAD_HIGH:
@@ -999,18 +1012,12 @@ static int got_result(struct worker *w, char *errbuf, size_t errlen)
                 r = got_describe(w, res, errbuf, errlen);
                 break;
         case P_LOW:
-                w->phase = P_READ;
-                break;
-        case P_READ:
                 r = got_read(w);
                 break;
         case P_HIGH:
                 start_ahead(w);
                 break;
         case P_AHEAD_LOW:
-                w->phase = P_AHEAD_READ;
-                break;
-        case P_AHEAD_READ:
                 /* its snapshot goes to the guard once it runs */
                 w->phase = P_AHEAD_HIGH;
                 break;
@@ -1052,13 +1059,13 @@ static int copy_rows(struct worker *w, char *errbuf, size_t errlen)
                         return failed(w, errbuf, errlen, "reading a chunk",
                                       wc_pq_error_line(w->conn));
                 /* rows of a read the snapshot has left: dropped */
-                if (w->sent == P_READ && w->phase == P_READ && w->c.k)
+                if (w->sent == P_LOW && w->phase == P_LOW && w->c.k)
                         r = copy_row(w, &w->c, line, (size_t)n);
-                else if (w->sent == P_AHEAD_READ && w->phase == P_AHEAD_READ &&
+                else if (w->sent == P_AHEAD_LOW && w->phase == P_AHEAD_LOW &&
                          w->a.k)
                         r = copy_row(w, &w->a, line, (size_t)n);
                 PQfreemem(line);
-                if (r < 0 && w->phase == P_AHEAD_READ) {
+                if (r < 0 && w->phase == P_AHEAD_LOW) {
                         /* the running chunk goes on; the next one is read
                          * once it is delivered */
                         drop_ahead(w);
@@ -1325,8 +1332,8 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         if (!w)
                 return 0;
         if (!m.high) {
-                if (w->phase == P_LOW || w->phase == P_READ ||
-                    w->phase == P_HIGH || waiting(w->phase))
+                if (w->phase == P_LOW || w->phase == P_HIGH ||
+                    waiting(w->phase))
                         w->c.window = true;
                 return 0;
         }
@@ -1387,8 +1394,8 @@ int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
         for (size_t i = 0; i < s->nw && r == 0; i++) {
                 struct worker *w = &s->w[i];
 
-                if (w->c.k && (w->phase == P_LOW || w->phase == P_READ ||
-                               w->phase == P_HIGH || waiting(w->phase)))
+                if (w->c.k && (w->phase == P_LOW || w->phase == P_HIGH ||
+                               waiting(w->phase)))
                         r = wc_snap_chunk_observe(w->c.k, c);
         }
         return r;
@@ -1428,9 +1435,6 @@ static void promote(struct worker *w)
         switch (w->phase) {
         case P_AHEAD_LOW:
                 to = P_LOW;
-                break;
-        case P_AHEAD_READ:
-                to = P_READ;
                 break;
         case P_AHEAD_HIGH:
                 to = P_HIGH;
@@ -1504,8 +1508,8 @@ void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
         w->no_ahead = false;
         if (last) {
                 next_table(w, false);
-        } else if (w->phase == P_AHEAD_LOW || w->phase == P_AHEAD_READ ||
-                   w->phase == P_AHEAD_HIGH || w->phase == P_AHEAD_DONE) {
+        } else if (w->phase == P_AHEAD_LOW || w->phase == P_AHEAD_HIGH ||
+                   w->phase == P_AHEAD_DONE) {
                 promote(w);
         } else {
                 w->c.chunk = ++s->seq;
