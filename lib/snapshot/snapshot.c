@@ -515,10 +515,11 @@ bool wc_snapshot_needs_step(const struct wc_snapshot *s, size_t i)
 
 int wc_snapshot_pollfd(const struct wc_snapshot *s, size_t i, short *ret_events)
 {
-        const struct worker *w = &s->w[i];
+        const struct worker *w;
 
-        if (i >= s->nw || idle(w->phase))
+        if (i >= s->nw || idle(s->w[i].phase))
                 return -1;
+        w = &s->w[i];
         if (!w->conn || w->cs == C_READY) {
                 /* work to start: a socket that is writable wakes the loop
                  * at once (no connection: the caller steps on its own) */
@@ -1145,11 +1146,12 @@ static int read_results(struct worker *w, char *errbuf, size_t errlen)
 int wc_snapshot_step(struct wc_snapshot *s, size_t i, char *errbuf,
                      size_t errlen)
 {
-        struct worker *w = &s->w[i];
+        struct worker *w;
         int r;
 
         if (i >= s->nw)
                 return 0;
+        w = &s->w[i];
 
         if (idle(w->phase))
                 return 0;
