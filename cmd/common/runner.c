@@ -200,21 +200,25 @@ static void read_signals(struct runner *rn)
  * socket. */
 static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
 {
-        size_t nplug, base = with_stream ? 2 : 1;
+        size_t nplug, base = with_stream ? 2 : 1, hb_slot = 0;
+        size_t nsnap = rn->snap ? wc_snapshot_workers(rn->snap) : 0;
+        /* the slot of each snapshot worker's connection, 0 none */
+        size_t snap_slot[WC_SNAPSHOT_MAX_WORKERS] = {0};
         int64_t timeout = deadline - now_ms();
-        int hb_fd = -1, snap_fd = -1;
-        short hb_events = 0, snap_events = 0;
+        int hb_fd = -1;
+        short hb_events = 0;
         struct pollfd *pfd;
 
-        /* as many slots as the plugins watch descriptors, and the three
-         * of our own: a sink with a connection pool may watch hundreds */
+        /* as many slots as the plugins watch descriptors, and ours (the
+         * snapshot's workers too): a sink with a connection pool may
+         * watch hundreds */
         nplug = wc_plugin_host_pollfds(rn->host, NULL, 0);
-        if (4 + nplug > rn->npfd) {
-                size_t n = 4 + nplug + nplug / 2 + 16;
+        if (3 + nsnap + nplug > rn->npfd) {
+                size_t n = 3 + nsnap + nplug + nplug / 2 + 16;
                 pfd = realloc(rn->pfd, n * sizeof(*pfd));
                 if (!pfd) {
                         log_error("poll: out of memory for %zu descriptors",
-                                  4 + nplug);
+                                  3 + nsnap + nplug);
                         return -ENOMEM;
                 }
                 rn->pfd = pfd;
@@ -231,13 +235,19 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
                               (rn->want_write ? POLLOUT : 0)};
         if (rn->hb)
                 hb_fd = wc_heartbeat_pollfd(rn->hb, &hb_events);
-        if (hb_fd >= 0)
+        if (hb_fd >= 0) {
+                hb_slot = base;
                 pfd[base++] = (struct pollfd){.fd = hb_fd, .events = hb_events};
-        if (rn->snap)
-                snap_fd = wc_snapshot_pollfd(rn->snap, &snap_events);
-        if (snap_fd >= 0)
-                pfd[base++] =
-                    (struct pollfd){.fd = snap_fd, .events = snap_events};
+        }
+        for (size_t i = 0; i < nsnap && i < WC_SNAPSHOT_MAX_WORKERS; i++) {
+                short ev = 0;
+                int fd = wc_snapshot_pollfd(rn->snap, i, &ev);
+
+                if (fd < 0)
+                        continue;
+                snap_slot[i] = base;
+                pfd[base++] = (struct pollfd){.fd = fd, .events = ev};
+        }
         nplug = wc_plugin_host_pollfds(rn->host, pfd + base, rn->npfd - base);
         if (timeout < 0)
                 timeout = 0;
@@ -247,10 +257,11 @@ static int poll_once(struct runner *rn, int64_t deadline, bool with_stream)
         }
         if (pfd[0].revents & POLLIN)
                 read_signals(rn);
-        if (hb_fd >= 0 && pfd[base - 1 - (snap_fd >= 0)].revents)
+        if (hb_fd >= 0 && pfd[hb_slot].revents)
                 wc_runner_heartbeat_step(rn);
-        if (snap_fd >= 0 && pfd[base - 1].revents)
-                wc_runner_snapshot_step(rn);
+        for (size_t i = 0; i < nsnap && i < WC_SNAPSHOT_MAX_WORKERS; i++)
+                if (snap_slot[i] && pfd[snap_slot[i]].revents)
+                        wc_runner_snapshot_step(rn, i);
         wc_plugin_host_dispatch(rn->host, pfd + base, nplug);
         return 0;
 }

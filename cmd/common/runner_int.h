@@ -59,6 +59,7 @@ struct runner {
         int64_t snap_retry_ms;
         bool snap_was_running;
         bool snap_save_failing; /* the last write failed (logged once) */
+        int64_t snap_saved_ms;  /* when the progress was last written */
         char snap_path[4200];   /* its progress file; "" none */
         /* the initial snapshot owed to a slot this process or an earlier
          * one created (SLOT.snapshot-owed, wc_runner_snapshot_owe) */
@@ -193,7 +194,7 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
  * the snapshot's first progress file does not forget it.  0, or <0 with
  * rn->err set (the slot must not be created then). */
 int wc_runner_snapshot_owe(struct runner *rn, bool may_create);
-void wc_runner_snapshot_step(struct runner *rn);
+void wc_runner_snapshot_step(struct runner *rn, size_t worker);
 void wc_runner_snapshot_tick(struct runner *rn);
 int64_t wc_runner_snapshot_due(const struct runner *rn);
 /* a request or cancel read from the stream: saved at once */

@@ -20,6 +20,9 @@
 
 /* After a failed step, the next one waits this long. */
 #define SNAPSHOT_RETRY_MS 1000
+/* The confirmed progress is written at most this often (a crash reads
+ * again what was confirmed since: twice, never lost). */
+#define SNAPSHOT_SAVE_MS 100
 
 static bool include_table(void *ud, const char *schema, const char *table)
 {
@@ -183,6 +186,7 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
             .dsn = rn->cfg->source.dsn,
             .options = wc_stream_pinned_settings(),
             .chunk_size = rn->cfg->snapshot.chunk_size,
+            .workers = rn->cfg->snapshot.workers,
             .numbers_as_strings = numbers_as_strings(rn, optional_refused),
             .keyless_whole = rn->cfg->snapshot.keyless_whole,
             .include = include_table,
@@ -203,8 +207,11 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
         if (slot_created && rn->cfg->snapshot.initial) {
                 (void)wc_snapshot_start_all(rn->snap);
                 log_notice("snapshot: reading every included table beside "
-                           "the stream, %u rows a chunk (snapshot.initial)",
-                           rn->cfg->snapshot.chunk_size);
+                           "the stream, %u rows a chunk, %u %s at once "
+                           "(snapshot.initial)",
+                           rn->cfg->snapshot.chunk_size,
+                           rn->cfg->snapshot.workers,
+                           rn->cfg->snapshot.workers == 1 ? "table" : "tables");
                 /* durable before anything else: a crash must not forget
                  * that the slot's first rows are owed */
                 save(rn);
@@ -253,10 +260,10 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
         return 0;
 }
 
-static void step(struct runner *rn)
+static void step(struct runner *rn, size_t worker)
 {
         char err[1024];
-        int r = wc_snapshot_step(rn->snap, err, sizeof(err));
+        int r = wc_snapshot_step(rn->snap, worker, err, sizeof(err));
 
         if (r == -EINVAL) {
                 log_error("%s", err);
@@ -290,15 +297,24 @@ void wc_runner_snapshot_planned(struct runner *rn)
         }
 }
 
-void wc_runner_snapshot_step(struct runner *rn)
+void wc_runner_snapshot_step(struct runner *rn, size_t worker)
 {
         if (rn->snap)
-                step(rn);
+                step(rn, worker);
+}
+
+/* Does a worker need a connection? */
+static bool needs_step(const struct runner *rn)
+{
+        for (size_t i = 0; i < wc_snapshot_workers(rn->snap); i++)
+                if (wc_snapshot_needs_step(rn->snap, i))
+                        return true;
+        return false;
 }
 
 int64_t wc_runner_snapshot_due(const struct runner *rn)
 {
-        if (!rn->snap || !wc_snapshot_needs_step(rn->snap))
+        if (!rn->snap || !needs_step(rn))
                 return INT64_MAX;
         return rn->snap_retry_ms;
 }
@@ -313,9 +329,18 @@ void wc_runner_snapshot_tick(struct runner *rn)
         if (rn->cp)
                 wc_snapshot_confirmed(rn->snap,
                                       wc_checkpoint_confirmed(rn->cp));
+        /* chunks confirmed: a restart resumes after them */
+        if (wc_snapshot_running(rn->snap) &&
+            now_ms() >= rn->snap_saved_ms + SNAPSHOT_SAVE_MS &&
+            wc_snapshot_take_changed(rn->snap)) {
+                save(rn);
+                rn->snap_saved_ms = now_ms();
+        }
         /* no connection yet (or any more): start it when due */
-        if (wc_snapshot_needs_step(rn->snap) && now_ms() >= rn->snap_retry_ms)
-                step(rn);
+        for (size_t i = 0; i < wc_snapshot_workers(rn->snap); i++)
+                if (wc_snapshot_needs_step(rn->snap, i) &&
+                    now_ms() >= rn->snap_retry_ms)
+                        step(rn, i);
         if (rn->snap_was_running && !wc_snapshot_running(rn->snap)) {
                 wc_snapshot_progress(rn->snap, &rows, &done, &tables);
                 log_notice("snapshot: done, %llu rows of %zu tables "

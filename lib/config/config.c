@@ -143,6 +143,10 @@ static const struct wc_key snapshot_keys[] = {
             offsetof(struct wc_config, snapshot.chunk_size),
             "rows read between one pair of watermarks"),
      .min = 1, .max = 1000000},
+    {WC_KEY(WC_KEY_UINT32, "workers", "1",
+            offsetof(struct wc_config, snapshot.workers),
+            "connections reading different tables at once"),
+     .min = 1, .max = 16},
     {WC_KEY(WC_KEY_ENUM, "keyless", "refuse",
             offsetof(struct wc_config, snapshot.keyless_whole),
             "a table without a primary key: refuse it, or read it whole in "

@@ -94,6 +94,8 @@ struct wc_config {
         struct {
                 bool initial;        /* snapshot when the slot is created */
                 uint32_t chunk_size; /* rows per chunk; default 10000 */
+                /* connections reading tables at once; default 1 */
+                uint32_t workers;
                 /* keyless: whole (true) or refuse (default) */
                 int keyless_whole;
         } snapshot;

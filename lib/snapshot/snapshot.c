@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "snapshot/copytext.h"
 #include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 #include "stream/stream.h"
@@ -29,19 +30,49 @@ enum phase {
         P_IDLE,     /* nothing to do */
         P_LIST,     /* list the included tables */
         P_DESCRIBE, /* the table's columns and key */
-        P_LOW,      /* write the low watermark */
-        P_READ,     /* read the chunk */
+        P_LOW,      /* write the low watermark and read the chunk */
         P_HIGH,     /* write the high watermark */
         P_WAIT,     /* the stream has to reach the high watermark */
+        /* the same for the next chunk of the table, read ahead while the
+         * running one waits in P_WAIT */
+        P_AHEAD_LOW,
+        P_AHEAD_HIGH,
+        P_AHEAD_DONE, /* both wait for the stream */
 };
 
+/* The running chunk waits for the stream to reach its high watermark,
+ * whatever the connection does meanwhile. */
+static bool waiting(enum phase p)
+{
+        return p == P_WAIT || p == P_AHEAD_LOW || p == P_AHEAD_HIGH ||
+               p == P_AHEAD_DONE;
+}
+
+/* The connection has nothing to do. */
+static bool idle(enum phase p)
+{
+        return p == P_IDLE || p == P_WAIT || p == P_AHEAD_DONE;
+}
+
+/* A table of the snapshot: what is confirmed of it (durable), and what
+ * this run delivered of it. */
 struct table {
         char *schema, *table;
-        uint64_t rows; /* delivered, once the table is done */
+        /* confirmed: done, or the last key of it delivered (NUL-separated
+         * output texts; none before its first chunk) and its rows */
+        bool done;
+        bool has_key;
+        struct wc_buf key;
+        uint64_t rows;
+        /* this run: a worker reads it; its last chunk was delivered; the
+         * rows delivered */
+        bool taken;
+        bool finished;
+        uint64_t lrows;
 };
 
-/* Where the snapshot is: the table, and the last key delivered of it
- * (NUL-separated output texts; none before its first chunk). */
+/* Where a worker is in its table: the last key delivered, and the rows
+ * delivered of the table. */
 struct progress {
         size_t table;
         struct wc_buf key;
@@ -49,9 +80,57 @@ struct progress {
         uint64_t rows;
 };
 
+/* A chunk delivered, not yet confirmed: its table's progress after it. */
 struct pending {
         wc_lsn end;
         struct progress at;
+        bool done; /* the table's last chunk */
+};
+
+/* A chunk read: its number (in its watermarks), its rows, the last key
+ * it read, the snapshot its read returned. */
+struct rd {
+        uint64_t chunk;
+        bool window; /* its low watermark was read */
+        struct wc_snap_chunk *k;
+        size_t rows; /* rows the read returned */
+        struct wc_buf next;
+        struct wc_buf snap; /* the first row's pg_current_snapshot() */
+        bool have_snap;
+};
+
+#define NO_TABLE SIZE_MAX
+
+/* One connection (snapshot.workers of them), reading one table at a time
+ * with its own chunks and watermarks. */
+struct worker {
+        struct wc_snapshot *s;
+        PGconn *conn;
+        enum conn_state cs;
+        short events;
+        enum phase phase; /* P_IDLE: no table */
+        /* the phase whose query is on the connection: the stream may
+         * reach a high watermark before its statement's result is read,
+         * and the snapshot moves on meanwhile */
+        enum phase sent;
+        /* the transactions the stream read against the chunk read's
+         * snapshot */
+        struct wc_snap_guard guard;
+        uint64_t torn;   /* chunks read again for that */
+        char error[512]; /* the first error result of the running query */
+        PGresult *res;   /* the last result of the running query */
+        bool copying;    /* the chunk's COPY is sending rows */
+        /* a row's fields, for the chunk */
+        const char **texts;
+        size_t *lens;
+        bool *nulls;
+        uint32_t nfields;
+        /* the running chunk, and the next one of its table read ahead
+         * while the stream goes to the running one's high watermark */
+        struct rd c, a;
+        bool no_ahead;       /* reading ahead failed: not for this chunk */
+        struct progress cur; /* its table (NO_TABLE none), delivered */
+        struct wc_buf scratch;
 };
 
 struct wc_snapshot {
@@ -62,33 +141,17 @@ struct wc_snapshot {
         bool (*include)(void *ud, const char *schema, const char *table);
         void *ud;
 
-        PGconn *conn;
-        enum conn_state cs;
-        short events;
-        enum phase phase;
-        /* the phase whose query is on the connection: the stream may
-         * reach a high watermark before its statement's result is read,
-         * and the snapshot moves on meanwhile */
-        enum phase sent;
-        /* the transactions the stream read against the chunk SELECT's
-         * snapshot */
-        struct wc_snap_guard guard;
-        uint64_t torn;   /* chunks read again for that */
-        char error[512]; /* the first error result of the running query */
-        PGresult *res;   /* the last result of the running query */
+        struct worker *w;
+        size_t nw;
+        struct worker *deliver; /* whose chunk the stream delivers */
+        bool listing;           /* the included tables are to be listed */
 
         struct table *tables;
         size_t ntables;
 
-        uint64_t id;    /* this process's watermarks */
-        uint64_t chunk; /* the running chunk's number */
-        bool window;    /* its low watermark was read */
-        struct wc_snap_chunk *k;
-        size_t chunk_rows;    /* rows the SELECT returned */
-        struct progress cur;  /* what the running chunk starts from */
-        struct wc_buf next;   /* the last key the chunk read */
-        struct progress done; /* confirmed */
-        bool changed;         /* done moved since it was last saved */
+        uint64_t id;  /* this process's watermarks */
+        uint64_t seq; /* the last chunk number given */
+        bool changed; /* the confirmed progress moved since the last save */
         /* ids of the requests taken (a replay of the stream reads them
          * again) */
         uint64_t *requests;
@@ -188,9 +251,18 @@ struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
                 return NULL;
         s->dsn = strdup(c->dsn);
         s->options = strdup(c->options ? c->options : "");
-        if (!s->dsn || !s->options) {
-                wc_snapshot_free(s);
+        s->nw = c->workers ? c->workers : 1;
+        s->w = calloc(s->nw, sizeof(*s->w));
+        if (!s->dsn || !s->options || !s->w) {
+                free(s->w);
+                free(s->dsn);
+                free(s->options);
+                free(s);
                 return NULL;
+        }
+        for (size_t i = 0; i < s->nw; i++) {
+                s->w[i].s = s;
+                s->w[i].cur.table = NO_TABLE;
         }
         s->chunk_size = c->chunk_size ? c->chunk_size : 10000;
         s->numbers_as_strings = c->numbers_as_strings;
@@ -201,13 +273,14 @@ struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
         return s;
 }
 
-static void disconnect(struct wc_snapshot *s)
+static void disconnect(struct worker *w)
 {
-        PQclear(s->res);
-        s->res = NULL;
-        PQfinish(s->conn);
-        s->conn = NULL;
-        s->cs = C_NONE;
+        w->copying = false;
+        PQclear(w->res);
+        w->res = NULL;
+        PQfinish(w->conn);
+        w->conn = NULL;
+        w->cs = C_NONE;
 }
 
 static void free_tables(struct wc_snapshot *s)
@@ -218,6 +291,7 @@ static void free_tables(struct wc_snapshot *s)
         for (size_t i = 0; i < s->ntables; i++) {
                 free(s->tables[i].schema);
                 free(s->tables[i].table);
+                wc_buf_free(&s->tables[i].key);
         }
         free(s->tables);
         s->tables = NULL;
@@ -231,51 +305,151 @@ static void clear_pending(struct wc_snapshot *s)
         s->npend = 0;
 }
 
+static void rd_free(struct rd *d)
+{
+        wc_snap_chunk_free(d->k);
+        wc_buf_free(&d->next);
+        wc_buf_free(&d->snap);
+        *d = (struct rd){0};
+}
+
+/* Empties a chunk read, keeping its buffers. */
+static void rd_clear(struct rd *d)
+{
+        if (d->k)
+                wc_snap_chunk_clear(d->k);
+        d->window = false;
+        d->rows = 0;
+        d->have_snap = false;
+        wc_buf_reset(&d->next);
+}
+
+/* No chunk of the table any more (or of no table). */
+static void drop_chunks(struct worker *w)
+{
+        rd_free(&w->c);
+        rd_free(&w->a);
+        w->no_ahead = false;
+}
+
+/* The worker gives its table up (it stays as the snapshot has it). */
+static void worker_stop(struct worker *w)
+{
+        disconnect(w);
+        drop_chunks(w);
+        w->phase = P_IDLE;
+        w->sent = P_IDLE;
+        w->cur.table = NO_TABLE;
+        w->cur.has_key = false;
+        wc_buf_reset(&w->cur.key);
+        w->cur.rows = 0;
+}
+
 void wc_snapshot_free(struct wc_snapshot *s)
 {
         if (!s)
                 return;
-        disconnect(s);
+        for (size_t i = 0; i < s->nw; i++) {
+                struct worker *w = &s->w[i];
+
+                worker_stop(w);
+                wc_snap_guard_free(&w->guard);
+                progress_free(&w->cur);
+                wc_buf_free(&w->scratch);
+                free(w->texts);
+                free(w->lens);
+                free(w->nulls);
+        }
+        free(s->w);
         free_tables(s);
-        wc_snap_chunk_free(s->k);
         clear_pending(s);
         free(s->pend);
-        wc_snap_guard_free(&s->guard);
-        progress_free(&s->cur);
-        progress_free(&s->done);
-        wc_buf_free(&s->next);
         wc_buf_free(&s->scratch);
         free(s->dsn);
         free(s->options);
         free(s);
 }
 
+/* Idle workers take the next tables nobody reads, from their confirmed
+ * key on; the first worker lists the tables first when that is owed. */
+static void assign(struct wc_snapshot *s)
+{
+        size_t next = 0;
+
+        if (s->listing) {
+                if (s->w[0].phase == P_IDLE)
+                        s->w[0].phase = P_LIST;
+                return;
+        }
+        for (size_t i = 0; i < s->nw; i++) {
+                struct worker *w = &s->w[i];
+                struct table *t;
+
+                if (w->phase != P_IDLE)
+                        continue;
+                while (next < s->ntables &&
+                       (s->tables[next].taken || s->tables[next].finished))
+                        next++;
+                if (next == s->ntables)
+                        return;
+                t = &s->tables[next];
+                t->taken = true;
+                w->cur.table = next;
+                w->cur.has_key = t->has_key;
+                w->cur.rows = t->lrows;
+                wc_buf_reset(&w->cur.key);
+                if (t->has_key &&
+                    wc_buf_append(&w->cur.key, t->key.data, t->key.len) < 0) {
+                        /* read it from its start: rows twice, none lost */
+                        w->cur.has_key = false;
+                }
+                w->phase = P_DESCRIBE;
+        }
+}
+
+/* Every worker stops; the tables are as confirmed. */
+static void restart_tables(struct wc_snapshot *s)
+{
+        for (size_t i = 0; i < s->nw; i++)
+                worker_stop(&s->w[i]);
+        s->deliver = NULL;
+        clear_pending(s);
+        for (size_t i = 0; i < s->ntables; i++) {
+                struct table *t = &s->tables[i];
+
+                t->taken = false;
+                t->finished = t->done;
+                t->lrows = t->rows;
+        }
+}
+
 int wc_snapshot_start_all(struct wc_snapshot *s)
 {
+        restart_tables(s);
         free_tables(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
-        clear_pending(s);
-        s->cur = (struct progress){.key = s->cur.key};
-        wc_buf_reset(&s->cur.key);
-        (void)progress_copy(&s->done, &s->cur);
-        s->phase = P_LIST;
+        s->listing = true;
         s->changed = true;
+        assign(s);
         return 0;
 }
 
 bool wc_snapshot_running(const struct wc_snapshot *s)
 {
-        return s->phase != P_IDLE || s->npend;
+        if (s->listing || s->npend)
+                return true;
+        for (size_t i = 0; i < s->ntables; i++)
+                if (!s->tables[i].finished)
+                        return true;
+        return false;
 }
 
 /* ---- the connection ---- */
 
-static int failed(struct wc_snapshot *s, char *errbuf, size_t errlen,
+static int failed(struct worker *w, char *errbuf, size_t errlen,
                   const char *what, const char *msg)
 {
         wc_errorf(errbuf, errlen, "snapshot: %s: %s", what, msg);
-        disconnect(s);
+        disconnect(w);
         return -EIO;
 }
 
@@ -285,8 +459,9 @@ static void ignore_notice(void *arg, const char *message)
         (void)message;
 }
 
-static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
+static int connect_start(struct worker *w, char *errbuf, size_t errlen)
 {
+        struct wc_snapshot *s = w->s;
         const char *keys[12], *values[12];
         PQconninfoOption *parsed;
         char *options = NULL;
@@ -295,7 +470,7 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
 
         parsed = PQconninfoParse(s->dsn, NULL);
         if (!parsed)
-                return failed(s, errbuf, errlen, "connecting",
+                return failed(w, errbuf, errlen, "connecting",
                               "source.dsn is not a valid connection string");
         for (PQconninfoOption *o = parsed; o->keyword; o++)
                 if (strcmp(o->keyword, "options") == 0 && o->val)
@@ -306,7 +481,7 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
                 options = NULL;
         PQconninfoFree(parsed);
         if (!options)
-                return failed(s, errbuf, errlen, "connecting", "out of memory");
+                return failed(w, errbuf, errlen, "connecting", "out of memory");
         n = wc_stream_keepalive_defaults(s->dsn, keys, values, 5);
         if (n < 0)
                 n = 0;
@@ -317,64 +492,73 @@ static int connect_start(struct wc_snapshot *s, char *errbuf, size_t errlen)
         keys[n + 2] = "options";
         values[n + 2] = options;
         keys[n + 3] = values[n + 3] = NULL;
-        s->conn = PQconnectStartParams(keys, values, 1);
+        w->conn = PQconnectStartParams(keys, values, 1);
         free(options);
-        if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
-                return failed(s, errbuf, errlen, "connecting",
-                              wc_pq_error_line(s->conn));
-        PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
-        s->cs = C_CONNECTING;
-        s->events = POLLOUT;
+        if (!w->conn || PQstatus(w->conn) == CONNECTION_BAD)
+                return failed(w, errbuf, errlen, "connecting",
+                              wc_pq_error_line(w->conn));
+        PQsetNoticeProcessor(w->conn, ignore_notice, NULL);
+        w->cs = C_CONNECTING;
+        w->events = POLLOUT;
         return 0;
 }
 
-bool wc_snapshot_needs_step(const struct wc_snapshot *s)
+size_t wc_snapshot_workers(const struct wc_snapshot *s)
 {
-        return s->phase != P_IDLE && s->phase != P_WAIT && !s->conn;
+        return s->nw;
 }
 
-int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events)
+bool wc_snapshot_needs_step(const struct wc_snapshot *s, size_t i)
 {
-        if (s->phase == P_IDLE || s->phase == P_WAIT)
+        return i < s->nw && !idle(s->w[i].phase) && !s->w[i].conn;
+}
+
+int wc_snapshot_pollfd(const struct wc_snapshot *s, size_t i, short *ret_events)
+{
+        const struct worker *w;
+
+        if (i >= s->nw || idle(s->w[i].phase))
                 return -1;
-        if (!s->conn || s->cs == C_READY) {
+        w = &s->w[i];
+        if (!w->conn || w->cs == C_READY) {
                 /* work to start: a socket that is writable wakes the loop
                  * at once (no connection: the caller steps on its own) */
-                if (!s->conn)
+                if (!w->conn)
                         return -1;
                 *ret_events = POLLOUT;
-                return PQsocket(s->conn);
+                return PQsocket(w->conn);
         }
-        *ret_events = s->events;
-        return PQsocket(s->conn);
+        *ret_events = w->events;
+        return PQsocket(w->conn);
 }
 
-static int send_params(struct wc_snapshot *s, const char *sql, int n,
+static int send_params(struct worker *w, const char *sql, int n,
                        const char *const *params, char *errbuf, size_t errlen)
 {
-        s->error[0] = '\0';
-        PQclear(s->res);
-        s->res = NULL;
-        if (PQsetnonblocking(s->conn, 1) < 0 ||
-            !PQsendQueryParams(s->conn, sql, n, NULL, params, NULL, NULL, 0))
-                return failed(s, errbuf, errlen, "sending a query",
-                              wc_pq_error_line(s->conn));
-        s->cs = C_SENDING;
-        s->events = POLLOUT;
+        w->error[0] = '\0';
+        PQclear(w->res);
+        w->res = NULL;
+        if (PQsetnonblocking(w->conn, 1) < 0 ||
+            !PQsendQueryParams(w->conn, sql, n, NULL, params, NULL, NULL, 0))
+                return failed(w, errbuf, errlen, "sending a query",
+                              wc_pq_error_line(w->conn));
+        w->cs = C_SENDING;
+        w->events = POLLOUT;
         return 0;
 }
 
-static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
+static int send_mark(struct worker *w, uint64_t chunk, bool high, char *errbuf,
                      size_t errlen)
 {
-        struct wc_snap_mark m = {.id = s->id, .chunk = s->chunk, .high = high};
+        struct wc_snapshot *s = w->s;
+        struct wc_snap_mark m = {.id = s->id, .chunk = chunk, .high = high};
         const char *params[1];
 
-        wc_buf_reset(&s->scratch);
-        if (wc_snap_mark_format(&s->scratch, &m) < 0)
-                return failed(s, errbuf, errlen, "a watermark",
+        wc_buf_reset(&w->scratch);
+        if (wc_snap_mark_format(&w->scratch, &m) < 0)
+                return failed(w, errbuf, errlen, "a watermark",
                               "out of memory");
-        params[0] = s->scratch.data;
+        params[0] = w->scratch.data;
         /* The stream reads only flushed WAL, and a non-transactional
          * message alone is flushed by the WAL writer, up to
          * wal_writer_delay later: the high watermark's statement takes a
@@ -382,7 +566,7 @@ static int send_mark(struct wc_snapshot *s, bool high, char *errbuf,
          * (synchronous_commit is on for this connection).  The empty
          * transaction is not decoded. */
         return send_params(
-            s,
+            w,
             high ? "SELECT pg_catalog.pg_logical_emit_message(false, "
                    "'" WC_SNAPSHOT_PREFIX "', $1), "
                    "pg_catalog.txid_current()"
@@ -410,10 +594,9 @@ static const char describe_sql[] =
     "AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
 
-static int append_ident(struct wc_snapshot *s, struct wc_buf *b,
-                        const char *name)
+static int append_ident(struct worker *w, struct wc_buf *b, const char *name)
 {
-        char *q = PQescapeIdentifier(s->conn, name, strlen(name));
+        char *q = PQescapeIdentifier(w->conn, name, strlen(name));
         int r;
 
         if (!q)
@@ -423,39 +606,95 @@ static int append_ident(struct wc_snapshot *s, struct wc_buf *b,
         return r;
 }
 
-/* The chunk's SELECT, and the last key as its parameters. */
-static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
+static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
 {
-        const struct table *t = &s->tables[s->cur.table];
-        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
-        const struct wc_snap_col *cols = wc_snap_chunk_cols(s->k, &ncols);
-        const char *params[64];
-        struct wc_buf *q = &s->scratch;
+        char *q = PQescapeLiteral(w->conn, text, strlen(text));
+        int r;
+
+        if (!q)
+                return -ENOMEM;
+        r = wc_buf_append_str(b, q);
+        PQfreemem(q);
+        return r;
+}
+
+/*
+ * The chunk's low watermark and its read, in one query of two statements:
+ * the watermark, then COPY (SELECT cols, snapshot FROM ONLY t WHERE (key)
+ * > (last key) ORDER BY key LIMIT n) TO STDOUT, in text form.  COPY takes
+ * no parameters: the last key's output texts are quoted literals, of
+ * unknown type as parameters without a type are, so each is read by its
+ * column's type.  The statement's snapshot is an uncorrelated scalar
+ * subquery: an init plan, computed once under the snapshot the whole
+ * statement reads with, and repeated on each row.  d the chunk read,
+ * after the key from (NUL-separated texts; NULL for the table's first).
+ */
+static int send_read(struct worker *w, struct rd *d, const char *from,
+                     char *errbuf, size_t errlen)
+{
+        struct wc_snapshot *s = w->s;
+        const struct table *t = &s->tables[w->cur.table];
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(d->k);
+        const struct wc_snap_col *cols = wc_snap_chunk_cols(d->k, &ncols);
+        struct wc_buf *q = &w->scratch;
         int r = 0;
 
-        if (nkeys > 64)
-                return failed(s, errbuf, errlen, "reading",
-                              "more than 64 key columns");
+        /* a read cut by a lost connection starts again */
+        wc_snap_chunk_clear_rows(d->k);
+        d->rows = 0;
+        d->have_snap = false;
+        wc_buf_reset(&d->next);
+        if (w->nfields < ncols + 1) {
+                free(w->texts);
+                free(w->lens);
+                free(w->nulls);
+                w->texts = calloc(ncols + 1, sizeof(*w->texts));
+                w->lens = calloc(ncols + 1, sizeof(*w->lens));
+                w->nulls = calloc(ncols + 1, sizeof(*w->nulls));
+                w->nfields = w->texts && w->lens && w->nulls ? ncols + 1 : 0;
+                if (!w->nfields)
+                        return failed(w, errbuf, errlen, "reading",
+                                      "out of memory");
+        }
         wc_buf_reset(q);
-        r = wc_buf_append_str(q, "SELECT ");
+        /* the low watermark first, in the same round trip: the COPY's
+         * snapshot is taken after it (each statement of the query takes
+         * its own, read committed), so it precedes the read in the WAL */
+        {
+                struct wc_snap_mark m = {.id = s->id, .chunk = d->chunk};
+                struct wc_buf mark;
+
+                wc_buf_init(&mark);
+                r = wc_snap_mark_format(&mark, &m);
+                if (r == 0)
+                        r = wc_buf_append_str(
+                            q, "SELECT pg_catalog.pg_logical_emit_message("
+                               "false, '" WC_SNAPSHOT_PREFIX "', ");
+                if (r == 0)
+                        r = append_literal(w, q, mark.data);
+                wc_buf_free(&mark);
+        }
+        if (r == 0)
+                r = wc_buf_append_str(q, "); COPY (SELECT ");
         for (uint32_t i = 0; i < ncols && r == 0; i++) {
                 if (i)
                         r = wc_buf_append_char(q, ',');
                 if (r == 0)
-                        r = append_ident(s, q, cols[i].name);
+                        r = append_ident(w, q, cols[i].name);
         }
         /* the statement's snapshot, to check it against the stream */
         if (r == 0)
                 r = wc_buf_append_str(
-                    q, ",pg_catalog.pg_current_snapshot()::text FROM ONLY ");
+                    q, ",(SELECT pg_catalog.pg_current_snapshot()::text) "
+                       "FROM ONLY ");
         if (r == 0)
-                r = append_ident(s, q, t->schema);
+                r = append_ident(w, q, t->schema);
         if (r == 0)
                 r = wc_buf_append_char(q, '.');
         if (r == 0)
-                r = append_ident(s, q, t->table);
-        if (r == 0 && s->cur.has_key) {
-                const char *p = s->cur.key.data;
+                r = append_ident(w, q, t->table);
+        if (r == 0 && from) {
+                const char *p = from;
 
                 r = wc_buf_append_str(q, " WHERE (");
                 for (uint32_t i = 0; i < nkeys && r == 0; i++) {
@@ -463,15 +702,18 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                                 r = wc_buf_append_char(q, ',');
                         if (r == 0)
                                 r = append_ident(
-                                    s, q,
-                                    cols[wc_snap_chunk_key_col(s->k, i)].name);
-                        params[i] = p;
-                        p += strlen(p) + 1;
+                                    w, q,
+                                    cols[wc_snap_chunk_key_col(d->k, i)].name);
                 }
                 if (r == 0)
                         r = wc_buf_append_str(q, ") > (");
-                for (uint32_t i = 0; i < nkeys && r == 0; i++)
-                        r = wc_buf_printf(q, "%s$%u", i ? "," : "", i + 1);
+                for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                        if (i)
+                                r = wc_buf_append_char(q, ',');
+                        if (r == 0)
+                                r = append_literal(w, q, p);
+                        p += strlen(p) + 1;
+                }
                 if (r == 0)
                         r = wc_buf_append_char(q, ')');
         }
@@ -482,37 +724,51 @@ static int send_read(struct wc_snapshot *s, char *errbuf, size_t errlen)
                         r = wc_buf_append_char(q, ',');
                 if (r == 0)
                         r = append_ident(
-                            s, q, cols[wc_snap_chunk_key_col(s->k, i)].name);
+                            w, q, cols[wc_snap_chunk_key_col(d->k, i)].name);
         }
         /* a table without a key (keyless: whole) is read in one pass */
         if (r == 0 && nkeys)
                 r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
+        if (r == 0)
+                r = wc_buf_append_str(q, ") TO STDOUT");
         if (r < 0)
-                return failed(s, errbuf, errlen, "reading", "out of memory");
-        /* the parameters live in cur.key, not in the query's buffer */
-        return send_params(s, q->data, s->cur.has_key ? (int)nkeys : 0, params,
-                           errbuf, errlen);
+                return failed(w, errbuf, errlen, "reading", "out of memory");
+        w->error[0] = '\0';
+        PQclear(w->res);
+        w->res = NULL;
+        if (PQsetnonblocking(w->conn, 1) < 0 || !PQsendQuery(w->conn, q->data))
+                return failed(w, errbuf, errlen, "sending a query",
+                              wc_pq_error_line(w->conn));
+        w->cs = C_SENDING;
+        w->events = POLLOUT;
+        return 0;
 }
 
-static int send_phase(struct wc_snapshot *s, char *errbuf, size_t errlen)
+static int send_phase(struct worker *w, char *errbuf, size_t errlen)
 {
+        struct wc_snapshot *s = w->s;
         const char *params[2];
 
-        s->sent = s->phase;
-        switch (s->phase) {
+        w->sent = w->phase;
+        switch (w->phase) {
         case P_LIST:
-                return send_params(s, list_sql, 0, NULL, errbuf, errlen);
+                return send_params(w, list_sql, 0, NULL, errbuf, errlen);
         case P_DESCRIBE:
-                params[0] = s->tables[s->cur.table].schema;
-                params[1] = s->tables[s->cur.table].table;
-                return send_params(s, describe_sql, 2, params, errbuf, errlen);
+                params[0] = s->tables[w->cur.table].schema;
+                params[1] = s->tables[w->cur.table].table;
+                return send_params(w, describe_sql, 2, params, errbuf, errlen);
         case P_LOW:
-                s->window = false;
-                return send_mark(s, false, errbuf, errlen);
-        case P_READ:
-                return send_read(s, errbuf, errlen);
+                w->c.window = false;
+                return send_read(w, &w->c,
+                                 w->cur.has_key ? w->cur.key.data : NULL,
+                                 errbuf, errlen);
         case P_HIGH:
-                return send_mark(s, true, errbuf, errlen);
+                return send_mark(w, w->c.chunk, true, errbuf, errlen);
+        case P_AHEAD_LOW:
+                /* after the last key the running chunk read */
+                return send_read(w, &w->a, w->c.next.data, errbuf, errlen);
+        case P_AHEAD_HIGH:
+                return send_mark(w, w->a.chunk, true, errbuf, errlen);
         default:
                 return 0;
         }
@@ -528,9 +784,8 @@ static int add_table(struct wc_snapshot *s, const char *schema,
         if (!t)
                 return -ENOMEM;
         s->tables = t;
-        t[s->ntables].schema = strdup(schema);
-        t[s->ntables].table = strdup(table);
-        t[s->ntables].rows = 0;
+        t[s->ntables] =
+            (struct table){.schema = strdup(schema), .table = strdup(table)};
         if (!t[s->ntables].schema || !t[s->ntables].table) {
                 free(t[s->ntables].schema);
                 free(t[s->ntables].table);
@@ -562,32 +817,36 @@ static int remember_request(struct wc_snapshot *s, uint64_t id)
         return 0;
 }
 
-/* The next table, or nothing left to do. */
-/* Rows delivered of the tables before the current one. */
-static uint64_t rows_before(const struct wc_snapshot *s, size_t upto)
+/* The worker's table is finished in this run (its last chunk delivered,
+ * or it cannot be read: then done at once, nothing is owed of it); the
+ * worker takes the next one, on the same connection. */
+static void next_table(struct worker *w, bool skipped)
 {
-        uint64_t n = 0;
+        struct wc_snapshot *s = w->s;
 
-        for (size_t i = 0; i < upto && i < s->ntables; i++)
-                n += s->tables[i].rows;
-        return n;
+        if (w->cur.table < s->ntables) {
+                struct table *t = &s->tables[w->cur.table];
+
+                t->finished = true;
+                t->lrows = w->cur.rows;
+                if (skipped) {
+                        t->done = true;
+                        s->changed = true;
+                }
+        }
+        drop_chunks(w);
+        w->phase = P_IDLE;
+        w->cur.table = NO_TABLE;
+        w->cur.has_key = false;
+        wc_buf_reset(&w->cur.key);
+        w->cur.rows = 0;
+        assign(s);
 }
 
-static void next_table(struct wc_snapshot *s)
+static int got_list(struct worker *w, PGresult *res)
 {
-        if (s->cur.table < s->ntables)
-                s->tables[s->cur.table].rows =
-                    s->cur.rows - rows_before(s, s->cur.table);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
-        s->cur.table++;
-        s->cur.has_key = false;
-        wc_buf_reset(&s->cur.key);
-        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
-}
+        struct wc_snapshot *s = w->s;
 
-static int got_list(struct wc_snapshot *s, PGresult *res)
-{
         for (int i = 0; i < PQntuples(res); i++) {
                 const char *schema = PQgetvalue(res, i, 0);
                 const char *table = PQgetvalue(res, i, 1);
@@ -597,18 +856,19 @@ static int got_list(struct wc_snapshot *s, PGresult *res)
                 if (add_table(s, schema, table) < 0)
                         return -ENOMEM;
         }
-        s->cur.table = 0;
-        s->cur.has_key = false;
-        s->phase = s->ntables ? P_DESCRIBE : P_IDLE;
+        s->listing = false;
+        w->phase = P_IDLE;
         s->changed = true; /* the list is part of the progress */
+        assign(s);
         return 0;
 }
 
-static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
+static int got_describe(struct worker *w, PGresult *res, char *errbuf,
                         size_t errlen)
 {
-        const struct table *t = &s->tables[s->cur.table];
-        int n = PQntuples(res), err = 0;
+        struct wc_snapshot *s = w->s;
+        const struct table *t = &s->tables[w->cur.table];
+        int n = PQntuples(res), err = 0, aerr;
         struct wc_snap_col *cols = calloc(n ? (size_t)n : 1, sizeof(*cols));
 
         if (!cols)
@@ -621,10 +881,15 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                 cols[i].key_pos =
                     (uint32_t)strtoul(PQgetvalue(res, i, 3), NULL, 10);
         }
-        wc_snap_chunk_free(s->k);
-        s->k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
-                                     s->keyless_whole, &err)
-                 : NULL;
+        drop_chunks(w);
+        w->c.k = n ? wc_snap_chunk_new(t->schema, t->table, cols, (uint32_t)n,
+                                       s->keyless_whole, &err)
+                   : NULL;
+        /* the buffer of the chunk read ahead (none: nothing is read
+         * ahead) */
+        if (w->c.k && wc_snap_chunk_nkeys(w->c.k))
+                w->a.k = wc_snap_chunk_new(t->schema, t->table, cols,
+                                           (uint32_t)n, false, &aerr);
         free(cols);
         if (!n || err == -EINVAL) {
                 wc_errorf(errbuf, errlen,
@@ -635,90 +900,130 @@ static int got_describe(struct wc_snapshot *s, PGresult *res, char *errbuf,
                             : "snapshot: table \"%s\".\"%s\" does not exist; "
                               "skipped",
                           t->schema, t->table);
-                next_table(s);
+                next_table(w, true);
                 return -EINVAL;
         }
-        if (!s->k)
+        if (!w->c.k)
                 return -ENOMEM;
-        s->chunk++;
-        s->phase = P_LOW;
-        wc_snap_guard_keys_from_now(&s->guard);
+        w->c.chunk = ++s->seq;
+        w->phase = P_LOW;
+        wc_snap_guard_keys_from_now(&w->guard);
         return 0;
 }
 
-static int got_read(struct wc_snapshot *s, PGresult *res)
+/* One row of the chunk's COPY: parsed in place, rendered into the chunk;
+ * its key kept as the last one read. */
+static int copy_row(struct worker *w, struct rd *d, char *line, size_t len)
 {
-        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(s->k);
-        int n = PQntuples(res), r = 0;
-        const char **texts;
-        size_t *lens;
-        bool *nulls;
+        struct wc_snapshot *s = w->s;
+        uint32_t ncols, nkeys = wc_snap_chunk_nkeys(d->k);
+        int r;
 
-        (void)wc_snap_chunk_cols(s->k, &ncols);
-        if ((uint32_t)PQnfields(res) != ncols + 1)
+        (void)wc_snap_chunk_cols(d->k, &ncols);
+        if (w->nfields < ncols + 1)
                 return -EBADMSG;
-        /* every row carries the statement's snapshot; without a row
-         * there is nothing stale to deliver */
-        r = wc_snap_guard_set(&s->guard,
-                              n ? PQgetvalue(res, 0, (int)ncols) : NULL);
+        r = wc_snap_copy_fields(line, len, ncols + 1, w->texts, w->lens,
+                                w->nulls);
         if (r < 0)
                 return r;
-        texts = calloc(ncols, sizeof(*texts));
-        lens = calloc(ncols, sizeof(*lens));
-        nulls = calloc(ncols, sizeof(*nulls));
-        r = texts && lens && nulls ? 0 : -ENOMEM;
-        for (int i = 0; i < n && r == 0; i++) {
-                for (uint32_t j = 0; j < ncols; j++) {
-                        texts[j] = PQgetvalue(res, i, (int)j);
-                        lens[j] = (size_t)PQgetlength(res, i, (int)j);
-                        nulls[j] = PQgetisnull(res, i, (int)j);
-                }
-                r = wc_snap_chunk_add_row(s->k, texts, lens, nulls,
-                                          s->numbers_as_strings);
+        /* every row carries the statement's snapshot */
+        if (!d->have_snap) {
+                if (w->nulls[ncols])
+                        return -EBADMSG;
+                wc_buf_reset(&d->snap);
+                r = wc_buf_append(&d->snap, w->texts[ncols],
+                                  w->lens[ncols] + 1);
+                if (r < 0)
+                        return r;
+                d->have_snap = true;
         }
-        free(texts);
-        free(lens);
-        free(nulls);
+        r = wc_snap_chunk_add_row(d->k, w->texts, w->lens, w->nulls,
+                                  s->numbers_as_strings);
         if (r < 0)
                 return r;
-        s->chunk_rows = (size_t)n;
-        wc_buf_reset(&s->next);
-        for (uint32_t i = 0; n && i < nkeys && r == 0; i++) {
-                int col = (int)wc_snap_chunk_key_col(s->k, i);
+        d->rows++;
+        wc_buf_reset(&d->next);
+        for (uint32_t i = 0; i < nkeys && r == 0; i++) {
+                uint32_t col = wc_snap_chunk_key_col(d->k, i);
 
-                r = wc_buf_append(&s->next, PQgetvalue(res, n - 1, col),
-                                  (size_t)PQgetlength(res, n - 1, col) + 1);
+                r = wc_buf_append(&d->next, w->texts[col], w->lens[col] + 1);
         }
+        return r;
+}
+
+/* The chunk's COPY ended: its snapshot for the guard (without a row
+ * there is nothing stale to deliver, and no snapshot). */
+static int got_read(struct worker *w)
+{
+        int r = wc_snap_guard_set(&w->guard,
+                                  w->c.have_snap ? w->c.snap.data : NULL);
+
         if (r < 0)
                 return r;
-        s->phase = P_HIGH;
+        w->phase = P_HIGH;
         return 0;
 }
 
-static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
+/*
+ * The running chunk's high watermark is written: while the stream goes to
+ * it, the next chunk of the same table is read ahead, with watermarks of
+ * its own that follow the running one's in the WAL.  It takes keys from
+ * the stream once the running chunk is delivered, as it would have if it
+ * had been read then: the stream reaches its low watermark only after
+ * that, and what it read before is checked against its snapshot by the
+ * guard then (docs/snapshots.md).  Not for a table's last chunk (the next
+ * table is described once the running one is delivered) nor after reading
+ * ahead failed for this chunk.
+ */
+static void start_ahead(struct worker *w)
 {
-        PGresult *res = s->res;
+        struct wc_snapshot *s = w->s;
+
+        w->phase = P_WAIT;
+        if (!w->a.k || w->no_ahead || !w->c.k || !wc_snap_chunk_nkeys(w->c.k) ||
+            w->c.rows < s->chunk_size)
+                return;
+        rd_clear(&w->a);
+        w->a.chunk = ++s->seq;
+        w->phase = P_AHEAD_LOW;
+}
+
+/* The chunk read ahead is given up (the running one is read again, or
+ * reading ahead failed): its rows go, its watermarks are nobody's. */
+static void drop_ahead(struct worker *w)
+{
+        rd_clear(&w->a);
+        w->a.chunk = 0;
+}
+
+static int got_result(struct worker *w, char *errbuf, size_t errlen)
+{
+        PGresult *res = w->res;
         int r = 0;
 
-        s->res = NULL;
-        s->cs = C_READY;
+        w->res = NULL;
+        w->cs = C_READY;
         /* the result of a phase the snapshot has left (a high watermark
          * the stream already delivered, a cancelled request): done */
-        switch (s->sent != s->phase ? P_IDLE : s->phase) {
+        switch (w->sent != w->phase ? P_IDLE : w->phase) {
         case P_LIST:
-                r = got_list(s, res);
+                r = got_list(w, res);
                 break;
         case P_DESCRIBE:
-                r = got_describe(s, res, errbuf, errlen);
+                r = got_describe(w, res, errbuf, errlen);
                 break;
         case P_LOW:
-                s->phase = P_READ;
-                break;
-        case P_READ:
-                r = got_read(s, res);
+                r = got_read(w);
                 break;
         case P_HIGH:
-                s->phase = P_WAIT;
+                start_ahead(w);
+                break;
+        case P_AHEAD_LOW:
+                /* its snapshot goes to the guard once it runs */
+                w->phase = P_AHEAD_HIGH;
+                break;
+        case P_AHEAD_HIGH:
+                w->phase = P_AHEAD_DONE;
                 break;
         default:
                 break;
@@ -731,87 +1036,157 @@ static int got_result(struct wc_snapshot *s, char *errbuf, size_t errlen)
                           "snapshot: the chunk's columns changed while it "
                           "was read; reading it again");
         if (r == -EBADMSG) {
-                s->phase = P_DESCRIBE;
-                wc_snap_chunk_free(s->k);
-                s->k = NULL;
+                w->phase = P_DESCRIBE;
+                drop_chunks(w);
         }
         return r;
 }
 
+/* The rows of the chunk's COPY that arrived, each parsed in the buffer
+ * libpq gives it in: 1 when the COPY ended, 0 when more are to come. */
+static int copy_rows(struct worker *w, char *errbuf, size_t errlen)
+{
+        for (;;) {
+                char *line = NULL;
+                int n = PQgetCopyData(w->conn, &line, 1), r = 0;
+
+                if (n == 0)
+                        return 0;
+                if (n == -1) {
+                        w->copying = false;
+                        return 1;
+                }
+                if (n < 0)
+                        return failed(w, errbuf, errlen, "reading a chunk",
+                                      wc_pq_error_line(w->conn));
+                /* rows of a read the snapshot has left: dropped */
+                if (w->sent == P_LOW && w->phase == P_LOW && w->c.k)
+                        r = copy_row(w, &w->c, line, (size_t)n);
+                else if (w->sent == P_AHEAD_LOW && w->phase == P_AHEAD_LOW &&
+                         w->a.k)
+                        r = copy_row(w, &w->a, line, (size_t)n);
+                PQfreemem(line);
+                if (r < 0 && w->phase == P_AHEAD_LOW) {
+                        /* the running chunk goes on; the next one is read
+                         * once it is delivered */
+                        drop_ahead(w);
+                        w->no_ahead = true;
+                        w->phase = P_WAIT;
+                        return failed(w, errbuf, errlen, "reading ahead",
+                                      r == -EBADMSG ? "a row is not one of the "
+                                                      "table's columns"
+                                                    : "out of memory");
+                }
+                if (r == -EBADMSG) {
+                        w->phase = P_DESCRIBE;
+                        drop_chunks(w);
+                        return failed(w, errbuf, errlen, "reading a chunk",
+                                      "a row is not one of the table's "
+                                      "columns (they changed while it was "
+                                      "read); reading it again");
+                }
+                if (r < 0)
+                        return failed(w, errbuf, errlen, "reading a chunk",
+                                      "out of memory");
+        }
+}
+
 /* Reads what arrived; a complete query hands its result on. */
-static int read_results(struct wc_snapshot *s, char *errbuf, size_t errlen)
+static int read_results(struct worker *w, char *errbuf, size_t errlen)
 {
         PGresult *res;
+        int r;
 
-        if (!PQconsumeInput(s->conn))
-                return failed(s, errbuf, errlen, "reading a result",
-                              wc_pq_error_line(s->conn));
-        while (!PQisBusy(s->conn)) {
-                res = PQgetResult(s->conn);
+        if (!PQconsumeInput(w->conn))
+                return failed(w, errbuf, errlen, "reading a result",
+                              wc_pq_error_line(w->conn));
+        for (;;) {
+                if (w->copying) {
+                        r = copy_rows(w, errbuf, errlen);
+                        if (r <= 0) {
+                                if (r == 0)
+                                        w->events = POLLIN;
+                                return r;
+                        }
+                }
+                if (PQisBusy(w->conn))
+                        break;
+                res = PQgetResult(w->conn);
                 if (!res) {
-                        if (s->error[0]) {
+                        if (w->error[0]) {
                                 wc_errorf(errbuf, errlen, "snapshot: %s",
-                                          s->error);
-                                disconnect(s);
+                                          w->error);
+                                disconnect(w);
                                 return -EIO;
                         }
-                        return got_result(s, errbuf, errlen);
+                        return got_result(w, errbuf, errlen);
+                }
+                if (PQresultStatus(res) == PGRES_COPY_OUT) {
+                        PQclear(res);
+                        w->copying = true;
+                        continue;
                 }
                 if (PQresultStatus(res) != PGRES_COMMAND_OK &&
                     PQresultStatus(res) != PGRES_TUPLES_OK) {
-                        if (!s->error[0]) {
+                        if (!w->error[0]) {
                                 const char *m = PQresultErrorMessage(res);
-                                wc_errorf(s->error, sizeof(s->error), "%.*s",
+                                wc_errorf(w->error, sizeof(w->error), "%.*s",
                                           (int)strcspn(m, "\n"), m);
                         }
                         PQclear(res);
                         continue;
                 }
-                PQclear(s->res);
-                s->res = res;
+                PQclear(w->res);
+                w->res = res;
         }
-        s->events = POLLIN;
+        w->events = POLLIN;
         return 0;
 }
 
-int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen)
+int wc_snapshot_step(struct wc_snapshot *s, size_t i, char *errbuf,
+                     size_t errlen)
 {
+        struct worker *w;
         int r;
 
-        if (s->phase == P_IDLE || s->phase == P_WAIT)
+        if (i >= s->nw)
                 return 0;
-        switch (s->cs) {
+        w = &s->w[i];
+
+        if (idle(w->phase))
+                return 0;
+        switch (w->cs) {
         case C_NONE:
-                return connect_start(s, errbuf, errlen);
+                return connect_start(w, errbuf, errlen);
         case C_CONNECTING:
-                switch (PQconnectPoll(s->conn)) {
+                switch (PQconnectPoll(w->conn)) {
                 case PGRES_POLLING_READING:
-                        s->events = POLLIN;
+                        w->events = POLLIN;
                         return 0;
                 case PGRES_POLLING_WRITING:
-                        s->events = POLLOUT;
+                        w->events = POLLOUT;
                         return 0;
                 case PGRES_POLLING_OK:
-                        s->cs = C_READY;
-                        return send_phase(s, errbuf, errlen);
+                        w->cs = C_READY;
+                        return send_phase(w, errbuf, errlen);
                 default:
-                        return failed(s, errbuf, errlen, "connecting",
-                                      wc_pq_error_line(s->conn));
+                        return failed(w, errbuf, errlen, "connecting",
+                                      wc_pq_error_line(w->conn));
                 }
         case C_READY:
-                return send_phase(s, errbuf, errlen);
+                return send_phase(w, errbuf, errlen);
         case C_SENDING:
-                r = PQflush(s->conn);
+                r = PQflush(w->conn);
                 if (r < 0)
-                        return failed(s, errbuf, errlen, "sending a query",
-                                      wc_pq_error_line(s->conn));
+                        return failed(w, errbuf, errlen, "sending a query",
+                                      wc_pq_error_line(w->conn));
                 if (r == 1)
                         return 0;
-                s->cs = C_WAITING;
-                s->events = POLLIN;
-                return read_results(s, errbuf, errlen);
+                w->cs = C_WAITING;
+                w->events = POLLIN;
+                return read_results(w, errbuf, errlen);
         case C_WAITING:
-                return read_results(s, errbuf, errlen);
+                return read_results(w, errbuf, errlen);
         }
         return -EINVAL;
 }
@@ -850,20 +1225,12 @@ int wc_snapshot_cancel_format(struct wc_buf *b, uint64_t id)
         return wc_buf_printf(b, "{\"cancel\":\"%016" PRIx64 "\"}", id);
 }
 
-/* Gives everything up: the tables left, the chunk being read. */
+/* Gives everything up: the tables left, the chunks being read. */
 static void cancel(struct wc_snapshot *s)
 {
-        disconnect(s);
+        restart_tables(s);
         free_tables(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
-        clear_pending(s);
-        progress_free(&s->cur);
-        progress_free(&s->done);
-        s->cur = (struct progress){0};
-        s->done = (struct progress){0};
-        s->window = false;
-        s->phase = P_IDLE;
+        s->listing = false;
         s->changed = true;
 }
 
@@ -877,14 +1244,10 @@ static int take_request(struct wc_snapshot *s, uint64_t id, const char *list,
 
         if (request_known(s, id))
                 return 0;
-        /* nothing left of an earlier snapshot: start afresh */
-        if (s->phase == P_IDLE && !s->npend) {
+        /* nothing left of an earlier snapshot: start afresh (every
+         * worker is idle) */
+        if (!wc_snapshot_running(s))
                 free_tables(s);
-                progress_free(&s->cur);
-                progress_free(&s->done);
-                s->cur = (struct progress){0};
-                s->done = (struct progress){0};
-        }
         r = remember_request(s, id);
         s->notice[0] = '\0';
         for (size_t at = 0; at < len && r == 0;) {
@@ -917,14 +1280,14 @@ static int take_request(struct wc_snapshot *s, uint64_t id, const char *list,
         }
         if (r < 0)
                 return r;
-        if (s->phase == P_IDLE && s->cur.table < s->ntables)
-                s->phase = P_DESCRIBE;
+        assign(s);
         s->changed = true;
         return 0;
 }
 
 int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
 {
+        struct worker *w = NULL;
         struct wc_snap_mark m;
         char *text;
         size_t len;
@@ -962,27 +1325,36 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         }
         if (wc_snap_mark_parse(text, len, &m) < 0)
                 return 0;
-        if (m.id != s->id || m.chunk != s->chunk || !s->k)
+        if (m.id != s->id)
+                return 0;
+        /* the worker whose running chunk it is */
+        for (size_t i = 0; i < s->nw && !w; i++)
+                if (s->w[i].c.k && s->w[i].c.chunk == m.chunk)
+                        w = &s->w[i];
+        if (!w)
                 return 0;
         if (!m.high) {
-                if (s->phase == P_LOW || s->phase == P_READ ||
-                    s->phase == P_HIGH || s->phase == P_WAIT)
-                        s->window = true;
+                if (w->phase == P_LOW || w->phase == P_HIGH ||
+                    waiting(w->phase))
+                        w->c.window = true;
                 return 0;
         }
         /* P_HIGH: the stream was faster than the statement's result */
-        if (!s->window || (s->phase != P_WAIT && s->phase != P_HIGH))
+        if (!w->c.window || (!waiting(w->phase) && w->phase != P_HIGH))
                 return 0;
-        if (wc_snap_guard_torn(&s->guard)) {
+        if (wc_snap_guard_torn(&w->guard)) {
                 /* read the chunk again, with new watermarks; the keys
-                 * taken so far stay (dropping a row is always safe) */
-                wc_snap_chunk_clear_rows(s->k);
-                s->window = false;
-                s->chunk++;
-                s->phase = P_LOW;
-                s->torn++;
+                 * taken so far stay (dropping a row is always safe); the
+                 * chunk read ahead goes too, its rows would come first */
+                drop_ahead(w);
+                wc_snap_chunk_clear_rows(w->c.k);
+                w->c.window = false;
+                w->c.chunk = ++s->seq;
+                w->phase = P_LOW;
+                w->torn++;
                 return 0;
         }
+        s->deliver = w;
         return 1;
 }
 
@@ -1011,54 +1383,94 @@ void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid)
 {
         if (!s)
                 return;
-        wc_snap_guard_saw(&s->guard, xid);
+        for (size_t i = 0; i < s->nw; i++)
+                wc_snap_guard_saw(&s->w[i].guard, xid);
 }
 
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c)
 {
-        if (!s || !s->k ||
-            (s->phase != P_LOW && s->phase != P_READ && s->phase != P_HIGH &&
-             s->phase != P_WAIT))
+        int r = 0;
+
+        if (!s)
                 return 0;
-        return wc_snap_chunk_observe(s->k, c);
+        for (size_t i = 0; i < s->nw && r == 0; i++) {
+                struct worker *w = &s->w[i];
+
+                if (w->c.k && (w->phase == P_LOW || w->phase == P_HIGH ||
+                               waiting(w->phase)))
+                        r = wc_snap_chunk_observe(w->c.k, c);
+        }
+        return r;
 }
 
 int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret)
 {
-        if (!s->k || i >= wc_snap_chunk_rows(s->k))
+        struct worker *w = s->deliver;
+
+        if (!w || !w->c.k || i >= wc_snap_chunk_rows(w->c.k))
                 return -ENOENT;
-        return wc_snap_chunk_row(s->k, i, ret);
+        return wc_snap_chunk_row(w->c.k, i, ret);
 }
 
 void wc_snapshot_chunk_edges(const struct wc_snapshot *s, bool *ret_first,
                              bool *ret_last, struct wc_change *ret_table)
 {
-        wc_snap_chunk_table(s->k, ret_table);
-        *ret_first = !s->cur.has_key;
-        *ret_last = !s->k || s->chunk_rows < s->chunk_size ||
-                    !wc_snap_chunk_nkeys(s->k);
+        const struct worker *w = s->deliver;
+
+        wc_snap_chunk_table(w->c.k, ret_table);
+        *ret_first = !w->cur.has_key;
+        *ret_last = w->c.rows < s->chunk_size || !wc_snap_chunk_nkeys(w->c.k);
 }
 
-void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
+/* The running chunk was delivered: the one read ahead runs, from where
+ * its reading is, and takes keys from the stream from now on. */
+static void promote(struct worker *w)
+{
+        struct wc_snapshot *s = w->s;
+        struct rd t = w->c;
+        enum phase to;
+
+        w->c = w->a;
+        w->a = t;
+        rd_clear(&w->a);
+        w->a.chunk = 0;
+        switch (w->phase) {
+        case P_AHEAD_LOW:
+                to = P_LOW;
+                break;
+        case P_AHEAD_HIGH:
+                to = P_HIGH;
+                break;
+        default:
+                to = P_WAIT;
+                break;
+        }
+        /* the statement on the connection is the promoted chunk's now */
+        if (w->sent == w->phase)
+                w->sent = to;
+        w->phase = to;
+        w->c.window = false;
+        wc_snap_guard_keys_from_now(&w->guard);
+        if (to != P_HIGH && to != P_WAIT)
+                return; /* its read sets the guard's snapshot when done */
+        if (wc_snap_guard_set(&w->guard,
+                              w->c.have_snap ? w->c.snap.data : NULL) < 0) {
+                /* cannot be checked: read again */
+                wc_snap_chunk_clear_rows(w->c.k);
+                w->c.chunk = ++s->seq;
+                w->phase = P_LOW;
+                return;
+        }
+        if (to == P_WAIT)
+                start_ahead(w);
+}
+
+/* The progress of a table after a chunk, confirmed with end. */
+static void add_pending(struct wc_snapshot *s, wc_lsn end,
+                        const struct progress *at, bool done)
 {
         struct pending *p;
 
-        s->window = false;
-        s->cur.rows += wc_snap_chunk_rows_left(s->k);
-        wc_snap_chunk_clear(s->k);
-        if (s->chunk_rows && s->next.len) {
-                wc_buf_reset(&s->cur.key);
-                (void)wc_buf_append(&s->cur.key, s->next.data, s->next.len);
-                s->cur.has_key = true;
-        }
-        if (s->chunk_rows < s->chunk_size || !wc_snap_chunk_nkeys(s->k)) {
-                next_table(s);
-        } else {
-                s->chunk++;
-                s->phase = P_LOW;
-                wc_snap_guard_keys_from_now(&s->guard);
-        }
-        /* the progress after this chunk, confirmed with end_lsn */
         if (s->npend == s->cappend) {
                 size_t cap = s->cappend ? s->cappend * 2 : 8;
                 p = realloc(s->pend, cap * sizeof(*p));
@@ -1068,22 +1480,69 @@ void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
                 s->cappend = cap;
         }
         p = &s->pend[s->npend];
-        *p = (struct pending){.end = end_lsn};
-        if (progress_copy(&p->at, &s->cur) == 0)
+        *p = (struct pending){.end = end, .done = done};
+        if (progress_copy(&p->at, at) == 0)
                 s->npend++;
         else
                 progress_free(&p->at);
+}
+
+void wc_snapshot_delivered(struct wc_snapshot *s, wc_lsn end_lsn)
+{
+        struct worker *w = s->deliver;
+        bool last;
+
+        s->deliver = NULL;
+        if (!w || !w->c.k)
+                return;
+        w->c.window = false;
+        w->cur.rows += wc_snap_chunk_rows_left(w->c.k);
+        wc_snap_chunk_clear(w->c.k);
+        if (w->c.rows && w->c.next.len) {
+                wc_buf_reset(&w->cur.key);
+                (void)wc_buf_append(&w->cur.key, w->c.next.data, w->c.next.len);
+                w->cur.has_key = true;
+        }
+        if (w->cur.table < s->ntables)
+                s->tables[w->cur.table].lrows = w->cur.rows;
+        last = w->c.rows < s->chunk_size || !wc_snap_chunk_nkeys(w->c.k);
+        add_pending(s, end_lsn, &w->cur, last);
+        w->no_ahead = false;
+        if (last) {
+                next_table(w, false);
+        } else if (w->phase == P_AHEAD_LOW || w->phase == P_AHEAD_HIGH ||
+                   w->phase == P_AHEAD_DONE) {
+                promote(w);
+        } else {
+                w->c.chunk = ++s->seq;
+                w->phase = P_LOW;
+                wc_snap_guard_keys_from_now(&w->guard);
+        }
 }
 
 void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed)
 {
         size_t n = 0;
 
-        while (n < s->npend && s->pend[n].end <= confirmed)
+        while (n < s->npend && s->pend[n].end <= confirmed) {
+                const struct pending *p = &s->pend[n];
+                struct table *t =
+                    p->at.table < s->ntables ? &s->tables[p->at.table] : NULL;
+
+                if (t) {
+                        t->rows = p->at.rows;
+                        t->done = p->done;
+                        t->has_key = p->at.has_key;
+                        wc_buf_reset(&t->key);
+                        if (p->at.has_key &&
+                            wc_buf_append(&t->key, p->at.key.data,
+                                          p->at.key.len) < 0)
+                                t->has_key = false; /* from the start */
+                }
                 n++;
+        }
         if (!n)
                 return;
-        (void)progress_copy(&s->done, &s->pend[n - 1].at);
         s->changed = true;
         for (size_t i = 0; i < n; i++)
                 progress_free(&s->pend[i].at);
@@ -1093,47 +1552,37 @@ void wc_snapshot_confirmed(struct wc_snapshot *s, wc_lsn confirmed)
 
 void wc_snapshot_reset(struct wc_snapshot *s)
 {
-        if (s->phase == P_IDLE && !s->npend)
+        if (!wc_snapshot_running(s))
                 return;
-        if (s->phase == P_LIST) {
-                disconnect(s);
-                return;
-        }
         /* what was delivered and not confirmed is read again, in chunks
-         * with new watermarks */
-        clear_pending(s);
-        (void)progress_copy(&s->cur, &s->done);
-        disconnect(s);
-        wc_snap_chunk_free(s->k);
-        s->k = NULL;
-        s->window = false;
-        s->phase = s->cur.table < s->ntables ? P_DESCRIBE : P_IDLE;
+         * with new watermarks; a listing owed is listed again */
+        restart_tables(s);
+        assign(s);
 }
 
 void wc_snapshot_table_at(const struct wc_snapshot *s, size_t i,
                           const char **ret_schema, const char **ret_table,
                           uint64_t *ret_rows, const char **ret_state)
 {
-        *ret_schema = s->tables[i].schema;
-        *ret_table = s->tables[i].table;
-        if (i < s->cur.table) {
-                *ret_rows = s->tables[i].rows;
-                *ret_state = "done";
-        } else if (i == s->cur.table) {
-                *ret_rows = s->cur.rows - rows_before(s, i);
-                *ret_state = "reading";
-        } else {
-                *ret_rows = 0;
-                *ret_state = "queued";
-        }
+        const struct table *t = &s->tables[i];
+
+        *ret_schema = t->schema;
+        *ret_table = t->table;
+        *ret_rows = t->lrows;
+        *ret_state = t->finished              ? "done"
+                     : t->taken || t->has_key ? "reading"
+                                              : "queued";
 }
 
 void wc_snapshot_progress(const struct wc_snapshot *s, uint64_t *ret_rows,
                           size_t *ret_tables_done, size_t *ret_tables)
 {
-        *ret_rows = s->cur.rows;
-        *ret_tables_done =
-            s->cur.table < s->ntables ? s->cur.table : s->ntables;
+        *ret_rows = 0;
+        *ret_tables_done = 0;
+        for (size_t i = 0; i < s->ntables; i++) {
+                *ret_rows += s->tables[i].lrows;
+                *ret_tables_done += s->tables[i].finished;
+        }
         *ret_tables = s->ntables;
 }
 
@@ -1147,6 +1596,14 @@ bool wc_snapshot_take_changed(struct wc_snapshot *s)
         return c;
 }
 
+/*
+ * One line a table, in the order they are read:
+ *   table=<hex schema>.<hex table> <rows confirmed> done|queued
+ *   table=<hex schema>.<hex table> <rows confirmed> at <hex key>
+ * the key the last confirmed chunk of it ended with (its NUL-ended
+ * output texts); then the requests taken, and list=pending while the
+ * tables of snapshot.initial are still to be listed.
+ */
 int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
 {
         int r = wc_buf_append_str(out, "# walcast snapshot progress "
@@ -1154,50 +1611,84 @@ int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out)
                                        "walcastd\n");
 
         for (size_t i = 0; i < s->ntables && r == 0; i++) {
+                const struct table *t = &s->tables[i];
+
                 r = wc_buf_append_str(out, "table=");
                 if (r == 0)
-                        r = put_hex(out, s->tables[i].schema,
-                                    strlen(s->tables[i].schema));
+                        r = put_hex(out, t->schema, strlen(t->schema));
                 if (r == 0)
                         r = wc_buf_append_char(out, '.');
                 if (r == 0)
-                        r = put_hex(out, s->tables[i].table,
-                                    strlen(s->tables[i].table));
+                        r = put_hex(out, t->table, strlen(t->table));
                 if (r == 0)
-                        r = wc_buf_printf(out, " %" PRIu64 "\n",
-                                          s->tables[i].rows);
+                        r = wc_buf_printf(out, " %" PRIu64 " %s", t->rows,
+                                          t->done      ? "done"
+                                          : t->has_key ? "at "
+                                                       : "queued");
+                if (r == 0 && !t->done && t->has_key)
+                        r = put_hex(out, t->key.data, t->key.len);
+                if (r == 0)
+                        r = wc_buf_append_char(out, '\n');
         }
         for (size_t i = 0; i < s->nrequests && r == 0; i++)
                 r = wc_buf_printf(out, "request=%016" PRIx64 "\n",
                                   s->requests[i]);
-        if (r == 0 && s->phase == P_LIST)
+        if (r == 0 && s->listing)
                 r = wc_buf_append_str(out, "list=pending\n");
-        if (r == 0)
-                r = wc_buf_printf(out, "at=%zu\nrows=%" PRIu64 "\n",
-                                  s->done.table, s->done.rows);
-        if (r == 0 && s->done.has_key) {
-                r = wc_buf_append_str(out, "key=");
-                if (r == 0)
-                        r = put_hex(out, s->done.key.data, s->done.key.len);
-                if (r == 0)
-                        r = wc_buf_append_char(out, '\n');
-        }
         return r;
+}
+
+/* "<rows> done|queued|at <hex key>" of a table line. */
+static int load_state(struct table *t, const char *p, const char *end)
+{
+        char *e;
+        size_t kl;
+        char *key;
+
+        if (p == end || *p < '0' || *p > '9')
+                return -EINVAL;
+        t->rows = strtoull(p, &e, 10);
+        if (e >= end || *e != ' ')
+                return -EINVAL;
+        p = e + 1;
+        if ((size_t)(end - p) == 4 && memcmp(p, "done", 4) == 0) {
+                t->done = true;
+                return 0;
+        }
+        if ((size_t)(end - p) == 6 && memcmp(p, "queued", 6) == 0)
+                return 0;
+        if (end - p < 4 || memcmp(p, "at ", 3) != 0)
+                return -EINVAL;
+        key = get_hex(p + 3, (size_t)(end - p - 3), &kl);
+        if (!key)
+                return -EINVAL;
+        /* NUL-ended texts */
+        if (kl == 0 || key[kl - 1] != '\0') {
+                free(key);
+                return -EINVAL;
+        }
+        t->has_key = true;
+        wc_buf_reset(&t->key);
+        if (wc_buf_append(&t->key, key, kl) < 0) {
+                free(key);
+                return -ENOMEM;
+        }
+        free(key);
+        return 0;
 }
 
 int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len)
 {
-        struct progress at = {0};
-        bool have_at = false, list = false;
+        bool list = false;
         int r = 0;
 
         wc_snapshot_start_all(s);
+        s->listing = false;
         for (size_t pos = 0; pos < len && r == 0;) {
                 const char *line = text + pos;
                 const char *nl = memchr(line, '\n', len - pos);
                 size_t ll = nl ? (size_t)(nl - line) : len - pos;
                 char *v = NULL, *w = NULL, *end;
-                size_t vl;
 
                 pos += ll + 1;
                 if (ll == 0 || line[0] == '#')
@@ -1215,56 +1706,29 @@ int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len)
                                 r = v && w && *v && *w ? add_table(s, v, w)
                                                        : -EINVAL;
                         }
-                        if (r == 0) {
-                                s->tables[s->ntables - 1].rows =
-                                    strtoull(sp + 1, &end, 10);
-                                r = end == line + ll && sp[1] >= '0' &&
-                                            sp[1] <= '9'
-                                        ? 0
-                                        : -EINVAL;
-                        }
+                        if (r == 0)
+                                r = load_state(&s->tables[s->ntables - 1],
+                                               sp + 1, line + ll);
                 } else if (ll == 8 + 16 && memcmp(line, "request=", 8) == 0) {
                         uint64_t id = strtoull(line + 8, &end, 16);
                         r = end == line + ll ? remember_request(s, id)
                                              : -EINVAL;
                 } else if (ll == 12 && memcmp(line, "list=pending", 12) == 0) {
                         list = true;
-                } else if (ll > 3 && memcmp(line, "at=", 3) == 0) {
-                        at.table = (size_t)strtoull(line + 3, &end, 10);
-                        r = end == line + ll ? 0 : -EINVAL;
-                        have_at = true;
-                } else if (ll > 5 && memcmp(line, "rows=", 5) == 0) {
-                        at.rows = strtoull(line + 5, &end, 10);
-                        r = end == line + ll ? 0 : -EINVAL;
-                } else if (ll > 4 && memcmp(line, "key=", 4) == 0) {
-                        v = get_hex(line + 4, ll - 4, &vl);
-                        r = v && vl ? wc_buf_append(&at.key, v, vl) : -EINVAL;
-                        at.has_key = r == 0;
                 } else {
                         r = -EINVAL;
                 }
                 free(v);
                 free(w);
         }
-        if (r == 0 && (!have_at || at.table > s->ntables))
-                r = -EINVAL;
-        if (r == 0 && at.has_key &&
-            (at.key.len == 0 || at.key.data[at.key.len - 1] != '\0'))
-                r = -EINVAL;
-        if (r == 0) {
-                r = progress_copy(&s->done, &at);
-                if (r == 0)
-                        r = progress_copy(&s->cur, &at);
-        }
-        progress_free(&at);
         if (r < 0) {
                 free_tables(s);
-                s->phase = P_IDLE;
                 return r == -ENOMEM ? r : -EINVAL;
         }
-        s->phase = list                        ? P_LIST
-                   : s->cur.table < s->ntables ? P_DESCRIBE
-                                               : P_IDLE;
+        s->listing = list;
+        /* this run starts from what is confirmed */
+        restart_tables(s);
+        assign(s);
         return 0;
 }
 

@@ -5,13 +5,16 @@
  *
  * Per chunk: a low watermark, a non-transactional logical message with
  * the prefix WC_SNAPSHOT_PREFIX, written into the WAL; the chunk read in
- * its own short transaction (SELECT ... WHERE (key) > (last) ORDER BY key
- * LIMIT chunk_size); a high watermark.  The stream (the pipeline) opens
- * the chunk's window at the low watermark, removes from the chunk every
- * key a change of the table touches inside the window, and at the high
- * watermark delivers the rows left as read changes, as a transaction of
- * their own whose end is the high watermark's position.  A chunk's
- * progress (the last key read) is kept until that position is confirmed.
+ * its own short transaction (COPY (SELECT ... WHERE (key) > (last) ORDER
+ * BY key LIMIT chunk_size) TO STDOUT, parsed in place); a high watermark;
+ * and while the stream goes to it, the table's next chunk the same way
+ * (read ahead: it takes keys from the stream once this one is delivered).  The
+ * stream (the pipeline) opens the chunk's window at the low watermark, removes
+ * from the chunk every key a change of the table touches inside the window, and
+ * at the high watermark delivers the rows left as read changes, as a
+ * transaction of their own whose end is the high watermark's position.  A
+ * chunk's progress (the last key read) is kept until that position is
+ * confirmed.
  *
  * Everything is non-blocking: the connection is a step the caller drives
  * from its poll() loop, as the heartbeat's (stream/heartbeat.h).
@@ -28,12 +31,17 @@
 
 struct wc_snapshot;
 
+/* snapshot.workers at most */
+#define WC_SNAPSHOT_MAX_WORKERS 16
+
 struct wc_snapshot_config {
         const char *dsn;
         /* the settings the replication connection pins (the same output
          * text), as libpq's "options" */
         const char *options;
         size_t chunk_size;
+        /* connections reading different tables at once (0: 1) */
+        unsigned workers;
         /* the stream writes numbers as JSON strings */
         bool numbers_as_strings;
         /* snapshot.keyless: whole: a table without a primary key is read
@@ -54,22 +62,28 @@ int wc_snapshot_start_all(struct wc_snapshot *s);
 /* Is a snapshot running (tables left, or a chunk not yet delivered)? */
 bool wc_snapshot_running(const struct wc_snapshot *s);
 
-/* Is there work to start and no connection for it (the caller steps,
- * after a wait when the last step failed)? */
-bool wc_snapshot_needs_step(const struct wc_snapshot *s);
+/* The workers: connections 0 to n - 1, each reading its own table. */
+size_t wc_snapshot_workers(const struct wc_snapshot *s);
 
-/* While the connection has work: its socket and poll() events; -1 when
- * it waits for nothing (idle, or for the stream to reach a watermark). */
-int wc_snapshot_pollfd(const struct wc_snapshot *s, short *ret_events);
+/* Has worker i work to start and no connection for it (the caller steps
+ * it, after a wait when its last step failed)? */
+bool wc_snapshot_needs_step(const struct wc_snapshot *s, size_t i);
+
+/* While worker i's connection has work: its socket and poll() events;
+ * -1 when it waits for nothing (idle, or for the stream to reach a
+ * watermark). */
+int wc_snapshot_pollfd(const struct wc_snapshot *s, size_t i,
+                       short *ret_events);
 
 /*
- * Advances the connection (call when its socket is ready, or after
- * wc_snapshot_running() turned true).  0, or <0 with a message: the
- * connection is closed and the chunk is read again at the next step (the
- * caller waits a while before that).  A table that cannot be read (no
- * primary key) is -EINVAL with the message naming it, and is skipped.
+ * Advances worker i's connection (call when its socket is ready, or when
+ * it needs a step).  0, or <0 with a message: the connection is closed
+ * and the chunk is read again at the next step (the caller waits a while
+ * before that).  A table that cannot be read (no primary key) is -EINVAL
+ * with the message naming it, and is skipped.
  */
-int wc_snapshot_step(struct wc_snapshot *s, char *errbuf, size_t errlen);
+int wc_snapshot_step(struct wc_snapshot *s, size_t i, char *errbuf,
+                     size_t errlen);
 
 /* ---- the pipeline's side ---- */
 
@@ -109,8 +123,9 @@ void wc_snapshot_saw_txn(struct wc_snapshot *s, uint32_t xid);
  * from the chunk.  0 or -ENOMEM. */
 int wc_snapshot_observe(struct wc_snapshot *s, const struct wc_change *c);
 
-/* The chunk's rows to deliver: i from 0 while it returns >= 0; 1 for a row
- * to skip, -ENOENT past the end. */
+/* The chunk's rows to deliver (the chunk whose high watermark
+ * wc_snapshot_message() returned 1 for): i from 0 while it returns >= 0;
+ * 1 for a row to skip, -ENOENT past the end. */
 int wc_snapshot_row(struct wc_snapshot *s, size_t i, struct wc_change *ret);
 
 /* Is the chunk to deliver its table's first, and its last?  Its table as
@@ -132,10 +147,10 @@ void wc_snapshot_reset(struct wc_snapshot *s);
 /* ---- durable progress ---- */
 
 /*
- * The confirmed progress as text (the tables, which one is being read,
- * the last key of it delivered and confirmed, the rows so far), and back:
- * a snapshot loaded resumes after that key, with new watermarks.  Load:
- * 0, or -EINVAL for a text that is not one.
+ * The confirmed progress as text (each table done, queued, or the last
+ * key of it delivered and confirmed, and its rows so far), and back: a
+ * snapshot loaded resumes each table after its key, with new watermarks.
+ * Load: 0, or -EINVAL for a text that is not one.
  */
 int wc_snapshot_save_text(const struct wc_snapshot *s, struct wc_buf *out);
 int wc_snapshot_load_text(struct wc_snapshot *s, const char *text, size_t len);

@@ -34,8 +34,9 @@ ROWS = 6000
 CHUNK = 250
 
 
-def snapshot_yaml(chunk=CHUNK):
-    return "snapshot:\n  initial: true\n  chunk_size: %d\n" % chunk
+def snapshot_yaml(chunk=CHUNK, workers=None):
+    return "snapshot:\n  initial: true\n  chunk_size: %d\n" % chunk + (
+        "  workers: %d\n" % workers if workers else "")
 
 
 def setup_tables(c, db):
@@ -51,7 +52,7 @@ CREATE TABLE snap.exact (id int PRIMARY KEY, v text);
 CREATE TABLE snap.nopk (x int, y text);
 CREATE TABLE snap.skipped (id int PRIMARY KEY);
 INSERT INTO snap.one SELECT g, 'v' || g, g % 97 FROM generate_series(1, %d) g;
-INSERT INTO snap.two SELECT g, 'k' || (g %% 7), 'w' || g
+INSERT INTO snap.two SELECT g, E'k\\t''\\\\' || (g %% 7), 'w' || g
   FROM generate_series(1, %d) g;
 INSERT INTO snap.part SELECT g, 'p' || g FROM generate_series(1, %d) g;
 INSERT INTO snap.exact SELECT g, 'e' || g FROM generate_series(1, {exact}) g;
@@ -264,8 +265,12 @@ CREATE TABLE snapv.t (id int PRIMARY KEY, i int, s smallint, n numeric,
   o oid, t time, p point, mo money, x xml, bi bit(4), cidr cidr);
 """
 
+# the text: every byte COPY's text form escapes (tab, newline, carriage
+# return, backspace, form feed, vertical tab, backslash), and a backslash
+# last
 VALUES = ("42, -7, 1.50, 3.25e10, 0.1, true, E'tab\\there \"q\" \\\\ "
-          "\u00e9 \U0001F600 \\x01', 'varchar', '\\x00ff10', "
+          "nl\\ncr\\r bs\\b ff\\f vt\\x0b "
+          "\u00e9 \U0001F600 \\x01 \\\\', 'varchar', '\\x00ff10', "
           "'{\"b\": [1, 2], \"a\": null}', '{\"z\":1,  \"a\":2}', "
           "'{1,NULL,3}', '{\"a b\",c}', '2026-12-07 10:11:12.345+05:30', "
           "'2026-12-07 10:11:12', '2026-12-07', "
@@ -519,21 +524,84 @@ def read_count(out):
         return 0
 
 
-def case_kill9(c):
-    db = "kill9"
+def interleaved(lines):
+    """Did the read changes of two tables interleave (tables read at the
+    same time)?  One at a time, each table's reads are one run."""
+    runs, last = {}, None
+    for e in lines:
+        if e.get("op") != "read":
+            continue
+        if e["table"] != last:
+            runs[e["table"]] = runs.get(e["table"], 0) + 1
+            last = e["table"]
+    return any(n > 1 for n in runs.values())
+
+
+def case_workers(c):
+    """snapshot.workers: 2 under a writer: two connections read different
+    tables at once, and the fold still equals the tables."""
+    db = "workers"
     c.sql("CREATE DATABASE " + db)
     setup_tables(c, db)
-    out = os.path.join(c.tmp, "kill9.jsonl")
-    state = os.path.join(c.tmp, "kill9-state")
-    os.mkdir(state)
-    cfg = h.write_config(os.path.join(c.tmp, "kill9.yaml"), c.dsn(dbname=db),
-                         "snap_kill9", out,
+    out = os.path.join(c.tmp, "workers.jsonl")
+    cfg = h.write_config(os.path.join(c.tmp, "workers.yaml"),
+                         c.dsn(dbname=db), "snap_workers", out,
                          filt={"tables": {"exclude": ["skipped", "nopk"]}},
-                         extra=snapshot_yaml(5) +
+                         extra=snapshot_yaml(workers=2))
+    bad = h.write_config(os.path.join(c.tmp, "workers-bad.yaml"),
+                         c.dsn(dbname=db), "snap_workers", out,
+                         extra=snapshot_yaml(workers=17))
+    r = h.run([h.binary("walcastd"), "--check", "-c", bad])
+    check(r.returncode == 78 and "workers" in r.stderr,
+          "workers: 17 was not refused: %d %s" % (r.returncode, r.stderr))
+    writer = start_writer(c, db, writer_script(random.Random(23), 600))
+    d = h.start_walcastd(cfg, c.tmp, name="workers")
+    try:
+        wait_done(c, d, "snap_workers", writer)
+        check("2 tables at once" in d.stderr(),
+              "the start did not say 2 tables at once:\n" + d.stderr())
+        check_fold(c, db, out)
+        lines = h.read_jsonl(out)
+        check(interleaved(lines), "the tables were read one after the other")
+        last = {}
+        for e in lines:
+            if e.get("op") == "read" and e["snapshot"] == "last":
+                last[e["table"]] = last.get(e["table"], 0) + 1
+        # a table's last row may be one the writer touched (then the
+        # mark is not there), but no table has two
+        check(last and all(n == 1 for n in last.values()),
+              "snapshot \"last\" marks: %r" % last)
+        d.stop()
+    finally:
+        d.kill()
+        writer.kill()
+
+
+def progress_tables(state, db):
+    """The state of each table in the snapshot's progress file."""
+    try:
+        with open(os.path.join(state, "snap_%s.snapshot" % db)) as f:
+            return [x.split(" ", 2)[2] for x in f.read().split("\n")
+                    if x.startswith("table=")]
+    except FileNotFoundError:
+        return []
+
+
+def case_kill9(c, db="kill9", workers=None):
+    c.sql("CREATE DATABASE " + db)
+    setup_tables(c, db)
+    out = os.path.join(c.tmp, "%s.jsonl" % db)
+    state = os.path.join(c.tmp, "%s-state" % db)
+    os.mkdir(state)
+    cfg = h.write_config(os.path.join(c.tmp, "%s.yaml" % db),
+                         c.dsn(dbname=db), "snap_" + db, out,
+                         filt={"tables": {"exclude": ["skipped", "nopk"]}},
+                         extra=snapshot_yaml(5, workers) +
                          "state_dir: %s\n" % h.yq(state))
     rng = random.Random(9)
     writer = start_writer(c, db, writer_script(rng, 1500))
-    d = h.start_walcastd(cfg, c.tmp, name="kill9-0")
+    d = h.start_walcastd(cfg, c.tmp, name="%s-0" % db)
+    at_once = 0
     try:
         reads = 0
         for i in range(3):
@@ -544,6 +612,15 @@ def case_kill9(c):
             h.wait_until(lambda: read_count(out) >= before + 30,
                          timeout=60, interval=0.01,
                          what="30 more read changes")
+            # and a chunk confirmed since the last kill in the progress
+            # (with workers, of two tables read at once)
+            seen = progress_tables(state, db)
+            h.wait_until(lambda: progress_tables(state, db) != seen and
+                         sum(t.startswith("at ") for t in
+                             progress_tables(state, db)) >= (2 if workers
+                                                             else 1),
+                         timeout=60, interval=0.01,
+                         what="a chunk confirmed in the progress")
             time.sleep(rng.random() * 0.05)
             reads = read_count(out)
             check("snapshot: done" not in d.stderr(),
@@ -551,15 +628,29 @@ def case_kill9(c):
             d.send(signal.SIGKILL)
             d.wait()
             h.log("kill %d after %d read changes" % (i + 1, reads))
-            check(os.path.exists(os.path.join(state, "snap_kill9.snapshot")),
+            check(os.path.exists(os.path.join(state,
+                                              "snap_%s.snapshot" % db)),
                   "no snapshot progress in the state directory")
-            h.chaos_wait_slot_free(c, "snap_kill9")
-            d = h.start_walcastd(cfg, c.tmp, name="kill9-%d" % (i + 1))
+            # the confirmed chunks are in it: the restart resumes after
+            # them, not from the start
+            tables = progress_tables(state, db)
+            h.log("progress after kill %d: %s" % (i + 1, tables))
+            check(any(t == "done" or t.startswith("at ") for t in tables),
+                  "no confirmed chunk in the progress after kill %d: %r"
+                  % (i + 1, tables))
+            at_once = max(at_once, sum(t.startswith("at ") for t in tables))
+            h.chaos_wait_slot_free(c, "snap_" + db)
+            d = h.start_walcastd(cfg, c.tmp, name="%s-%d" % (db, i + 1))
             check("snapshot: resuming after the last confirmed chunk"
                   in d.stderr(), "the snapshot did not resume:\n" +
                   d.stderr())
-        wait_done(c, d, "snap_kill9", writer)
+        wait_done(c, d, "snap_" + db, writer)
         check_fold(c, db, out)
+        if workers:
+            check(interleaved(h.read_jsonl(out)),
+                  "the tables were read one after the other")
+            # each of the tables read at once resumed from its own key
+            check(at_once >= 2, "never two tables in progress at a kill")
         d.stop()
     finally:
         d.kill()
@@ -690,6 +781,10 @@ def test():
     cases.run("ad-hoc requests under a writer, refusals, queue, cancel",
               case_adhoc, c)
     cases.run("kill -9 three times during the snapshot", case_kill9, c)
+    cases.run("workers: 2 under a writer fold to the tables", case_workers,
+              c)
+    cases.run("workers: 2, kill -9 three times during the snapshot",
+              lambda c: case_kill9(c, "kill9w", 2), c)
     cases.run("PostgreSQL restarted during the snapshot", case_pg_restart,
               c)
     cases.run("Kafka: the topics fold to the tables", case_kafka, c)

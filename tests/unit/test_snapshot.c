@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "snapshot/chunk.h"
+#include "snapshot/copytext.h"
 #include "snapshot/guard.h"
 #include "snapshot/snapshot.h"
 
@@ -314,61 +315,89 @@ static void marks(void **state)
         wc_buf_free(&b);
 }
 
-/* The durable progress: tables (hex, so any name survives), the table
- * being read, the last confirmed key (hex of the NUL-ended texts), rows. */
+/* The durable progress: tables (hex, so any name survives), each done,
+ * queued, or at its last confirmed key (hex of the NUL-ended texts), with
+ * its rows; each worker takes a table not done. */
 static void progress_text(void **state)
 {
         static const char text[] =
             "# walcast snapshot progress (docs/snapshots.md); written by "
             "walcastd\n"
-            /* snap.one, 250 rows; "a"-b.t" */
-            "table=736e6170.6f6e65 250\n"
-            "table=2261222d62.7422 0\n"
-            "request=00000000000000ab\n"
-            /* the last key: "k", "12", "" */
-            "at=1\nrows=250\nkey=6b0031320000\n";
+            /* snap.one: done, 250 rows */
+            "table=736e6170.6f6e65 250 done\n"
+            /* "a"-b.t": 40 rows, the last key "k", "12", "" */
+            "table=2261222d62.7422 40 at 6b0031320000\n"
+            /* c.d: not started */
+            "table=63.64 0 queued\n"
+            /* e.f: 7 rows, read by another worker */
+            "table=65.66 7 at 3700\n"
+            "request=00000000000000ab\n";
         static const char *const bad[] = {
-            "table=736e6170 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=2\nrows=0\n",
-            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
-            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=0\nrows=0\nkey=6b\n",
-            "table=736e6170.6f6e6 0\nat=0\nrows=0\n",
-            "table=736e6170.6f6e65 0\nat=0\nrows=0\nwhat=1\n",
-            "table=736e6170.6f6e65 x\nat=0\nrows=0\n",
-            "request=ab\ntable=736e6170.6f6e65 0\nat=0\nrows=0\n",
+            "table=736e6170 0 queued\n",
+            "table=736e6170.6f6e65\n",
+            "table=736e6170.6f6e65 0\n",
+            "table=736e6170.6f6e65 x queued\n",
+            "table=736e6170.6f6e65 0 maybe\n",
+            "request=ab\ntable=736e6170.6f6e65 0 queued\n",
+            /* a key that is not NUL-ended texts, or not hex */
+            "table=736e6170.6f6e65 0 at 6b\n",
+            "table=736e6170.6f6e65 0 at 6x00\n",
+            "table=736e6170.6f6e65 0 at \n",
+            "table=736e6170.6f6e6 0 queued\n",
+            "table=736e6170.6f6e65 0 queued\nwhat=1\n",
+            /* the format before workers */
+            "table=736e6170.6f6e65 0\nat=0\nrows=0\n",
         };
-        struct wc_snapshot_config c = {.dsn = "dbname=x"};
+        struct wc_snapshot_config c = {.dsn = "dbname=x", .workers = 2};
         struct wc_snapshot *s = wc_snapshot_new(&c);
+        const char *schema, *table, *st;
         uint64_t rows;
         size_t done, tables;
         struct wc_buf b;
         (void)state;
 
         assert_non_null(s);
+        assert_int_equal(wc_snapshot_workers(s), 2);
         wc_buf_init(&b);
         assert_int_equal(wc_snapshot_load_text(s, text, strlen(text)), 0);
         assert_true(wc_snapshot_running(s));
         wc_snapshot_progress(s, &rows, &done, &tables);
-        assert_true(rows == 250 && done == 1 && tables == 2);
+        assert_true(rows == 297 && done == 1 && tables == 4);
+        /* the two workers took the first two tables not done; the third
+         * waits */
+        wc_snapshot_table_at(s, 0, &schema, &table, &rows, &st);
+        assert_true(strcmp(schema, "snap") == 0 && strcmp(table, "one") == 0 &&
+                    rows == 250 && strcmp(st, "done") == 0);
+        wc_snapshot_table_at(s, 1, &schema, &table, &rows, &st);
+        assert_true(strcmp(schema, "\"a\"-b") == 0 && rows == 40 &&
+                    strcmp(st, "reading") == 0);
+        wc_snapshot_table_at(s, 2, &schema, &table, &rows, &st);
+        assert_true(rows == 0 && strcmp(st, "reading") == 0);
+        wc_snapshot_table_at(s, 3, &schema, &table, &rows, &st);
+        assert_true(rows == 7 && strcmp(st, "reading") == 0);
+        assert_true(wc_snapshot_needs_step(s, 0) &&
+                    wc_snapshot_needs_step(s, 1));
+        assert_false(wc_snapshot_needs_step(s, 2));
         assert_int_equal(wc_snapshot_save_text(s, &b), 0);
         assert_string_equal(b.data, text);
-        /* the listing still owed is kept too */
+        /* the listing still owed is kept too, and only the first worker
+         * lists */
         wc_buf_reset(&b);
         assert_int_equal(wc_snapshot_start_all(s), 0);
+        assert_true(wc_snapshot_needs_step(s, 0));
+        assert_false(wc_snapshot_needs_step(s, 1));
         assert_int_equal(wc_snapshot_save_text(s, &b), 0);
-        assert_non_null(strstr(b.data, "list=pending\nat=0\nrows=0\n"));
+        assert_non_null(strstr(b.data, "list=pending\n"));
         assert_int_equal(wc_snapshot_load_text(s, b.data, b.len), 0);
         assert_true(wc_snapshot_running(s));
         /* every table done: nothing left to do */
         {
-                static const char all_done[] = "table=61.62 3\nat=1\nrows=3\n";
+                static const char all_done[] = "table=61.62 3 done\n";
                 assert_int_equal(
                     wc_snapshot_load_text(s, all_done, strlen(all_done)), 0);
         }
         assert_false(wc_snapshot_running(s));
+        assert_false(wc_snapshot_needs_step(s, 0));
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(
                     wc_snapshot_load_text(s, bad[i], strlen(bad[i])), -EINVAL);
@@ -471,13 +500,126 @@ static void guard(void **state)
         free(g);
 }
 
+/* Splits a COPY text row (a copy of it: the parser writes in place). */
+static int copy_split(const char *row, size_t len, uint32_t n, char *buf,
+                      const char **texts, size_t *lens, bool *nulls)
+{
+        memcpy(buf, row, len);
+        return wc_snap_copy_fields(buf, len, n, texts, lens, nulls);
+}
+
+#define ROW(s) s, sizeof(s) - 1
+
+/* Rows as COPY ... TO STDOUT writes them (PostgreSQL 15's
+ * CopyAttributeOutText), and the escapes COPY FROM reads. */
+static void copy_text(void **state)
+{
+        char buf[256];
+        const char *t[8];
+        size_t l[8];
+        bool nul[8];
+
+        (void)state;
+        /* plain fields, an empty text, a NULL in the middle and at the end */
+        assert_int_equal(
+            copy_split(ROW("1\tabc\t\t\\N\t\\N\n"), 5, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "1");
+        assert_int_equal(l[0], 1);
+        assert_string_equal(t[1], "abc");
+        assert_false(nul[1]);
+        assert_int_equal(l[2], 0);
+        assert_false(nul[2]);
+        assert_true(nul[3]);
+        assert_true(nul[4]);
+
+        /* every escape COPY TO writes: embedded tab, newline, carriage
+         * return, backslash, backspace, form feed, vertical tab */
+        assert_int_equal(
+            copy_split(ROW("a\\tb\\nc\\rd\\\\e\\bf\\fg\\vh\t\\\\N\n"), 2, buf,
+                       t, l, nul),
+            0);
+        assert_int_equal(l[0], 15);
+        assert_memory_equal(t[0], "a\tb\nc\rd\\e\bf\fg\vh", 15);
+        /* an escaped backslash before N is the text \N, not NULL */
+        assert_false(nul[1]);
+        assert_string_equal(t[1], "\\N");
+
+        /* octal: one to three digits; hex: one or two */
+        assert_int_equal(copy_split(ROW("\\101\\7\\0123\t\\x41\\x4a2\\xg\n"), 2,
+                                    buf, t, l, nul),
+                         0);
+        assert_int_equal(l[0], 4);
+        assert_memory_equal(t[0], "A\a\n3", 4);
+        assert_string_equal(t[1], "AJ2xg");
+
+        /* \0 is a NUL inside the text: its length says so */
+        assert_int_equal(copy_split(ROW("a\\0b\n"), 1, buf, t, l, nul), 0);
+        assert_int_equal(l[0], 3);
+        assert_memory_equal(t[0], "a\0b", 3);
+
+        /* any other escaped byte is itself, a tab included; \N inside a
+         * longer text is N */
+        assert_int_equal(
+            copy_split(ROW("\\q\\.\\\t\t\\Nx\n"), 2, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "q.\t");
+        assert_false(nul[1]);
+        assert_string_equal(t[1], "Nx");
+
+        /* UTF-8 passes through byte for byte */
+        assert_int_equal(copy_split(ROW("gr\xc3\xbc\xc3\x9f \xf0\x9f\x90\x98"
+                                        "\t\xe2\x82\xac\\n\n"),
+                                    2, buf, t, l, nul),
+                         0);
+        assert_string_equal(t[0], "gr\xc3\xbc\xc3\x9f \xf0\x9f\x90\x98");
+        assert_string_equal(t[1], "\xe2\x82\xac\n");
+
+        /* a bytea as bytea_output = hex writes it: the backslash doubled */
+        assert_int_equal(copy_split(ROW("\\\\x00ff\n"), 1, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "\\x00ff");
+
+        /* one field, empty */
+        assert_int_equal(copy_split(ROW("\n"), 1, buf, t, l, nul), 0);
+        assert_int_equal(l[0], 0);
+        assert_false(nul[0]);
+}
+
+static void copy_text_bad(void **state)
+{
+        char buf[256];
+        const char *t[8];
+        size_t l[8];
+        bool nul[8];
+
+        (void)state;
+        /* a row cut in the middle: no newline, or cut in an escape */
+        assert_int_equal(copy_split(ROW("1\tab"), 2, buf, t, l, nul), -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\\"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\\\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split("", 0, 1, buf, t, l, nul), -EBADMSG);
+        /* too few, too many fields */
+        assert_int_equal(copy_split(ROW("1\tab\n"), 3, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\tc\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\tab\t\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        /* two rows in one */
+        assert_int_equal(copy_split(ROW("1\ta\n2\tb\n"), 2, buf, t, l, nul),
+                         -EBADMSG);
+        assert_int_equal(copy_split(ROW("1\\N\n"), 1, buf, t, l, nul), 0);
+        assert_string_equal(t[0], "1N");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(values),     cmocka_unit_test(chunk_observe),
-            cmocka_unit_test(chunk_many), cmocka_unit_test(chunk_needs_key),
-            cmocka_unit_test(marks),      cmocka_unit_test(progress_text),
-            cmocka_unit_test(guard),
+            cmocka_unit_test(values),        cmocka_unit_test(chunk_observe),
+            cmocka_unit_test(chunk_many),    cmocka_unit_test(chunk_needs_key),
+            cmocka_unit_test(marks),         cmocka_unit_test(progress_text),
+            cmocka_unit_test(guard),         cmocka_unit_test(copy_text),
+            cmocka_unit_test(copy_text_bad),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
