@@ -25,8 +25,8 @@ static void test_config_good(void **state)
         static const char *const good[] = {
             "principal=walcast",
             "  principal=walcast  ",
-            "principalClaimName=azp principal=admin scopeClaimName=roles "
-            "scope=role1,role2 lifeSeconds=600",
+            ("principalClaimName=azp principal=admin scopeClaimName=roles "
+             "scope=role1,role2 lifeSeconds=600"),
             "principal=a extension_traceId=123 extension_b=x\"y",
             /* an extension without '=': an empty value */
             "principal=a extension_flag",

@@ -18,6 +18,9 @@
         "without '\"' and each at most once"
 
 static int ujwt_fail(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ujwt_fail(char *errbuf, size_t errlen, const char *fmt, ...)
 {
         char what[256];
         va_list ap;
