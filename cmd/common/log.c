@@ -90,17 +90,6 @@ static void add_one(const char *s, size_t len)
         }
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static void add_with_pieces(const char *s, size_t len)
 {
         size_t i = 0;
@@ -134,8 +123,8 @@ void wc_log_add_secret(const char *s, size_t len)
                 int hi, lo;
 
                 if (s[i] == '%' && i + 2 < len &&
-                    (hi = hexval(s[i + 1])) >= 0 &&
-                    (lo = hexval(s[i + 2])) >= 0) {
+                    (hi = wc_hex_digit(s[i + 1])) >= 0 &&
+                    (lo = wc_hex_digit(s[i + 2])) >= 0) {
                         dec[n++] = (char)(hi << 4 | lo);
                         i += 2;
                 } else {

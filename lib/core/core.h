@@ -143,6 +143,18 @@ enum wc_log_level {
         WC_LOG_DEBUG = WALCAST_LOG_DEBUG,
 };
 
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int wc_hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 /* Writes a message into a caller's errbuf (nothing when errbuf is NULL or
  * errlen 0): the detail that functions at a boundary hand back. */
 void wc_errorf(char *errbuf, size_t errlen, const char *fmt, ...)

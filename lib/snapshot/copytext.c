@@ -2,22 +2,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "snapshot/copytext.h"
 
 static int octal(char c)
 {
         return c >= '0' && c <= '7' ? c - '0' : -1;
-}
-
-static int hex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 /* Unescapes the field at *p up to its tab or newline (end is the row's
@@ -63,14 +53,14 @@ static long field(char **p, char *end, char *out, char *ret_sep)
                         *o++ = '\v';
                         break;
                 case 'x':
-                        d = in < end ? hex(*in) : -1;
+                        d = in < end ? wc_hex_digit(*in) : -1;
                         if (d < 0) {
                                 *o++ = 'x'; /* not a hex escape */
                                 break;
                         }
                         in++;
-                        if (in < end && hex(*in) >= 0)
-                                d = d * 16 + hex(*in++);
+                        if (in < end && wc_hex_digit(*in) >= 0)
+                                d = d * 16 + wc_hex_digit(*in++);
                         *o++ = (char)d;
                         break;
                 default:

@@ -210,15 +210,6 @@ static int put_hex(struct wc_buf *b, const char *p, size_t n)
         return 0;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 /* Decodes n hex digits into a new NUL-terminated string (*ret_len bytes). */
 static char *get_hex(const char *p, size_t n, size_t *ret_len)
 {
@@ -230,7 +221,7 @@ static char *get_hex(const char *p, size_t n, size_t *ret_len)
         if (!out)
                 return NULL;
         for (size_t i = 0; i < n; i += 2) {
-                int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+                int hi = wc_hex_digit(p[i]), lo = wc_hex_digit(p[i + 1]);
                 if (hi < 0 || lo < 0) {
                         free(out);
                         return NULL;

@@ -858,17 +858,6 @@ static bool interval_us(const char *s, size_t n, int64_t *ret)
 
 /* ---- one value ---- */
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* bytea's hex (with or without its "\x") as base64 */
 static int put_bytea(struct wc_buf *out, const char *s, size_t n)
 {
@@ -885,7 +874,8 @@ static int put_bytea(struct wc_buf *out, const char *s, size_t n)
         if (!b)
                 return -ENOMEM;
         for (size_t i = 0; i < len; i++) {
-                int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+                int hi = wc_hex_digit(s[2 * i]),
+                    lo = wc_hex_digit(s[2 * i + 1]);
 
                 if (hi < 0 || lo < 0) {
                         r = wc_buf_append(out, "null", 4);
