@@ -585,9 +585,9 @@ static const char describe_sql[] =
     "AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
 
-static int append_ident(struct worker *w, struct wc_buf *b, const char *name)
+/* text quoted by libpq as an identifier or a literal, appended */
+static int append_quoted(struct wc_buf *b, char *q)
 {
-        char *q = PQescapeIdentifier(w->conn, name, strlen(name));
         int r;
 
         if (!q)
@@ -597,16 +597,15 @@ static int append_ident(struct worker *w, struct wc_buf *b, const char *name)
         return r;
 }
 
+static int append_ident(struct worker *w, struct wc_buf *b, const char *name)
+{
+        return append_quoted(b,
+                             PQescapeIdentifier(w->conn, name, strlen(name)));
+}
+
 static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
 {
-        char *q = PQescapeLiteral(w->conn, text, strlen(text));
-        int r;
-
-        if (!q)
-                return -ENOMEM;
-        r = wc_buf_append_str(b, q);
-        PQfreemem(q);
-        return r;
+        return append_quoted(b, PQescapeLiteral(w->conn, text, strlen(text)));
 }
 
 /*
