@@ -44,19 +44,27 @@ def start_crashing(cfg, c, point, name):
     return d
 
 
+def setup(c, db):
+    """A database with test_snapshot's tables and a config for it with
+    snapshot.initial and a state directory: (slot, output, state directory,
+    config path)."""
+    slot = "snap_" + db
+    c.sql("CREATE DATABASE " + db)
+    ts.setup_tables(c, db)
+    out = os.path.join(c.tmp, db + ".jsonl")
+    state = os.path.join(c.tmp, db + "-state")
+    os.mkdir(state)
+    cfg = h.write_config(
+        os.path.join(c.tmp, db + ".yaml"), c.dsn(dbname=db), slot, out,
+        filt={"tables": {"exclude": ["skipped", "nopk"]}},
+        extra=ts.snapshot_yaml() + "state_dir: %s\n" % h.yq(state))
+    return slot, out, state, cfg
+
+
 def crash_case(point):
     def case(c):
         db = "crash_" + point.replace("-", "_")
-        slot = "snap_" + db
-        c.sql("CREATE DATABASE " + db)
-        ts.setup_tables(c, db)
-        out = os.path.join(c.tmp, db + ".jsonl")
-        state = os.path.join(c.tmp, db + "-state")
-        os.mkdir(state)
-        cfg = h.write_config(
-            os.path.join(c.tmp, db + ".yaml"), c.dsn(dbname=db), slot, out,
-            filt={"tables": {"exclude": ["skipped", "nopk"]}},
-            extra=ts.snapshot_yaml() + "state_dir: %s\n" % h.yq(state))
+        slot, out, state, cfg = setup(c, db)
         start_crashing(cfg, c, point, db + "-crash")
         check(c.slot(slot) is not None,
               "the slot was not created before the crash")
@@ -98,16 +106,7 @@ def case_slot_existed(c):
     is owed nothing: no table is read, and nothing is left in the state
     directory."""
     db = "crash_existed"
-    slot = "snap_" + db
-    c.sql("CREATE DATABASE " + db)
-    ts.setup_tables(c, db)
-    out = os.path.join(c.tmp, db + ".jsonl")
-    state = os.path.join(c.tmp, db + "-state")
-    os.mkdir(state)
-    cfg = h.write_config(
-        os.path.join(c.tmp, db + ".yaml"), c.dsn(dbname=db), slot, out,
-        filt={"tables": {"exclude": ["skipped", "nopk"]}},
-        extra=ts.snapshot_yaml() + "state_dir: %s\n" % h.yq(state))
+    slot, out, state, cfg = setup(c, db)
     r = h.walcast("slot", "create", "-c", cfg)
     check(r.returncode == 0, "slot create: %s" % r.stderr)
     d = h.start_walcastd(cfg, c.tmp, name=db)
