@@ -116,25 +116,14 @@ int wc_pgoutput_hold_add(struct wc_pgoutput_hold *h, const char *msg,
                 h->holding = true;
         }
         if (msg[0] == 'C') {
-                /* Int8 flags, Int64 commit LSN, Int64 end LSN, ... */
-                if (len != 26) {
-                        /* the decoder refuses it, in its place */
-                        r = put(h, msg, len, at);
-                        if (r < 0)
-                                return r;
-                        h->holding = false;
-                        h->replaying = true;
-                        h->at_mem = 0;
-                        *ret_end = WC_LSN_INVALID;
-                        if (h->spill && fseek(h->spill, 0, SEEK_SET) != 0)
-                                return -errno;
-                        return 2;
-                }
+                /* Int8 flags, Int64 commit LSN, Int64 end LSN, ...; one of
+                 * another length has no end: the decoder refuses it, in
+                 * its place */
                 wc_lsn end = 0;
 
-                for (int i = 0; i < 8; i++)
+                for (int i = 0; len == 26 && i < 8; i++)
                         end = end << 8 | (unsigned char)msg[10 + i];
-                *ret_end = end;
+                *ret_end = len == 26 ? end : WC_LSN_INVALID;
                 /* the Commit is handed on last, like the others */
                 r = put(h, msg, len, at);
                 if (r < 0)
