@@ -55,6 +55,11 @@ int wc_snap_render_value(struct wc_buf *b, uint32_t type_oid, const char *text,
                            ? wc_buf_append(b, "true", 4)
                            : wc_buf_append(b, "false", 5);
         if (is_number_type(type_oid) && !numbers_as_strings) {
+                /* a digit or a minus sign and a digit: a number */
+                if (len && ((text[0] >= '0' && text[0] <= '9') ||
+                            (text[0] == '-' && len > 1 && text[1] >= '0' &&
+                             text[1] <= '9')))
+                        return wc_buf_append(b, text, len);
                 if (starts_ci(text, len, "NaN") ||
                     starts_ci(text, len, "Infinity") ||
                     starts_ci(text, len, "-Infinity"))

@@ -104,6 +104,45 @@ static void append_grows(void **state)
         free(in);
 }
 
+/* wc_json_put_string() writes what wc_json_append_string() does, short
+ * (a byte at a time) or long (runs of eight), with one or two bytes to
+ * escape anywhere, and stays within WC_JSON_STRING_MAX. */
+static void put_like_append(void **state)
+{
+        static const char specials[] = {'"', '\\', '\n', '\x01', 0x1f, '\0'};
+        char in[100];
+        (void)state;
+
+        for (size_t len = 0; len < sizeof(in); len++) {
+                for (size_t pos = 0; pos <= len; pos++) {
+                        for (size_t k = 0; k < sizeof(specials); k++) {
+                                struct wc_buf want;
+                                char out[WC_JSON_STRING_MAX(sizeof(in)) + 1];
+                                char *end;
+
+                                memset(in, 'p', len);
+                                if (pos < len)
+                                        in[pos] = specials[k];
+                                /* and a second one near the end */
+                                if (len > 40 && pos + 9 < len)
+                                        in[len - 9] = specials[(k + 1) %
+                                                               sizeof(specials)];
+                                memset(out, '#', sizeof(out));
+                                end = wc_json_put_string(out, in, len);
+                                assert_true((size_t)(end - out) <=
+                                            WC_JSON_STRING_MAX(len));
+                                assert_int_equal(end[0], '#');
+                                wc_buf_init(&want);
+                                assert_int_equal(
+                                    wc_json_append_string(&want, in, len), 0);
+                                assert_int_equal((size_t)(end - out), want.len);
+                                assert_memory_equal(out, want.data, want.len);
+                                wc_buf_free(&want);
+                        }
+                }
+        }
+}
+
 /* ---- wc_json_unescape_inplace ---- */
 
 /* Unescapes `in` (the body of a JSON string) in a buffer that, like a
@@ -496,6 +535,7 @@ int main(void)
             cmocka_unit_test(put_matches_append),
             cmocka_unit_test(put_uint_matches_printf),
             cmocka_unit_test(append_grows),
+            cmocka_unit_test(put_like_append),
             cmocka_unit_test(unescape_plain),
             cmocka_unit_test(unescape_simple),
             cmocka_unit_test(unescape_unicode),

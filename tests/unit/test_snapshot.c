@@ -47,6 +47,14 @@ static void values(void **state)
         assert_string_equal(render(1700, "NaN", false, false), "null");
         assert_string_equal(render(701, "-Infinity", false, false), "null");
         assert_string_equal(render(700, "Infinity", false, false), "null");
+        /* numbers pass as they are, whatever their first byte */
+        assert_string_equal(render(20, "-7", false, false), "-7");
+        assert_string_equal(render(1700, "-0.5", false, false), "-0.5");
+        assert_string_equal(render(1700, "0", false, false), "0");
+        assert_string_equal(render(700, "-inf", false, false), "-inf");
+        assert_string_equal(render(700, "nan", false, false), "null");
+        assert_string_equal(render(700, "infinity", false, false), "null");
+        assert_string_equal(render(701, "-", false, false), "-");
         assert_string_equal(render(1700, "1.50", false, true), "\"1.50\"");
         assert_string_equal(render(1700, "NaN", false, true), "\"NaN\"");
         assert_string_equal(render(16, "t", false, false), "true");
