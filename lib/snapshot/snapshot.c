@@ -95,11 +95,14 @@ struct rd {
         struct wc_snap_chunk *k;
         size_t rows; /* rows the read returned */
         struct wc_buf next;
-        struct wc_buf snap; /* the first row's pg_current_snapshot() */
+        struct wc_buf snap; /* the read's pg_current_snapshot() */
         bool have_snap;
 };
 
 #define NO_TABLE SIZE_MAX
+
+/* The name of the read's snapshot in its result. */
+#define SNAPSHOT_COLUMN "walcast_snapshot"
 
 /* One connection (snapshot.workers of them), reading one table at a time
  * with its own chunks and watermarks. */
@@ -129,6 +132,9 @@ struct worker {
          * while the stream goes to the running one's high watermark */
         struct rd c, a;
         bool no_ahead;       /* reading ahead failed: not for this chunk */
+        /* the running chunk's high watermark goes first in the query that
+         * reads ahead (one round trip, the server never idle between) */
+        bool high_first;
         struct progress cur; /* its table (NO_TABLE none), delivered */
         struct wc_buf scratch;
 };
@@ -321,6 +327,7 @@ static void drop_chunks(struct worker *w)
         rd_free(&w->c);
         rd_free(&w->a);
         w->no_ahead = false;
+        w->high_first = false;
 }
 
 /* The worker gives its table up (it stays as the snapshot has it). */
@@ -619,8 +626,30 @@ static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
  * statement reads with, and repeated on each row.  d the chunk read,
  * after the key from (NUL-separated texts; NULL for the table's first).
  */
+/* "SELECT pg_logical_emit_message(...)" of a watermark, appended */
+static int append_mark(struct worker *w, struct wc_buf *q, uint64_t chunk,
+                       bool high)
+{
+        struct wc_snap_mark m = {.id = w->s->id, .chunk = chunk, .high = high};
+        struct wc_buf mark;
+        int r;
+
+        wc_buf_init(&mark);
+        r = wc_snap_mark_format(&mark, &m);
+        if (r == 0)
+                r = wc_buf_append_str(
+                    q, "SELECT pg_catalog.pg_logical_emit_message("
+                       "false, '" WC_SNAPSHOT_PREFIX "', ");
+        if (r == 0)
+                r = append_literal(w, q, mark.data);
+        if (r == 0)
+                r = wc_buf_append_char(q, ')');
+        wc_buf_free(&mark);
+        return r;
+}
+
 static int send_read(struct worker *w, struct rd *d, const char *from,
-                     char *errbuf, size_t errlen)
+                     uint64_t high_chunk, char *errbuf, size_t errlen)
 {
         struct wc_snapshot *s = w->s;
         const struct table *t = &s->tables[w->cur.table];
@@ -634,49 +663,54 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
         d->rows = 0;
         d->have_snap = false;
         wc_buf_reset(&d->next);
-        if (w->nfields < ncols + 1) {
+        if (w->nfields < ncols) {
                 free(w->texts);
                 free(w->lens);
                 free(w->nulls);
-                w->texts = calloc(ncols + 1, sizeof(*w->texts));
-                w->lens = calloc(ncols + 1, sizeof(*w->lens));
-                w->nulls = calloc(ncols + 1, sizeof(*w->nulls));
-                w->nfields = w->texts && w->lens && w->nulls ? ncols + 1 : 0;
+                w->texts = calloc(ncols, sizeof(*w->texts));
+                w->lens = calloc(ncols, sizeof(*w->lens));
+                w->nulls = calloc(ncols, sizeof(*w->nulls));
+                w->nfields = w->texts && w->lens && w->nulls ? ncols : 0;
                 if (!w->nfields)
                         return failed(w, errbuf, errlen, "reading",
                                       "out of memory");
         }
         wc_buf_reset(q);
-        /* the low watermark first, in the same round trip: the COPY's
-         * snapshot is taken after it (each statement of the query takes
-         * its own, read committed), so it precedes the read in the WAL */
-        {
-                struct wc_snap_mark m = {.id = s->id, .chunk = d->chunk};
-                struct wc_buf mark;
-
-                wc_buf_init(&mark);
-                r = wc_snap_mark_format(&mark, &m);
+        /*
+         * One round trip, each part a transaction of its own:
+         * - the running chunk's high watermark, when it goes with this
+         *   read, whose commit flushes it (as send_mark() explains), so
+         *   that the stream reaches it while this chunk is read;
+         * - the low watermark;
+         * - the read, repeatable read: its snapshot is taken by its first
+         *   statement, after the low watermark is in the WAL, and returned
+         *   once (the guard's), then the rows under the same snapshot.
+         */
+        if (high_chunk) {
+                r = wc_buf_append_str(q, "BEGIN; ");
+                if (r == 0)
+                        r = append_mark(w, q, high_chunk, true);
                 if (r == 0)
                         r = wc_buf_append_str(
-                            q, "SELECT pg_catalog.pg_logical_emit_message("
-                               "false, '" WC_SNAPSHOT_PREFIX "', ");
-                if (r == 0)
-                        r = append_literal(w, q, mark.data);
-                wc_buf_free(&mark);
+                            q, ", pg_catalog.txid_current(); COMMIT; ");
         }
         if (r == 0)
-                r = wc_buf_append_str(q, "); COPY (SELECT ");
+                r = wc_buf_append_str(q, "BEGIN; ");
+        if (r == 0)
+                r = append_mark(w, q, d->chunk, false);
+        if (r == 0)
+                r = wc_buf_append_str(
+                    q, "; COMMIT; BEGIN ISOLATION LEVEL REPEATABLE READ, "
+                       "READ ONLY; SELECT pg_catalog.pg_current_snapshot()"
+                       "::text AS " SNAPSHOT_COLUMN "; COPY (SELECT ");
         for (uint32_t i = 0; i < ncols && r == 0; i++) {
                 if (i)
                         r = wc_buf_append_char(q, ',');
                 if (r == 0)
                         r = append_ident(w, q, cols[i].name);
         }
-        /* the statement's snapshot, to check it against the stream */
         if (r == 0)
-                r = wc_buf_append_str(
-                    q, ",(SELECT pg_catalog.pg_current_snapshot()::text) "
-                       "FROM ONLY ");
+                r = wc_buf_append_str(q, " FROM ONLY ");
         if (r == 0)
                 r = append_ident(w, q, t->schema);
         if (r == 0)
@@ -720,7 +754,7 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
         if (r == 0 && nkeys)
                 r = wc_buf_printf(q, " LIMIT %zu", s->chunk_size);
         if (r == 0)
-                r = wc_buf_append_str(q, ") TO STDOUT");
+                r = wc_buf_append_str(q, ") TO STDOUT; COMMIT");
         if (r < 0)
                 return failed(w, errbuf, errlen, "reading", "out of memory");
         w->error[0] = '\0';
@@ -750,13 +784,15 @@ static int send_phase(struct worker *w, char *errbuf, size_t errlen)
         case P_LOW:
                 w->c.window = false;
                 return send_read(w, &w->c,
-                                 w->cur.has_key ? w->cur.key.data : NULL,
+                                 w->cur.has_key ? w->cur.key.data : NULL, 0,
                                  errbuf, errlen);
         case P_HIGH:
                 return send_mark(w, w->c.chunk, true, errbuf, errlen);
         case P_AHEAD_LOW:
                 /* after the last key the running chunk read */
-                return send_read(w, &w->a, w->c.next.data, errbuf, errlen);
+                return send_read(w, &w->a, w->c.next.data,
+                                 w->high_first ? w->c.chunk : 0, errbuf,
+                                 errlen);
         case P_AHEAD_HIGH:
                 return send_mark(w, w->a.chunk, true, errbuf, errlen);
         default:
@@ -901,6 +937,42 @@ static int got_describe(struct worker *w, PGresult *res, char *errbuf,
         return 0;
 }
 
+/* The chunk whose read is on the connection: none when the snapshot
+ * left it (a high watermark the stream already delivered, a cancelled
+ * request): its results are dropped. */
+static struct rd *reading(struct worker *w)
+{
+        if (w->sent == P_LOW && w->phase == P_LOW && w->c.k)
+                return &w->c;
+        if (w->sent == P_AHEAD_LOW && w->phase == P_AHEAD_LOW && w->a.k)
+                return &w->a;
+        return NULL;
+}
+
+/* The snapshot a chunk's rows were read under, for the guard: none
+ * without a row (nothing stale can be delivered). */
+static const char *read_snapshot(const struct rd *d)
+{
+        return d->have_snap && d->rows ? d->snap.data : NULL;
+}
+
+/* The read's snapshot, before its rows. */
+static int got_snapshot(struct worker *w, const PGresult *res)
+{
+        struct rd *d = reading(w);
+
+        if (!d)
+                return 0;
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+                return -EBADMSG;
+        wc_buf_reset(&d->snap);
+        if (wc_buf_append(&d->snap, PQgetvalue(res, 0, 0),
+                          (size_t)PQgetlength(res, 0, 0) + 1) < 0)
+                return -ENOMEM;
+        d->have_snap = true;
+        return 0;
+}
+
 /* One row of the chunk's COPY: parsed in place, rendered into the chunk;
  * its key kept as the last one read. */
 static int copy_row(struct worker *w, struct rd *d, char *line, size_t len)
@@ -910,23 +982,12 @@ static int copy_row(struct worker *w, struct rd *d, char *line, size_t len)
         int r;
 
         (void)wc_snap_chunk_cols(d->k, &ncols);
-        if (w->nfields < ncols + 1)
+        if (w->nfields < ncols || !d->have_snap)
                 return -EBADMSG;
-        r = wc_snap_copy_fields(line, len, ncols + 1, w->texts, w->lens,
+        r = wc_snap_copy_fields(line, len, ncols, w->texts, w->lens,
                                 w->nulls);
         if (r < 0)
                 return r;
-        /* every row carries the statement's snapshot */
-        if (!d->have_snap) {
-                if (w->nulls[ncols])
-                        return -EBADMSG;
-                wc_buf_reset(&d->snap);
-                r = wc_buf_append(&d->snap, w->texts[ncols],
-                                  w->lens[ncols] + 1);
-                if (r < 0)
-                        return r;
-                d->have_snap = true;
-        }
         r = wc_snap_chunk_add_row(d->k, w->texts, w->lens, w->nulls,
                                   s->numbers_as_strings);
         if (r < 0)
@@ -941,49 +1002,67 @@ static int copy_row(struct worker *w, struct rd *d, char *line, size_t len)
         return r;
 }
 
+/* The next chunk of the running one's table can be read ahead: not
+ * after its table's last chunk (the next table is described once the
+ * running one is delivered) nor after reading ahead failed for it. */
+static bool can_read_ahead(const struct worker *w)
+{
+        return w->a.k && !w->no_ahead && w->c.k &&
+               wc_snap_chunk_nkeys(w->c.k) && w->c.rows >= w->s->chunk_size;
+}
+
+/* The next chunk is read ahead, from where the running one ends. */
+static void read_ahead(struct worker *w)
+{
+        rd_clear(&w->a);
+        w->a.chunk = ++w->s->seq;
+        w->phase = P_AHEAD_LOW;
+}
+
 /* The chunk's COPY ended: its snapshot for the guard (without a row
- * there is nothing stale to deliver, and no snapshot). */
+ * there is nothing stale to deliver, and no snapshot).  Its high
+ * watermark is written next, in the same query as the next chunk's read
+ * when there is one (start_ahead() says why that may be read now). */
 static int got_read(struct worker *w)
 {
-        int r = wc_snap_guard_set(&w->guard,
-                                  w->c.have_snap ? w->c.snap.data : NULL);
+        int r = wc_snap_guard_set(&w->guard, read_snapshot(&w->c));
 
         if (r < 0)
                 return r;
-        w->phase = P_HIGH;
+        if (can_read_ahead(w)) {
+                read_ahead(w);
+                w->high_first = true;
+        } else {
+                w->phase = P_HIGH;
+        }
         return 0;
 }
 
 /*
- * The running chunk's high watermark is written: while the stream goes to
- * it, the next chunk of the same table is read ahead, with watermarks of
- * its own that follow the running one's in the WAL.  It takes keys from
- * the stream once the running chunk is delivered, as it would have if it
- * had been read then: the stream reaches its low watermark only after
- * that, and what it read before is checked against its snapshot by the
- * guard then (docs/snapshots.md).  Not for a table's last chunk (the next
- * table is described once the running one is delivered) nor after reading
- * ahead failed for this chunk.
+ * The running chunk's high watermark is written (or goes first in the
+ * same query): while the stream goes to it, the next chunk of the same
+ * table is read ahead, with watermarks of its own that follow the running
+ * one's in the WAL.  It takes keys from the stream once the running chunk
+ * is delivered, as it would have if it had been read then: the stream
+ * reaches its low watermark only after that, and what it read before is
+ * checked against its snapshot by the guard then (docs/snapshots.md).
  */
 static void start_ahead(struct worker *w)
 {
-        struct wc_snapshot *s = w->s;
-
         w->phase = P_WAIT;
-        if (!w->a.k || w->no_ahead || !w->c.k || !wc_snap_chunk_nkeys(w->c.k) ||
-            w->c.rows < s->chunk_size)
-                return;
-        rd_clear(&w->a);
-        w->a.chunk = ++s->seq;
-        w->phase = P_AHEAD_LOW;
+        if (can_read_ahead(w))
+                read_ahead(w);
 }
 
 /* The chunk read ahead is given up (the running one is read again, or
- * reading ahead failed): its rows go, its watermarks are nobody's. */
+ * reading ahead failed): its rows go, its watermarks are nobody's; the
+ * running chunk's high watermark, if it went with it, is written (the
+ * stream read it, or the COPY after it failed). */
 static void drop_ahead(struct worker *w)
 {
         rd_clear(&w->a);
         w->a.chunk = 0;
+        w->high_first = false;
 }
 
 static int got_result(struct worker *w, char *errbuf, size_t errlen)
@@ -1010,6 +1089,7 @@ static int got_result(struct worker *w, char *errbuf, size_t errlen)
                 break;
         case P_AHEAD_LOW:
                 /* its snapshot goes to the guard once it runs */
+                w->high_first = false;
                 w->phase = P_AHEAD_HIGH;
                 break;
         case P_AHEAD_HIGH:
@@ -1039,6 +1119,7 @@ static int copy_rows(struct worker *w, char *errbuf, size_t errlen)
         for (;;) {
                 char *line = NULL;
                 int n = PQgetCopyData(w->conn, &line, 1), r = 0;
+                struct rd *d;
 
                 if (n == 0)
                         return 0;
@@ -1050,11 +1131,9 @@ static int copy_rows(struct worker *w, char *errbuf, size_t errlen)
                         return failed(w, errbuf, errlen, "reading a chunk",
                                       wc_pq_error_line(w->conn));
                 /* rows of a read the snapshot has left: dropped */
-                if (w->sent == P_LOW && w->phase == P_LOW && w->c.k)
-                        r = copy_row(w, &w->c, line, (size_t)n);
-                else if (w->sent == P_AHEAD_LOW && w->phase == P_AHEAD_LOW &&
-                         w->a.k)
-                        r = copy_row(w, &w->a, line, (size_t)n);
+                d = reading(w);
+                if (d)
+                        r = copy_row(w, d, line, (size_t)n);
                 PQfreemem(line);
                 if (r < 0 && w->phase == P_AHEAD_LOW) {
                         /* the running chunk goes on; the next one is read
@@ -1109,7 +1188,13 @@ static int read_results(struct worker *w, char *errbuf, size_t errlen)
                                 disconnect(w);
                                 return -EIO;
                         }
-                        return got_result(w, errbuf, errlen);
+                        r = got_result(w, errbuf, errlen);
+                        /* the next statement goes at once: above all the
+                         * chunk read ahead, which the server produces
+                         * while the stream delivers the running one */
+                        if (r == 0 && w->cs == C_READY && !idle(w->phase))
+                                r = send_phase(w, errbuf, errlen);
+                        return r;
                 }
                 if (PQresultStatus(res) == PGRES_COPY_OUT) {
                         PQclear(res);
@@ -1125,6 +1210,19 @@ static int read_results(struct worker *w, char *errbuf, size_t errlen)
                         }
                         PQclear(res);
                         continue;
+                }
+                if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+                    PQnfields(res) == 1 &&
+                    strcmp(PQfname(res, 0), SNAPSHOT_COLUMN) == 0) {
+                        r = got_snapshot(w, res);
+                        if (r < 0) {
+                                PQclear(res);
+                                return failed(w, errbuf, errlen,
+                                              "reading a chunk",
+                                              r == -ENOMEM
+                                                  ? "out of memory"
+                                                  : "no snapshot came back");
+                        }
                 }
                 PQclear(w->res);
                 w->res = res;
@@ -1424,6 +1522,7 @@ static void promote(struct worker *w)
         w->a = t;
         rd_clear(&w->a);
         w->a.chunk = 0;
+        w->high_first = false; /* the stream read it */
         switch (w->phase) {
         case P_AHEAD_LOW:
                 to = P_LOW;
@@ -1443,8 +1542,7 @@ static void promote(struct worker *w)
         wc_snap_guard_keys_from_now(&w->guard);
         if (to != P_HIGH && to != P_WAIT)
                 return; /* its read sets the guard's snapshot when done */
-        if (wc_snap_guard_set(&w->guard,
-                              w->c.have_snap ? w->c.snap.data : NULL) < 0) {
+        if (wc_snap_guard_set(&w->guard, read_snapshot(&w->c)) < 0) {
                 /* cannot be checked: read again */
                 wc_snap_chunk_clear_rows(w->c.k);
                 w->c.chunk = ++s->seq;
