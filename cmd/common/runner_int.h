@@ -58,6 +58,7 @@ struct runner {
         struct wc_snapshot *snap;
         int64_t snap_retry_ms;
         bool snap_was_running;
+        uint64_t snap_rereads;  /* wc_snapshot_rereads() last counted */
         bool snap_save_failing; /* the last write failed (logged once) */
         int64_t snap_saved_ms;  /* when the progress was last written */
         char snap_path[4200];   /* its progress file; "" none */

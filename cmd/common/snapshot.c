@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -192,15 +193,25 @@ int wc_runner_snapshot_start(struct runner *rn, bool slot_created,
             .include = include_table,
             .ud = rn,
         };
+        /* for tests of a torn read (the race it covers cannot be made
+         * to happen on demand) */
+        const char *torn_at = getenv("WALCAST_TEST_TORN");
 
         if (rn->snap)
                 return 0;
+        if (torn_at) {
+                c.test_torn_at = strtoull(torn_at, NULL, 10);
+                log_notice("WALCAST_TEST_TORN=%llu: that high watermark is "
+                           "judged torn",
+                           (unsigned long long)c.test_torn_at);
+        }
         progress_path(rn);
         rn->snap = wc_snapshot_new(&c);
         if (!rn->snap) {
                 log_error("out of memory");
                 return -ENOMEM;
         }
+        rn->snap_rereads = 0;
         /* created by this open, or by an earlier one of this process
          * that failed after it */
         slot_created = slot_created || rn->slot_created_here;
@@ -321,11 +332,21 @@ int64_t wc_runner_snapshot_due(const struct runner *rn)
 
 void wc_runner_snapshot_tick(struct runner *rn)
 {
-        uint64_t rows;
+        uint64_t rows, rereads;
         size_t done, tables;
 
         if (!rn->snap)
                 return;
+        rereads = wc_snapshot_rereads(rn->snap);
+        if (rereads > rn->snap_rereads) {
+                log_debug("snapshot: %llu chunk(s) read again: the stream "
+                          "read a transaction their read did not see",
+                          (unsigned long long)(rereads - rn->snap_rereads));
+                atomic_fetch_add_explicit(&rn->m->snapshot_rereads,
+                                          rereads - rn->snap_rereads,
+                                          memory_order_relaxed);
+                rn->snap_rereads = rereads;
+        }
         if (rn->cp)
                 wc_snapshot_confirmed(rn->snap,
                                       wc_checkpoint_confirmed(rn->cp));

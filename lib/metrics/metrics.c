@@ -362,6 +362,10 @@ int wc_metrics_render(const struct wc_metrics *m, int64_t now_us,
                    LOAD(m->replays));
         put_single(&o, "walcast_reconnects_total", "counter",
                    "Reconnections to the server.", LOAD(m->reconnects));
+        put_single(&o, "walcast_snapshot_chunks_reread_total", "counter",
+                   "Snapshot chunks read again: the stream read a "
+                   "transaction their read did not see.",
+                   LOAD(m->snapshot_rereads));
 
         streaming = LOAD(m->streaming) != 0;
         ready = streaming && LOAD(m->sinks_ready) != 0;

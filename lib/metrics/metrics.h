@@ -60,6 +60,8 @@ struct wc_metrics {
          * open: everything the server sent is delivered, so there is no
          * lag in seconds, however long ago the last commit was */
         atomic_int caught_up;
+        /* snapshot chunks read again (wc_snapshot_rereads()) */
+        atomic_uint_fast64_t snapshot_rereads;
 
         struct wc_metrics_sink sinks[WC_METRICS_MAX_SINKS];
         atomic_size_t nsinks;

@@ -119,7 +119,6 @@ struct worker {
         /* the transactions the stream read against the chunk read's
          * snapshot */
         struct wc_snap_guard guard;
-        uint64_t torn;   /* chunks read again for that */
         char error[512]; /* the first error result of the running query */
         PGresult *res;   /* the last result of the running query */
         bool copying;    /* the chunk's COPY is sending rows */
@@ -157,6 +156,8 @@ struct wc_snapshot {
 
         uint64_t id;  /* this process's watermarks */
         uint64_t seq; /* the last chunk number given */
+        uint64_t rereads;
+        uint64_t test_torn_at, highs; /* wc_snapshot_config.test_torn_at */
         bool changed; /* the confirmed progress moved since the last save */
         /* ids of the requests taken (a replay of the stream reads them
          * again) */
@@ -267,6 +268,7 @@ struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c)
         s->include = c->include;
         s->ud = c->ud;
         s->id = random_id();
+        s->test_torn_at = c->test_torn_at;
         return s;
 }
 
@@ -1430,7 +1432,8 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
         /* P_HIGH: the stream was faster than the statement's result */
         if (!w->c.window || (!waiting(w->phase) && w->phase != P_HIGH))
                 return 0;
-        if (wc_snap_guard_torn(&w->guard)) {
+        if (wc_snap_guard_torn(&w->guard) ||
+            (s->test_torn_at && ++s->highs == s->test_torn_at)) {
                 /* read the chunk again, with new watermarks; the keys
                  * taken so far stay (dropping a row is always safe); the
                  * chunk read ahead goes too, its rows would come first */
@@ -1439,11 +1442,16 @@ int wc_snapshot_message(struct wc_snapshot *s, const struct wc_change *c)
                 w->c.window = false;
                 w->c.chunk = ++s->seq;
                 w->phase = P_LOW;
-                w->torn++;
+                s->rereads++;
                 return 0;
         }
         s->deliver = w;
         return 1;
+}
+
+uint64_t wc_snapshot_rereads(const struct wc_snapshot *s)
+{
+        return s->rereads;
 }
 
 const char *wc_snapshot_take_notice(struct wc_snapshot *s)

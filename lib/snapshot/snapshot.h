@@ -50,7 +50,15 @@ struct wc_snapshot_config {
         /* whether a table is included (filters, namespaces); NULL all */
         bool (*include)(void *ud, const char *schema, const char *table);
         void *ud;
+        /* for tests: the n-th high watermark a running chunk reaches is
+         * judged torn, once, as if its read had missed a transaction the
+         * stream read (0: never) */
+        uint64_t test_torn_at;
 };
+
+/* Chunks read again because the stream read a transaction their read
+ * did not see (docs/snapshots.md), since the start. */
+uint64_t wc_snapshot_rereads(const struct wc_snapshot *s);
 
 /* Copies what c points to.  NULL when out of memory. */
 struct wc_snapshot *wc_snapshot_new(const struct wc_snapshot_config *c);

@@ -144,6 +144,10 @@ static const char full_expected[] =
     "# HELP walcast_reconnects_total Reconnections to the server.\n"
     "# TYPE walcast_reconnects_total counter\n"
     "walcast_reconnects_total 1\n"
+    "# HELP walcast_snapshot_chunks_reread_total Snapshot chunks read "
+    "again: the stream read a transaction their read did not see.\n"
+    "# TYPE walcast_snapshot_chunks_reread_total counter\n"
+    "walcast_snapshot_chunks_reread_total 3\n"
     "# HELP walcast_streaming 1 while replication is streaming and the "
     "server is heard.\n"
     "# TYPE walcast_streaming gauge\n"
@@ -189,6 +193,7 @@ static void fill(struct wc_metrics *m)
         set(&m->sinks[1].acks, 12);
         set(&m->replays, 2);
         set(&m->reconnects, 1);
+        set(&m->snapshot_rereads, 3);
         atomic_store(&m->streaming, 1);
         atomic_store(&m->sinks_ready, 1);
         count(m, "public");
