@@ -216,6 +216,18 @@ static inline void wc_buf_reset(struct wc_buf *b)
 int wc_json_append_string(struct wc_buf *b, const char *s, size_t len);
 
 /*
+ * A column's entry in the canonical text of a list (struct wc_change's
+ * columns_json and pk_json), appended: {"name":"N","type":"T","typeoid":O
+ * (the typeoid only when not 0), then ,"value": when value (the value and
+ * the closing brace follow), else the closing brace (a key's entry).
+ * -EINVAL when the name or the type needs a JSON escape (such a list has
+ * no canonical text), -ENOMEM.
+ */
+int wc_json_append_column(struct wc_buf *b, const char *name, size_t name_len,
+                          const char *type, size_t type_len, uint32_t type_oid,
+                          bool value);
+
+/*
  * Decodes the body of a JSON string (the bytes between the quotes) in
  * place: escapes, \uXXXX and surrogate pairs become UTF-8.  Writes the new
  * length to *ret_len and NUL-terminates (the result is never longer than

@@ -111,6 +111,42 @@ char *wc_json_put_string(char *o, const char *s, size_t n)
         return o;
 }
 
+int wc_json_append_column(struct wc_buf *b, const char *name, size_t name_len,
+                          const char *type, size_t type_len, uint32_t type_oid,
+                          bool value)
+{
+        size_t start = b->len;
+        char *o;
+        int r;
+
+        if (plain_span(name, name_len) != name_len ||
+            plain_span(type, type_len) != type_len)
+                return -EINVAL;
+        if (name_len > SIZE_MAX / 2 - 64 || type_len > SIZE_MAX / 2 - 64)
+                return -ENOMEM;
+        r = wc_buf_reserve(b, name_len + type_len + 64);
+        if (r < 0)
+                return r;
+        o = b->data + start;
+        memcpy(o, "{\"name\":", 8);
+        o = wc_json_put_string(o + 8, name, name_len);
+        memcpy(o, ",\"type\":", 8);
+        o = wc_json_put_string(o + 8, type, type_len);
+        if (type_oid) {
+                memcpy(o, ",\"typeoid\":", 11);
+                o = wc_put_uint(o + 11, type_oid);
+        }
+        if (value) {
+                memcpy(o, ",\"value\":", 9);
+                o += 9;
+        } else {
+                *o++ = '}';
+        }
+        b->len = (size_t)(o - b->data);
+        b->data[b->len] = '\0';
+        return 0;
+}
+
 int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
 {
         size_t start = b->len;

@@ -566,32 +566,22 @@ fail:
         return e;
 }
 
-/* Does s[0..n) go into JSON without escapes? */
-static bool plain(const char *s, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
-                        return false;
-        return true;
-}
-
 /* Each column's canonical entry up to its value, when every name and type
- * is plain (else rel->plain stays false and the lists have no text). */
+ * needs no JSON escape (else rel->plain stays false and the lists have no
+ * text). */
 static int rel_canon(struct rel *rel)
 {
-        for (uint32_t i = 0; i < rel->ncols; i++)
-                if (!plain(rel->cols[i].name, rel->cols[i].name_len) ||
-                    !plain(rel->cols[i].type, rel->cols[i].type_len))
-                        return 0;
         for (uint32_t i = 0; i < rel->ncols; i++) {
                 struct pcol *c = &rel->cols[i];
                 size_t at = rel->canon.len;
+                int r = wc_json_append_column(&rel->canon, c->name,
+                                              c->name_len, c->type,
+                                              c->type_len, c->type_oid, true);
 
-                if (wc_buf_printf(&rel->canon,
-                                  "{\"name\":\"%s\",\"type\":\"%s\","
-                                  "\"typeoid\":%u,\"value\":",
-                                  c->name, c->type, c->type_oid) < 0)
-                        return -ENOMEM;
+                if (r == -EINVAL)
+                        return 0;
+                if (r < 0)
+                        return r;
                 c->prefix_at = (uint32_t)at;
                 c->prefix_len = (uint32_t)(rel->canon.len - at);
         }
@@ -606,13 +596,15 @@ static int rel_pk_json(struct rel *rel)
 
         wc_buf_reset(&rel->pk_json);
         r = wc_buf_append_char(&rel->pk_json, '[');
-
-        for (uint32_t i = 0; i < rel->npk && !r; i++)
-                r = wc_buf_printf(&rel->pk_json,
-                                  "%s{\"name\":\"%s\",\"type\":\"%s\","
-                                  "\"typeoid\":%u}",
-                                  i ? "," : "", rel->pk[i].name,
-                                  rel->pk[i].type, rel->pk[i].type_oid);
+        for (uint32_t i = 0; i < rel->npk && !r; i++) {
+                if (i)
+                        r = wc_buf_append_char(&rel->pk_json, ',');
+                if (!r)
+                        r = wc_json_append_column(
+                            &rel->pk_json, rel->pk[i].name,
+                            rel->pk[i].name_len, rel->pk[i].type,
+                            rel->pk[i].type_len, rel->pk[i].type_oid, false);
+        }
         if (!r)
                 r = wc_buf_append_char(&rel->pk_json, ']');
         return r;

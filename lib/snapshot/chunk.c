@@ -189,6 +189,7 @@ static int keyset_add(struct keyset *s, const char *key, size_t len)
 
 struct wc_snap_chunk {
         char *schema, *table;
+        size_t schema_len, table_len;
         struct wc_snap_col *cols;
         uint32_t ncols;
         uint32_t *keys; /* key order -> column index */
@@ -201,6 +202,14 @@ struct wc_snap_chunk {
         size_t *value_len;
         size_t nrows, caprows;
         struct walcast_column *row; /* the row handed out */
+        /* the lists' canonical text (wc_change's columns_json, pk_json),
+         * when no name or type needs an escape: each column's entry up
+         * to its value, the key's list, the row handed out's list */
+        bool plain;
+        struct wc_buf canon;
+        size_t *prefix_at, *prefix_len;
+        struct wc_buf pk_json;
+        struct wc_buf json;
 
         struct keyset seen; /* keys the stream touched */
         bool truncated;
@@ -226,7 +235,50 @@ void wc_snap_chunk_free(struct wc_snap_chunk *k)
         free(k->row);
         keyset_free(&k->seen);
         wc_buf_free(&k->scratch);
+        wc_buf_free(&k->canon);
+        free(k->prefix_at);
+        free(k->prefix_len);
+        wc_buf_free(&k->pk_json);
+        wc_buf_free(&k->json);
         free(k);
+}
+
+/* The lists' canonical text, when every name and type allows it. */
+static int chunk_canon(struct wc_snap_chunk *k)
+{
+        int r = 0;
+
+        for (uint32_t i = 0; i < k->ncols; i++) {
+                const struct walcast_column *c = &k->row[i];
+                size_t at = k->canon.len;
+
+                r = wc_json_append_column(&k->canon, c->name, c->name_len,
+                                          c->type, c->type_len, c->type_oid,
+                                          true);
+                if (r == -EINVAL)
+                        return 0;
+                if (r < 0)
+                        return r;
+                k->prefix_at[i] = at;
+                k->prefix_len[i] = k->canon.len - at;
+        }
+        r = wc_buf_append_char(&k->pk_json, '[');
+        for (uint32_t i = 0; i < k->npk && !r; i++) {
+                const struct walcast_column *c = &k->pk[i];
+
+                if (i)
+                        r = wc_buf_append_char(&k->pk_json, ',');
+                if (!r)
+                        r = wc_json_append_column(&k->pk_json, c->name,
+                                                  c->name_len, c->type,
+                                                  c->type_len, c->type_oid,
+                                                  false);
+        }
+        if (!r)
+                r = wc_buf_append_char(&k->pk_json, ']');
+        if (!r)
+                k->plain = true;
+        return r;
 }
 
 struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
@@ -249,9 +301,13 @@ struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
         k->keys = calloc(nkeys ? nkeys : 1, sizeof(*k->keys));
         k->pk = calloc(nkeys ? nkeys : 1, sizeof(*k->pk));
         k->row = calloc(ncols ? ncols : 1, sizeof(*k->row));
+        k->prefix_at = calloc(ncols ? ncols : 1, sizeof(*k->prefix_at));
+        k->prefix_len = calloc(ncols ? ncols : 1, sizeof(*k->prefix_len));
         if (!k->schema || !k->table || !k->cols || !k->keys || !k->pk ||
-            !k->row)
+            !k->row || !k->prefix_at || !k->prefix_len)
                 goto fail;
+        k->schema_len = strlen(k->schema);
+        k->table_len = strlen(k->table);
         k->ncols = ncols;
         for (uint32_t i = 0; i < ncols; i++) {
                 k->cols[i] = cols[i];
@@ -290,6 +346,8 @@ struct wc_snap_chunk *wc_snap_chunk_new(const char *schema, const char *table,
         for (uint32_t i = 0; i < nkeys; i++)
                 k->keys[i]--;
         k->nkeys = nkeys;
+        if (chunk_canon(k) < 0)
+                goto fail;
         *ret_err = 0;
         return k;
 fail:
@@ -472,6 +530,35 @@ size_t wc_snap_chunk_rows_left(const struct wc_snap_chunk *k)
         return n;
 }
 
+/* The row's list in its canonical text, from the columns' entries; none
+ * (the sinks format the list themselves) without room for it. */
+static struct wc_str row_json(struct wc_snap_chunk *k)
+{
+        size_t need = 2;
+        char *o;
+
+        for (uint32_t j = 0; j < k->ncols; j++)
+                need += k->prefix_len[j] + k->row[j].value_len + 2;
+        wc_buf_reset(&k->json);
+        if (wc_buf_reserve(&k->json, need) < 0)
+                return (struct wc_str){NULL, 0};
+        o = k->json.data;
+        *o++ = '[';
+        for (uint32_t j = 0; j < k->ncols; j++) {
+                if (j)
+                        *o++ = ',';
+                memcpy(o, k->canon.data + k->prefix_at[j], k->prefix_len[j]);
+                o += k->prefix_len[j];
+                memcpy(o, k->row[j].value, k->row[j].value_len);
+                o += k->row[j].value_len;
+                *o++ = '}';
+        }
+        *o++ = ']';
+        *o = '\0';
+        k->json.len = (size_t)(o - k->json.data);
+        return (struct wc_str){k->json.data, k->json.len};
+}
+
 int wc_snap_chunk_row(struct wc_snap_chunk *k, size_t i, struct wc_change *ret)
 {
         if (row_touched(k, i))
@@ -485,12 +572,16 @@ int wc_snap_chunk_row(struct wc_snap_chunk *k, size_t i, struct wc_change *ret)
         *ret = (struct wc_change){
             .op = WC_OP_READ,
             .schema = k->schema,
-            .schema_len = strlen(k->schema),
+            .schema_len = k->schema_len,
             .table = k->table,
-            .table_len = strlen(k->table),
+            .table_len = k->table_len,
             .columns = {k->row, k->ncols},
             .pk = {k->pk, k->npk},
         };
+        if (k->plain) {
+                ret->columns_json = row_json(k);
+                ret->pk_json = (struct wc_str){k->pk_json.data, k->pk_json.len};
+        }
         return 0;
 }
 
@@ -499,9 +590,9 @@ void wc_snap_chunk_table(const struct wc_snap_chunk *k, struct wc_change *ret)
         *ret = (struct wc_change){
             .op = WC_OP_READ,
             .schema = k->schema,
-            .schema_len = strlen(k->schema),
+            .schema_len = k->schema_len,
             .table = k->table,
-            .table_len = strlen(k->table),
+            .table_len = k->table_len,
             .pk = {k->pk, k->npk},
         };
 }

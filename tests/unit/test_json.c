@@ -143,6 +143,51 @@ static void put_like_append(void **state)
         }
 }
 
+/* A column's entry in a list's canonical text: up to its value, or a
+ * key's whole entry; no typeoid for 0; a name or type that needs an
+ * escape has none, and the buffer is left as it was. */
+static void append_column(void **state)
+{
+        struct wc_buf b;
+        (void)state;
+
+        wc_buf_init(&b);
+        assert_int_equal(wc_buf_append_char(&b, '['), 0);
+        assert_int_equal(wc_json_append_column(&b, "id", 2, "bigint", 6, 20,
+                                               true),
+                         0);
+        assert_string_equal(
+            b.data, "[{\"name\":\"id\",\"type\":\"bigint\",\"typeoid\":20,"
+                    "\"value\":");
+        wc_buf_reset(&b);
+        assert_int_equal(wc_json_append_column(&b, "caf\xc3\xa9", 5,
+                                               "town6-x.mood", 12,
+                                               4294967295u, false),
+                         0);
+        assert_string_equal(b.data,
+                            "{\"name\":\"caf\xc3\xa9\",\"type\":\"town6-x.mood\","
+                            "\"typeoid\":4294967295}");
+        /* a quoted type name needs an escape */
+        assert_int_equal(wc_json_append_column(&b, "v", 1,
+                                               "\"town6-x\".mood", 14, 1,
+                                               true),
+                         -EINVAL);
+        wc_buf_reset(&b);
+        wc_buf_reset(&b);
+        assert_int_equal(wc_json_append_column(&b, "v", 1, "text", 4, 0,
+                                               false),
+                         0);
+        assert_string_equal(b.data, "{\"name\":\"v\",\"type\":\"text\"}");
+        assert_int_equal(wc_json_append_column(&b, "a\nb", 3, "text", 4, 25,
+                                               true),
+                         -EINVAL);
+        assert_int_equal(wc_json_append_column(&b, "ab", 2, "t\\", 2, 25,
+                                               true),
+                         -EINVAL);
+        assert_int_equal(b.len, strlen("{\"name\":\"v\",\"type\":\"text\"}"));
+        wc_buf_free(&b);
+}
+
 /* ---- wc_json_unescape_inplace ---- */
 
 /* Unescapes `in` (the body of a JSON string) in a buffer that, like a
@@ -536,6 +581,7 @@ int main(void)
             cmocka_unit_test(put_uint_matches_printf),
             cmocka_unit_test(append_grows),
             cmocka_unit_test(put_like_append),
+            cmocka_unit_test(append_column),
             cmocka_unit_test(unescape_plain),
             cmocka_unit_test(unescape_simple),
             cmocka_unit_test(unescape_unicode),

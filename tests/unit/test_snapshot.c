@@ -130,6 +130,57 @@ static struct wc_change change(enum wc_op op, const char *table,
         };
 }
 
+/* A read row carries its lists' canonical text (what the file sink would
+ * write for them, so that it copies them), unless a name or type needs an
+ * escape; the key's list in the key's order of the pk (table order). */
+static void chunk_lists(void **state)
+{
+        struct wc_snap_chunk *k = two_key_chunk();
+        struct wc_snap_col odd[] = {
+            {.name = "we\"ird", .type = "text", .type_oid = 25, .key_pos = 1},
+        };
+        const char *texts[] = {"x"};
+        size_t lens[] = {1};
+        bool nulls[] = {false};
+        struct wc_change c;
+        int err;
+        (void)state;
+
+        add(k, "k\"q", "2", NULL);
+        add(k, "m", "-3", "\xc3\xa9");
+        assert_int_equal(wc_snap_chunk_row(k, 0, &c), 0);
+        assert_non_null(c.columns_json.ptr);
+        assert_int_equal(c.columns_json.len, strlen(c.columns_json.ptr));
+        assert_string_equal(
+            c.columns_json.ptr,
+            "[{\"name\":\"b\",\"type\":\"text\",\"typeoid\":25,"
+            "\"value\":\"k\\\"q\"},{\"name\":\"a\",\"type\":\"integer\","
+            "\"typeoid\":23,\"value\":2},{\"name\":\"v\",\"type\":\"text\","
+            "\"typeoid\":25,\"value\":null}]");
+        assert_memory_equal(c.pk_json.ptr,
+                            "[{\"name\":\"b\",\"type\":\"text\",\"typeoid\":"
+                            "25},{\"name\":\"a\",\"type\":\"integer\","
+                            "\"typeoid\":23}]",
+                            c.pk_json.len);
+        assert_int_equal(c.pk_json.len, 84);
+        assert_int_equal(wc_snap_chunk_row(k, 1, &c), 0);
+        assert_memory_equal(c.columns_json.ptr + c.columns_json.len - 41,
+                            "\"type\":\"text\",\"typeoid\":25,\"value\":"
+                            "\"\xc3\xa9\"}]",
+                            41);
+        wc_snap_chunk_free(k);
+
+        k = wc_snap_chunk_new("s", "t", odd, 1, false, &err);
+        assert_non_null(k);
+        assert_int_equal(wc_snap_chunk_add_row(k, texts, lens, nulls, false),
+                         0);
+        assert_int_equal(wc_snap_chunk_row(k, 0, &c), 0);
+        assert_null(c.columns_json.ptr);
+        assert_null(c.pk_json.ptr);
+        assert_string_equal(c.columns.items[0].name, "we\"ird");
+        wc_snap_chunk_free(k);
+}
+
 static void chunk_observe(void **state)
 {
         struct wc_snap_chunk *k = two_key_chunk();
@@ -627,7 +678,7 @@ int main(void)
             cmocka_unit_test(chunk_many),    cmocka_unit_test(chunk_needs_key),
             cmocka_unit_test(marks),         cmocka_unit_test(progress_text),
             cmocka_unit_test(guard),         cmocka_unit_test(copy_text),
-            cmocka_unit_test(copy_text_bad),
+            cmocka_unit_test(copy_text_bad), cmocka_unit_test(chunk_lists),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
