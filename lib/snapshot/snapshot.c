@@ -617,17 +617,6 @@ static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
         return append_quoted(b, PQescapeLiteral(w->conn, text, strlen(text)));
 }
 
-/*
- * The chunk's low watermark and its read, in one query of two statements:
- * the watermark, then COPY (SELECT cols, snapshot FROM ONLY t WHERE (key)
- * > (last key) ORDER BY key LIMIT n) TO STDOUT, in text form.  COPY takes
- * no parameters: the last key's output texts are quoted literals, of
- * unknown type as parameters without a type are, so each is read by its
- * column's type.  The statement's snapshot is an uncorrelated scalar
- * subquery: an init plan, computed once under the snapshot the whole
- * statement reads with, and repeated on each row.  d the chunk read,
- * after the key from (NUL-separated texts; NULL for the table's first).
- */
 /* "SELECT pg_logical_emit_message(...)" of a watermark, appended */
 static int append_mark(struct worker *w, struct wc_buf *q, uint64_t chunk,
                        bool high)
@@ -650,6 +639,16 @@ static int append_mark(struct worker *w, struct wc_buf *q, uint64_t chunk,
         return r;
 }
 
+/*
+ * The chunk's low watermark and its read in one query (after the running
+ * chunk's high watermark when high_chunk is not 0): the watermark, then
+ * in a repeatable-read transaction its snapshot and COPY (SELECT cols FROM
+ * ONLY t WHERE (key) > (last key) ORDER BY key LIMIT n) TO STDOUT, in
+ * text form.  COPY takes no parameters: the last key's output texts are
+ * quoted literals, of unknown type as parameters without a type are, so
+ * each is read by its column's type.  d the chunk read, after the key
+ * from (NUL-separated texts; NULL for the table's first).
+ */
 static int send_read(struct worker *w, struct rd *d, const char *from,
                      uint64_t high_chunk, char *errbuf, size_t errlen)
 {
@@ -1021,8 +1020,8 @@ static void read_ahead(struct worker *w)
         w->phase = P_AHEAD_LOW;
 }
 
-/* The chunk's COPY ended: its snapshot for the guard (without a row
- * there is nothing stale to deliver, and no snapshot).  Its high
+/* The chunk's COPY ended: its snapshot for the guard (none for a read
+ * without a row: there is nothing stale to deliver).  Its high
  * watermark is written next, in the same query as the next chunk's read
  * when there is one (start_ahead() says why that may be read now). */
 static int got_read(struct worker *w)

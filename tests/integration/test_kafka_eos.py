@@ -210,12 +210,28 @@ def case_kill9():
     d = h.chaos_start_walcastd(cfg, c.tmp, "walcastd-eos-k9")
     w.start(30000, seconds=15)
     kills, procs, skipped = [], [d], 0
+    def kafka_ahead():
+        """Kafka's last committed position is past the slot's: the state a
+        kill must find for the position read back to matter (the slot is
+        confirmed every 10 s, Kafka's batches far more often, so this
+        holds most of the time while changes flow)."""
+        recs = offsets_records(mock.bootstrap)
+        conf = h.lsn_int(c.slot("eosk9")["confirmed_flush_lsn"])
+        return recs and recs[-1][1]["end_lsn"] > conf
+
     for k in range(3):
         base = len(offsets_records(mock.bootstrap))
         h.wait_until(lambda: len(offsets_records(mock.bootstrap)) > base + 2
                      or not w.running(), timeout=120,
                      what="walcastd to commit to Kafka")
         time.sleep(rng.uniform(0.0, 1.0))
+        # the first kill at least where Kafka is ahead of the slot (a
+        # loaded machine can make a random moment miss it: the writer
+        # slow to start, or a status message just sent)
+        if k == 0:
+            h.wait_until(lambda: kafka_ahead() or not w.running(),
+                         timeout=60,
+                         what="Kafka's position to pass the slot's")
         check(d.poll() is None, "%s exited\n%s" % (d.name, d.describe()))
         conf = h.lsn_int(c.slot("eosk9")["confirmed_flush_lsn"])
         d.kill()
