@@ -578,8 +578,10 @@ static int rel_canon(struct rel *rel)
                                               c->name_len, c->type,
                                               c->type_len, c->type_oid, true);
 
-                if (r == -EINVAL)
+                if (r == -EINVAL) {
+                        wc_buf_reset(&rel->canon);
                         return 0;
+                }
                 if (r < 0)
                         return r;
                 c->prefix_at = (uint32_t)at;

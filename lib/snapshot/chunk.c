@@ -255,8 +255,10 @@ static int chunk_canon(struct wc_snap_chunk *k)
                 r = wc_json_append_column(&k->canon, c->name, c->name_len,
                                           c->type, c->type_len, c->type_oid,
                                           true);
-                if (r == -EINVAL)
+                if (r == -EINVAL) {
+                        wc_buf_reset(&k->canon);
                         return 0;
+                }
                 if (r < 0)
                         return r;
                 k->prefix_at[i] = at;
