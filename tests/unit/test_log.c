@@ -323,6 +323,29 @@ static void config_redacted(const char *yaml, const char *in, const char *want)
         assert_string_equal(out, want);
 }
 
+#define PLUGIN_YAML(config)                                                    \
+        "source: {dsn: \"host=db\", slot: s}\n"                               \
+        "sinks:\n"                                                             \
+        "  - plugin:\n"                                                        \
+        "      path: /usr/lib/walcast/plugins/x.so\n"                          \
+        "      config:\n" config
+
+/* A plugin's config values under keys that name a secret are kept out of
+ * the log; numbers, booleans, short values and other keys' values stay. */
+static void redacts_plugin_secrets(void **state)
+{
+        (void)state;
+        config_redacted(PLUGIN_YAML("        api_token: Tk-77aa\n"
+                                    "        db: { password: Dbpw-x1 }\n"
+                                    "        clientSecret: Cs-3q\n"
+                                    "        token_ttl: 3600\n"
+                                    "        use_token: true\n"
+                                    "        api_key: abc\n"
+                                    "        namespace: town6-a\n"),
+                        "sent Tk-77aa, Dbpw-x1, Cs-3q; 3600 true abc town6-a",
+                        "sent ***, ***, ***; 3600 true abc town6-a");
+}
+
 #define KAFKA_YAML(props)                                                      \
         "source: {dsn: \"host=db password=pgpw1234\", slot: s}\n"              \
         "sinks:\n"                                                             \
@@ -390,6 +413,7 @@ int main(void)
             cmocka_unit_test(redacts_dsn_secrets),
             cmocka_unit_test(logged_without_secrets),
             cmocka_unit_test(redacts_kafka_secrets),
+            cmocka_unit_test(redacts_plugin_secrets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

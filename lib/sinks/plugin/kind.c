@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* A plugin loaded with dlopen, as a kind of the sink registry. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/kv.h"
 #include "core/pattern.h"
@@ -92,6 +94,49 @@ static int plugin_add(struct wc_plugin_host *h, const char *name,
         return r;
 }
 
+/* A plugin's config key that names a secret, by the words in it (the
+ * plugin alone knows its keys): "token", "api_key", "db.password",
+ * "clientSecret", "credentials.0", "tls.private_key". */
+static bool secret_key(const char *key)
+{
+        static const char *const words[] = {
+            "password", "passwd",     "secret",  "token",
+            "credential", "private_key", "private-key", "privatekey",
+            "api_key",  "api-key",    "apikey",
+        };
+
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+                if (strcasestr(key, words[i]))
+                        return true;
+        return false;
+}
+
+/* A value of such a key that is no secret, and that the log would lose
+ * everywhere if it were one: shorter than 4 bytes, a number, a boolean
+ * ("token_ttl: 3600", "use_token: true"). */
+static bool plain_value(const char *v)
+{
+        static const char *const words[] = {"true", "false", "yes",
+                                            "no",   "on",    "off"};
+
+        if (strlen(v) < 4 || strspn(v, "0123456789.-+") == strlen(v))
+                return true;
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+                if (strcasecmp(v, words[i]) == 0)
+                        return true;
+        return false;
+}
+
+static void plugin_secrets(const void *conf, void (*add)(const char *value))
+{
+        const struct wc_plugin_sink_config *p = conf;
+
+        for (size_t i = 0; i < p->nconfig; i++)
+                if (secret_key(p->config[i].key) && p->config[i].value &&
+                    !plain_value(p->config[i].value))
+                        add(p->config[i].value);
+}
+
 const struct wc_sink_kind wc_sink_kind_plugin = {
     .name = "plugin",
     .parse = plugin_parse,
@@ -99,4 +144,5 @@ const struct wc_sink_kind wc_sink_kind_plugin = {
     .default_name = plugin_default_name,
     .check = plugin_check,
     .add = plugin_add,
+    .secrets = plugin_secrets,
 };
