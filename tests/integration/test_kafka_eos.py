@@ -396,13 +396,39 @@ def case_replays_cut():
           "no Kafka transaction was cut short: the case shows nothing")
 
 
+def case_kafka_absent_at_start():
+    """exactly_once reads its position from Kafka at start: with no broker
+    answering, walcastd says so and exits 1, which systemd's Restart= tries
+    again, as when PostgreSQL does not answer; not 78 (a configuration
+    matter: RestartPreventExitStatus), which left it stopped for good."""
+    c = h.Cluster()
+    c.sql("CREATE TABLE public.eos (id int PRIMARY KEY, v text)")
+    port = h.free_port()  # nothing listens there
+    cfg = h.write_config(os.path.join(c.tmp, "absent.yaml"), c.dsn(),
+                         "eosabsent", None,
+                         filt={"tables": {"include": ["public.eos"]}},
+                         extra="sinks:\n" + eos_yaml("127.0.0.1:%d" % port))
+    t0 = time.monotonic()
+    r = h.run([h.binary("walcastd"), "-c", cfg], timeout=120)
+    check(r.returncode == 1,
+          "walcastd exited %d with no broker, expected 1:\n%s"
+          % (r.returncode, r.stderr[-2000:]))
+    check("could not start the transactional producer" in r.stderr and
+          "is Kafka reachable?" in r.stderr and "absent.yaml:" in r.stderr,
+          "the message does not say what failed:\n" + r.stderr[-2000:])
+    h.log("exit 1 after %.1f s: %s" % (
+        time.monotonic() - t0,
+        [x for x in r.stderr.splitlines() if "reachable" in x][0][-160:]))
+
+
 def test():
     cases = h.Cases()
     for name, fn in [("basic", case_basic), ("no_resend", case_no_resend),
                      ("fenced", case_fenced), ("broker_down", case_broker_down),
                      ("replays", case_replays),
                      ("replays_cut", case_replays_cut),
-                     ("kill9", case_kill9)]:
+                     ("kill9", case_kill9),
+                     ("kafka_absent_at_start", case_kafka_absent_at_start)]:
         cases.run(name, fn)
     return cases.finish()
 

@@ -679,10 +679,17 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 
 /* Set when an exactly-once sink cannot go on: walcastd stops with it. */
 static int stop_error;
+/* why the last sink's init failed, when it was not its configuration */
+static int start_error;
 
 int wc_kafka_sinks_stop(void)
 {
         return stop_error;
+}
+
+int wc_kafka_start_error(void)
+{
+        return start_error;
 }
 
 /* Fenced or fatal: said once, nothing is produced any more, and walcastd
@@ -2670,9 +2677,11 @@ static int32_t init(const struct walcast_host *host,
         const struct wc_kafka_sink_config *conf;
         unsigned fields;
         struct state *st;
+        int r;
 
         /* the settings are handed over once, for this call */
         starting = NULL;
+        start_error = 0;
         if (!s) {
                 wc_errorf(errbuf, errlen,
                           "the Kafka sink starts only with its settings "
@@ -2838,8 +2847,13 @@ static int32_t init(const struct walcast_host *host,
         }
         if (producer_start(st, errbuf, errlen) < 0)
                 goto err_close;
-        if (st->eos.on && eos_start(st, s, errbuf, errlen) < 0)
+        if (st->eos.on && (r = eos_start(st, s, errbuf, errlen)) < 0) {
+                /* Kafka not answering, or another walcastd active: not
+                 * a matter of the configuration */
+                if (r == -EIO || r == -ESTALE)
+                        start_error = r;
                 goto err_close;
+        }
         if (host->watch_fd(self, st->pipe[0], POLLIN, on_events, st) !=
             WALCAST_OK) {
                 wc_errorf(errbuf, errlen,

@@ -78,6 +78,12 @@ int wc_kafka_sinks_down(void);
  * a fatal error (-EIO).  The sink logged it. */
 int wc_kafka_sinks_stop(void);
 
+/* Why the last Kafka sink that failed to start failed, when its
+ * configuration was not the cause: -EIO, Kafka did not answer (an
+ * exactly_once sink reads its position at start), or -ESTALE, another
+ * walcastd has its transactional id; else 0. */
+int wc_kafka_start_error(void);
+
 /*
  * Checks a sink's librdkafka properties (name, value as written) as init
  * would set them (walcast's defaults, then props), without making a

@@ -659,6 +659,8 @@ static int kafka_add(struct wc_plugin_host *h, const char *name,
                                &k->common.filter, NULL, 0, errbuf, errlen);
         /* forget the settings should the host have failed before init */
         (void)wc_kafka_plugin(NULL);
+        if (r < 0 && wc_kafka_start_error())
+                r = wc_kafka_start_error();
 out:
         free(enums);
         wc_catalog_tables_free(&t);
