@@ -95,19 +95,14 @@ int wc_runner_load_plugins(struct runner *rn)
                 /* a series from the start, before any acknowledgement */
                 if (r == 0)
                         (void)wc_metrics_add_sink(rn->m, s->name);
-                /* Kafka not answering may pass: exit 1, which systemd's
-                 * Restart= tries again (as for PostgreSQL); another
-                 * walcastd active: exit 69; anything else is the
-                 * configuration's: exit 78 */
-                if (r == -EIO || r == -ESTALE) {
-                        log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
-                                  rn->err);
-                        return r;
-                }
                 if (r < 0) {
                         log_error("%s:%u:%u: %s", cfg->path, s->line, s->column,
                                   rn->err);
-                        return -EEXIST; /* exit 78: a configuration matter */
+                        /* Kafka not answering may pass: exit 1, which
+                         * systemd's Restart= tries again (as for
+                         * PostgreSQL); another walcastd active: exit 69;
+                         * anything else is the configuration's: exit 78 */
+                        return r == -EIO || r == -ESTALE ? r : -EEXIST;
                 }
         }
         return 0;
