@@ -88,8 +88,9 @@ size_t wc_snap_chunk_rows_left(const struct wc_snap_chunk *k);
 /*
  * The rows left, in key (read) order, as read changes: *ret points into
  * the chunk until it is cleared, its columns_json (the list's canonical
- * text, when the names and types allow it) until the next call.  i from 0 to wc_snap_chunk_rows() - 1;
- * 0, or 1 for a row the stream touched (skip it).
+ * text, when the names and types allow it) until the next call.  i from
+ * 0 to wc_snap_chunk_rows() - 1; 0, or 1 for a row the stream touched
+ * (skip it).
  */
 int wc_snap_chunk_row(struct wc_snap_chunk *k, size_t i, struct wc_change *ret);
 
