@@ -574,9 +574,9 @@ static int rel_canon(struct rel *rel)
         for (uint32_t i = 0; i < rel->ncols; i++) {
                 struct pcol *c = &rel->cols[i];
                 size_t at = rel->canon.len;
-                int r = wc_json_append_column(&rel->canon, c->name,
-                                              c->name_len, c->type,
-                                              c->type_len, c->type_oid, true);
+                int r = wc_json_append_column(&rel->canon, c->name, c->name_len,
+                                              c->type, c->type_len, c->type_oid,
+                                              true);
 
                 if (r == -EINVAL) {
                         wc_buf_reset(&rel->canon);
@@ -603,9 +603,9 @@ static int rel_pk_json(struct rel *rel)
                         r = wc_buf_append_char(&rel->pk_json, ',');
                 if (!r)
                         r = wc_json_append_column(
-                            &rel->pk_json, rel->pk[i].name,
-                            rel->pk[i].name_len, rel->pk[i].type,
-                            rel->pk[i].type_len, rel->pk[i].type_oid, false);
+                            &rel->pk_json, rel->pk[i].name, rel->pk[i].name_len,
+                            rel->pk[i].type, rel->pk[i].type_len,
+                            rel->pk[i].type_oid, false);
         }
         if (!r)
                 r = wc_buf_append_char(&rel->pk_json, ']');

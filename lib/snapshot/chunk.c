@@ -271,10 +271,9 @@ static int chunk_canon(struct wc_snap_chunk *k)
                 if (i)
                         r = wc_buf_append_char(&k->pk_json, ',');
                 if (!r)
-                        r = wc_json_append_column(&k->pk_json, c->name,
-                                                  c->name_len, c->type,
-                                                  c->type_len, c->type_oid,
-                                                  false);
+                        r = wc_json_append_column(
+                            &k->pk_json, c->name, c->name_len, c->type,
+                            c->type_len, c->type_oid, false);
         }
         if (!r)
                 r = wc_buf_append_char(&k->pk_json, ']');

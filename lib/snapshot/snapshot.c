@@ -130,7 +130,7 @@ struct worker {
         /* the running chunk, and the next one of its table read ahead
          * while the stream goes to the running one's high watermark */
         struct rd c, a;
-        bool no_ahead;       /* reading ahead failed: not for this chunk */
+        bool no_ahead; /* reading ahead failed: not for this chunk */
         /* the running chunk's high watermark goes first in the query that
          * reads ahead (one round trip, the server never idle between) */
         bool high_first;
@@ -985,8 +985,7 @@ static int copy_row(struct worker *w, struct rd *d, char *line, size_t len)
         (void)wc_snap_chunk_cols(d->k, &ncols);
         if (w->nfields < ncols || !d->have_snap)
                 return -EBADMSG;
-        r = wc_snap_copy_fields(line, len, ncols, w->texts, w->lens,
-                                w->nulls);
+        r = wc_snap_copy_fields(line, len, ncols, w->texts, w->lens, w->nulls);
         if (r < 0)
                 return r;
         r = wc_snap_chunk_add_row(d->k, w->texts, w->lens, w->nulls,
@@ -1218,11 +1217,10 @@ static int read_results(struct worker *w, char *errbuf, size_t errlen)
                         r = got_snapshot(w, res);
                         if (r < 0) {
                                 PQclear(res);
-                                return failed(w, errbuf, errlen,
-                                              "reading a chunk",
-                                              r == -ENOMEM
-                                                  ? "out of memory"
-                                                  : "no snapshot came back");
+                                return failed(
+                                    w, errbuf, errlen, "reading a chunk",
+                                    r == -ENOMEM ? "out of memory"
+                                                 : "no snapshot came back");
                         }
                 }
                 PQclear(w->res);

@@ -125,8 +125,9 @@ static void put_like_append(void **state)
                                         in[pos] = specials[k];
                                 /* and a second one near the end */
                                 if (len > 40 && pos + 9 < len)
-                                        in[len - 9] = specials[(k + 1) %
-                                                               sizeof(specials)];
+                                        in[len - 9] =
+                                            specials[(k + 1) %
+                                                     sizeof(specials)];
                                 memset(out, '#', sizeof(out));
                                 end = wc_json_put_string(out, in, len);
                                 assert_true((size_t)(end - out) <=
@@ -153,36 +154,31 @@ static void append_column(void **state)
 
         wc_buf_init(&b);
         assert_int_equal(wc_buf_append_char(&b, '['), 0);
-        assert_int_equal(wc_json_append_column(&b, "id", 2, "bigint", 6, 20,
-                                               true),
-                         0);
+        assert_int_equal(
+            wc_json_append_column(&b, "id", 2, "bigint", 6, 20, true), 0);
         assert_string_equal(
             b.data, "[{\"name\":\"id\",\"type\":\"bigint\",\"typeoid\":20,"
                     "\"value\":");
         wc_buf_reset(&b);
         assert_int_equal(wc_json_append_column(&b, "caf\xc3\xa9", 5,
-                                               "town6-x.mood", 12,
-                                               4294967295u, false),
-                         0);
-        assert_string_equal(b.data,
-                            "{\"name\":\"caf\xc3\xa9\",\"type\":\"town6-x.mood\","
-                            "\"typeoid\":4294967295}");
-        /* a quoted type name needs an escape */
-        assert_int_equal(wc_json_append_column(&b, "v", 1,
-                                               "\"town6-x\".mood", 14, 1,
-                                               true),
-                         -EINVAL);
-        wc_buf_reset(&b);
-        wc_buf_reset(&b);
-        assert_int_equal(wc_json_append_column(&b, "v", 1, "text", 4, 0,
+                                               "town6-x.mood", 12, 4294967295u,
                                                false),
                          0);
+        assert_string_equal(
+            b.data, "{\"name\":\"caf\xc3\xa9\",\"type\":\"town6-x.mood\","
+                    "\"typeoid\":4294967295}");
+        /* a quoted type name needs an escape */
+        assert_int_equal(
+            wc_json_append_column(&b, "v", 1, "\"town6-x\".mood", 14, 1, true),
+            -EINVAL);
+        wc_buf_reset(&b);
+        wc_buf_reset(&b);
+        assert_int_equal(wc_json_append_column(&b, "v", 1, "text", 4, 0, false),
+                         0);
         assert_string_equal(b.data, "{\"name\":\"v\",\"type\":\"text\"}");
-        assert_int_equal(wc_json_append_column(&b, "a\nb", 3, "text", 4, 25,
-                                               true),
-                         -EINVAL);
-        assert_int_equal(wc_json_append_column(&b, "ab", 2, "t\\", 2, 25,
-                                               true),
+        assert_int_equal(
+            wc_json_append_column(&b, "a\nb", 3, "text", 4, 25, true), -EINVAL);
+        assert_int_equal(wc_json_append_column(&b, "ab", 2, "t\\", 2, 25, true),
                          -EINVAL);
         assert_int_equal(b.len, strlen("{\"name\":\"v\",\"type\":\"text\"}"));
         wc_buf_free(&b);

@@ -324,7 +324,7 @@ static void config_redacted(const char *yaml, const char *in, const char *want)
 }
 
 #define PLUGIN_YAML(config)                                                    \
-        "source: {dsn: \"host=db\", slot: s}\n"                               \
+        "source: {dsn: \"host=db\", slot: s}\n"                                \
         "sinks:\n"                                                             \
         "  - plugin:\n"                                                        \
         "      path: /usr/lib/walcast/plugins/x.so\n"                          \

@@ -100,9 +100,9 @@ static int plugin_add(struct wc_plugin_host *h, const char *name,
 static bool secret_key(const char *key)
 {
         static const char *const words[] = {
-            "password", "passwd",     "secret",  "token",
+            "password",   "passwd",      "secret",      "token",
             "credential", "private_key", "private-key", "privatekey",
-            "api_key",  "api-key",    "apikey",
+            "api_key",    "api-key",     "apikey",
         };
 
         for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
