@@ -226,6 +226,10 @@ int wc_json_append_string(struct wc_buf *b, const char *s, size_t len);
 int wc_json_append_column(struct wc_buf *b, const char *name, size_t name_len,
                           const char *type, size_t type_len, uint32_t type_oid,
                           bool value);
+/* The canonical text of a key's list (pk_json), appended: [entry,...] of
+ * wc_json_append_column() without values.  -EINVAL, -ENOMEM as it. */
+int wc_json_append_key_list(struct wc_buf *b, const struct walcast_column *cols,
+                            uint32_t n);
 
 /*
  * Decodes the body of a JSON string (the bytes between the quotes) in

@@ -147,6 +147,22 @@ int wc_json_append_column(struct wc_buf *b, const char *name, size_t name_len,
         return 0;
 }
 
+int wc_json_append_key_list(struct wc_buf *b, const struct walcast_column *cols,
+                            uint32_t n)
+{
+        int r = wc_buf_append_char(b, '[');
+
+        for (uint32_t i = 0; i < n && !r; i++) {
+                if (i)
+                        r = wc_buf_append_char(b, ',');
+                if (!r)
+                        r = wc_json_append_column(
+                            b, cols[i].name, cols[i].name_len, cols[i].type,
+                            cols[i].type_len, cols[i].type_oid, false);
+        }
+        return r ? r : wc_buf_append_char(b, ']');
+}
+
 int wc_json_append_string(struct wc_buf *b, const char *s, size_t len)
 {
         size_t start = b->len;

@@ -594,22 +594,8 @@ static int rel_canon(struct rel *rel)
 /* The primary key's canonical text, once it is known. */
 static int rel_pk_json(struct rel *rel)
 {
-        int r;
-
         wc_buf_reset(&rel->pk_json);
-        r = wc_buf_append_char(&rel->pk_json, '[');
-        for (uint32_t i = 0; i < rel->npk && !r; i++) {
-                if (i)
-                        r = wc_buf_append_char(&rel->pk_json, ',');
-                if (!r)
-                        r = wc_json_append_column(
-                            &rel->pk_json, rel->pk[i].name, rel->pk[i].name_len,
-                            rel->pk[i].type, rel->pk[i].type_len,
-                            rel->pk[i].type_oid, false);
-        }
-        if (!r)
-                r = wc_buf_append_char(&rel->pk_json, ']');
-        return r;
+        return wc_json_append_key_list(&rel->pk_json, rel->pk, rel->npk);
 }
 
 /* The canonical text of a list of v's values (after vec_fix()), into

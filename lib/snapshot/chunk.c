@@ -264,19 +264,7 @@ static int chunk_canon(struct wc_snap_chunk *k)
                 k->prefix_at[i] = at;
                 k->prefix_len[i] = k->canon.len - at;
         }
-        r = wc_buf_append_char(&k->pk_json, '[');
-        for (uint32_t i = 0; i < k->npk && !r; i++) {
-                const struct walcast_column *c = &k->pk[i];
-
-                if (i)
-                        r = wc_buf_append_char(&k->pk_json, ',');
-                if (!r)
-                        r = wc_json_append_column(
-                            &k->pk_json, c->name, c->name_len, c->type,
-                            c->type_len, c->type_oid, false);
-        }
-        if (!r)
-                r = wc_buf_append_char(&k->pk_json, ']');
+        r = wc_json_append_key_list(&k->pk_json, k->pk, k->npk);
         if (!r)
                 k->plain = true;
         return r;
