@@ -44,6 +44,11 @@ struct wc_dbz_enum {
         const char *labels;
 };
 
+/* In v[0..n), sorted by oid: the index of the first entry whose oid is
+ * not below oid (n when none is). */
+size_t wc_dbz_enum_lower_bound(const struct wc_dbz_enum *v, size_t n,
+                               uint32_t oid);
+
 struct wc_dbz_options {
         enum wc_dbz_decimal decimal;
         enum wc_dbz_time time;

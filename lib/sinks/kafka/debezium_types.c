@@ -235,6 +235,22 @@ static uint8_t refine(uint8_t k, const int32_t *mods, int nmods,
         }
 }
 
+size_t wc_dbz_enum_lower_bound(const struct wc_dbz_enum *v, size_t n,
+                               uint32_t oid)
+{
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (v[mid].oid < oid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 void wc_dbz_type_of(uint32_t oid, const char *name, size_t name_len,
                     const struct wc_dbz_options *o, struct wc_dbz_type *ret)
 {
@@ -251,16 +267,8 @@ void wc_dbz_type_of(uint32_t oid, const char *name, size_t name_len,
                 nmods = typmods(name, name_len, mods);
         /* hstore and ltree are extensions: no fixed OID, known by name */
         if (oid >= 16384 && o && o->nenums) {
-                size_t lo = 0, hi = o->nenums;
+                size_t lo = wc_dbz_enum_lower_bound(o->enums, o->nenums, oid);
 
-                while (lo < hi) {
-                        size_t mid = lo + (hi - lo) / 2;
-
-                        if (o->enums[mid].oid < oid)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
                 if (lo < o->nenums && o->enums[lo].oid == oid &&
                     o->enums[lo].labels) {
                         ret->kind = WC_DBZ_ENUM;

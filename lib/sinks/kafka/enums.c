@@ -34,16 +34,8 @@ static void say(struct wc_kafka_enums *e, int level, const char *fmt, ...)
 /* The index of oid in e->items, or -1 with *at where it would go. */
 static long find(const struct wc_kafka_enums *e, uint32_t oid, size_t *at)
 {
-        size_t lo = 0, hi = e->n;
+        size_t lo = wc_dbz_enum_lower_bound(e->items, e->n, oid);
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (e->items[mid].oid < oid)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
         if (at)
                 *at = lo;
         return lo < e->n && e->items[lo].oid == oid ? (long)lo : -1;
