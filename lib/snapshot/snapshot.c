@@ -532,47 +532,23 @@ int wc_snapshot_pollfd(const struct wc_snapshot *s, size_t i, short *ret_events)
         return PQsocket(w->conn);
 }
 
-static int send_params(struct worker *w, const char *sql, int n,
-                       const char *const *params, char *errbuf, size_t errlen)
+/* Sends sql, with its n parameters (none: as a simple query, which may
+ * hold several statements). */
+static int send_sql(struct worker *w, const char *sql, int n,
+                    const char *const *params, char *errbuf, size_t errlen)
 {
         w->error[0] = '\0';
         PQclear(w->res);
         w->res = NULL;
         if (PQsetnonblocking(w->conn, 1) < 0 ||
-            !PQsendQueryParams(w->conn, sql, n, NULL, params, NULL, NULL, 0))
+            !(n ? PQsendQueryParams(w->conn, sql, n, NULL, params, NULL, NULL,
+                                    0)
+                : PQsendQuery(w->conn, sql)))
                 return failed(w, errbuf, errlen, "sending a query",
                               wc_pq_error_line(w->conn));
         w->cs = C_SENDING;
         w->events = POLLOUT;
         return 0;
-}
-
-static int send_mark(struct worker *w, uint64_t chunk, bool high, char *errbuf,
-                     size_t errlen)
-{
-        struct wc_snapshot *s = w->s;
-        struct wc_snap_mark m = {.id = s->id, .chunk = chunk, .high = high};
-        const char *params[1];
-
-        wc_buf_reset(&w->scratch);
-        if (wc_snap_mark_format(&w->scratch, &m) < 0)
-                return failed(w, errbuf, errlen, "a watermark",
-                              "out of memory");
-        params[0] = w->scratch.data;
-        /* The stream reads only flushed WAL, and a non-transactional
-         * message alone is flushed by the WAL writer, up to
-         * wal_writer_delay later: the high watermark's statement takes a
-         * transaction id, so that its commit flushes the WAL
-         * (synchronous_commit is on for this connection).  The empty
-         * transaction is not decoded. */
-        return send_params(
-            w,
-            high ? "SELECT pg_catalog.pg_logical_emit_message(false, "
-                   "'" WC_SNAPSHOT_PREFIX "', $1), "
-                   "pg_catalog.txid_current()"
-                 : "SELECT pg_catalog.pg_logical_emit_message(false, "
-                   "'" WC_SNAPSHOT_PREFIX "', $1)",
-            1, params, errbuf, errlen);
 }
 
 static const char list_sql[] =
@@ -617,7 +593,14 @@ static int append_literal(struct worker *w, struct wc_buf *b, const char *text)
         return append_quoted(b, PQescapeLiteral(w->conn, text, strlen(text)));
 }
 
-/* "SELECT pg_logical_emit_message(...)" of a watermark, appended */
+/*
+ * "SELECT pg_logical_emit_message(...)" of a watermark, appended.  The
+ * stream reads only flushed WAL, and a non-transactional message alone is
+ * flushed by the WAL writer, up to wal_writer_delay later: a high
+ * watermark's statement takes a transaction id, so that its commit
+ * flushes the WAL (synchronous_commit is on for this connection).  The
+ * empty transaction is not decoded.
+ */
 static int append_mark(struct worker *w, struct wc_buf *q, uint64_t chunk,
                        bool high)
 {
@@ -634,9 +617,21 @@ static int append_mark(struct worker *w, struct wc_buf *q, uint64_t chunk,
         if (r == 0)
                 r = append_literal(w, q, mark.data);
         if (r == 0)
-                r = wc_buf_append_char(q, ')');
+                r = wc_buf_append_str(q, high ? "), pg_catalog.txid_current()"
+                                              : ")");
         wc_buf_free(&mark);
         return r;
+}
+
+/* The high watermark of chunk, alone. */
+static int send_high(struct worker *w, uint64_t chunk, char *errbuf,
+                     size_t errlen)
+{
+        wc_buf_reset(&w->scratch);
+        if (append_mark(w, &w->scratch, chunk, true) < 0)
+                return failed(w, errbuf, errlen, "a watermark",
+                              "out of memory");
+        return send_sql(w, w->scratch.data, 0, NULL, errbuf, errlen);
 }
 
 /*
@@ -680,7 +675,7 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
         /*
          * One round trip, each part a transaction of its own:
          * - the running chunk's high watermark, when it goes with this
-         *   read, whose commit flushes it (as send_mark() explains), so
+         *   read, whose commit flushes it (append_mark()), so
          *   that the stream reaches it while this chunk is read;
          * - the low watermark;
          * - the read, repeatable read: its snapshot is taken by its first
@@ -692,8 +687,7 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
                 if (r == 0)
                         r = append_mark(w, q, high_chunk, true);
                 if (r == 0)
-                        r = wc_buf_append_str(
-                            q, ", pg_catalog.txid_current(); COMMIT; ");
+                        r = wc_buf_append_str(q, "; COMMIT; ");
         }
         if (r == 0)
                 r = wc_buf_append_str(q, "BEGIN; ");
@@ -758,15 +752,7 @@ static int send_read(struct worker *w, struct rd *d, const char *from,
                 r = wc_buf_append_str(q, ") TO STDOUT; COMMIT");
         if (r < 0)
                 return failed(w, errbuf, errlen, "reading", "out of memory");
-        w->error[0] = '\0';
-        PQclear(w->res);
-        w->res = NULL;
-        if (PQsetnonblocking(w->conn, 1) < 0 || !PQsendQuery(w->conn, q->data))
-                return failed(w, errbuf, errlen, "sending a query",
-                              wc_pq_error_line(w->conn));
-        w->cs = C_SENDING;
-        w->events = POLLOUT;
-        return 0;
+        return send_sql(w, q->data, 0, NULL, errbuf, errlen);
 }
 
 static int send_phase(struct worker *w, char *errbuf, size_t errlen)
@@ -777,25 +763,25 @@ static int send_phase(struct worker *w, char *errbuf, size_t errlen)
         w->sent = w->phase;
         switch (w->phase) {
         case P_LIST:
-                return send_params(w, list_sql, 0, NULL, errbuf, errlen);
+                return send_sql(w, list_sql, 0, NULL, errbuf, errlen);
         case P_DESCRIBE:
                 params[0] = s->tables[w->cur.table].schema;
                 params[1] = s->tables[w->cur.table].table;
-                return send_params(w, describe_sql, 2, params, errbuf, errlen);
+                return send_sql(w, describe_sql, 2, params, errbuf, errlen);
         case P_LOW:
                 w->c.window = false;
                 return send_read(w, &w->c,
                                  w->cur.has_key ? w->cur.key.data : NULL, 0,
                                  errbuf, errlen);
         case P_HIGH:
-                return send_mark(w, w->c.chunk, true, errbuf, errlen);
+                return send_high(w, w->c.chunk, errbuf, errlen);
         case P_AHEAD_LOW:
                 /* after the last key the running chunk read */
                 return send_read(w, &w->a, w->c.next.data,
                                  w->high_first ? w->c.chunk : 0, errbuf,
                                  errlen);
         case P_AHEAD_HIGH:
-                return send_mark(w, w->a.chunk, true, errbuf, errlen);
+                return send_high(w, w->a.chunk, errbuf, errlen);
         default:
                 return 0;
         }
