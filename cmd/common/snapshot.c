@@ -50,14 +50,8 @@ static bool numbers_as_strings(const struct runner *rn, unsigned refused)
  * state directory (the progress is then kept in memory only). */
 static void progress_path(struct runner *rn)
 {
-        size_t n = strlen(rn->state_path);
-
-        rn->snap_path[0] = '\0';
-        if (n > 6 && strcmp(rn->state_path + n - 6, ".state") == 0 &&
-            n - 6 + sizeof(".snapshot") <= sizeof(rn->snap_path)) {
-                memcpy(rn->snap_path, rn->state_path, n - 6);
-                memcpy(rn->snap_path + n - 6, ".snapshot", sizeof(".snapshot"));
-        }
+        (void)wc_state_sibling(rn->state_path, ".snapshot", rn->snap_path,
+                               sizeof(rn->snap_path));
 }
 
 /* The confirmed progress to the state directory; a failure is logged once
@@ -82,14 +76,8 @@ static void save(struct runner *rn)
  * directory. */
 static bool owed_path(const struct runner *rn, char *buf, size_t len)
 {
-        size_t n = strlen(rn->state_path);
-
-        if (n <= 6 || strcmp(rn->state_path + n - 6, ".state") != 0 ||
-            n - 6 + sizeof(".snapshot-owed") > len)
-                return false;
-        memcpy(buf, rn->state_path, n - 6);
-        memcpy(buf + n - 6, ".snapshot-owed", sizeof(".snapshot-owed"));
-        return true;
+        return wc_state_sibling(rn->state_path, ".snapshot-owed", buf, len) ==
+               0;
 }
 
 /* Writes the owed file (its being there is what counts), synced with its

@@ -256,16 +256,12 @@ static int remove_slot_files(const char *state_path, char *err, size_t errlen)
 {
         static const char *const suffixes[] = {".snapshot", ".snapshot-owed"};
         char path[4300];
-        size_t n = strlen(state_path);
         int r = wc_state_remove(state_path, err, errlen);
 
-        if (n < 6 || strcmp(state_path + n - 6, ".state") != 0)
-                return r;
-        for (size_t i = 0; i < 2 && r == 0; i++) {
-                snprintf(path, sizeof(path), "%.*s%s", (int)(n - 6), state_path,
-                         suffixes[i]);
-                r = wc_state_remove(path, err, errlen);
-        }
+        for (size_t i = 0; i < 2 && r == 0; i++)
+                if (wc_state_sibling(state_path, suffixes[i], path,
+                                     sizeof(path)) == 0)
+                        r = wc_state_remove(path, err, errlen);
         return r;
 }
 

@@ -20,6 +20,22 @@ int wc_state_path(const char *dir, const char *slot, char *buf, size_t len)
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int wc_state_sibling(const char *state_path, const char *suffix, char *buf,
+                     size_t len)
+{
+        size_t n = strlen(state_path), s = strlen(suffix);
+
+        if (len)
+                buf[0] = '\0';
+        if (n <= 6 || strcmp(state_path + n - 6, ".state") != 0)
+                return -EINVAL;
+        if (n - 6 + s >= len)
+                return -ENAMETOOLONG;
+        memcpy(buf, state_path, n - 6);
+        memcpy(buf + n - 6, suffix, s + 1);
+        return 0;
+}
+
 static int copy_field(char *dst, size_t cap, const char *v, size_t len)
 {
         if (len == 0 || len >= cap)

@@ -37,6 +37,12 @@ struct wc_slot_state {
 /* "DIR/SLOT.state".  0 or -ENAMETOOLONG. */
 int wc_state_path(const char *dir, const char *slot, char *buf, size_t len);
 
+/* A file of the slot beside its state file: "DIR/SLOT" + suffix from
+ * state_path "DIR/SLOT.state".  0, or -EINVAL (not such a path) or
+ * -ENAMETOOLONG with buf "". */
+int wc_state_sibling(const char *state_path, const char *suffix, char *buf,
+                     size_t len);
+
 /* 1 with *ret filled, 0 when there is no file, <0 with a message naming
  * the file (unreadable, malformed, a symbolic link: never followed, or
  * not a regular file). */

@@ -302,6 +302,25 @@ static void state_round_trip(void **state)
         assert_int_equal(wc_state_path(tmp, "s", path, sizeof(path)), 0);
         assert_null(strstr(path, "//"));
         assert_int_equal(wc_state_path(tmpdir, "s", path, 8), -ENAMETOOLONG);
+
+        /* the slot's other files beside its state file */
+        assert_int_equal(wc_state_sibling("/var/lib/w/s1.state", ".snapshot",
+                                          tmp, sizeof(tmp)),
+                         0);
+        assert_string_equal(tmp, "/var/lib/w/s1.snapshot");
+        assert_int_equal(wc_state_sibling("/d/s.state", ".snapshot-owed", tmp,
+                                          sizeof("/d/s.snapshot-owed")),
+                         0);
+        assert_string_equal(tmp, "/d/s.snapshot-owed");
+        assert_int_equal(wc_state_sibling("/d/s.state", ".snapshot-owed", tmp,
+                                          sizeof("/d/s.snapshot-owed") - 1),
+                         -ENAMETOOLONG);
+        assert_string_equal(tmp, "");
+        assert_int_equal(
+            wc_state_sibling("/d/s.json", ".snapshot", tmp, sizeof(tmp)),
+            -EINVAL);
+        assert_int_equal(
+            wc_state_sibling(".state", ".snapshot", tmp, sizeof(tmp)), -EINVAL);
 }
 
 static void state_damaged(void **state)
