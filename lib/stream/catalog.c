@@ -376,11 +376,16 @@ int wc_catalog_primary_key(void *ud, uint32_t relid, struct wc_buf *out,
         return r;
 }
 
+/* The labels of the enum type t, in their order, joined by commas (NULL
+ * for an enum without labels): what Debezium's "allowed" lists. */
+#define ENUM_LABELS_SQL                                                        \
+        "(SELECT string_agg(e.enumlabel::text, ',' ORDER BY "                  \
+        "e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = "      \
+        "t.oid)"
+
 static const char enum_sql[] =
     "SELECT t.oid::int8, CASE WHEN t.typtype = 'e' THEN "
-    "coalesce((SELECT string_agg(e.enumlabel::text, ',' ORDER "
-    "BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE "
-    "e.enumtypid = t.oid), '') END FROM pg_catalog.pg_type t "
+    "coalesce(" ENUM_LABELS_SQL ", '') END FROM pg_catalog.pg_type t "
     "WHERE t.oid = ANY ($1::pg_catalog.oid[])";
 
 int wc_catalog_enum_labels(void *ud, const uint32_t *oids, size_t n,
@@ -548,9 +553,7 @@ static const char columns_sql[] =
     "SELECT n.nspname, c.relname, a.attname, a.atttypid::int8, "
     "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
     "AND i.indisprimary AND a.attnum = ANY (i.indkey::int2[])), "
-    "CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(e.enumlabel, ',' "
-    "ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid "
-    "= t.oid) END "
+    "CASE WHEN t.typtype = 'e' THEN " ENUM_LABELS_SQL " END "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = "
     "c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
     "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
